@@ -1,0 +1,555 @@
+//! Configuration: the TOML file an operator writes, parsed and validated.
+//!
+//! Owns: the config data types, parsing, and every validation rule, with errors
+//! that name the file, the line and the field. It must not open sockets, read
+//! zone files or touch running state: `ggond --check-config` and `reload` rely on
+//! validation being side-effect free, so a bad file can be rejected while the
+//! running instance keeps serving.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneConfig>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConfig>,
+    /// Where the file was read from; relative paths inside it are resolved
+    /// against the current directory (as the README shows: run from the checkout).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// DNS listen addresses (UDP and TCP on each).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// UDP receive threads; 0 = one per core.
+    #[serde(default)]
+    pub workers: usize,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Maximum concurrent TCP connections (beyond this, new ones are closed at once).
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: usize,
+    /// A TCP connection with no complete query for this long is closed.
+    #[serde(default = "default_tcp_idle", with = "humantime_serde")]
+    pub tcp_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    #[serde(default = "default_control_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token file; created (mode 0600) with a random token on first start.
+    #[serde(default = "default_token_file")]
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub origin: Spanned<String>,
+    pub file: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailbackMode {
+    /// After a failover the service stays where it is until an operator remaps it.
+    #[default]
+    Manual,
+    /// The preferred target takes over again once it has been healthy for `hold_down`.
+    Auto,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Short name used by operators (`ggon-ctl remap cic ...`).
+    pub name: Spanned<String>,
+    /// The DNS name this service owns, e.g. `cic.ggon.org`.
+    pub fqdn: Spanned<String>,
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    #[serde(default)]
+    pub failback: FailbackMode,
+    #[serde(default = "default_hold_down", with = "humantime_serde")]
+    pub hold_down: Duration,
+    /// Ordered by preference: the first is the primary.
+    #[serde(rename = "target")]
+    pub targets: Spanned<Vec<TargetConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: Spanned<String>,
+    /// The addresses answered while this target is active (A and/or AAAA).
+    pub addresses: Spanned<Vec<IpAddr>>,
+    pub check: CheckConfig,
+}
+
+/// How a target is checked. Monitoring is separate from resolution: the probed
+/// address may differ from the answered one (internal vs public address).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckConfig {
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive successes to become healthy.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures to become unhealthy.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Up to this much random delay added to each interval, so checks spread out.
+    #[serde(default = "default_jitter", with = "humantime_serde")]
+    pub jitter: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CheckKind {
+    /// Healthy if a TCP connection to `address` succeeds.
+    Tcp { address: SocketAddr },
+    /// Healthy if an HTTP(S) GET of `url` returns one of `expect_status`
+    /// (default 200..=399) and, if set, the body contains `body_contains`.
+    #[serde(alias = "https")]
+    Http {
+        url: String,
+        #[serde(default)]
+        expect_status: Vec<u16>,
+        #[serde(default)]
+        body_contains: Option<String>,
+        /// Host header to send (e.g. the public name when probing an internal address).
+        #[serde(default)]
+        host: Option<String>,
+        #[serde(default = "default_true")]
+        tls_verify: bool,
+    },
+    /// Healthy if a DNS query to `server` for `qname`/`qtype` answers with `expect_rcode`.
+    Dns {
+        server: SocketAddr,
+        qname: String,
+        #[serde(default = "default_qtype")]
+        qtype: String,
+        #[serde(default = "default_rcode")]
+        expect_rcode: String,
+    },
+    /// Healthy if `command` (argv, no shell) exits 0 within the timeout.
+    Exec { command: Vec<String> },
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec!["127.0.0.1:5353".parse().unwrap()]
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+fn default_tcp_max() -> usize {
+    256
+}
+fn default_tcp_idle() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_control_listen() -> SocketAddr {
+    "127.0.0.1:5380".parse().unwrap()
+}
+fn default_token_file() -> PathBuf {
+    PathBuf::from("state/control.token")
+}
+fn default_ttl() -> u32 {
+    30
+}
+fn default_hold_down() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_jitter() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_qtype() -> String {
+    "A".into()
+}
+fn default_rcode() -> String {
+    "NOERROR".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            workers: 0,
+            state_dir: default_state_dir(),
+            tcp_max_connections: default_tcp_max(),
+            tcp_idle_timeout: default_tcp_idle(),
+        }
+    }
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            listen: default_control_listen(),
+            token_file: default_token_file(),
+        }
+    }
+}
+
+/// A config error: which file, which line, which field, and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": field `{}`", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse and validate config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                field: field_from_toml_error(e.message()),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.path = path.to_path_buf();
+        cfg.validate(text)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        let err = |span: std::ops::Range<usize>, field: &str, message: String| ConfigError {
+            file: self.path.clone(),
+            line: Some(line_of(text, span.start)),
+            field: field.to_string(),
+            message,
+        };
+        let mut origins = HashSet::new();
+        for z in &self.zones {
+            let origin = normalize_name(z.origin.get_ref());
+            if hickory_proto::rr::Name::from_ascii(&origin).is_err() {
+                return Err(err(
+                    z.origin.span(),
+                    "zone.origin",
+                    format!("`{}` is not a valid domain name", z.origin.get_ref()),
+                ));
+            }
+            if !origins.insert(origin.clone()) {
+                return Err(err(
+                    z.origin.span(),
+                    "zone.origin",
+                    format!("zone `{origin}` is declared twice"),
+                ));
+            }
+        }
+        let mut names = HashSet::new();
+        let mut fqdns = HashSet::new();
+        for s in &self.services {
+            let name = s.name.get_ref();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(err(
+                    s.name.span(),
+                    "service.name",
+                    format!("`{name}`: use letters, digits, '-' or '_'"),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    s.name.span(),
+                    "service.name",
+                    format!("service `{name}` is declared twice"),
+                ));
+            }
+            let fqdn = normalize_name(s.fqdn.get_ref());
+            if hickory_proto::rr::Name::from_ascii(&fqdn).is_err() {
+                return Err(err(
+                    s.fqdn.span(),
+                    "service.fqdn",
+                    format!("`{}` is not a valid domain name", s.fqdn.get_ref()),
+                ));
+            }
+            if !origins.iter().any(|o| in_zone(&fqdn, o)) {
+                return Err(err(
+                    s.fqdn.span(),
+                    "service.fqdn",
+                    format!("`{fqdn}` is not inside any configured [[zone]]"),
+                ));
+            }
+            if !fqdns.insert(fqdn.clone()) {
+                return Err(err(
+                    s.fqdn.span(),
+                    "service.fqdn",
+                    format!("`{fqdn}` is owned by two services"),
+                ));
+            }
+            if s.targets.get_ref().is_empty() {
+                return Err(err(
+                    s.targets.span(),
+                    "service.target",
+                    format!("service `{name}` needs at least one target"),
+                ));
+            }
+            let mut tnames = HashSet::new();
+            for t in s.targets.get_ref() {
+                let tn = t.name.get_ref();
+                if !tnames.insert(tn.clone()) {
+                    return Err(err(
+                        t.name.span(),
+                        "service.target.name",
+                        format!("target `{tn}` appears twice in service `{name}`"),
+                    ));
+                }
+                if t.addresses.get_ref().is_empty() {
+                    return Err(err(
+                        t.addresses.span(),
+                        "service.target.addresses",
+                        format!("target `{tn}` needs at least one address"),
+                    ));
+                }
+                let c = &t.check;
+                let check_err = |field: &str, message: String| {
+                    err(t.name.span(), &format!("service.target.check.{field}"), message)
+                };
+                if c.rise == 0 || c.fall == 0 {
+                    return Err(check_err(
+                        "rise",
+                        format!("target `{tn}`: rise and fall must be at least 1"),
+                    ));
+                }
+                if c.interval.is_zero() || c.timeout.is_zero() {
+                    return Err(check_err(
+                        "interval",
+                        format!("target `{tn}`: interval and timeout must be positive"),
+                    ));
+                }
+                match &c.kind {
+                    CheckKind::Http { url, .. } => {
+                        if !(url.starts_with("http://") || url.starts_with("https://")) {
+                            return Err(check_err(
+                                "url",
+                                format!("target `{tn}`: `{url}` must start with http:// or https://"),
+                            ));
+                        }
+                    }
+                    CheckKind::Dns {
+                        qname,
+                        qtype,
+                        expect_rcode,
+                        ..
+                    } => {
+                        if hickory_proto::rr::Name::from_ascii(qname).is_err() {
+                            return Err(check_err(
+                                "qname",
+                                format!("target `{tn}`: `{qname}` is not a valid name"),
+                            ));
+                        }
+                        if qtype
+                            .parse::<hickory_proto::rr::RecordType>()
+                            .is_err()
+                        {
+                            return Err(check_err(
+                                "qtype",
+                                format!("target `{tn}`: unknown record type `{qtype}`"),
+                            ));
+                        }
+                        if parse_rcode(expect_rcode).is_none() {
+                            return Err(check_err(
+                                "expect_rcode",
+                                format!("target `{tn}`: unknown rcode `{expect_rcode}`"),
+                            ));
+                        }
+                    }
+                    CheckKind::Exec { command } => {
+                        if command.is_empty() {
+                            return Err(check_err(
+                                "command",
+                                format!("target `{tn}`: command must not be empty"),
+                            ));
+                        }
+                    }
+                    CheckKind::Tcp { .. } => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name.get_ref() == name)
+    }
+}
+
+/// Parse an rcode mnemonic (NOERROR, SERVFAIL, NXDOMAIN, REFUSED, ...) to its number.
+pub fn parse_rcode(s: &str) -> Option<u16> {
+    Some(match s.to_ascii_uppercase().as_str() {
+        "NOERROR" => 0,
+        "FORMERR" => 1,
+        "SERVFAIL" => 2,
+        "NXDOMAIN" => 3,
+        "NOTIMP" => 4,
+        "REFUSED" => 5,
+        "YXDOMAIN" => 6,
+        "YXRRSET" => 7,
+        "NXRRSET" => 8,
+        "NOTAUTH" => 9,
+        "NOTZONE" => 10,
+        _ => return None,
+    })
+}
+
+/// Lowercase, fully qualified (trailing dot) form of a domain name.
+pub fn normalize_name(s: &str) -> String {
+    let mut n = s.trim().to_ascii_lowercase();
+    if !n.ends_with('.') {
+        n.push('.');
+    }
+    n
+}
+
+/// Is normalized `name` equal to or below normalized `origin`?
+pub fn in_zone(name: &str, origin: &str) -> bool {
+    origin == "." || name == origin || name.ends_with(&format!(".{origin}"))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// serde's messages quote the field name in backticks ("missing field `url`").
+fn field_from_toml_error(msg: &str) -> String {
+    let mut parts = msg.split('`');
+    parts.next();
+    parts.next().unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[zone]]
+origin = "ggon.org"
+file = "zones/ggon.org.zone"
+
+[[service]]
+name = "cic"
+fqdn = "cic.ggon.org"
+
+[[service.target]]
+name = "primary"
+addresses = ["127.0.0.11"]
+check = { type = "tcp", address = "127.0.0.11:8080", interval = "1s" }
+"#;
+
+    #[test]
+    fn parses_a_minimal_config() {
+        let c = Config::parse(GOOD, Path::new("x.toml")).unwrap();
+        assert_eq!(c.services[0].ttl, 30);
+        assert_eq!(c.services[0].failback, FailbackMode::Manual);
+        assert_eq!(
+            c.services[0].targets.get_ref()[0].check.interval,
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn type_error_names_file_line_and_field() {
+        let bad = GOOD.replace("ttl_unused", "").replace(
+            "fqdn = \"cic.ggon.org\"",
+            "fqdn = \"cic.ggon.org\"\nttl = \"thirty\"",
+        );
+        let e = Config::parse(&bad, Path::new("conf/x.toml")).unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        let s = e.to_string();
+        assert!(s.starts_with("conf/x.toml:9"), "{s}");
+    }
+
+    #[test]
+    fn semantic_error_names_line() {
+        let bad = GOOD.replace("cic.ggon.org", "cic.example.com");
+        let e = Config::parse(&bad, Path::new("x.toml")).unwrap_err();
+        assert_eq!(e.line, Some(8));
+        assert_eq!(e.field, "service.fqdn");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let bad = GOOD.replace("address = \"127.0.0.11:8080\", ", "");
+        let e = Config::parse(&bad, Path::new("x.toml")).unwrap_err();
+        assert_eq!(e.field, "address", "{e}");
+        assert!(e.line.is_some());
+    }
+}
