@@ -377,7 +377,11 @@ impl Config {
                 }
                 let c = &t.check;
                 let check_err = |field: &str, message: String| {
-                    err(t.name.span(), &format!("service.target.check.{field}"), message)
+                    err(
+                        t.name.span(),
+                        &format!("service.target.check.{field}"),
+                        message,
+                    )
                 };
                 if c.rise == 0 || c.fall == 0 {
                     return Err(check_err(
@@ -396,7 +400,9 @@ impl Config {
                         if !(url.starts_with("http://") || url.starts_with("https://")) {
                             return Err(check_err(
                                 "url",
-                                format!("target `{tn}`: `{url}` must start with http:// or https://"),
+                                format!(
+                                    "target `{tn}`: `{url}` must start with http:// or https://"
+                                ),
                             ));
                         }
                     }
@@ -412,10 +418,7 @@ impl Config {
                                 format!("target `{tn}`: `{qname}` is not a valid name"),
                             ));
                         }
-                        if qtype
-                            .parse::<hickory_proto::rr::RecordType>()
-                            .is_err()
-                        {
+                        if qtype.parse::<hickory_proto::rr::RecordType>().is_err() {
                             return Err(check_err(
                                 "qtype",
                                 format!("target `{tn}`: unknown record type `{qtype}`"),

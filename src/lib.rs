@@ -6,3 +6,7 @@
 //! with the control API ([`control`]) beside it, driving the [`controller`].
 
 pub mod config;
+pub mod dns;
+pub mod snapshot;
+pub mod stats;
+pub mod zone;

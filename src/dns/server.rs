@@ -1,0 +1,374 @@
+//! Sockets: UDP receive loops and the TCP listener.
+//!
+//! Why threads for UDP: each worker is a plain OS thread blocked in `recv_from`
+//! on its own SO_REUSEPORT socket, so the kernel spreads packets over workers
+//! and a query costs one syscall in, one out, no task spawn and no allocation.
+//! TCP is slower-moving and needs timeouts, so it runs on tokio with a cap on
+//! concurrent connections (a slot is released when a connection closes), an
+//! idle timeout (a slow client cannot hold a slot forever) and answers written
+//! in order (bounded pipelining: one query in work per connection).
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, info, warn};
+
+use super::respond::{respond, Action, Special, Transport};
+use crate::snapshot::Snapshot;
+use crate::stats::Stats;
+
+/// Responses to a special request (an AXFR is several messages).
+pub type SpecialFuture = Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>>;
+
+/// Handles the requests the query path hands back: UPDATE, NOTIFY, transfers,
+/// signed queries.
+pub trait SpecialHandler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        kind: Special,
+        packet: Vec<u8>,
+        peer: SocketAddr,
+        transport: Transport,
+    ) -> SpecialFuture;
+}
+
+/// Refuses everything special (used when no zone accepts updates or transfers).
+pub struct RefuseSpecial;
+
+impl SpecialHandler for RefuseSpecial {
+    fn handle(&self, kind: Special, packet: Vec<u8>, _: SocketAddr, _: Transport) -> SpecialFuture {
+        Box::pin(async move { refuse(kind, &packet).into_iter().collect() })
+    }
+}
+
+/// The plain refusal for a special request: NOTIMP for NOTIFY, REFUSED otherwise.
+pub fn refuse(kind: Special, packet: &[u8]) -> Option<Vec<u8>> {
+    let q = super::wire::parse_query(packet).ok()?;
+    let rcode = match kind {
+        Special::Notify => super::respond::RCODE_NOTIMP,
+        _ => super::respond::RCODE_REFUSED,
+    };
+    let mut out = Vec::new();
+    super::respond::error(packet, &q, rcode, &mut out);
+    Some(out)
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+/// A running nameserver.
+pub struct DnsServer {
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    udp_threads: Vec<JoinHandle<()>>,
+    tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
+    tcp_shutdown: watch::Sender<bool>,
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    let s: UdpSocket = s.into();
+    // Wake up now and then to notice shutdown.
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s)
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // SO_REUSEADDR: a restart can bind at once despite connections in TIME_WAIT.
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Bind UDP (one socket per worker) and TCP on the same port. With port 0 the
+/// kernel picks a port for UDP and TCP must get the same one; retry if taken.
+fn bind_pair(
+    addr: SocketAddr,
+    workers: usize,
+) -> io::Result<(Vec<UdpSocket>, std::net::TcpListener)> {
+    let mut last_err = None;
+    for _ in 0..20 {
+        let first = udp_socket(addr)?;
+        let bound = first.local_addr()?;
+        let tcp = match tcp_listener(bound) {
+            Ok(t) => t,
+            Err(e) if addr.port() == 0 => {
+                last_err = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut socks = vec![first];
+        for _ in 1..workers {
+            socks.push(udp_socket(bound)?);
+        }
+        return Ok((socks, tcp));
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("could not bind")))
+}
+
+impl DnsServer {
+    /// Bind every address and start serving. Must be called inside a tokio runtime.
+    pub fn start(
+        listen: &[SocketAddr],
+        workers: usize,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        special: Arc<dyn SpecialHandler>,
+        limits: TcpLimits,
+        stats: Arc<Stats>,
+    ) -> io::Result<DnsServer> {
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tcp_shutdown, tcp_rx) = watch::channel(false);
+        let rt = tokio::runtime::Handle::current();
+        let mut server = DnsServer {
+            addrs: Vec::new(),
+            stop: stop.clone(),
+            udp_threads: Vec::new(),
+            tcp_tasks: Vec::new(),
+            tcp_shutdown,
+        };
+        let conn_slots = Arc::new(Semaphore::new(limits.max_connections));
+        for &addr in listen {
+            let (socks, tcp) = bind_pair(addr, workers)?;
+            let bound = tcp.local_addr()?;
+            server.addrs.push(bound);
+            for (i, sock) in socks.into_iter().enumerate() {
+                let snapshot = snapshot.clone();
+                let stop = stop.clone();
+                let special = special.clone();
+                let rt = rt.clone();
+                let stats = stats.clone();
+                let t = std::thread::Builder::new()
+                    .name(format!("udp-{bound}-{i}"))
+                    .spawn(move || udp_loop(sock, snapshot, stop, special, rt, stats))?;
+                server.udp_threads.push(t);
+            }
+            let tcp = TcpListener::from_std(tcp)?;
+            server.tcp_tasks.push(tokio::spawn(tcp_accept(
+                tcp,
+                snapshot.clone(),
+                special.clone(),
+                limits.clone(),
+                conn_slots.clone(),
+                tcp_rx.clone(),
+                stats.clone(),
+            )));
+            info!(%bound, workers, "serving DNS on UDP and TCP");
+        }
+        Ok(server)
+    }
+
+    /// The addresses actually bound (ports filled in when 0 was asked for).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stop accepting, let in-flight TCP answers finish (bounded), join workers.
+    pub async fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.tcp_shutdown.send(true);
+        for t in self.tcp_tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        let threads = self.udp_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn udp_loop(
+    sock: UdpSocket,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    stop: Arc<AtomicBool>,
+    special: Arc<dyn SpecialHandler>,
+    rt: tokio::runtime::Handle,
+    stats: Arc<Stats>,
+) {
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    // A per-thread cache of the current snapshot: a load is then a pointer
+    // comparison, not a reference-count update on a shared cache line.
+    let mut cache = arc_swap::Cache::new(&*snapshot);
+    let local = stats.local();
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                debug!(error = %e, "udp receive error");
+                continue;
+            }
+        };
+        let snap = cache.load();
+        match respond(snap, &buf[..n], Transport::Udp, &mut out) {
+            Action::Reply => {
+                local.count(&out);
+                let _ = sock.send_to(&out, peer);
+            }
+            Action::Drop => local.dropped(),
+            Action::Special(kind) => {
+                let packet = buf[..n].to_vec();
+                let fut = special.handle(kind, packet, peer, Transport::Udp);
+                let Ok(sock) = sock.try_clone() else { continue };
+                rt.spawn(async move {
+                    for resp in fut.await {
+                        let _ = sock.send_to(&resp, peer);
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn tcp_accept(
+    listener: TcpListener,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    special: Arc<dyn SpecialHandler>,
+    limits: TcpLimits,
+    slots: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<Stats>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            stats.tcp_refused();
+            debug!(%peer, "tcp connection limit reached; closing");
+            drop(stream);
+            continue;
+        };
+        while conns.try_join_next().is_some() {}
+        let snapshot = snapshot.clone();
+        let special = special.clone();
+        let idle = limits.idle_timeout;
+        let shutdown = shutdown.clone();
+        let stats = stats.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = tcp_conn(stream, peer, snapshot, special, idle, shutdown, stats).await {
+                debug!(%peer, error = %e, "tcp connection ended");
+            }
+        });
+    }
+    // Graceful: connections see the shutdown signal between queries; give
+    // in-flight answers a bounded time to be written.
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn tcp_conn(
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    special: Arc<dyn SpecialHandler>,
+    idle: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<Stats>,
+) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    let local = stats.local();
+    loop {
+        let mut len = [0u8; 2];
+        // The whole message (length and body) must arrive within the idle
+        // timeout: a slow-loris client cannot hold its slot forever.
+        let read = async {
+            stream.read_exact(&mut len).await?;
+            let n = u16::from_be_bytes(len) as usize;
+            stream.read_exact(&mut buf[..n]).await?;
+            Ok::<usize, io::Error>(n)
+        };
+        let n = tokio::select! {
+            r = tokio::time::timeout(idle, read) => match r {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            },
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let snap = snapshot.load();
+        let responses = match respond(&snap, &buf[..n], Transport::Tcp, &mut out) {
+            Action::Reply => {
+                local.count(&out);
+                write_msg(&mut stream, &out).await?;
+                continue;
+            }
+            Action::Drop => {
+                local.dropped();
+                return Ok(());
+            }
+            Action::Special(kind) => {
+                special
+                    .handle(kind, buf[..n].to_vec(), peer, Transport::Tcp)
+                    .await
+            }
+        };
+        for r in responses {
+            write_msg(&mut stream, &r).await?;
+        }
+    }
+}
+
+async fn write_msg(stream: &mut tokio::net::TcpStream, msg: &[u8]) -> io::Result<()> {
+    let len = (msg.len() as u16).to_be_bytes();
+    stream.write_all(&[&len[..], msg].concat()).await
+}

@@ -1,0 +1,91 @@
+//! Query counters for metrics and status.
+//!
+//! Owns: counting answers by rcode without contention on the query path.
+//! Every worker (UDP thread or TCP connection) gets its own cache-line-aligned
+//! slot and bumps it with relaxed atomics; readers sum the slots. It must not
+//! lock, allocate or log per query.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[repr(align(128))]
+#[derive(Default)]
+pub struct LocalStats {
+    rcode: [AtomicU64; 16],
+    dropped: AtomicU64,
+}
+
+impl LocalStats {
+    /// Count a response built by the query path (rcode read from its header).
+    #[inline]
+    pub fn count(&self, resp: &[u8]) {
+        let rcode = crate::dns::respond::rcode_of(resp) as usize;
+        self.rcode[rcode].fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct Stats {
+    slots: Mutex<Vec<Arc<LocalStats>>>,
+    tcp_refused: AtomicU64,
+}
+
+/// A point-in-time sum.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Totals {
+    pub by_rcode: [u64; 16],
+    pub dropped: u64,
+    pub tcp_refused: u64,
+}
+
+impl Stats {
+    /// A new slot for one worker. TCP connections come and go, so finished
+    /// slots are kept (their counts must not vanish from the totals).
+    pub fn local(&self) -> Arc<LocalStats> {
+        let slot = Arc::new(LocalStats::default());
+        self.slots.lock().unwrap().push(slot.clone());
+        slot
+    }
+
+    pub fn tcp_refused(&self) {
+        self.tcp_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals {
+            tcp_refused: self.tcp_refused.load(Ordering::Relaxed),
+            ..Totals::default()
+        };
+        let mut slots = self.slots.lock().unwrap();
+        for s in slots.iter() {
+            for (i, c) in s.rcode.iter().enumerate() {
+                t.by_rcode[i] += c.load(Ordering::Relaxed);
+            }
+            t.dropped += s.dropped.load(Ordering::Relaxed);
+        }
+        // Fold slots whose worker is gone into one, so the list stays short.
+        let (gone, live): (Vec<_>, Vec<_>) =
+            slots.drain(..).partition(|s| Arc::strong_count(s) == 1);
+        *slots = live;
+        if !gone.is_empty() {
+            let merged = LocalStats::default();
+            for s in &gone {
+                for (i, c) in s.rcode.iter().enumerate() {
+                    merged.rcode[i].fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+                merged
+                    .dropped
+                    .fetch_add(s.dropped.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            // The merged slot stays referenced by the list only, so it is
+            // folded again next time; that keeps at most one such slot.
+            slots.push(Arc::new(merged));
+        }
+        t
+    }
+}

@@ -1,0 +1,258 @@
+//! Zone data: what a zone contains, as plain records, loaded from RFC 1035
+//! master files.
+//!
+//! Owns: parsing master files (with hickory-proto's parser), the sanity rules a
+//! zone must pass (one SOA at the apex, no data outside the zone, CNAME alone at
+//! its name), and the record-level edit operations used by the publisher
+//! (replace one RRset). It must not encode answers or know about the wire path:
+//! [`crate::snapshot`] compiles a `ZoneData` into ready answers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::txt::Parser;
+
+/// One RRset: the records of one type at one name share a TTL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RRset {
+    pub ttl: u32,
+    pub rdatas: Vec<RData>,
+}
+
+/// A zone's contents. Names are stored lowercase and fully qualified; the
+/// BTreeMap keeps DNSSEC canonical order, which is also a sensible AXFR order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneData {
+    pub origin: Name,
+    pub rrsets: BTreeMap<Name, BTreeMap<RecordType, RRset>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneError(pub String);
+
+impl fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ZoneError {}
+
+impl ZoneData {
+    /// Load a master file. Errors name the file.
+    pub fn load(path: &Path, origin: &Name) -> Result<ZoneData, ZoneError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ZoneError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse(&text, Some(path), origin)
+            .map_err(|e| ZoneError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parse master-file text for the zone `origin`.
+    pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<ZoneData, ZoneError> {
+        let origin = fqdn_lower(origin);
+        let parser = Parser::new(text, path.map(Path::to_path_buf), Some(origin.clone()));
+        let (_, sets) = parser.parse().map_err(|e| ZoneError(e.to_string()))?;
+        let mut zone = ZoneData {
+            origin: origin.clone(),
+            rrsets: BTreeMap::new(),
+        };
+        for (_, set) in sets {
+            for rec in set.records_without_rrsigs() {
+                zone.add_record(rec)?;
+            }
+        }
+        zone.check()?;
+        Ok(zone)
+    }
+
+    /// Add one record (used by loading and by dynamic updates).
+    pub fn add_record(&mut self, rec: &Record) -> Result<(), ZoneError> {
+        if rec.dns_class != DNSClass::IN {
+            return Err(ZoneError(format!("{}: only class IN is served", rec.name)));
+        }
+        let name = fqdn_lower(&rec.name);
+        if !self.origin.zone_of(&name) {
+            return Err(ZoneError(format!(
+                "{name} is outside the zone {}",
+                self.origin
+            )));
+        }
+        let set = self
+            .rrsets
+            .entry(name)
+            .or_default()
+            .entry(rec.record_type())
+            .or_insert_with(|| RRset {
+                ttl: rec.ttl,
+                rdatas: Vec::new(),
+            });
+        // RFC 2181 5.2: the TTLs of an RRset are equal; keep the lowest.
+        set.ttl = set.ttl.min(rec.ttl);
+        if !set.rdatas.contains(&rec.data) {
+            set.rdatas.push(rec.data.clone());
+        }
+        Ok(())
+    }
+
+    /// Structural rules every served zone must satisfy.
+    pub fn check(&self) -> Result<(), ZoneError> {
+        let soa = self
+            .rrsets
+            .get(&self.origin)
+            .and_then(|t| t.get(&RecordType::SOA));
+        match soa {
+            Some(s) if s.rdatas.len() == 1 => {}
+            Some(_) => return Err(ZoneError("more than one SOA at the apex".into())),
+            None => return Err(ZoneError(format!("no SOA at the apex {}", self.origin))),
+        }
+        for (name, types) in &self.rrsets {
+            if name != &self.origin && types.contains_key(&RecordType::SOA) {
+                return Err(ZoneError(format!("SOA at {name}, which is not the apex")));
+            }
+            if types.contains_key(&RecordType::CNAME) && types.len() > 1 {
+                return Err(ZoneError(format!(
+                    "{name} has a CNAME and other data (RFC 1034 3.6.2)"
+                )));
+            }
+            if name == &self.origin && types.contains_key(&RecordType::CNAME) {
+                return Err(ZoneError("CNAME at the zone apex".into()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn soa(&self) -> &hickory_proto::rr::rdata::SOA {
+        match self
+            .rrsets
+            .get(&self.origin)
+            .and_then(|t| t.get(&RecordType::SOA))
+            .and_then(|s| s.rdatas.first())
+        {
+            Some(RData::SOA(soa)) => soa,
+            _ => unreachable!("ZoneData::check guarantees an SOA"),
+        }
+    }
+
+    pub fn soa_ttl(&self) -> u32 {
+        self.rrsets[&self.origin][&RecordType::SOA].ttl
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.soa().serial
+    }
+
+    /// Set the SOA serial (the publisher bumps it on every change).
+    pub fn set_serial(&mut self, serial: u32) {
+        if let Some(RData::SOA(soa)) = self
+            .rrsets
+            .get_mut(&self.origin)
+            .and_then(|t| t.get_mut(&RecordType::SOA))
+            .and_then(|s| s.rdatas.first_mut())
+        {
+            soa.serial = serial;
+        }
+    }
+
+    /// Replace the RRset of `rtype` at `name` (None or empty removes it).
+    pub fn replace_rrset(&mut self, name: &Name, rtype: RecordType, set: Option<RRset>) {
+        let name = fqdn_lower(name);
+        match set {
+            Some(set) if !set.rdatas.is_empty() => {
+                self.rrsets.entry(name).or_default().insert(rtype, set);
+            }
+            _ => {
+                if let Some(types) = self.rrsets.get_mut(&name) {
+                    types.remove(&rtype);
+                    if types.is_empty() {
+                        self.rrsets.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// All records as hickory `Record`s (for transfers and diagnostics).
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.rrsets.iter().flat_map(|(name, types)| {
+            types.iter().flat_map(move |(_, set)| {
+                set.rdatas
+                    .iter()
+                    .map(move |rd| Record::from_rdata(name.clone(), set.ttl, rd.clone()))
+            })
+        })
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.rrsets
+            .values()
+            .flat_map(|t| t.values())
+            .map(|s| s.rdatas.len())
+            .sum()
+    }
+}
+
+/// Lowercase, fully-qualified copy of a name: the key form used everywhere.
+pub fn fqdn_lower(name: &Name) -> Name {
+    let mut n = name.to_lowercase();
+    n.set_fqdn(true);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZONE: &str = "$ORIGIN ggon.org.\n$TTL 3600\n\
+        @ IN SOA ns1 hostmaster 1 3600 600 86400 300\n\
+        @ IN NS ns1\nns1 IN A 127.0.0.1\nWWW IN CNAME wiki\nwiki 60 IN A 127.0.0.80\n";
+
+    fn origin() -> Name {
+        Name::from_ascii("ggon.org.").unwrap()
+    }
+
+    #[test]
+    fn loads_and_lowercases() {
+        let z = ZoneData::parse(ZONE, None, &origin()).unwrap();
+        assert_eq!(z.serial(), 1);
+        let www = Name::from_ascii("www.ggon.org.").unwrap();
+        assert!(z.rrsets[&www].contains_key(&RecordType::CNAME));
+        assert_eq!(z.record_count(), 5);
+    }
+
+    #[test]
+    fn rejects_cname_with_other_data() {
+        let bad = format!("{ZONE}www IN A 127.0.0.9\n");
+        let e = ZoneData::parse(&bad, None, &origin()).unwrap_err();
+        assert!(e.0.contains("CNAME and other data"), "{e}");
+    }
+
+    #[test]
+    fn rejects_missing_soa() {
+        let e =
+            ZoneData::parse("$ORIGIN ggon.org.\n@ 60 IN NS ns1\n", None, &origin()).unwrap_err();
+        assert!(e.0.contains("no SOA"), "{e}");
+    }
+
+    #[test]
+    fn replace_rrset_replaces_instead_of_appending() {
+        let mut z = ZoneData::parse(ZONE, None, &origin()).unwrap();
+        let wiki = Name::from_ascii("wiki.ggon.org.").unwrap();
+        let a = |s: &str| RData::A(s.parse::<std::net::Ipv4Addr>().unwrap().into());
+        z.replace_rrset(
+            &wiki,
+            RecordType::A,
+            Some(RRset {
+                ttl: 30,
+                rdatas: vec![a("127.0.0.81")],
+            }),
+        );
+        assert_eq!(
+            z.rrsets[&wiki][&RecordType::A].rdatas,
+            vec![a("127.0.0.81")]
+        );
+        z.replace_rrset(&wiki, RecordType::A, None);
+        assert!(!z.rrsets.contains_key(&wiki));
+    }
+}
