@@ -7,6 +7,8 @@
 
 pub mod config;
 pub mod dns;
+pub mod health;
+pub mod policy;
 pub mod snapshot;
 pub mod stats;
 pub mod zone;
