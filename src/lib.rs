@@ -9,6 +9,8 @@ pub mod config;
 pub mod dns;
 pub mod health;
 pub mod policy;
+pub mod publisher;
 pub mod snapshot;
+pub mod state;
 pub mod stats;
 pub mod zone;

@@ -1,0 +1,152 @@
+//! Persistent state: what must survive a restart or a crash.
+//!
+//! Owns: the state file (`state.json` in the state directory): each service's
+//! active target and operator pin, and each zone's last SOA serial. Writes are
+//! atomic (temp file, fsync, rename, fsync of the directory), so after a crash
+//! the file holds either the last acknowledged state or the one before it. A
+//! file that cannot be read or parsed is moved aside (`state.json.bad-<time>`)
+//! and the daemon starts from the configured primaries, saying so loudly.
+//!
+//! It must not decide anything: it stores and loads plain data.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersistedState {
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceState>,
+    /// Zone origin → last published SOA serial.
+    #[serde(default)]
+    pub serials: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// Name of the active target.
+    pub active: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Override>,
+    /// Drained targets by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drains: BTreeMap<String, Override>,
+}
+
+/// An operator's override: why, who, since when, until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    /// The target it concerns (for a pin: the pinned target).
+    pub target: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub author: String,
+    /// Unix seconds.
+    pub since: u64,
+    /// Unix seconds; None = until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// What loading found.
+#[derive(Debug)]
+pub enum Loaded {
+    Fresh,
+    Ok(PersistedState),
+    /// The file was unreadable; it was moved to the path given.
+    Corrupt {
+        error: String,
+        kept_at: PathBuf,
+    },
+}
+
+impl StateStore {
+    pub fn new(dir: &Path) -> std::io::Result<StateStore> {
+        std::fs::create_dir_all(dir)?;
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    pub fn load(&self) -> Loaded {
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Fresh,
+            Err(e) => return self.set_aside(format!("cannot read {}: {e}", path.display())),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(s) => Loaded::Ok(s),
+            Err(e) => self.set_aside(format!("{}: {e}", path.display())),
+        }
+    }
+
+    fn set_aside(&self, error: String) -> Loaded {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let kept_at = self.dir.join(format!("state.json.bad-{now}"));
+        let _ = std::fs::rename(self.path(), &kept_at);
+        Loaded::Corrupt { error, kept_at }
+    }
+
+    /// Atomically replace the state file.
+    pub fn save(&self, state: &PersistedState) -> std::io::Result<()> {
+        let tmp = self.dir.join(".state.json.tmp");
+        let data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.path())?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corrupt_file_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path()).unwrap();
+        assert!(matches!(store.load(), Loaded::Fresh));
+        let mut s = PersistedState::default();
+        s.services.insert(
+            "cic".into(),
+            ServiceState {
+                active: "backup".into(),
+                pin: None,
+                drains: BTreeMap::new(),
+            },
+        );
+        s.serials.insert("ggon.org.".into(), 42);
+        store.save(&s).unwrap();
+        match store.load() {
+            Loaded::Ok(l) => assert_eq!(l, s),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(store.path(), b"{\"services\": {\"cic\": ").unwrap();
+        match store.load() {
+            Loaded::Corrupt { kept_at, .. } => {
+                assert!(kept_at.exists());
+                assert!(!store.path().exists());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
