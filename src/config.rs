@@ -57,9 +57,10 @@ pub struct ServerConfig {
 pub struct ControlConfig {
     #[serde(default = "default_control_listen")]
     pub listen: SocketAddr,
-    /// Bearer token file; created (mode 0600) with a random token on first start.
-    #[serde(default = "default_token_file")]
-    pub token_file: PathBuf,
+    /// Bearer token file; created (mode 0600) with a random token on first
+    /// start. Default: `control.token` in the state directory.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,9 +176,6 @@ fn default_tcp_idle() -> Duration {
 fn default_control_listen() -> SocketAddr {
     "127.0.0.1:5380".parse().unwrap()
 }
-fn default_token_file() -> PathBuf {
-    PathBuf::from("state/control.token")
-}
 fn default_ttl() -> u32 {
     30
 }
@@ -225,7 +223,7 @@ impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             listen: default_control_listen(),
-            token_file: default_token_file(),
+            token_file: None,
         }
     }
 }
@@ -444,6 +442,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The control token file: as configured, or in the state directory.
+    pub fn token_file(&self) -> PathBuf {
+        self.control
+            .token_file
+            .clone()
+            .unwrap_or_else(|| self.server.state_dir.join("control.token"))
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {

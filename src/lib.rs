@@ -14,3 +14,6 @@ pub mod snapshot;
 pub mod state;
 pub mod stats;
 pub mod zone;
+pub mod control;
+pub mod controller;
+pub mod daemon;

@@ -1,1 +1,82 @@
-fn main() {}
+//! ggond: the nameserver and failover controller.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ggon::daemon::{self, Overrides};
+
+/// Authoritative nameserver whose answers follow health checks and operator remaps.
+#[derive(Parser, Debug)]
+#[command(name = "ggond", version)]
+struct Args {
+    /// Config file.
+    #[arg(long, default_value = "config/ggon.toml")]
+    config: PathBuf,
+    /// DNS listen address (UDP and TCP); repeat for several. Overrides [server] listen.
+    #[arg(long)]
+    listen: Vec<SocketAddr>,
+    /// Control API listen address. Overrides [control] listen.
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// State directory. Overrides [server] state_dir.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// UDP worker threads (0 = one per core). Overrides [server] workers.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Validate the config and zone files, then exit 0 (good) or 2 (bad).
+    #[arg(long)]
+    check_config: bool,
+    /// Once serving, write the bound addresses and pid here as JSON.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let overrides = Overrides {
+        listen: args.listen,
+        control: args.control,
+        state_dir: args.state_dir,
+        workers: args.workers,
+    };
+    let (cfg, zones) = match daemon::load(&args.config, &overrides) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("ggond: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!(
+            "{}: OK ({} zones, {} services)",
+            args.config.display(),
+            zones.len(),
+            cfg.services.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ggond: error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(daemon::run(cfg, zones, args.ready_file)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ggond: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
