@@ -6,3 +6,4 @@
 //! with the control API ([`control`]) beside it, driving the [`controller`].
 
 pub mod config;
+pub mod probe;
