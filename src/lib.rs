@@ -4,16 +4,18 @@
 //! probes ([`probe`]) → health state ([`health`]) → failover policy ([`policy`])
 //! → publisher ([`publisher`]) → zone snapshot ([`snapshot`]) → DNS answers ([`dns`]),
 //! with the control API ([`control`]) beside it, driving the [`controller`].
+//! [`state`] persists what must survive restarts; [`daemon`] wires it all up.
 
 pub mod config;
+pub mod control;
+pub mod controller;
+pub mod daemon;
 pub mod dns;
 pub mod health;
 pub mod policy;
+pub mod probe;
 pub mod publisher;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
 pub mod zone;
-pub mod control;
-pub mod controller;
-pub mod daemon;
