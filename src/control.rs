@@ -68,10 +68,18 @@ pub fn parse_tokens(text: &str) -> Result<Vec<Token>, String> {
                 },
                 secret: secret.to_string(),
             },
-            _ => return Err(format!("line {}: expected `TOKEN` or `NAME ROLE TOKEN`", i + 1)),
+            _ => {
+                return Err(format!(
+                    "line {}: expected `TOKEN` or `NAME ROLE TOKEN`",
+                    i + 1
+                ))
+            }
         };
         if token.secret.len() < 16 {
-            return Err(format!("line {}: token too short (16 characters at least)", i + 1));
+            return Err(format!(
+                "line {}: token too short (16 characters at least)",
+                i + 1
+            ));
         }
         out.push(token);
     }
@@ -92,7 +100,9 @@ pub fn load_or_create_tokens(path: &Path) -> Result<Vec<Token>, String> {
         let secret: String = {
             use rand::Rng;
             let mut rng = rand::rng();
-            (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+            (0..32)
+                .map(|_| format!("{:02x}", rng.random::<u8>()))
+                .collect()
         };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -200,7 +210,9 @@ async fn status(State(app): State<AppState>, Query(q): Query<StatusQuery>) -> Re
             if let Some(name) = q.service {
                 s.services.retain(|x| x.name == name);
                 if s.services.is_empty() {
-                    return error_response(CtlError::NotFound(format!("no service named `{name}`")));
+                    return error_response(CtlError::NotFound(format!(
+                        "no service named `{name}`"
+                    )));
                 }
             }
             Json(s).into_response()

@@ -436,7 +436,12 @@ impl Controller {
         Ok(self.change_view(si, from))
     }
 
-    fn release(&mut self, service: &str, actor: &Actor, _now: Instant) -> Result<ChangeView, CtlError> {
+    fn release(
+        &mut self,
+        service: &str,
+        actor: &Actor,
+        _now: Instant,
+    ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
         let from = self.services[si].active;
         let old_pin = self.services[si].pin.take();

@@ -88,11 +88,16 @@ pub struct Ready {
 }
 
 /// Run until SIGTERM or SIGINT.
-pub async fn run(cfg: Config, zones: Vec<ZoneData>, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: Config,
+    zones: Vec<ZoneData>,
+    ready_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let store = StateStore::new(&cfg.server.state_dir)
         .with_context(|| format!("state directory {}", cfg.server.state_dir.display()))?;
-    let tokens = crate::control::load_or_create_tokens(&cfg.token_file()).map_err(anyhow::Error::msg)?;
+    let tokens =
+        crate::control::load_or_create_tokens(&cfg.token_file()).map_err(anyhow::Error::msg)?;
     let persisted_serials = match store.load() {
         crate::state::Loaded::Ok(s) => s.serials,
         _ => Default::default(),

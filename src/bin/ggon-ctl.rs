@@ -1,0 +1,300 @@
+//! ggon-ctl: the operator's command line for a running ggond.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+/// Operate ggond: look at services, remap, release.
+#[derive(Parser, Debug)]
+#[command(name = "ggon-ctl", version)]
+struct Args {
+    /// ggond's config file (where the control address and token file are found).
+    #[arg(long, global = true, default_value = "config/ggon.toml")]
+    config: PathBuf,
+    /// Control API address (default: from the config file).
+    #[arg(long, global = true, env = "GGON_CONTROL")]
+    control: Option<SocketAddr>,
+    /// Bearer token file (default: from the config file).
+    #[arg(long, global = true, env = "GGON_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Show services, their active target, mode and target health.
+    Status {
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer with TARGET now and pin the service to it (mode manual).
+    Remap {
+        service: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Remap even to a target whose checks say it is down.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the pin: the automatic policy chooses again.
+    Release {
+        service: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ggon-ctl: error: {msg}");
+    ExitCode::from(1)
+}
+
+fn client(args: &Args) -> Result<Client, String> {
+    let cfg = if args.control.is_none() || args.token_file.is_none() {
+        Some(ggon::config::Config::load(&args.config).map_err(|e| {
+            format!("{e} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)")
+        })?)
+    } else {
+        None
+    };
+    let control = args
+        .control
+        .or(cfg.as_ref().map(|c| c.control.listen))
+        .expect("one of them is set");
+    let token_file = args
+        .token_file
+        .clone()
+        .or(cfg.as_ref().map(|c| c.token_file()))
+        .expect("one of them is set");
+    let text = std::fs::read_to_string(&token_file)
+        .map_err(|e| format!("cannot read token file {}: {e}", token_file.display()))?;
+    let token = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .find(|l| !l.is_empty())
+        .and_then(|l| l.split_whitespace().last())
+        .ok_or_else(|| format!("no token in {}", token_file.display()))?
+        .to_string();
+    Ok(Client {
+        base: format!("http://{control}"),
+        token,
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?,
+    })
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach ggond at {}: {e}", self.base))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(v)
+        } else {
+            let msg = v["error"].as_str().unwrap_or("request failed").to_string();
+            Err(format!("{msg} (HTTP {})", status.as_u16()))
+        }
+    }
+}
+
+fn ago(at: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    format!("{:.0}s ago", (now - at).max(0.0))
+}
+
+fn print_status(v: &Value) {
+    for s in v["services"].as_array().into_iter().flatten() {
+        let pin = match &s["pin"] {
+            Value::Null => String::new(),
+            p => format!(
+                " (pinned by {}{})",
+                p["author"].as_str().unwrap_or("?"),
+                match p["reason"].as_str() {
+                    Some(r) if !r.is_empty() => format!(": {r}"),
+                    _ => String::new(),
+                }
+            ),
+        };
+        println!(
+            "{} ({})  active: {}  mode: {}{}  failback: {}{}",
+            s["name"].as_str().unwrap_or(""),
+            s["fqdn"].as_str().unwrap_or(""),
+            s["active"].as_str().unwrap_or(""),
+            s["mode"].as_str().unwrap_or(""),
+            pin,
+            s["failback"].as_str().unwrap_or(""),
+            if s["all_down"].as_bool() == Some(true) {
+                "  ALARM: all targets down"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "    {:<12} {:<28} {:<8} LAST CHECK",
+            "TARGET", "ADDRESSES", "HEALTH"
+        );
+        for t in s["targets"].as_array().into_iter().flatten() {
+            let active = t["name"] == s["active"];
+            let addrs: Vec<&str> = t["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let health = match t["healthy"].as_bool() {
+                Some(true) => "up",
+                Some(false) => "DOWN",
+                None => "unknown",
+            };
+            let last = match &t["last_check"] {
+                Value::Null => "-".to_string(),
+                c => format!(
+                    "{} ({:.1} ms, {})",
+                    c["detail"].as_str().unwrap_or(""),
+                    c["latency_ms"].as_f64().unwrap_or(0.0),
+                    ago(c["at"].as_f64().unwrap_or(0.0))
+                ),
+            };
+            println!(
+                "  {} {:<12} {:<28} {:<8} {}",
+                if active { "*" } else { " " },
+                t["name"].as_str().unwrap_or(""),
+                addrs.join(","),
+                health,
+                last
+            );
+        }
+    }
+}
+
+fn print_change(v: &Value) {
+    let addrs: Vec<&str> = v["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if v["changed"].as_bool() == Some(true) {
+        println!(
+            "{}: {} -> {} ({}), mode {}",
+            v["service"].as_str().unwrap_or(""),
+            v["from"].as_str().unwrap_or(""),
+            v["to"].as_str().unwrap_or(""),
+            addrs.join(","),
+            v["mode"].as_str().unwrap_or("")
+        );
+    } else {
+        println!(
+            "{}: stays on {} ({}), mode {}",
+            v["service"].as_str().unwrap_or(""),
+            v["to"].as_str().unwrap_or(""),
+            addrs.join(","),
+            v["mode"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let client = match client(&args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (result, json_out, change) = match &args.cmd {
+            Cmd::Status { service, json } => {
+                let path = match service {
+                    Some(s) => format!("/v1/status?service={s}"),
+                    None => "/v1/status".to_string(),
+                };
+                (
+                    client.call(reqwest::Method::GET, &path, None).await,
+                    *json,
+                    false,
+                )
+            }
+            Cmd::Remap {
+                service,
+                to,
+                reason,
+                force,
+                json,
+            } => (
+                client
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/v1/services/{service}/remap"),
+                        Some(json!({"to": to, "reason": reason, "force": force})),
+                    )
+                    .await,
+                *json,
+                true,
+            ),
+            Cmd::Release { service, json } => (
+                client
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/v1/services/{service}/release"),
+                        None,
+                    )
+                    .await,
+                *json,
+                true,
+            ),
+        };
+        match result {
+            Ok(v) if json_out => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(v) => {
+                if change {
+                    print_change(&v);
+                } else {
+                    print_status(&v);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
