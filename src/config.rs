@@ -27,6 +27,8 @@ pub struct Config {
     pub zones: Vec<ZoneConfig>,
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConfig>,
+    #[serde(default, rename = "key")]
+    pub keys: Vec<KeyConfig>,
     /// Where the file was read from; relative paths inside it are resolved
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
@@ -67,7 +69,66 @@ pub struct ControlConfig {
 #[serde(deny_unknown_fields)]
 pub struct ZoneConfig {
     pub origin: Spanned<String>,
-    pub file: Spanned<PathBuf>,
+    /// Master file. Required for `local`; for `rfc2136` only when `serve = true`.
+    #[serde(default)]
+    pub file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub mode: ZoneMode,
+    /// TSIG keys allowed to send RFC 2136 UPDATEs for this zone.
+    #[serde(default)]
+    pub update_keys: Vec<Spanned<String>>,
+    /// Addresses (IP or CIDR) allowed AXFR/IXFR without a key.
+    #[serde(default)]
+    pub allow_transfer: Vec<Spanned<String>>,
+    /// TSIG keys allowed AXFR/IXFR from any address.
+    #[serde(default)]
+    pub transfer_keys: Vec<Spanned<String>>,
+    /// Secondaries to NOTIFY on every change; their addresses may transfer.
+    #[serde(default)]
+    pub secondaries: Vec<SecondaryConfig>,
+    /// rfc2136 mode: the primary to send UPDATEs to.
+    #[serde(default)]
+    pub primary: Option<Spanned<SocketAddr>>,
+    /// rfc2136 mode: the TSIG key to sign UPDATEs with.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    /// rfc2136 mode: also answer the zone from ggond.
+    #[serde(default)]
+    pub serve: bool,
+    /// rfc2136 mode: how often to read the primary's records and fix drift.
+    #[serde(default = "default_reconcile", with = "humantime_serde")]
+    pub reconcile: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneMode {
+    /// ggond is the primary and answers the zone.
+    #[default]
+    Local,
+    /// The zone lives on another primary; ggond sends it RFC 2136 UPDATEs.
+    Rfc2136,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryConfig {
+    pub address: SocketAddr,
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// A TSIG key: from a BIND key file (`tsig-keygen` output) or inline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -175,6 +236,9 @@ fn default_tcp_idle() -> Duration {
 }
 fn default_control_listen() -> SocketAddr {
     "127.0.0.1:5380".parse().unwrap()
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_ttl() -> u32 {
     30
@@ -287,6 +351,27 @@ impl Config {
             field: field.to_string(),
             message,
         };
+        let mut key_names = HashSet::new();
+        for k in &self.keys {
+            if !key_names.insert(k.name.get_ref().as_str()) {
+                return Err(err(
+                    k.name.span(),
+                    "key.name",
+                    format!("key `{}` is declared twice", k.name.get_ref()),
+                ));
+            }
+            let inline = k.secret.is_some();
+            if inline == k.file.is_some() {
+                return Err(err(
+                    k.name.span(),
+                    "key.file",
+                    format!(
+                        "key `{}`: give either `file` (a BIND key file) or `secret` (+ `algorithm`)",
+                        k.name.get_ref()
+                    ),
+                ));
+            }
+        }
         let mut origins = HashSet::new();
         for z in &self.zones {
             let origin = normalize_name(z.origin.get_ref());
@@ -303,6 +388,55 @@ impl Config {
                     "zone.origin",
                     format!("zone `{origin}` is declared twice"),
                 ));
+            }
+            let needs_file = z.mode == ZoneMode::Local || z.serve;
+            if needs_file && z.file.is_none() {
+                return Err(err(
+                    z.origin.span(),
+                    "zone.file",
+                    format!("zone `{origin}` is served by ggond and needs a `file`"),
+                ));
+            }
+            if z.mode == ZoneMode::Rfc2136 && z.primary.is_none() {
+                return Err(err(
+                    z.origin.span(),
+                    "zone.primary",
+                    format!("zone `{origin}` has mode rfc2136 and needs `primary`"),
+                ));
+            }
+            for k in z
+                .update_keys
+                .iter()
+                .chain(&z.transfer_keys)
+                .chain(z.key.iter())
+            {
+                if !key_names.contains(k.get_ref().as_str()) {
+                    return Err(err(
+                        k.span(),
+                        "zone.key",
+                        format!("no [[key]] named `{}`", k.get_ref()),
+                    ));
+                }
+            }
+            for sec in &z.secondaries {
+                if let Some(k) = &sec.key {
+                    if !key_names.contains(k.as_str()) {
+                        return Err(err(
+                            z.origin.span(),
+                            "zone.secondaries.key",
+                            format!("no [[key]] named `{k}`"),
+                        ));
+                    }
+                }
+            }
+            for a in &z.allow_transfer {
+                if crate::acl::Net::parse(a.get_ref()).is_none() {
+                    return Err(err(
+                        a.span(),
+                        "zone.allow_transfer",
+                        format!("`{}` is not an IP address or CIDR prefix", a.get_ref()),
+                    ));
+                }
             }
         }
         let mut names = HashSet::new();

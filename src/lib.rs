@@ -6,6 +6,7 @@
 //! with the control API ([`control`]) beside it, driving the [`controller`].
 //! [`state`] persists what must survive restarts; [`daemon`] wires it all up.
 
+pub mod acl;
 pub mod config;
 pub mod control;
 pub mod controller;
@@ -18,4 +19,6 @@ pub mod publisher;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod tsig;
+pub mod update;
 pub mod zone;

@@ -1,0 +1,348 @@
+//! TSIG (RFC 8945): keys, and signing/verifying whole messages.
+//!
+//! Owns: reading keys (BIND key files as written by `tsig-keygen`, or inline
+//! config), verifying a signed request (key known? MAC right? time within
+//! fudge?) and signing responses and requests. The MAC arithmetic is
+//! hickory-proto's; this module decides what the outcome means. It must not
+//! log secrets: keys print as their name only.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
+use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use crate::config::KeyConfig;
+
+/// Fudge: how far apart the two clocks may be (RFC 8945 recommends 300 s).
+pub const FUDGE: u16 = 300;
+
+#[derive(Clone)]
+pub struct Key {
+    pub name: Name,
+    pub signer: TSigner,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({})", self.name)
+    }
+}
+
+/// Keys by configured name.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    by_name: HashMap<String, Key>,
+}
+
+fn algorithm(s: &str) -> Result<TsigAlgorithm, String> {
+    match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
+        "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
+        "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
+        "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
+        other => Err(format!(
+            "algorithm `{other}` is not supported (use hmac-sha256, hmac-sha384 or hmac-sha512)"
+        )),
+    }
+}
+
+fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let body: Vec<u8> = clean.iter().copied().take_while(|&c| c != b'=').collect();
+    if clean[body.len()..].iter().any(|&c| c != b'=') || body.len() % 4 == 1 {
+        return Err("secret is not valid base64".into());
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    for chunk in body.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c).ok_or("secret is not valid base64")? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Ok(out)
+}
+
+/// Parse BIND's key statement syntax: `key "name" { algorithm X; secret "Y"; };`,
+/// several per file, with `#`, `//` and `/* */` comments.
+pub fn parse_bind_keys(text: &str) -> Result<Vec<(String, String, String)>, String> {
+    let mut toks = Vec::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c == b'#' || (c == b'/' && b.get(i + 1) == Some(&b'/')) {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                i += 1;
+            }
+            i += 2;
+        } else if c == b'"' {
+            let start = i + 1;
+            i = start;
+            while i < b.len() && b[i] != b'"' {
+                i += 1;
+            }
+            toks.push(text[start..i.min(b.len())].to_string());
+            i += 1;
+        } else if matches!(c, b'{' | b'}' | b';') {
+            toks.push((c as char).to_string());
+            i += 1;
+        } else {
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'{' | b'}' | b';' | b'"') {
+                i += 1;
+            }
+            toks.push(text[start..i].to_string());
+        }
+    }
+    let mut keys = Vec::new();
+    let mut t = toks.iter().map(String::as_str).peekable();
+    while let Some(tok) = t.next() {
+        if tok != "key" {
+            return Err(format!("expected `key`, found `{tok}`"));
+        }
+        let name = t.next().ok_or("key name missing")?.to_string();
+        if t.next() != Some("{") {
+            return Err(format!("key `{name}`: expected `{{`"));
+        }
+        let (mut alg, mut secret) = (None, None);
+        loop {
+            match t.next() {
+                Some("}") => break,
+                Some("algorithm") => alg = t.next().map(str::to_string),
+                Some("secret") => secret = t.next().map(str::to_string),
+                Some(other) => return Err(format!("key `{name}`: unexpected `{other}`")),
+                None => return Err(format!("key `{name}`: missing `}}`")),
+            }
+            if t.next() != Some(";") {
+                return Err(format!("key `{name}`: expected `;`"));
+            }
+        }
+        if t.peek() == Some(&";") {
+            t.next();
+        }
+        keys.push((
+            name.clone(),
+            alg.ok_or(format!("key `{name}`: no algorithm"))?,
+            secret.ok_or(format!("key `{name}`: no secret"))?,
+        ));
+    }
+    Ok(keys)
+}
+
+impl Keyring {
+    /// Load every `[[key]]`. Errors name the key and the file.
+    pub fn load(keys: &[KeyConfig]) -> Result<Keyring, String> {
+        let mut ring = Keyring::default();
+        for k in keys {
+            let name = k.name.get_ref();
+            let (alg, secret) = match (&k.file, &k.secret) {
+                (Some(file), _) => {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| format!("key `{name}`: {}: {e}", file.display()))?;
+                    warn_if_readable(file);
+                    let found = parse_bind_keys(&text)
+                        .map_err(|e| format!("key `{name}`: {}: {e}", file.display()))?;
+                    let (_, alg, secret) = found
+                        .into_iter()
+                        .find(|(n, _, _)| n.trim_end_matches('.') == name.trim_end_matches('.'))
+                        .ok_or_else(|| format!("key `{name}`: not found in {}", file.display()))?;
+                    (alg, secret)
+                }
+                (None, Some(secret)) => (
+                    k.algorithm.clone().unwrap_or_else(|| "hmac-sha256".into()),
+                    secret.clone(),
+                ),
+                (None, None) => return Err(format!("key `{name}`: no secret")),
+            };
+            let alg = algorithm(&alg).map_err(|e| format!("key `{name}`: {e}"))?;
+            let secret = decode_b64(&secret).map_err(|e| format!("key `{name}`: {e}"))?;
+            let key_name = Name::from_ascii(name).map_err(|e| format!("key `{name}`: {e}"))?;
+            let signer = TSigner::new(secret, alg, key_name.clone(), FUDGE)
+                .map_err(|e| format!("key `{name}`: {e}"))?;
+            ring.by_name.insert(
+                name.clone(),
+                Key {
+                    name: crate::zone::fqdn_lower(&key_name),
+                    signer,
+                },
+            );
+        }
+        Ok(ring)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Key> {
+        self.by_name.get(name)
+    }
+
+    /// The configured key whose DNS name is `name`.
+    pub fn by_dns_name(&self, name: &Name) -> Option<(&str, &Key)> {
+        self.by_name
+            .iter()
+            .find(|(_, k)| &k.name == name)
+            .map(|(n, k)| (n.as_str(), k))
+    }
+}
+
+fn warn_if_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(),
+                "key file is readable by group or others; chmod 600 it");
+        }
+    }
+}
+
+pub fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Result of checking a request's TSIG.
+pub enum Verified {
+    /// Not signed.
+    Unsigned,
+    /// Signed with this configured key; `mac` is needed to sign the response.
+    Ok { key_name: String, key: Key, mac: Vec<u8>, time: u64 },
+    /// Signed but not acceptable: answer NOTAUTH with this TSIG error.
+    Bad { error: TsigError, key: Option<Key>, key_dns_name: Name, time: u64 },
+}
+
+/// Verify a request's signature (RFC 8945 5.2), restricted to `allowed` keys.
+pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[String]) -> Verified {
+    let Some(sig) = msg.signature() else {
+        return Verified::Unsigned;
+    };
+    let key_dns_name = crate::zone::fqdn_lower(&sig.name);
+    let time = unix_time();
+    let Some((key_name, key)) = ring
+        .by_dns_name(&key_dns_name)
+        .filter(|(n, _)| allowed.iter().any(|a| a == n))
+    else {
+        return Verified::Bad {
+            error: TsigError::BadKey,
+            key: None,
+            key_dns_name,
+            time,
+        };
+    };
+    match key.signer.verify_message_byte(bytes, None, true) {
+        Ok((mac, signed_at, range)) => {
+            if range.contains(&time) || range.end == time {
+                Verified::Ok {
+                    key_name: key_name.to_string(),
+                    key: key.clone(),
+                    mac,
+                    time: signed_at,
+                }
+            } else {
+                Verified::Bad {
+                    error: TsigError::BadTime,
+                    key: Some(key.clone()),
+                    key_dns_name,
+                    time,
+                }
+            }
+        }
+        Err(_) => Verified::Bad {
+            error: TsigError::BadSig,
+            key: Some(key.clone()),
+            key_dns_name,
+            time,
+        },
+    }
+}
+
+/// Encode `resp` and append a TSIG record answering a verified request.
+/// For BADSIG/BADKEY the TSIG is unsigned (RFC 8945 5.3.2).
+pub fn sign_response(resp: &Message, context: TSigResponseContext) -> Result<Vec<u8>, String> {
+    let mut bytes = resp.to_vec().map_err(|e| e.to_string())?;
+    let tsig = context.sign(&bytes).map_err(|e| e.to_string())?;
+    append_record(&mut bytes, &tsig)?;
+    Ok(bytes)
+}
+
+fn append_record<R: hickory_proto::rr::RecordData>(bytes: &mut Vec<u8>, rec: &Record<R>) -> Result<(), String> {
+    {
+        let mut enc = BinEncoder::new(bytes);
+        enc.set_offset(enc.len());
+        rec.emit(&mut enc).map_err(|e| e.to_string())?;
+    }
+    let ar = u16::from_be_bytes([bytes[10], bytes[11]]) + 1;
+    bytes[10..12].copy_from_slice(&ar.to_be_bytes());
+    Ok(())
+}
+
+/// The response context for a verification result.
+pub fn response_context(v: &Verified, request_id: u16) -> Option<TSigResponseContext> {
+    match v {
+        Verified::Unsigned => None,
+        Verified::Ok { key, mac, .. } => Some(TSigResponseContext::new(
+            request_id,
+            unix_time(),
+            key.signer.clone(),
+            mac.clone(),
+            None,
+        )),
+        Verified::Bad { error: TsigError::BadTime, key: Some(key), time, .. } => {
+            Some(TSigResponseContext::new(
+                request_id,
+                *time,
+                key.signer.clone(),
+                Vec::new(),
+                Some(TsigError::BadTime),
+            ))
+        }
+        Verified::Bad { key: Some(key), time, .. } => {
+            Some(TSigResponseContext::bad_signature(request_id, *time, key.signer.clone()))
+        }
+        Verified::Bad { key_dns_name, time, .. } => {
+            Some(TSigResponseContext::unknown_key(request_id, *time, key_dns_name.clone()))
+        }
+    }
+}
+
+/// A shared keyring.
+pub type SharedKeys = Arc<Keyring>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_tsig_keygen_output() {
+        let text = "key \"ggon-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0c2VjcmV0\";\n};\n# other\nkey other. { algorithm hmac-sha512; secret \"YQ==\"; };";
+        let keys = parse_bind_keys(text).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].0, "ggon-key");
+        assert_eq!(keys[0].1, "hmac-sha256");
+        assert_eq!(decode_b64(&keys[0].2).unwrap(), b"secretsecretsecret");
+        assert_eq!(decode_b64("YQ==").unwrap(), b"a");
+        assert_eq!(decode_b64("YWI=").unwrap(), b"ab");
+        assert!(decode_b64("Y!==").is_err());
+        assert!(parse_bind_keys("key x { algorithm; }").is_err());
+    }
+}
