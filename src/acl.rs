@@ -33,11 +33,15 @@ impl Net {
         };
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -57,7 +61,9 @@ mod tests {
         assert!(n.contains("::ffff:127.0.0.1".parse().unwrap()));
         let one = Net::parse("127.0.0.1").unwrap();
         assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        assert!(Net::parse("0.0.0.0/0").unwrap().contains("127.0.0.2".parse().unwrap()));
+        assert!(Net::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("127.0.0.2".parse().unwrap()));
         assert!(Net::parse("::1").unwrap().contains("::1".parse().unwrap()));
         assert!(Net::parse("127.0.0.1/33").is_none());
         assert!(Net::parse("nonsense").is_none());

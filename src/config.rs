@@ -609,6 +609,15 @@ pub fn parse_rcode(s: &str) -> Option<u16> {
     })
 }
 
+/// The mnemonic of an rcode number, for messages.
+pub fn parse_rcode_name(r: u16) -> Option<&'static str> {
+    const NAMES: [&str; 11] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ];
+    NAMES.get(r as usize).copied()
+}
+
 /// Lowercase, fully qualified (trailing dot) form of a domain name.
 pub fn normalize_name(s: &str) -> String {
     let mut n = s.trim().to_ascii_lowercase();

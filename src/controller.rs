@@ -111,12 +111,23 @@ pub enum Command {
         actor: Actor,
         reply: oneshot::Sender<Result<ChangeView, CtlError>>,
     },
+    /// An authenticated RFC 2136 UPDATE for a local zone; the reply is the rcode.
+    Update {
+        origin: Name,
+        message: Box<hickory_proto::op::Message>,
+        key: String,
+        peer: std::net::SocketAddr,
+        reply: oneshot::Sender<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusView {
     pub services: Vec<ServiceStatus>,
     pub zones: Vec<ZoneStatus>,
+    /// RFC 2136 publishers (zones kept on another primary).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub publishers: Vec<crate::rfc2136::PublisherStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +197,7 @@ pub struct Controller {
     by_name: HashMap<String, usize>,
     publisher: Publisher,
     store: StateStore,
+    remote_status: Vec<crate::rfc2136::SharedStatus>,
 }
 
 impl Controller {
@@ -221,11 +233,18 @@ impl Controller {
             by_name,
             publisher,
             store,
+            remote_status: Vec::new(),
         };
         if let Err(e) = c.persist() {
             error!(error = %e, "cannot write the state file");
         }
         c
+    }
+
+    /// Status of RFC 2136 publishers, shown by `status`.
+    pub fn with_remote_status(mut self, st: Vec<crate::rfc2136::SharedStatus>) -> Self {
+        self.remote_status = st;
+        self
     }
 
     fn persisted(&self) -> PersistedState {
@@ -373,6 +392,30 @@ impl Controller {
             } => {
                 let _ = reply.send(self.release(&service, &actor, now));
             }
+            Command::Update {
+                origin,
+                message,
+                key,
+                peer,
+                reply,
+            } => {
+                let rcode = match self.publisher.apply_update(&origin, &message) {
+                    Ok((change, serial)) => {
+                        info!(zone = %origin, key, %peer, serial,
+                            added = change.added.len(), removed = change.removed.len(),
+                            "UPDATE applied");
+                        if let Err(e) = self.persist() {
+                            error!(error = %e, "cannot persist the zone serial");
+                        }
+                        0
+                    }
+                    Err(r) => {
+                        warn!(zone = %origin, key, %peer, rcode = r.rcode, why = %r.why, "UPDATE refused");
+                        r.rcode
+                    }
+                };
+                let _ = reply.send(rcode);
+            }
         }
     }
 
@@ -501,6 +544,11 @@ impl Controller {
                 .serials()
                 .into_iter()
                 .map(|(origin, serial)| ZoneStatus { origin, serial })
+                .collect(),
+            publishers: self
+                .remote_status
+                .iter()
+                .map(|s| s.lock().unwrap().clone())
                 .collect(),
         }
     }

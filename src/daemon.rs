@@ -15,15 +15,20 @@ use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use crate::config::Config;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::acl::Net;
+use crate::config::{Config, ZoneMode};
 use crate::controller::{Controller, ControllerHandle};
-use crate::dns::server::{RefuseSpecial, TcpLimits};
+use crate::dns::server::TcpLimits;
 use crate::dns::DnsServer;
 use crate::probe::{Checker, ProbeKey};
 use crate::publisher::Publisher;
 use crate::snapshot::Snapshot;
 use crate::state::StateStore;
 use crate::stats::Stats;
+use crate::xfr::{ProtocolHandler, ZoneAccess};
 use crate::zone::ZoneData;
 
 /// Command-line overrides of the config file.
@@ -37,7 +42,7 @@ pub struct Overrides {
 
 /// Load and validate the config and every zone file it names. Nothing is
 /// started: `--check-config` and reload use this to reject bad input.
-pub fn load(path: &std::path::Path, o: &Overrides) -> Result<(Config, Vec<ZoneData>), String> {
+pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
     let mut cfg = Config::load(path).map_err(|e| e.to_string())?;
     if !o.listen.is_empty() {
         cfg.server.listen = o.listen.clone();
@@ -56,6 +61,9 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<(Config, Vec<ZoneDa
         let origin = Name::from_ascii(crate::config::normalize_name(z.origin.get_ref()))
             .map_err(|e| e.to_string())?;
         let Some(file) = &z.file else { continue };
+        if z.mode == ZoneMode::Rfc2136 && !z.serve {
+            continue;
+        }
         let data = ZoneData::load(file.get_ref(), &origin).map_err(|e| e.to_string())?;
         zones.push(data);
     }
@@ -65,9 +73,8 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<(Config, Vec<ZoneDa
         let zone = zones
             .iter()
             .filter(|z| z.origin.zone_of(&fqdn))
-            .max_by_key(|z| z.origin.num_labels())
-            .expect("validated by config");
-        if let Some(types) = zone.rrsets.get(&crate::zone::fqdn_lower(&fqdn)) {
+            .max_by_key(|z| z.origin.num_labels());
+        if let Some(types) = zone.and_then(|z| z.rrsets.get(&crate::zone::fqdn_lower(&fqdn))) {
             if types.contains_key(&hickory_proto::rr::RecordType::CNAME) {
                 return Err(format!(
                     "{}: service `{}` owns {fqdn}, but the zone file has a CNAME there",
@@ -77,7 +84,21 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<(Config, Vec<ZoneDa
             }
         }
     }
-    Ok((cfg, zones))
+    let keys = crate::tsig::Keyring::load(&cfg.keys)
+        .map_err(|e| format!("{}: {e}", cfg.path.display()))?;
+    Ok(Loaded { cfg, zones, keys })
+}
+
+/// A validated configuration with its zone files and keys read.
+pub struct Loaded {
+    pub cfg: Config,
+    /// Zones ggond serves itself (local, or rfc2136 with `serve = true`).
+    pub zones: Vec<ZoneData>,
+    pub keys: crate::tsig::Keyring,
+}
+
+fn zone_name(s: &str) -> Name {
+    Name::from_ascii(crate::config::normalize_name(s)).expect("validated by config")
 }
 
 /// What a running daemon reports once it is ready (written to --ready-file).
@@ -89,12 +110,10 @@ pub struct Ready {
 }
 
 /// Run until SIGTERM or SIGINT.
-pub async fn run(
-    cfg: Config,
-    zones: Vec<ZoneData>,
-    ready_file: Option<PathBuf>,
-) -> anyhow::Result<()> {
+pub async fn run(loaded: Loaded, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let Loaded { cfg, zones, keys } = loaded;
     let cfg = Arc::new(cfg);
+    let keys = Arc::new(keys);
     let store = StateStore::new(&cfg.server.state_dir)
         .with_context(|| format!("state directory {}", cfg.server.state_dir.display()))?;
     let tokens =
@@ -104,21 +123,86 @@ pub async fn run(
         _ => Default::default(),
     };
 
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let mut publisher = Publisher::new(snapshot.clone());
+    let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    let mut publisher = Publisher::new(snapshot.clone())
+        .with_update_dir(cfg.server.state_dir.join("updates"))
+        .with_events(changes_tx);
     for z in zones {
         let last = persisted_serials.get(&z.origin.to_string()).copied();
         info!(zone = %z.origin, records = z.record_count(), "zone loaded");
-        publisher.add_zone(z, last);
+        publisher.add_zone(z, last).map_err(anyhow::Error::msg)?;
     }
-    let controller = Controller::new(&cfg, publisher, store);
+    let mut remote_status = Vec::new();
+    let mut access = HashMap::new();
+    let mut notify_targets = HashMap::new();
+    let key = |n: &str| keys.get(n).cloned();
+    for z in &cfg.zones {
+        let origin = zone_name(z.origin.get_ref());
+        if z.mode == ZoneMode::Rfc2136 {
+            let (remote, status) = crate::rfc2136::spawn(
+                crate::rfc2136::RemoteConfig {
+                    origin: origin.clone(),
+                    primary: *z.primary.as_ref().expect("validated").get_ref(),
+                    key: z.key.as_ref().and_then(|k| key(k.get_ref())),
+                    reconcile: z.reconcile,
+                    min_backoff: Duration::from_millis(500),
+                    max_backoff: Duration::from_secs(30),
+                },
+                shutdown_rx.clone(),
+            );
+            publisher.add_remote(origin.clone(), Box::new(remote));
+            remote_status.push(status);
+        }
+        access.insert(
+            origin.clone(),
+            ZoneAccess {
+                origin: origin.clone(),
+                allow_transfer: z
+                    .allow_transfer
+                    .iter()
+                    .filter_map(|a| Net::parse(a.get_ref()))
+                    .collect(),
+                transfer_keys: z
+                    .transfer_keys
+                    .iter()
+                    .map(|k| k.get_ref().clone())
+                    .collect(),
+                secondaries: z
+                    .secondaries
+                    .iter()
+                    .map(|s| (s.address, s.key.clone()))
+                    .collect(),
+                update_keys: z.update_keys.iter().map(|k| k.get_ref().clone()).collect(),
+            },
+        );
+        if !z.secondaries.is_empty() {
+            notify_targets.insert(
+                origin,
+                z.secondaries
+                    .iter()
+                    .map(|s| (s.address, s.key.as_deref().and_then(key)))
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    let controller = Controller::new(&cfg, publisher, store).with_remote_status(remote_status);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let handle = ControllerHandle { commands: cmd_tx };
+    let notifier = crate::xfr::spawn_notifier(changes_rx, notify_targets, shutdown_rx.clone());
 
     let stats = Arc::new(Stats::default());
     let dns = DnsServer::start(
         &cfg.server.listen,
         cfg.server.workers,
         snapshot.clone(),
-        Arc::new(RefuseSpecial),
+        Arc::new(ProtocolHandler {
+            snapshot: snapshot.clone(),
+            keys: keys.clone(),
+            zones: Arc::new(access),
+            controller: handle.clone(),
+        }),
         TcpLimits {
             max_connections: cfg.server.tcp_max_connections,
             idle_timeout: cfg.server.tcp_idle_timeout,
@@ -127,9 +211,7 @@ pub async fn run(
     )
     .context("binding DNS sockets")?;
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (obs_tx, obs_rx) = mpsc::channel(1024);
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let probes: Vec<(ProbeKey, crate::config::CheckConfig)> = cfg
         .services
         .iter()
@@ -153,7 +235,7 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
     let control_addr = listener.local_addr()?;
-    let router = crate::control::router(ControllerHandle { commands: cmd_tx }, tokens);
+    let router = crate::control::router(handle, tokens);
     let mut ctl_shutdown = shutdown_rx.clone();
     let api_task = tokio::spawn(crate::control::serve(listener, router, async move {
         let _ = ctl_shutdown.changed().await;
@@ -180,6 +262,7 @@ pub async fn run(
         t.abort();
     }
     let _ = ctl_task.await;
+    notifier.abort();
     dns.shutdown().await;
     info!("stopped");
     Ok(())

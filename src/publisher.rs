@@ -9,14 +9,19 @@
 //!
 //! It must not choose targets (that is [`crate::policy`]) or talk to clients.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
+use tokio::sync::mpsc;
 
-use crate::snapshot::{compile, Snapshot};
+use crate::snapshot::{compile, Diff, Snapshot};
+use crate::update::{self, Change, Rejected};
 use crate::zone::{fqdn_lower, RRset, ZoneData};
 
 /// The records a service publishes.
@@ -26,17 +31,43 @@ pub struct ServiceRecords {
     pub addresses: Vec<IpAddr>,
 }
 
+/// How many changes IXFR can serve; older requests get a full transfer.
+const JOURNAL_LEN: usize = 200;
+
 struct ZoneRt {
-    /// From the zone file.
+    /// From the zone file, plus accepted dynamic updates.
     base: ZoneData,
     serial: u32,
     /// Service name → what it answers now.
     services: BTreeMap<Name, ServiceRecords>,
+    /// What is served now.
+    current: Arc<ZoneData>,
+    journal: Arc<Vec<Arc<Diff>>>,
+}
+
+/// A zone whose records live on another primary (RFC 2136 mode).
+pub trait RemoteZone: Send {
+    /// The desired records for every service name of the zone.
+    fn set_desired(&mut self, desired: BTreeMap<Name, ServiceRecords>);
+}
+
+type Desired = BTreeMap<Name, ServiceRecords>;
+
+/// A zone changed: secondaries should be told (NOTIFY).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneChanged {
+    pub origin: Name,
+    pub serial: u32,
 }
 
 pub struct Publisher {
     zones: BTreeMap<Name, ZoneRt>,
+    /// Remote zones and the desired records of their service names.
+    remotes: BTreeMap<Name, (Box<dyn RemoteZone>, Desired)>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Where accepted UPDATEs are journaled (None: not persisted, tests only).
+    update_dir: Option<PathBuf>,
+    events: Option<mpsc::UnboundedSender<ZoneChanged>>,
 }
 
 /// RFC 1982: is `a` later than `b`?
@@ -44,72 +75,210 @@ pub fn serial_gt(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000_0000
 }
 
+/// The next serial: never 0 is not required by RFC 1982, but it keeps
+/// serials readable; just add one.
+fn next_serial(s: u32) -> u32 {
+    s.wrapping_add(1)
+}
+
 impl Publisher {
     pub fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> Self {
         Publisher {
             zones: BTreeMap::new(),
+            remotes: BTreeMap::new(),
             snapshot,
+            update_dir: None,
+            events: None,
         }
     }
 
-    /// Add a zone. `last_serial` is the serial published before a restart:
-    /// the new serial is above both it and the file's.
-    pub fn add_zone(&mut self, base: ZoneData, last_serial: Option<u32>) {
+    /// Journal accepted UPDATEs under `dir` (one file per zone), and replay
+    /// them onto zones added afterwards.
+    pub fn with_update_dir(mut self, dir: PathBuf) -> Self {
+        self.update_dir = Some(dir);
+        self
+    }
+
+    /// Report every zone change on `tx` (for NOTIFY).
+    pub fn with_events(mut self, tx: mpsc::UnboundedSender<ZoneChanged>) -> Self {
+        self.events = Some(tx);
+        self
+    }
+
+    fn journal_path(&self, origin: &Name) -> Option<PathBuf> {
+        let name = origin.to_string();
+        let file = format!("{}.jsonl", name.trim_end_matches('.'));
+        self.update_dir.as_ref().map(|d| d.join(file))
+    }
+
+    /// Add a locally served zone. `last_serial` is the serial published
+    /// before a restart: the new serial is above both it and the file's.
+    /// Journaled UPDATEs are replayed onto the file's data.
+    pub fn add_zone(&mut self, mut base: ZoneData, last_serial: Option<u32>) -> Result<(), String> {
+        if let Some(path) = self.journal_path(&base.origin) {
+            replay_updates(&mut base, &path)?;
+        }
         let mut serial = base.serial();
         if let Some(last) = last_serial {
             if !serial_gt(serial, last) {
-                serial = last.wrapping_add(1);
+                serial = next_serial(last);
             }
         }
+        let current = Arc::new(base.clone());
         self.zones.insert(
             base.origin.clone(),
             ZoneRt {
                 base,
                 serial,
                 services: BTreeMap::new(),
+                current,
+                journal: Arc::default(),
             },
         );
+        Ok(())
     }
 
-    /// The zone containing `name` (most specific).
+    /// Add a zone published to another primary.
+    pub fn add_remote(&mut self, origin: Name, remote: Box<dyn RemoteZone>) {
+        self.remotes
+            .insert(fqdn_lower(&origin), (remote, BTreeMap::new()));
+    }
+
+    /// The zone containing `name` (most specific), local or remote.
     pub fn zone_of(&self, name: &Name) -> Option<Name> {
         self.zones
             .keys()
+            .chain(self.remotes.keys())
             .filter(|o| o.zone_of(name))
             .max_by_key(|o| o.num_labels())
             .cloned()
     }
 
-    /// Set a service's records without publishing (used at start-up, before
-    /// the first [`Publisher::publish_all`]).
+    /// Set a service's records without publishing (start-up, before the
+    /// first [`Publisher::publish_all`]).
     pub fn stage(&mut self, fqdn: &Name, records: ServiceRecords) -> Option<Name> {
         let origin = self.zone_of(fqdn)?;
-        let zone = self.zones.get_mut(&origin)?;
-        zone.services.insert(fqdn_lower(fqdn), records);
+        if let Some((_, desired)) = self.remotes.get_mut(&origin) {
+            desired.insert(fqdn_lower(fqdn), records.clone());
+        }
+        if let Some(zone) = self.zones.get_mut(&origin) {
+            zone.services.insert(fqdn_lower(fqdn), records);
+        }
         Some(origin)
     }
 
-    /// Compile every zone and swap them in (start-up and reload).
+    /// Compile every zone and swap them in; hand remote zones their desired
+    /// state (start-up).
     pub fn publish_all(&mut self) {
-        let compiled: Vec<_> = self
-            .zones
-            .values()
-            .map(|z| Arc::new(compile(Arc::new(effective(z)))))
-            .collect();
+        let mut compiled = Vec::new();
+        for z in self.zones.values_mut() {
+            let data = Arc::new(effective(z));
+            z.current = data.clone();
+            let mut c = compile(data);
+            c.journal = z.journal.clone();
+            compiled.push(Arc::new(c));
+        }
         self.snapshot.store(Arc::new(Snapshot::new(compiled)));
+        for (remote, desired) in self.remotes.values_mut() {
+            remote.set_desired(desired.clone());
+        }
     }
 
-    /// Change one service's records: the zone's serial is bumped and the new
-    /// answers are live when this returns. Returns the zone and new serial.
-    pub fn publish(&mut self, fqdn: &Name, records: ServiceRecords) -> Option<(Name, u32)> {
-        let origin = self.zone_of(fqdn)?;
-        let zone = self.zones.get_mut(&origin)?;
-        zone.services.insert(fqdn_lower(fqdn), records);
-        zone.serial = zone.serial.wrapping_add(1);
-        let compiled = Arc::new(compile(Arc::new(effective(zone))));
-        let next = self.snapshot.load().with_zone(compiled);
+    /// Recompile one zone after a change, journal the diff, swap it in.
+    fn commit(&mut self, origin: &Name, names: &BTreeSet<Name>) -> u32 {
+        let z = self.zones.get_mut(origin).expect("caller checked");
+        let old_serial = z.serial;
+        z.serial = next_serial(z.serial);
+        let data = Arc::new(effective(z));
+        let Change { removed, added } = update::diff(&z.current, &data, names);
+        let mut journal: Vec<Arc<Diff>> = z.journal.iter().cloned().collect();
+        journal.push(Arc::new(Diff {
+            from: old_serial,
+            to: z.serial,
+            removed,
+            added,
+        }));
+        if journal.len() > JOURNAL_LEN {
+            journal.drain(..journal.len() - JOURNAL_LEN);
+        }
+        z.journal = Arc::new(journal);
+        z.current = data.clone();
+        let mut compiled = compile(data);
+        compiled.journal = z.journal.clone();
+        let next = self.snapshot.load().with_zone(Arc::new(compiled));
         self.snapshot.store(Arc::new(next));
-        Some((origin, zone.serial))
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ZoneChanged {
+                origin: origin.clone(),
+                serial: z.serial,
+            });
+        }
+        z.serial
+    }
+
+    /// Change one service's records. Local zones: the serial is bumped and
+    /// the new answers are live when this returns. Remote zones: the sync
+    /// task is given the new desired state. Returns the zone and, for a local
+    /// zone, its new serial.
+    pub fn publish(&mut self, fqdn: &Name, records: ServiceRecords) -> Option<(Name, Option<u32>)> {
+        let origin = self.zone_of(fqdn)?;
+        let name = fqdn_lower(fqdn);
+        if let Some((remote, desired)) = self.remotes.get_mut(&origin) {
+            desired.insert(name.clone(), records.clone());
+            remote.set_desired(desired.clone());
+        }
+        let mut serial = None;
+        if let Some(zone) = self.zones.get_mut(&origin) {
+            zone.services.insert(name.clone(), records);
+            serial = Some(self.commit(&origin, &BTreeSet::from([name])));
+        }
+        Some((origin, serial))
+    }
+
+    /// Apply an authenticated RFC 2136 UPDATE to a local zone. It is
+    /// journaled to disk before it is served, so an acknowledged update
+    /// survives a crash.
+    pub fn apply_update(
+        &mut self,
+        origin: &Name,
+        msg: &Message,
+    ) -> Result<(Change, u32), Rejected> {
+        let Some(z) = self.zones.get(origin) else {
+            return Err(Rejected {
+                rcode: 9,
+                why: format!("not authoritative for {origin}"),
+            });
+        };
+        update::check_prerequisites(&z.current, msg)?;
+        let mut base = z.base.clone();
+        let owned = |n: &Name| z.services.contains_key(n);
+        let change = update::apply(&mut base, msg, &owned)?;
+        if change.is_empty() {
+            return Ok((change, z.serial));
+        }
+        if let Err(e) = base.check() {
+            return Err(Rejected {
+                rcode: update::REFUSED,
+                why: format!("the zone would be invalid: {e}"),
+            });
+        }
+        if let Some(path) = self.journal_path(origin) {
+            if let Err(e) = append_update(&path, &change) {
+                return Err(Rejected {
+                    rcode: 2,
+                    why: format!("cannot journal the update to {}: {e}", path.display()),
+                });
+            }
+        }
+        let names: BTreeSet<Name> = change
+            .removed
+            .iter()
+            .chain(&change.added)
+            .map(|r| fqdn_lower(&r.name))
+            .collect();
+        self.zones.get_mut(origin).expect("checked").base = base;
+        let serial = self.commit(origin, &names);
+        Ok((change, serial))
     }
 
     pub fn serials(&self) -> BTreeMap<String, u32> {
@@ -118,6 +287,79 @@ impl Publisher {
             .map(|(o, z)| (o.to_string(), z.serial))
             .collect()
     }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JournalLine {
+    del: Vec<String>,
+    add: Vec<String>,
+}
+
+fn append_update(path: &std::path::Path, ch: &Change) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let line = JournalLine {
+        del: ch.removed.iter().map(|r| r.to_string()).collect(),
+        add: ch.added.iter().map(|r| r.to_string()).collect(),
+    };
+    let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// Re-apply journaled updates onto freshly loaded zone data.
+fn replay_updates(zone: &mut ZoneData, path: &std::path::Path) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let origin = zone.origin.clone();
+    let parse = |rr: &str| -> Result<Vec<hickory_proto::rr::Record>, String> {
+        let parser = hickory_proto::serialize::txt::Parser::new(rr, None, Some(origin.clone()));
+        let (_, sets) = parser.parse().map_err(|e| e.to_string())?;
+        Ok(sets
+            .into_values()
+            .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>())
+            .collect())
+    };
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A torn last line (crash mid-write) was never acknowledged: skip it.
+        let Ok(entry) = serde_json::from_str::<JournalLine>(line) else {
+            tracing::warn!(path = %path.display(), line = i + 1, "skipping unreadable journal line");
+            continue;
+        };
+        for rr in &entry.del {
+            for rec in parse(rr).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))? {
+                let name = fqdn_lower(&rec.name);
+                if let Some(set) = zone
+                    .rrsets
+                    .get_mut(&name)
+                    .and_then(|t| t.get_mut(&rec.record_type()))
+                {
+                    set.rdatas.retain(|d| d != &rec.data);
+                    if set.rdatas.is_empty() {
+                        zone.replace_rrset(&name, rec.record_type(), None);
+                    }
+                }
+            }
+        }
+        for rr in &entry.add {
+            for rec in parse(rr).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))? {
+                zone.add_record(&rec).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The zone as served: file data, service records, current serial.
@@ -167,7 +409,7 @@ mod tests {
         .unwrap();
         let snap = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let mut p = Publisher::new(snap.clone());
-        p.add_zone(z, Some(20));
+        p.add_zone(z, Some(20)).unwrap();
         let cic = Name::from_ascii("cic.ggon.org.").unwrap();
         let rec = |a: &str| ServiceRecords {
             ttl: 30,
@@ -177,7 +419,8 @@ mod tests {
         p.publish_all();
         assert_eq!(snap.load().zone(&origin).unwrap().serial, 21);
         let (_, serial) = p.publish(&cic, rec("127.0.0.12")).unwrap();
-        assert_eq!(serial, 22);
+        assert_eq!(serial, Some(22));
+        assert_eq!(snap.load().zone(&origin).unwrap().journal.len(), 1);
         let s = snap.load();
         let data = &s.zone(&origin).unwrap().data;
         let a = &data.rrsets[&cic][&RecordType::A];

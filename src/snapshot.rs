@@ -82,6 +82,17 @@ pub struct CompiledZone {
     nxdomain: Prepared,
     /// The data it was compiled from (transfers, UPDATE and status read it).
     pub data: Arc<ZoneData>,
+    /// Recent changes, oldest first, ending at `serial` (IXFR serves these).
+    pub journal: Arc<Vec<Arc<Diff>>>,
+}
+
+/// One change of a zone: from serial `from` to serial `to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diff {
+    pub from: u32,
+    pub to: u32,
+    pub removed: Vec<hickory_proto::rr::Record>,
+    pub added: Vec<hickory_proto::rr::Record>,
 }
 
 /// All zones served at one moment.
@@ -507,5 +518,6 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         nodes,
         nxdomain,
         data: zone.clone(),
+        journal: Arc::default(),
     }
 }

@@ -110,7 +110,10 @@ pub fn parse_bind_keys(text: &str) -> Result<Vec<(String, String, String)>, Stri
             i += 1;
         } else {
             let start = i;
-            while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'{' | b'}' | b';' | b'"') {
+            while i < b.len()
+                && !b[i].is_ascii_whitespace()
+                && !matches!(b[i], b'{' | b'}' | b';' | b'"')
+            {
                 i += 1;
             }
             toks.push(text[start..i].to_string());
@@ -192,6 +195,10 @@ impl Keyring {
         Ok(ring)
     }
 
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
     pub fn get(&self, name: &str) -> Option<&Key> {
         self.by_name.get(name)
     }
@@ -226,9 +233,19 @@ pub enum Verified {
     /// Not signed.
     Unsigned,
     /// Signed with this configured key; `mac` is needed to sign the response.
-    Ok { key_name: String, key: Key, mac: Vec<u8>, time: u64 },
+    Ok {
+        key_name: String,
+        key: Key,
+        mac: Vec<u8>,
+        time: u64,
+    },
     /// Signed but not acceptable: answer NOTAUTH with this TSIG error.
-    Bad { error: TsigError, key: Option<Key>, key_dns_name: Name, time: u64 },
+    Bad {
+        error: TsigError,
+        key: Option<Key>,
+        key_dns_name: Name,
+        time: u64,
+    },
 }
 
 /// Verify a request's signature (RFC 8945 5.2), restricted to `allowed` keys.
@@ -285,7 +302,10 @@ pub fn sign_response(resp: &Message, context: TSigResponseContext) -> Result<Vec
     Ok(bytes)
 }
 
-fn append_record<R: hickory_proto::rr::RecordData>(bytes: &mut Vec<u8>, rec: &Record<R>) -> Result<(), String> {
+fn append_record<R: hickory_proto::rr::RecordData>(
+    bytes: &mut Vec<u8>,
+    rec: &Record<R>,
+) -> Result<(), String> {
     {
         let mut enc = BinEncoder::new(bytes);
         enc.set_offset(enc.len());
@@ -307,21 +327,34 @@ pub fn response_context(v: &Verified, request_id: u16) -> Option<TSigResponseCon
             mac.clone(),
             None,
         )),
-        Verified::Bad { error: TsigError::BadTime, key: Some(key), time, .. } => {
-            Some(TSigResponseContext::new(
-                request_id,
-                *time,
-                key.signer.clone(),
-                Vec::new(),
-                Some(TsigError::BadTime),
-            ))
-        }
-        Verified::Bad { key: Some(key), time, .. } => {
-            Some(TSigResponseContext::bad_signature(request_id, *time, key.signer.clone()))
-        }
-        Verified::Bad { key_dns_name, time, .. } => {
-            Some(TSigResponseContext::unknown_key(request_id, *time, key_dns_name.clone()))
-        }
+        Verified::Bad {
+            error: TsigError::BadTime,
+            key: Some(key),
+            time,
+            ..
+        } => Some(TSigResponseContext::new(
+            request_id,
+            *time,
+            key.signer.clone(),
+            Vec::new(),
+            Some(TsigError::BadTime),
+        )),
+        Verified::Bad {
+            key: Some(key),
+            time,
+            ..
+        } => Some(TSigResponseContext::bad_signature(
+            request_id,
+            *time,
+            key.signer.clone(),
+        )),
+        Verified::Bad {
+            key_dns_name, time, ..
+        } => Some(TSigResponseContext::unknown_key(
+            request_id,
+            *time,
+            key_dns_name.clone(),
+        )),
     }
 }
 

@@ -65,7 +65,10 @@ pub fn check_prerequisites(current: &ZoneData, msg: &Message) -> Result<(), Reje
             return Err(reject(FORMERR, "prerequisite with a non-zero TTL"));
         }
         if !current.origin.zone_of(&name) {
-            return Err(reject(NOTZONE, format!("prerequisite name {name} is outside the zone")));
+            return Err(reject(
+                NOTZONE,
+                format!("prerequisite name {name} is outside the zone"),
+            ));
         }
         let rtype = rr.record_type();
         match rr.dns_class {
@@ -130,7 +133,11 @@ pub fn check_prerequisites(current: &ZoneData, msg: &Message) -> Result<(), Reje
 /// Prescan and apply the update section to `zone` (the zone's own data,
 /// without controller-owned records). `owned` says whether a name belongs to
 /// the controller. The SOA serial is the caller's business.
-pub fn apply(zone: &mut ZoneData, msg: &Message, owned: &dyn Fn(&Name) -> bool) -> Result<Change, Rejected> {
+pub fn apply(
+    zone: &mut ZoneData,
+    msg: &Message,
+    owned: &dyn Fn(&Name) -> bool,
+) -> Result<Change, Rejected> {
     // Prescan (RFC 2136 3.4.1): reject the whole update before changing anything.
     for rr in &msg.authorities {
         let name = fqdn_lower(&rr.name);
@@ -147,10 +154,7 @@ pub fn apply(zone: &mut ZoneData, msg: &Message, owned: &dyn Fn(&Name) -> bool) 
         match rr.dns_class {
             DNSClass::IN => {
                 if rr.data.is_update()
-                    || matches!(
-                        u16::from(rtype),
-                        41 | 250 | 251 | 252 | 253 | 254 | 255
-                    )
+                    || matches!(u16::from(rtype), 41 | 250 | 251 | 252 | 253 | 254 | 255)
                 {
                     return Err(reject(FORMERR, format!("cannot add a {rtype} record")));
                 }
@@ -181,7 +185,9 @@ pub fn apply(zone: &mut ZoneData, msg: &Message, owned: &dyn Fn(&Name) -> bool) 
                 let has_other = types.is_some_and(|t| t.keys().any(|k| *k != RecordType::CNAME));
                 // RFC 2136 3.4.2.2: CNAME and other data do not mix; the
                 // conflicting add is ignored.
-                if (rtype == RecordType::CNAME && has_other) || (rtype != RecordType::CNAME && has_cname) {
+                if (rtype == RecordType::CNAME && has_other)
+                    || (rtype != RecordType::CNAME && has_cname)
+                {
                     continue;
                 }
                 if rtype == RecordType::SOA {
@@ -289,7 +295,10 @@ mod tests {
 
     fn msg() -> Message {
         let mut m = Message::new(1, MessageType::Query, OpCode::Update);
-        m.add_query(Query::query(Name::from_ascii("ggon.org.").unwrap(), RecordType::SOA));
+        m.add_query(Query::query(
+            Name::from_ascii("ggon.org.").unwrap(),
+            RecordType::SOA,
+        ));
         m
     }
 
@@ -312,10 +321,18 @@ mod tests {
         assert_eq!(ch.added.len(), 1);
         assert!(ch.removed.is_empty());
         let test = Name::from_ascii("test.ggon.org.").unwrap();
-        assert_eq!(z.rrsets[&test][&RecordType::A].rdatas, vec![a("127.0.0.99")]);
+        assert_eq!(
+            z.rrsets[&test][&RecordType::A].rdatas,
+            vec![a("127.0.0.99")]
+        );
 
         let mut m = msg();
-        m.add_authority(rr("test.ggon.org.", 0, DNSClass::ANY, RData::Update0(RecordType::A)));
+        m.add_authority(rr(
+            "test.ggon.org.",
+            0,
+            DNSClass::ANY,
+            RData::Update0(RecordType::A),
+        ));
         let ch = apply(&mut z, &m, &|_| false).unwrap();
         assert_eq!(ch.removed.len(), 1);
         assert!(!z.rrsets.contains_key(&test));
@@ -325,16 +342,36 @@ mod tests {
     fn prerequisites() {
         let z = zone();
         let mut m = msg();
-        m.add_answer(rr("nothere.ggon.org.", 0, DNSClass::ANY, RData::Update0(RecordType::ANY)));
+        m.add_answer(rr(
+            "nothere.ggon.org.",
+            0,
+            DNSClass::ANY,
+            RData::Update0(RecordType::ANY),
+        ));
         assert_eq!(check_prerequisites(&z, &m).unwrap_err().rcode, NXDOMAIN);
         let mut m = msg();
-        m.add_answer(rr("www.ggon.org.", 0, DNSClass::NONE, RData::Update0(RecordType::ANY)));
+        m.add_answer(rr(
+            "www.ggon.org.",
+            0,
+            DNSClass::NONE,
+            RData::Update0(RecordType::ANY),
+        ));
         assert_eq!(check_prerequisites(&z, &m).unwrap_err().rcode, YXDOMAIN);
         let mut m = msg();
-        m.add_answer(rr("www.ggon.org.", 0, DNSClass::NONE, RData::Update0(RecordType::A)));
+        m.add_answer(rr(
+            "www.ggon.org.",
+            0,
+            DNSClass::NONE,
+            RData::Update0(RecordType::A),
+        ));
         assert_eq!(check_prerequisites(&z, &m).unwrap_err().rcode, YXRRSET);
         let mut m = msg();
-        m.add_answer(rr("www.ggon.org.", 0, DNSClass::ANY, RData::Update0(RecordType::MX)));
+        m.add_answer(rr(
+            "www.ggon.org.",
+            0,
+            DNSClass::ANY,
+            RData::Update0(RecordType::MX),
+        ));
         assert_eq!(check_prerequisites(&z, &m).unwrap_err().rcode, NXRRSET);
         let mut m = msg();
         m.add_answer(rr("www.ggon.org.", 0, DNSClass::IN, a("127.0.0.80")));
@@ -343,7 +380,12 @@ mod tests {
         m.add_answer(rr("www.ggon.org.", 0, DNSClass::IN, a("127.0.0.81")));
         assert_eq!(check_prerequisites(&z, &m).unwrap_err().rcode, NXRRSET);
         let mut m = msg();
-        m.add_answer(rr("www.example.com.", 0, DNSClass::ANY, RData::Update0(RecordType::ANY)));
+        m.add_answer(rr(
+            "www.example.com.",
+            0,
+            DNSClass::ANY,
+            RData::Update0(RecordType::ANY),
+        ));
         assert_eq!(check_prerequisites(&z, &m).unwrap_err().rcode, NOTZONE);
     }
 
@@ -367,7 +409,12 @@ mod tests {
     fn apex_soa_and_last_ns_survive() {
         let mut z = zone();
         let mut m = msg();
-        m.add_authority(rr("ggon.org.", 0, DNSClass::ANY, RData::Update0(RecordType::ANY)));
+        m.add_authority(rr(
+            "ggon.org.",
+            0,
+            DNSClass::ANY,
+            RData::Update0(RecordType::ANY),
+        ));
         apply(&mut z, &m, &|_| false).unwrap();
         assert!(z.check().is_ok());
         assert!(z.rrsets[&z.origin].contains_key(&RecordType::NS));

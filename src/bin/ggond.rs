@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         state_dir: args.state_dir,
         workers: args.workers,
     };
-    let (cfg, zones) = match daemon::load(&args.config, &overrides) {
+    let loaded = match daemon::load(&args.config, &overrides) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("ggond: error: {e}");
@@ -53,8 +53,8 @@ fn main() -> ExitCode {
         println!(
             "{}: OK ({} zones, {} services)",
             args.config.display(),
-            zones.len(),
-            cfg.services.len()
+            loaded.zones.len(),
+            loaded.cfg.services.len()
         );
         return ExitCode::SUCCESS;
     }
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(daemon::run(cfg, zones, args.ready_file)) {
+    match rt.block_on(daemon::run(loaded, args.ready_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ggond: error: {e:#}");
