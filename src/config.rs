@@ -29,6 +29,8 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     #[serde(default, rename = "key")]
     pub keys: Vec<KeyConfig>,
+    #[serde(default, rename = "notifier")]
+    pub notifiers: Vec<NotifierConfig>,
     /// Where the file was read from; relative paths inside it are resolved
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
@@ -63,6 +65,38 @@ pub struct ControlConfig {
     /// start. Default: `control.token` in the state directory.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Serve the read-only status page (`/`) and `/metrics` without a token.
+    #[serde(default)]
+    pub public_status: bool,
+}
+
+/// Where events (failover, failback, remap, all-down, publisher errors, ...)
+/// are sent. Delivery never blocks the DNS path or the controller.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotifierConfig {
+    #[serde(flatten)]
+    pub kind: NotifierKind,
+    /// Per service: at most `burst` events per `per`; the excess is counted
+    /// and reported in one summary event once the limit allows again.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    #[serde(default = "default_per", with = "humantime_serde")]
+    pub per: Duration,
+    #[serde(default = "default_notify_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Delivery attempts (webhook: with exponential backoff).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifierKind {
+    /// HTTP POST of the event as JSON.
+    Webhook { url: String },
+    /// Run a command (argv, no shell) with the event in GGON_* environment
+    /// variables and as JSON on standard input.
+    Command { command: Vec<String> },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +271,18 @@ fn default_tcp_idle() -> Duration {
 fn default_control_listen() -> SocketAddr {
     "127.0.0.1:5380".parse().unwrap()
 }
+fn default_burst() -> u32 {
+    5
+}
+fn default_per() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_notify_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_attempts() -> u32 {
+    5
+}
 fn default_reconcile() -> Duration {
     Duration::from_secs(300)
 }
@@ -288,6 +334,7 @@ impl Default for ControlConfig {
         ControlConfig {
             listen: default_control_listen(),
             token_file: None,
+            public_status: false,
         }
     }
 }
