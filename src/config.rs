@@ -379,11 +379,25 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
+            let msg = e.message();
+            let field = if msg.contains("missing field")
+                || msg.contains("unknown field")
+                || msg.contains("unknown variant")
+            {
+                field_from_toml_error(msg)
+            } else {
+                // Type errors point at the value: the field is the key on that line.
+                e.span()
+                    .and_then(|s| text[..s.start.min(text.len())].lines().last())
+                    .and_then(|l| l.split_once('='))
+                    .map(|(k, _)| k.trim().trim_matches('"').to_string())
+                    .unwrap_or_default()
+            };
             ConfigError {
                 file: path.to_path_buf(),
                 line,
-                field: field_from_toml_error(e.message()),
-                message: e.message().trim().to_string(),
+                field,
+                message: msg.trim().replace('\n', "; "),
             }
         })?;
         cfg.path = path.to_path_buf();
@@ -734,6 +748,7 @@ check = { type = "tcp", address = "127.0.0.11:8080", interval = "1s" }
         assert_eq!(e.line, Some(9), "{e}");
         let s = e.to_string();
         assert!(s.starts_with("conf/x.toml:9"), "{s}");
+        assert_eq!(e.field, "ttl", "{s}");
     }
 
     #[test]

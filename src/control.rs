@@ -132,10 +132,14 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Asks the daemon to re-read config and zones; answers with a summary or the error.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
+
 #[derive(Clone)]
 struct AppState {
     ctl: ControllerHandle,
     tokens: Arc<Vec<Token>>,
+    reload: tokio::sync::mpsc::Sender<ReloadRequest>,
 }
 
 async fn auth(
@@ -187,6 +191,7 @@ fn error_response(e: CtlError) -> Response {
     let status = match e {
         CtlError::NotFound(_) => StatusCode::NOT_FOUND,
         CtlError::Conflict(_) => StatusCode::CONFLICT,
+        CtlError::BadRequest(_) => StatusCode::BAD_REQUEST,
         CtlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, Json(json!({"error": e.to_string()}))).into_response()
@@ -221,6 +226,15 @@ async fn status(State(app): State<AppState>, Query(q): Query<StatusQuery>) -> Re
     }
 }
 
+fn duration(s: &Option<String>) -> Result<Option<std::time::Duration>, CtlError> {
+    s.as_deref()
+        .map(|d| {
+            humantime::parse_duration(d)
+                .map_err(|e| CtlError::BadRequest(format!("bad duration `{d}`: {e}")))
+        })
+        .transpose()
+}
+
 #[derive(Deserialize)]
 struct RemapBody {
     to: String,
@@ -228,6 +242,11 @@ struct RemapBody {
     reason: String,
     #[serde(default)]
     force: bool,
+    #[serde(default)]
+    dry_run: bool,
+    /// Pin expiry, e.g. "2h".
+    #[serde(default, rename = "for")]
+    duration: Option<String>,
 }
 
 async fn remap(
@@ -236,6 +255,10 @@ async fn remap(
     Extension(actor): Extension<Actor>,
     Json(body): Json<RemapBody>,
 ) -> Response {
+    let duration = match duration(&body.duration) {
+        Ok(d) => d,
+        Err(e) => return error_response(e),
+    };
     reply(
         app.ctl
             .call(|reply| Command::Remap {
@@ -243,6 +266,8 @@ async fn remap(
                 to: body.to,
                 reason: body.reason,
                 force: body.force,
+                dry_run: body.dry_run,
+                duration,
                 actor,
                 reply,
             })
@@ -266,16 +291,171 @@ async fn release(
     )
 }
 
+#[derive(Deserialize)]
+struct DrainBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default, rename = "for")]
+    duration: Option<String>,
+}
+
+async fn drain(
+    State(app): State<AppState>,
+    UrlPath((service, target)): UrlPath<(String, String)>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<DrainBody>,
+) -> Response {
+    let duration = match duration(&body.duration) {
+        Ok(d) => d,
+        Err(e) => return error_response(e),
+    };
+    reply(
+        app.ctl
+            .call(|reply| Command::Drain {
+                service,
+                target,
+                reason: body.reason,
+                duration,
+                actor,
+                reply,
+            })
+            .await,
+    )
+}
+
+async fn undrain(
+    State(app): State<AppState>,
+    UrlPath((service, target)): UrlPath<(String, String)>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
+    reply(
+        app.ctl
+            .call(|reply| Command::Undrain {
+                service,
+                target,
+                actor,
+                reply,
+            })
+            .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct DrillBody {
+    /// Treat this target as failed...
+    #[serde(default)]
+    fail: Option<String>,
+    /// ...for this long.
+    #[serde(default, rename = "for")]
+    duration: Option<String>,
+}
+
+async fn drill(
+    State(app): State<AppState>,
+    UrlPath(service): UrlPath<String>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<DrillBody>,
+) -> Response {
+    let fail = match (body.fail, duration(&body.duration)) {
+        (_, Err(e)) => return error_response(e),
+        (Some(t), Ok(Some(d))) => Some((t, d)),
+        (Some(_), Ok(None)) => {
+            return error_response(CtlError::BadRequest(
+                "a failure drill needs a duration (--for)".into(),
+            ))
+        }
+        (None, Ok(_)) => None,
+    };
+    reply(
+        app.ctl
+            .call(|reply| Command::Drill {
+                service,
+                fail,
+                actor,
+                reply,
+            })
+            .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    service: Option<String>,
+    /// Unix seconds, or a duration ("1h") meaning that long ago.
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => match s.parse::<u64>() {
+            Ok(t) => Some(t),
+            Err(_) => match humantime::parse_duration(s) {
+                Ok(d) => Some(crate::controller::unix_now().saturating_sub(d.as_secs())),
+                Err(e) => {
+                    return error_response(CtlError::BadRequest(format!("bad since `{s}`: {e}")))
+                }
+            },
+        },
+    };
+    let limit = q.limit.unwrap_or(1000);
+    match app
+        .ctl
+        .call(|reply| Command::History {
+            service: q.service,
+            since,
+            limit,
+            reply,
+        })
+        .await
+    {
+        Ok(v) => Json(json!({ "entries": v })).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn reload(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if app.reload.send(tx).await.is_err() {
+        return error_response(CtlError::Internal("shutting down".into()));
+    }
+    match rx.await {
+        Ok(Ok(summary)) => Json(json!({ "reloaded": true, "summary": summary })).into_response(),
+        Ok(Err(e)) => {
+            warn!(%peer, error = %e, "reload rejected; the running configuration stays");
+            error_response(CtlError::BadRequest(e))
+        }
+        Err(_) => error_response(CtlError::Internal("shutting down".into())),
+    }
+}
+
 /// The control API's routes.
-pub fn router(ctl: ControllerHandle, tokens: Vec<Token>) -> Router {
+pub fn router(
+    ctl: ControllerHandle,
+    tokens: Vec<Token>,
+    reload_tx: tokio::sync::mpsc::Sender<ReloadRequest>,
+) -> Router {
     let app = AppState {
         ctl,
         tokens: Arc::new(tokens),
+        reload: reload_tx,
     };
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/history", get(history))
+        .route("/v1/reload", post(reload))
         .route("/v1/services/{service}/remap", post(remap))
         .route("/v1/services/{service}/release", post(release))
+        .route("/v1/services/{service}/drill", post(drill))
+        .route("/v1/services/{service}/targets/{target}/drain", post(drain))
+        .route(
+            "/v1/services/{service}/targets/{target}/undrain",
+            post(undrain),
+        )
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
 }

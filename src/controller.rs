@@ -21,12 +21,14 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
-use crate::config::{Config, FailbackMode, ServiceConfig};
+use crate::config::{Config, FailbackMode, ServiceConfig, TargetConfig};
 use crate::health::TargetHealth;
+use crate::history::{Entry, History};
 use crate::policy::{self, Cause, ServiceView, TargetView};
 use crate::probe::{CheckOutcome, Observation};
 use crate::publisher::{Publisher, ServiceRecords};
 use crate::state::{Loaded, Override, PersistedState, ServiceState, StateStore};
+use crate::zone::ZoneData;
 
 struct ServiceRt {
     name: String,
@@ -37,7 +39,12 @@ struct ServiceRt {
     targets: Vec<TargetRt>,
     active: usize,
     pin: Option<Override>,
+    /// Drained targets by name.
+    drains: BTreeMap<String, Override>,
+    drill: Option<Drill>,
     all_down_alarm: bool,
+    /// The config it was built from (reload keeps state when it is unchanged).
+    config: Vec<TargetConfig>,
 }
 
 struct TargetRt {
@@ -45,6 +52,16 @@ struct TargetRt {
     addresses: Vec<IpAddr>,
     health: TargetHealth,
     last: Option<CheckOutcome>,
+}
+
+/// A running drill: `target` is treated as failed until `until`.
+#[derive(Debug, Clone)]
+struct Drill {
+    target: usize,
+    until: Instant,
+    /// The target that was active when the drill began, restored at its end.
+    previous: usize,
+    who: String,
 }
 
 impl ServiceRt {
@@ -55,19 +72,32 @@ impl ServiceRt {
     fn views(&self) -> Vec<TargetView> {
         self.targets
             .iter()
-            .map(|t| TargetView {
+            .enumerate()
+            .map(|(i, t)| TargetView {
                 healthy: t.health.healthy(),
                 since: t.health.since(),
-                drained: false,
-                drill_failed: false,
+                drained: self.drains.contains_key(&t.name),
+                drill_failed: self.drill.as_ref().is_some_and(|d| d.target == i),
             })
             .collect()
+    }
+
+    fn pin_index(&self) -> Option<usize> {
+        self.pin.as_ref().and_then(|p| self.target(&p.target))
     }
 
     fn records(&self, idx: usize) -> ServiceRecords {
         ServiceRecords {
             ttl: self.ttl,
             addresses: self.targets[idx].addresses.clone(),
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        if self.pin.is_some() {
+            "manual"
+        } else {
+            "auto"
         }
     }
 }
@@ -77,22 +107,35 @@ impl ServiceRt {
 pub enum CtlError {
     NotFound(String),
     Conflict(String),
+    BadRequest(String),
     Internal(String),
 }
 
 impl std::fmt::Display for CtlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CtlError::NotFound(m) | CtlError::Conflict(m) | CtlError::Internal(m) => f.write_str(m),
+            CtlError::NotFound(m)
+            | CtlError::Conflict(m)
+            | CtlError::BadRequest(m)
+            | CtlError::Internal(m) => f.write_str(m),
         }
     }
 }
 
-/// Who asked, for logs and pins.
+/// Who asked, for logs, pins and history.
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub name: String,
 }
+
+/// Where the controller reports what it does, besides the log and history
+/// (notifications, metrics). Implementations must not block.
+pub trait EventSink: Send {
+    fn event(&self, _e: &Entry) {}
+    fn check(&self, _service: &str, _target: &str, _outcome: &CheckOutcome) {}
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, CtlError>>;
 
 pub enum Command {
     Status {
@@ -103,13 +146,43 @@ pub enum Command {
         to: String,
         reason: String,
         force: bool,
+        dry_run: bool,
+        /// Pin expiry.
+        duration: Option<Duration>,
         actor: Actor,
-        reply: oneshot::Sender<Result<ChangeView, CtlError>>,
+        reply: Reply<ChangeView>,
     },
     Release {
         service: String,
         actor: Actor,
-        reply: oneshot::Sender<Result<ChangeView, CtlError>>,
+        reply: Reply<ChangeView>,
+    },
+    Drain {
+        service: String,
+        target: String,
+        reason: String,
+        duration: Option<Duration>,
+        actor: Actor,
+        reply: Reply<ChangeView>,
+    },
+    Undrain {
+        service: String,
+        target: String,
+        actor: Actor,
+        reply: Reply<ChangeView>,
+    },
+    /// Dry run (fail = None) or a timed failure drill.
+    Drill {
+        service: String,
+        fail: Option<(String, Duration)>,
+        actor: Actor,
+        reply: Reply<DrillView>,
+    },
+    History {
+        service: Option<String>,
+        since: Option<u64>,
+        limit: usize,
+        reply: oneshot::Sender<Vec<Entry>>,
     },
     /// An authenticated RFC 2136 UPDATE for a local zone; the reply is the rcode.
     Update {
@@ -118,6 +191,13 @@ pub enum Command {
         key: String,
         peer: std::net::SocketAddr,
         reply: oneshot::Sender<u8>,
+    },
+    /// A validated new configuration and its zones.
+    Reload {
+        config: Box<Config>,
+        zones: Vec<ZoneData>,
+        actor: Actor,
+        reply: Reply<String>,
     },
 }
 
@@ -140,12 +220,16 @@ pub struct ZoneStatus {
 pub struct ServiceStatus {
     pub name: String,
     pub fqdn: String,
+    pub ttl: u32,
     pub active: String,
     /// "manual" while pinned by an operator, else "auto".
     pub mode: &'static str,
     pub failback: FailbackMode,
     pub pin: Option<Override>,
     pub all_down: bool,
+    /// Target under a failure drill, and until when (unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<(String, u64)>,
     pub targets: Vec<TargetStatus>,
 }
 
@@ -154,6 +238,7 @@ pub struct TargetStatus {
     pub name: String,
     pub addresses: Vec<IpAddr>,
     pub healthy: Option<bool>,
+    pub drained: Option<Override>,
     pub last_check: Option<CheckView>,
 }
 
@@ -175,6 +260,27 @@ pub struct ChangeView {
     pub changed: bool,
     pub mode: &'static str,
     pub addresses: Vec<IpAddr>,
+    /// Nothing was changed: this is what would happen.
+    pub dry_run: bool,
+}
+
+/// What a drill reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillView {
+    pub service: String,
+    pub fqdn: String,
+    pub active: String,
+    /// The target that would take over if the active one failed now.
+    pub takeover: Option<String>,
+    pub takeover_healthy: Option<bool>,
+    /// The answer that would then be served.
+    pub answers: Vec<IpAddr>,
+    pub ttl: u32,
+    /// The zone serial that change would publish.
+    pub serial: Option<u32>,
+    /// Set for `--fail`: the drill is running until this unix time.
+    pub failing: Option<(String, u64)>,
+    pub note: String,
 }
 
 impl Serialize for FailbackMode {
@@ -197,7 +303,30 @@ pub struct Controller {
     by_name: HashMap<String, usize>,
     publisher: Publisher,
     store: StateStore,
+    history: History,
+    sinks: Vec<Box<dyn EventSink>>,
     remote_status: Vec<crate::rfc2136::SharedStatus>,
+}
+
+fn entry(
+    kind: &str,
+    service: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    cause: &str,
+    reason: &str,
+    who: &str,
+) -> Entry {
+    Entry {
+        time: unix_now(),
+        kind: kind.to_string(),
+        service: Some(service.to_string()),
+        from: from.map(str::to_string),
+        to: to.map(str::to_string),
+        cause: cause.to_string(),
+        reason: reason.to_string(),
+        who: who.to_string(),
+    }
 }
 
 impl Controller {
@@ -223,27 +352,40 @@ impl Controller {
                 pinned = s.pin.is_some(), "service starts");
         }
         publisher.publish_all();
-        let by_name = services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
-        let c = Controller {
+        let history = History::new(&cfg.server.state_dir);
+        let mut c = Controller {
             services,
-            by_name,
+            by_name: HashMap::new(),
             publisher,
             store,
+            history,
+            sinks: Vec::new(),
             remote_status: Vec::new(),
         };
+        c.index();
         if let Err(e) = c.persist() {
             error!(error = %e, "cannot write the state file");
         }
         c
     }
 
+    fn index(&mut self) {
+        self.by_name = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+    }
+
     /// Status of RFC 2136 publishers, shown by `status`.
     pub fn with_remote_status(mut self, st: Vec<crate::rfc2136::SharedStatus>) -> Self {
         self.remote_status = st;
+        self
+    }
+
+    pub fn with_sink(mut self, sink: Box<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
         self
     }
 
@@ -258,7 +400,7 @@ impl Controller {
                         ServiceState {
                             active: s.targets[s.active].name.clone(),
                             pin: s.pin.clone(),
-                            drains: BTreeMap::new(),
+                            drains: s.drains.clone(),
                         },
                     )
                 })
@@ -271,6 +413,16 @@ impl Controller {
         self.store.save(&self.persisted())
     }
 
+    /// Log, append to history, tell the sinks.
+    fn record(&self, e: Entry) {
+        if let Err(err) = self.history.append(&e) {
+            error!(error = %err, path = %self.history.path().display(), "cannot append to history");
+        }
+        for s in &self.sinks {
+            s.event(&e);
+        }
+    }
+
     /// Run until `shutdown` turns true; saves state on the way out.
     pub async fn run(
         mut self,
@@ -278,23 +430,80 @@ impl Controller {
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(obs) = observations.recv() => self.observe(obs, Instant::now()),
                 Some(cmd) = commands.recv() => self.command(cmd, Instant::now()),
-                _ = tick.tick() => {
-                    for i in 0..self.services.len() {
-                        self.evaluate(i, Instant::now());
-                    }
-                }
+                _ = tick.tick() => self.tick(Instant::now()),
                 _ = shutdown.changed() => break,
             }
         }
         match self.persist() {
             Ok(()) => info!("state saved"),
             Err(e) => error!(error = %e, "cannot save state at shutdown"),
+        }
+    }
+
+    /// Time-driven work: expiring overrides, ending drills, hold-downs.
+    fn tick(&mut self, now: Instant) {
+        let unix = unix_now();
+        for si in 0..self.services.len() {
+            let expired_pin = self.services[si]
+                .pin
+                .as_ref()
+                .is_some_and(|p| p.expires.is_some_and(|t| t <= unix));
+            if expired_pin {
+                let pin = self.services[si].pin.take().expect("checked");
+                let svc = &self.services[si];
+                info!(service = %svc.name, target = %pin.target, "pin expired; automatic policy resumes");
+                self.record(entry(
+                    "expire",
+                    &svc.name,
+                    Some(&pin.target),
+                    None,
+                    "expired",
+                    &pin.reason,
+                    &pin.author,
+                ));
+                self.choose_afresh(si, "pin expired", "ggond");
+            }
+            let expired: Vec<String> = self.services[si]
+                .drains
+                .iter()
+                .filter(|(_, d)| d.expires.is_some_and(|t| t <= unix))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for t in expired {
+                let d = self.services[si].drains.remove(&t).expect("listed");
+                let name = self.services[si].name.clone();
+                info!(service = %name, target = %t, "drain expired");
+                self.record(entry(
+                    "undrain",
+                    &name,
+                    None,
+                    Some(&t),
+                    "expired",
+                    &d.reason,
+                    &d.author,
+                ));
+                self.persist_or_log();
+            }
+            let drill_over = self.services[si]
+                .drill
+                .as_ref()
+                .is_some_and(|d| d.until <= now);
+            if drill_over {
+                self.end_drill(si);
+            }
+            self.evaluate(si, now);
+        }
+    }
+
+    fn persist_or_log(&self) {
+        if let Err(e) = self.persist() {
+            error!(error = %e, "cannot persist state");
         }
     }
 
@@ -306,6 +515,9 @@ impl Controller {
         let Some(ti) = svc.target(&obs.key.target) else {
             return;
         };
+        for s in &self.sinks {
+            s.check(&obs.key.service, &obs.key.target, &obs.outcome);
+        }
         let t = &mut svc.targets[ti];
         if let Some(healthy) = t.health.observe(obs.outcome.ok, now) {
             info!(service = %svc.name, target = %t.name, healthy, detail = %obs.outcome.detail,
@@ -318,32 +530,57 @@ impl Controller {
     fn evaluate(&mut self, si: usize, now: Instant) {
         let svc = &self.services[si];
         let views = svc.views();
-        let pin = svc.pin.as_ref().and_then(|p| svc.target(&p.target));
         let view = ServiceView {
             failback: svc.failback,
             hold_down: svc.hold_down,
             active: svc.active,
-            pin,
+            pin: svc.pin_index(),
             targets: &views,
         };
         let decision = policy::decide(&view, now);
         let all_down = policy::all_down(&view);
-        let svc = &mut self.services[si];
         if all_down != svc.all_down_alarm {
-            svc.all_down_alarm = all_down;
+            let name = svc.name.clone();
+            let answering = svc.targets[svc.active].name.clone();
+            self.services[si].all_down_alarm = all_down;
             if all_down {
-                error!(service = %svc.name, answering = %svc.targets[svc.active].name,
+                error!(service = %name, %answering,
                     "ALARM: every target is down; still answering the current one (fail-open)");
+                self.record(entry(
+                    "all_down",
+                    &name,
+                    None,
+                    Some(&answering),
+                    "health",
+                    "every target is down",
+                    "ggond",
+                ));
             } else {
-                info!(service = %svc.name, "alarm cleared: a target is healthy again");
+                info!(service = %name, "alarm cleared: a target is healthy again");
+                self.record(entry(
+                    "recovered",
+                    &name,
+                    None,
+                    None,
+                    "health",
+                    "a target is healthy again",
+                    "ggond",
+                ));
             }
         }
         if let Some(d) = decision {
+            let svc = &self.services[si];
             let reason = match d.cause {
-                Cause::Health => format!(
-                    "{} is unhealthy",
-                    self.services[si].targets[self.services[si].active].name
-                ),
+                Cause::Health => {
+                    let cur = &svc.targets[svc.active].name;
+                    if svc.drill.as_ref().is_some_and(|x| x.target == svc.active) {
+                        format!("{cur} failed by a drill")
+                    } else if svc.drains.contains_key(cur) {
+                        format!("{cur} is drained")
+                    } else {
+                        format!("{cur} is unhealthy")
+                    }
+                }
                 Cause::Failback => "preferred target healthy for the hold-down".to_string(),
                 Cause::Operator => "pinned by operator".to_string(),
             };
@@ -351,7 +588,7 @@ impl Controller {
         }
     }
 
-    /// Make `to` the active target: publish, persist, log.
+    /// Make `to` the active target: publish, persist, log, record.
     fn switch(&mut self, si: usize, to: usize, cause: Cause, reason: &str, who: &str) {
         let svc = &mut self.services[si];
         let from = svc.active;
@@ -363,11 +600,43 @@ impl Controller {
         let fqdn = svc.fqdn.clone();
         let published = self.publisher.publish(&fqdn, records);
         let svc = &self.services[si];
-        info!(service = %svc.name, from = %svc.targets[from].name, to = %svc.targets[to].name,
-            %cause, reason, who, serial = published.map(|p| p.1), "remap");
-        if let Err(e) = self.persist() {
-            error!(error = %e, service = %svc.name, "cannot persist the remap");
-        }
+        let (name, from_n, to_n) = (
+            svc.name.clone(),
+            svc.targets[from].name.clone(),
+            svc.targets[to].name.clone(),
+        );
+        info!(service = %name, from = %from_n, to = %to_n,
+            %cause, reason, who, serial = ?published.and_then(|p| p.1), "remap");
+        self.persist_or_log();
+        let kind = match cause {
+            Cause::Health => "failover",
+            Cause::Failback => "failback",
+            Cause::Operator => "remap",
+        };
+        self.record(entry(
+            kind,
+            &name,
+            Some(&from_n),
+            Some(&to_n),
+            &cause.to_string(),
+            reason,
+            who,
+        ));
+    }
+
+    /// After a pin is released or expires: the most preferred available target.
+    fn choose_afresh(&mut self, si: usize, reason: &str, who: &str) {
+        let svc = &self.services[si];
+        let views = svc.views();
+        let to = policy::fresh_choice(&ServiceView {
+            failback: svc.failback,
+            hold_down: svc.hold_down,
+            active: svc.active,
+            pin: None,
+            targets: &views,
+        });
+        self.switch(si, to, Cause::Operator, reason, who);
+        self.persist_or_log();
     }
 
     fn command(&mut self, cmd: Command, now: Instant) {
@@ -380,17 +649,54 @@ impl Controller {
                 to,
                 reason,
                 force,
+                dry_run,
+                duration,
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.remap(&service, &to, &reason, force, &actor));
+                let _ = reply
+                    .send(self.remap(&service, &to, &reason, force, dry_run, duration, &actor));
             }
             Command::Release {
                 service,
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.release(&service, &actor, now));
+                let _ = reply.send(self.release(&service, &actor));
+            }
+            Command::Drain {
+                service,
+                target,
+                reason,
+                duration,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.drain(&service, &target, &reason, duration, &actor, now));
+            }
+            Command::Undrain {
+                service,
+                target,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.undrain(&service, &target, &actor, now));
+            }
+            Command::Drill {
+                service,
+                fail,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.drill(&service, fail, &actor, now));
+            }
+            Command::History {
+                service,
+                since,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.history.read(service.as_deref(), since, limit));
             }
             Command::Update {
                 origin,
@@ -404,9 +710,22 @@ impl Controller {
                         info!(zone = %origin, key, %peer, serial,
                             added = change.added.len(), removed = change.removed.len(),
                             "UPDATE applied");
-                        if let Err(e) = self.persist() {
-                            error!(error = %e, "cannot persist the zone serial");
-                        }
+                        self.persist_or_log();
+                        let mut e = entry(
+                            "update",
+                            "",
+                            None,
+                            None,
+                            "update",
+                            &format!(
+                                "{} added, {} removed at serial {serial}",
+                                change.added.len(),
+                                change.removed.len()
+                            ),
+                            &key,
+                        );
+                        e.service = None;
+                        self.record(e);
                         0
                     }
                     Err(r) => {
@@ -415,6 +734,14 @@ impl Controller {
                     }
                 };
                 let _ = reply.send(rcode);
+            }
+            Command::Reload {
+                config,
+                zones,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.reload(&config, zones, &actor));
             }
         }
     }
@@ -426,47 +753,69 @@ impl Controller {
             .ok_or_else(|| CtlError::NotFound(format!("no service named `{name}`")))
     }
 
-    fn change_view(&self, si: usize, from: usize) -> ChangeView {
+    fn target_index(&self, si: usize, name: &str) -> Result<usize, CtlError> {
+        let svc = &self.services[si];
+        svc.target(name).ok_or_else(|| {
+            let names: Vec<_> = svc.targets.iter().map(|t| t.name.as_str()).collect();
+            CtlError::NotFound(format!(
+                "service `{}` has no target `{name}` (targets: {})",
+                svc.name,
+                names.join(", ")
+            ))
+        })
+    }
+
+    fn change_view(&self, si: usize, from: usize, to: usize, dry_run: bool) -> ChangeView {
         let s = &self.services[si];
         ChangeView {
             service: s.name.clone(),
             from: s.targets[from].name.clone(),
-            to: s.targets[s.active].name.clone(),
-            changed: from != s.active,
-            mode: if s.pin.is_some() { "manual" } else { "auto" },
-            addresses: s.targets[s.active].addresses.clone(),
+            to: s.targets[to].name.clone(),
+            changed: from != to,
+            mode: s.mode(),
+            addresses: s.targets[to].addresses.clone(),
+            dry_run,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn remap(
         &mut self,
         service: &str,
         to: &str,
         reason: &str,
         force: bool,
+        dry_run: bool,
+        duration: Option<Duration>,
         actor: &Actor,
     ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
-        let svc = &self.services[si];
-        let ti = svc.target(to).ok_or_else(|| {
-            let names: Vec<_> = svc.targets.iter().map(|t| t.name.as_str()).collect();
-            CtlError::NotFound(format!(
-                "service `{service}` has no target `{to}` (targets: {})",
-                names.join(", ")
-            ))
-        })?;
-        if svc.targets[ti].health.healthy() == Some(false) && !force {
+        let ti = self.target_index(si, to)?;
+        let views = self.services[si].views();
+        if views[ti].unusable() && !force {
+            let why = if views[ti].drained {
+                "drained"
+            } else if views[ti].drill_failed {
+                "failed by a running drill"
+            } else {
+                "unhealthy"
+            };
             return Err(CtlError::Conflict(format!(
-                "target `{to}` is unhealthy; use --force to remap to it anyway"
+                "target `{to}` is {why}; use --force to remap to it anyway"
             )));
         }
-        let from = svc.active;
+        let from = self.services[si].active;
+        if dry_run {
+            let mut v = self.change_view(si, from, ti, true);
+            v.mode = "manual";
+            return Ok(v);
+        }
         let old_pin = self.services[si].pin.replace(Override {
             target: to.to_string(),
             reason: reason.to_string(),
             author: actor.name.clone(),
             since: unix_now(),
-            expires: None,
+            expires: duration.map(|d| unix_now() + d.as_secs().max(1)),
         });
         // Persist the pin before acting on it: an acknowledged remap must
         // survive a crash.
@@ -475,16 +824,22 @@ impl Controller {
             return Err(CtlError::Internal(format!("cannot persist state: {e}")));
         }
         info!(service, target = to, reason, who = %actor.name, force, "operator pinned target");
+        if from == ti {
+            self.record(entry(
+                "pin",
+                service,
+                Some(to),
+                Some(to),
+                "operator",
+                reason,
+                &actor.name,
+            ));
+        }
         self.switch(si, ti, Cause::Operator, reason, &actor.name);
-        Ok(self.change_view(si, from))
+        Ok(self.change_view(si, from, ti, false))
     }
 
-    fn release(
-        &mut self,
-        service: &str,
-        actor: &Actor,
-        _now: Instant,
-    ) -> Result<ChangeView, CtlError> {
+    fn release(&mut self, service: &str, actor: &Actor) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
         let from = self.services[si].active;
         let old_pin = self.services[si].pin.take();
@@ -493,17 +848,287 @@ impl Controller {
             return Err(CtlError::Internal(format!("cannot persist state: {e}")));
         }
         info!(service, who = %actor.name, "operator released the service to automatic policy");
+        self.record(entry(
+            "release",
+            service,
+            None,
+            None,
+            "operator",
+            "released",
+            &actor.name,
+        ));
+        self.choose_afresh(si, "released", &actor.name);
+        let to = self.services[si].active;
+        Ok(self.change_view(si, from, to, false))
+    }
+
+    fn drain(
+        &mut self,
+        service: &str,
+        target: &str,
+        reason: &str,
+        duration: Option<Duration>,
+        actor: &Actor,
+        now: Instant,
+    ) -> Result<ChangeView, CtlError> {
+        let si = self.service_index(service)?;
+        self.target_index(si, target)?;
+        let from = self.services[si].active;
+        self.services[si].drains.insert(
+            target.to_string(),
+            Override {
+                target: target.to_string(),
+                reason: reason.to_string(),
+                author: actor.name.clone(),
+                since: unix_now(),
+                expires: duration.map(|d| unix_now() + d.as_secs().max(1)),
+            },
+        );
+        if let Err(e) = self.persist() {
+            self.services[si].drains.remove(target);
+            return Err(CtlError::Internal(format!("cannot persist state: {e}")));
+        }
+        info!(service, target, reason, who = %actor.name, "target drained");
+        self.record(entry(
+            "drain",
+            service,
+            None,
+            Some(target),
+            "operator",
+            reason,
+            &actor.name,
+        ));
+        self.evaluate(si, now);
+        let to = self.services[si].active;
+        Ok(self.change_view(si, from, to, false))
+    }
+
+    fn undrain(
+        &mut self,
+        service: &str,
+        target: &str,
+        actor: &Actor,
+        now: Instant,
+    ) -> Result<ChangeView, CtlError> {
+        let si = self.service_index(service)?;
+        self.target_index(si, target)?;
+        let from = self.services[si].active;
+        let Some(old) = self.services[si].drains.remove(target) else {
+            return Err(CtlError::Conflict(format!(
+                "target `{target}` is not drained"
+            )));
+        };
+        if let Err(e) = self.persist() {
+            self.services[si].drains.insert(target.to_string(), old);
+            return Err(CtlError::Internal(format!("cannot persist state: {e}")));
+        }
+        info!(service, target, who = %actor.name, "target undrained");
+        self.record(entry(
+            "undrain",
+            service,
+            None,
+            Some(target),
+            "operator",
+            "",
+            &actor.name,
+        ));
+        self.evaluate(si, now);
+        let to = self.services[si].active;
+        Ok(self.change_view(si, from, to, false))
+    }
+
+    fn drill(
+        &mut self,
+        service: &str,
+        fail: Option<(String, Duration)>,
+        actor: &Actor,
+        now: Instant,
+    ) -> Result<DrillView, CtlError> {
+        let si = self.service_index(service)?;
+        let fail_idx = match &fail {
+            Some((t, _)) => Some(self.target_index(si, t)?),
+            None => None,
+        };
         let svc = &self.services[si];
-        let views = svc.views();
-        let to = policy::fresh_choice(&ServiceView {
+        // Which target takes over if `failing` (default: the active one) fails now.
+        let failing = fail_idx.unwrap_or(svc.active);
+        let mut views = svc.views();
+        views[failing].drill_failed = true;
+        let view = ServiceView {
             failback: svc.failback,
             hold_down: svc.hold_down,
             active: svc.active,
-            pin: None,
+            pin: svc.pin_index(),
             targets: &views,
-        });
-        self.switch(si, to, Cause::Operator, "released", &actor.name);
-        Ok(self.change_view(si, from))
+        };
+        let takeover = if svc.pin.is_some() {
+            None
+        } else if failing == svc.active {
+            policy::decide(&view, now).map(|d| d.to)
+        } else {
+            None
+        };
+        let zone_serial = self
+            .publisher
+            .zone_of(&svc.fqdn)
+            .and_then(|o| self.publisher.serials().get(&o.to_string()).copied());
+        let shown = takeover.unwrap_or(svc.active);
+        let note = match (svc.pin.is_some(), takeover, failing == svc.active) {
+            (true, _, _) => {
+                "the service is pinned: a failure would not move it (release it first)".to_string()
+            }
+            (false, None, true) => {
+                "no healthy target could take over: the current answer would stay (fail-open)"
+                    .to_string()
+            }
+            (false, None, false) => format!(
+                "{} is not active: its failure would not change the answer",
+                svc.targets[failing].name
+            ),
+            (false, Some(t), _) => format!("{} would take over", svc.targets[t].name),
+        };
+        let mut out = DrillView {
+            service: svc.name.clone(),
+            fqdn: svc.fqdn.to_string(),
+            active: svc.targets[svc.active].name.clone(),
+            takeover: takeover.map(|t| svc.targets[t].name.clone()),
+            takeover_healthy: takeover.map(|t| views[t].healthy == Some(true)),
+            answers: svc.targets[shown].addresses.clone(),
+            ttl: svc.ttl,
+            serial: zone_serial.map(|s| {
+                if takeover.is_some() {
+                    s.wrapping_add(1)
+                } else {
+                    s
+                }
+            }),
+            failing: None,
+            note,
+        };
+        if let (Some((t, dur)), Some(ti)) = (fail, fail_idx) {
+            if self.services[si].drill.is_some() {
+                return Err(CtlError::Conflict(format!(
+                    "a drill is already running on `{service}`"
+                )));
+            }
+            let until = now + dur;
+            let until_unix = unix_now() + dur.as_secs();
+            let previous = self.services[si].active;
+            self.services[si].drill = Some(Drill {
+                target: ti,
+                until,
+                previous,
+                who: actor.name.clone(),
+            });
+            info!(service, target = %t, duration = ?dur, who = %actor.name, "drill started: target treated as failed");
+            self.record(entry(
+                "drill_start",
+                service,
+                None,
+                Some(&t),
+                "drill",
+                &format!(
+                    "{t} treated as failed for {}",
+                    humantime::format_duration(dur)
+                ),
+                &actor.name,
+            ));
+            self.evaluate(si, now);
+            out.failing = Some((t, until_unix));
+        }
+        Ok(out)
+    }
+
+    fn end_drill(&mut self, si: usize) {
+        let Some(d) = self.services[si].drill.take() else {
+            return;
+        };
+        let svc = &self.services[si];
+        let name = svc.name.clone();
+        let target = svc.targets[d.target].name.clone();
+        info!(service = %name, target = %target, "drill over: target back to its real health");
+        self.record(entry(
+            "drill_end",
+            &name,
+            None,
+            Some(&target),
+            "drill",
+            "drill over",
+            &d.who,
+        ));
+        // Revert: back to where the service was before the drill, if that is
+        // still a sound choice (no pin took over meanwhile, and it is not down).
+        let views = svc.views();
+        if svc.pin.is_none() && svc.active != d.previous && !views[d.previous].unusable() {
+            self.switch(
+                si,
+                d.previous,
+                Cause::Operator,
+                "drill over: reverting",
+                "ggond",
+            );
+        }
+    }
+
+    fn reload(
+        &mut self,
+        cfg: &Config,
+        zones: Vec<ZoneData>,
+        actor: &Actor,
+    ) -> Result<String, CtlError> {
+        let mut old: HashMap<String, ServiceRt> = self
+            .services
+            .drain(..)
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        let mut kept = 0;
+        let mut fresh = 0;
+        let mut services = Vec::new();
+        for sc in &cfg.services {
+            let name = sc.name.get_ref();
+            let new_targets = sc.targets.get_ref();
+            let rt = match old.remove(name) {
+                Some(mut o) if targets_equal(&o.config, new_targets) && o.fqdn == fqdn_of(sc) => {
+                    o.ttl = sc.ttl;
+                    o.failback = sc.failback;
+                    o.hold_down = sc.hold_down;
+                    kept += 1;
+                    o
+                }
+                Some(o) => {
+                    fresh += 1;
+                    let saved = ServiceState {
+                        active: o.targets[o.active].name.clone(),
+                        pin: o.pin.clone(),
+                        drains: o.drains.clone(),
+                    };
+                    restore(sc, Some(&saved))
+                }
+                None => {
+                    fresh += 1;
+                    restore(sc, None)
+                }
+            };
+            services.push(rt);
+        }
+        let removed = old.len();
+        self.services = services;
+        self.index();
+        self.publisher
+            .reload_zones(zones)
+            .map_err(CtlError::BadRequest)?;
+        for s in &self.services {
+            self.publisher.stage(&s.fqdn, s.records(s.active));
+        }
+        self.publisher.publish_reload();
+        self.persist_or_log();
+        let summary =
+            format!("{kept} services kept their state, {fresh} new or changed, {removed} removed");
+        info!(who = %actor.name, %summary, "configuration reloaded");
+        let mut e = entry("reload", "", None, None, "operator", &summary, &actor.name);
+        e.service = None;
+        self.record(e);
+        Ok(summary)
     }
 
     pub fn status(&self) -> StatusView {
@@ -514,11 +1139,19 @@ impl Controller {
                 .map(|s| ServiceStatus {
                     name: s.name.clone(),
                     fqdn: s.fqdn.to_string(),
+                    ttl: s.ttl,
                     active: s.targets[s.active].name.clone(),
-                    mode: if s.pin.is_some() { "manual" } else { "auto" },
+                    mode: s.mode(),
                     failback: s.failback,
                     pin: s.pin.clone(),
                     all_down: s.all_down_alarm,
+                    drill: s.drill.as_ref().map(|d| {
+                        let left = d.until.saturating_duration_since(Instant::now());
+                        (
+                            s.targets[d.target].name.clone(),
+                            unix_now() + left.as_secs(),
+                        )
+                    }),
                     targets: s
                         .targets
                         .iter()
@@ -526,6 +1159,7 @@ impl Controller {
                             name: t.name.clone(),
                             addresses: t.addresses.clone(),
                             healthy: t.health.healthy(),
+                            drained: s.drains.get(&t.name).cloned(),
                             last_check: t.last.as_ref().map(|o| CheckView {
                                 ok: o.ok,
                                 detail: o.detail.clone(),
@@ -554,6 +1188,25 @@ impl Controller {
     }
 }
 
+fn fqdn_of(cfg: &ServiceConfig) -> Name {
+    Name::from_ascii(crate::config::normalize_name(cfg.fqdn.get_ref()))
+        .expect("validated by config")
+}
+
+/// Same targets, addresses and checks (spans in the file do not matter).
+fn targets_equal(a: &[TargetConfig], b: &[TargetConfig]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name.get_ref() == y.name.get_ref()
+                && x.addresses.get_ref() == y.addresses.get_ref()
+                && x.check.kind == y.check.kind
+                && x.check.interval == y.check.interval
+                && x.check.timeout == y.check.timeout
+                && x.check.rise == y.check.rise
+                && x.check.fall == y.check.fall
+        })
+}
+
 fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> ServiceRt {
     let targets: Vec<TargetRt> = cfg
         .targets
@@ -570,6 +1223,7 @@ fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> ServiceRt {
     let name = cfg.name.get_ref().clone();
     let mut active = 0;
     let mut pin = None;
+    let mut drains = BTreeMap::new();
     if let Some(saved) = saved {
         match find(&saved.active) {
             Some(i) => active = i,
@@ -586,19 +1240,25 @@ fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> ServiceRt {
                     "saved pin names a target that no longer exists; dropped"),
             }
         }
+        for (t, d) in &saved.drains {
+            if find(t).is_some() {
+                drains.insert(t.clone(), d.clone());
+            }
+        }
     }
-    let fqdn = Name::from_ascii(crate::config::normalize_name(cfg.fqdn.get_ref()))
-        .expect("validated by config");
     ServiceRt {
+        fqdn: fqdn_of(cfg),
         name,
-        fqdn,
         ttl: cfg.ttl,
         failback: cfg.failback,
         hold_down: cfg.hold_down,
         targets,
         active,
         pin,
+        drains,
+        drill: None,
         all_down_alarm: false,
+        config: cfg.targets.get_ref().clone(),
     }
 }
 

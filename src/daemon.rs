@@ -110,7 +110,35 @@ pub struct Ready {
 }
 
 /// Run until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+/// Where the configuration came from, so that reload can read it again.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub overrides: Overrides,
+}
+
+fn probe_list(cfg: &Config) -> Vec<(ProbeKey, crate::config::CheckConfig)> {
+    cfg.services
+        .iter()
+        .flat_map(|s| {
+            s.targets.get_ref().iter().map(move |t| {
+                (
+                    ProbeKey {
+                        service: s.name.get_ref().clone(),
+                        target: t.name.get_ref().clone(),
+                    },
+                    t.check.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+pub async fn run(
+    loaded: Loaded,
+    source: Source,
+    ready_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let Loaded { cfg, zones, keys } = loaded;
     let cfg = Arc::new(cfg);
     let keys = Arc::new(keys);
@@ -212,30 +240,21 @@ pub async fn run(loaded: Loaded, ready_file: Option<PathBuf>) -> anyhow::Result<
     .context("binding DNS sockets")?;
 
     let (obs_tx, obs_rx) = mpsc::channel(1024);
-    let probes: Vec<(ProbeKey, crate::config::CheckConfig)> = cfg
-        .services
-        .iter()
-        .flat_map(|s| {
-            s.targets.get_ref().iter().map(move |t| {
-                (
-                    ProbeKey {
-                        service: s.name.get_ref().clone(),
-                        target: t.name.get_ref().clone(),
-                    },
-                    t.check.clone(),
-                )
-            })
-        })
-        .collect();
     let checker = Arc::new(Checker::new()?);
-    let probe_tasks = crate::probe::spawn_probes(checker, probes, obs_tx, shutdown_rx.clone());
+    let mut probe_tasks = crate::probe::spawn_probes(
+        checker.clone(),
+        probe_list(&cfg),
+        obs_tx.clone(),
+        shutdown_rx.clone(),
+    );
     let ctl_task = tokio::spawn(controller.run(obs_rx, cmd_rx, shutdown_rx.clone()));
 
     let listener = tokio::net::TcpListener::bind(cfg.control.listen)
         .await
         .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
     let control_addr = listener.local_addr()?;
-    let router = crate::control::router(handle, tokens);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<crate::control::ReloadRequest>(4);
+    let router = crate::control::router(handle.clone(), tokens, reload_tx);
     let mut ctl_shutdown = shutdown_rx.clone();
     let api_task = tokio::spawn(crate::control::serve(listener, router, async move {
         let _ = ctl_shutdown.changed().await;
@@ -254,7 +273,39 @@ pub async fn run(loaded: Loaded, ready_file: Option<PathBuf>) -> anyhow::Result<
     }
     info!("ggond ready");
 
-    wait_for_signal().await;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        let reply = tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => { info!("SIGHUP: reloading configuration"); None }
+            r = reload_rx.recv() => match r { Some(r) => Some(r), None => continue },
+        };
+        let result = reload(&source, &handle).await;
+        match &result {
+            Ok((summary, cfg)) => {
+                for t in probe_tasks.drain(..) {
+                    t.abort();
+                }
+                probe_tasks = crate::probe::spawn_probes(
+                    checker.clone(),
+                    probe_list(cfg),
+                    obs_tx.clone(),
+                    shutdown_rx.clone(),
+                );
+                info!(%summary, "reload done");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected; still serving the previous configuration")
+            }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map(|(s, _)| s));
+        }
+    }
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = api_task.await;
@@ -268,12 +319,26 @@ pub async fn run(loaded: Loaded, ready_file: Option<PathBuf>) -> anyhow::Result<
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+/// Read and validate config and zones again, then hand them to the
+/// controller. Nothing changes unless everything loads.
+async fn reload(source: &Source, handle: &ControllerHandle) -> Result<(String, Config), String> {
+    let path = source.path.clone();
+    let overrides = source.overrides.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(&path, &overrides))
+        .await
+        .map_err(|e| e.to_string())??;
+    let cfg = loaded.cfg.clone();
+    let summary = handle
+        .call(|reply| crate::controller::Command::Reload {
+            config: Box::new(loaded.cfg),
+            zones: loaded.zones,
+            actor: crate::controller::Actor {
+                name: "reload".into(),
+            },
+            reply,
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| e.to_string())?;
+    Ok((summary, cfg))
 }

@@ -138,6 +138,50 @@ impl Publisher {
         Ok(())
     }
 
+    /// Replace the locally served zones with freshly loaded ones (reload).
+    /// Serials keep increasing; the IXFR journal restarts (older serials get
+    /// a full transfer); service records must be staged again.
+    pub fn reload_zones(&mut self, zones: Vec<ZoneData>) -> Result<(), String> {
+        let mut next = BTreeMap::new();
+        for mut base in zones {
+            if let Some(path) = self.journal_path(&base.origin) {
+                replay_updates(&mut base, &path)?;
+            }
+            let mut serial = base.serial();
+            if let Some(old) = self.zones.get(&base.origin) {
+                if !serial_gt(serial, old.serial) {
+                    serial = next_serial(old.serial);
+                }
+            }
+            let current = Arc::new(base.clone());
+            next.insert(
+                base.origin.clone(),
+                ZoneRt {
+                    base,
+                    serial,
+                    services: BTreeMap::new(),
+                    current,
+                    journal: Arc::default(),
+                },
+            );
+        }
+        self.zones = next;
+        Ok(())
+    }
+
+    /// Publish everything after a reload and tell secondaries.
+    pub fn publish_reload(&mut self) {
+        self.publish_all();
+        if let Some(tx) = &self.events {
+            for (origin, z) in &self.zones {
+                let _ = tx.send(ZoneChanged {
+                    origin: origin.clone(),
+                    serial: z.serial,
+                });
+            }
+        }
+    }
+
     /// Add a zone published to another primary.
     pub fn add_remote(&mut self, origin: Name, remote: Box<dyn RemoteZone>) {
         self.remotes

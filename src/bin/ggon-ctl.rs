@@ -42,6 +42,56 @@ enum Cmd {
         /// Remap even to a target whose checks say it is down.
         #[arg(long)]
         force: bool,
+        /// Show what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Let the pin expire after this long (e.g. 2h); default: until released.
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a target out of selection (maintenance); the service moves if it was active.
+    Drain {
+        service: String,
+        target: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Undrain automatically after this long (e.g. 30m).
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a drained target back into selection.
+    Undrain {
+        service: String,
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run: what would happen if the active target failed now. With
+    /// --fail TARGET --for DURATION, treat TARGET as failed for that long.
+    Drill {
+        service: String,
+        #[arg(long)]
+        fail: Option<String>,
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log of changes.
+    History {
+        service: Option<String>,
+        /// Unix seconds, or how long ago (e.g. 1h).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
+    Reload {
         #[arg(long)]
         json: bool,
     },
@@ -203,6 +253,9 @@ fn print_status(v: &Value) {
 }
 
 fn print_change(v: &Value) {
+    if v["dry_run"].as_bool() == Some(true) {
+        print!("DRY RUN (nothing changed): ");
+    }
     let addrs: Vec<&str> = v["addresses"]
         .as_array()
         .into_iter()
@@ -229,6 +282,70 @@ fn print_change(v: &Value) {
     }
 }
 
+fn print_drill(v: &Value) {
+    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    let addrs: Vec<&str> = v["answers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    println!("service:   {} ({})", s("service"), s("fqdn"));
+    println!("active:    {}", s("active"));
+    match v["takeover"].as_str() {
+        Some(t) => println!(
+            "takeover:  {t} ({})",
+            match v["takeover_healthy"].as_bool() {
+                Some(true) => "healthy",
+                _ => "NOT healthy",
+            }
+        ),
+        None => println!("takeover:  none"),
+    }
+    println!(
+        "would answer: {} A/AAAA {}  ttl {}  serial {}",
+        s("fqdn"),
+        addrs.join(","),
+        v["ttl"],
+        v["serial"]
+    );
+    println!("note:      {}", s("note"));
+    if let Some(f) = v["failing"].as_array() {
+        println!(
+            "DRILL RUNNING: {} treated as failed until {} (unix)",
+            f[0].as_str().unwrap_or(""),
+            f[1]
+        );
+    }
+}
+
+fn print_history(v: &Value) {
+    for e in v["entries"].as_array().into_iter().flatten() {
+        let t = e["time"].as_u64().unwrap_or(0);
+        let when = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+        );
+        let arrow = match (e["from"].as_str(), e["to"].as_str()) {
+            (Some(f), Some(t)) => format!("{f} -> {t}"),
+            (None, Some(t)) => t.to_string(),
+            (Some(f), None) => f.to_string(),
+            _ => String::new(),
+        };
+        println!(
+            "{when}  {:<12} {:<8} {:<20} cause={} who={} {}",
+            e["kind"].as_str().unwrap_or(""),
+            e["service"].as_str().unwrap_or("-"),
+            arrow,
+            e["cause"].as_str().unwrap_or(""),
+            e["who"].as_str().unwrap_or(""),
+            match e["reason"].as_str() {
+                Some(r) if !r.is_empty() => format!("reason=\"{r}\""),
+                _ => String::new(),
+            }
+        );
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let client = match client(&args) {
@@ -240,45 +357,113 @@ fn main() -> ExitCode {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let (result, json_out, change) = match &args.cmd {
+        use reqwest::Method;
+        #[derive(PartialEq)]
+        enum Out {
+            Status,
+            Change,
+            Drill,
+            History,
+            Reload,
+        }
+        let (result, json_out, out) = match &args.cmd {
             Cmd::Status { service, json } => {
                 let path = match service {
                     Some(s) => format!("/v1/status?service={s}"),
                     None => "/v1/status".to_string(),
                 };
-                (
-                    client.call(reqwest::Method::GET, &path, None).await,
-                    *json,
-                    false,
-                )
+                (client.call(Method::GET, &path, None).await, *json, Out::Status)
             }
             Cmd::Remap {
                 service,
                 to,
                 reason,
                 force,
+                dry_run,
+                duration,
                 json,
             } => (
                 client
                     .call(
-                        reqwest::Method::POST,
+                        Method::POST,
                         &format!("/v1/services/{service}/remap"),
-                        Some(json!({"to": to, "reason": reason, "force": force})),
+                        Some(json!({"to": to, "reason": reason, "force": force, "dry_run": dry_run, "for": duration})),
                     )
                     .await,
                 *json,
-                true,
+                Out::Change,
             ),
             Cmd::Release { service, json } => (
                 client
+                    .call(Method::POST, &format!("/v1/services/{service}/release"), None)
+                    .await,
+                *json,
+                Out::Change,
+            ),
+            Cmd::Drain {
+                service,
+                target,
+                reason,
+                duration,
+                json,
+            } => (
+                client
                     .call(
-                        reqwest::Method::POST,
-                        &format!("/v1/services/{service}/release"),
+                        Method::POST,
+                        &format!("/v1/services/{service}/targets/{target}/drain"),
+                        Some(json!({"reason": reason, "for": duration})),
+                    )
+                    .await,
+                *json,
+                Out::Change,
+            ),
+            Cmd::Undrain { service, target, json } => (
+                client
+                    .call(
+                        Method::POST,
+                        &format!("/v1/services/{service}/targets/{target}/undrain"),
                         None,
                     )
                     .await,
                 *json,
-                true,
+                Out::Change,
+            ),
+            Cmd::Drill {
+                service,
+                fail,
+                duration,
+                json,
+            } => (
+                client
+                    .call(
+                        Method::POST,
+                        &format!("/v1/services/{service}/drill"),
+                        Some(json!({"fail": fail, "for": duration})),
+                    )
+                    .await,
+                *json,
+                Out::Drill,
+            ),
+            Cmd::History { service, since, json } => {
+                let mut q = vec![];
+                if let Some(s) = service {
+                    q.push(format!("service={s}"));
+                }
+                if let Some(s) = since {
+                    q.push(format!("since={s}"));
+                }
+                (
+                    client
+                        .call(Method::GET, &format!("/v1/history?{}", q.join("&")), None)
+                        .await,
+                    *json,
+                    Out::History,
+                )
+            }
+            Cmd::Reload { json } => (
+                client.call(Method::POST, "/v1/reload", None).await,
+                *json,
+                Out::Reload,
             ),
         };
         match result {
@@ -287,10 +472,12 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(v) => {
-                if change {
-                    print_change(&v);
-                } else {
-                    print_status(&v);
+                match out {
+                    Out::Status => print_status(&v),
+                    Out::Change => print_change(&v),
+                    Out::Drill => print_drill(&v),
+                    Out::History => print_history(&v),
+                    Out::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
                 }
                 ExitCode::SUCCESS
             }

@@ -42,6 +42,10 @@ fn main() -> ExitCode {
         state_dir: args.state_dir,
         workers: args.workers,
     };
+    let source = daemon::Source {
+        path: args.config.clone(),
+        overrides: overrides.clone(),
+    };
     let loaded = match daemon::load(&args.config, &overrides) {
         Ok(x) => x,
         Err(e) => {
@@ -73,7 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(daemon::run(loaded, args.ready_file)) {
+    match rt.block_on(daemon::run(loaded, source, args.ready_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ggond: error: {e:#}");
