@@ -76,11 +76,14 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
             return Action::Reply;
         }
     }
+    // Transfers check their own TSIG; other signed queries go to the slow path.
+    if matches!(q.qtype, 251 | 252) {
+        return Action::Special(Special::Transfer);
+    }
     if q.tsig {
         return Action::Special(Special::Signed);
     }
     match q.qtype {
-        251 | 252 => return Action::Special(Special::Transfer),
         // OPT and TSIG are not questions; MAILA/MAILB are obsolete.
         41 | 250 => {
             error(pkt, &q, RCODE_FORMERR, out);
