@@ -128,9 +128,9 @@ fn last_error(p: &Value) -> String {
 // ---------------------------------------------------------------------------
 // checks shared by the BIND self-check and the ggond tests
 
-/// AXFR from 127.0.0.1 works; from 127.0.0.2 it is refused, unless signed
-/// with `xfr_key`. Returns the allowed transfer's records.
-fn check_axfr_acl(port: u16, xfr_key: &TsigKey, who: &str) -> Vec<Rr> {
+/// AXFR from 127.0.0.1 works; from 127.0.0.2 (unsigned) it is refused.
+/// Returns the allowed transfer's records.
+fn check_axfr_acl(port: u16, who: &str) -> Vec<Rr> {
     let out = dig(port, &["-b", "127.0.0.1", ZONE, "AXFR"]);
     let recs = parse_records(&out);
     assert!(
@@ -173,7 +173,11 @@ fn check_axfr_acl(port: u16, xfr_key: &TsigKey, who: &str) -> Vec<Rr> {
         parse_records(&denied).is_empty(),
         "{who}: a refused AXFR must not carry records:\n{denied}"
     );
+    recs
+}
 
+/// AXFR from 127.0.0.2 (not in the address ACL) signed with a transfer key works.
+fn check_axfr_signed(port: u16, xfr_key: &TsigKey, who: &str) {
     let key = xfr_key.file.to_str().expect("utf-8 path");
     let signed = dig(port, &["-b", "127.0.0.2", "-k", key, ZONE, "AXFR"]);
     let srecs = parse_records(&signed);
@@ -182,7 +186,6 @@ fn check_axfr_acl(port: u16, xfr_key: &TsigKey, who: &str) -> Vec<Rr> {
         "{who}: AXFR from 127.0.0.2 signed with transfer key `{}` must be allowed:\n{signed}",
         xfr_key.name
     );
-    recs
 }
 
 /// IXFR=`old` after changes old_addr → … → new_addr is incremental: it opens
@@ -272,8 +275,9 @@ fn nsupdate_cic(port: u16, key: &TsigKey, addr: &str) -> Out {
 // the harness against BIND alone
 
 /// BIND primary + BIND secondary: proves the key files, named configs,
-/// nsupdate/dig runners, NOTIFY speed, restart-with-journal and the AXFR/IXFR
-/// expectations are right, independently of ggond.
+/// nsupdate/dig runners, NOTIFY speed, TSIG-signed transfers,
+/// restart-with-journal and the AXFR/IXFR expectations are right,
+/// independently of ggond.
 #[test]
 fn bind_harness_selfcheck() {
     let tmp = TestDir::new("selfcheck");
@@ -312,10 +316,11 @@ fn bind_harness_selfcheck() {
     assert_eq!(dig_short(p, CIC, "A"), vec![PRIMARY]);
     let s0 = soa_serial(p).expect("serial");
 
-    // A secondary of it follows NOTIFY (refresh is 3600 s).
+    // A secondary of it (transfers signed with xfr-key) follows NOTIFY
+    // (refresh is 3600 s).
     let sec = Bind::start(
         tmp.sub("secondary"),
-        BindSpec::secondary(prim.addr(), Some(sec_port)),
+        BindSpec::signed_secondary(prim.addr(), Some(sec_port), &xfr),
     );
     assert_eq!(
         sec.wait_zone(secs(10)),
@@ -335,7 +340,8 @@ fn bind_harness_selfcheck() {
     assert!(nsupdate_cic(p, &key, BACKUP2).ok);
     wait_serial_past(p, s0, secs(2)).expect("serial moves");
 
-    check_axfr_acl(p, &xfr, "BIND");
+    check_axfr_acl(p, "BIND");
+    check_axfr_signed(p, &xfr, "BIND");
     check_ixfr_incremental(p, s0, PRIMARY, BACKUP2, "BIND");
     check_ixfr_fallback(p, s0.wrapping_sub(1000), "BIND");
 
@@ -692,7 +698,7 @@ transfer_keys = ["xfr-key"]
     let g = Ggond::start(gdir, &cfg);
     let port = g.port();
 
-    let recs = check_axfr_acl(port, &xfr, "ggond");
+    let recs = check_axfr_acl(port, "ggond");
     assert!(
         recs.iter()
             .any(|r| r.name == "cic.ggon.org." && r.rtype == "A" && r.rdata == PRIMARY),
@@ -707,4 +713,78 @@ transfer_keys = ["xfr-key"]
 
     check_ixfr_incremental(port, s0, PRIMARY, BACKUP2, "ggond");
     check_ixfr_fallback(port, s0.wrapping_sub(1000), "ggond");
+}
+
+/// `transfer_keys`: a signed AXFR is allowed from an address outside
+/// `allow_transfer`, and a signed IXFR is answered too.
+#[test]
+fn signed_transfer_with_transfer_key() {
+    let tmp = TestDir::new("xfr-signed");
+    let xfr = tsig_keygen(tmp.path(), "xfr-key", "xfr-key.key");
+    let gdir = tmp.sub("ggond");
+    let cfg = format!(
+        r#"{keys}
+[[zone]]
+origin = "ggon.org"
+file = "{zone}"
+allow_transfer = ["127.0.0.1"]
+transfer_keys = ["xfr-key"]
+{CIC_SERVICE}"#,
+        keys = key_file_toml("xfr-key", &xfr.file),
+        zone = zone_copy(&gdir),
+    );
+    let g = Ggond::start(gdir, &cfg);
+    check_axfr_signed(g.port(), &xfr, "ggond");
+    let s0 = soa_serial(g.port()).expect("serial");
+    g.remap("cic", "backup");
+    wait_serial_past(g.port(), s0, secs(2)).expect("serial moves after the remap");
+    let key = xfr.file.to_str().expect("utf-8 path");
+    let q = format!("IXFR={s0}");
+    let out = dig(g.port(), &["-b", "127.0.0.2", "-k", key, "+tcp", ZONE, &q]);
+    let recs = parse_records(&out);
+    assert!(
+        recs.len() >= 4 && recs[1].soa_serial() == Some(s0),
+        "ggond: signed {q} from 127.0.0.2 must be answered incrementally:\n{out}"
+    );
+}
+
+/// A BIND secondary that signs its SOA queries and transfers with a key
+/// (`primaries { ... key xfr-key; }`), notified by ggond with that key.
+#[test]
+fn bind_secondary_with_tsig_follows_notify() {
+    let tmp = TestDir::new("secondary-tsig");
+    let xfr = tsig_keygen(tmp.path(), "xfr-key", "xfr-key.key");
+    let bind_port = free_port();
+    let gdir = tmp.sub("ggond");
+    let cfg = format!(
+        r#"{keys}
+[[zone]]
+origin = "ggon.org"
+file = "{zone}"
+transfer_keys = ["xfr-key"]
+secondaries = [{{ address = "127.0.0.1:{bind_port}", key = "xfr-key" }}]
+{CIC_SERVICE}"#,
+        keys = key_file_toml("xfr-key", &xfr.file),
+        zone = zone_copy(&gdir),
+    );
+    let g = Ggond::start(gdir, &cfg);
+    let gserial = soa_serial(g.port()).expect("ggond answers SOA");
+    let sec = Bind::start(
+        tmp.sub("bind"),
+        BindSpec::signed_secondary(g.dns, Some(bind_port), &xfr),
+    );
+    assert_eq!(
+        sec.wait_zone(secs(10)),
+        Some(gserial),
+        "the BIND secondary (transfers signed with xfr-key) did not transfer ggon.org from \
+         ggond within 10 s{}",
+        diag(&g, &[&sec])
+    );
+    g.remap("cic", "backup");
+    assert!(
+        wait_for_a(sec.port, CIC, &[BACKUP], secs(2)).is_some(),
+        "the signed BIND secondary still answers {:?} 2 s after the remap{}",
+        dig_short(sec.port, CIC, "A"),
+        diag(&g, &[&sec])
+    );
 }

@@ -278,8 +278,12 @@ pub enum BindZone {
         /// Raw ACL elements for `allow-transfer` (e.g. "127.0.0.1", "key xfr-key").
         allow_transfer: Vec<String>,
     },
-    /// `type secondary` for ggon.org, transferring from `primary`.
-    Secondary { primary: SocketAddr },
+    /// `type secondary` for ggon.org, transferring from `primary` (SOA
+    /// queries and transfers signed with `key` if set).
+    Secondary {
+        primary: SocketAddr,
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -310,7 +314,20 @@ impl BindSpec {
     pub fn secondary(primary: SocketAddr, port: Option<u16>) -> BindSpec {
         BindSpec {
             keys: Vec::new(),
-            zone: BindZone::Secondary { primary },
+            zone: BindZone::Secondary { primary, key: None },
+            also_notify: Vec::new(),
+            port,
+        }
+    }
+
+    /// A secondary that signs its requests to the primary with `key`.
+    pub fn signed_secondary(primary: SocketAddr, port: Option<u16>, key: &TsigKey) -> BindSpec {
+        BindSpec {
+            keys: vec![key.clone()],
+            zone: BindZone::Secondary {
+                primary,
+                key: Some(key.name.clone()),
+            },
             also_notify: Vec::new(),
             port,
         }
@@ -448,16 +465,20 @@ controls {{ }};
 "#
                 )
             }
-            BindZone::Secondary { primary } => format!(
+            BindZone::Secondary { primary, key } => format!(
                 r#"zone "ggon.org" {{
   type secondary;
-  primaries {{ {ip} port {port}; }};
+  primaries {{ {ip} port {port}{key}; }};
   allow-notify {{ {ip}; }};
   file "{d}/sec.db";
 }};
 "#,
                 ip = primary.ip(),
-                port = primary.port()
+                port = primary.port(),
+                key = key
+                    .as_ref()
+                    .map(|k| format!(" key {k}"))
+                    .unwrap_or_default(),
             ),
         };
         fs::write(&self.conf, conf).expect("write named.conf");
