@@ -452,6 +452,23 @@ impl Config {
             .unwrap_or_else(|| self.server.state_dir.join("control.token"))
     }
 
+    /// An error about the value at `span` in this config file (used for
+    /// problems found after parsing, such as an unreadable zone file).
+    pub fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        field: &str,
+        message: String,
+    ) -> ConfigError {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        ConfigError {
+            file: self.path.clone(),
+            line: (!text.is_empty()).then(|| line_of(&text, span.start)),
+            field: field.to_string(),
+            message,
+        }
+    }
+
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name.get_ref() == name)
     }

@@ -55,7 +55,10 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<(Config, Vec<ZoneDa
     for z in &cfg.zones {
         let origin = Name::from_ascii(crate::config::normalize_name(z.origin.get_ref()))
             .map_err(|e| e.to_string())?;
-        let data = ZoneData::load(z.file.get_ref(), &origin).map_err(|e| e.to_string())?;
+        let data = ZoneData::load(z.file.get_ref(), &origin).map_err(|e| {
+            cfg.error_at(z.file.span(), "zone.file", e.to_string())
+                .to_string()
+        })?;
         zones.push(data);
     }
     for s in &cfg.services {
