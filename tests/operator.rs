@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use common::*;
 use hickory_proto::rr::RecordType;
 
@@ -25,8 +23,8 @@ fn setup(p: &str, b: &str) -> (HttpTarget, HttpTarget, Env) {
 }
 
 fn both_healthy(d: &Ggond) {
-    d.wait_health("cic", "primary", true, secs(5.0));
-    d.wait_health("cic", "backup", true, secs(5.0));
+    d.wait_health("cic", "primary", true, secs(10.0));
+    d.wait_health("cic", "backup", true, secs(10.0));
 }
 
 #[test]
@@ -89,7 +87,7 @@ fn remap_to_an_unhealthy_target_needs_force() {
     let d = env.start();
     both_healthy(&d);
     backup.stop();
-    d.wait_health("cic", "backup", false, secs(5.0));
+    d.wait_health("cic", "backup", false, secs(10.0));
 
     let out = d.ctl(&["remap", "cic", "--to", "backup"]);
     assert!(!out.ok(), "refused: {out:?}");
@@ -205,16 +203,14 @@ fn all_targets_down_keeps_answering_and_raises_the_alarm() {
     let d = env.start();
     both_healthy(&d);
     primary.stop();
-    d.wait_answer(CIC, &b, secs(5.0));
+    d.wait_answer(CIC, &b, secs(10.0));
     backup.stop();
-    d.wait_health("cic", "backup", false, secs(5.0));
-    let t0 = Instant::now();
+    d.wait_health("cic", "backup", false, secs(10.0));
     assert!(
         d.wait_log("ALARM", secs(3.0)),
         "ALARM logged: {}",
         d.log_text()
     );
-    assert!(t0.elapsed() < secs(3.0));
     // Fail-open: the current target is still answered, never an empty answer.
     d.assert_answer_holds(CIC, &b, secs(1.0));
     let s = d.service("cic");
@@ -225,6 +221,6 @@ fn all_targets_down_keeps_answering_and_raises_the_alarm() {
 
     // The most preferred target that comes back takes over.
     primary.restart();
-    d.wait_answer(CIC, &[ip("127.0.0.121")], secs(5.0));
+    d.wait_answer(CIC, &[ip("127.0.0.121")], secs(10.0));
     assert!(d.wait_log("alarm cleared", secs(2.0)));
 }
