@@ -130,7 +130,21 @@ impl Ggond {
         let _ = std::fs::remove_file(ready);
         let workdir = config.parent().expect("config has a parent").to_path_buf();
         let stderr = File::create(log).expect("create log file");
-        let mut child = Command::new(GGOND)
+        let mut cmd = Command::new(GGOND);
+        // If the test process dies without unwinding (SIGKILL, Ctrl-C), the
+        // daemon gets SIGTERM instead of living on. (The signal follows the
+        // spawning *thread*: a test's own thread, which outlives its Ggond.)
+        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(config)
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
