@@ -380,23 +380,10 @@ impl Config {
         let mut cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
             let msg = e.message();
-            let field = if msg.contains("missing field")
-                || msg.contains("unknown field")
-                || msg.contains("unknown variant")
-            {
-                field_from_toml_error(msg)
-            } else {
-                // Type errors point at the value: the field is the key on that line.
-                e.span()
-                    .and_then(|s| text[..s.start.min(text.len())].lines().last())
-                    .and_then(|l| l.split_once('='))
-                    .map(|(k, _)| k.trim().trim_matches('"').to_string())
-                    .unwrap_or_default()
-            };
             ConfigError {
                 file: path.to_path_buf(),
                 line,
-                field,
+                field: field_from_toml_error(msg, text, e.span()),
                 message: msg.trim().replace('\n', "; "),
             }
         })?;
@@ -647,6 +634,23 @@ impl Config {
             .unwrap_or_else(|| self.server.state_dir.join("control.token"))
     }
 
+    /// An error about the value at `span` in this config file (used for
+    /// problems found after parsing, such as an unreadable zone file).
+    pub fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        field: &str,
+        message: String,
+    ) -> ConfigError {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        ConfigError {
+            file: self.path.clone(),
+            line: (!text.is_empty()).then(|| line_of(&text, span.start)),
+            field: field.to_string(),
+            message,
+        }
+    }
+
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name.get_ref() == name)
     }
@@ -701,11 +705,72 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// serde's messages quote the field name in backticks ("missing field `url`").
-fn field_from_toml_error(msg: &str) -> String {
+/// The field a toml/serde error is about. "missing/unknown/duplicate field"
+/// messages quote the field name in backticks ("missing field `url`"); the
+/// others (wrong type or value) quote the *value* ("invalid type: integer `5`"),
+/// so there the key is read from the text before the error's span.
+fn field_from_toml_error(msg: &str, text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let msg = msg.trim_start();
+    if ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|p| msg.starts_with(p))
+    {
+        let mut parts = msg.split('`');
+        parts.next();
+        return parts.next().unwrap_or("").to_string();
+    }
+    let Some(span) = span else {
+        return String::new();
+    };
+    let key = key_before(text.get(..span.start).unwrap_or(""));
+    // A flattened table (`check = { ... }`) reports the whole table's span:
+    // find the offending value inside it to name the inner key instead.
+    let inner = text.get(span).unwrap_or("");
+    if inner.starts_with('{') {
+        if let Some(inner_key) = quoted_value(msg).and_then(|v| key_of_value(inner, &v)) {
+            return inner_key;
+        }
+    }
+    key
+}
+
+/// The key of a `key = value` whose value starts where `before` ends.
+fn key_before(before: &str) -> String {
+    let Some(key) = before.trim_end().strip_suffix('=') else {
+        // Not right after `=`: inside a list; the list's key is the last one.
+        return before
+            .rfind('=')
+            .map_or(String::new(), |eq| key_before(&before[..=eq]));
+    };
+    let key = key.trim_end();
+    let start = key
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |i| i + 1);
+    key[start..].to_string()
+}
+
+/// The value serde quotes in a message: numbers in backticks, strings in quotes.
+fn quoted_value(msg: &str) -> Option<String> {
+    if let Some(i) = msg.find("string \"") {
+        let rest = &msg[i + 7..];
+        let end = rest[1..].find('"')?;
+        return Some(rest[..end + 2].to_string());
+    }
     let mut parts = msg.split('`');
     parts.next();
-    parts.next().unwrap_or("").to_string()
+    parts.next().map(str::to_string)
+}
+
+/// In inline-table text, the key whose value is exactly `value`.
+fn key_of_value(table: &str, value: &str) -> Option<String> {
+    table.match_indices(value).find_map(|(i, _)| {
+        let after = table[i + value.len()..].chars().next();
+        let ends = after.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'));
+        let before = &table[..i];
+        (ends && before.trim_end().ends_with('='))
+            .then(|| key_before(before))
+            .filter(|k| !k.is_empty())
+    })
 }
 
 #[cfg(test)]
@@ -757,6 +822,29 @@ check = { type = "tcp", address = "127.0.0.11:8080", interval = "1s" }
         let e = Config::parse(&bad, Path::new("x.toml")).unwrap_err();
         assert_eq!(e.line, Some(8));
         assert_eq!(e.field, "service.fqdn");
+    }
+
+    #[test]
+    fn wrong_values_name_their_key_not_the_value() {
+        let cases = [
+            ("ttl = 30", "ttl = 5.5", "ttl"),
+            ("ttl = 30", "failback = \"sometimes\"", "failback"),
+            ("interval = \"1s\"", "interval = 5", "interval"),
+            ("address = \"127.0.0.11:8080\"", "address = 8080", "address"),
+            ("type = \"tcp\"", "type = \"ftp\"", "check"),
+            ("interval = \"1s\"", "interval = \"soon\"", "interval"),
+            ("name = \"cic\"", "name = 7", "name"),
+        ];
+        let base = GOOD.replace(
+            "fqdn = \"cic.ggon.org\"",
+            "fqdn = \"cic.ggon.org\"\nttl = 30",
+        );
+        for (from, to, field) in cases {
+            let bad = base.replace(from, to);
+            assert_ne!(bad, base, "{from}");
+            let e = Config::parse(&bad, Path::new("x.toml")).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
     }
 
     #[test]

@@ -64,7 +64,10 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
         if z.mode == ZoneMode::Rfc2136 && !z.serve {
             continue;
         }
-        let data = ZoneData::load(file.get_ref(), &origin).map_err(|e| e.to_string())?;
+        let data = ZoneData::load(file.get_ref(), &origin).map_err(|e| {
+            cfg.error_at(file.span(), "zone.file", e.to_string())
+                .to_string()
+        })?;
         zones.push(data);
     }
     for s in &cfg.services {

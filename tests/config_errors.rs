@@ -1,0 +1,182 @@
+//! `ggond --check-config`: the shipped config passes; bad ones exit 2 with an
+//! error naming the file, the line and the field.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{DEMO_ZONE, GGOND};
+
+struct Checked {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn check_config(dir: &Path, config: &str) -> Checked {
+    let out = Command::new(GGOND)
+        .args(["--check-config", "--config", config])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ggond --check-config");
+    Checked {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A valid config; lines are numbered in the comments so tests can point at them.
+const GOOD: &str = r#"[[zone]]
+origin = "ggon.org"
+file = "ggon.org.zone"
+
+[[service]]
+name = "cic"
+fqdn = "cic.ggon.org"
+ttl = 30
+
+[[service.target]]
+name = "primary"
+addresses = ["127.0.0.11"]
+check = { type = "http", url = "http://127.0.0.11:8080/", interval = "1s" }
+"#;
+// Line numbers in GOOD: 3 file, 6 name, 7 fqdn, 8 ttl, 12 addresses, 13 check.
+
+/// Write `config` (and the demo zone) into a fresh temp dir and check it.
+fn check(config: &str) -> (tempfile::TempDir, Checked) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ggon.org.zone"), DEMO_ZONE).unwrap();
+    std::fs::write(dir.path().join("ggon.toml"), config).unwrap();
+    let out = check_config(dir.path(), "ggon.toml");
+    (dir, out)
+}
+
+/// Expect exit 2 and an error naming `file:line` and the field.
+fn expect_error(config: &str, file_line: &str, field: &str) -> String {
+    let (_dir, out) = check(config);
+    assert_eq!(out.code, Some(2), "exit 2: {}", out.stderr);
+    assert!(
+        out.stderr.contains(file_line),
+        "names {file_line}: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("`{field}`")),
+        "names the field `{field}`: {}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout: {}", out.stdout);
+    out.stderr
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    let out = check_config(Path::new(env!("CARGO_MANIFEST_DIR")), "config/ggon.toml");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("OK"), "{}", out.stdout);
+}
+
+#[test]
+fn the_test_baseline_is_valid() {
+    let (_dir, out) = check(GOOD);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn a_type_error_names_file_line_and_field() {
+    let e = expect_error(
+        &GOOD.replace("ttl = 30", "ttl = \"thirty\""),
+        "ggon.toml:8",
+        "ttl",
+    );
+    assert!(e.contains("thirty"), "{e}");
+    // Inside an inline table.
+    expect_error(
+        &GOOD.replace("interval = \"1s\"", "interval = 5"),
+        "ggon.toml:13",
+        "interval",
+    );
+    // A bad enum value.
+    expect_error(
+        &GOOD.replace("ttl = 30", "failback = \"sometimes\""),
+        "ggon.toml:8",
+        "failback",
+    );
+    // A bad address in a list.
+    expect_error(
+        &GOOD.replace("127.0.0.11\"]", "127.0.0.300\"]"),
+        "ggon.toml:12",
+        "addresses",
+    );
+}
+
+#[test]
+fn an_unknown_field_is_named() {
+    expect_error(
+        &GOOD.replace("ttl = 30", "colour = \"blue\""),
+        "ggon.toml:8",
+        "colour",
+    );
+    expect_error(
+        &GOOD.replace("interval = \"1s\"", "intervl = \"1s\""),
+        "ggon.toml:13",
+        "intervl",
+    );
+}
+
+#[test]
+fn a_service_outside_every_zone_is_rejected() {
+    let e = expect_error(
+        &GOOD.replace("cic.ggon.org\"", "cic.example.com\""),
+        "ggon.toml:7",
+        "service.fqdn",
+    );
+    assert!(e.contains("cic.example.com"), "{e}");
+}
+
+#[test]
+fn a_missing_zone_file_is_named_with_the_config_line() {
+    let e = expect_error(
+        &GOOD.replace("file = \"ggon.org.zone\"", "file = \"nothere.zone\""),
+        "ggon.toml:3",
+        "zone.file",
+    );
+    assert!(e.contains("nothere.zone"), "names the zone file: {e}");
+}
+
+#[test]
+fn a_bad_zone_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ggon.toml"), GOOD).unwrap();
+    let bad_zones = [
+        // No SOA.
+        "$ORIGIN ggon.org.\n@ 60 IN NS ns1\nns1 60 IN A 127.0.0.1\n",
+        // Not an address.
+        "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1\nns1 60 IN A 127.0.0.999\n",
+        // Data outside the zone.
+        "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1\nx.example.com. 60 IN A 127.0.0.1\n",
+        // A CNAME beside other data.
+        "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1\nw 60 IN CNAME ns1\nw 60 IN A 127.0.0.1\n",
+    ];
+    for zone in bad_zones {
+        std::fs::write(dir.path().join("ggon.org.zone"), zone).unwrap();
+        let out = check_config(dir.path(), "ggon.toml");
+        assert_eq!(out.code, Some(2), "{zone}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("ggon.org.zone"),
+            "names the zone file: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn check_config_starts_nothing() {
+    // A valid config: exit 0, and no state directory or token file appears.
+    let (dir, out) = check(&format!("[server]\nstate_dir = \"st\"\n\n{GOOD}"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!dir.path().join("st").exists(), "no state dir created");
+}
