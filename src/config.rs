@@ -142,6 +142,9 @@ pub enum ZoneMode {
     Local,
     /// The zone lives on another primary; ggond sends it RFC 2136 UPDATEs.
     Rfc2136,
+    /// ggond serves a copy transferred from `primary` (AXFR, on NOTIFY and
+    /// on the SOA refresh timer).
+    Secondary,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -437,7 +440,7 @@ impl Config {
                     format!("zone `{origin}` is declared twice"),
                 ));
             }
-            let needs_file = z.mode == ZoneMode::Local || z.serve;
+            let needs_file = z.mode == ZoneMode::Local || (z.mode == ZoneMode::Rfc2136 && z.serve);
             if needs_file && z.file.is_none() {
                 return Err(err(
                     z.origin.span(),
@@ -445,11 +448,11 @@ impl Config {
                     format!("zone `{origin}` is served by ggond and needs a `file`"),
                 ));
             }
-            if z.mode == ZoneMode::Rfc2136 && z.primary.is_none() {
+            if matches!(z.mode, ZoneMode::Rfc2136 | ZoneMode::Secondary) && z.primary.is_none() {
                 return Err(err(
                     z.origin.span(),
                     "zone.primary",
-                    format!("zone `{origin}` has mode rfc2136 and needs `primary`"),
+                    format!("zone `{origin}` is not local and needs `primary`"),
                 ));
             }
             for k in z
@@ -522,6 +525,18 @@ impl Config {
                     s.fqdn.span(),
                     "service.fqdn",
                     format!("`{fqdn}` is not inside any configured [[zone]]"),
+                ));
+            }
+            let zone = self
+                .zones
+                .iter()
+                .filter(|z| in_zone(&fqdn, &normalize_name(z.origin.get_ref())))
+                .max_by_key(|z| z.origin.get_ref().len());
+            if zone.is_some_and(|z| z.mode == ZoneMode::Secondary) {
+                return Err(err(
+                    s.fqdn.span(),
+                    "service.fqdn",
+                    format!("`{fqdn}` is in a secondary zone: its primary owns the records"),
                 ));
             }
             if !fqdns.insert(fqdn.clone()) {

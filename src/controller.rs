@@ -192,6 +192,16 @@ pub enum Command {
         peer: std::net::SocketAddr,
         reply: oneshot::Sender<u8>,
     },
+    /// A secondary zone was transferred from its primary.
+    SecondaryLoaded {
+        zone: Box<ZoneData>,
+        reply: Reply<()>,
+    },
+    /// A secondary zone expired: stop serving it.
+    SecondaryExpired {
+        origin: Name,
+        reply: Reply<()>,
+    },
     /// A validated new configuration and its zones.
     Reload {
         config: Box<Config>,
@@ -734,6 +744,15 @@ impl Controller {
                     }
                 };
                 let _ = reply.send(rcode);
+            }
+            Command::SecondaryLoaded { zone, reply } => {
+                self.publisher.replace_zone(*zone);
+                self.persist_or_log();
+                let _ = reply.send(Ok(()));
+            }
+            Command::SecondaryExpired { origin, reply } => {
+                self.publisher.remove_zone(&origin);
+                let _ = reply.send(Ok(()));
             }
             Command::Reload {
                 config,

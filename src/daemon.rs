@@ -61,7 +61,7 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
         let origin = Name::from_ascii(crate::config::normalize_name(z.origin.get_ref()))
             .map_err(|e| e.to_string())?;
         let Some(file) = &z.file else { continue };
-        if z.mode == ZoneMode::Rfc2136 && !z.serve {
+        if (z.mode == ZoneMode::Rfc2136 && !z.serve) || z.mode == ZoneMode::Secondary {
             continue;
         }
         let data = ZoneData::load(file.get_ref(), &origin).map_err(|e| {
@@ -221,6 +221,24 @@ pub async fn run(
     let controller = Controller::new(&cfg, publisher, store).with_remote_status(remote_status);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };
+    let mut secondary_zones = HashMap::new();
+    let mut secondary_tasks = Vec::new();
+    for z in cfg.zones.iter().filter(|z| z.mode == ZoneMode::Secondary) {
+        let origin = zone_name(z.origin.get_ref());
+        let primary = *z.primary.as_ref().expect("validated").get_ref();
+        let trigger = Arc::new(tokio::sync::Notify::new());
+        secondary_tasks.push(crate::secondary::spawn(
+            crate::secondary::SecondaryConfig {
+                origin: origin.clone(),
+                primary,
+                key: z.key.as_ref().and_then(|k| key(k.get_ref())),
+            },
+            handle.clone(),
+            trigger.clone(),
+            shutdown_rx.clone(),
+        ));
+        secondary_zones.insert(origin, (primary.ip(), trigger));
+    }
     let notifier = crate::xfr::spawn_notifier(changes_rx, notify_targets, shutdown_rx.clone());
 
     let stats = Arc::new(Stats::default());
@@ -229,6 +247,7 @@ pub async fn run(
         cfg.server.workers,
         snapshot.clone(),
         Arc::new(ProtocolHandler {
+            secondary_zones: Arc::new(secondary_zones),
             snapshot: snapshot.clone(),
             keys: keys.clone(),
             zones: Arc::new(access),
@@ -317,6 +336,9 @@ pub async fn run(
     }
     let _ = ctl_task.await;
     notifier.abort();
+    for t in secondary_tasks {
+        t.abort();
+    }
     dns.shutdown().await;
     info!("stopped");
     Ok(())

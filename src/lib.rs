@@ -18,6 +18,7 @@ pub mod policy;
 pub mod probe;
 pub mod publisher;
 pub mod rfc2136;
+pub mod secondary;
 pub mod snapshot;
 pub mod state;
 pub mod stats;

@@ -169,6 +169,45 @@ impl Publisher {
         Ok(())
     }
 
+    /// Serve `data` as transferred from a primary (secondary zones): its
+    /// serial is the primary's. Our own secondaries are notified.
+    pub fn replace_zone(&mut self, data: ZoneData) {
+        let origin = data.origin.clone();
+        let serial = data.serial();
+        let current = Arc::new(data.clone());
+        let mut compiled = compile(current.clone());
+        compiled.journal = Arc::default();
+        self.zones.insert(
+            origin.clone(),
+            ZoneRt {
+                base: data,
+                serial,
+                services: BTreeMap::new(),
+                current,
+                journal: Arc::default(),
+            },
+        );
+        let next = self.snapshot.load().with_zone(Arc::new(compiled));
+        self.snapshot.store(Arc::new(next));
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ZoneChanged { origin, serial });
+        }
+    }
+
+    /// Stop serving a zone (an expired secondary).
+    pub fn remove_zone(&mut self, origin: &Name) {
+        self.zones.remove(origin);
+        let zones: Vec<_> = self
+            .snapshot
+            .load()
+            .zones()
+            .iter()
+            .filter(|z| &z.origin != origin)
+            .cloned()
+            .collect();
+        self.snapshot.store(Arc::new(Snapshot::new(zones)));
+    }
+
     /// Publish everything after a reload and tell secondaries.
     pub fn publish_reload(&mut self) {
         self.publish_all();

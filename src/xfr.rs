@@ -44,6 +44,8 @@ pub struct ZoneAccess {
 }
 
 pub struct ProtocolHandler {
+    /// Secondary zones: the primary's address and the refresh trigger.
+    pub secondary_zones: Arc<HashMap<Name, (IpAddr, Arc<tokio::sync::Notify>)>>,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub keys: Arc<Keyring>,
     pub zones: Arc<HashMap<Name, ZoneAccess>>,
@@ -62,12 +64,13 @@ impl SpecialHandler for ProtocolHandler {
         let keys = self.keys.clone();
         let zones = self.zones.clone();
         let controller = self.controller.clone();
+        let secondary = self.secondary_zones.clone();
         Box::pin(async move {
             match kind {
                 Special::Transfer => transfer(&snapshot, &keys, &zones, &packet, peer, transport),
                 Special::Update => update(&keys, &zones, &controller, &packet, peer).await,
                 Special::Signed => signed_query(&snapshot, &keys, &packet, transport),
-                Special::Notify => refuse(kind, &packet).into_iter().collect(),
+                Special::Notify => notify_in(&secondary, &packet, peer),
             }
         })
     }
@@ -316,6 +319,34 @@ fn signed_query(
     match Message::from_bytes(&out) {
         Ok(resp) => vec![finish(&resp, &v)],
         Err(_) => vec![out],
+    }
+}
+
+/// A NOTIFY for one of our secondary zones from its primary: refresh now.
+fn notify_in(
+    secondary: &HashMap<Name, (IpAddr, Arc<tokio::sync::Notify>)>,
+    packet: &[u8],
+    peer: SocketAddr,
+) -> Vec<Vec<u8>> {
+    let Ok(req) = Message::from_bytes(packet) else {
+        return formerr(packet);
+    };
+    let Some(q) = req.queries.first() else {
+        return formerr(packet);
+    };
+    let origin = fqdn_lower(q.name());
+    match secondary.get(&origin) {
+        Some((primary, trigger)) if *primary == peer.ip() => {
+            trigger.notify_one();
+            let mut m = error_reply(&req, 0);
+            m.metadata.authoritative = true;
+            vec![finish(&m, &Verified::Unsigned)]
+        }
+        Some(_) => {
+            warn!(%peer, zone = %origin, "NOTIFY from an address that is not the zone's primary: refused");
+            vec![finish(&error_reply(&req, 5), &Verified::Unsigned)]
+        }
+        None => refuse(Special::Notify, packet).into_iter().collect(),
     }
 }
 

@@ -127,6 +127,17 @@ pub struct Ggond {
 
 impl Ggond {
     pub fn start(config: &Path, state_dir: &Path, log: &Path, ready: &Path) -> Ggond {
+        Ggond::start_on(config, state_dir, log, ready, "127.0.0.1:0")
+    }
+
+    /// Like `start`, with the DNS listen address given.
+    pub fn start_on(
+        config: &Path,
+        state_dir: &Path,
+        log: &Path,
+        ready: &Path,
+        listen: &str,
+    ) -> Ggond {
         let _ = std::fs::remove_file(ready);
         let workdir = config.parent().expect("config has a parent").to_path_buf();
         let stderr = File::create(log).expect("create log file");
@@ -147,7 +158,7 @@ impl Ggond {
         let mut child = cmd
             .arg("--config")
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(["--listen", listen, "--control", "127.0.0.1:0"])
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--workers", "1"])

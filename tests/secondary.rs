@@ -1,0 +1,92 @@
+//! ggond as a secondary of another ggond: several instances serve one zone,
+//! kept in step by NOTIFY and AXFR (no replication protocol of our own).
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use common::*;
+
+/// A loopback port free for both UDP and TCP right now.
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+#[test]
+fn a_ggond_secondary_follows_remaps_by_notify() {
+    let sec_port = free_port();
+    let services = r#"
+[[service]]
+name = "cic"
+fqdn = "cic.ggon.org"
+[[service.target]]
+name = "primary"
+addresses = ["127.0.0.11"]
+check = { type = "tcp", address = "127.0.0.1:1", interval = "1s" }
+[[service.target]]
+name = "backup"
+addresses = ["127.0.0.12"]
+check = { type = "tcp", address = "127.0.0.1:1", interval = "1s" }
+"#;
+    let mut prim_env = Env::demo(services);
+    // The zone's secondaries and transfer ACL go in the [[zone]] table.
+    let cfg = std::fs::read_to_string(&prim_env.config).unwrap().replace(
+        "file = ",
+        &format!(
+            "secondaries = [{{ address = \"127.0.0.1:{sec_port}\" }}]\nallow_transfer = [\"127.0.0.1\"]\nfile = "
+        ),
+    );
+    std::fs::write(&prim_env.config, cfg).unwrap();
+    let primary = prim_env.start();
+
+    let sec_dir = tempfile::tempdir().unwrap();
+    let sec_cfg = sec_dir.path().join("ggon.toml");
+    std::fs::write(
+        &sec_cfg,
+        format!(
+            "[[zone]]\norigin = \"ggon.org\"\nmode = \"secondary\"\nprimary = \"{}\"\n",
+            primary.dns
+        ),
+    )
+    .unwrap();
+    let secondary = Ggond::start_on(
+        &sec_cfg,
+        &sec_dir.path().join("state"),
+        &sec_dir.path().join("ggond.log"),
+        &sec_dir.path().join("ready.json"),
+        &format!("127.0.0.1:{sec_port}"),
+    );
+    // The initial transfer.
+    secondary.wait_answer(
+        "cic.ggon.org.",
+        &[ip("127.0.0.11")],
+        Duration::from_secs(10),
+    );
+    assert_eq!(secondary.a("wiki.ggon.org."), vec![ip("127.0.0.80")]);
+
+    // A remap on the primary reaches the secondary by NOTIFY (the SOA
+    // refresh of the demo zone is an hour, so only NOTIFY explains it).
+    assert!(primary
+        .ctl(&["remap", "cic", "--to", "backup", "--force"])
+        .ok());
+    let took = secondary.wait_answer("cic.ggon.org.", &[ip("127.0.0.12")], Duration::from_secs(2));
+    assert!(took < Duration::from_secs(2));
+    assert!(secondary.wait_log("NOTIFY from the primary", Duration::from_secs(1)));
+    let p = soa_serial(&ask_udp(
+        primary.dns,
+        &query("ggon.org.", hickory_proto::rr::RecordType::SOA),
+    ));
+    let s = soa_serial(&ask_udp(
+        secondary.dns,
+        &query("ggon.org.", hickory_proto::rr::RecordType::SOA),
+    ));
+    assert_eq!(p, s, "the secondary serves the primary's serial");
+}
