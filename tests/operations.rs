@@ -1,0 +1,158 @@
+//! Issue 5 over real sockets: drain, drills, dry runs, history, reload.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn two_targets(p: &HttpTarget, b: &HttpTarget) -> String {
+    http_service(
+        "cic",
+        "cic.ggon.org",
+        "manual",
+        "1s",
+        &[("primary", p), ("backup", b)],
+    )
+}
+
+#[test]
+fn drain_moves_the_service_and_undrain_expiry_and_history_are_recorded() {
+    let p = HttpTarget::start(ip("127.0.0.151"));
+    let b = HttpTarget::start(ip("127.0.0.152"));
+    let mut env = Env::demo(&two_targets(&p, &b));
+    let g = env.start();
+    g.wait_health("cic", "backup", true, secs(10.0));
+    g.wait_answer("cic.ggon.org.", &[ip("127.0.0.151")], secs(5.0));
+
+    let out = g.ctl(&["drain", "cic", "primary", "--reason", "disk swap", "--json"]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(out.json()["to"], "backup");
+    // The answer has changed when the command returns.
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.152")]);
+    let st = g.service("cic");
+    assert_eq!(st["targets"][0]["drained"]["reason"], "disk swap");
+    // A drained target is refused for a remap without --force.
+    let out = g.ctl(&["remap", "cic", "--to", "primary"]);
+    assert!(!out.ok() && out.stderr.contains("drained"), "{out:?}");
+
+    assert!(g.ctl(&["undrain", "cic", "primary"]).ok());
+    // Manual failback: undraining does not move the service back.
+    g.assert_answer_holds("cic.ggon.org.", &[ip("127.0.0.152")], secs(1.0));
+
+    // A drain with an expiry is removed by itself.
+    assert!(g.ctl(&["drain", "cic", "backup", "--for", "1s"]).ok());
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.151")]);
+    wait_for("drain expiry", secs(5.0), || {
+        g.service("cic")["targets"][1]["drained"]
+            .is_null()
+            .then_some(())
+    });
+
+    let out = g.ctl(&["history", "cic", "--json"]);
+    let kinds: Vec<String> = out.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    for k in ["drain", "undrain", "failover"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
+    }
+    let hist = std::fs::read_to_string(env.state_dir.join("history.jsonl")).unwrap();
+    assert!(hist.contains("\"reason\":\"disk swap\""), "{hist}");
+    assert!(hist.contains("\"who\":\"operator\""), "{hist}");
+}
+
+#[test]
+fn drills_change_nothing_or_fail_a_target_for_a_while_then_revert() {
+    let p = HttpTarget::start(ip("127.0.0.153"));
+    let b = HttpTarget::start(ip("127.0.0.154"));
+    let mut env = Env::demo(&two_targets(&p, &b));
+    let g = env.start();
+    g.wait_health("cic", "primary", true, secs(10.0));
+    g.wait_health("cic", "backup", true, secs(10.0));
+    let serial = |g: &Ggond| {
+        soa_serial(&ask_udp(
+            g.dns,
+            &query("ggon.org.", hickory_proto::rr::RecordType::SOA),
+        ))
+    };
+    let before = serial(&g);
+
+    // Dry run: the report, and nothing changes.
+    let out = g.ctl(&["drill", "cic", "--json"]);
+    assert!(out.ok(), "{out:?}");
+    let v = out.json();
+    assert_eq!(v["active"], "primary");
+    assert_eq!(v["takeover"], "backup");
+    assert_eq!(v["takeover_healthy"], true);
+    assert_eq!(v["answers"][0], "127.0.0.154");
+    assert_eq!(v["ttl"], 30);
+    assert_eq!(v["serial"].as_u64(), Some(u64::from(before) + 1));
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.153")]);
+    assert_eq!(serial(&g), before);
+
+    // remap --dry-run changes nothing either.
+    let out = g.ctl(&["remap", "cic", "--to", "backup", "--dry-run", "--json"]);
+    assert!(out.ok() && out.json()["dry_run"] == true, "{out:?}");
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.153")]);
+    assert_eq!(g.service("cic")["mode"], "auto");
+
+    // A real drill: the primary is treated as failed for 2 s, then reverted.
+    assert!(g
+        .ctl(&["drill", "cic", "--fail", "primary", "--for", "2s"])
+        .ok());
+    g.wait_answer("cic.ggon.org.", &[ip("127.0.0.154")], secs(2.0));
+    g.wait_answer("cic.ggon.org.", &[ip("127.0.0.153")], secs(6.0));
+    let log = g.log_text();
+    assert!(log.contains("drill started"), "{log}");
+    assert!(log.contains("drill over"), "{log}");
+    // The real targets were never touched.
+    assert!(p.running() && b.running());
+}
+
+#[test]
+fn reload_keeps_state_and_a_bad_config_keeps_the_old_one() {
+    let p = HttpTarget::start(ip("127.0.0.155"));
+    let b = HttpTarget::start(ip("127.0.0.156"));
+    let mut env = Env::demo(&two_targets(&p, &b));
+    let g = env.start();
+    g.wait_health("cic", "backup", true, secs(10.0));
+    assert!(g.ctl(&["remap", "cic", "--to", "backup"]).ok());
+    let good = std::fs::read_to_string(&env.config).unwrap();
+
+    // A broken config: rejected with the error, the old answers stay.
+    std::fs::write(&env.config, format!("{good}\n[[service]]\nname = 5\n")).unwrap();
+    let out = g.ctl(&["reload"]);
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains("ggon.toml:"),
+        "names file and line: {out:?}"
+    );
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.156")]);
+    assert_eq!(g.a("wiki.ggon.org."), vec![ip("127.0.0.80")]);
+
+    // A good config with a changed zone file: swapped in, the pinned service
+    // keeps its state, new records are served.
+    std::fs::write(&env.config, &good).unwrap();
+    let zone = env.dir.path().join("ggon.org.zone");
+    let text = std::fs::read_to_string(&zone).unwrap();
+    std::fs::write(&zone, format!("{text}newname IN A 127.0.0.77\n")).unwrap();
+    let out = g.ctl(&["reload"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(
+        out.stdout.contains("1 services kept their state"),
+        "{out:?}"
+    );
+    assert_eq!(g.a("newname.ggon.org."), vec![ip("127.0.0.77")]);
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.156")]);
+    assert_eq!(g.service("cic")["mode"], "manual");
+
+    // SIGHUP does the same.
+    std::fs::write(&zone, format!("{text}other IN A 127.0.0.78\n")).unwrap();
+    g.signal(libc::SIGHUP);
+    wait_for("SIGHUP reload", secs(5.0), || {
+        (g.a("other.ggon.org.") == vec![ip("127.0.0.78")]).then_some(())
+    });
+}
