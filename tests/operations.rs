@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 fn two_targets(p: &HttpTarget, b: &HttpTarget) -> String {
