@@ -13,6 +13,7 @@ pub mod controller;
 pub mod daemon;
 pub mod dns;
 pub mod health;
+pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod probe;
