@@ -22,6 +22,7 @@ pub mod rfc2136;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod status_page;
 pub mod tsig;
 pub mod update;
 pub mod xfr;
