@@ -25,5 +25,6 @@ pub mod stats;
 pub mod status_page;
 pub mod tsig;
 pub mod update;
+pub mod verify;
 pub mod xfr;
 pub mod zone;
