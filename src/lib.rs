@@ -13,6 +13,7 @@ pub mod controller;
 pub mod daemon;
 pub mod dns;
 pub mod health;
+pub mod linkaudit;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
