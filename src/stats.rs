@@ -41,6 +41,9 @@ pub struct Totals {
     pub by_rcode: [u64; 16],
     pub dropped: u64,
     pub tcp_refused: u64,
+    /// Answers by query type name ("A", "AAAA", ...). Empty until the query
+    /// path counts types; metrics export it as `ggon_queries_by_type_total`.
+    pub by_type: Vec<(String, u64)>,
 }
 
 impl Stats {
