@@ -140,6 +140,16 @@ struct AppState {
     ctl: ControllerHandle,
     tokens: Arc<Vec<Token>>,
     reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+    metrics: Arc<crate::metrics::Metrics>,
+    stats: Arc<crate::stats::Stats>,
+}
+
+/// What the read-only pages need besides the controller.
+pub struct Pages {
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub stats: Arc<crate::stats::Stats>,
+    /// Serve `/` and `/metrics` without a token.
+    pub public: bool,
 }
 
 async fn auth(
@@ -438,13 +448,24 @@ pub fn router(
     ctl: ControllerHandle,
     tokens: Vec<Token>,
     reload_tx: tokio::sync::mpsc::Sender<ReloadRequest>,
+    pages: Pages,
 ) -> Router {
     let app = AppState {
         ctl,
         tokens: Arc::new(tokens),
         reload: reload_tx,
+        metrics: pages.metrics,
+        stats: pages.stats,
     };
-    Router::new()
+    let read_only = Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics));
+    let read_only = if pages.public {
+        read_only
+    } else {
+        read_only.layer(middleware::from_fn_with_state(app.clone(), auth))
+    };
+    let api = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/history", get(history))
         .route("/v1/reload", post(reload))
@@ -456,8 +477,51 @@ pub fn router(
             "/v1/services/{service}/targets/{target}/undrain",
             post(undrain),
         )
-        .layer(middleware::from_fn_with_state(app.clone(), auth))
-        .with_state(app)
+        .layer(middleware::from_fn_with_state(app.clone(), auth));
+    api.merge(read_only).with_state(app)
+}
+
+async fn status_view(app: &AppState) -> Result<crate::controller::StatusView, CtlError> {
+    app.ctl.call(|reply| Command::Status { reply }).await
+}
+
+/// Prometheus (OpenMetrics) text.
+async fn metrics(State(app): State<AppState>) -> Response {
+    match status_view(&app).await {
+        Ok(s) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            app.metrics.render(&s, &app.stats.totals()),
+        )
+            .into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// The read-only HTML status page (refreshes itself every 5 s).
+async fn status_page(State(app): State<AppState>) -> Response {
+    let status = match status_view(&app).await {
+        Ok(s) => s,
+        Err(e) => return error_response(e),
+    };
+    let mut history = app
+        .ctl
+        .call(|reply| Command::History {
+            service: None,
+            since: None,
+            limit: 20,
+            reply,
+        })
+        .await
+        .unwrap_or_default();
+    history.reverse();
+    let history: Vec<serde_json::Value> = history
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    axum::response::Html(crate::status_page::render_html(&status, &history, 5)).into_response()
 }
 
 /// Serve the control API until `shutdown` resolves.

@@ -165,6 +165,8 @@ pub async fn run(
         info!(zone = %z.origin, records = z.record_count(), "zone loaded");
         publisher.add_zone(z, last).map_err(anyhow::Error::msg)?;
     }
+    let notifier = crate::notify::Notifier::spawn(&cfg.notifiers, shutdown_rx.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let mut remote_status = Vec::new();
     let mut access = HashMap::new();
     let mut notify_targets = HashMap::new();
@@ -180,6 +182,24 @@ pub async fn run(
                     reconcile: z.reconcile,
                     min_backoff: Duration::from_millis(500),
                     max_backoff: Duration::from_secs(30),
+                    on_error: Some({
+                        let (notifier, metrics, zone) =
+                            (notifier.clone(), metrics.clone(), origin.to_string());
+                        Arc::new(move |e: &str| {
+                            metrics.publisher_error(&zone);
+                            notifier.send(crate::notify::Event {
+                                kind: "publisher_error".into(),
+                                service: None,
+                                from: None,
+                                to: None,
+                                cause: "publisher".into(),
+                                reason: e.to_string(),
+                                who: "ggond".into(),
+                                at: crate::controller::unix_now(),
+                                message: format!("RFC 2136 publishing of {zone} failed: {e}"),
+                            });
+                        })
+                    }),
                 },
                 shutdown_rx.clone(),
             );
@@ -218,7 +238,27 @@ pub async fn run(
             );
         }
     }
-    let controller = Controller::new(&cfg, publisher, store).with_remote_status(remote_status);
+    let controller = Controller::new(&cfg, publisher, store)
+        .with_remote_status(remote_status)
+        .with_sink(Box::new(Sinks {
+            notifier: notifier.clone(),
+            metrics: metrics.clone(),
+        }));
+    // Failed notifications show up in /metrics.
+    {
+        let (notifier, metrics) = (notifier.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let failed = notifier.stats().failed;
+                for _ in seen..failed {
+                    metrics.notify_failed();
+                }
+                seen = failed;
+            }
+        });
+    }
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };
     let mut secondary_zones = HashMap::new();
@@ -276,7 +316,16 @@ pub async fn run(
         .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
     let control_addr = listener.local_addr()?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<crate::control::ReloadRequest>(4);
-    let router = crate::control::router(handle.clone(), tokens, reload_tx);
+    let router = crate::control::router(
+        handle.clone(),
+        tokens,
+        reload_tx,
+        crate::control::Pages {
+            metrics: metrics.clone(),
+            stats: stats.clone(),
+            public: cfg.control.public_status,
+        },
+    );
     let mut ctl_shutdown = shutdown_rx.clone();
     let api_task = tokio::spawn(crate::control::serve(listener, router, async move {
         let _ = ctl_shutdown.changed().await;
@@ -342,6 +391,43 @@ pub async fn run(
     dns.shutdown().await;
     info!("stopped");
     Ok(())
+}
+
+/// Hands controller events to the notifiers and the metrics.
+struct Sinks {
+    notifier: crate::notify::Notifier,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl crate::controller::EventSink for Sinks {
+    fn event(&self, e: &crate::history::Entry) {
+        if matches!(e.kind.as_str(), "failover" | "failback" | "remap") {
+            if let Some(s) = &e.service {
+                self.metrics.remap(s, &e.cause);
+            }
+        }
+        let service = e.service.as_deref().unwrap_or("-");
+        let message = match (e.from.as_deref(), e.to.as_deref()) {
+            (Some(f), Some(t)) => format!("{service}: {} {f} -> {t} ({})", e.kind, e.reason),
+            (None, Some(t)) => format!("{service}: {} {t} ({})", e.kind, e.reason),
+            _ => format!("{service}: {} ({})", e.kind, e.reason),
+        };
+        self.notifier.send(crate::notify::Event {
+            kind: e.kind.clone(),
+            service: e.service.clone(),
+            from: e.from.clone(),
+            to: e.to.clone(),
+            cause: e.cause.clone(),
+            reason: e.reason.clone(),
+            who: e.who.clone(),
+            at: e.time,
+            message,
+        });
+    }
+
+    fn check(&self, service: &str, target: &str, o: &crate::probe::CheckOutcome) {
+        self.metrics.observe_check(service, target, o.ok, o.latency);
+    }
 }
 
 /// Read and validate config and zones again, then hand them to the

@@ -66,6 +66,8 @@ pub struct RemoteConfig {
     /// First retry delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// Told about each new publisher error (not about every retry).
+    pub on_error: Option<Arc<dyn Fn(&str) + Send + Sync>>,
 }
 
 /// Start the sync task for one zone.
@@ -101,7 +103,7 @@ pub fn spawn(cfg: RemoteConfig, mut shutdown: watch::Receiver<bool>) -> (Remote,
                     Err(e) => {
                         // Cannot read: assume nothing, retry soon.
                         confirmed.clear();
-                        set_error(&st, &e);
+                        report(&cfg, &st, &e);
                         next_reconcile = tokio::time::Instant::now() + backoff;
                     }
                 }
@@ -128,7 +130,7 @@ pub fn spawn(cfg: RemoteConfig, mut shutdown: watch::Receiver<bool>) -> (Remote,
                 Some(e) => {
                     warn!(zone = %cfg.origin, primary = %cfg.primary, error = %e,
                         retry_in = ?backoff, "RFC 2136 update failed");
-                    set_error(&st, &e);
+                    report(&cfg, &st, &e);
                     let w = backoff;
                     backoff = (backoff * 2).min(cfg.max_backoff);
                     // Read back before retrying: the primary may have taken
@@ -156,6 +158,20 @@ pub fn spawn(cfg: RemoteConfig, mut shutdown: watch::Receiver<bool>) -> (Remote,
         }
     });
     (Remote { desired: tx }, status)
+}
+
+/// Record an error; tell `on_error` when it is new (was fine, or a different error).
+fn report(cfg: &RemoteConfig, st: &SharedStatus, e: &str) {
+    let new = {
+        let s = st.lock().unwrap();
+        s.ok || s.last_error.as_deref() != Some(e)
+    };
+    set_error(st, e);
+    if new {
+        if let Some(f) = &cfg.on_error {
+            f(e);
+        }
+    }
 }
 
 fn set_error(st: &SharedStatus, e: &str) {

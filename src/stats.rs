@@ -8,11 +8,45 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Query types counted on their own; everything else is "other".
+const TYPES: [(u16, &str); 11] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (5, "CNAME"),
+    (15, "MX"),
+    (2, "NS"),
+    (6, "SOA"),
+    (16, "TXT"),
+    (33, "SRV"),
+    (12, "PTR"),
+    (65, "HTTPS"),
+    (255, "ANY"),
+];
+
 #[repr(align(128))]
 #[derive(Default)]
 pub struct LocalStats {
     rcode: [AtomicU64; 16],
+    /// Indexed like TYPES, plus one slot for "other".
+    qtype: [AtomicU64; TYPES.len() + 1],
     dropped: AtomicU64,
+}
+
+/// The question type of a response (the question follows the header).
+#[inline]
+fn qtype_of(resp: &[u8]) -> Option<u16> {
+    if resp.get(4..6)? != [0, 1] {
+        return None;
+    }
+    let mut i = 12;
+    loop {
+        let l = *resp.get(i)? as usize;
+        if l == 0 {
+            break;
+        }
+        i += 1 + l;
+    }
+    Some(u16::from_be_bytes([*resp.get(i + 1)?, *resp.get(i + 2)?]))
 }
 
 impl LocalStats {
@@ -21,6 +55,13 @@ impl LocalStats {
     pub fn count(&self, resp: &[u8]) {
         let rcode = crate::dns::respond::rcode_of(resp) as usize;
         self.rcode[rcode].fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = qtype_of(resp) {
+            let i = TYPES
+                .iter()
+                .position(|(n, _)| *n == t)
+                .unwrap_or(TYPES.len());
+            self.qtype[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[inline]
@@ -65,12 +106,24 @@ impl Stats {
             ..Totals::default()
         };
         let mut slots = self.slots.lock().unwrap();
+        let mut types = [0u64; TYPES.len() + 1];
         for s in slots.iter() {
             for (i, c) in s.rcode.iter().enumerate() {
                 t.by_rcode[i] += c.load(Ordering::Relaxed);
             }
+            for (i, c) in s.qtype.iter().enumerate() {
+                types[i] += c.load(Ordering::Relaxed);
+            }
             t.dropped += s.dropped.load(Ordering::Relaxed);
         }
+        t.by_type = TYPES
+            .iter()
+            .map(|(_, n)| *n)
+            .chain(["other"])
+            .zip(types)
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| (name.to_string(), n))
+            .collect();
         // Fold slots whose worker is gone into one, so the list stays short.
         let (gone, live): (Vec<_>, Vec<_>) =
             slots.drain(..).partition(|s| Arc::strong_count(s) == 1);
@@ -80,6 +133,9 @@ impl Stats {
             for s in &gone {
                 for (i, c) in s.rcode.iter().enumerate() {
                     merged.rcode[i].fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+                for (i, c) in s.qtype.iter().enumerate() {
+                    merged.qtype[i].fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
                 }
                 merged
                     .dropped

@@ -90,6 +90,31 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Which DNS servers (the zone's configured secondaries and any named
+    /// here) still serve an answer other than the active target's, and how
+    /// long caches may keep it (their TTL). Exit 1 if any is not current.
+    Verify {
+        service: String,
+        /// A server to ask (IP:PORT); repeat for several.
+        #[arg(long)]
+        server: Vec<SocketAddr>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch pages and list absolute links to names in DOMAIN that are not
+    /// failover-managed: the links that would break after a remap.
+    AuditLinks {
+        #[arg(required = true)]
+        url: Vec<String>,
+        #[arg(long)]
+        domain: String,
+        #[arg(long, default_value_t = 2)]
+        depth: u32,
+        #[arg(long, default_value_t = 50)]
+        max_pages: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
     Reload {
         #[arg(long)]
@@ -346,8 +371,183 @@ fn print_history(v: &Value) {
     }
 }
 
+/// Service names ggond manages: from the config file, else from the daemon.
+fn managed_names(args: &Args) -> Vec<String> {
+    match ggon::config::Config::load(&args.config) {
+        Ok(c) => c
+            .services
+            .iter()
+            .map(|s| ggon::config::normalize_name(s.fqdn.get_ref()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn audit(
+    args: &Args,
+    url: &[String],
+    domain: &str,
+    depth: u32,
+    max_pages: usize,
+    json: bool,
+) -> ExitCode {
+    let mut managed = managed_names(args);
+    if managed.is_empty() {
+        if let Ok(c) = client(args) {
+            if let Ok(v) = c.call(reqwest::Method::GET, "/v1/status", None).await {
+                managed = v["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["fqdn"].as_str().map(str::to_string))
+                    .collect();
+            }
+        }
+    }
+    match ggon::linkaudit::audit_links(
+        url,
+        domain,
+        &managed,
+        depth,
+        max_pages,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(found) if json => {
+            println!("{}", json!({"managed": managed, "findings": found}));
+            ExitCode::SUCCESS
+        }
+        Ok(found) => {
+            if found.is_empty() {
+                println!("no links to unmanaged names in {domain}");
+            }
+            for f in &found {
+                println!(
+                    "{}  ->  {}  (host {} is not failover-managed)",
+                    f.page, f.link, f.host
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+async fn verify(
+    args: &Args,
+    client: &Client,
+    service: &str,
+    servers: &[SocketAddr],
+    json: bool,
+) -> ExitCode {
+    let st = match client
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/status?service={service}"),
+            None,
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    let svc = &st["services"][0];
+    let fqdn = svc["fqdn"].as_str().unwrap_or_default().to_string();
+    let active = svc["active"].as_str().unwrap_or_default();
+    let expected: Vec<std::net::IpAddr> = svc["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == active)
+        .and_then(|t| t["addresses"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect();
+    let mut all: Vec<SocketAddr> = servers.to_vec();
+    if let Ok(cfg) = ggon::config::Config::load(&args.config) {
+        let zone = cfg
+            .zones
+            .iter()
+            .filter(|z| {
+                ggon::config::in_zone(&fqdn, &ggon::config::normalize_name(z.origin.get_ref()))
+            })
+            .max_by_key(|z| z.origin.get_ref().len());
+        for sec in zone.into_iter().flat_map(|z| &z.secondaries) {
+            if !all.contains(&sec.address) {
+                all.push(sec.address);
+            }
+        }
+    }
+    if all.is_empty() {
+        return fail(
+            "no servers to check: the zone has no secondaries configured; name some with --server",
+        );
+    }
+    let Ok(name) = hickory_proto::rr::Name::from_ascii(&fqdn) else {
+        return fail(format!("bad name {fqdn}"));
+    };
+    let checks =
+        ggon::verify::verify(&name, &expected, &all, std::time::Duration::from_secs(2)).await;
+    let stale = checks.iter().filter(|c| !c.current).count();
+    if json {
+        println!(
+            "{}",
+            json!({"service": service, "fqdn": fqdn, "expected": expected, "servers": checks})
+        );
+    } else {
+        let exp: Vec<String> = expected.iter().map(|a| a.to_string()).collect();
+        println!("{service} ({fqdn}) active {active}: {}", exp.join(","));
+        println!("  {:<24} {:<8} {:<28} TTL", "SERVER", "STATE", "ANSWER");
+        for c in &checks {
+            let ans: Vec<String> = c.answers.iter().map(|a| a.to_string()).collect();
+            let state = match (&c.error, c.current) {
+                (Some(_), _) => "ERROR",
+                (None, true) => "current",
+                (None, false) => "STALE",
+            };
+            let detail = match &c.error {
+                Some(e) => e.clone(),
+                None => ans.join(","),
+            };
+            let ttl = match (c.current, c.ttl) {
+                (false, Some(t)) => format!("{t}s (caches may keep the old answer this long)"),
+                (_, Some(t)) => format!("{t}s"),
+                _ => "-".into(),
+            };
+            println!(
+                "  {:<24} {:<8} {:<28} {}",
+                c.server.to_string(),
+                state,
+                detail,
+                ttl
+            );
+        }
+    }
+    if stale == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Cmd::AuditLinks {
+        url,
+        domain,
+        depth,
+        max_pages,
+        json,
+    } = &args.cmd
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        return rt.block_on(audit(&args, url, domain, *depth, *max_pages, *json));
+    }
     let client = match client(&args) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -356,6 +556,14 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
+    if let Cmd::Verify {
+        service,
+        server,
+        json,
+    } = &args.cmd
+    {
+        return rt.block_on(verify(&args, &client, service, server, *json));
+    }
     rt.block_on(async {
         use reqwest::Method;
         #[derive(PartialEq)]
@@ -460,6 +668,7 @@ fn main() -> ExitCode {
                     Out::History,
                 )
             }
+            Cmd::Verify { .. } | Cmd::AuditLinks { .. } => unreachable!("handled above"),
             Cmd::Reload { json } => (
                 client.call(Method::POST, "/v1/reload", None).await,
                 *json,
