@@ -321,6 +321,7 @@ mod tests {
             name: name.into(),
             addresses: vec!["192.0.2.1".parse().unwrap()],
             healthy,
+            drained: None,
             last_check: healthy.map(|ok| CheckView {
                 ok,
                 detail: "HTTP 200".into(),
@@ -340,6 +341,8 @@ mod tests {
                     mode: "auto",
                     failback: FailbackMode::Auto,
                     pin: None,
+                    drill: None,
+                    ttl: 30,
                     all_down: false,
                     targets: vec![
                         target("ams", Some(false)),
@@ -354,6 +357,8 @@ mod tests {
                     mode: "manual",
                     failback: FailbackMode::Manual,
                     pin: None,
+                    drill: None,
+                    ttl: 30,
                     all_down: true,
                     targets: vec![target("x", Some(false))],
                 },

@@ -57,6 +57,9 @@ impl RemoteZone for Remote {
     }
 }
 
+/// Called with each new publisher error.
+pub type ErrorHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct RemoteConfig {
     pub origin: Name,
@@ -67,7 +70,7 @@ pub struct RemoteConfig {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     /// Told about each new publisher error (not about every retry).
-    pub on_error: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    pub on_error: Option<ErrorHook>,
 }
 
 /// Start the sync task for one zone.

@@ -240,6 +240,7 @@ mod tests {
             name: name.into(),
             addresses: vec!["192.0.2.10".parse().unwrap()],
             healthy,
+            drained: None,
             last_check: healthy.map(|ok| CheckView {
                 ok,
                 detail: detail.into(),
@@ -265,6 +266,8 @@ mod tests {
                         since: 1_700_000_000,
                         expires: None,
                     }),
+                    drill: None,
+                    ttl: 30,
                     all_down: false,
                     targets: vec![
                         target("ams", Some(false), "connect: refused"),
@@ -279,6 +282,8 @@ mod tests {
                     mode: "auto",
                     failback: FailbackMode::Auto,
                     pin: None,
+                    drill: None,
+                    ttl: 30,
                     all_down: true,
                     targets: vec![target("x", Some(false), "timeout")],
                 },

@@ -222,7 +222,7 @@ fn the_status_page_renders_in_headless_chromium() {
         .expect("headless Chromium is needed for this test (scripts/test installs the `chromium` package)");
     let p = HttpTarget::start(ip("127.0.0.165"));
     let b = HttpTarget::start(ip("127.0.0.166"));
-    let mut env = Env::demo(&format!("{}", service(&p, &b)));
+    let mut env = Env::demo(&service(&p, &b));
     let cfg = std::fs::read_to_string(&env.config).unwrap();
     std::fs::write(
         &env.config,
