@@ -176,7 +176,7 @@ impl ZoneData {
     /// All records as hickory `Record`s (for transfers and diagnostics).
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
         self.rrsets.iter().flat_map(|(name, types)| {
-            types.iter().flat_map(move |(_, set)| {
+            types.values().flat_map(move |set| {
                 set.rdatas
                     .iter()
                     .map(move |rd| Record::from_rdata(name.clone(), set.ttl, rd.clone()))
