@@ -5,8 +5,10 @@
 //! and a query costs one syscall in, one out, no task spawn and no allocation.
 //! TCP is slower-moving and needs timeouts, so it runs on tokio with a cap on
 //! concurrent connections (a slot is released when a connection closes), an
-//! idle timeout (a slow client cannot hold a slot forever) and answers written
-//! in order (bounded pipelining: one query in work per connection).
+//! idle timeout (a slow client cannot hold a slot forever: it bounds reading a
+//! whole query and writing each answer, so a client that stops reading its
+//! answers is cut too) and answers written in order (bounded pipelining: one
+//! query in work per connection).
 
 use std::future::Future;
 use std::io;
@@ -349,7 +351,7 @@ async fn tcp_conn(
         let responses = match respond(&snap, &buf[..n], Transport::Tcp, &mut out) {
             Action::Reply => {
                 local.count(&out);
-                write_msg(&mut stream, &out).await?;
+                write_msg(&mut stream, &out, idle).await?;
                 continue;
             }
             Action::Drop => {
@@ -363,12 +365,25 @@ async fn tcp_conn(
             }
         };
         for r in responses {
-            write_msg(&mut stream, &r).await?;
+            write_msg(&mut stream, &r, idle).await?;
         }
     }
 }
 
-async fn write_msg(stream: &mut tokio::net::TcpStream, msg: &[u8]) -> io::Result<()> {
+/// Write one length-prefixed message. A client that does not read lets the
+/// socket buffers fill and the write wait; `limit` ends that wait (and the
+/// connection, freeing its slot) instead of letting it last for ever.
+async fn write_msg(
+    stream: &mut tokio::net::TcpStream,
+    msg: &[u8],
+    limit: Duration,
+) -> io::Result<()> {
     let len = (msg.len() as u16).to_be_bytes();
-    stream.write_all(&[&len[..], msg].concat()).await
+    match tokio::time::timeout(limit, stream.write_all(&[&len[..], msg].concat())).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client not reading its answers",
+        )),
+    }
 }
