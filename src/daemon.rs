@@ -98,9 +98,16 @@ pub async fn run(
         .with_context(|| format!("state directory {}", cfg.server.state_dir.display()))?;
     let tokens =
         crate::control::load_or_create_tokens(&cfg.token_file()).map_err(anyhow::Error::msg)?;
+    // This first load sets an unreadable file aside, so the controller's own
+    // load below finds none: the error must be reported here or never.
     let persisted_serials = match store.load() {
         crate::state::Loaded::Ok(s) => s.serials,
-        _ => Default::default(),
+        crate::state::Loaded::Fresh => Default::default(),
+        crate::state::Loaded::Corrupt { error, kept_at } => {
+            tracing::error!(%error, kept_at = %kept_at.display(),
+                "state file unreadable; set aside, starting every service on its primary");
+            Default::default()
+        }
     };
 
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
