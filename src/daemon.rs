@@ -181,7 +181,15 @@ pub async fn run(
     wait_for_signal().await;
     info!("shutting down");
     let _ = shutdown_tx.send(true);
-    let _ = api_task.await;
+    // Graceful shutdown of the control API waits for requests in progress,
+    // and a client that sent half a request would make that wait endless.
+    // Give them a moment, then go on (the task ends with the runtime).
+    if tokio::time::timeout(std::time::Duration::from_secs(2), api_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("control API connections still open after 2s; closing them");
+    }
     for t in probe_tasks {
         t.abort();
     }
