@@ -255,18 +255,23 @@ impl Daemon {
             .to_string()
     }
 
-    /// POST a remap of `cic` with --force semantics.
+    /// POST a remap of `cic` (force: true) with the operator token.
     pub fn remap(&self, to: &str) -> std::io::Result<(u16, String)> {
-        http(
-            self.control,
-            "POST",
-            "/v1/services/cic/remap",
-            Some(OPERATOR_TOKEN),
-            Some(&format!(
-                "{{\"to\":\"{to}\",\"reason\":\"test\",\"force\":true}}"
-            )),
-        )
+        remap_at(self.control, to)
     }
+}
+
+/// POST a remap of `cic` to `to` (force: true) with the operator token.
+pub fn remap_at(control: SocketAddr, to: &str) -> std::io::Result<(u16, String)> {
+    http(
+        control,
+        "POST",
+        "/v1/services/cic/remap",
+        Some(OPERATOR_TOKEN),
+        Some(&format!(
+            "{{\"to\":\"{to}\",\"reason\":\"test\",\"force\":true}}"
+        )),
+    )
 }
 
 // ---------------------------------------------------------------------------
