@@ -32,6 +32,8 @@ impl LocalStats {
 #[derive(Default)]
 pub struct Stats {
     slots: Mutex<Vec<Arc<LocalStats>>>,
+    /// The counts of retired slots (see [`Stats::retire`]).
+    retired: LocalStats,
     tcp_refused: AtomicU64,
 }
 
@@ -44,12 +46,27 @@ pub struct Totals {
 }
 
 impl Stats {
-    /// A new slot for one worker. TCP connections come and go, so finished
-    /// slots are kept (their counts must not vanish from the totals).
+    /// A new slot for one worker. A short-lived worker (a TCP connection)
+    /// hands it back with [`Stats::retire`] when it ends.
     pub fn local(&self) -> Arc<LocalStats> {
         let slot = Arc::new(LocalStats::default());
         self.slots.lock().unwrap().push(slot.clone());
         slot
+    }
+
+    /// A worker is done: add its counts to the totals and drop its slot, so
+    /// the slot list does not grow with every connection ever served.
+    pub fn retire(&self, slot: Arc<LocalStats>) {
+        let mut slots = self.slots.lock().unwrap();
+        if let Some(i) = slots.iter().position(|s| Arc::ptr_eq(s, &slot)) {
+            slots.swap_remove(i);
+        }
+        for (r, c) in self.retired.rcode.iter().zip(&slot.rcode) {
+            r.fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.retired
+            .dropped
+            .fetch_add(slot.dropped.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     pub fn tcp_refused(&self) {
@@ -62,7 +79,7 @@ impl Stats {
             ..Totals::default()
         };
         let mut slots = self.slots.lock().unwrap();
-        for s in slots.iter() {
+        for s in slots.iter().map(|s| &**s).chain([&self.retired]) {
             for (i, c) in s.rcode.iter().enumerate() {
                 t.by_rcode[i] += c.load(Ordering::Relaxed);
             }
@@ -87,5 +104,28 @@ impl Stats {
             slots.push(Arc::new(merged));
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_slots_keep_their_counts_and_free_their_place() {
+        let stats = Stats::default();
+        let live = stats.local();
+        live.count(&[0, 0, 0x84, 0x03]);
+        for _ in 0..1000 {
+            let conn = stats.local();
+            conn.count(&[0, 0, 0x84, 0x00]);
+            conn.dropped();
+            stats.retire(conn);
+        }
+        assert_eq!(stats.slots.lock().unwrap().len(), 1, "only the live slot");
+        let t = stats.totals();
+        assert_eq!(t.by_rcode[0], 1000);
+        assert_eq!(t.by_rcode[3], 1);
+        assert_eq!(t.dropped, 1000);
     }
 }

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::respond::{respond, Action, Special, Transport};
 use crate::snapshot::Snapshot;
-use crate::stats::Stats;
+use crate::stats::{LocalStats, Stats};
 
 /// Responses to a special request (an AXFR is several messages).
 pub type SpecialFuture = Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>>;
@@ -304,9 +304,12 @@ async fn tcp_accept(
         let stats = stats.clone();
         conns.spawn(async move {
             let _permit = permit;
-            if let Err(e) = tcp_conn(stream, peer, snapshot, special, idle, shutdown, stats).await {
+            let local = stats.local();
+            if let Err(e) = tcp_conn(stream, peer, snapshot, special, idle, shutdown, &local).await
+            {
                 debug!(%peer, error = %e, "tcp connection ended");
             }
+            stats.retire(local);
         });
     }
     // Graceful: connections see the shutdown signal between queries; give
@@ -324,12 +327,11 @@ async fn tcp_conn(
     special: Arc<dyn SpecialHandler>,
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
-    stats: Arc<Stats>,
+    local: &LocalStats,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
-    let local = stats.local();
     loop {
         let mut len = [0u8; 2];
         // The whole message (length and body) must arrive within the idle
