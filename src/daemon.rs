@@ -149,9 +149,16 @@ pub async fn run(
         .with_context(|| format!("state directory {}", cfg.server.state_dir.display()))?;
     let tokens =
         crate::control::load_or_create_tokens(&cfg.token_file()).map_err(anyhow::Error::msg)?;
+    // This first load sets an unreadable file aside, so the controller's own
+    // load below finds none: the error must be reported here or never.
     let persisted_serials = match store.load() {
         crate::state::Loaded::Ok(s) => s.serials,
-        _ => Default::default(),
+        crate::state::Loaded::Fresh => Default::default(),
+        crate::state::Loaded::Corrupt { error, kept_at } => {
+            tracing::error!(%error, kept_at = %kept_at.display(),
+                "state file unreadable; set aside, starting every service on its primary");
+            Default::default()
+        }
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -379,7 +386,15 @@ pub async fn run(
     }
     info!("shutting down");
     let _ = shutdown_tx.send(true);
-    let _ = api_task.await;
+    // Graceful shutdown of the control API waits for requests in progress,
+    // and a client that sent half a request would make that wait endless.
+    // Give them a moment, then go on (the task ends with the runtime).
+    if tokio::time::timeout(std::time::Duration::from_secs(2), api_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("control API connections still open after 2s; closing them");
+    }
     for t in probe_tasks {
         t.abort();
     }

@@ -73,6 +73,8 @@ impl LocalStats {
 #[derive(Default)]
 pub struct Stats {
     slots: Mutex<Vec<Arc<LocalStats>>>,
+    /// The counts of retired slots (see [`Stats::retire`]).
+    retired: LocalStats,
     tcp_refused: AtomicU64,
 }
 
@@ -88,12 +90,31 @@ pub struct Totals {
 }
 
 impl Stats {
-    /// A new slot for one worker. TCP connections come and go, so finished
-    /// slots are kept (their counts must not vanish from the totals).
+    /// A new slot for one worker. A short-lived worker (a TCP connection)
+    /// hands it back with [`Stats::retire`] when it ends.
     pub fn local(&self) -> Arc<LocalStats> {
         let slot = Arc::new(LocalStats::default());
         self.slots.lock().unwrap().push(slot.clone());
         slot
+    }
+
+    /// A worker is done: add its counts to the totals and drop its slot, so
+    /// the slot list does not grow with every connection ever served.
+    pub fn retire(&self, slot: Arc<LocalStats>) {
+        let mut slots = self.slots.lock().unwrap();
+        if let Some(i) = slots.iter().position(|s| Arc::ptr_eq(s, &slot)) {
+            slots.swap_remove(i);
+        }
+        let add = |dst: &AtomicU64, src: &AtomicU64| {
+            dst.fetch_add(src.load(Ordering::Relaxed), Ordering::Relaxed);
+        };
+        for (r, c) in self.retired.rcode.iter().zip(&slot.rcode) {
+            add(r, c);
+        }
+        for (r, c) in self.retired.qtype.iter().zip(&slot.qtype) {
+            add(r, c);
+        }
+        add(&self.retired.dropped, &slot.dropped);
     }
 
     pub fn tcp_refused(&self) {
@@ -105,9 +126,9 @@ impl Stats {
             tcp_refused: self.tcp_refused.load(Ordering::Relaxed),
             ..Totals::default()
         };
-        let mut slots = self.slots.lock().unwrap();
+        let slots = self.slots.lock().unwrap();
         let mut types = [0u64; TYPES.len() + 1];
-        for s in slots.iter() {
+        for s in slots.iter().map(|s| &**s).chain([&self.retired]) {
             for (i, c) in s.rcode.iter().enumerate() {
                 t.by_rcode[i] += c.load(Ordering::Relaxed);
             }
@@ -124,27 +145,29 @@ impl Stats {
             .filter(|(_, n)| *n > 0)
             .map(|(name, n)| (name.to_string(), n))
             .collect();
-        // Fold slots whose worker is gone into one, so the list stays short.
-        let (gone, live): (Vec<_>, Vec<_>) =
-            slots.drain(..).partition(|s| Arc::strong_count(s) == 1);
-        *slots = live;
-        if !gone.is_empty() {
-            let merged = LocalStats::default();
-            for s in &gone {
-                for (i, c) in s.rcode.iter().enumerate() {
-                    merged.rcode[i].fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
-                }
-                for (i, c) in s.qtype.iter().enumerate() {
-                    merged.qtype[i].fetch_add(c.load(Ordering::Relaxed), Ordering::Relaxed);
-                }
-                merged
-                    .dropped
-                    .fetch_add(s.dropped.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-            // The merged slot stays referenced by the list only, so it is
-            // folded again next time; that keeps at most one such slot.
-            slots.push(Arc::new(merged));
-        }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retired_slots_keep_their_counts_and_free_their_place() {
+        let stats = Stats::default();
+        let live = stats.local();
+        live.count(&[0, 0, 0x84, 0x03]);
+        for _ in 0..1000 {
+            let conn = stats.local();
+            conn.count(&[0, 0, 0x84, 0x00]);
+            conn.dropped();
+            stats.retire(conn);
+        }
+        assert_eq!(stats.slots.lock().unwrap().len(), 1, "only the live slot");
+        let t = stats.totals();
+        assert_eq!(t.by_rcode[0], 1000);
+        assert_eq!(t.by_rcode[3], 1);
+        assert_eq!(t.dropped, 1000);
     }
 }

@@ -5,8 +5,10 @@
 //! and a query costs one syscall in, one out, no task spawn and no allocation.
 //! TCP is slower-moving and needs timeouts, so it runs on tokio with a cap on
 //! concurrent connections (a slot is released when a connection closes), an
-//! idle timeout (a slow client cannot hold a slot forever) and answers written
-//! in order (bounded pipelining: one query in work per connection).
+//! idle timeout (a slow client cannot hold a slot forever: it bounds reading a
+//! whole query and writing each answer, so a client that stops reading its
+//! answers is cut too) and answers written in order (bounded pipelining: one
+//! query in work per connection).
 
 use std::future::Future;
 use std::io;
@@ -26,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::respond::{respond, Action, Special, Transport};
 use crate::snapshot::Snapshot;
-use crate::stats::Stats;
+use crate::stats::{LocalStats, Stats};
 
 /// Responses to a special request (an AXFR is several messages).
 pub type SpecialFuture = Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>>;
@@ -302,9 +304,12 @@ async fn tcp_accept(
         let stats = stats.clone();
         conns.spawn(async move {
             let _permit = permit;
-            if let Err(e) = tcp_conn(stream, peer, snapshot, special, idle, shutdown, stats).await {
+            let local = stats.local();
+            if let Err(e) = tcp_conn(stream, peer, snapshot, special, idle, shutdown, &local).await
+            {
                 debug!(%peer, error = %e, "tcp connection ended");
             }
+            stats.retire(local);
         });
     }
     // Graceful: connections see the shutdown signal between queries; give
@@ -322,12 +327,11 @@ async fn tcp_conn(
     special: Arc<dyn SpecialHandler>,
     idle: Duration,
     mut shutdown: watch::Receiver<bool>,
-    stats: Arc<Stats>,
+    local: &LocalStats,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
-    let local = stats.local();
     loop {
         let mut len = [0u8; 2];
         // The whole message (length and body) must arrive within the idle
@@ -349,7 +353,7 @@ async fn tcp_conn(
         let responses = match respond(&snap, &buf[..n], Transport::Tcp, &mut out) {
             Action::Reply => {
                 local.count(&out);
-                write_msg(&mut stream, &out).await?;
+                write_msg(&mut stream, &out, idle).await?;
                 continue;
             }
             Action::Drop => {
@@ -363,12 +367,25 @@ async fn tcp_conn(
             }
         };
         for r in responses {
-            write_msg(&mut stream, &r).await?;
+            write_msg(&mut stream, &r, idle).await?;
         }
     }
 }
 
-async fn write_msg(stream: &mut tokio::net::TcpStream, msg: &[u8]) -> io::Result<()> {
+/// Write one length-prefixed message. A client that does not read lets the
+/// socket buffers fill and the write wait; `limit` ends that wait (and the
+/// connection, freeing its slot) instead of letting it last for ever.
+async fn write_msg(
+    stream: &mut tokio::net::TcpStream,
+    msg: &[u8],
+    limit: Duration,
+) -> io::Result<()> {
     let len = (msg.len() as u16).to_be_bytes();
-    stream.write_all(&[&len[..], msg].concat()).await
+    match tokio::time::timeout(limit, stream.write_all(&[&len[..], msg].concat())).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client not reading its answers",
+        )),
+    }
 }

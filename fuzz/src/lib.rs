@@ -1,0 +1,121 @@
+//! The bodies of the fuzz targets, shared by the libFuzzer binaries
+//! (`fuzz_targets/`) and the plain `replay` binary (scripts/fuzz's fallback
+//! when there is no nightly toolchain).
+//!
+//! Both targets run `ggon::dns::respond` against a snapshot compiled from a
+//! small zone and check the invariants every response must keep; a broken
+//! invariant panics, which the fuzzer reports as a crash.
+
+use std::sync::{Arc, OnceLock};
+
+use ggon::dns::server::refuse;
+use ggon::dns::wire::parse_query;
+use ggon::dns::{respond, Action, Special, Transport};
+use ggon::snapshot::{compile, Snapshot};
+use ggon::zone::ZoneData;
+use hickory_proto::op::Message;
+use hickory_proto::rr::Name;
+use hickory_proto::serialize::binary::BinDecodable;
+
+const ZONE: &str = "$ORIGIN ggon.org.\n$TTL 3600\n\
+@ IN SOA ns1 hostmaster 7 3600 600 86400 300\n\
+@ IN NS ns1\n@ IN NS ns2\n@ IN MX 10 mail\n\
+ns1 IN A 127.0.0.1\nns2 IN A 127.0.0.2\nmail IN A 127.0.0.25\n\
+cic IN A 127.0.0.11\n\
+www IN CNAME wiki\nwiki IN A 127.0.0.80\nwiki IN AAAA ::1\n\
+loop1 IN CNAME loop2\nloop2 IN CNAME loop1\n\
+*.apps IN A 127.0.0.90\nsub IN NS ns.sub\nns.sub IN A 127.0.0.53\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5\"\n";
+
+/// The snapshot every input is answered from (built once per process).
+pub fn snapshot() -> &'static Snapshot {
+    static SNAP: OnceLock<Snapshot> = OnceLock::new();
+    SNAP.get_or_init(|| {
+        let origin = Name::from_ascii("ggon.org.").unwrap();
+        let zone = ZoneData::parse(ZONE, None, &origin).expect("fuzz zone parses");
+        Snapshot::new(vec![Arc::new(compile(Arc::new(zone)))])
+    })
+}
+
+/// Invariants of a reply built by `respond` for `pkt`.
+fn check_reply(pkt: &[u8], out: &[u8], transport: Transport) {
+    assert!(out.len() >= 12, "reply shorter than a header");
+    assert_eq!(out[..2], pkt[..2], "reply ID differs");
+    assert!(out[2] & 0x80 != 0, "QR not set");
+    let parsed = parse_query(pkt);
+    if transport == Transport::Udp {
+        let limit = match parsed.as_ref().ok().and_then(|q| q.edns) {
+            None => 512,
+            Some(_) => 1232,
+        };
+        assert!(out.len() <= limit, "UDP reply of {} bytes", out.len());
+    }
+    if parsed.is_err() {
+        assert_eq!(out.len(), 12, "FORMERR must be the header alone");
+        assert_eq!(out[3] & 0xF, 1, "unparsable query must get FORMERR");
+    }
+    if let Err(e) = Message::from_bytes(out) {
+        panic!("our reply does not parse as DNS: {e}");
+    }
+}
+
+/// The `query` target: any bytes, both transports.
+pub fn query(data: &[u8]) {
+    let snap = snapshot();
+    let mut out = Vec::with_capacity(4096);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        match respond(snap, data, transport, &mut out) {
+            Action::Reply => check_reply(data, &out, transport),
+            Action::Drop => assert!(
+                data.len() < 12 || data[2] & 0x80 != 0,
+                "dropped a query with a readable header"
+            ),
+            Action::Special(kind) => {
+                // What ggond does today with special requests (RefuseSpecial).
+                let r = refuse(kind, data).expect("special requests parse");
+                assert_eq!(r[..2], data[..2]);
+            }
+        }
+    }
+}
+
+/// The `update` target. There is no UPDATE handler yet (ggond refuses
+/// UPDATE with REFUSED via `RefuseSpecial`), so this exercises what an
+/// UPDATE meets today: hickory's full message decoder (which the handler will
+/// use) and `respond` with the opcode forced to 5 (UPDATE) and QR cleared,
+/// then the refusal. Replace the tail with the handler once it exists.
+pub fn update(data: &[u8]) {
+    if let Ok(m) = Message::from_bytes(data) {
+        // Re-encoding may fail (e.g. names too long once decompressed); it must not panic.
+        let _ = m.to_vec();
+    }
+    if data.len() < 4 {
+        return;
+    }
+    let mut pkt = data.to_vec();
+    pkt[2] = (pkt[2] & 0x07) | (5 << 3); // QR = 0, opcode = UPDATE
+    let mut out = Vec::with_capacity(4096);
+    for transport in [Transport::Udp, Transport::Tcp] {
+        match respond(snapshot(), &pkt, transport, &mut out) {
+            Action::Special(Special::Update) => {
+                let r = refuse(Special::Update, &pkt).expect("parsed, so refusable");
+                assert_eq!(r[..2], pkt[..2]);
+                assert_eq!(r[3] & 0xF, 5, "UPDATE must be REFUSED for now");
+            }
+            Action::Special(other) => panic!("opcode 5 gave {other:?}"),
+            Action::Reply => {
+                check_reply(&pkt, &out, transport);
+                assert_eq!(
+                    out[3] & 0xF,
+                    1,
+                    "an UPDATE answered directly must be FORMERR"
+                );
+            }
+            Action::Drop => assert!(pkt.len() < 12, "dropped an UPDATE with a header"),
+        }
+    }
+}

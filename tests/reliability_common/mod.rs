@@ -1,0 +1,1054 @@
+//! Helpers for the reliability tests (tests/reliability_*.rs), kept apart from
+//! any general harness on purpose: a ggond child process in a temporary
+//! directory (killed on drop), DNS over std sockets with hickory-proto
+//! messages, a minimal HTTP/1.1 client for the control API, a fixed-seed PRNG
+//! and the generators of valid and malformed packets (also the source of the
+//! checked-in fuzz seed corpus, see `seed_corpus`).
+//!
+//! Only loopback addresses are used. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::BinDecodable;
+
+/// The zone every test daemon serves.
+pub const ZONE: &str = "$ORIGIN ggon.org.\n$TTL 3600\n\
+@ IN SOA ns1 hostmaster 7 3600 600 86400 300\n\
+@ IN NS ns1\n@ IN NS ns2\n@ IN MX 10 mail\n\
+ns1 IN A 127.0.0.1\nns2 IN A 127.0.0.2\nmail IN A 127.0.0.25\n\
+www IN CNAME wiki\nwiki IN A 127.0.0.80\nwiki IN AAAA ::1\n\
+*.apps IN A 127.0.0.90\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa3\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa4\"\n\
+big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa5\"\n";
+
+/// Service `cic`'s targets, in preference order, with their answered address.
+pub const TARGETS: [(&str, &str); 3] = [
+    ("primary", "127.0.0.11"),
+    ("backup", "127.0.0.12"),
+    ("backup2", "127.0.0.13"),
+];
+
+/// Control tokens written to the token file (`NAME ROLE TOKEN` lines).
+pub const OPERATOR_TOKEN: &str = "opsecret-3f9c2a7d41b85e60c1d2";
+pub const READ_TOKEN: &str = "rdsecret-8e1b5c0a9f27d4636ab4";
+
+pub fn address_of(target: &str) -> &'static str {
+    TARGETS
+        .iter()
+        .find(|(n, _)| *n == target)
+        .map(|(_, a)| *a)
+        .expect("known target")
+}
+
+/// A temporary directory with a config, the zone, a token file and a state
+/// directory. Daemons started from it share the state directory, so a
+/// restart sees what the previous run left.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    starts: std::cell::Cell<usize>,
+}
+
+impl Env {
+    /// `server_extra` is appended to the `[server]` table (TOML lines).
+    pub fn new(server_extra: &str) -> Env {
+        Env::with_token_mode(server_extra, 0o600)
+    }
+
+    pub fn with_token_mode(server_extra: &str, mode: u32) -> Env {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path();
+        std::fs::write(p.join("ggon.org.zone"), ZONE).unwrap();
+        let token = p.join("control.token");
+        std::fs::write(
+            &token,
+            format!("# test tokens\nops operator {OPERATOR_TOKEN}\nviewer read {READ_TOKEN}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cfg = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = \"{state}\"\nworkers = 2\n{server_extra}\n\n\
+             [control]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{token}\"\n\n\
+             [[zone]]\norigin = \"ggon.org\"\nfile = \"{zone}\"\n\n\
+             [[service]]\nname = \"cic\"\nfqdn = \"cic.ggon.org\"\nttl = 30\nfailback = \"manual\"\n",
+            state = p.join("state").display(),
+            token = token.display(),
+            zone = p.join("ggon.org.zone").display(),
+        );
+        for (name, addr) in TARGETS {
+            cfg.push_str(&format!(
+                "\n[[service.target]]\nname = \"{name}\"\naddresses = [\"{addr}\"]\n\
+                 check = {{ type = \"exec\", command = [\"true\"], interval = \"5s\", timeout = \"2s\" }}\n"
+            ));
+        }
+        std::fs::write(p.join("ggon.toml"), cfg).unwrap();
+        Env {
+            dir,
+            starts: std::cell::Cell::new(0),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn config(&self) -> PathBuf {
+        self.path().join("ggon.toml")
+    }
+    pub fn token_file(&self) -> PathBuf {
+        self.path().join("control.token")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.path().join("state")
+    }
+    pub fn state_file(&self) -> PathBuf {
+        self.state_dir().join("state.json")
+    }
+
+    /// Start ggond with DNS on a kernel-chosen port.
+    pub fn start(&self) -> Daemon {
+        self.start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Start ggond with DNS on `listen`; returns once its ready file is written.
+    pub fn start_on(&self, listen: SocketAddr) -> Daemon {
+        let n = self.starts.get() + 1;
+        self.starts.set(n);
+        let ready = self.path().join("ready.json");
+        let _ = std::fs::remove_file(&ready);
+        let stderr_path = self.path().join(format!("stderr-{n}.log"));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ggond"))
+            .arg("--config")
+            .arg(self.config())
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--control")
+            .arg("127.0.0.1:0")
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn ggond");
+        let mut d = Daemon {
+            child,
+            dns: "0.0.0.0:0".parse().unwrap(),
+            control: "0.0.0.0:0".parse().unwrap(),
+            pid: 0,
+            stderr_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    d.dns = v["dns"][0].as_str().unwrap().parse().unwrap();
+                    d.control = v["control"].as_str().unwrap().parse().unwrap();
+                    d.pid = v["pid"].as_u64().unwrap() as u32;
+                    assert_eq!(d.pid, d.child.id(), "ready file from another process");
+                    return d;
+                }
+            }
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!(
+                    "ggond exited before ready ({status}); stderr:\n{}",
+                    d.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ggond not ready within 20s; stderr:\n{}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A running ggond; killed (SIGKILL) and reaped on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub dns: SocketAddr,
+    pub control: SocketAddr,
+    pub pid: u32,
+    pub stderr_path: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let r = unsafe { libc::kill(self.pid as libc::pid_t, sig) };
+        assert_eq!(r, 0, "kill({}, {sig})", self.pid);
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// GET /v1/status with the operator token, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = http(
+            self.control,
+            "GET",
+            "/v1/status",
+            Some(OPERATOR_TOKEN),
+            None,
+        )
+        .expect("status call");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status JSON")
+    }
+
+    /// The active target of service `cic` per the control API.
+    pub fn active(&self) -> String {
+        let v = self.status();
+        v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "cic")
+            .expect("service cic")["active"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// POST a remap of `cic` (force: true) with the operator token.
+    pub fn remap(&self, to: &str) -> std::io::Result<(u16, String)> {
+        remap_at(self.control, to)
+    }
+}
+
+/// POST a remap of `cic` to `to` (force: true) with the operator token.
+pub fn remap_at(control: SocketAddr, to: &str) -> std::io::Result<(u16, String)> {
+    http(
+        control,
+        "POST",
+        "/v1/services/cic/remap",
+        Some(OPERATOR_TOKEN),
+        Some(&format!(
+            "{{\"to\":\"{to}\",\"reason\":\"test\",\"force\":true}}"
+        )),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if method != "GET" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+// ---------------------------------------------------------------------------
+// DNS
+
+pub fn query_msg(id: u16, name: &str, t: RecordType, edns: Option<u16>) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m.to_vec().unwrap()
+}
+
+pub fn id_of(p: &[u8]) -> u16 {
+    u16::from_be_bytes([p[0], p[1]])
+}
+
+pub fn rcode_of(p: &[u8]) -> u8 {
+    p[3] & 0xF
+}
+
+/// Send `pkt` over UDP and wait up to `wait` for a response with its ID.
+pub fn udp_exchange(addr: SocketAddr, pkt: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.send_to(pkt, addr).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        match s.recv_from(&mut buf) {
+            Ok((n, _)) if n >= 2 && buf[..2] == pkt[..2] => return Some(buf[..n].to_vec()),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// A UDP query that must be answered (3 tries, 1 s each), parsed.
+pub fn udp_query(addr: SocketAddr, name: &str, t: RecordType) -> Message {
+    let pkt = query_msg(0x5151, name, t, None);
+    for _ in 0..3 {
+        if let Some(r) = udp_exchange(addr, &pkt, Duration::from_secs(1)) {
+            return Message::from_bytes(&r).expect("response parses");
+        }
+    }
+    panic!("no UDP answer from {addr} for {name} {t}");
+}
+
+pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("tcp connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+pub fn tcp_frame(pkt: &[u8]) -> Vec<u8> {
+    let mut f = (pkt.len() as u16).to_be_bytes().to_vec();
+    f.extend_from_slice(pkt);
+    f
+}
+
+pub fn tcp_send(s: &mut TcpStream, pkt: &[u8]) -> std::io::Result<()> {
+    s.write_all(&tcp_frame(pkt))
+}
+
+/// Read one length-prefixed message.
+pub fn tcp_recv(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut msg)?;
+    Ok(msg)
+}
+
+/// A TCP query on a new connection, parsed.
+pub fn tcp_query(addr: SocketAddr, name: &str, t: RecordType) -> Message {
+    let mut s = tcp_connect(addr);
+    let pkt = query_msg(0x5252, name, t, None);
+    tcp_send(&mut s, &pkt).expect("tcp send");
+    let r = tcp_recv(&mut s).expect("tcp answer");
+    Message::from_bytes(&r).expect("response parses")
+}
+
+/// Does the peer close `s` within `limit`? (EOF or reset; data is discarded.)
+pub fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(start.elapsed())?;
+        if left.is_zero() {
+            return None;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+}
+
+pub fn a_addrs(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The server answers wiki.ggon.org A correctly over UDP and TCP.
+pub fn assert_serves(addr: SocketAddr) {
+    for m in [
+        udp_query(addr, "wiki.ggon.org.", RecordType::A),
+        tcp_query(addr, "wiki.ggon.org.", RecordType::A),
+    ] {
+        assert_eq!(u16::from(m.metadata.response_code), 0);
+        assert!(m.metadata.authoritative);
+        assert_eq!(a_addrs(&m), vec!["127.0.0.80"]);
+    }
+}
+
+/// The address cic.ggon.org resolves to now (over UDP).
+pub fn cic_address(addr: SocketAddr) -> String {
+    let m = udp_query(addr, "cic.ggon.org.", RecordType::A);
+    let a = a_addrs(&m);
+    assert_eq!(a.len(), 1, "{m:?}");
+    a[0].clone()
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic randomness (SplitMix64): same seed, same packets, every run.
+
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn byte(&mut self) -> u8 {
+        self.next_u64() as u8
+    }
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.byte()).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Packets
+
+/// Wire form of a dotted name (no compression).
+pub fn wire_name(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+/// A hand-built message: header, one question given as raw name bytes, then
+/// `rest` (records of the other sections, already encoded).
+pub fn raw(flags: u16, counts: [u16; 4], qname: &[u8], qtype: u16, rest: &[u8]) -> Vec<u8> {
+    let mut p = vec![0xAB, 0xCD];
+    p.extend_from_slice(&flags.to_be_bytes());
+    for c in counts {
+        p.extend_from_slice(&c.to_be_bytes());
+    }
+    p.extend_from_slice(qname);
+    p.extend_from_slice(&qtype.to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes());
+    p.extend_from_slice(rest);
+    p
+}
+
+/// An OPT record owned by the root.
+pub fn opt_rr(payload: u16, version: u8, do_bit: bool, options: &[u8]) -> Vec<u8> {
+    let mut r = vec![0, 0, 41];
+    r.extend_from_slice(&payload.to_be_bytes());
+    r.push(0);
+    r.push(version);
+    r.extend_from_slice(&(if do_bit { 0x8000u16 } else { 0 }).to_be_bytes());
+    r.extend_from_slice(&(options.len() as u16).to_be_bytes());
+    r.extend_from_slice(options);
+    r
+}
+
+/// What the server must do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No response (over TCP: the connection is closed).
+    Drop,
+    /// A response with this rcode (the low 4 bits of the header's rcode).
+    Rcode(u8),
+    /// Some response with the query's ID.
+    Reply,
+}
+
+pub struct Case {
+    pub name: String,
+    pub packet: Vec<u8>,
+    pub expect: Expect,
+}
+
+fn case(name: impl Into<String>, packet: Vec<u8>, expect: Expect) -> Case {
+    Case {
+        name: name.into(),
+        packet,
+        expect,
+    }
+}
+
+const RD: u16 = 0x0100;
+const A: u16 = 1;
+
+/// A dozen-odd valid and malformed packets: the checked-in fuzz seed corpus
+/// (`fuzz/corpus/query/`), each with the file name it is stored under.
+pub fn seed_corpus() -> Vec<Case> {
+    use Expect::*;
+    let cic = wire_name("cic.ggon.org");
+    let mut long_label = vec![64u8];
+    long_label.extend([b'a'; 64]);
+    long_label.push(0);
+    // An A record in the additional section whose owner is a pointer to itself.
+    let self_ptr = {
+        let off = (12 + cic.len() + 4) as u16 | 0xC000;
+        let mut r = off.to_be_bytes().to_vec();
+        r.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 127, 0, 0, 1]);
+        r
+    };
+    let mut update = raw(5 << 11, [1, 0, 1, 0], &wire_name("ggon.org"), 6, &[]);
+    // An UPDATE's zone section asks for SOA; one update record: add cic A 127.0.0.99.
+    update.extend_from_slice(&[0xC0, 12]);
+    update.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 99]);
+    vec![
+        case(
+            "valid-a",
+            query_msg(1, "cic.ggon.org.", RecordType::A, None),
+            Rcode(0),
+        ),
+        case(
+            "valid-aaaa-edns",
+            query_msg(2, "wiki.ggon.org.", RecordType::AAAA, Some(1232)),
+            Rcode(0),
+        ),
+        case(
+            "valid-mx",
+            query_msg(3, "ggon.org.", RecordType::MX, None),
+            Rcode(0),
+        ),
+        case(
+            "valid-any",
+            query_msg(4, "ggon.org.", RecordType::ANY, None),
+            Rcode(0),
+        ),
+        case(
+            "valid-nxdomain",
+            query_msg(5, "nope.ggon.org.", RecordType::A, None),
+            Rcode(3),
+        ),
+        case(
+            "valid-refused",
+            query_msg(6, "example.com.", RecordType::A, None),
+            Rcode(5),
+        ),
+        case(
+            "valid-wildcard",
+            query_msg(7, "x.apps.ggon.org.", RecordType::A, None),
+            Rcode(0),
+        ),
+        case(
+            "axfr",
+            query_msg(8, "ggon.org.", RecordType::AXFR, None),
+            Rcode(5),
+        ),
+        case("update", update, Rcode(5)),
+        case(
+            "notify",
+            raw(
+                (4 << 11) | 0x0400,
+                [1, 0, 0, 0],
+                &wire_name("ggon.org"),
+                6,
+                &[],
+            ),
+            Rcode(4),
+        ),
+        case("truncated-header", vec![0x12, 0x34, 0x01, 0x00, 0x00], Drop),
+        case(
+            "label-over-63",
+            raw(RD, [1, 0, 0, 0], &long_label, A, &[]),
+            Rcode(1),
+        ),
+        case(
+            "pointer-loop-additional",
+            raw(RD, [1, 0, 0, 1], &cic, A, &self_ptr),
+            Reply,
+        ),
+        case("qdcount-2", raw(RD, [2, 0, 0, 0], &cic, A, &[]), Rcode(1)),
+        case(
+            "edns-option-overrun",
+            raw(
+                RD,
+                [1, 0, 0, 1],
+                &cic,
+                A,
+                &opt_rr(1232, 0, false, &[0, 10, 0, 200, 1, 2]),
+            ),
+            Rcode(1),
+        ),
+        case(
+            "edns-version-1",
+            raw(RD, [1, 0, 0, 1], &cic, A, &opt_rr(1232, 1, false, &[])),
+            Reply,
+        ),
+    ]
+}
+
+/// The generated malformed set: truncations, bad labels and names, pointer
+/// loops, wrong counts, bogus EDNS, odd opcodes/classes/types.
+pub fn malformed_set() -> Vec<Case> {
+    use Expect::*;
+    let mut out = Vec::new();
+    let cic = wire_name("cic.ggon.org");
+
+    // Every prefix of a few valid queries.
+    for (i, (name, t, edns)) in [
+        ("cic.ggon.org.", RecordType::A, None),
+        ("wiki.ggon.org.", RecordType::AAAA, Some(1232)),
+        ("ggon.org.", RecordType::MX, Some(4096)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let full = query_msg(0x1000 + i as u16, name, t, edns);
+        for len in 0..full.len() {
+            let expect = if len < 12 { Drop } else { Rcode(1) };
+            out.push(case(
+                format!("truncated {name} at {len}"),
+                full[..len].to_vec(),
+                expect,
+            ));
+        }
+    }
+
+    // Label lengths over 63 (0x40 and 0x80 are the reserved/extended label
+    // types, 0xC0 a compression pointer: none allowed in the question).
+    for l in [64u8, 100, 127, 0x40, 0x80, 0xBF] {
+        let mut n = vec![l];
+        n.extend(std::iter::repeat_n(b'a', l as usize));
+        n.push(0);
+        out.push(case(
+            format!("label length {l}"),
+            raw(RD, [1, 0, 0, 0], &n, A, &[]),
+            Rcode(1),
+        ));
+        // The same length byte with the packet ending right after it.
+        out.push(case(
+            format!("label length {l}, no data"),
+            raw(RD, [1, 0, 0, 0], &[l], A, &[])[..13].to_vec(),
+            Rcode(1),
+        ));
+    }
+    out.push(case(
+        "pointer in question",
+        raw(RD, [1, 0, 0, 0], &[0xC0, 12], A, &[]),
+        Rcode(1),
+    ));
+    out.push(case(
+        "pointer loop in question",
+        raw(RD, [1, 0, 0, 0], &[1, b'x', 0xC0, 12], A, &[]),
+        Rcode(1),
+    ));
+
+    // Names over 255 octets, and exactly 255 (valid: out of zone → REFUSED).
+    let mut big = Vec::new();
+    for _ in 0..5 {
+        big.push(60);
+        big.extend([b'a'; 60]);
+    }
+    big.push(0);
+    out.push(case(
+        "name 306 octets",
+        raw(RD, [1, 0, 0, 0], &big, A, &[]),
+        Rcode(1),
+    ));
+    let ones = |n: usize| {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.extend([1, b'a']);
+        }
+        v.push(0);
+        v
+    };
+    out.push(case(
+        "name 257 octets (128 labels)",
+        raw(RD, [1, 0, 0, 0], &ones(128), A, &[]),
+        Rcode(1),
+    ));
+    out.push(case(
+        "name 255 octets (127 labels)",
+        raw(RD, [1, 0, 0, 0], &ones(127), A, &[]),
+        Rcode(5),
+    ));
+    // 81 * 3 + 2 + 10 = 255 octets, inside our zone: NXDOMAIN.
+    let mut in_zone_255 = Vec::new();
+    for _ in 0..81 {
+        in_zone_255.extend([2, b'z', b'z']);
+    }
+    in_zone_255.extend_from_slice(&[1, b'z']);
+    in_zone_255.extend_from_slice(&wire_name("ggon.org"));
+    assert_eq!(in_zone_255.len(), 255);
+    out.push(case(
+        "in-zone name of 255 octets",
+        raw(RD, [1, 0, 0, 0], &in_zone_255, A, &[]),
+        Rcode(3),
+    ));
+
+    // Compression pointer loops in the additional section.
+    let ar_off = (12 + cic.len() + 4) as u16;
+    let rec = |owner: &[u8]| {
+        let mut r = owner.to_vec();
+        r.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 127, 0, 0, 1]);
+        r
+    };
+    let self_loop = rec(&(ar_off | 0xC000).to_be_bytes());
+    out.push(case(
+        "additional owner points to itself",
+        raw(RD, [1, 0, 0, 1], &cic, A, &self_loop),
+        Reply,
+    ));
+    // Two records whose owners point at each other.
+    let first_len = 2 + 14;
+    let mut two = rec(&((ar_off + first_len) | 0xC000).to_be_bytes());
+    two.extend(rec(&(ar_off | 0xC000).to_be_bytes()));
+    out.push(case(
+        "additional owners point at each other",
+        raw(RD, [1, 0, 0, 2], &cic, A, &two),
+        Reply,
+    ));
+    // A label then a pointer back to that label.
+    let mut lp = vec![1, b'x'];
+    lp.extend_from_slice(&(ar_off | 0xC000).to_be_bytes());
+    out.push(case(
+        "additional label then pointer to it",
+        raw(RD, [1, 0, 0, 1], &cic, A, &rec(&lp)),
+        Reply,
+    ));
+    // A pointer past the end, and a pointer cut in half.
+    out.push(case(
+        "additional pointer past end",
+        raw(RD, [1, 0, 0, 1], &cic, A, &rec(&[0xFF, 0xFF])),
+        Reply,
+    ));
+    out.push(case(
+        "additional half pointer",
+        raw(RD, [1, 0, 0, 1], &cic, A, &[0xC0]),
+        Rcode(1),
+    ));
+    // 200 labels in an additional owner (more than any name can have).
+    let mut many = Vec::new();
+    for _ in 0..200 {
+        many.extend([1, b'a']);
+    }
+    many.push(0);
+    out.push(case(
+        "additional owner of 200 labels",
+        raw(RD, [1, 0, 0, 1], &cic, A, &rec(&many)),
+        Rcode(1),
+    ));
+
+    // Section counts.
+    for (qd, an, ns, ar, expect) in [
+        (0, 0, 0, 0, Rcode(1)),
+        (2, 0, 0, 0, Rcode(1)),
+        (0xFFFF, 0, 0, 0, Rcode(1)),
+        (1, 1, 0, 0, Rcode(1)),
+        (1, 0, 1, 0, Rcode(1)),
+        (1, 0, 0, 1, Rcode(1)),
+        (1, 0, 0, 0xFFFF, Rcode(1)),
+        (1, 0xFFFF, 0xFFFF, 0xFFFF, Rcode(1)),
+    ] {
+        out.push(case(
+            format!("counts qd={qd} an={an} ns={ns} ar={ar}"),
+            raw(RD, [qd, an, ns, ar], &cic, A, &[]),
+            expect,
+        ));
+    }
+
+    // EDNS.
+    let edns = |name: &str, rr: Vec<u8>, ar: u16, expect: Expect| {
+        case(
+            format!("edns {name}"),
+            raw(RD, [1, 0, 0, ar], &cic, A, &rr),
+            expect,
+        )
+    };
+    out.push(edns(
+        "option length overruns",
+        opt_rr(1232, 0, false, &[0, 10, 0, 200, 1, 2]),
+        1,
+        Rcode(1),
+    ));
+    out.push(edns(
+        "option header cut",
+        opt_rr(1232, 0, false, &[0, 10, 0]),
+        1,
+        Rcode(1),
+    ));
+    out.push(edns(
+        "unknown options",
+        opt_rr(1232, 0, true, &[0xFF, 0xEE, 0, 2, 9, 9, 0, 8, 0, 0]),
+        1,
+        Rcode(0),
+    ));
+    let mut zero_opts = Vec::new();
+    for i in 0..300u16 {
+        zero_opts.extend_from_slice(&i.to_be_bytes());
+        zero_opts.extend_from_slice(&[0, 0]);
+    }
+    out.push(edns(
+        "300 empty options",
+        opt_rr(1232, 0, false, &zero_opts),
+        1,
+        Rcode(0),
+    ));
+    let mut two_opt = opt_rr(1232, 0, false, &[]);
+    two_opt.extend(opt_rr(512, 0, false, &[]));
+    out.push(edns("two OPT records", two_opt, 2, Rcode(1)));
+    let mut named = vec![1, b'x'];
+    named.extend_from_slice(&opt_rr(1232, 0, false, &[])[1..]);
+    out.push(edns("OPT not owned by root", named, 1, Rcode(1)));
+    out.push(edns("version 1", opt_rr(1232, 1, false, &[]), 1, Rcode(0)));
+    out.push(edns(
+        "version 255",
+        opt_rr(1232, 255, true, &[]),
+        1,
+        Rcode(0),
+    ));
+    out.push(edns("payload 0", opt_rr(0, 0, false, &[]), 1, Rcode(0)));
+    out.push(edns(
+        "payload 65535",
+        opt_rr(65535, 0, false, &[]),
+        1,
+        Rcode(0),
+    ));
+    let mut rdlen_long = opt_rr(1232, 0, false, &[]);
+    let n = rdlen_long.len();
+    rdlen_long[n - 2..].copy_from_slice(&500u16.to_be_bytes());
+    out.push(edns("rdlength past end", rdlen_long, 1, Rcode(1)));
+    out.push(case(
+        "qtype OPT",
+        raw(RD, [1, 0, 0, 0], &cic, 41, &[]),
+        Rcode(1),
+    ));
+    let mut with_garbage = raw(RD, [1, 0, 0, 1], &cic, A, &opt_rr(1232, 0, false, &[]));
+    with_garbage.extend_from_slice(&[1, 2, 3]);
+    out.push(case("trailing garbage after OPT", with_garbage, Rcode(1)));
+
+    // Header bits, opcodes, classes, types.
+    out.push(case(
+        "a response (QR=1)",
+        raw(0x8000 | RD, [1, 0, 0, 0], &cic, A, &[]),
+        Drop,
+    ));
+    out.push(case(
+        "QR=1 with garbage",
+        vec![0, 0, 0x80, 0, 0xFF, 0xFF],
+        Drop,
+    ));
+    for opcode in [1u16, 2, 3, 6, 15] {
+        out.push(case(
+            format!("opcode {opcode}"),
+            raw(opcode << 11, [1, 0, 0, 0], &cic, A, &[]),
+            Rcode(4),
+        ));
+    }
+    out.push(case(
+        "opcode UPDATE, empty",
+        raw(5 << 11, [1, 0, 0, 0], &wire_name("ggon.org"), 6, &[]),
+        Rcode(5),
+    ));
+    out.push(case(
+        "opcode NOTIFY",
+        raw(4 << 11, [1, 0, 0, 0], &wire_name("ggon.org"), 6, &[]),
+        Rcode(4),
+    ));
+    out.push(case(
+        "opcode UPDATE, no question",
+        raw(5 << 11, [0, 0, 0, 0], &[], 0, &[])[..12].to_vec(),
+        Rcode(1),
+    ));
+    for t in [0u16, 250, 253, 254, 255, 65535] {
+        out.push(case(
+            format!("qtype {t}"),
+            raw(RD, [1, 0, 0, 0], &cic, t, &[]),
+            Reply,
+        ));
+    }
+    let mut tsig = wire_name("key");
+    tsig.extend_from_slice(&[0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+    out.push(case(
+        "TSIG record (signed query, not supported)",
+        raw(RD, [1, 0, 0, 1], &cic, A, &tsig),
+        Rcode(5),
+    ));
+    for class in [0u16, 3, 4, 254, 65535] {
+        let mut p = raw(RD, [1, 0, 0, 0], &cic, A, &[]);
+        let n = p.len();
+        p[n - 2..].copy_from_slice(&class.to_be_bytes());
+        out.push(case(format!("qclass {class}"), p, Reply));
+    }
+    out.push(case(
+        "all flags set but QR",
+        vec![
+            0xAA, 0xBB, 0x7F, 0xFF, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,
+        ],
+        Rcode(4),
+    ));
+    out
+}
+
+/// `n` random byte strings (lengths 0..600) from a fixed seed.
+pub fn random_packets(seed: u64, n: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let len = rng.below(600);
+            rng.bytes(len)
+        })
+        .collect()
+}
+
+/// `n` mutations of the seed corpus (bit flips, byte sets, inserts, deletes,
+/// truncations, header rewrites, splices), from a fixed seed.
+pub fn mutated_packets(seed: u64, n: usize) -> Vec<Vec<u8>> {
+    let seeds: Vec<Vec<u8>> = seed_corpus().into_iter().map(|c| c.packet).collect();
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| mutate(&mut rng, &seeds)).collect()
+}
+
+pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut p = seeds[rng.below(seeds.len())].clone();
+    for _ in 0..1 + rng.below(4) {
+        let len = p.len();
+        match rng.below(8) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                p[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                p[i] = rng.byte();
+            }
+            2 => {
+                let i = rng.below(len + 1);
+                let b = rng.byte();
+                p.insert(i, b);
+            }
+            3 if len > 0 => {
+                p.remove(rng.below(len));
+            }
+            4 if len > 0 => p.truncate(rng.below(len)),
+            5 if len >= 12 => {
+                // Rewrite a header count (or the flags) with a random value.
+                let field = 2 + 2 * rng.below(5);
+                let v = [rng.byte(), rng.byte()];
+                p[field..field + 2].copy_from_slice(&v);
+                if field == 2 {
+                    p[2] &= 0x7F; // keep it a query so it gets past the QR check
+                }
+            }
+            6 => {
+                let other = &seeds[rng.below(seeds.len())];
+                let cut = rng.below(other.len() + 1);
+                p.extend_from_slice(&other[cut..]);
+            }
+            _ => {
+                let extra = 1 + rng.below(16);
+                p.extend(rng.bytes(extra));
+            }
+        }
+    }
+    p
+}
+
+/// What the server's own parser says about a packet: the expectation for
+/// packets with no hand-written one.
+pub fn classify(p: &[u8]) -> Expect {
+    match ggon::dns::wire::parse_query(p) {
+        Err(ggon::dns::wire::Reject::Drop) => Expect::Drop,
+        Err(ggon::dns::wire::Reject::FormErr) => Expect::Rcode(1),
+        Ok(_) => Expect::Reply,
+    }
+}
+
+/// A compiled snapshot of [`ZONE`] plus cic's primary address (what the
+/// daemon publishes at start), for in-process tests.
+pub fn snapshot() -> ggon::snapshot::Snapshot {
+    let origin = Name::from_ascii("ggon.org.").unwrap();
+    let text = format!("{ZONE}cic IN A 127.0.0.11\n");
+    let z = ggon::zone::ZoneData::parse(&text, None, &origin).unwrap();
+    ggon::snapshot::Snapshot::new(vec![std::sync::Arc::new(ggon::snapshot::compile(
+        std::sync::Arc::new(z),
+    ))])
+}
