@@ -103,8 +103,10 @@ fn respond_survives_100k_random_and_mutated_packets() {
             let reply = match respond(&snap, &c.packet, t, &mut out) {
                 Action::Reply => Some(out.clone()),
                 Action::Drop => None,
-                // What the daemon's special handler (RefuseSpecial) sends.
-                Action::Special(kind) => ggon::dns::server::refuse(kind, &c.packet),
+                // UPDATE, NOTIFY, transfers and signed queries go to the
+                // daemon's protocol handler; their answers are checked over
+                // real sockets in server_survives_malformed_packets_over_udp_and_tcp.
+                Action::Special(_) => continue,
             };
             match (&reply, c.expect) {
                 (None, Expect::Drop) => {}
