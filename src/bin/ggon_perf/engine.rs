@@ -785,8 +785,12 @@ pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
     if cfg.progress {
         eprint!("\r\x1b[K");
     }
-    // Whatever is still outstanding (interrupted) is lost.
+    // Only an interrupt leaves queries outstanding: they are neither
+    // answered nor lost.
+    let lost_before = e.stats.lost;
     e.expire(u64::MAX);
+    e.stats.interrupted = e.stats.lost - lost_before;
+    e.stats.lost = lost_before;
     if e.refused > 0 {
         eprintln!(
             "ggon-perf: {} ICMP port-unreachable errors: is a server listening on {}?",

@@ -128,6 +128,9 @@ pub struct Stats {
     pub unexpected: u64,
     /// UDP answers with the TC bit set (counted as completed too).
     pub truncated: u64,
+    /// Still outstanding when the run was interrupted (SIGINT): neither
+    /// completed nor lost.
+    pub interrupted: u64,
     pub rcodes: [u64; 16],
     pub latency: Histogram,
 }
@@ -200,6 +203,7 @@ impl Report<'_> {
             "rcodes": rcodes,
             "unexpected": s.unexpected,
             "truncated": s.truncated,
+            "interrupted": s.interrupted,
             "server": self.server,
             "transport": self.transport,
         })
@@ -220,6 +224,9 @@ impl Report<'_> {
         let _ = writeln!(out, "  Queries sent:         {}", s.sent);
         let _ = writeln!(out, "  Queries completed:    {}", s.completed);
         let _ = writeln!(out, "  Queries lost:         {}", s.lost);
+        if s.interrupted > 0 {
+            let _ = writeln!(out, "  Queries interrupted:  {}", s.interrupted);
+        }
         if s.unexpected > 0 {
             let _ = writeln!(out, "  Unexpected answers:   {}", s.unexpected);
         }
