@@ -218,7 +218,7 @@ fn udp_every_second_query_lost() {
         "-n",
         "1",
         "-t",
-        "0.3",
+        "1",
         "-e",
         "--json",
     ]);
@@ -267,7 +267,7 @@ fn udp_time_limit_and_text_report() {
             r.stdout
         );
     }
-    // -Q 2000 for 0.3 s: about 600 queries, never far more.
+    // -Q 2000 for 0.3 s: at most 601 queries (fewer if the machine is busy).
     let sent: u64 = r
         .stdout
         .lines()
@@ -276,7 +276,7 @@ fn udp_time_limit_and_text_report() {
         .trim()
         .parse()
         .unwrap();
-    assert!((100..=800).contains(&sent), "sent {sent}");
+    assert!((20..=601).contains(&sent), "sent {sent}");
 }
 
 #[test]
