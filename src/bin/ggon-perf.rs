@@ -1,0 +1,209 @@
+//! ggon-perf: a dnsperf/queryperf-style DNS query flood generator.
+//!
+//! Reads a query file (`name type` per line), encodes every query once, then
+//! floods the server from a single thread over non-blocking UDP sockets
+//! (sendmmsg/recvmmsg) or pipelined TCP connections, and prints queryperf's
+//! statistics block plus latency percentiles and a count per RCODE
+//! (`--json` for one JSON object instead). Works against any DNS server.
+
+use std::io::{IsTerminal, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+#[path = "ggon_perf/inflight.rs"]
+mod inflight;
+#[path = "ggon_perf/queries.rs"]
+mod queries;
+#[path = "ggon_perf/stats.rs"]
+mod stats;
+
+#[cfg(target_os = "linux")]
+#[path = "ggon_perf/engine.rs"]
+mod engine;
+
+/// Largest -c accepted (each socket keeps a table over the 16-bit ID space).
+const MAX_CLIENTS: usize = 256;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ggon-perf",
+    version,
+    about = "DNS query flood generator (dnsperf/queryperf-style) for any DNS server",
+    after_help = "The query file holds one `name type` per line (e.g. `www.ggon.org A`); \
+                  blank lines and lines starting with # or ; are skipped. \
+                  Without -l or -n the file is sent once."
+)]
+struct Args {
+    /// Server address (IP or host name).
+    #[arg(short = 's', long = "server", default_value = "127.0.0.1")]
+    server: String,
+
+    /// Server port.
+    #[arg(short = 'p', long = "port", default_value_t = 53)]
+    port: u16,
+
+    /// Query file (`-` for standard input).
+    #[arg(short = 'd', long = "datafile", value_name = "FILE")]
+    datafile: PathBuf,
+
+    /// Stop sending after this many seconds.
+    #[arg(short = 'l', long = "time-limit", value_name = "SECONDS")]
+    time_limit: Option<f64>,
+
+    /// Stop after this many passes through the query file.
+    #[arg(short = 'n', long = "passes", value_name = "PASSES")]
+    passes: Option<u64>,
+
+    /// Maximum queries in flight, in total over all sockets/connections.
+    #[arg(short = 'q', long = "outstanding", default_value_t = 100)]
+    outstanding: usize,
+
+    /// Cap on queries sent per second.
+    #[arg(short = 'Q', long = "max-qps", value_name = "QPS")]
+    max_qps: Option<f64>,
+
+    /// Number of UDP sockets (or TCP connections) to spread queries over.
+    #[arg(short = 'c', long = "clients", default_value_t = 1)]
+    clients: usize,
+
+    /// Seconds after which an unanswered query counts as lost.
+    #[arg(short = 't', long = "timeout", default_value_t = 5.0)]
+    timeout: f64,
+
+    /// Use DNS over TCP (length-prefixed, pipelined) instead of UDP.
+    #[arg(long)]
+    tcp: bool,
+
+    /// Add an EDNS0 OPT record (UDP payload size 1232).
+    #[arg(short = 'e', long = "edns")]
+    edns: bool,
+
+    /// Set the DNSSEC OK bit (implies -e).
+    #[arg(short = 'D', long = "dnssec")]
+    dnssec: bool,
+
+    /// Print the statistics as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn positive(name: &str, v: f64) -> anyhow::Result<f64> {
+    if !(v.is_finite() && v > 0.0) {
+        bail!("{name} must be a positive number of seconds/queries, got {v}");
+    }
+    Ok(v)
+}
+
+fn resolve(server: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    (server, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve server `{server}`"))?
+        .next()
+        .with_context(|| format!("server `{server}` has no address"))
+}
+
+fn read_queries(path: &PathBuf) -> anyhow::Result<(String, Vec<queries::Question>)> {
+    let source = path.display().to_string();
+    let mut text = String::new();
+    if source == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read queries from standard input")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read query file {source}"))?;
+    }
+    let qs = queries::parse_file(&text, &source)?;
+    if qs.is_empty() {
+        bail!("{source}: no queries in the file");
+    }
+    Ok((source, qs))
+}
+
+#[cfg(target_os = "linux")]
+fn run(args: Args) -> anyhow::Result<()> {
+    let time_limit = args
+        .time_limit
+        .map(|v| positive("-l", v).map(Duration::from_secs_f64))
+        .transpose()?;
+    if args.passes == Some(0) {
+        bail!("-n must be at least 1");
+    }
+    let passes = match (time_limit, args.passes) {
+        (None, None) => Some(1),
+        (_, p) => p,
+    };
+    if args.clients == 0 || args.clients > MAX_CLIENTS {
+        bail!(
+            "-c must be between 1 and {MAX_CLIENTS}, got {}",
+            args.clients
+        );
+    }
+    let max_outstanding = args.clients * (inflight::IDS - 256);
+    if args.outstanding == 0 || args.outstanding > max_outstanding {
+        bail!(
+            "-q must be between 1 and {max_outstanding} with -c {}, got {}",
+            args.clients,
+            args.outstanding
+        );
+    }
+    let max_qps = args.max_qps.map(|v| positive("-Q", v)).transpose()?;
+    let timeout = Duration::from_secs_f64(positive("-t", args.timeout)?);
+    let server = resolve(&args.server, args.port)?;
+    let (_source, questions) = read_queries(&args.datafile)?;
+    let mut wire = queries::WireSet::encode(
+        &questions,
+        queries::Edns {
+            enabled: args.edns || args.dnssec,
+            dnssec_ok: args.dnssec,
+        },
+    );
+    drop(questions);
+
+    let cfg = engine::Config {
+        server,
+        tcp: args.tcp,
+        clients: args.clients,
+        outstanding: args.outstanding,
+        qps: max_qps,
+        duration: time_limit,
+        passes,
+        timeout,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let outcome = engine::run(&cfg, &mut wire)?;
+    let report = stats::Report {
+        stats: &outcome.stats,
+        run_time_s: outcome.run_time.as_secs_f64(),
+        server: server.to_string(),
+        transport: if args.tcp { "tcp" } else { "udp" },
+        ended_by: outcome.ended_by,
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run(_args: Args) -> anyhow::Result<()> {
+    bail!("ggon-perf runs on Linux only (it uses sendmmsg/recvmmsg and ppoll)")
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ggon-perf: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

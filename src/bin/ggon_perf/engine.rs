@@ -1,0 +1,806 @@
+//! The flood loop: one thread, non-blocking sockets, ppoll(2) only when there
+//! is nothing to do. UDP goes through sendmmsg(2)/recvmmsg(2) in batches;
+//! TCP pipelines length-prefixed queries on each connection.
+//!
+//! Nothing here allocates per query: wire bytes were encoded once
+//! ([`WireSet`]), IDs live in fixed tables ([`InFlight`]), latencies in a
+//! fixed histogram ([`Stats`]), and the batch and TCP buffers are sized once.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::inflight::{InFlight, IDS};
+use super::queries::WireSet;
+use super::stats::Stats;
+
+/// Messages per sendmmsg/recvmmsg call.
+const BATCH: usize = 64;
+/// Receive buffer per UDP message; a longer answer is cut, its header is all we read.
+const RECV_BUF: usize = 4096;
+/// At most this many queries outstanding on one socket (leaves IDs to spare).
+const MAX_PER_CONN: usize = IDS - 2 * BATCH;
+/// Unflushed TCP bytes above which no more queries are queued on a connection.
+const TCP_WRITE_HIGH: usize = 64 * 1024;
+/// Socket buffer size asked for (SO_RCVBUFFORCE when root, else capped by the kernel).
+const SOCK_BUF: libc::c_int = 8 << 20;
+/// How often timeouts are checked (at most).
+const EXPIRE_EVERY_NS: u64 = 10_000_000;
+const NS: u64 = 1_000_000_000;
+
+pub struct Config {
+    pub server: SocketAddr,
+    pub tcp: bool,
+    pub clients: usize,
+    pub outstanding: usize,
+    pub qps: Option<f64>,
+    pub duration: Option<Duration>,
+    pub passes: Option<u64>,
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+pub struct Outcome {
+    pub stats: Stats,
+    pub run_time: Duration,
+    pub ended_by: &'static str,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+struct TcpLink {
+    stream: Option<TcpStream>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    rbuf: Box<[u8]>,
+    rlen: usize,
+    retry_at: u64,
+}
+
+enum Link {
+    Udp(UdpSocket),
+    Tcp(TcpLink),
+}
+
+struct Conn {
+    link: Link,
+    inflight: InFlight,
+    /// UDP send hit EAGAIN/ENOBUFS: wait for POLLOUT.
+    blocked: bool,
+}
+
+/// recvmmsg scratch space, set up once; the headers point into `bufs`.
+struct RecvBatch {
+    bufs: Box<[u8]>,
+    /// Not read after setup, but the headers point into it.
+    _iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+}
+
+impl RecvBatch {
+    fn new() -> Self {
+        let mut bufs = vec![0u8; BATCH * RECV_BUF].into_boxed_slice();
+        let mut iovs: Box<[libc::iovec]> = (0..BATCH)
+            .map(|k| libc::iovec {
+                // SAFETY: k * RECV_BUF < bufs.len().
+                iov_base: unsafe { bufs.as_mut_ptr().add(k * RECV_BUF) }.cast(),
+                iov_len: RECV_BUF,
+            })
+            .collect();
+        let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
+            .map(|k| {
+                // SAFETY: all-zero is a valid mmsghdr (null pointers, zero lengths).
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                // SAFETY: k < BATCH == iovs.len().
+                h.msg_hdr.msg_iov = unsafe { iovs.as_mut_ptr().add(k) };
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        RecvBatch {
+            bufs,
+            _iovs: iovs,
+            hdrs,
+        }
+    }
+
+    fn message(&self, k: usize) -> &[u8] {
+        let len = (self.hdrs[k].msg_len as usize).min(RECV_BUF);
+        &self.bufs[k * RECV_BUF..k * RECV_BUF + len]
+    }
+}
+
+/// sendmmsg scratch space.
+struct SendBatch {
+    ids: [u16; BATCH],
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+}
+
+impl SendBatch {
+    fn new() -> Self {
+        let iovs: Box<[libc::iovec]> = (0..BATCH)
+            .map(|_| libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            })
+            .collect();
+        // SAFETY: all-zero is a valid mmsghdr.
+        let hdrs = (0..BATCH)
+            .map(|_| unsafe { std::mem::zeroed::<libc::mmsghdr>() })
+            .collect();
+        SendBatch {
+            ids: [0; BATCH],
+            iovs,
+            hdrs,
+        }
+    }
+}
+
+struct Engine<'a> {
+    cfg: &'a Config,
+    wire: &'a mut WireSet,
+    nq: u64,
+    conns: Vec<Conn>,
+    stats: Stats,
+    start: Instant,
+    /// Queries taken from the file so far (the next one is `next_seq % nq`).
+    next_seq: u64,
+    outstanding: usize,
+    rr: usize,
+    per_conn_cap: usize,
+    sendb: SendBatch,
+    recvb: RecvBatch,
+    pollfds: Vec<libc::pollfd>,
+    last_answer: u64,
+    refused: u64,
+}
+
+fn os_err(ret: libc::c_int) -> Option<io::Error> {
+    (ret < 0).then(io::Error::last_os_error)
+}
+
+fn set_buf(sock: &Socket, force: libc::c_int, plain: libc::c_int) {
+    let fd = sock.as_raw_fd();
+    let v: libc::c_int = SOCK_BUF;
+    let p = (&v as *const libc::c_int).cast();
+    let l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd and a c_int option value; failure is harmless.
+    unsafe {
+        if libc::setsockopt(fd, libc::SOL_SOCKET, force, p, l) != 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, plain, p, l);
+        }
+    }
+}
+
+fn udp_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let sock = Socket::new(
+        Domain::for_address(server),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    set_buf(&sock, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
+    set_buf(&sock, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    sock.bind(&local.into())?;
+    sock.connect(&server.into())
+        .with_context(|| format!("cannot connect UDP socket to {server}"))?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
+fn tcp_connect(server: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&server, timeout)?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// Handles one answer; false if it matched nothing outstanding.
+#[inline]
+fn on_answer(
+    inflight: &mut InFlight,
+    stats: &mut Stats,
+    wire: &WireSet,
+    msg: &[u8],
+    now: u64,
+) -> bool {
+    if msg.len() < 12 || msg[2] & 0x80 == 0 {
+        stats.unexpected += 1;
+        return false;
+    }
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    let Some((qi, sent_at)) = inflight.get(id) else {
+        stats.unexpected += 1;
+        return false;
+    };
+    let qdcount = u16::from_be_bytes([msg[4], msg[5]]);
+    if qdcount != 0 {
+        let q = wire.question(qi as usize);
+        if msg.len() < 12 + q.len() || !msg[12..12 + q.len()].eq_ignore_ascii_case(q) {
+            stats.unexpected += 1;
+            return false;
+        }
+    }
+    inflight.remove(id);
+    stats.answered(
+        msg[3] & 0x0f,
+        msg[2] & 0x02 != 0,
+        now.saturating_sub(sent_at),
+    );
+    true
+}
+
+impl<'a> Engine<'a> {
+    fn new(cfg: &'a Config, wire: &'a mut WireSet) -> anyhow::Result<Self> {
+        let mut conns = Vec::with_capacity(cfg.clients);
+        let max_framed = wire
+            .queries
+            .iter()
+            .map(|q| q.len as usize + 2)
+            .max()
+            .unwrap_or(0);
+        for _ in 0..cfg.clients {
+            let link = if cfg.tcp {
+                let stream = tcp_connect(cfg.server, cfg.timeout)
+                    .with_context(|| format!("cannot connect over TCP to {}", cfg.server))?;
+                Link::Tcp(TcpLink {
+                    stream: Some(stream),
+                    wbuf: Vec::with_capacity(TCP_WRITE_HIGH + BATCH * max_framed),
+                    wpos: 0,
+                    rbuf: vec![0u8; 2 * (65535 + 2)].into_boxed_slice(),
+                    rlen: 0,
+                    retry_at: 0,
+                })
+            } else {
+                Link::Udp(udp_socket(cfg.server)?)
+            };
+            conns.push(Conn {
+                link,
+                inflight: InFlight::new(),
+                blocked: false,
+            });
+        }
+        let per_conn_cap = if cfg.tcp {
+            cfg.outstanding.div_ceil(cfg.clients)
+        } else {
+            cfg.outstanding
+        }
+        .min(MAX_PER_CONN);
+        Ok(Engine {
+            cfg,
+            nq: wire.queries.len() as u64,
+            wire,
+            pollfds: Vec::with_capacity(conns.len()),
+            conns,
+            stats: Stats::default(),
+            start: Instant::now(),
+            next_seq: 0,
+            outstanding: 0,
+            rr: 0,
+            per_conn_cap,
+            sendb: SendBatch::new(),
+            recvb: RecvBatch::new(),
+            last_answer: 0,
+            refused: 0,
+        })
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// How many queries may go out now: window, passes and rate limits.
+    fn budget(&self, now: u64) -> usize {
+        let mut b = self.cfg.outstanding.saturating_sub(self.outstanding) as u64;
+        if let Some(p) = self.cfg.passes {
+            b = b.min((p * self.nq).saturating_sub(self.next_seq));
+        }
+        if let Some(qps) = self.cfg.qps {
+            let allowed = (now as f64 * qps / NS as f64) as u64 + 1;
+            b = b.min(allowed.saturating_sub(self.stats.sent));
+        }
+        b as usize
+    }
+
+    /// Sends up to `budget` queries, round-robin over the connections.
+    fn send(&mut self, mut budget: usize) -> usize {
+        let n_conns = self.conns.len();
+        let mut total = 0;
+        let mut idle = 0;
+        while budget > 0 && idle < n_conns {
+            let ci = self.rr;
+            self.rr = (self.rr + 1) % n_conns;
+            let room = self.per_conn_cap - self.conns[ci].inflight.len();
+            if room == 0 || self.conns[ci].blocked {
+                idle += 1;
+                continue;
+            }
+            let n = budget.min(room).min(BATCH).min(self.nq as usize);
+            let sent = if self.cfg.tcp {
+                self.send_tcp(ci, n)
+            } else {
+                self.send_udp(ci, n)
+            };
+            if sent == 0 {
+                idle += 1;
+            } else {
+                idle = 0;
+                budget -= sent;
+                total += sent;
+            }
+        }
+        total
+    }
+
+    fn send_udp(&mut self, ci: usize, n: usize) -> usize {
+        let conn = &mut self.conns[ci];
+        let Link::Udp(sock) = &conn.link else {
+            unreachable!()
+        };
+        // n <= nq, so a batch never holds the same query twice and patching
+        // the ID in place is safe.
+        let base_seq = self.next_seq;
+        for k in 0..n {
+            let qi = ((base_seq + k as u64) % self.nq) as usize;
+            let id = conn.inflight.alloc_id();
+            self.sendb.ids[k] = id;
+            self.wire.set_id(qi, id);
+        }
+        for k in 0..n {
+            let qi = ((base_seq + k as u64) % self.nq) as usize;
+            let msg = self.wire.message(qi);
+            self.sendb.iovs[k] = libc::iovec {
+                iov_base: msg.as_ptr() as *mut libc::c_void,
+                iov_len: msg.len(),
+            };
+            let iov: *mut libc::iovec = &mut self.sendb.iovs[k];
+            let h = &mut self.sendb.hdrs[k].msg_hdr;
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+        }
+        let now = self.start.elapsed().as_nanos() as u64;
+        // SAFETY: hdrs[..n] point at iovecs that point into `wire.buf`, which
+        // is not touched until the call returns.
+        let ret = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                self.sendb.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        let sent = if let Some(e) = os_err(ret) {
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => conn.blocked = true,
+                Some(libc::ECONNREFUSED) => self.refused += 1,
+                Some(libc::EINTR) => {}
+                _ => {
+                    // Unexpected; back off through poll like EAGAIN.
+                    conn.blocked = true;
+                }
+            }
+            0
+        } else {
+            ret as usize
+        };
+        if sent < n {
+            conn.blocked = conn.blocked || sent > 0;
+        }
+        for k in 0..sent {
+            let qi = ((base_seq + k as u64) % self.nq) as u32;
+            conn.inflight.insert(self.sendb.ids[k], qi, now);
+        }
+        self.next_seq += sent as u64;
+        self.outstanding += sent;
+        self.stats.sent += sent as u64;
+        sent
+    }
+
+    fn send_tcp(&mut self, ci: usize, n: usize) -> usize {
+        let now = self.now();
+        let conn = &mut self.conns[ci];
+        let Link::Tcp(link) = &mut conn.link else {
+            unreachable!()
+        };
+        if link.stream.is_none() {
+            return 0;
+        }
+        let mut k = 0;
+        while k < n && link.wbuf.len() - link.wpos < TCP_WRITE_HIGH {
+            let qi = (self.next_seq % self.nq) as usize;
+            let framed_len = self.wire.queries[qi].len as usize + 2;
+            if link.wbuf.len() + framed_len > link.wbuf.capacity() {
+                link.wbuf.drain(..link.wpos);
+                link.wpos = 0;
+                if link.wbuf.len() + framed_len > link.wbuf.capacity() {
+                    break;
+                }
+            }
+            let id = conn.inflight.alloc_id();
+            self.wire.set_id(qi, id);
+            link.wbuf.extend_from_slice(self.wire.framed(qi));
+            conn.inflight.insert(id, qi as u32, now);
+            self.next_seq += 1;
+            k += 1;
+        }
+        self.outstanding += k;
+        self.stats.sent += k as u64;
+        if k > 0 {
+            self.flush_tcp(ci);
+        }
+        k
+    }
+
+    /// Writes what the connection has queued; on failure drops it.
+    fn flush_tcp(&mut self, ci: usize) -> bool {
+        let Link::Tcp(link) = &mut self.conns[ci].link else {
+            return false;
+        };
+        let Some(stream) = link.stream.as_mut() else {
+            return false;
+        };
+        let mut wrote = false;
+        let mut failed = false;
+        while link.wpos < link.wbuf.len() {
+            match stream.write(&link.wbuf[link.wpos..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(m) => {
+                    link.wpos += m;
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if link.wpos == link.wbuf.len() {
+            link.wbuf.clear();
+            link.wpos = 0;
+        }
+        if failed {
+            self.tcp_fail(ci);
+        }
+        wrote
+    }
+
+    /// A TCP connection broke: whatever it had outstanding is lost.
+    fn tcp_fail(&mut self, ci: usize) {
+        let now = self.now();
+        let conn = &mut self.conns[ci];
+        let lost = conn.inflight.clear();
+        self.outstanding -= lost;
+        self.stats.lost += lost as u64;
+        if let Link::Tcp(link) = &mut conn.link {
+            link.stream = None;
+            link.wbuf.clear();
+            link.wpos = 0;
+            link.rlen = 0;
+            link.retry_at = now;
+        }
+    }
+
+    /// Reconnects broken TCP connections whose retry time has come.
+    fn reconnect(&mut self, now: u64) {
+        for conn in &mut self.conns {
+            if let Link::Tcp(link) = &mut conn.link {
+                if link.stream.is_none() && now >= link.retry_at {
+                    match tcp_connect(self.cfg.server, self.cfg.timeout) {
+                        Ok(s) => link.stream = Some(s),
+                        Err(_) => link.retry_at = now + 100_000_000,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads every answer waiting on every connection.
+    fn recv(&mut self) -> usize {
+        let mut got = 0;
+        for ci in 0..self.conns.len() {
+            got += if self.cfg.tcp {
+                self.recv_tcp(ci)
+            } else {
+                self.recv_udp(ci)
+            };
+        }
+        got
+    }
+
+    fn recv_udp(&mut self, ci: usize) -> usize {
+        let mut got = 0;
+        let conn = &mut self.conns[ci];
+        let Link::Udp(sock) = &conn.link else {
+            unreachable!()
+        };
+        loop {
+            // SAFETY: the headers point into `recvb.bufs`, RECV_BUF bytes each.
+            let ret = unsafe {
+                libc::recvmmsg(
+                    sock.as_raw_fd(),
+                    self.recvb.hdrs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if let Some(e) = os_err(ret) {
+                match e.raw_os_error() {
+                    Some(libc::ECONNREFUSED) => {
+                        self.refused += 1;
+                        continue;
+                    }
+                    Some(libc::EINTR) => continue,
+                    _ => break,
+                }
+            }
+            let now = self.start.elapsed().as_nanos() as u64;
+            let n = ret as usize;
+            for k in 0..n {
+                let msg = self.recvb.message(k);
+                if on_answer(&mut conn.inflight, &mut self.stats, &*self.wire, msg, now) {
+                    got += 1;
+                }
+            }
+            if got > 0 {
+                self.last_answer = now;
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        self.outstanding -= got;
+        got
+    }
+
+    fn recv_tcp(&mut self, ci: usize) -> usize {
+        let mut got = 0;
+        let mut failed = false;
+        {
+            let conn = &mut self.conns[ci];
+            let Link::Tcp(link) = &mut conn.link else {
+                unreachable!()
+            };
+            let Some(stream) = link.stream.as_mut() else {
+                return 0;
+            };
+            loop {
+                match stream.read(&mut link.rbuf[link.rlen..]) {
+                    Ok(0) => {
+                        failed = true;
+                        break;
+                    }
+                    Ok(m) => {
+                        link.rlen += m;
+                        let now = self.start.elapsed().as_nanos() as u64;
+                        let mut start = 0;
+                        while link.rlen - start >= 2 {
+                            let len = u16::from_be_bytes([link.rbuf[start], link.rbuf[start + 1]])
+                                as usize;
+                            if link.rlen - start < 2 + len {
+                                break;
+                            }
+                            let msg = &link.rbuf[start + 2..start + 2 + len];
+                            if on_answer(&mut conn.inflight, &mut self.stats, &*self.wire, msg, now)
+                            {
+                                got += 1;
+                                self.last_answer = now;
+                            }
+                            start += 2 + len;
+                        }
+                        link.rbuf.copy_within(start..link.rlen, 0);
+                        link.rlen -= start;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        self.outstanding -= got;
+        if failed {
+            self.tcp_fail(ci);
+        }
+        got
+    }
+
+    fn flush_all(&mut self) -> bool {
+        let mut wrote = false;
+        if self.cfg.tcp {
+            for ci in 0..self.conns.len() {
+                wrote |= self.flush_tcp(ci);
+            }
+        }
+        wrote
+    }
+
+    /// Counts every query sent at or before `cutoff` as lost.
+    fn expire(&mut self, cutoff: u64) {
+        for conn in &mut self.conns {
+            let n = conn.inflight.expire(cutoff);
+            self.outstanding -= n;
+            self.stats.lost += n as u64;
+        }
+    }
+
+    /// Sleeps in ppoll until a socket is ready or `timeout_ns` has passed.
+    fn wait(&mut self, timeout_ns: u64, want_send: bool) {
+        self.pollfds.clear();
+        for conn in &self.conns {
+            let (fd, pending_write) = match &conn.link {
+                Link::Udp(s) => (s.as_raw_fd(), conn.blocked && want_send),
+                Link::Tcp(l) => match &l.stream {
+                    Some(s) => (s.as_raw_fd(), l.wpos < l.wbuf.len()),
+                    None => continue,
+                },
+            };
+            let mut events = libc::POLLIN;
+            if pending_write {
+                events |= libc::POLLOUT;
+            }
+            self.pollfds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+        }
+        let ts = libc::timespec {
+            tv_sec: (timeout_ns / NS) as libc::time_t,
+            tv_nsec: (timeout_ns % NS) as libc::c_long,
+        };
+        // SAFETY: pollfds is a valid array of its length; ts is valid.
+        unsafe {
+            libc::ppoll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            );
+        }
+        for conn in &mut self.conns {
+            conn.blocked = false;
+        }
+    }
+}
+
+pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
+    if wire.queries.is_empty() {
+        bail!("the query file holds no queries");
+    }
+    // SAFETY: installing a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    let mut e = Engine::new(cfg, wire)?;
+    let timeout_ns = cfg.timeout.as_nanos() as u64;
+    let duration_ns = cfg.duration.map(|d| d.as_nanos() as u64);
+    let expire_every = EXPIRE_EVERY_NS.min((timeout_ns / 4).max(1_000_000));
+    let mut sending = true;
+    let mut ended_by = "";
+    let mut send_end = 0u64;
+    let mut next_expire = expire_every;
+    let mut next_progress = NS;
+    let mut last_progress = (0u64, 0u64);
+    e.start = Instant::now();
+
+    loop {
+        let now = e.now();
+        let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+        if sending {
+            if interrupted {
+                ended_by = "interrupted";
+            } else if duration_ns.is_some_and(|d| now >= d) {
+                ended_by = "time limit";
+            } else if cfg.passes.is_some_and(|p| e.next_seq >= p * e.nq) {
+                ended_by = "end of passes";
+            }
+            if !ended_by.is_empty() {
+                sending = false;
+                send_end = now;
+            }
+        }
+        if !sending && (e.outstanding == 0 || interrupted) {
+            break;
+        }
+
+        let mut busy = false;
+        let mut budget = 0;
+        if sending {
+            if cfg.tcp {
+                e.reconnect(now);
+            }
+            budget = e.budget(now);
+            if budget > 0 {
+                busy |= e.send(budget) > 0;
+            }
+        }
+        busy |= e.flush_all();
+        busy |= e.recv() > 0;
+
+        let now = e.now();
+        if now >= next_expire {
+            e.expire(now.saturating_sub(timeout_ns));
+            next_expire = now + expire_every;
+        }
+        if cfg.progress && now >= next_progress {
+            let s = &e.stats;
+            let rate = (s.completed - last_progress.1) as f64 * NS as f64
+                / (now - last_progress.0).max(1) as f64;
+            eprint!(
+                "\r\x1b[K[{:>5.1}s] sent {}  completed {}  lost {}  outstanding {}  {:.0} qps",
+                now as f64 / NS as f64,
+                s.sent,
+                s.completed,
+                s.lost,
+                e.outstanding,
+                rate
+            );
+            last_progress = (now, s.completed);
+            next_progress = now + NS;
+        }
+
+        if !busy {
+            let mut wake = next_expire.saturating_sub(now);
+            if sending {
+                if let Some(d) = duration_ns {
+                    wake = wake.min(d.saturating_sub(now));
+                }
+                if let Some(qps) = cfg.qps {
+                    if budget == 0 && e.outstanding < cfg.outstanding {
+                        // Time until the rate limit allows the next query.
+                        let due = ((e.stats.sent as f64) * NS as f64 / qps) as u64;
+                        wake = wake.min(due.saturating_sub(now));
+                    }
+                }
+            }
+            e.wait(wake, sending && budget > 0);
+        }
+    }
+    if cfg.progress {
+        eprint!("\r\x1b[K");
+    }
+    // Only an interrupt leaves queries outstanding: they are neither
+    // answered nor lost.
+    let lost_before = e.stats.lost;
+    e.expire(u64::MAX);
+    e.stats.interrupted = e.stats.lost - lost_before;
+    e.stats.lost = lost_before;
+    if e.refused > 0 {
+        eprintln!(
+            "ggon-perf: {} ICMP port-unreachable errors: is a server listening on {}?",
+            e.refused, cfg.server
+        );
+    }
+    let end = send_end.max(e.last_answer);
+    Ok(Outcome {
+        stats: e.stats,
+        run_time: Duration::from_nanos(end),
+        ended_by,
+    })
+}
