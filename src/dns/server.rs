@@ -89,10 +89,33 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
         s.set_only_v6(true)?;
     }
     s.bind(&addr.into())?;
+    grow_receive_buffer(&s);
     let s: UdpSocket = s.into();
     // Wake up now and then to notice shutdown.
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(s)
+}
+
+/// A burst of queries must not overflow the socket's receive queue (the
+/// default ~200 KB drops packets at the start of a flood). Ask for 4 MiB;
+/// the kernel caps that at net.core.rmem_max unless we may force it (root).
+fn grow_receive_buffer(s: &Socket) {
+    const WANT: usize = 4 << 20;
+    let _ = s.set_recv_buffer_size(WANT);
+    if s.recv_buffer_size().unwrap_or(0) < WANT {
+        use std::os::fd::AsRawFd;
+        let v = WANT as libc::c_int;
+        // SAFETY: plain setsockopt on our own socket with a c_int value.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
