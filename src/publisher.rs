@@ -35,13 +35,14 @@ pub struct ServiceRecords {
 const JOURNAL_LEN: usize = 200;
 
 struct ZoneRt {
-    /// From the zone file, plus accepted dynamic updates.
-    base: ZoneData,
+    /// What is served now: the zone file plus accepted dynamic updates, with
+    /// the service records overlaid (the same data the snapshot holds, so the
+    /// zone is kept once). Service names never take dynamic updates, so
+    /// overlaying them again on this data is the same as on the file's.
+    current: Arc<ZoneData>,
     serial: u32,
     /// Service name → what it answers now.
     services: BTreeMap<Name, ServiceRecords>,
-    /// What is served now.
-    current: Arc<ZoneData>,
     journal: Arc<Vec<Arc<Diff>>>,
 }
 
@@ -124,14 +125,12 @@ impl Publisher {
                 serial = next_serial(last);
             }
         }
-        let current = Arc::new(base.clone());
         self.zones.insert(
             base.origin.clone(),
             ZoneRt {
-                base,
+                current: Arc::new(base),
                 serial,
                 services: BTreeMap::new(),
-                current,
                 journal: Arc::default(),
             },
         );
@@ -153,14 +152,12 @@ impl Publisher {
                     serial = next_serial(old.serial);
                 }
             }
-            let current = Arc::new(base.clone());
             next.insert(
                 base.origin.clone(),
                 ZoneRt {
-                    base,
+                    current: Arc::new(base),
                     serial,
                     services: BTreeMap::new(),
-                    current,
                     journal: Arc::default(),
                 },
             );
@@ -174,16 +171,15 @@ impl Publisher {
     pub fn replace_zone(&mut self, data: ZoneData) {
         let origin = data.origin.clone();
         let serial = data.serial();
-        let current = Arc::new(data.clone());
+        let current = Arc::new(data);
         let mut compiled = compile(current.clone());
         compiled.journal = Arc::default();
         self.zones.insert(
             origin.clone(),
             ZoneRt {
-                base: data,
+                current,
                 serial,
                 services: BTreeMap::new(),
-                current,
                 journal: Arc::default(),
             },
         );
@@ -268,12 +264,15 @@ impl Publisher {
     }
 
     /// Recompile one zone after a change, journal the diff, swap it in.
-    fn commit(&mut self, origin: &Name, names: &BTreeSet<Name>) -> u32 {
+    /// `known`: the change, when the caller already knows it (an UPDATE has
+    /// already replaced `current`, so it cannot be diffed here).
+    fn commit(&mut self, origin: &Name, names: &BTreeSet<Name>, known: Option<Change>) -> u32 {
         let z = self.zones.get_mut(origin).expect("caller checked");
         let old_serial = z.serial;
         z.serial = next_serial(z.serial);
         let data = Arc::new(effective(z));
-        let Change { removed, added } = update::diff(&z.current, &data, names);
+        let Change { removed, added } =
+            known.unwrap_or_else(|| update::diff(&z.current, &data, names));
         let mut journal: Vec<Arc<Diff>> = z.journal.iter().cloned().collect();
         journal.push(Arc::new(Diff {
             from: old_serial,
@@ -313,7 +312,7 @@ impl Publisher {
         let mut serial = None;
         if let Some(zone) = self.zones.get_mut(&origin) {
             zone.services.insert(name.clone(), records);
-            serial = Some(self.commit(&origin, &BTreeSet::from([name])));
+            serial = Some(self.commit(&origin, &BTreeSet::from([name]), None));
         }
         Some((origin, serial))
     }
@@ -333,7 +332,7 @@ impl Publisher {
             });
         };
         update::check_prerequisites(&z.current, msg)?;
-        let mut base = z.base.clone();
+        let mut base = (*z.current).clone();
         let owned = |n: &Name| z.services.contains_key(n);
         let change = update::apply(&mut base, msg, &owned)?;
         if change.is_empty() {
@@ -359,8 +358,8 @@ impl Publisher {
             .chain(&change.added)
             .map(|r| fqdn_lower(&r.name))
             .collect();
-        self.zones.get_mut(origin).expect("checked").base = base;
-        let serial = self.commit(origin, &names);
+        self.zones.get_mut(origin).expect("checked").current = Arc::new(base);
+        let serial = self.commit(origin, &names, Some(change.clone()));
         Ok((change, serial))
     }
 
@@ -447,7 +446,7 @@ fn replay_updates(zone: &mut ZoneData, path: &std::path::Path) -> Result<(), Str
 
 /// The zone as served: file data, service records, current serial.
 fn effective(z: &ZoneRt) -> ZoneData {
-    let mut data = z.base.clone();
+    let mut data = (*z.current).clone();
     for (name, rec) in &z.services {
         let (v4, v6): (Vec<_>, Vec<_>) = rec.addresses.iter().partition(|a| a.is_ipv4());
         let set = |addrs: Vec<&IpAddr>| {
@@ -513,5 +512,41 @@ mod tests {
             RData::A("127.0.0.12".parse::<std::net::Ipv4Addr>().unwrap().into())
         );
         assert_eq!(data.serial(), 22);
+    }
+
+    #[test]
+    fn an_update_is_journaled_for_ixfr_and_served() {
+        use hickory_proto::op::{MessageType, OpCode, Query};
+        let origin = Name::from_ascii("ggon.org.").unwrap();
+        let z = ZoneData::parse(
+            "@ 60 IN SOA ns1 h 10 1 1 1 1\n@ 60 IN NS ns1\n",
+            None,
+            &origin,
+        )
+        .unwrap();
+        let snap = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let mut p = Publisher::new(snap.clone());
+        p.add_zone(z, None).unwrap();
+        p.publish_all();
+        let mut m = Message::new(1, MessageType::Query, OpCode::Update);
+        m.add_query(Query::query(origin.clone(), RecordType::SOA));
+        let test = Name::from_ascii("test.ggon.org.").unwrap();
+        let a = RData::A("127.0.0.99".parse::<std::net::Ipv4Addr>().unwrap().into());
+        m.add_authority(hickory_proto::rr::Record::from_rdata(
+            test.clone(),
+            300,
+            a.clone(),
+        ));
+        let (change, serial) = p.apply_update(&origin, &m).unwrap();
+        assert_eq!(change.added.len(), 1);
+        assert_eq!(serial, 11);
+        let s = snap.load();
+        let zone = s.zone(&origin).unwrap();
+        assert_eq!(zone.data.rrsets[&test][&RecordType::A].rdatas, vec![a]);
+        let last = zone.journal.last().unwrap();
+        assert_eq!(
+            (last.from, last.to, last.added.len(), last.removed.len()),
+            (10, 11, 1, 0)
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod respond;
 pub mod server;
+mod udp;
 pub mod wire;
 
 pub use respond::{respond, Action, Special, Transport};

@@ -196,7 +196,9 @@ impl DnsServer {
                 let stats = stats.clone();
                 let t = std::thread::Builder::new()
                     .name(format!("udp-{bound}-{i}"))
-                    .spawn(move || udp_loop(sock, snapshot, stop, special, rt, stats))?;
+                    .spawn(move || {
+                        super::udp::udp_loop(sock, snapshot, stop, special, rt, stats)
+                    })?;
                 server.udp_threads.push(t);
             }
             let tcp = TcpListener::from_std(tcp)?;
@@ -233,59 +235,6 @@ impl DnsServer {
             }
         })
         .await;
-    }
-}
-
-fn udp_loop(
-    sock: UdpSocket,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    stop: Arc<AtomicBool>,
-    special: Arc<dyn SpecialHandler>,
-    rt: tokio::runtime::Handle,
-    stats: Arc<Stats>,
-) {
-    let mut buf = vec![0u8; 65535];
-    let mut out = Vec::with_capacity(4096);
-    // A per-thread cache of the current snapshot: a load is then a pointer
-    // comparison, not a reference-count update on a shared cache line.
-    let mut cache = arc_swap::Cache::new(&*snapshot);
-    let local = stats.local();
-    while !stop.load(Ordering::Relaxed) {
-        let (n, peer) = match sock.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                debug!(error = %e, "udp receive error");
-                continue;
-            }
-        };
-        let snap = cache.load();
-        match respond(snap, &buf[..n], Transport::Udp, &mut out) {
-            Action::Reply => {
-                local.count(&out);
-                let _ = sock.send_to(&out, peer);
-            }
-            Action::Drop => local.dropped(),
-            Action::Special(kind) => {
-                let packet = buf[..n].to_vec();
-                let fut = special.handle(kind, packet, peer, Transport::Udp);
-                let Ok(sock) = sock.try_clone() else { continue };
-                rt.spawn(async move {
-                    for resp in fut.await {
-                        let _ = sock.send_to(&resp, peer);
-                    }
-                });
-            }
-        }
     }
 }
 

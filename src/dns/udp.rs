@@ -1,0 +1,162 @@
+//! The UDP receive loop: batches of datagrams in, batches of answers out.
+//!
+//! Why batches: under load the per-packet cost is dominated by system calls.
+//! `recvmmsg` takes up to [`BATCH`] queued queries in one call (blocking only
+//! for the first), each is answered into its own buffer, and `sendmmsg` sends
+//! all the answers in one call. At low load a batch is one packet and this is
+//! the plain recv/send loop. Buffers are allocated once per thread.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tracing::debug;
+
+use super::respond::{respond, Action, Transport};
+use super::server::SpecialHandler;
+use crate::snapshot::Snapshot;
+use crate::stats::Stats;
+
+/// Datagrams per system call.
+pub const BATCH: usize = 32;
+/// Largest query read; longer datagrams are truncated by the kernel and
+/// then fail to parse (FORMERR). Real queries are far smaller.
+const QUERY_MAX: usize = 4096;
+
+pub(super) fn udp_loop(
+    sock: UdpSocket,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    stop: Arc<AtomicBool>,
+    special: Arc<dyn SpecialHandler>,
+    rt: tokio::runtime::Handle,
+    stats: Arc<Stats>,
+) {
+    let fd = sock.as_raw_fd();
+    let mut bufs = vec![[0u8; QUERY_MAX]; BATCH];
+    let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let mut riov: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let mut rhdr: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let mut siov: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let mut shdr: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    // A per-thread cache of the current snapshot: a load is then a pointer
+    // comparison, not a reference-count update on a shared cache line.
+    let mut cache = arc_swap::Cache::new(&*snapshot);
+    let local = stats.local();
+    while !stop.load(Ordering::Relaxed) {
+        for i in 0..BATCH {
+            riov[i] = libc::iovec {
+                iov_base: bufs[i].as_mut_ptr().cast(),
+                iov_len: QUERY_MAX,
+            };
+            rhdr[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+            rhdr[i].msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            rhdr[i].msg_hdr.msg_iov = &mut riov[i];
+            rhdr[i].msg_hdr.msg_iovlen = 1;
+            rhdr[i].msg_hdr.msg_control = std::ptr::null_mut();
+            rhdr[i].msg_hdr.msg_controllen = 0;
+            rhdr[i].msg_hdr.msg_flags = 0;
+            rhdr[i].msg_len = 0;
+        }
+        // SAFETY: every header points at live buffers of the stated sizes;
+        // the socket's receive timeout bounds the wait for the first packet.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                rhdr.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ) {
+                debug!(error = %e, "udp receive error");
+            }
+            continue;
+        }
+        let snap = cache.load();
+        let mut m = 0;
+        for i in 0..n as usize {
+            let len = rhdr[i].msg_len as usize;
+            let pkt = &bufs[i][..len.min(QUERY_MAX)];
+            match respond(snap, pkt, Transport::Udp, &mut outs[i]) {
+                Action::Reply => {
+                    local.count(&outs[i]);
+                    siov[m] = libc::iovec {
+                        iov_base: outs[i].as_mut_ptr().cast(),
+                        iov_len: outs[i].len(),
+                    };
+                    shdr[m].msg_hdr.msg_name =
+                        (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                    shdr[m].msg_hdr.msg_namelen = rhdr[i].msg_hdr.msg_namelen;
+                    shdr[m].msg_hdr.msg_iov = &mut siov[m];
+                    shdr[m].msg_hdr.msg_iovlen = 1;
+                    shdr[m].msg_hdr.msg_control = std::ptr::null_mut();
+                    shdr[m].msg_hdr.msg_controllen = 0;
+                    shdr[m].msg_hdr.msg_flags = 0;
+                    m += 1;
+                }
+                Action::Drop => local.dropped(),
+                Action::Special(kind) => {
+                    let Some(peer) = peer_of(&addrs[i], rhdr[i].msg_hdr.msg_namelen) else {
+                        continue;
+                    };
+                    let fut = special.handle(kind, pkt.to_vec(), peer, Transport::Udp);
+                    let Ok(sock) = sock.try_clone() else { continue };
+                    rt.spawn(async move {
+                        for resp in fut.await {
+                            let _ = sock.send_to(&resp, peer);
+                        }
+                    });
+                }
+            }
+        }
+        let mut sent = 0;
+        while sent < m {
+            // SAFETY: headers 0..m point at live answer buffers and addresses.
+            let r = unsafe {
+                libc::sendmmsg(fd, shdr[sent..].as_mut_ptr(), (m - sent) as libc::c_uint, 0)
+            };
+            if r <= 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // A failed datagram (e.g. unreachable peer) is skipped.
+                sent += 1;
+                continue;
+            }
+            sent += r as usize;
+        }
+    }
+}
+
+fn peer_of(addr: &libc::sockaddr_storage, _len: libc::socklen_t) -> Option<SocketAddr> {
+    match i32::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for this family.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for this family.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::from((ip, u16::from_be(a.sin6_port))))
+        }
+        _ => None,
+    }
+}
