@@ -54,6 +54,35 @@ pub struct ServerConfig {
     /// A TCP connection with no complete query for this long is closed.
     #[serde(default = "default_tcp_idle", with = "humantime_serde")]
     pub tcp_idle_timeout: Duration,
+    /// Response rate limiting for UDP (off unless this table is present).
+    #[serde(default)]
+    pub rrl: Option<RrlConfig>,
+}
+
+/// Response rate limiting: per client prefix, at most `responses_per_second`
+/// UDP answers (a burst of as many is allowed); beyond that answers are
+/// dropped, except every `slip`-th, which is sent truncated (TC=1) so a real
+/// client behind a spoofed flood can retry over TCP.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RrlConfig {
+    pub responses_per_second: u32,
+    #[serde(default = "default_slip")]
+    pub slip: u32,
+    #[serde(default = "default_v4_prefix")]
+    pub ipv4_prefix: u8,
+    #[serde(default = "default_v6_prefix")]
+    pub ipv6_prefix: u8,
+}
+
+fn default_slip() -> u32 {
+    2
+}
+fn default_v4_prefix() -> u8 {
+    24
+}
+fn default_v6_prefix() -> u8 {
+    56
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -328,6 +357,7 @@ impl Default for ServerConfig {
             state_dir: default_state_dir(),
             tcp_max_connections: default_tcp_max(),
             tcp_idle_timeout: default_tcp_idle(),
+            rrl: None,
         }
     }
 }

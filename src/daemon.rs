@@ -303,6 +303,7 @@ pub async fn run(
         TcpLimits {
             max_connections: cfg.server.tcp_max_connections,
             idle_timeout: cfg.server.tcp_idle_timeout,
+            rrl: cfg.server.rrl,
         },
         stats.clone(),
     )

@@ -300,6 +300,20 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
         "DNS queries dropped without an answer",
         dropped,
     );
+    let rrl_dropped: Counter = Counter::default();
+    rrl_dropped.inc_by(queries.rrl_dropped);
+    reg.register(
+        "ggon_rrl_dropped",
+        "UDP answers withheld by response rate limiting",
+        rrl_dropped,
+    );
+    let rrl_slipped: Counter = Counter::default();
+    rrl_slipped.inc_by(queries.rrl_slipped);
+    reg.register(
+        "ggon_rrl_slipped",
+        "UDP answers sent truncated (TC=1) by response rate limiting",
+        rrl_slipped,
+    );
     let refused: Counter = Counter::default();
     refused.inc_by(queries.tcp_refused);
     reg.register(

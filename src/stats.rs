@@ -30,6 +30,8 @@ pub struct LocalStats {
     /// Indexed like TYPES, plus one slot for "other".
     qtype: [AtomicU64; TYPES.len() + 1],
     dropped: AtomicU64,
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
 }
 
 /// The question type of a response (the question follows the header).
@@ -64,6 +66,18 @@ impl LocalStats {
         }
     }
 
+    /// An answer withheld by response rate limiting.
+    #[inline]
+    pub fn rrl_dropped(&self) {
+        self.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An answer sent truncated by response rate limiting.
+    #[inline]
+    pub fn rrl_slipped(&self) {
+        self.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+    }
+
     #[inline]
     pub fn dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -87,6 +101,9 @@ pub struct Totals {
     /// Answers by query type name ("A", "AAAA", ...). Empty until the query
     /// path counts types; metrics export it as `ggon_queries_by_type_total`.
     pub by_type: Vec<(String, u64)>,
+    /// Answers withheld / sent truncated by response rate limiting.
+    pub rrl_dropped: u64,
+    pub rrl_slipped: u64,
 }
 
 impl Stats {
@@ -115,6 +132,8 @@ impl Stats {
             add(r, c);
         }
         add(&self.retired.dropped, &slot.dropped);
+        add(&self.retired.rrl_dropped, &slot.rrl_dropped);
+        add(&self.retired.rrl_slipped, &slot.rrl_slipped);
     }
 
     pub fn tcp_refused(&self) {
@@ -136,6 +155,8 @@ impl Stats {
                 types[i] += c.load(Ordering::Relaxed);
             }
             t.dropped += s.dropped.load(Ordering::Relaxed);
+            t.rrl_dropped += s.rrl_dropped.load(Ordering::Relaxed);
+            t.rrl_slipped += s.rrl_slipped.load(Ordering::Relaxed);
         }
         t.by_type = TYPES
             .iter()

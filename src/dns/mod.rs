@@ -7,6 +7,7 @@
 //! AXFR/IXFR, TSIG-signed queries) are passed to a [`SpecialHandler`].
 
 pub mod respond;
+pub mod rrl;
 pub mod server;
 mod udp;
 pub mod wire;

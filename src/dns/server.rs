@@ -70,6 +70,8 @@ pub fn refuse(kind: Special, packet: &[u8]) -> Option<Vec<u8>> {
 pub struct TcpLimits {
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    /// UDP response rate limiting (None: off).
+    pub rrl: Option<crate::config::RrlConfig>,
 }
 
 /// A running nameserver.
@@ -194,10 +196,11 @@ impl DnsServer {
                 let special = special.clone();
                 let rt = rt.clone();
                 let stats = stats.clone();
+                let rrl = limits.rrl;
                 let t = std::thread::Builder::new()
                     .name(format!("udp-{bound}-{i}"))
                     .spawn(move || {
-                        super::udp::udp_loop(sock, snapshot, stop, special, rt, stats)
+                        super::udp::udp_loop(sock, snapshot, stop, special, rt, stats, rrl)
                     })?;
                 server.udp_threads.push(t);
             }

@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use tracing::debug;
 
 use super::respond::{respond, Action, Transport};
+use super::rrl::Verdict;
 use super::server::SpecialHandler;
 use crate::snapshot::Snapshot;
 use crate::stats::Stats;
@@ -33,7 +34,9 @@ pub(super) fn udp_loop(
     special: Arc<dyn SpecialHandler>,
     rt: tokio::runtime::Handle,
     stats: Arc<Stats>,
+    rrl: Option<crate::config::RrlConfig>,
 ) {
+    let mut rrl = rrl.map(super::rrl::Rrl::new);
     let fd = sock.as_raw_fd();
     let mut bufs = vec![[0u8; QUERY_MAX]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
@@ -91,6 +94,22 @@ pub(super) fn udp_loop(
             let pkt = &bufs[i][..len.min(QUERY_MAX)];
             match respond(snap, pkt, Transport::Udp, &mut outs[i]) {
                 Action::Reply => {
+                    if let Some(rrl) = rrl.as_mut() {
+                        let Some(peer) = peer_of(&addrs[i], rhdr[i].msg_hdr.msg_namelen) else {
+                            continue;
+                        };
+                        match rrl.check(peer.ip(), std::time::Instant::now()) {
+                            Verdict::Send => {}
+                            Verdict::Slip => {
+                                super::rrl::truncate(&mut outs[i]);
+                                local.rrl_slipped();
+                            }
+                            Verdict::Drop => {
+                                local.rrl_dropped();
+                                continue;
+                            }
+                        }
+                    }
                     local.count(&outs[i]);
                     siov[m] = libc::iovec {
                         iov_base: outs[i].as_mut_ptr().cast(),
