@@ -88,7 +88,7 @@ impl Rrl {
             return Verdict::Send;
         }
         b.suppressed = b.suppressed.wrapping_add(1);
-        if self.cfg.slip > 0 && b.suppressed % self.cfg.slip == 0 {
+        if self.cfg.slip > 0 && b.suppressed.is_multiple_of(self.cfg.slip) {
             Verdict::Slip
         } else {
             Verdict::Drop
