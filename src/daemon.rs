@@ -87,6 +87,15 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
             }
         }
     }
+    if cfg.keys.iter().any(|k| k.secret.is_some()) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %path.display(),
+                    "the config holds inline TSIG secrets and is readable by group or others; chmod 600 it");
+            }
+        }
+    }
     let keys = crate::tsig::Keyring::load(&cfg.keys)
         .map_err(|e| format!("{}: {e}", cfg.path.display()))?;
     Ok(Loaded { cfg, zones, keys })

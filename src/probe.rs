@@ -820,6 +820,31 @@ mod tests {
         assert_eq!(json["ok"], true);
     }
 
+    /// A check host whose name does not resolve fails on its own, within its
+    /// timeout (the `.invalid` TLD never resolves, RFC 6761; with no
+    /// reachable resolver the lookup may also just hang, which the timeout
+    /// bounds), and does not hold up a healthy check running beside it.
+    #[tokio::test]
+    async fn http_check_host_that_does_not_resolve() {
+        let addr = http_server(|_| Reply::Now(response(200, "", "ok"))).await;
+        let t0 = Instant::now();
+        let (bad, good) = tokio::join!(
+            check(http("http://no-such-host.invalid:8080/".into()), T),
+            check(http(format!("http://{addr}/")), T)
+        );
+        assert!(!bad.ok, "{bad:?}");
+        assert!(good.ok, "{good:?}");
+        assert!(
+            good.latency < T,
+            "the healthy check was not delayed: {good:?}"
+        );
+        assert!(
+            t0.elapsed() < T + SLACK + Duration::from_millis(200),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
     #[tokio::test]
     async fn http_status_mismatch() {
         let addr = http_server(|_| Reply::Now(response(503, "", "down"))).await;

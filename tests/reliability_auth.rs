@@ -163,3 +163,58 @@ fn world_readable_token_file_gets_a_warning() {
     // The API still works (a warning, not a refusal to start).
     assert_eq!(d.active(), "primary");
 }
+
+/// TSIG secrets readable by others are warned about: a key file, and a
+/// config holding an inline secret (`ggond --check-config` shows it too).
+#[test]
+fn readable_tsig_secrets_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("z.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 1 1 1 1\n@ 60 IN NS ns1\n",
+    )
+    .unwrap();
+    let key = dir.path().join("k.key");
+    std::fs::write(
+        &key,
+        "key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0c2VjcmV0c2VjcmV0\"; };\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("ggon.toml");
+    let check = |cfg_text: String, key_mode: u32, cfg_mode: u32| -> String {
+        std::fs::write(&cfg, cfg_text).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(key_mode)).unwrap();
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(cfg_mode)).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ggond"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let zone_table = format!(
+        "[[zone]]\norigin = \"ggon.org\"\nfile = \"{}\"\n",
+        zone.display()
+    );
+    let from_file = format!(
+        "[[key]]\nname = \"k\"\nfile = \"{}\"\n{zone_table}",
+        key.display()
+    );
+    let inline =
+        format!("[[key]]\nname = \"k\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0\"\n{zone_table}");
+    assert!(
+        check(from_file.clone(), 0o644, 0o600).contains("key file is readable by group or others")
+    );
+    assert!(!check(from_file, 0o600, 0o644).contains("readable by group or others"));
+    let err = check(inline.clone(), 0o600, 0o644);
+    assert!(err.contains("inline TSIG secrets"), "{err}");
+    assert!(
+        !err.contains("c2VjcmV0"),
+        "the secret itself is never printed: {err}"
+    );
+    assert!(!check(inline, 0o600, 0o600).contains("readable by group or others"));
+}
