@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::Name;
@@ -1301,6 +1300,3 @@ impl ControllerHandle {
             .map_err(|_| CtlError::Internal("controller is shutting down".into()))
     }
 }
-
-/// Convenience for tests and the daemon: an Arc'd config.
-pub type SharedConfig = Arc<Config>;

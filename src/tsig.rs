@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
@@ -357,9 +356,6 @@ pub fn response_context(v: &Verified, request_id: u16) -> Option<TSigResponseCon
         )),
     }
 }
-
-/// A shared keyring.
-pub type SharedKeys = Arc<Keyring>;
 
 #[cfg(test)]
 mod tests {

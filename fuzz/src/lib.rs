@@ -75,7 +75,8 @@ pub fn query(data: &[u8]) {
                 "dropped a query with a readable header"
             ),
             Action::Special(kind) => {
-                // What ggond does today with special requests (RefuseSpecial).
+                // The plain refusal must always be buildable for a special
+                // request (the protocol handler falls back to it).
                 let r = refuse(kind, data).expect("special requests parse");
                 assert_eq!(r[..2], data[..2]);
             }

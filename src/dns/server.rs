@@ -45,15 +45,6 @@ pub trait SpecialHandler: Send + Sync + 'static {
     ) -> SpecialFuture;
 }
 
-/// Refuses everything special (used when no zone accepts updates or transfers).
-pub struct RefuseSpecial;
-
-impl SpecialHandler for RefuseSpecial {
-    fn handle(&self, kind: Special, packet: Vec<u8>, _: SocketAddr, _: Transport) -> SpecialFuture {
-        Box::pin(async move { refuse(kind, &packet).into_iter().collect() })
-    }
-}
-
 /// The plain refusal for a special request: NOTIMP for NOTIFY, REFUSED otherwise.
 pub fn refuse(kind: Special, packet: &[u8]) -> Option<Vec<u8>> {
     let q = super::wire::parse_query(packet).ok()?;
