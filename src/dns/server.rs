@@ -298,6 +298,8 @@ async fn tcp_conn(
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
+    // Length prefix + message, reused for every answer on this connection.
+    let mut frame = Vec::with_capacity(4096);
     loop {
         let mut len = [0u8; 2];
         // The whole message (length and body) must arrive within the idle
@@ -319,7 +321,7 @@ async fn tcp_conn(
         let responses = match respond(&snap, &buf[..n], Transport::Tcp, &mut out) {
             Action::Reply => {
                 local.count(&out);
-                write_msg(&mut stream, &out, idle).await?;
+                write_msg(&mut stream, &mut frame, &out, idle).await?;
                 continue;
             }
             Action::Drop => {
@@ -333,7 +335,7 @@ async fn tcp_conn(
             }
         };
         for r in responses {
-            write_msg(&mut stream, &r, idle).await?;
+            write_msg(&mut stream, &mut frame, &r, idle).await?;
         }
     }
 }
@@ -343,11 +345,14 @@ async fn tcp_conn(
 /// connection, freeing its slot) instead of letting it last for ever.
 async fn write_msg(
     stream: &mut tokio::net::TcpStream,
+    frame: &mut Vec<u8>,
     msg: &[u8],
     limit: Duration,
 ) -> io::Result<()> {
-    let len = (msg.len() as u16).to_be_bytes();
-    match tokio::time::timeout(limit, stream.write_all(&[&len[..], msg].concat())).await {
+    frame.clear();
+    frame.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    frame.extend_from_slice(msg);
+    match tokio::time::timeout(limit, stream.write_all(frame)).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
