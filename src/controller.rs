@@ -121,6 +121,20 @@ impl std::fmt::Display for CtlError {
     }
 }
 
+/// A service's operator overrides: its pin and its drains.
+type Overrides = (Option<Override>, BTreeMap<String, Override>);
+
+/// An operator override of `target`, with its expiry.
+fn new_override(target: &str, reason: &str, actor: &Actor, duration: Option<Duration>) -> Override {
+    Override {
+        target: target.to_string(),
+        reason: reason.to_string(),
+        author: actor.name.clone(),
+        since: unix_now(),
+        expires: duration.map(|d| unix_now() + d.as_secs().max(1)),
+    }
+}
+
 /// Who asked, for logs, pins and history.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -510,6 +524,23 @@ impl Controller {
         }
     }
 
+    /// Persist after an operator changed a service's overrides (pin,
+    /// drains); if that fails, put them back as they were and refuse: an
+    /// acknowledged command must survive a crash.
+    fn persist_overrides(&mut self, si: usize, before: Overrides) -> Result<(), CtlError> {
+        self.persist().map_err(|e| {
+            (self.services[si].pin, self.services[si].drains) = before;
+            CtlError::Internal(format!("cannot persist state: {e}"))
+        })
+    }
+
+    fn overrides(&self, si: usize) -> Overrides {
+        (
+            self.services[si].pin.clone(),
+            self.services[si].drains.clone(),
+        )
+    }
+
     fn persist_or_log(&self) {
         if let Err(e) = self.persist() {
             error!(error = %e, "cannot persist state");
@@ -828,19 +859,10 @@ impl Controller {
             v.mode = "manual";
             return Ok(v);
         }
-        let old_pin = self.services[si].pin.replace(Override {
-            target: to.to_string(),
-            reason: reason.to_string(),
-            author: actor.name.clone(),
-            since: unix_now(),
-            expires: duration.map(|d| unix_now() + d.as_secs().max(1)),
-        });
-        // Persist the pin before acting on it: an acknowledged remap must
-        // survive a crash.
-        if let Err(e) = self.persist() {
-            self.services[si].pin = old_pin;
-            return Err(CtlError::Internal(format!("cannot persist state: {e}")));
-        }
+        let before = self.overrides(si);
+        self.services[si].pin = Some(new_override(to, reason, actor, duration));
+        // The pin is persisted before it is acted on.
+        self.persist_overrides(si, before)?;
         info!(service, target = to, reason, who = %actor.name, force, "operator pinned target");
         if from == ti {
             self.record(entry(
@@ -860,11 +882,9 @@ impl Controller {
     fn release(&mut self, service: &str, actor: &Actor) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
         let from = self.services[si].active;
-        let old_pin = self.services[si].pin.take();
-        if let Err(e) = self.persist() {
-            self.services[si].pin = old_pin;
-            return Err(CtlError::Internal(format!("cannot persist state: {e}")));
-        }
+        let before = self.overrides(si);
+        self.services[si].pin = None;
+        self.persist_overrides(si, before)?;
         info!(service, who = %actor.name, "operator released the service to automatic policy");
         self.record(entry(
             "release",
@@ -892,20 +912,12 @@ impl Controller {
         let si = self.service_index(service)?;
         self.target_index(si, target)?;
         let from = self.services[si].active;
+        let before = self.overrides(si);
         self.services[si].drains.insert(
             target.to_string(),
-            Override {
-                target: target.to_string(),
-                reason: reason.to_string(),
-                author: actor.name.clone(),
-                since: unix_now(),
-                expires: duration.map(|d| unix_now() + d.as_secs().max(1)),
-            },
+            new_override(target, reason, actor, duration),
         );
-        if let Err(e) = self.persist() {
-            self.services[si].drains.remove(target);
-            return Err(CtlError::Internal(format!("cannot persist state: {e}")));
-        }
+        self.persist_overrides(si, before)?;
         info!(service, target, reason, who = %actor.name, "target drained");
         self.record(entry(
             "drain",
@@ -931,15 +943,13 @@ impl Controller {
         let si = self.service_index(service)?;
         self.target_index(si, target)?;
         let from = self.services[si].active;
-        let Some(old) = self.services[si].drains.remove(target) else {
+        let before = self.overrides(si);
+        if self.services[si].drains.remove(target).is_none() {
             return Err(CtlError::Conflict(format!(
                 "target `{target}` is not drained"
             )));
-        };
-        if let Err(e) = self.persist() {
-            self.services[si].drains.insert(target.to_string(), old);
-            return Err(CtlError::Internal(format!("cannot persist state: {e}")));
         }
+        self.persist_overrides(si, before)?;
         info!(service, target, who = %actor.name, "target undrained");
         self.record(entry(
             "undrain",

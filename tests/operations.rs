@@ -154,3 +154,25 @@ fn reload_keeps_state_and_a_bad_config_keeps_the_old_one() {
         (g.a("other.ggon.org.") == vec![ip("127.0.0.78")]).then_some(())
     });
 }
+
+#[test]
+fn a_remap_that_cannot_be_persisted_is_refused_and_changes_nothing() {
+    let p = HttpTarget::start(ip("127.0.0.157"));
+    let b = HttpTarget::start(ip("127.0.0.158"));
+    let mut env = Env::demo(&two_targets(&p, &b));
+    let g = env.start();
+    g.wait_health("cic", "backup", true, secs(10.0));
+    // Make the state file impossible to replace: a non-empty directory in its place.
+    let state = env.state_dir.join("state.json");
+    std::fs::remove_file(&state).unwrap();
+    std::fs::create_dir_all(state.join("blocker")).unwrap();
+    let out = g.ctl(&["remap", "cic", "--to", "backup"]);
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stderr.contains("cannot persist state"), "{out:?}");
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.157")]);
+    assert_eq!(g.service("cic")["mode"], "auto");
+    let out = g.ctl(&["drain", "cic", "primary"]);
+    assert!(!out.ok(), "{out:?}");
+    assert!(g.service("cic")["targets"][0]["drained"].is_null());
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.157")]);
+}
