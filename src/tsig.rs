@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
+use hickory_proto::rr::rdata::tsig::{make_tsig_record, TsigAlgorithm, TsigError, TSIG};
 use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
@@ -290,6 +290,57 @@ pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[St
             time,
         },
     }
+}
+
+/// Sign a multi-message answer (a zone transfer) as RFC 8945 5.3.1 wants:
+/// the first message against the request's MAC with all TSIG variables, each
+/// later one against the previous message's MAC with only the timers.
+/// Unsigned or refused requests get their messages encoded as they are.
+pub fn sign_chain(messages: &[Message], v: &Verified) -> Result<Vec<Vec<u8>>, String> {
+    let Verified::Ok { key, mac, .. } = v else {
+        return messages
+            .iter()
+            .map(|m| m.to_vec().map_err(|e| e.to_string()))
+            .collect();
+    };
+    let mut out = Vec::with_capacity(messages.len());
+    let mut prev = mac.clone();
+    for (i, m) in messages.iter().enumerate() {
+        let mut bytes = m.to_vec().map_err(|e| e.to_string())?;
+        let now = unix_time();
+        let mut tbs = Vec::with_capacity(bytes.len() + prev.len() + 10);
+        tbs.extend_from_slice(&(prev.len() as u16).to_be_bytes());
+        tbs.extend_from_slice(&prev);
+        tbs.extend_from_slice(&bytes);
+        let stub = TSIG::new(
+            key.signer.algorithm().clone(),
+            now,
+            key.signer.fudge(),
+            Vec::new(),
+            m.metadata.id,
+            None,
+            Vec::new(),
+        );
+        if i == 0 {
+            let mut enc = BinEncoder::new(&mut tbs);
+            enc.set_offset(enc.len());
+            stub.emit_tsig_for_mac(&mut enc, key.signer.signer_name())
+                .map_err(|e| e.to_string())?;
+        } else {
+            tbs.extend_from_slice(&((now >> 32) as u16).to_be_bytes());
+            tbs.extend_from_slice(&(now as u32).to_be_bytes());
+            tbs.extend_from_slice(&key.signer.fudge().to_be_bytes());
+        }
+        let this_mac = key.signer.sign(&tbs).map_err(|e| e.to_string())?;
+        let rec = make_tsig_record(
+            key.signer.signer_name().clone(),
+            stub.set_mac(this_mac.clone()),
+        );
+        append_record(&mut bytes, &rec)?;
+        out.push(bytes);
+        prev = this_mac;
+    }
+    Ok(out)
 }
 
 /// Encode `resp` and append a TSIG record answering a verified request.

@@ -232,10 +232,13 @@ fn transfer(
         cur.add_answer(r);
     }
     messages.push(cur);
-    // Each message is signed against the request's MAC; a multi-message
-    // signed transfer is therefore not chained as RFC 8945 5.3.1 wants.
-    // Zones up to ~16 KiB of records go in one message, where this is exact.
-    messages.iter().map(|m| finish(m, &v)).collect()
+    match tsig::sign_chain(&messages, &v) {
+        Ok(signed) => signed,
+        Err(e) => {
+            warn!(%peer, zone = %origin, error = %e, "cannot encode the transfer");
+            vec![finish(&error_reply(&req, 2), &v)]
+        }
+    }
 }
 
 async fn update(
