@@ -2,8 +2,9 @@
 //! (another ggond, BIND, ...), so several instances can answer one zone.
 //!
 //! Owns: one task per `mode = "secondary"` zone that asks the primary for its
-//! SOA serial and, when it is newer than ours, transfers the zone (AXFR over
-//! TCP, TSIG-signed when a key is configured). It refreshes when a NOTIFY
+//! SOA serial and, when it is newer than ours, transfers the zone over TCP
+//! (AXFR for the first copy, then IXFR from our copy; TSIG-signed when a key
+//! is configured). It refreshes when a NOTIFY
 //! arrives from the primary's address and on the SOA refresh timer, retries
 //! on the SOA retry timer, and stops serving the zone when the SOA expire
 //! time passes without a successful check. The copy is handed to the
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
@@ -42,7 +43,7 @@ pub fn spawn(
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ours: Option<u32> = None;
+        let mut ours: Option<ZoneData> = None;
         let mut last_ok = tokio::time::Instant::now();
         // Until the first SOA is seen: retry every 5 s, never expire.
         let (mut refresh, mut retry, mut expire) = (
@@ -51,8 +52,8 @@ pub fn spawn(
             None::<Duration>,
         );
         loop {
-            let wait = match check(&cfg, ours).await {
-                Ok(Some(zone)) => {
+            let wait = match check(&cfg, ours.as_ref()).await {
+                Ok(Some((zone, how))) => {
                     let soa = zone.soa().clone();
                     let serial = soa.serial;
                     refresh = Duration::from_secs(soa.refresh.max(1) as u64);
@@ -60,6 +61,7 @@ pub fn spawn(
                     expire = Some(Duration::from_secs(soa.expire.max(1) as u64));
                     let records = zone.record_count();
                     let origin = cfg.origin.clone();
+                    let copy = zone.clone();
                     match controller
                         .call(|reply| Command::SecondaryLoaded {
                             zone: Box::new(zone),
@@ -70,8 +72,8 @@ pub fn spawn(
                     {
                         Ok(()) => {
                             info!(zone = %origin, serial, records, primary = %cfg.primary,
-                                "secondary zone transferred");
-                            ours = Some(serial);
+                                transfer = how, "secondary zone transferred");
+                            ours = Some(copy);
                             last_ok = tokio::time::Instant::now();
                         }
                         Err(e) => warn!(zone = %origin, error = %e, "transferred zone not taken"),
@@ -85,7 +87,7 @@ pub fn spawn(
                 Err(e) => {
                     warn!(zone = %cfg.origin, primary = %cfg.primary, error = %e, retry_in = ?retry,
                         "secondary refresh failed");
-                    if let (Some(exp), Some(_)) = (expire, ours) {
+                    if let (Some(exp), true) = (expire, ours.is_some()) {
                         if last_ok.elapsed() >= exp {
                             warn!(zone = %cfg.origin, "SOA expire passed without reaching the primary: no longer serving the zone");
                             let origin = cfg.origin.clone();
@@ -107,13 +109,18 @@ pub fn spawn(
     })
 }
 
-/// Ask the primary's serial; transfer the zone if it is newer than `ours`.
-async fn check(cfg: &SecondaryConfig, ours: Option<u32>) -> Result<Option<ZoneData>, String> {
+/// Ask the primary's serial; when it is newer than ours, transfer: IXFR
+/// from our copy when we have one (the primary may still answer with the
+/// whole zone), AXFR otherwise. Returns the new copy and how it came.
+async fn check(
+    cfg: &SecondaryConfig,
+    ours: Option<&ZoneData>,
+) -> Result<Option<(ZoneData, &'static str)>, String> {
     let serial = primary_serial(cfg).await?;
-    if ours.is_some_and(|o| !serial_gt(serial, o)) {
+    if ours.is_some_and(|o| !serial_gt(serial, o.serial())) {
         return Ok(None);
     }
-    axfr(cfg).await.map(Some)
+    transfer(cfg, ours).await
 }
 
 async fn exchange_first(cfg: &SecondaryConfig, m: &mut Message) -> Result<Message, String> {
@@ -139,15 +146,117 @@ async fn primary_serial(cfg: &SecondaryConfig) -> Result<u32, String> {
         .ok_or_else(|| format!("no SOA in the answer ({})", r.metadata.response_code))
 }
 
-/// Transfer the whole zone: messages until the closing SOA.
-async fn axfr(cfg: &SecondaryConfig) -> Result<ZoneData, String> {
+fn soa_serial(r: &Record) -> Option<u32> {
+    match &r.data {
+        RData::SOA(s) => Some(s.serial),
+        _ => None,
+    }
+}
+
+/// Has the transfer in `recs` ended? An AXFR-style answer ends with the
+/// second copy of the first SOA; an incremental one has that SOA three times
+/// (start, the last change's new version, end); "up to date" is one SOA equal
+/// to ours.
+fn complete(recs: &[Record], ours: Option<u32>) -> bool {
+    let Some(first) = recs.first().and_then(soa_serial) else {
+        return false;
+    };
+    if recs.len() == 1 {
+        return ours == Some(first);
+    }
+    let copies = recs.iter().filter(|r| soa_serial(r) == Some(first)).count();
+    let incremental =
+        ours.is_some() && recs.get(1).and_then(soa_serial).is_some_and(|s| s != first);
+    copies == if incremental { 3 } else { 2 }
+}
+
+/// Build the new copy from a finished transfer.
+fn apply_transfer(
+    origin: &Name,
+    recs: &[Record],
+    ours: Option<&ZoneData>,
+) -> Result<Option<(ZoneData, &'static str)>, String> {
+    let first = soa_serial(&recs[0]).ok_or("transfer does not start with an SOA")?;
+    if recs.len() == 1 {
+        return Ok(None);
+    }
+    let incremental = ours.is_some() && soa_serial(&recs[1]).is_some_and(|s| s != first);
+    let (mut zone, how) = if incremental {
+        let mut z = ours.expect("checked").clone();
+        let mut i = 1;
+        while i < recs.len() - 1 {
+            // One change: the old SOA, deletions, the new SOA, additions.
+            i += 1;
+            while i < recs.len() && soa_serial(&recs[i]).is_none() {
+                let r = &recs[i];
+                let name = crate::zone::fqdn_lower(&r.name);
+                if let Some(set) = z
+                    .rrsets
+                    .get_mut(&name)
+                    .and_then(|t| t.get_mut(&r.record_type()))
+                {
+                    set.rdatas.retain(|d| d != &r.data);
+                    if set.rdatas.is_empty() {
+                        z.replace_rrset(&name, r.record_type(), None);
+                    }
+                }
+                i += 1;
+            }
+            i += 1;
+            while i < recs.len() - 1 && soa_serial(&recs[i]).is_none() {
+                z.add_record(&recs[i]).map_err(|e| e.to_string())?;
+                i += 1;
+            }
+        }
+        (z, "incremental (IXFR)")
+    } else {
+        let mut z = ZoneData {
+            origin: origin.clone(),
+            rrsets: Default::default(),
+        };
+        for r in &recs[1..recs.len() - 1] {
+            z.add_record(r).map_err(|e| e.to_string())?;
+        }
+        (z, "full")
+    };
+    // The primary's SOA as it is now.
+    zone.replace_rrset(
+        origin,
+        RecordType::SOA,
+        Some(crate::zone::RRset {
+            ttl: recs[0].ttl,
+            rdatas: vec![recs[0].data.clone()],
+        }),
+    );
+    zone.check().map_err(|e| e.to_string())?;
+    Ok(Some((zone, how)))
+}
+
+/// Transfer the zone: IXFR from `ours` if we have a copy, else AXFR.
+async fn transfer(
+    cfg: &SecondaryConfig,
+    ours: Option<&ZoneData>,
+) -> Result<Option<(ZoneData, &'static str)>, String> {
     let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(cfg.origin.clone(), RecordType::AXFR));
+    match ours {
+        Some(z) => {
+            m.add_query(Query::query(cfg.origin.clone(), RecordType::IXFR));
+            m.add_authority(Record::from_rdata(
+                cfg.origin.clone(),
+                0,
+                RData::SOA(z.soa().clone()),
+            ));
+        }
+        None => {
+            m.add_query(Query::query(cfg.origin.clone(), RecordType::AXFR));
+        }
+    }
     if let Some(k) = &cfg.key {
         m.finalize(&k.signer, crate::tsig::unix_time())
             .map_err(|e| e.to_string())?;
     }
     let bytes = m.to_vec().map_err(|e| e.to_string())?;
+    let ours_serial = ours.map(ZoneData::serial);
     let io = async {
         let mut s = tokio::net::TcpStream::connect(cfg.primary)
             .await
@@ -155,8 +264,7 @@ async fn axfr(cfg: &SecondaryConfig) -> Result<ZoneData, String> {
         let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
         out.extend_from_slice(&bytes);
         s.write_all(&out).await.map_err(|e| e.to_string())?;
-        let mut zone: Option<ZoneData> = None;
-        let mut soas = 0;
+        let mut recs: Vec<Record> = Vec::new();
         for _ in 0..100_000 {
             let mut len = [0u8; 2];
             s.read_exact(&mut len).await.map_err(|e| e.to_string())?;
@@ -170,20 +278,9 @@ async fn axfr(cfg: &SecondaryConfig) -> Result<ZoneData, String> {
                     crate::config::parse_rcode_name(rc).unwrap_or("error")
                 ));
             }
-            for rr in &r.answers {
-                if rr.record_type() == RecordType::SOA {
-                    soas += 1;
-                    if soas == 2 {
-                        let z = zone.ok_or("empty transfer")?;
-                        z.check().map_err(|e| e.to_string())?;
-                        return Ok(z);
-                    }
-                }
-                let z = zone.get_or_insert_with(|| ZoneData {
-                    origin: cfg.origin.clone(),
-                    rrsets: Default::default(),
-                });
-                z.add_record(rr).map_err(|e| e.to_string())?;
+            recs.extend(r.answers);
+            if complete(&recs, ours_serial) {
+                return apply_transfer(&cfg.origin, &recs, ours);
             }
         }
         Err("transfer did not end".to_string())
@@ -191,4 +288,76 @@ async fn axfr(cfg: &SecondaryConfig) -> Result<ZoneData, String> {
     tokio::time::timeout(Duration::from_secs(60), io)
         .await
         .map_err(|_| "transfer timed out".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn soa(serial: u32) -> Record {
+        let z = ZoneData::parse(
+            &format!("@ 60 IN SOA ns1 h {serial} 1 1 1 1\n@ 60 IN NS ns1\n"),
+            None,
+            &Name::from_ascii("ggon.org.").unwrap(),
+        )
+        .unwrap();
+        Record::from_rdata(z.origin.clone(), 60, RData::SOA(z.soa().clone()))
+    }
+
+    fn a(name: &str, ip: &str) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            30,
+            RData::A(ip.parse::<std::net::Ipv4Addr>().unwrap().into()),
+        )
+    }
+
+    #[test]
+    fn an_incremental_transfer_applies_each_change_in_order() {
+        let origin = Name::from_ascii("ggon.org.").unwrap();
+        let mut base = ZoneData::parse(
+            "@ 60 IN SOA ns1 h 1 1 1 1 1\n@ 60 IN NS ns1\n",
+            None,
+            &origin,
+        )
+        .unwrap();
+        base.add_record(&a("cic.ggon.org.", "127.0.0.11")).unwrap();
+        let recs = vec![
+            soa(3),
+            soa(1),
+            a("cic.ggon.org.", "127.0.0.11"),
+            soa(2),
+            a("cic.ggon.org.", "127.0.0.12"),
+            soa(2),
+            a("cic.ggon.org.", "127.0.0.12"),
+            soa(3),
+            a("cic.ggon.org.", "127.0.0.13"),
+            soa(3),
+        ];
+        assert!(!complete(&recs[..9], Some(1)));
+        assert!(complete(&recs, Some(1)));
+        let (z, how) = apply_transfer(&origin, &recs, Some(&base))
+            .unwrap()
+            .unwrap();
+        assert_eq!(how, "incremental (IXFR)");
+        assert_eq!(z.serial(), 3);
+        let cic = Name::from_ascii("cic.ggon.org.").unwrap();
+        assert_eq!(
+            z.rrsets[&cic][&RecordType::A].rdatas,
+            vec![a("cic.ggon.org.", "127.0.0.13").data]
+        );
+        // Up to date: one SOA equal to ours.
+        assert!(complete(&[soa(1)], Some(1)));
+        assert!(apply_transfer(&origin, &[soa(1)], Some(&base))
+            .unwrap()
+            .is_none());
+        // A full answer to an IXFR (the journal did not reach back): AXFR style.
+        let full = vec![soa(3), a("cic.ggon.org.", "127.0.0.13"), soa(3)];
+        assert!(complete(&full, Some(1)));
+        let (z, how) = apply_transfer(&origin, &full, Some(&base))
+            .unwrap()
+            .unwrap();
+        assert_eq!(how, "full");
+        assert_eq!(z.record_count(), 2);
+    }
 }

@@ -80,6 +80,23 @@ check = { type = "tcp", address = "127.0.0.1:1", interval = "1s" }
     let took = secondary.wait_answer("cic.ggon.org.", &[ip("127.0.0.12")], Duration::from_secs(2));
     assert!(took < Duration::from_secs(2));
     assert!(secondary.wait_log("NOTIFY from the primary", Duration::from_secs(1)));
+    // The first copy came by AXFR, the change by IXFR from the primary's journal.
+    assert!(
+        secondary.wait_log("transfer=\"full\"", Duration::from_secs(1)),
+        "{}",
+        secondary.log_text()
+    );
+    assert!(
+        secondary.wait_log("transfer=\"incremental (IXFR)\"", Duration::from_secs(1)),
+        "{}",
+        secondary.log_text()
+    );
+    // And back again: the IXFR copy stays exact.
+    assert!(primary
+        .ctl(&["remap", "cic", "--to", "primary", "--force"])
+        .ok());
+    secondary.wait_answer("cic.ggon.org.", &[ip("127.0.0.11")], Duration::from_secs(2));
+    assert_eq!(secondary.a("wiki.ggon.org."), vec![ip("127.0.0.80")]);
     let p = soa_serial(&ask_udp(
         primary.dns,
         &query("ggon.org.", hickory_proto::rr::RecordType::SOA),
