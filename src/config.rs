@@ -163,6 +163,25 @@ pub struct ZoneConfig {
     pub reconcile: Duration,
 }
 
+impl ZoneConfig {
+    /// The origin as a DNS name (valid once the config has been validated).
+    pub fn name(&self) -> hickory_proto::rr::Name {
+        dns_name(self.origin.get_ref())
+    }
+}
+
+impl ServiceConfig {
+    /// The service's name as a DNS name (valid once validated).
+    pub fn fqdn_name(&self) -> hickory_proto::rr::Name {
+        dns_name(self.fqdn.get_ref())
+    }
+}
+
+/// A validated name from the config as a lowercase, fully qualified DNS name.
+fn dns_name(s: &str) -> hickory_proto::rr::Name {
+    hickory_proto::rr::Name::from_ascii(normalize_name(s)).expect("validated by Config::parse")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ZoneMode {
@@ -557,11 +576,7 @@ impl Config {
                     format!("`{fqdn}` is not inside any configured [[zone]]"),
                 ));
             }
-            let zone = self
-                .zones
-                .iter()
-                .filter(|z| in_zone(&fqdn, &normalize_name(z.origin.get_ref())))
-                .max_by_key(|z| z.origin.get_ref().len());
+            let zone = self.zone_for(&fqdn);
             if zone.is_some_and(|z| z.mode == ZoneMode::Secondary) {
                 return Err(err(
                     s.fqdn.span(),
@@ -671,6 +686,14 @@ impl Config {
         Ok(())
     }
 
+    /// The zone a (normalized) name belongs to: the most specific one.
+    pub fn zone_for(&self, fqdn: &str) -> Option<&ZoneConfig> {
+        self.zones
+            .iter()
+            .filter(|z| in_zone(fqdn, &normalize_name(z.origin.get_ref())))
+            .max_by_key(|z| z.origin.get_ref().len())
+    }
+
     /// The control token file: as configured, or in the state directory.
     pub fn token_file(&self) -> PathBuf {
         self.control
@@ -726,6 +749,14 @@ pub fn parse_rcode_name(r: u16) -> Option<&'static str> {
         "NXRRSET", "NOTAUTH", "NOTZONE",
     ];
     NAMES.get(r as usize).copied()
+}
+
+/// The mnemonic of an rcode, or `RCODEn` for the ones without a name here.
+pub fn rcode_label(r: u16) -> String {
+    match parse_rcode_name(r) {
+        Some(n) => n.to_string(),
+        None => format!("RCODE{r}"),
+    }
 }
 
 /// Lowercase, fully qualified (trailing dot) form of a domain name.

@@ -1116,7 +1116,9 @@ impl Controller {
             let name = sc.name.get_ref();
             let new_targets = sc.targets.get_ref();
             let rt = match old.remove(name) {
-                Some(mut o) if targets_equal(&o.config, new_targets) && o.fqdn == fqdn_of(sc) => {
+                Some(mut o)
+                    if targets_equal(&o.config, new_targets) && o.fqdn == sc.fqdn_name() =>
+                {
                     o.ttl = sc.ttl;
                     o.failback = sc.failback;
                     o.hold_down = sc.hold_down;
@@ -1216,11 +1218,6 @@ impl Controller {
     }
 }
 
-fn fqdn_of(cfg: &ServiceConfig) -> Name {
-    Name::from_ascii(crate::config::normalize_name(cfg.fqdn.get_ref()))
-        .expect("validated by config")
-}
-
 /// Same targets, addresses and checks (spans in the file do not matter).
 fn targets_equal(a: &[TargetConfig], b: &[TargetConfig]) -> bool {
     a.len() == b.len()
@@ -1275,7 +1272,7 @@ fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> ServiceRt {
         }
     }
     ServiceRt {
-        fqdn: fqdn_of(cfg),
+        fqdn: cfg.fqdn_name(),
         name,
         ttl: cfg.ttl,
         failback: cfg.failback,

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
@@ -58,8 +57,7 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
     }
     let mut zones = Vec::new();
     for z in &cfg.zones {
-        let origin = Name::from_ascii(crate::config::normalize_name(z.origin.get_ref()))
-            .map_err(|e| e.to_string())?;
+        let origin = z.name();
         let Some(file) = &z.file else { continue };
         if (z.mode == ZoneMode::Rfc2136 && !z.serve) || z.mode == ZoneMode::Secondary {
             continue;
@@ -71,8 +69,7 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
         zones.push(data);
     }
     for s in &cfg.services {
-        let fqdn = Name::from_ascii(crate::config::normalize_name(s.fqdn.get_ref()))
-            .map_err(|e| e.to_string())?;
+        let fqdn = s.fqdn_name();
         let zone = zones
             .iter()
             .filter(|z| z.origin.zone_of(&fqdn))
@@ -107,10 +104,6 @@ pub struct Loaded {
     /// Zones ggond serves itself (local, or rfc2136 with `serve = true`).
     pub zones: Vec<ZoneData>,
     pub keys: crate::tsig::Keyring,
-}
-
-fn zone_name(s: &str) -> Name {
-    Name::from_ascii(crate::config::normalize_name(s)).expect("validated by config")
 }
 
 /// What a running daemon reports once it is ready (written to --ready-file).
@@ -188,7 +181,7 @@ pub async fn run(
     let mut notify_targets = HashMap::new();
     let key = |n: &str| keys.get(n).cloned();
     for z in &cfg.zones {
-        let origin = zone_name(z.origin.get_ref());
+        let origin = z.name();
         if z.mode == ZoneMode::Rfc2136 {
             let (remote, status) = crate::rfc2136::spawn(
                 crate::rfc2136::RemoteConfig {
@@ -280,7 +273,7 @@ pub async fn run(
     let mut secondary_zones = HashMap::new();
     let mut secondary_tasks = Vec::new();
     for z in cfg.zones.iter().filter(|z| z.mode == ZoneMode::Secondary) {
-        let origin = zone_name(z.origin.get_ref());
+        let origin = z.name();
         let primary = *z.primary.as_ref().expect("validated").get_ref();
         let trigger = Arc::new(tokio::sync::Notify::new());
         secondary_tasks.push(crate::secondary::spawn(

@@ -182,23 +182,6 @@ impl Metrics {
     }
 }
 
-fn rcode_name(rcode: usize) -> Option<&'static str> {
-    Some(match rcode {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        _ => return None,
-    })
-}
-
 /// A throwaway registry holding this scrape's view of the status.
 fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
     let mut reg = Registry::default();
@@ -268,7 +251,7 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
 
     let by_rcode = Family::<RcodeLabels, Counter>::default();
     for (i, &n) in queries.by_rcode.iter().enumerate() {
-        let name = match rcode_name(i) {
+        let name = match crate::config::parse_rcode_name(i as u16) {
             Some(name) => name.to_string(),
             None if n > 0 => format!("RCODE{i}"),
             None => continue,

@@ -24,7 +24,7 @@
 //!   the whole group is killed, so a hung script cannot leak processes.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,7 +34,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use rand::Rng as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -440,12 +440,12 @@ async fn check_dns(
     with_timeout(timeout, async {
         let rcode = dns_exchange(server, id, &wire).await?;
         if rcode == expected {
-            Ok(format!("rcode {}", rcode_name(rcode)))
+            Ok(format!("rcode {}", crate::config::rcode_label(rcode)))
         } else {
             Err(format!(
                 "rcode {}, expected {}",
-                rcode_name(rcode),
-                rcode_name(expected)
+                crate::config::rcode_label(rcode),
+                crate::config::rcode_label(expected)
             ))
         }
     })
@@ -456,18 +456,9 @@ async fn check_dns(
 /// carrying `id`. The socket is connected, so only the server's datagrams
 /// arrive; others with a wrong ID (late answers, spoofs) are skipped.
 async fn dns_exchange(server: SocketAddr, id: u16, wire: &[u8]) -> Result<u16, String> {
-    let local: SocketAddr = if server.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(local)
+    let socket = crate::dns::client::connected_udp(server)
         .await
-        .map_err(|e| io_detail("bind", &e))?;
-    socket
-        .connect(server)
-        .await
-        .map_err(|e| io_detail("connect", &e))?;
+        .map_err(|(what, e)| io_detail(what, &e))?;
     socket.send(wire).await.map_err(|e| io_detail("send", &e))?;
     let mut buf = vec![0u8; 4096];
     loop {
@@ -494,25 +485,6 @@ async fn dns_exchange(server: SocketAddr, id: u16, wire: &[u8]) -> Result<u16, S
             Err(e) => return Err(format!("malformed response: {e}")),
         }
     }
-}
-
-/// The mnemonic for an rcode (the inverse of `config::parse_rcode`).
-fn rcode_name(rcode: u16) -> String {
-    let name = match rcode {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        other => return format!("RCODE{other}"),
-    };
-    name.to_string()
 }
 
 async fn check_exec(argv: &[String], timeout: Duration) -> Verdict {
@@ -662,7 +634,7 @@ mod tests {
     use hickory_proto::op::ResponseCode;
     use std::future::Future;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, UdpSocket};
 
     /// The timeout most checks below run with.
     const T: Duration = Duration::from_millis(300);

@@ -24,7 +24,6 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -203,37 +202,6 @@ pub fn build_update(origin: &Name, name: &Name, want: &ServiceRecords) -> Messag
     m
 }
 
-fn rcode_name(r: u16) -> String {
-    match crate::config::parse_rcode_name(r) {
-        Some(n) => n.to_string(),
-        None => format!("rcode {r}"),
-    }
-}
-
-/// Send a message over TCP and read one response.
-pub async fn tcp_exchange(
-    addr: SocketAddr,
-    msg: &[u8],
-    timeout: Duration,
-) -> Result<Vec<u8>, String> {
-    let io = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let mut out = (msg.len() as u16).to_be_bytes().to_vec();
-        out.extend_from_slice(msg);
-        s.write_all(&out).await?;
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).await?;
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    match tokio::time::timeout(timeout, io).await {
-        Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(format!("{addr}: {e}")),
-        Err(_) => Err(format!("{addr}: no answer within {timeout:?}")),
-    }
-}
-
 async fn send_update(cfg: &RemoteConfig, name: &Name, want: &ServiceRecords) -> Result<(), String> {
     let mut m = build_update(&cfg.origin, name, want);
     let mut verifier = None;
@@ -243,7 +211,8 @@ async fn send_update(cfg: &RemoteConfig, name: &Name, want: &ServiceRecords) -> 
             .map_err(|e| format!("cannot sign: {e}"))?;
     }
     let bytes = m.to_vec().map_err(|e| e.to_string())?;
-    let resp = tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
+    let resp =
+        crate::dns::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
     check_response(&resp, m.metadata.id, verifier)
 }
 
@@ -265,7 +234,7 @@ pub fn check_response(
         .and_then(|s| s.data.error)
         .map(|e| format!("{e:?}").to_uppercase());
     if rcode != 0 || tsig_error.is_some() {
-        let mut msg = format!("primary answered {}", rcode_name(rcode));
+        let mut msg = format!("primary answered {}", crate::config::rcode_label(rcode));
         if let Some(t) = tsig_error {
             msg.push_str(&format!(" (TSIG {t})"));
         } else if rcode == 9 {
@@ -292,7 +261,7 @@ async fn read_back(
         for t in [RecordType::A, RecordType::AAAA] {
             let mut q = Message::new(rand::random(), MessageType::Query, OpCode::Query);
             q.add_query(Query::query(name.clone(), t));
-            let resp = tcp_exchange(
+            let resp = crate::dns::client::tcp_exchange(
                 cfg.primary,
                 &q.to_vec().map_err(|e| e.to_string())?,
                 Duration::from_secs(5),
@@ -304,7 +273,7 @@ async fn read_back(
             if rc != 0 && rc != 3 {
                 return Err(format!(
                     "primary answered {} to a query for {name}",
-                    rcode_name(rc)
+                    crate::config::rcode_label(rc)
                 ));
             }
             for r in &m.answers {

@@ -18,11 +18,11 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 use crate::controller::{Command, ControllerHandle};
+use crate::dns::client::{read_frame, write_frame};
 use crate::publisher::serial_gt;
 use crate::tsig::Key;
 use crate::zone::ZoneData;
@@ -129,7 +129,8 @@ async fn exchange_first(cfg: &SecondaryConfig, m: &mut Message) -> Result<Messag
             .map_err(|e| e.to_string())?;
     }
     let bytes = m.to_vec().map_err(|e| e.to_string())?;
-    let resp = crate::rfc2136::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
+    let resp =
+        crate::dns::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
     Message::from_bytes(&resp).map_err(|e| format!("bad answer: {e}"))
 }
 
@@ -261,21 +262,18 @@ async fn transfer(
         let mut s = tokio::net::TcpStream::connect(cfg.primary)
             .await
             .map_err(|e| e.to_string())?;
-        let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-        out.extend_from_slice(&bytes);
-        s.write_all(&out).await.map_err(|e| e.to_string())?;
+        write_frame(&mut s, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut recs: Vec<Record> = Vec::new();
         for _ in 0..100_000 {
-            let mut len = [0u8; 2];
-            s.read_exact(&mut len).await.map_err(|e| e.to_string())?;
-            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-            s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            let buf = read_frame(&mut s).await.map_err(|e| e.to_string())?;
             let r = Message::from_bytes(&buf).map_err(|e| format!("bad transfer message: {e}"))?;
             let rc = u16::from(r.metadata.response_code);
             if rc != 0 {
                 return Err(format!(
                     "transfer refused: {}",
-                    crate::config::parse_rcode_name(rc).unwrap_or("error")
+                    crate::config::rcode_label(rc)
                 ));
             }
             recs.extend(r.answers);

@@ -188,10 +188,6 @@ impl CompiledZone {
         }
         &self.nxdomain
     }
-
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
 }
 
 /// Lowercase wire form of a name.

@@ -12,14 +12,15 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
+
+use crate::dns::client::{read_frame, write_frame};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -157,22 +158,11 @@ async fn lookup(
         .map_err(|_| format!("no answer within {}", humantime::format_duration(timeout)))??;
     match resp.metadata.response_code {
         ResponseCode::NoError => Ok(extract(&resp, fqdn, rtype)),
-        rcode => Err(format!("rcode {}", rcode_name(rcode))),
+        rcode => Err(format!(
+            "rcode {}",
+            crate::config::rcode_label(u16::from(rcode))
+        )),
     }
-}
-
-fn rcode_name(rcode: ResponseCode) -> String {
-    let n = u16::from(rcode);
-    let name = match n {
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        9 => "NOTAUTH",
-        _ => return format!("RCODE{n}"),
-    };
-    name.to_string()
 }
 
 /// Is `resp` the answer to `query`?
@@ -200,18 +190,9 @@ async fn udp_exchange(
     query: &Message,
     timeout: Duration,
 ) -> Result<Message, String> {
-    let local: SocketAddr = if server.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(local)
+    let socket = crate::dns::client::connected_udp(server)
         .await
-        .map_err(|e| io_error("bind", &e))?;
-    socket
-        .connect(server)
-        .await
-        .map_err(|e| io_error("connect", &e))?;
+        .map_err(|(what, e)| io_error(what, &e))?;
     let resend_every = (timeout / 3).max(Duration::from_millis(100));
     let mut buf = vec![0u8; 65535];
     loop {
@@ -234,26 +215,14 @@ async fn udp_exchange(
 }
 
 async fn tcp_exchange(server: SocketAddr, wire: &[u8], query: &Message) -> Result<Message, String> {
-    let len = u16::try_from(wire.len()).map_err(|_| "query too long".to_string())?;
     let mut stream = TcpStream::connect(server)
         .await
         .map_err(|e| io_error("TCP connect", &e))?;
-    let mut framed = Vec::with_capacity(wire.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(wire);
-    stream
-        .write_all(&framed)
+    write_frame(&mut stream, wire)
         .await
         .map_err(|e| io_error("TCP send", &e))?;
     loop {
-        let mut len = [0u8; 2];
-        stream
-            .read_exact(&mut len)
-            .await
-            .map_err(|e| io_error("TCP receive", &e))?;
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream
-            .read_exact(&mut body)
+        let body = read_frame(&mut stream)
             .await
             .map_err(|e| io_error("TCP receive", &e))?;
         let resp = Message::from_vec(&body).map_err(|e| format!("malformed TCP response: {e}"))?;
@@ -312,7 +281,8 @@ mod tests {
     use hickory_proto::rr::Record;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use tokio::net::TcpListener;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).unwrap()

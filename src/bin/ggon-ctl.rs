@@ -467,14 +467,7 @@ async fn verify(
         .collect();
     let mut all: Vec<SocketAddr> = servers.to_vec();
     if let Ok(cfg) = ggon::config::Config::load(&args.config) {
-        let zone = cfg
-            .zones
-            .iter()
-            .filter(|z| {
-                ggon::config::in_zone(&fqdn, &ggon::config::normalize_name(z.origin.get_ref()))
-            })
-            .max_by_key(|z| z.origin.get_ref().len());
-        for sec in zone.into_iter().flat_map(|z| &z.secondaries) {
+        for sec in cfg.zone_for(&fqdn).into_iter().flat_map(|z| &z.secondaries) {
             if !all.contains(&sec.address) {
                 all.push(sec.address);
             }

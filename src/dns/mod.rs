@@ -6,6 +6,7 @@
 //! or service state. Requests that change state or stream data (UPDATE, NOTIFY,
 //! AXFR/IXFR, TSIG-signed queries) are passed to a [`SpecialHandler`].
 
+pub mod client;
 pub mod respond;
 pub mod rrl;
 pub mod server;
