@@ -1,33 +1,34 @@
 //! ggon: a DNS-based failover controller.
 //!
-//! Data flow, one module per stage:
-//! probes ([`probe`]) → health state ([`health`]) → failover policy ([`policy`])
-//! → publisher ([`publisher`]) → zone snapshot ([`snapshot`]) → DNS answers ([`dns`]),
-//! with the control API ([`control`]) beside it, driving the [`controller`].
-//! [`state`] persists what must survive restarts; [`daemon`] wires it all up.
+//! The tree follows the data, one folder per stage:
+//!
+//! ```text
+//! monitor ──► decide ──► publish ──► snapshot ──► dns
+//! (probes,    (policy,   (own zone,  (compiled    (the query path:
+//!  health)     controller, RFC 2136)   answers)     sockets, answers)
+//!              state, history)
+//! ```
+//!
+//! Beside the pipeline: [`replicate`] (AXFR/IXFR/UPDATE/NOTIFY intake,
+//! NOTIFY out, secondary zones), [`ops`] (control API, metrics, status page,
+//! alerts) and [`daemon`], which wires everything together. [`proto`] is the
+//! shared DNS vocabulary (zone data, TSIG, ACLs, the outbound client, rcode
+//! and type numbers) and [`config`] the operator's file; every stage may use
+//! those two, and neither uses a stage.
+//!
+//! Dependencies point one way: a stage may use the ones to its right and the
+//! shared modules, never one to its left. The controller in [`decide`] is the
+//! single writer of service state; everything else reads snapshots or sends
+//! it commands.
 
-pub mod acl;
 pub mod config;
-pub mod control;
-pub mod controller;
 pub mod daemon;
+pub mod decide;
 pub mod dns;
-pub mod health;
-pub mod history;
-pub mod linkaudit;
-pub mod metrics;
-pub mod notify;
-pub mod policy;
-pub mod probe;
-pub mod publisher;
-pub mod rfc2136;
-pub mod secondary;
+pub mod monitor;
+pub mod ops;
+pub mod proto;
+pub mod publish;
+pub mod replicate;
+pub mod shutdown;
 pub mod snapshot;
-pub mod state;
-pub mod stats;
-pub mod status_page;
-pub mod tsig;
-pub mod update;
-pub mod verify;
-pub mod xfr;
-pub mod zone;

@@ -5,7 +5,7 @@ mod reliability_common;
 
 use std::time::{Duration, Instant};
 
-use ggon::state::PersistedState;
+use ggon::decide::state::PersistedState;
 use reliability_common::*;
 
 /// The state file as the crash left it, parsed (None if there is none yet).

@@ -133,7 +133,7 @@ fn respond_survives_100k_random_and_mutated_packets() {
                 Action::Special(kind) => {
                     counts[2] += 1;
                     assert!(parsed.is_ok(), "special for unparsable {}", hex(p));
-                    let r = ggon::dns::server::refuse(kind, p).expect("refusal");
+                    let r = ggon::dns::refuse(kind, p).expect("refusal");
                     assert_eq!(r[..2], p[..2]);
                 }
                 Action::Reply => {

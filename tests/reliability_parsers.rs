@@ -51,7 +51,7 @@ fn mutated_zone_files_never_panic() {
         20_000,
         0x5eed,
     ) {
-        if let Ok(z) = ggon::zone::ZoneData::parse(&text, None, &origin) {
+        if let Ok(z) = ggon::proto::zone::ZoneData::parse(&text, None, &origin) {
             let _ = ggon::snapshot::compile(std::sync::Arc::new(z));
             ok += 1;
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ggon::config::{CheckConfig, CheckKind};
-use ggon::probe::{spawn_probes, Checker, ProbeKey};
+use ggon::monitor::{spawn_probes, Checker, ProbeKey};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;

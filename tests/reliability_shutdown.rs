@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ggon::state::PersistedState;
+use ggon::decide::state::PersistedState;
 use hickory_proto::rr::RecordType;
 use reliability_common::*;
 

@@ -8,11 +8,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use ggon::dns::server::refuse;
+use ggon::dns::refuse;
 use ggon::dns::wire::parse_query;
 use ggon::dns::{respond, Action, Special, Transport};
 use ggon::snapshot::{compile, Snapshot};
-use ggon::zone::ZoneData;
+use ggon::proto::zone::ZoneData;
 use hickory_proto::op::Message;
 use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::BinDecodable;
@@ -87,7 +87,7 @@ pub fn query(data: &[u8]) {
 /// The `update` target: what an UPDATE meets in ggond. The query path must
 /// hand every opcode-5 packet with a readable question to the UPDATE
 /// handler, and the handler's core — RFC 2136 prerequisite checks and the
-/// prescan/apply of the update section (`ggon::update`) — must never panic,
+/// prescan/apply of the update section (`ggon::publish::update`) — must never panic,
 /// must leave the zone valid, and must leave it untouched when it rejects.
 /// (TSIG verification and journaling around it are exercised by the BIND
 /// interop tests.)
@@ -113,10 +113,10 @@ pub fn update(data: &[u8]) {
         return;
     };
     let zone = snapshot().zones()[0].data.clone();
-    let _ = ggon::update::check_prerequisites(&zone, &msg);
+    let _ = ggon::publish::update::check_prerequisites(&zone, &msg);
     let cic = Name::from_ascii("cic.ggon.org.").unwrap();
     let mut edited = (*zone).clone();
-    match ggon::update::apply(&mut edited, &msg, &|n| n == &cic) {
+    match ggon::publish::update::apply(&mut edited, &msg, &|n| n == &cic) {
         Ok(change) => {
             assert!(edited.check().is_ok(), "an accepted update broke the zone");
             assert!(!change.added.iter().chain(&change.removed).any(|r| r.name == cic),

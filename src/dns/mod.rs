@@ -1,17 +1,24 @@
-//! DNS answers: the network side of the nameserver.
+//! DNS answers: the query path, and nothing else.
 //!
-//! Owns: sockets (UDP receive loops, the TCP listener and its connection
-//! limits) and the per-packet query path. It reads the current
-//! [`crate::snapshot::Snapshot`] and nothing else; it never changes zone data
-//! or service state. Requests that change state or stream data (UPDATE, NOTIFY,
-//! AXFR/IXFR, TSIG-signed queries) are passed to a [`SpecialHandler`].
+//! Owns: the sockets (UDP receive loops, the TCP listener and its connection
+//! limits), the per-packet query path ([`respond`]: parse, look up, copy,
+//! patch), response rate limiting ([`rrl`]) and the per-worker query
+//! counters ([`stats`]).
+//!
+//! Reads: the current [`crate::snapshot::Snapshot`], and nothing else. It
+//! never changes zone data or service state, allocates, locks or logs per
+//! packet. Requests that change state or stream data (UPDATE, NOTIFY,
+//! AXFR/IXFR, TSIG-signed queries) are handed to a [`SpecialHandler`], which
+//! [`crate::replicate`] implements: the query path does not know what they do.
 
-pub mod client;
 pub mod respond;
 pub mod rrl;
 pub mod server;
+pub mod special;
+pub mod stats;
 mod udp;
 pub mod wire;
 
 pub use respond::{respond, Action, Special, Transport};
-pub use server::{DnsServer, SpecialHandler};
+pub use server::DnsServer;
+pub use special::{refuse, SpecialFuture, SpecialHandler};

@@ -10,16 +10,12 @@
 //! the caller as [`Action::Special`].
 
 use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN};
+use crate::proto::codes::rcode;
 use crate::snapshot::{Lookup, Prepared, Snapshot};
 
 /// The largest UDP response we send (the DNS flag day 2020 default).
 pub const MAX_UDP: u16 = 1232;
 
-pub const RCODE_FORMERR: u8 = 1;
-pub const RCODE_SERVFAIL: u8 = 2;
-pub const RCODE_NOTIMP: u8 = 4;
-pub const RCODE_REFUSED: u8 = 5;
-pub const RCODE_NOTAUTH: u8 = 9;
 /// Extended rcode (needs OPT): BADVERS = 16.
 const EXT_BADVERS: u8 = 1;
 
@@ -57,7 +53,7 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
         Ok(q) => q,
         Err(Reject::Drop) => return Action::Drop,
         Err(Reject::FormErr) => {
-            header_only(pkt, RCODE_FORMERR, out);
+            header_only(pkt, rcode::FORMERR, out);
             return Action::Reply;
         }
     };
@@ -66,7 +62,7 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
         4 => return Action::Special(Special::Notify),
         5 => return Action::Special(Special::Update),
         _ => {
-            error(pkt, &q, RCODE_NOTIMP, out);
+            error(pkt, &q, rcode::NOTIMP, out);
             return Action::Reply;
         }
     }
@@ -86,22 +82,22 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
     match q.qtype {
         // OPT and TSIG are not questions; MAILA/MAILB are obsolete.
         41 | 250 => {
-            error(pkt, &q, RCODE_FORMERR, out);
+            error(pkt, &q, rcode::FORMERR, out);
             return Action::Reply;
         }
         253 | 254 => {
-            error(pkt, &q, RCODE_NOTIMP, out);
+            error(pkt, &q, rcode::NOTIMP, out);
             return Action::Reply;
         }
         _ => {}
     }
     if q.qclass != 1 && q.qclass != 255 {
-        error(pkt, &q, RCODE_REFUSED, out);
+        error(pkt, &q, rcode::REFUSED, out);
         return Action::Reply;
     }
     match snap.lookup(&q.qname, q.qtype) {
         Lookup::Answer(p) => assemble(pkt, &q, p, transport, out),
-        Lookup::NotAuth => error(pkt, &q, RCODE_REFUSED, out),
+        Lookup::NotAuth => error(pkt, &q, rcode::REFUSED, out),
     }
     Action::Reply
 }
@@ -204,7 +200,7 @@ mod tests {
 
     use super::*;
     use crate::snapshot::{compile, Snapshot};
-    use crate::zone::ZoneData;
+    use crate::proto::zone::ZoneData;
 
     const ZONE: &str = "$ORIGIN ggon.org.\n$TTL 3600\n\
 @ IN SOA ns1 hostmaster 7 3600 600 86400 300\n\
@@ -429,12 +425,12 @@ big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
         let mut pkt = ask_pkt("wiki.ggon.org.");
         pkt[2] = (pkt[2] & 0x87) | (2 << 3); // opcode STATUS
         respond(&s, &pkt, Transport::Udp, &mut out);
-        assert_eq!(rcode_of(&out), RCODE_NOTIMP);
+        assert_eq!(rcode_of(&out), rcode::NOTIMP);
 
         let mut pkt = ask_pkt("wiki.ggon.org.");
         pkt[5] = 2; // QDCOUNT = 2
         respond(&s, &pkt, Transport::Udp, &mut out);
-        assert_eq!(rcode_of(&out), RCODE_FORMERR);
+        assert_eq!(rcode_of(&out), rcode::FORMERR);
         assert_eq!(&out[..2], &pkt[..2]);
     }
 

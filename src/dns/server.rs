@@ -10,10 +10,8 @@
 //! answers is cut too) and answers written in order (bounded pipelining: one
 //! query in work per connection).
 
-use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,36 +24,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
-use super::respond::{respond, Action, Special, Transport};
+use super::respond::{respond, Action, Transport};
+use super::special::SpecialHandler;
 use crate::snapshot::Snapshot;
-use crate::stats::{LocalStats, Stats};
-
-/// Responses to a special request (an AXFR is several messages).
-pub type SpecialFuture = Pin<Box<dyn Future<Output = Vec<Vec<u8>>> + Send>>;
-
-/// Handles the requests the query path hands back: UPDATE, NOTIFY, transfers,
-/// signed queries.
-pub trait SpecialHandler: Send + Sync + 'static {
-    fn handle(
-        &self,
-        kind: Special,
-        packet: Vec<u8>,
-        peer: SocketAddr,
-        transport: Transport,
-    ) -> SpecialFuture;
-}
-
-/// The plain refusal for a special request: NOTIMP for NOTIFY, REFUSED otherwise.
-pub fn refuse(kind: Special, packet: &[u8]) -> Option<Vec<u8>> {
-    let q = super::wire::parse_query(packet).ok()?;
-    let rcode = match kind {
-        Special::Notify => super::respond::RCODE_NOTIMP,
-        _ => super::respond::RCODE_REFUSED,
-    };
-    let mut out = Vec::new();
-    super::respond::error(packet, &q, rcode, &mut out);
-    Some(out)
-}
+use crate::dns::stats::{LocalStats, Stats};
 
 #[derive(Debug, Clone)]
 pub struct TcpLimits {

@@ -17,9 +17,9 @@ use tracing::debug;
 
 use super::respond::{respond, Action, Transport};
 use super::rrl::Verdict;
-use super::server::SpecialHandler;
+use super::special::SpecialHandler;
 use crate::snapshot::Snapshot;
-use crate::stats::Stats;
+use crate::dns::stats::Stats;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 32;

@@ -5,11 +5,10 @@
 //! EDNS). It reads only what a query needs and allocates nothing, because it
 //! runs for every packet. It must not look anything up or build responses.
 
+use crate::proto::codes::rtype;
 use crate::snapshot::QName;
 
 pub const HEADER_LEN: usize = 12;
-pub const TYPE_OPT: u16 = 41;
-pub const TYPE_TSIG: u16 = 250;
 
 /// EDNS(0) fields from the query's OPT record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +155,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query, Reject> {
         let rdata = p.get(pos + 10..pos + 10 + rdlen).ok_or(Reject::FormErr)?;
         pos += 10 + rdlen;
         match rtype {
-            TYPE_OPT => {
+            rtype::OPT => {
                 // RFC 6891 6.1.1: one OPT, owned by the root.
                 if q.edns.is_some() || p[name_start] != 0 {
                     return Err(Reject::FormErr);
@@ -175,7 +174,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query, Reject> {
                     do_bit: ttl_lo & 0x8000 != 0,
                 });
             }
-            TYPE_TSIG => q.tsig = true,
+            rtype::TSIG => q.tsig = true,
             _ => {}
         }
     }

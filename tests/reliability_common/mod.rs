@@ -1049,7 +1049,7 @@ pub fn classify(p: &[u8]) -> Expect {
 pub fn snapshot() -> ggon::snapshot::Snapshot {
     let origin = Name::from_ascii("ggon.org.").unwrap();
     let text = format!("{ZONE}cic IN A 127.0.0.11\n");
-    let z = ggon::zone::ZoneData::parse(&text, None, &origin).unwrap();
+    let z = ggon::proto::zone::ZoneData::parse(&text, None, &origin).unwrap();
     ggon::snapshot::Snapshot::new(vec![std::sync::Arc::new(ggon::snapshot::compile(
         std::sync::Arc::new(z),
     ))])

@@ -112,10 +112,7 @@ impl Histogram {
     }
 }
 
-pub const RCODE_NAMES: [&str; 16] = [
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-    "NXRRSET", "NOTAUTH", "NOTZONE", "RCODE11", "RCODE12", "RCODE13", "RCODE14", "RCODE15",
-];
+pub use ggon::proto::codes::RCODE_NAMES;
 
 /// Everything counted during a run.
 #[derive(Default)]

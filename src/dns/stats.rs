@@ -8,19 +8,21 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::proto::codes::rtype;
+
 /// Query types counted on their own; everything else is "other".
 const TYPES: [(u16, &str); 11] = [
-    (1, "A"),
-    (28, "AAAA"),
-    (5, "CNAME"),
-    (15, "MX"),
-    (2, "NS"),
-    (6, "SOA"),
-    (16, "TXT"),
-    (33, "SRV"),
-    (12, "PTR"),
-    (65, "HTTPS"),
-    (255, "ANY"),
+    (rtype::A, "A"),
+    (rtype::AAAA, "AAAA"),
+    (rtype::CNAME, "CNAME"),
+    (rtype::MX, "MX"),
+    (rtype::NS, "NS"),
+    (rtype::SOA, "SOA"),
+    (rtype::TXT, "TXT"),
+    (rtype::SRV, "SRV"),
+    (rtype::PTR, "PTR"),
+    (rtype::HTTPS, "HTTPS"),
+    (rtype::ANY, "ANY"),
 ];
 
 #[repr(align(128))]

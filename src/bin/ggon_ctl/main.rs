@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod linkaudit;
+mod verify;
 use serde_json::{json, Value};
 
 /// Operate ggond: look at services, remap, release.
@@ -404,7 +407,7 @@ async fn audit(
             }
         }
     }
-    match ggon::linkaudit::audit_links(
+    match linkaudit::audit_links(
         url,
         domain,
         &managed,
@@ -482,7 +485,7 @@ async fn verify(
         return fail(format!("bad name {fqdn}"));
     };
     let checks =
-        ggon::verify::verify(&name, &expected, &all, std::time::Duration::from_secs(2)).await;
+        verify::verify(&name, &expected, &all, std::time::Duration::from_secs(2)).await;
     let stale = checks.iter().filter(|c| !c.current).count();
     if json {
         println!(

@@ -15,15 +15,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 
-#[path = "ggon_perf/inflight.rs"]
 mod inflight;
-#[path = "ggon_perf/queries.rs"]
 mod queries;
-#[path = "ggon_perf/stats.rs"]
 mod stats;
 
 #[cfg(target_os = "linux")]
-#[path = "ggon_perf/engine.rs"]
 mod engine;
 
 /// Largest -c accepted (each socket keeps a table over the 16-bit ID space).

@@ -5,23 +5,18 @@
 //! is pure: it works on a [`ZoneData`] passed in, with a predicate telling
 //! which names belong to the controller (service names, which an UPDATE may
 //! not touch). Authentication, persistence and serial bumps belong to the
-//! caller ([`crate::xfr`] handler and [`crate::publisher`]).
+//! caller ([`crate::replicate`] handler and [`crate::publish`]).
 
 use std::collections::BTreeSet;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordData, RecordType};
 
-use crate::zone::{fqdn_lower, RRset, ZoneData};
+use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 
-pub const NOERROR: u8 = 0;
-pub const FORMERR: u8 = 1;
-pub const NXDOMAIN: u8 = 3;
-pub const REFUSED: u8 = 5;
-pub const YXDOMAIN: u8 = 6;
-pub const YXRRSET: u8 = 7;
-pub const NXRRSET: u8 = 8;
-pub const NOTZONE: u8 = 10;
+pub use crate::proto::codes::rcode::{
+    FORMERR, NOERROR, NOTZONE, NXDOMAIN, NXRRSET, REFUSED, YXDOMAIN, YXRRSET,
+};
 
 /// A refused or failed update: the rcode to answer and why (for the log).
 #[derive(Debug, Clone, PartialEq)]

@@ -11,6 +11,8 @@
 //! It must not change zone data itself: an UPDATE is applied by the
 //! publisher on the controller's task.
 
+pub mod secondary;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -23,14 +25,14 @@ use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::acl::Net;
-use crate::controller::{Command, ControllerHandle};
-use crate::dns::server::{refuse, SpecialFuture, SpecialHandler};
+use crate::proto::acl::Net;
+use crate::decide::{Command, ControllerHandle};
+use crate::dns::{refuse, SpecialFuture, SpecialHandler};
 use crate::dns::{Special, Transport};
-use crate::publisher::ZoneChanged;
+use crate::publish::ZoneChanged;
 use crate::snapshot::{CompiledZone, Snapshot};
-use crate::tsig::{self, Keyring, Verified};
-use crate::zone::fqdn_lower;
+use crate::proto::tsig::{self, Keyring, Verified};
+use crate::proto::zone::fqdn_lower;
 
 /// Per-zone access rules.
 #[derive(Debug, Clone, Default)]

@@ -15,6 +15,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::proto::codes::parse_rcode;
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -530,7 +532,7 @@ impl Config {
                 }
             }
             for a in &z.allow_transfer {
-                if crate::acl::Net::parse(a.get_ref()).is_none() {
+                if crate::proto::acl::Net::parse(a.get_ref()).is_none() {
                     return Err(err(
                         a.span(),
                         "zone.allow_transfer",
@@ -721,41 +723,6 @@ impl Config {
 
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name.get_ref() == name)
-    }
-}
-
-/// Parse an rcode mnemonic (NOERROR, SERVFAIL, NXDOMAIN, REFUSED, ...) to its number.
-pub fn parse_rcode(s: &str) -> Option<u16> {
-    Some(match s.to_ascii_uppercase().as_str() {
-        "NOERROR" => 0,
-        "FORMERR" => 1,
-        "SERVFAIL" => 2,
-        "NXDOMAIN" => 3,
-        "NOTIMP" => 4,
-        "REFUSED" => 5,
-        "YXDOMAIN" => 6,
-        "YXRRSET" => 7,
-        "NXRRSET" => 8,
-        "NOTAUTH" => 9,
-        "NOTZONE" => 10,
-        _ => return None,
-    })
-}
-
-/// The mnemonic of an rcode number, for messages.
-pub fn parse_rcode_name(r: u16) -> Option<&'static str> {
-    const NAMES: [&str; 11] = [
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-        "NXRRSET", "NOTAUTH", "NOTZONE",
-    ];
-    NAMES.get(r as usize).copied()
-}
-
-/// The mnemonic of an rcode, or `RCODEn` for the ones without a name here.
-pub fn rcode_label(r: u16) -> String {
-    match parse_rcode_name(r) {
-        Some(n) => n.to_string(),
-        None => format!("RCODE{r}"),
     }
 }
 

@@ -186,7 +186,7 @@ impl Keyring {
             ring.by_name.insert(
                 name.clone(),
                 Key {
-                    name: crate::zone::fqdn_lower(&key_name),
+                    name: crate::proto::zone::fqdn_lower(&key_name),
                     signer,
                 },
             );
@@ -252,7 +252,7 @@ pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[St
     let Some(sig) = msg.signature() else {
         return Verified::Unsigned;
     };
-    let key_dns_name = crate::zone::fqdn_lower(&sig.name);
+    let key_dns_name = crate::proto::zone::fqdn_lower(&sig.name);
     let time = unix_time();
     let Some((key_name, key)) = ring
         .by_dns_name(&key_dns_name)

@@ -17,18 +17,18 @@ use tracing::info;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::acl::Net;
+use crate::proto::acl::Net;
 use crate::config::{Config, ZoneMode};
-use crate::controller::{Controller, ControllerHandle};
+use crate::decide::{Controller, ControllerHandle};
 use crate::dns::server::TcpLimits;
 use crate::dns::DnsServer;
-use crate::probe::{Checker, ProbeKey};
-use crate::publisher::Publisher;
+use crate::monitor::{Checker, ProbeKey};
+use crate::publish::Publisher;
 use crate::snapshot::Snapshot;
-use crate::state::StateStore;
-use crate::stats::Stats;
-use crate::xfr::{ProtocolHandler, ZoneAccess};
-use crate::zone::ZoneData;
+use crate::decide::state::StateStore;
+use crate::dns::stats::Stats;
+use crate::replicate::{ProtocolHandler, ZoneAccess};
+use crate::proto::zone::ZoneData;
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -74,7 +74,7 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
             .iter()
             .filter(|z| z.origin.zone_of(&fqdn))
             .max_by_key(|z| z.origin.num_labels());
-        if let Some(types) = zone.and_then(|z| z.rrsets.get(&crate::zone::fqdn_lower(&fqdn))) {
+        if let Some(types) = zone.and_then(|z| z.rrsets.get(&crate::proto::zone::fqdn_lower(&fqdn))) {
             if types.contains_key(&hickory_proto::rr::RecordType::CNAME) {
                 return Err(format!(
                     "{}: service `{}` owns {fqdn}, but the zone file has a CNAME there",
@@ -93,7 +93,7 @@ pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
             }
         }
     }
-    let keys = crate::tsig::Keyring::load(&cfg.keys)
+    let keys = crate::proto::tsig::Keyring::load(&cfg.keys)
         .map_err(|e| format!("{}: {e}", cfg.path.display()))?;
     Ok(Loaded { cfg, zones, keys })
 }
@@ -103,7 +103,7 @@ pub struct Loaded {
     pub cfg: Config,
     /// Zones ggond serves itself (local, or rfc2136 with `serve = true`).
     pub zones: Vec<ZoneData>,
-    pub keys: crate::tsig::Keyring,
+    pub keys: crate::proto::tsig::Keyring,
 }
 
 /// What a running daemon reports once it is ready (written to --ready-file).
@@ -150,13 +150,13 @@ pub async fn run(
     let store = StateStore::new(&cfg.server.state_dir)
         .with_context(|| format!("state directory {}", cfg.server.state_dir.display()))?;
     let tokens =
-        crate::control::load_or_create_tokens(&cfg.token_file()).map_err(anyhow::Error::msg)?;
+        crate::ops::control::load_or_create_tokens(&cfg.token_file()).map_err(anyhow::Error::msg)?;
     // This first load sets an unreadable file aside, so the controller's own
     // load below finds none: the error must be reported here or never.
     let persisted_serials = match store.load() {
-        crate::state::Loaded::Ok(s) => s.serials,
-        crate::state::Loaded::Fresh => Default::default(),
-        crate::state::Loaded::Corrupt { error, kept_at } => {
+        crate::decide::state::Loaded::Ok(s) => s.serials,
+        crate::decide::state::Loaded::Fresh => Default::default(),
+        crate::decide::state::Loaded::Corrupt { error, kept_at } => {
             tracing::error!(%error, kept_at = %kept_at.display(),
                 "state file unreadable; set aside, starting every service on its primary");
             Default::default()
@@ -174,8 +174,8 @@ pub async fn run(
         info!(zone = %z.origin, records = z.record_count(), "zone loaded");
         publisher.add_zone(z, last).map_err(anyhow::Error::msg)?;
     }
-    let notifier = crate::notify::Notifier::spawn(&cfg.notifiers, shutdown_rx.clone());
-    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let notifier = crate::ops::alerts::Notifier::spawn(&cfg.notifiers, shutdown_rx.clone());
+    let metrics = Arc::new(crate::ops::metrics::Metrics::new());
     let mut remote_status = Vec::new();
     let mut access = HashMap::new();
     let mut notify_targets = HashMap::new();
@@ -183,8 +183,8 @@ pub async fn run(
     for z in &cfg.zones {
         let origin = z.name();
         if z.mode == ZoneMode::Rfc2136 {
-            let (remote, status) = crate::rfc2136::spawn(
-                crate::rfc2136::RemoteConfig {
+            let (remote, status) = crate::publish::rfc2136::spawn(
+                crate::publish::rfc2136::RemoteConfig {
                     origin: origin.clone(),
                     primary: *z.primary.as_ref().expect("validated").get_ref(),
                     key: z.key.as_ref().and_then(|k| key(k.get_ref())),
@@ -196,7 +196,7 @@ pub async fn run(
                             (notifier.clone(), metrics.clone(), origin.to_string());
                         Arc::new(move |e: &str| {
                             metrics.publisher_error(&zone);
-                            notifier.send(crate::notify::Event {
+                            notifier.send(crate::ops::alerts::Event {
                                 kind: "publisher_error".into(),
                                 service: None,
                                 from: None,
@@ -204,7 +204,7 @@ pub async fn run(
                                 cause: "publisher".into(),
                                 reason: e.to_string(),
                                 who: "ggond".into(),
-                                at: crate::controller::unix_now(),
+                                at: crate::decide::unix_now(),
                                 message: format!("RFC 2136 publishing of {zone} failed: {e}"),
                             });
                         })
@@ -276,8 +276,8 @@ pub async fn run(
         let origin = z.name();
         let primary = *z.primary.as_ref().expect("validated").get_ref();
         let trigger = Arc::new(tokio::sync::Notify::new());
-        secondary_tasks.push(crate::secondary::spawn(
-            crate::secondary::SecondaryConfig {
+        secondary_tasks.push(crate::replicate::secondary::spawn(
+            crate::replicate::secondary::SecondaryConfig {
                 origin: origin.clone(),
                 primary,
                 key: z.key.as_ref().and_then(|k| key(k.get_ref())),
@@ -288,7 +288,7 @@ pub async fn run(
         ));
         secondary_zones.insert(origin, (primary.ip(), trigger));
     }
-    let notifier = crate::xfr::spawn_notifier(changes_rx, notify_targets, shutdown_rx.clone());
+    let notifier = crate::replicate::spawn_notifier(changes_rx, notify_targets, shutdown_rx.clone());
 
     let stats = Arc::new(Stats::default());
     let dns = DnsServer::start(
@@ -313,7 +313,7 @@ pub async fn run(
 
     let (obs_tx, obs_rx) = mpsc::channel(1024);
     let checker = Arc::new(Checker::new()?);
-    let mut probe_tasks = crate::probe::spawn_probes(
+    let mut probe_tasks = crate::monitor::spawn_probes(
         checker.clone(),
         probe_list(&cfg),
         obs_tx.clone(),
@@ -325,19 +325,19 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
     let control_addr = listener.local_addr()?;
-    let (reload_tx, mut reload_rx) = mpsc::channel::<crate::control::ReloadRequest>(4);
-    let router = crate::control::router(
+    let (reload_tx, mut reload_rx) = mpsc::channel::<crate::ops::control::ReloadRequest>(4);
+    let router = crate::ops::control::router(
         handle.clone(),
         tokens,
         reload_tx,
-        crate::control::Pages {
+        crate::ops::control::Pages {
             metrics: metrics.clone(),
             stats: stats.clone(),
             public: cfg.control.public_status,
         },
     );
     let mut ctl_shutdown = shutdown_rx.clone();
-    let api_task = tokio::spawn(crate::control::serve(listener, router, async move {
+    let api_task = tokio::spawn(crate::ops::control::serve(listener, router, async move {
         let _ = ctl_shutdown.changed().await;
     }));
     info!(control = %control_addr, "control API listening");
@@ -372,7 +372,7 @@ pub async fn run(
                 for t in probe_tasks.drain(..) {
                     t.abort();
                 }
-                probe_tasks = crate::probe::spawn_probes(
+                probe_tasks = crate::monitor::spawn_probes(
                     checker.clone(),
                     probe_list(cfg),
                     obs_tx.clone(),
@@ -424,12 +424,12 @@ pub fn release_free_memory() {
 
 /// Hands controller events to the notifiers and the metrics.
 struct Sinks {
-    notifier: crate::notify::Notifier,
-    metrics: Arc<crate::metrics::Metrics>,
+    notifier: crate::ops::alerts::Notifier,
+    metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
-impl crate::controller::EventSink for Sinks {
-    fn event(&self, e: &crate::history::Entry) {
+impl crate::decide::EventSink for Sinks {
+    fn event(&self, e: &crate::decide::history::Entry) {
         if matches!(e.kind.as_str(), "failover" | "failback" | "remap") {
             if let Some(s) = &e.service {
                 self.metrics.remap(s, &e.cause);
@@ -441,7 +441,7 @@ impl crate::controller::EventSink for Sinks {
             (None, Some(t)) => format!("{service}: {} {t} ({})", e.kind, e.reason),
             _ => format!("{service}: {} ({})", e.kind, e.reason),
         };
-        self.notifier.send(crate::notify::Event {
+        self.notifier.send(crate::ops::alerts::Event {
             kind: e.kind.clone(),
             service: e.service.clone(),
             from: e.from.clone(),
@@ -454,7 +454,7 @@ impl crate::controller::EventSink for Sinks {
         });
     }
 
-    fn check(&self, service: &str, target: &str, o: &crate::probe::CheckOutcome) {
+    fn check(&self, service: &str, target: &str, o: &crate::monitor::CheckOutcome) {
         self.metrics.observe_check(service, target, o.ok, o.latency);
     }
 }
@@ -469,10 +469,10 @@ async fn reload(source: &Source, handle: &ControllerHandle) -> Result<(String, C
         .map_err(|e| e.to_string())??;
     let cfg = loaded.cfg.clone();
     let summary = handle
-        .call(|reply| crate::controller::Command::Reload {
+        .call(|reply| crate::decide::Command::Reload {
             config: Box::new(loaded.cfg),
             zones: loaded.zones,
-            actor: crate::controller::Actor {
+            actor: crate::decide::Actor {
                 name: "reload".into(),
             },
             reply,

@@ -21,11 +21,11 @@ use hickory_proto::serialize::binary::BinDecodable;
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
-use crate::controller::{Command, ControllerHandle};
-use crate::dns::client::{read_frame, write_frame};
-use crate::publisher::serial_gt;
-use crate::tsig::Key;
-use crate::zone::ZoneData;
+use crate::decide::{Command, ControllerHandle};
+use crate::proto::client::{read_frame, write_frame};
+use crate::publish::serial_gt;
+use crate::proto::tsig::Key;
+use crate::proto::zone::ZoneData;
 
 #[derive(Clone)]
 pub struct SecondaryConfig {
@@ -125,12 +125,12 @@ async fn check(
 
 async fn exchange_first(cfg: &SecondaryConfig, m: &mut Message) -> Result<Message, String> {
     if let Some(k) = &cfg.key {
-        m.finalize(&k.signer, crate::tsig::unix_time())
+        m.finalize(&k.signer, crate::proto::tsig::unix_time())
             .map_err(|e| e.to_string())?;
     }
     let bytes = m.to_vec().map_err(|e| e.to_string())?;
     let resp =
-        crate::dns::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
+        crate::proto::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
     Message::from_bytes(&resp).map_err(|e| format!("bad answer: {e}"))
 }
 
@@ -190,7 +190,7 @@ fn apply_transfer(
             i += 1;
             while i < recs.len() && soa_serial(&recs[i]).is_none() {
                 let r = &recs[i];
-                let name = crate::zone::fqdn_lower(&r.name);
+                let name = crate::proto::zone::fqdn_lower(&r.name);
                 if let Some(set) = z
                     .rrsets
                     .get_mut(&name)
@@ -224,7 +224,7 @@ fn apply_transfer(
     zone.replace_rrset(
         origin,
         RecordType::SOA,
-        Some(crate::zone::RRset {
+        Some(crate::proto::zone::RRset {
             ttl: recs[0].ttl,
             rdatas: vec![recs[0].data.clone()],
         }),
@@ -253,7 +253,7 @@ async fn transfer(
         }
     }
     if let Some(k) = &cfg.key {
-        m.finalize(&k.signer, crate::tsig::unix_time())
+        m.finalize(&k.signer, crate::proto::tsig::unix_time())
             .map_err(|e| e.to_string())?;
     }
     let bytes = m.to_vec().map_err(|e| e.to_string())?;
@@ -273,7 +273,7 @@ async fn transfer(
             if rc != 0 {
                 return Err(format!(
                     "transfer refused: {}",
-                    crate::config::rcode_label(rc)
+                    crate::proto::codes::rcode_label(rc)
                 ));
             }
             recs.extend(r.answers);

@@ -27,8 +27,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::publisher::{RemoteZone, ServiceRecords};
-use crate::tsig::Key;
+use crate::publish::{RemoteZone, ServiceRecords};
+use crate::proto::tsig::Key;
 
 /// What `ggon-ctl status` shows for a remote zone.
 #[derive(Debug, Clone, Serialize)]
@@ -146,7 +146,7 @@ pub fn spawn(cfg: RemoteConfig, mut shutdown: watch::Receiver<bool>) -> (Remote,
                     s.ok = true;
                     s.pending = false;
                     s.last_error = None;
-                    s.last_success = Some(crate::tsig::unix_time());
+                    s.last_success = Some(crate::proto::tsig::unix_time());
                     drop(s);
                     next_reconcile.saturating_duration_since(tokio::time::Instant::now())
                 }
@@ -207,12 +207,12 @@ async fn send_update(cfg: &RemoteConfig, name: &Name, want: &ServiceRecords) -> 
     let mut verifier = None;
     if let Some(k) = &cfg.key {
         verifier = m
-            .finalize(&k.signer, crate::tsig::unix_time())
+            .finalize(&k.signer, crate::proto::tsig::unix_time())
             .map_err(|e| format!("cannot sign: {e}"))?;
     }
     let bytes = m.to_vec().map_err(|e| e.to_string())?;
     let resp =
-        crate::dns::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
+        crate::proto::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
     check_response(&resp, m.metadata.id, verifier)
 }
 
@@ -234,7 +234,7 @@ pub fn check_response(
         .and_then(|s| s.data.error)
         .map(|e| format!("{e:?}").to_uppercase());
     if rcode != 0 || tsig_error.is_some() {
-        let mut msg = format!("primary answered {}", crate::config::rcode_label(rcode));
+        let mut msg = format!("primary answered {}", crate::proto::codes::rcode_label(rcode));
         if let Some(t) = tsig_error {
             msg.push_str(&format!(" (TSIG {t})"));
         } else if rcode == 9 {
@@ -261,7 +261,7 @@ async fn read_back(
         for t in [RecordType::A, RecordType::AAAA] {
             let mut q = Message::new(rand::random(), MessageType::Query, OpCode::Query);
             q.add_query(Query::query(name.clone(), t));
-            let resp = crate::dns::client::tcp_exchange(
+            let resp = crate::proto::client::tcp_exchange(
                 cfg.primary,
                 &q.to_vec().map_err(|e| e.to_string())?,
                 Duration::from_secs(5),
@@ -273,11 +273,11 @@ async fn read_back(
             if rc != 0 && rc != 3 {
                 return Err(format!(
                     "primary answered {} to a query for {name}",
-                    crate::config::rcode_label(rc)
+                    crate::proto::codes::rcode_label(rc)
                 ));
             }
             for r in &m.answers {
-                if crate::zone::fqdn_lower(&r.name) != *name {
+                if crate::proto::zone::fqdn_lower(&r.name) != *name {
                     continue;
                 }
                 ttl = r.ttl;

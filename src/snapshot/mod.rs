@@ -26,7 +26,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHashMap;
 
-use crate::zone::{RRset, ZoneData};
+use crate::proto::zone::{RRset, ZoneData};
 
 /// A ready response body and the header fields that go with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,7 +373,7 @@ impl<'z> Compiler<'z> {
                 RData::SRV(srv) => &srv.target,
                 _ => continue,
             };
-            let target = crate::zone::fqdn_lower(target);
+            let target = crate::proto::zone::fqdn_lower(target);
             let Some((owner, types)) = self.zone.rrsets.get_key_value(&target) else {
                 continue;
             };
@@ -416,7 +416,7 @@ impl<'z> Compiler<'z> {
             let mut end_name = Name::root();
             for _ in 0..8 {
                 let target = match &hops[hops.len() - 1].1.rdatas[0] {
-                    RData::CNAME(c) => crate::zone::fqdn_lower(&c.0),
+                    RData::CNAME(c) => crate::proto::zone::fqdn_lower(&c.0),
                     _ => unreachable!("a CNAME RRset holds CNAME data"),
                 };
                 if !seen.insert(target.clone()) {

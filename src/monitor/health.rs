@@ -2,8 +2,8 @@
 //!
 //! Owns: rise/fall damping per target (`rise` consecutive successes to become
 //! healthy, `fall` consecutive failures to become unhealthy) and when the
-//! current state began. It must not run checks (that is [`crate::probe`]) or
-//! choose targets (that is [`crate::policy`]). Time is passed in, so it is
+//! current state began. It must not run checks (that is [`crate::monitor`]) or
+//! choose targets (that is [`crate::decide::policy`]). Time is passed in, so it is
 //! tested without clocks.
 
 use std::time::Instant;

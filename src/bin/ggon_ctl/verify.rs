@@ -20,7 +20,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 use tokio::net::TcpStream;
 
-use crate::dns::client::{read_frame, write_frame};
+use ggon::proto::client::{read_frame, write_frame};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -160,7 +160,7 @@ async fn lookup(
         ResponseCode::NoError => Ok(extract(&resp, fqdn, rtype)),
         rcode => Err(format!(
             "rcode {}",
-            crate::config::rcode_label(u16::from(rcode))
+            ggon::proto::codes::rcode_label(u16::from(rcode))
         )),
     }
 }
@@ -190,7 +190,7 @@ async fn udp_exchange(
     query: &Message,
     timeout: Duration,
 ) -> Result<Message, String> {
-    let socket = crate::dns::client::connected_udp(server)
+    let socket = ggon::proto::client::connected_udp(server)
         .await
         .map_err(|(what, e)| io_error(what, &e))?;
     let resend_every = (timeout / 3).max(Duration::from_millis(100));

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
-use crate::controller::{Actor, Command, ControllerHandle, CtlError};
+use crate::decide::{Actor, Command, ControllerHandle, CtlError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -140,14 +140,14 @@ struct AppState {
     ctl: ControllerHandle,
     tokens: Arc<Vec<Token>>,
     reload: tokio::sync::mpsc::Sender<ReloadRequest>,
-    metrics: Arc<crate::metrics::Metrics>,
-    stats: Arc<crate::stats::Stats>,
+    metrics: Arc<crate::ops::metrics::Metrics>,
+    stats: Arc<crate::dns::stats::Stats>,
 }
 
 /// What the read-only pages need besides the controller.
 pub struct Pages {
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub stats: Arc<crate::stats::Stats>,
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
+    pub stats: Arc<crate::dns::stats::Stats>,
     /// Serve `/` and `/metrics` without a token.
     pub public: bool,
 }
@@ -402,7 +402,7 @@ async fn history(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> 
         Some(s) => match s.parse::<u64>() {
             Ok(t) => Some(t),
             Err(_) => match humantime::parse_duration(s) {
-                Ok(d) => Some(crate::controller::unix_now().saturating_sub(d.as_secs())),
+                Ok(d) => Some(crate::decide::unix_now().saturating_sub(d.as_secs())),
                 Err(e) => {
                     return error_response(CtlError::BadRequest(format!("bad since `{s}`: {e}")))
                 }
@@ -481,7 +481,7 @@ pub fn router(
     api.merge(read_only).with_state(app)
 }
 
-async fn status_view(app: &AppState) -> Result<crate::controller::StatusView, CtlError> {
+async fn status_view(app: &AppState) -> Result<crate::decide::StatusView, CtlError> {
     app.ctl.call(|reply| Command::Status { reply }).await
 }
 
@@ -491,7 +491,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
         Ok(s) => (
             [(
                 axum::http::header::CONTENT_TYPE,
-                crate::metrics::CONTENT_TYPE,
+                crate::ops::metrics::CONTENT_TYPE,
             )],
             app.metrics.render(&s, &app.stats.totals()),
         )
@@ -521,7 +521,7 @@ async fn status_page(State(app): State<AppState>) -> Response {
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())
         .collect();
-    axum::response::Html(crate::status_page::render_html(&status, &history, 5)).into_response()
+    axum::response::Html(crate::ops::status_page::render_html(&status, &history, 5)).into_response()
 }
 
 /// Serve the control API until `shutdown` resolves.

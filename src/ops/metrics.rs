@@ -7,7 +7,7 @@
 //!
 //! It must not hold service state of its own (gauges are computed from the
 //! status handed to [`Metrics::render`], never cached), serve HTTP, or sit on
-//! the DNS query path (query counts come from [`crate::stats`]).
+//! the DNS query path (query counts come from [`crate::dns::stats`]).
 
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::controller::StatusView;
-use crate::stats::Totals;
+use crate::decide::StatusView;
+use crate::dns::stats::Totals;
 
 /// The `Content-Type` to serve [`Metrics::render`] output with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -251,7 +251,7 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
 
     let by_rcode = Family::<RcodeLabels, Counter>::default();
     for (i, &n) in queries.by_rcode.iter().enumerate() {
-        let name = match crate::config::parse_rcode_name(i as u16) {
+        let name = match crate::proto::codes::rcode_name(i as u16) {
             Some(name) => name.to_string(),
             None if n > 0 => format!("RCODE{i}"),
             None => continue,
@@ -311,7 +311,7 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
 mod tests {
     use super::*;
     use crate::config::FailbackMode;
-    use crate::controller::{CheckView, ServiceStatus, TargetStatus, ZoneStatus};
+    use crate::decide::{CheckView, ServiceStatus, TargetStatus, ZoneStatus};
 
     fn target(name: &str, healthy: Option<bool>) -> TargetStatus {
         TargetStatus {

@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::controller::{ServiceStatus, StatusView, TargetStatus};
+use crate::decide::{ServiceStatus, StatusView, TargetStatus};
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -231,8 +231,8 @@ fn target_item(h: &mut String, t: &TargetStatus, active: bool) {
 mod tests {
     use super::*;
     use crate::config::FailbackMode;
-    use crate::controller::{CheckView, ZoneStatus};
-    use crate::state::Override;
+    use crate::decide::{CheckView, ZoneStatus};
+    use crate::decide::state::Override;
     use serde_json::json;
 
     fn target(name: &str, healthy: Option<bool>, detail: &str) -> TargetStatus {

@@ -23,6 +23,8 @@
 //! - Exec checks run without a shell in their own process group; on timeout
 //!   the whole group is killed, so a hung script cannot leak processes.
 
+pub mod health;
+
 use std::io;
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
@@ -39,7 +41,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::{parse_rcode, CheckConfig, CheckKind};
+use crate::config::{CheckConfig, CheckKind};
+use crate::proto::codes::parse_rcode;
 
 /// How long [`run_check`] may overrun its `timeout` before it gives up on a
 /// check regardless (each check also enforces `timeout` itself, so this only
@@ -440,12 +443,12 @@ async fn check_dns(
     with_timeout(timeout, async {
         let rcode = dns_exchange(server, id, &wire).await?;
         if rcode == expected {
-            Ok(format!("rcode {}", crate::config::rcode_label(rcode)))
+            Ok(format!("rcode {}", crate::proto::codes::rcode_label(rcode)))
         } else {
             Err(format!(
                 "rcode {}, expected {}",
-                crate::config::rcode_label(rcode),
-                crate::config::rcode_label(expected)
+                crate::proto::codes::rcode_label(rcode),
+                crate::proto::codes::rcode_label(expected)
             ))
         }
     })
@@ -456,7 +459,7 @@ async fn check_dns(
 /// carrying `id`. The socket is connected, so only the server's datagrams
 /// arrive; others with a wrong ID (late answers, spoofs) are skipped.
 async fn dns_exchange(server: SocketAddr, id: u16, wire: &[u8]) -> Result<u16, String> {
-    let socket = crate::dns::client::connected_udp(server)
+    let socket = crate::proto::client::connected_udp(server)
         .await
         .map_err(|(what, e)| io_detail(what, &e))?;
     socket.send(wire).await.map_err(|e| io_detail("send", &e))?;

@@ -1,15 +1,19 @@
 //! Controller: the one owner of service state, where the stages meet.
 //!
 //! Owns: per service, the active target, the operator pin, drains and drills,
-//! each target's health ([`crate::health`]) and last check result. It feeds
-//! probe observations into health, asks the [`crate::policy`] what to do, tells
-//! the [`crate::publisher`] to make it so, persists the result
-//! ([`crate::state`]) and logs every change with its cause. Operator commands
+//! each target's health ([`crate::monitor::health`]) and last check result. It feeds
+//! probe observations into health, asks the [`crate::decide::policy`] what to do, tells
+//! the [`crate::publish`] to make it so, persists the result
+//! ([`crate::decide::state`]) and logs every change with its cause. Operator commands
 //! from the control API arrive on the same channel-driven loop, so there is
 //! exactly one writer and no lock: exactly one target is active per service
 //! because only this task ever changes it.
 //!
 //! It must not run checks, parse packets or format wire data.
+
+pub mod history;
+pub mod policy;
+pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -21,13 +25,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, FailbackMode, ServiceConfig, TargetConfig};
-use crate::health::TargetHealth;
-use crate::history::{Entry, History};
-use crate::policy::{self, Cause, ServiceView, TargetView};
-use crate::probe::{CheckOutcome, Observation};
-use crate::publisher::{Publisher, ServiceRecords};
-use crate::state::{Loaded, Override, PersistedState, ServiceState, StateStore};
-use crate::zone::ZoneData;
+use crate::monitor::health::TargetHealth;
+use crate::decide::history::{Entry, History};
+use policy::{Cause, ServiceView, TargetView};
+use crate::monitor::{CheckOutcome, Observation};
+use crate::publish::{Publisher, ServiceRecords};
+use crate::decide::state::{Loaded, Override, PersistedState, ServiceState, StateStore};
+use crate::proto::zone::ZoneData;
 
 struct ServiceRt {
     name: String,
@@ -230,7 +234,7 @@ pub struct StatusView {
     pub zones: Vec<ZoneStatus>,
     /// RFC 2136 publishers (zones kept on another primary).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub publishers: Vec<crate::rfc2136::PublisherStatus>,
+    pub publishers: Vec<crate::publish::rfc2136::PublisherStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -328,7 +332,7 @@ pub struct Controller {
     store: StateStore,
     history: History,
     sinks: Vec<Box<dyn EventSink>>,
-    remote_status: Vec<crate::rfc2136::SharedStatus>,
+    remote_status: Vec<crate::publish::rfc2136::SharedStatus>,
 }
 
 fn entry(
@@ -402,7 +406,7 @@ impl Controller {
     }
 
     /// Status of RFC 2136 publishers, shown by `status`.
-    pub fn with_remote_status(mut self, st: Vec<crate::rfc2136::SharedStatus>) -> Self {
+    pub fn with_remote_status(mut self, st: Vec<crate::publish::rfc2136::SharedStatus>) -> Self {
         self.remote_status = st;
         self
     }

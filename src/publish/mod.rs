@@ -7,7 +7,10 @@
 //! RRsets, so a query sees the old addresses or the new ones, never an empty
 //! or mixed answer.
 //!
-//! It must not choose targets (that is [`crate::policy`]) or talk to clients.
+//! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
+
+pub mod rfc2136;
+pub mod update;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -21,8 +24,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::mpsc;
 
 use crate::snapshot::{compile, Diff, Snapshot};
-use crate::update::{self, Change, Rejected};
-use crate::zone::{fqdn_lower, RRset, ZoneData};
+use crate::proto::codes::rcode;
+use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
+use update::{Change, Rejected};
 
 /// The records a service publishes.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,7 +331,7 @@ impl Publisher {
     ) -> Result<(Change, u32), Rejected> {
         let Some(z) = self.zones.get(origin) else {
             return Err(Rejected {
-                rcode: 9,
+                rcode: rcode::NOTAUTH,
                 why: format!("not authoritative for {origin}"),
             });
         };
@@ -340,14 +344,14 @@ impl Publisher {
         }
         if let Err(e) = base.check() {
             return Err(Rejected {
-                rcode: update::REFUSED,
+                rcode: rcode::REFUSED,
                 why: format!("the zone would be invalid: {e}"),
             });
         }
         if let Some(path) = self.journal_path(origin) {
             if let Err(e) = append_update(&path, &change) {
                 return Err(Rejected {
-                    rcode: 2,
+                    rcode: rcode::SERVFAIL,
                     why: format!("cannot journal the update to {}: {e}", path.display()),
                 });
             }
