@@ -8,7 +8,7 @@ use std::time::Duration;
 use ggon::config::{CheckConfig, CheckKind};
 use ggon::monitor::{spawn_probes, Checker, ProbeKey};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const CHECKS: usize = 1000;
@@ -57,7 +57,7 @@ async fn thousand_tcp_checks_keep_their_schedule() {
         })
         .collect();
     let (tx, mut rx) = mpsc::channel(4096);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = ggon::shutdown::channel();
     let checker = Arc::new(Checker::new().unwrap());
 
     let cpu_before = cpu_time();
@@ -80,7 +80,7 @@ async fn thousand_tcp_checks_keep_their_schedule() {
     }
     let elapsed = started.elapsed();
     let cpu = cpu_time() - cpu_before;
-    let _ = stop_tx.send(true);
+    stop_tx.trigger();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }

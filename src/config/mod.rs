@@ -218,7 +218,7 @@ pub struct KeyConfig {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FailbackMode {
     /// After a failover the service stays where it is until an operator remaps it.

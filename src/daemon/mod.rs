@@ -5,106 +5,34 @@
 //! (stop the control API and probes, let in-flight TCP answers finish, save
 //! state). It must not contain stage logic: each stage lives in its module.
 
+mod load;
+mod sinks;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::info;
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use crate::proto::acl::Net;
 use crate::config::{Config, ZoneMode};
-use crate::decide::{Controller, ControllerHandle};
+use crate::decide::{Actor, Command, Controller, ControllerHandle, Event, EventCause, EventKind};
 use crate::dns::server::TcpLimits;
+use crate::dns::stats::Stats;
 use crate::dns::DnsServer;
 use crate::monitor::{Checker, ProbeKey};
+use crate::proto::acl::Net;
 use crate::publish::Publisher;
+use crate::replicate::{ProtocolHandler, ZoneAccess};
+use crate::shutdown::{self, Shutdown};
 use crate::snapshot::Snapshot;
 use crate::decide::state::StateStore;
-use crate::dns::stats::Stats;
-use crate::replicate::{ProtocolHandler, ZoneAccess};
-use crate::proto::zone::ZoneData;
-
-/// Command-line overrides of the config file.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub listen: Vec<SocketAddr>,
-    pub control: Option<SocketAddr>,
-    pub state_dir: Option<PathBuf>,
-    pub workers: Option<usize>,
-}
-
-/// Load and validate the config and every zone file it names. Nothing is
-/// started: `--check-config` and reload use this to reject bad input.
-pub fn load(path: &std::path::Path, o: &Overrides) -> Result<Loaded, String> {
-    let mut cfg = Config::load(path).map_err(|e| e.to_string())?;
-    if !o.listen.is_empty() {
-        cfg.server.listen = o.listen.clone();
-    }
-    if let Some(c) = o.control {
-        cfg.control.listen = c;
-    }
-    if let Some(d) = &o.state_dir {
-        cfg.server.state_dir = d.clone();
-    }
-    if let Some(w) = o.workers {
-        cfg.server.workers = w;
-    }
-    let mut zones = Vec::new();
-    for z in &cfg.zones {
-        let origin = z.name();
-        let Some(file) = &z.file else { continue };
-        if (z.mode == ZoneMode::Rfc2136 && !z.serve) || z.mode == ZoneMode::Secondary {
-            continue;
-        }
-        let data = ZoneData::load(file.get_ref(), &origin).map_err(|e| {
-            cfg.error_at(file.span(), "zone.file", e.to_string())
-                .to_string()
-        })?;
-        zones.push(data);
-    }
-    for s in &cfg.services {
-        let fqdn = s.fqdn_name();
-        let zone = zones
-            .iter()
-            .filter(|z| z.origin.zone_of(&fqdn))
-            .max_by_key(|z| z.origin.num_labels());
-        if let Some(types) = zone.and_then(|z| z.rrsets.get(&crate::proto::zone::fqdn_lower(&fqdn))) {
-            if types.contains_key(&hickory_proto::rr::RecordType::CNAME) {
-                return Err(format!(
-                    "{}: service `{}` owns {fqdn}, but the zone file has a CNAME there",
-                    cfg.path.display(),
-                    s.name.get_ref()
-                ));
-            }
-        }
-    }
-    if cfg.keys.iter().any(|k| k.secret.is_some()) {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(),
-                    "the config holds inline TSIG secrets and is readable by group or others; chmod 600 it");
-            }
-        }
-    }
-    let keys = crate::proto::tsig::Keyring::load(&cfg.keys)
-        .map_err(|e| format!("{}: {e}", cfg.path.display()))?;
-    Ok(Loaded { cfg, zones, keys })
-}
-
-/// A validated configuration with its zone files and keys read.
-pub struct Loaded {
-    pub cfg: Config,
-    /// Zones ggond serves itself (local, or rfc2136 with `serve = true`).
-    pub zones: Vec<ZoneData>,
-    pub keys: crate::proto::tsig::Keyring,
-}
+pub use load::{load, LoadError, Loaded, Overrides, Source};
+use sinks::Sinks;
 
 /// What a running daemon reports once it is ready (written to --ready-file).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -112,14 +40,6 @@ pub struct Ready {
     pub dns: Vec<SocketAddr>,
     pub control: SocketAddr,
     pub pid: u32,
-}
-
-/// Run until SIGTERM or SIGINT.
-/// Where the configuration came from, so that reload can read it again.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub path: PathBuf,
-    pub overrides: Overrides,
 }
 
 fn probe_list(cfg: &Config) -> Vec<(ProbeKey, crate::config::CheckConfig)> {
@@ -139,18 +59,20 @@ fn probe_list(cfg: &Config) -> Vec<(ProbeKey, crate::config::CheckConfig)> {
         .collect()
 }
 
+/// Run until SIGTERM or SIGINT.
 pub async fn run(
     loaded: Loaded,
     source: Source,
     ready_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let Loaded { cfg, zones, keys } = loaded;
+    let Loaded {
+        cfg, zones, keys, ..
+    } = loaded;
     let cfg = Arc::new(cfg);
     let keys = Arc::new(keys);
     let store = StateStore::new(&cfg.server.state_dir)
         .with_context(|| format!("state directory {}", cfg.server.state_dir.display()))?;
-    let tokens =
-        crate::ops::control::load_or_create_tokens(&cfg.token_file()).map_err(anyhow::Error::msg)?;
+    let tokens = crate::ops::auth::load_or_create_tokens(&cfg.token_file())?;
     // This first load sets an unreadable file aside, so the controller's own
     // load below finds none: the error must be reported here or never.
     let persisted_serials = match store.load() {
@@ -163,7 +85,7 @@ pub async fn run(
         }
     };
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (shutdown_trigger, shutdown_rx) = shutdown::channel();
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
     let mut publisher = Publisher::new(snapshot.clone())
@@ -196,16 +118,17 @@ pub async fn run(
                             (notifier.clone(), metrics.clone(), origin.to_string());
                         Arc::new(move |e: &str| {
                             metrics.publisher_error(&zone);
-                            notifier.send(crate::ops::alerts::Event {
-                                kind: "publisher_error".into(),
-                                service: None,
-                                from: None,
-                                to: None,
-                                cause: "publisher".into(),
-                                reason: e.to_string(),
-                                who: "ggond".into(),
-                                at: crate::decide::unix_now(),
+                            let event = Event::new(
+                                crate::decide::unix_now(),
+                                EventKind::PublisherError,
+                                EventCause::Publisher,
+                            )
+                            .reason(e)
+                            .who("ggond");
+                            notifier.send(crate::ops::alerts::Alert {
+                                at: event.time,
                                 message: format!("RFC 2136 publishing of {zone} failed: {e}"),
+                                event,
                             });
                         })
                     }),
@@ -253,21 +176,11 @@ pub async fn run(
             notifier: notifier.clone(),
             metrics: metrics.clone(),
         }));
-    // Failed notifications show up in /metrics.
-    {
-        let (notifier, metrics) = (notifier.clone(), metrics.clone());
-        tokio::spawn(async move {
-            let mut seen = 0;
-            loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                let failed = notifier.stats().failed;
-                for _ in seen..failed {
-                    metrics.notify_failed();
-                }
-                seen = failed;
-            }
-        });
-    }
+    let failed_alerts = spawn_failed_alert_counter(
+        notifier.clone(),
+        metrics.clone(),
+        shutdown_rx.clone(),
+    );
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };
     let mut secondary_zones = HashMap::new();
@@ -338,7 +251,7 @@ pub async fn run(
     );
     let mut ctl_shutdown = shutdown_rx.clone();
     let api_task = tokio::spawn(crate::ops::control::serve(listener, router, async move {
-        let _ = ctl_shutdown.changed().await;
+        ctl_shutdown.requested().await;
     }));
     info!(control = %control_addr, "control API listening");
 
@@ -389,7 +302,7 @@ pub async fn run(
         }
     }
     info!("shutting down");
-    let _ = shutdown_tx.send(true);
+    shutdown_trigger.trigger();
     // Graceful shutdown of the control API waits for requests in progress,
     // and a client that sent half a request would make that wait endless.
     // Give them a moment, then go on (the task ends with the runtime).
@@ -404,6 +317,7 @@ pub async fn run(
     }
     let _ = ctl_task.await;
     notifier.abort();
+    let _ = failed_alerts.await;
     for t in secondary_tasks {
         t.abort();
     }
@@ -422,41 +336,27 @@ pub fn release_free_memory() {
     }
 }
 
-/// Hands controller events to the notifiers and the metrics.
-struct Sinks {
+/// Failed alerts show up in /metrics: the notifier counts them, this
+/// copies the count over every 2 s until shutdown.
+fn spawn_failed_alert_counter(
     notifier: crate::ops::alerts::Notifier,
     metrics: Arc<crate::ops::metrics::Metrics>,
-}
-
-impl crate::decide::EventSink for Sinks {
-    fn event(&self, e: &crate::decide::history::Entry) {
-        if matches!(e.kind.as_str(), "failover" | "failback" | "remap") {
-            if let Some(s) = &e.service {
-                self.metrics.remap(s, &e.cause);
+    mut shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.requested() => return,
             }
+            let failed = notifier.stats().failed;
+            for _ in seen..failed {
+                metrics.notify_failed();
+            }
+            seen = failed;
         }
-        let service = e.service.as_deref().unwrap_or("-");
-        let message = match (e.from.as_deref(), e.to.as_deref()) {
-            (Some(f), Some(t)) => format!("{service}: {} {f} -> {t} ({})", e.kind, e.reason),
-            (None, Some(t)) => format!("{service}: {} {t} ({})", e.kind, e.reason),
-            _ => format!("{service}: {} ({})", e.kind, e.reason),
-        };
-        self.notifier.send(crate::ops::alerts::Event {
-            kind: e.kind.clone(),
-            service: e.service.clone(),
-            from: e.from.clone(),
-            to: e.to.clone(),
-            cause: e.cause.clone(),
-            reason: e.reason.clone(),
-            who: e.who.clone(),
-            at: e.time,
-            message,
-        });
-    }
-
-    fn check(&self, service: &str, target: &str, o: &crate::monitor::CheckOutcome) {
-        self.metrics.observe_check(service, target, o.ok, o.latency);
-    }
+    })
 }
 
 /// Read and validate config and zones again, then hand them to the
@@ -466,15 +366,14 @@ async fn reload(source: &Source, handle: &ControllerHandle) -> Result<(String, C
     let overrides = source.overrides.clone();
     let loaded = tokio::task::spawn_blocking(move || load(&path, &overrides))
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let cfg = loaded.cfg.clone();
     let summary = handle
-        .call(|reply| crate::decide::Command::Reload {
+        .call(|reply| Command::Reload {
             config: Box::new(loaded.cfg),
             zones: loaded.zones,
-            actor: crate::decide::Actor {
-                name: "reload".into(),
-            },
+            actor: Actor::new("reload"),
             reply,
         })
         .await

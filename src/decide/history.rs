@@ -9,28 +9,7 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Unix seconds.
-    pub time: u64,
-    /// remap, failover, failback, release, drain, undrain, expire, drill_start,
-    /// drill_end, all_down, recovered, update, reload.
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub cause: String,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub who: String,
-}
+use super::events::Event;
 
 pub struct History {
     path: PathBuf,
@@ -48,7 +27,7 @@ impl History {
     }
 
     /// Append one entry (flushed to the OS; fsync'd, changes are rare).
-    pub fn append(&self, e: &Entry) -> std::io::Result<()> {
+    pub fn append(&self, e: &Event) -> std::io::Result<()> {
         let mut line = serde_json::to_string(e).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut f = std::fs::OpenOptions::new()
@@ -61,13 +40,13 @@ impl History {
 
     /// Entries for `service` (all if None) at or after `since`, oldest first,
     /// at most `limit` (the newest ones).
-    pub fn read(&self, service: Option<&str>, since: Option<u64>, limit: usize) -> Vec<Entry> {
+    pub fn read(&self, service: Option<&str>, since: Option<u64>, limit: usize) -> Vec<Event> {
         let Ok(f) = std::fs::File::open(&self.path) else {
             return Vec::new();
         };
-        let mut out: std::collections::VecDeque<Entry> = Default::default();
+        let mut out: std::collections::VecDeque<Event> = Default::default();
         for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
-            let Ok(e) = serde_json::from_str::<Entry>(&line) else {
+            let Ok(e) = serde_json::from_str::<Event>(&line) else {
                 continue;
             };
             if service.is_some_and(|s| e.service.as_deref() != Some(s)) {
@@ -88,22 +67,21 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::events::{EventCause, EventKind};
 
     #[test]
     fn append_and_filter() {
         let dir = tempfile::tempdir().unwrap();
         let h = History::new(dir.path());
         for (i, s) in ["cic", "gocdb", "cic"].iter().enumerate() {
-            h.append(&Entry {
-                time: 100 + i as u64,
-                kind: "remap".into(),
-                service: Some(s.to_string()),
-                from: Some("primary".into()),
-                to: Some("backup".into()),
-                cause: "operator".into(),
-                reason: "test".into(),
-                who: "operator".into(),
-            })
+            h.append(
+                &Event::new(100 + i as u64, EventKind::Remap, EventCause::Operator)
+                    .service(s)
+                    .from_target("primary")
+                    .to_target("backup")
+                    .reason("test")
+                    .who("operator"),
+            )
             .unwrap();
         }
         assert_eq!(h.read(None, None, 100).len(), 3);

@@ -12,7 +12,6 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,11 +20,12 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::respond::{respond, Action, Transport};
 use super::special::SpecialHandler;
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::snapshot::Snapshot;
 use crate::dns::stats::{LocalStats, Stats};
 
@@ -40,10 +40,9 @@ pub struct TcpLimits {
 /// A running nameserver.
 pub struct DnsServer {
     addrs: Vec<SocketAddr>,
-    stop: Arc<AtomicBool>,
+    stop: ShutdownTrigger,
     udp_threads: Vec<JoinHandle<()>>,
     tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
-    tcp_shutdown: watch::Sender<bool>,
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -138,15 +137,13 @@ impl DnsServer {
         } else {
             workers
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tcp_shutdown, tcp_rx) = watch::channel(false);
+        let (stop_trigger, stop) = shutdown::channel();
         let rt = tokio::runtime::Handle::current();
         let mut server = DnsServer {
             addrs: Vec::new(),
-            stop: stop.clone(),
+            stop: stop_trigger,
             udp_threads: Vec::new(),
             tcp_tasks: Vec::new(),
-            tcp_shutdown,
         };
         let conn_slots = Arc::new(Semaphore::new(limits.max_connections));
         for &addr in listen {
@@ -174,7 +171,7 @@ impl DnsServer {
                 special.clone(),
                 limits.clone(),
                 conn_slots.clone(),
-                tcp_rx.clone(),
+                stop.clone(),
                 stats.clone(),
             )));
             info!(%bound, workers, "serving DNS on UDP and TCP");
@@ -189,8 +186,7 @@ impl DnsServer {
 
     /// Stop accepting, let in-flight TCP answers finish (bounded), join workers.
     pub async fn shutdown(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.tcp_shutdown.send(true);
+        self.stop.trigger();
         for t in self.tcp_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
@@ -210,14 +206,14 @@ async fn tcp_accept(
     special: Arc<dyn SpecialHandler>,
     limits: TcpLimits,
     slots: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
     stats: Arc<Stats>,
 ) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => break,
+            _ = shutdown.requested() => break,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -264,7 +260,7 @@ async fn tcp_conn(
     snapshot: Arc<ArcSwap<Snapshot>>,
     special: Arc<dyn SpecialHandler>,
     idle: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
     local: &LocalStats,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
@@ -287,7 +283,7 @@ async fn tcp_conn(
                 Ok(r) => r?,
                 Err(_) => return Ok(()),
             },
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.requested() => return Ok(()),
         };
         let snap = snapshot.load();
         let responses = match respond(&snap, &buf[..n], Transport::Tcp, &mut out) {

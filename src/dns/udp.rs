@@ -9,7 +9,6 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -18,6 +17,7 @@ use tracing::debug;
 use super::respond::{respond, Action, Transport};
 use super::rrl::Verdict;
 use super::special::SpecialHandler;
+use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::dns::stats::Stats;
 
@@ -30,7 +30,7 @@ const QUERY_MAX: usize = 4096;
 pub(super) fn udp_loop(
     sock: UdpSocket,
     snapshot: Arc<ArcSwap<Snapshot>>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     special: Arc<dyn SpecialHandler>,
     rt: tokio::runtime::Handle,
     stats: Arc<Stats>,
@@ -50,7 +50,7 @@ pub(super) fn udp_loop(
     // comparison, not a reference-count update on a shared cache line.
     let mut cache = arc_swap::Cache::new(&*snapshot);
     let local = stats.local();
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_requested() {
         for i in 0..BATCH {
             riov[i] = libc::iovec {
                 iov_base: bufs[i].as_mut_ptr().cast(),

@@ -37,11 +37,12 @@ use hickory_proto::rr::{Name, RecordType};
 use rand::Rng as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{CheckConfig, CheckKind};
+use crate::shutdown::Shutdown;
 use crate::proto::codes::parse_rcode;
 
 /// How long [`run_check`] may overrun its `timeout` before it gives up on a
@@ -184,15 +185,13 @@ pub async fn run_check(checker: &Checker, kind: &CheckKind, timeout: Duration) -
 /// interval is followed by the next one at once, never by a burst. Checks run
 /// independently: each has its own task and its own timeout, and each check
 /// runs in a task of its own, so even a panicking check only yields a failed
-/// outcome. Tasks stop when `shutdown` becomes true or `tx` is closed (a
-/// dropped `shutdown` sender is not a shutdown: the probes then run until
-/// `tx` is closed). Stopping cancels a check in flight (and kills its process,
+/// outcome. Tasks stop at shutdown or when `tx` is closed. Stopping cancels a check in flight (and kills its process,
 /// for exec checks). Must be called from within a Tokio runtime.
 pub fn spawn_probes(
     checker: Arc<Checker>,
     probes: Vec<(ProbeKey, CheckConfig)>,
     tx: mpsc::Sender<Observation>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) -> Vec<JoinHandle<()>> {
     probes
         .into_iter()
@@ -213,20 +212,20 @@ async fn probe_loop(
     key: ProbeKey,
     cfg: CheckConfig,
     tx: mpsc::Sender<Observation>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let interval = cfg.interval.max(MIN_INTERVAL);
     let mut next = Instant::now() + random_up_to(cfg.jitter);
     loop {
         tokio::select! {
             biased;
-            () = shutdown_requested(&mut shutdown) => return,
+            () = shutdown.requested() => return,
             () = tx.closed() => return,
             () = tokio::time::sleep_until(next) => {}
         }
         let outcome = tokio::select! {
             biased;
-            () = shutdown_requested(&mut shutdown) => return,
+            () = shutdown.requested() => return,
             () = tx.closed() => return,
             o = run_isolated(&checker, &cfg) => o,
         };
@@ -236,19 +235,13 @@ async fn probe_loop(
         };
         tokio::select! {
             biased;
-            () = shutdown_requested(&mut shutdown) => return,
+            () = shutdown.requested() => return,
             sent = tx.send(obs) => if sent.is_err() { return },
         }
         next = (next + interval + random_up_to(cfg.jitter)).max(Instant::now());
     }
 }
 
-/// Resolves once `shutdown` holds true; never resolves if its sender is gone.
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|&stop| stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
 
 /// Run one check in a task of its own, so a panic inside a library becomes a
 /// failed outcome instead of ending the probe. Dropping this aborts the task.
@@ -1180,7 +1173,7 @@ mod tests {
             ),
         ];
         let (tx, mut rx) = mpsc::channel(64);
-        let (stop, shutdown) = watch::channel(false);
+        let (stop, shutdown) = crate::shutdown::channel();
         let handles = spawn_probes(Arc::new(checker()), probes, tx, shutdown);
 
         let mut good = Vec::new();
@@ -1213,7 +1206,7 @@ mod tests {
             "{hung:?}"
         );
 
-        stop.send(true).unwrap();
+        stop.trigger();
         for h in handles {
             bounded(h).await.unwrap();
         }
@@ -1231,7 +1224,7 @@ mod tests {
             T,
         )];
         let (tx, mut rx) = mpsc::channel(1);
-        let (_stop, shutdown) = watch::channel(false);
+        let (_stop, shutdown) = crate::shutdown::channel();
         let handles = spawn_probes(Arc::new(checker()), probes, tx, shutdown);
         let first = bounded(rx.recv()).await.expect("one observation");
         assert_eq!(first.key.to_string(), "svc/a");
@@ -1251,10 +1244,10 @@ mod tests {
             Duration::from_secs(30),
         )];
         let (tx, _rx) = mpsc::channel(1);
-        let (stop, shutdown) = watch::channel(false);
+        let (stop, shutdown) = crate::shutdown::channel();
         let handles = spawn_probes(Arc::new(checker()), probes, tx, shutdown);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        stop.send(true).unwrap();
+        stop.trigger();
         let started = std::time::Instant::now();
         for h in handles {
             bounded(h).await.unwrap();

@@ -210,7 +210,7 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
                 service: s.name.clone(),
                 mode: m.to_string(),
             })
-            .set(i64::from(s.mode == m));
+            .set(i64::from(s.mode.as_str() == m));
         }
         all_down
             .get_or_create(&ServiceLabels {
@@ -311,7 +311,7 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
 mod tests {
     use super::*;
     use crate::config::FailbackMode;
-    use crate::decide::{CheckView, ServiceStatus, TargetStatus, ZoneStatus};
+    use crate::decide::views::{CheckView, Mode, ServiceStatus, TargetStatus, ZoneStatus};
 
     fn target(name: &str, healthy: Option<bool>) -> TargetStatus {
         TargetStatus {
@@ -335,7 +335,7 @@ mod tests {
                     name: "cic".into(),
                     fqdn: "cic.ggon.org.".into(),
                     active: "fra".into(),
-                    mode: "auto",
+                    mode: Mode::Auto,
                     failback: FailbackMode::Auto,
                     pin: None,
                     drill: None,
@@ -351,7 +351,7 @@ mod tests {
                     name: "we\"ird".into(),
                     fqdn: "weird.ggon.org.".into(),
                     active: "x".into(),
-                    mode: "manual",
+                    mode: Mode::Manual,
                     failback: FailbackMode::Manual,
                     pin: None,
                     drill: None,

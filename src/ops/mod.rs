@@ -1,6 +1,6 @@
 //! Operations: how people and their tools see and steer ggond.
 //!
-//! Owns: the control API ([`control`]: HTTP + JSON, tokens and roles), the
+//! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles), the
 //! Prometheus text ([`metrics`]), the HTML status page ([`status_page`]) and
 //! the alerts sent to webhooks and commands ([`alerts`]).
 //!
@@ -11,6 +11,7 @@
 //! controller, the single writer.
 
 pub mod alerts;
+pub mod auth;
 pub mod control;
 pub mod metrics;
 pub mod status_page;

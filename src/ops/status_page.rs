@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::decide::{ServiceStatus, StatusView, TargetStatus};
+use crate::decide::views::{ServiceStatus, StatusView, TargetStatus};
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -167,11 +167,11 @@ fn service_row(h: &mut String, s: &ServiceStatus) {
     h.push_str("</td>");
     let _ = write!(h, "<td><code>{}</code></td>", esc(&s.fqdn));
     let _ = write!(h, "<td class=\"active\">{}</td>", esc(&s.active));
-    let mode_class = if s.mode == "manual" { "manual" } else { "auto" };
+    let mode_class = s.mode.as_str();
     let _ = write!(
         h,
         "<td><span class=\"badge {mode_class}\">{}</span>",
-        esc(s.mode)
+        esc(s.mode.as_str())
     );
     if let Some(pin) = &s.pin {
         let _ = write!(
@@ -231,7 +231,7 @@ fn target_item(h: &mut String, t: &TargetStatus, active: bool) {
 mod tests {
     use super::*;
     use crate::config::FailbackMode;
-    use crate::decide::{CheckView, ZoneStatus};
+    use crate::decide::views::{CheckView, Mode, ZoneStatus};
     use crate::decide::state::Override;
     use serde_json::json;
 
@@ -257,7 +257,7 @@ mod tests {
                     name: "cic".into(),
                     fqdn: "cic.ggon.org.".into(),
                     active: "fra".into(),
-                    mode: "manual",
+                    mode: Mode::Manual,
                     failback: FailbackMode::Manual,
                     pin: Some(Override {
                         target: "fra".into(),
@@ -279,7 +279,7 @@ mod tests {
                     name: "wiki".into(),
                     fqdn: "wiki.ggon.org.".into(),
                     active: "x".into(),
-                    mode: "auto",
+                    mode: Mode::Auto,
                     failback: FailbackMode::Auto,
                     pin: None,
                     drill: None,

@@ -27,14 +27,15 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::shutdown::Shutdown;
 use crate::publish::{RemoteZone, ServiceRecords};
 use crate::proto::tsig::Key;
 
 /// What `ggon-ctl status` shows for a remote zone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PublisherStatus {
     pub zone: String,
-    pub mode: &'static str,
+    pub mode: String,
     pub primary: SocketAddr,
     pub ok: bool,
     pub last_error: Option<String>,
@@ -73,11 +74,11 @@ pub struct RemoteConfig {
 }
 
 /// Start the sync task for one zone.
-pub fn spawn(cfg: RemoteConfig, mut shutdown: watch::Receiver<bool>) -> (Remote, SharedStatus) {
+pub fn spawn(cfg: RemoteConfig, mut shutdown: Shutdown) -> (Remote, SharedStatus) {
     let (tx, mut rx) = watch::channel(BTreeMap::new());
     let status = Arc::new(Mutex::new(PublisherStatus {
         zone: cfg.origin.to_string(),
-        mode: "rfc2136",
+        mode: "rfc2136".into(),
         primary: cfg.primary,
         ok: false,
         last_error: None,
@@ -154,7 +155,7 @@ pub fn spawn(cfg: RemoteConfig, mut shutdown: watch::Receiver<bool>) -> (Remote,
             tokio::select! {
                 r = rx.changed() => if r.is_err() { break },
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => break,
+                _ = shutdown.requested() => break,
             }
             st.lock().unwrap().pending = true;
         }

@@ -22,9 +22,10 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::shutdown::Shutdown;
 use crate::proto::acl::Net;
 use crate::decide::{Command, ControllerHandle};
 use crate::dns::{refuse, SpecialFuture, SpecialHandler};
@@ -359,7 +360,7 @@ fn notify_in(
 pub fn spawn_notifier(
     mut changes: mpsc::UnboundedReceiver<ZoneChanged>,
     targets: HashMap<Name, Vec<(SocketAddr, Option<tsig::Key>)>>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // Only the newest serial matters: a NOTIFY for an older one that is
@@ -368,7 +369,7 @@ pub fn spawn_notifier(
         loop {
             let change = tokio::select! {
                 c = changes.recv() => match c { Some(c) => c, None => break },
-                _ = shutdown.changed() => break,
+                _ = shutdown.requested() => break,
             };
             for (addr, key) in targets.get(&change.origin).into_iter().flatten() {
                 if let Some(old) = inflight.remove(&(change.origin.clone(), *addr)) {

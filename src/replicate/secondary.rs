@@ -18,9 +18,10 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::shutdown::Shutdown;
 use crate::decide::{Command, ControllerHandle};
 use crate::proto::client::{read_frame, write_frame};
 use crate::publish::serial_gt;
@@ -40,7 +41,7 @@ pub fn spawn(
     cfg: SecondaryConfig,
     controller: ControllerHandle,
     notify: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ours: Option<ZoneData> = None;
@@ -103,7 +104,7 @@ pub fn spawn(
             tokio::select! {
                 _ = notify.notified() => info!(zone = %cfg.origin, "NOTIFY from the primary: refreshing"),
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => break,
+                _ = shutdown.requested() => break,
             }
         }
     })

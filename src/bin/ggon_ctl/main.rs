@@ -5,10 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod linkaudit;
-mod verify;
+use ggon::decide::requests::{DrainRequest, DrillRequest, RemapRequest};
+use ggon::decide::views::{ChangeView, DrillView, StatusView};
+use ggon::decide::Event;
 use serde_json::{json, Value};
+
+mod client;
+mod linkaudit;
+mod print;
+mod verify;
+
+use client::{client, fail, Client};
 
 /// Operate ggond: look at services, remap, release.
 #[derive(Parser, Debug)]
@@ -55,6 +62,7 @@ enum Cmd {
         json: bool,
     },
     /// Take a target out of selection (maintenance); the service moves if it was active.
+    /// Exits 1 with a WARNING if the target is still answered afterwards.
     Drain {
         service: String,
         target: String,
@@ -63,6 +71,10 @@ enum Cmd {
         /// Undrain automatically after this long (e.g. 30m).
         #[arg(long = "for")]
         duration: Option<String>,
+        /// Drain the target the service is pinned to: releases the pin so the
+        /// service can move (without it, that drain is refused).
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },
@@ -131,249 +143,6 @@ enum Cmd {
     },
 }
 
-struct Client {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("ggon-ctl: error: {msg}");
-    ExitCode::from(1)
-}
-
-fn client(args: &Args) -> Result<Client, String> {
-    let cfg = if args.control.is_none() || args.token_file.is_none() {
-        Some(ggon::config::Config::load(&args.config).map_err(|e| {
-            format!("{e} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)")
-        })?)
-    } else {
-        None
-    };
-    let control = args
-        .control
-        .or(cfg.as_ref().map(|c| c.control.listen))
-        .expect("one of them is set");
-    let token_file = args
-        .token_file
-        .clone()
-        .or(cfg.as_ref().map(|c| c.token_file()))
-        .expect("one of them is set");
-    let text = std::fs::read_to_string(&token_file)
-        .map_err(|e| format!("cannot read token file {}: {e}", token_file.display()))?;
-    let token = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .find(|l| !l.is_empty())
-        .and_then(|l| l.split_whitespace().last())
-        .ok_or_else(|| format!("no token in {}", token_file.display()))?
-        .to_string();
-    Ok(Client {
-        base: format!("http://{control}"),
-        token,
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .map_err(|e| e.to_string())?,
-    })
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, String> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach ggond at {}: {e}", self.base))?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(v)
-        } else {
-            let msg = v["error"].as_str().unwrap_or("request failed").to_string();
-            Err(format!("{msg} (HTTP {})", status.as_u16()))
-        }
-    }
-}
-
-fn ago(at: f64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    format!("{:.0}s ago", (now - at).max(0.0))
-}
-
-fn print_status(v: &Value) {
-    for s in v["services"].as_array().into_iter().flatten() {
-        let pin = match &s["pin"] {
-            Value::Null => String::new(),
-            p => format!(
-                " (pinned by {}{})",
-                p["author"].as_str().unwrap_or("?"),
-                match p["reason"].as_str() {
-                    Some(r) if !r.is_empty() => format!(": {r}"),
-                    _ => String::new(),
-                }
-            ),
-        };
-        println!(
-            "{} ({})  active: {}  mode: {}{}  failback: {}{}",
-            s["name"].as_str().unwrap_or(""),
-            s["fqdn"].as_str().unwrap_or(""),
-            s["active"].as_str().unwrap_or(""),
-            s["mode"].as_str().unwrap_or(""),
-            pin,
-            s["failback"].as_str().unwrap_or(""),
-            if s["all_down"].as_bool() == Some(true) {
-                "  ALARM: all targets down"
-            } else {
-                ""
-            }
-        );
-        println!(
-            "    {:<12} {:<28} {:<8} LAST CHECK",
-            "TARGET", "ADDRESSES", "HEALTH"
-        );
-        for t in s["targets"].as_array().into_iter().flatten() {
-            let active = t["name"] == s["active"];
-            let addrs: Vec<&str> = t["addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let health = match t["healthy"].as_bool() {
-                Some(true) => "up",
-                Some(false) => "DOWN",
-                None => "unknown",
-            };
-            let last = match &t["last_check"] {
-                Value::Null => "-".to_string(),
-                c => format!(
-                    "{} ({:.1} ms, {})",
-                    c["detail"].as_str().unwrap_or(""),
-                    c["latency_ms"].as_f64().unwrap_or(0.0),
-                    ago(c["at"].as_f64().unwrap_or(0.0))
-                ),
-            };
-            println!(
-                "  {} {:<12} {:<28} {:<8} {}",
-                if active { "*" } else { " " },
-                t["name"].as_str().unwrap_or(""),
-                addrs.join(","),
-                health,
-                last
-            );
-        }
-    }
-}
-
-fn print_change(v: &Value) {
-    if v["dry_run"].as_bool() == Some(true) {
-        print!("DRY RUN (nothing changed): ");
-    }
-    let addrs: Vec<&str> = v["addresses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if v["changed"].as_bool() == Some(true) {
-        println!(
-            "{}: {} -> {} ({}), mode {}",
-            v["service"].as_str().unwrap_or(""),
-            v["from"].as_str().unwrap_or(""),
-            v["to"].as_str().unwrap_or(""),
-            addrs.join(","),
-            v["mode"].as_str().unwrap_or("")
-        );
-    } else {
-        println!(
-            "{}: stays on {} ({}), mode {}",
-            v["service"].as_str().unwrap_or(""),
-            v["to"].as_str().unwrap_or(""),
-            addrs.join(","),
-            v["mode"].as_str().unwrap_or("")
-        );
-    }
-}
-
-fn print_drill(v: &Value) {
-    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
-    let addrs: Vec<&str> = v["answers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    println!("service:   {} ({})", s("service"), s("fqdn"));
-    println!("active:    {}", s("active"));
-    match v["takeover"].as_str() {
-        Some(t) => println!(
-            "takeover:  {t} ({})",
-            match v["takeover_healthy"].as_bool() {
-                Some(true) => "healthy",
-                _ => "NOT healthy",
-            }
-        ),
-        None => println!("takeover:  none"),
-    }
-    println!(
-        "would answer: {} A/AAAA {}  ttl {}  serial {}",
-        s("fqdn"),
-        addrs.join(","),
-        v["ttl"],
-        v["serial"]
-    );
-    println!("note:      {}", s("note"));
-    if let Some(f) = v["failing"].as_array() {
-        println!(
-            "DRILL RUNNING: {} treated as failed until {} (unix)",
-            f[0].as_str().unwrap_or(""),
-            f[1]
-        );
-    }
-}
-
-fn print_history(v: &Value) {
-    for e in v["entries"].as_array().into_iter().flatten() {
-        let t = e["time"].as_u64().unwrap_or(0);
-        let when = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
-        );
-        let arrow = match (e["from"].as_str(), e["to"].as_str()) {
-            (Some(f), Some(t)) => format!("{f} -> {t}"),
-            (None, Some(t)) => t.to_string(),
-            (Some(f), None) => f.to_string(),
-            _ => String::new(),
-        };
-        println!(
-            "{when}  {:<12} {:<8} {:<20} cause={} who={} {}",
-            e["kind"].as_str().unwrap_or(""),
-            e["service"].as_str().unwrap_or("-"),
-            arrow,
-            e["cause"].as_str().unwrap_or(""),
-            e["who"].as_str().unwrap_or(""),
-            match e["reason"].as_str() {
-                Some(r) if !r.is_empty() => format!("reason=\"{r}\""),
-                _ => String::new(),
-            }
-        );
-    }
-}
-
 /// Service names ggond manages: from the config file, else from the daemon.
 fn managed_names(args: &Args) -> Vec<String> {
     match ggon::config::Config::load(&args.config) {
@@ -397,13 +166,9 @@ async fn audit(
     let mut managed = managed_names(args);
     if managed.is_empty() {
         if let Ok(c) = client(args) {
-            if let Ok(v) = c.call(reqwest::Method::GET, "/v1/status", None).await {
-                managed = v["services"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s["fqdn"].as_str().map(str::to_string))
-                    .collect();
+            let status = c.call(reqwest::Method::GET, "/v1/status", None).await;
+            if let Ok(v) = status.and_then(parse::<StatusView>) {
+                managed = v.services.into_iter().map(|s| s.fqdn).collect();
             }
         }
     }
@@ -451,23 +216,22 @@ async fn verify(
             None,
         )
         .await
+        .and_then(parse::<StatusView>)
     {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let svc = &st["services"][0];
-    let fqdn = svc["fqdn"].as_str().unwrap_or_default().to_string();
-    let active = svc["active"].as_str().unwrap_or_default();
-    let expected: Vec<std::net::IpAddr> = svc["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["name"] == active)
-        .and_then(|t| t["addresses"].as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.as_str()?.parse().ok())
-        .collect();
+    let Some(svc) = st.services.first() else {
+        return fail(format!("no service named `{service}`"));
+    };
+    let fqdn = svc.fqdn.clone();
+    let active = svc.active.as_str();
+    let expected: Vec<std::net::IpAddr> = svc
+        .targets
+        .iter()
+        .find(|t| t.name == active)
+        .map(|t| t.addresses.clone())
+        .unwrap_or_default();
     let mut all: Vec<SocketAddr> = servers.to_vec();
     if let Ok(cfg) = ggon::config::Config::load(&args.config) {
         for sec in cfg.zone_for(&fqdn).into_iter().flat_map(|z| &z.secondaries) {
@@ -528,6 +292,49 @@ async fn verify(
     }
 }
 
+/// What a command prints, once ggond has answered.
+enum Shown {
+    Status,
+    Change,
+    Drill,
+    History,
+    Reload,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
+    serde_json::from_value(v).map_err(|e| format!("ggond answered something this ggon-ctl cannot read: {e}"))
+}
+
+/// Print a successful answer; the exit code says whether it is cause for concern.
+fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
+    let warned = v.get("warning").is_some_and(|w| !w.is_null());
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        if let Some(w) = v["warning"].as_str() {
+            eprintln!("ggon-ctl: WARNING: {w}");
+        }
+    } else {
+        match shown {
+            Shown::Status => print::status(&parse::<StatusView>(v)?),
+            Shown::Change => {
+                print::change(&parse::<ChangeView>(v)?);
+            }
+            Shown::Drill => print::drill(&parse::<DrillView>(v)?),
+            Shown::History => print::history(&parse::<Vec<Event>>(v["entries"].clone())?),
+            Shown::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
+        }
+    }
+    Ok(if warned {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn body<T: serde::Serialize>(request: &T) -> Option<Value> {
+    Some(serde_json::to_value(request).expect("plain data"))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Cmd::AuditLinks {
@@ -560,133 +367,119 @@ fn main() -> ExitCode {
     {
         return rt.block_on(verify(&args, &client, service, server, *json));
     }
-    rt.block_on(async {
-        use reqwest::Method;
-        #[derive(PartialEq)]
-        enum Out {
-            Status,
-            Change,
-            Drill,
-            History,
-            Reload,
+    use reqwest::Method;
+    let (method, path, request, json_out, shown) = match &args.cmd {
+        Cmd::Status { service, json } => {
+            let path = match service {
+                Some(s) => format!("/v1/status?service={s}"),
+                None => "/v1/status".to_string(),
+            };
+            (Method::GET, path, None, *json, Shown::Status)
         }
-        let (result, json_out, out) = match &args.cmd {
-            Cmd::Status { service, json } => {
-                let path = match service {
-                    Some(s) => format!("/v1/status?service={s}"),
-                    None => "/v1/status".to_string(),
-                };
-                (client.call(Method::GET, &path, None).await, *json, Out::Status)
+        Cmd::Remap {
+            service,
+            to,
+            reason,
+            force,
+            dry_run,
+            duration,
+            json,
+        } => (
+            Method::POST,
+            format!("/v1/services/{service}/remap"),
+            body(&RemapRequest {
+                to: to.clone(),
+                reason: reason.clone(),
+                force: *force,
+                dry_run: *dry_run,
+                duration: duration.clone(),
+            }),
+            *json,
+            Shown::Change,
+        ),
+        Cmd::Release { service, json } => (
+            Method::POST,
+            format!("/v1/services/{service}/release"),
+            None,
+            *json,
+            Shown::Change,
+        ),
+        Cmd::Drain {
+            service,
+            target,
+            reason,
+            duration,
+            force,
+            json,
+        } => (
+            Method::POST,
+            format!("/v1/services/{service}/targets/{target}/drain"),
+            body(&DrainRequest {
+                reason: reason.clone(),
+                duration: duration.clone(),
+                force: *force,
+            }),
+            *json,
+            Shown::Change,
+        ),
+        Cmd::Undrain {
+            service,
+            target,
+            json,
+        } => (
+            Method::POST,
+            format!("/v1/services/{service}/targets/{target}/undrain"),
+            None,
+            *json,
+            Shown::Change,
+        ),
+        Cmd::Drill {
+            service,
+            fail,
+            duration,
+            json,
+        } => (
+            Method::POST,
+            format!("/v1/services/{service}/drill"),
+            body(&DrillRequest {
+                fail: fail.clone(),
+                duration: duration.clone(),
+            }),
+            *json,
+            Shown::Drill,
+        ),
+        Cmd::History {
+            service,
+            since,
+            json,
+        } => {
+            let mut q = vec![];
+            if let Some(s) = service {
+                q.push(format!("service={s}"));
             }
-            Cmd::Remap {
-                service,
-                to,
-                reason,
-                force,
-                dry_run,
-                duration,
-                json,
-            } => (
-                client
-                    .call(
-                        Method::POST,
-                        &format!("/v1/services/{service}/remap"),
-                        Some(json!({"to": to, "reason": reason, "force": force, "dry_run": dry_run, "for": duration})),
-                    )
-                    .await,
-                *json,
-                Out::Change,
-            ),
-            Cmd::Release { service, json } => (
-                client
-                    .call(Method::POST, &format!("/v1/services/{service}/release"), None)
-                    .await,
-                *json,
-                Out::Change,
-            ),
-            Cmd::Drain {
-                service,
-                target,
-                reason,
-                duration,
-                json,
-            } => (
-                client
-                    .call(
-                        Method::POST,
-                        &format!("/v1/services/{service}/targets/{target}/drain"),
-                        Some(json!({"reason": reason, "for": duration})),
-                    )
-                    .await,
-                *json,
-                Out::Change,
-            ),
-            Cmd::Undrain { service, target, json } => (
-                client
-                    .call(
-                        Method::POST,
-                        &format!("/v1/services/{service}/targets/{target}/undrain"),
-                        None,
-                    )
-                    .await,
-                *json,
-                Out::Change,
-            ),
-            Cmd::Drill {
-                service,
-                fail,
-                duration,
-                json,
-            } => (
-                client
-                    .call(
-                        Method::POST,
-                        &format!("/v1/services/{service}/drill"),
-                        Some(json!({"fail": fail, "for": duration})),
-                    )
-                    .await,
-                *json,
-                Out::Drill,
-            ),
-            Cmd::History { service, since, json } => {
-                let mut q = vec![];
-                if let Some(s) = service {
-                    q.push(format!("service={s}"));
-                }
-                if let Some(s) = since {
-                    q.push(format!("since={s}"));
-                }
-                (
-                    client
-                        .call(Method::GET, &format!("/v1/history?{}", q.join("&")), None)
-                        .await,
-                    *json,
-                    Out::History,
-                )
+            if let Some(s) = since {
+                q.push(format!("since={s}"));
             }
-            Cmd::Verify { .. } | Cmd::AuditLinks { .. } => unreachable!("handled above"),
-            Cmd::Reload { json } => (
-                client.call(Method::POST, "/v1/reload", None).await,
+            (
+                Method::GET,
+                format!("/v1/history?{}", q.join("&")),
+                None,
                 *json,
-                Out::Reload,
-            ),
-        };
-        match result {
-            Ok(v) if json_out => {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                ExitCode::SUCCESS
-            }
-            Ok(v) => {
-                match out {
-                    Out::Status => print_status(&v),
-                    Out::Change => print_change(&v),
-                    Out::Drill => print_drill(&v),
-                    Out::History => print_history(&v),
-                    Out::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
+                Shown::History,
+            )
         }
-    })
+        Cmd::Reload { json } => (
+            Method::POST,
+            "/v1/reload".to_string(),
+            None,
+            *json,
+            Shown::Reload,
+        ),
+        Cmd::Verify { .. } | Cmd::AuditLinks { .. } => unreachable!("handled above"),
+    };
+    let answer = rt.block_on(client.call(method, &path, request));
+    match answer.and_then(|v| show(v, json_out, shown)) {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
 }

@@ -16,15 +16,18 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use crate::shutdown::Shutdown;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::config::{NotifierConfig, NotifierKind};
+use crate::decide::{Event, EventCause, EventKind};
 
 /// Events waiting per notifier; beyond this, [`Notifier::send`] drops.
 const QUEUE: usize = 1024;
@@ -36,23 +39,33 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Rate-limit buckets kept before idle (full, nothing suppressed) ones are pruned.
 const MAX_BUCKETS: usize = 1024;
 
-/// One thing that happened, as delivered to every notifier.
+/// One event as delivered to every notifier: the [`Event`] (its fields at
+/// the top level of the JSON), plus `at` and a one-line `message`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    /// "failover" | "failback" | "remap" | "release" | "all_down" | "recovered"
-    /// | "publisher_error" | "drain" | "undrain" | "drill_start" | "drill_end"
-    /// | "suppressed"
-    pub kind: String,
-    pub service: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub cause: String,
-    pub reason: String,
-    pub who: String,
-    /// Unix seconds.
+pub struct Alert {
+    #[serde(flatten)]
+    pub event: Event,
+    /// Unix seconds (the event's time).
     pub at: u64,
     /// One human-readable line.
     pub message: String,
+}
+
+impl From<Event> for Alert {
+    fn from(event: Event) -> Alert {
+        Alert {
+            at: event.time,
+            message: event.message(),
+            event,
+        }
+    }
+}
+
+impl std::ops::Deref for Alert {
+    type Target = Event;
+    fn deref(&self) -> &Event {
+        &self.event
+    }
 }
 
 /// Delivery counters, summed over all notifiers (one event sent to two
@@ -84,15 +97,14 @@ pub struct Notifier {
 }
 
 struct Inner {
-    queues: Vec<mpsc::Sender<Event>>,
+    queues: Vec<mpsc::Sender<Alert>>,
     counters: Arc<Counters>,
 }
 
 impl Notifier {
     /// Start one worker task per notifier. Must be called inside a tokio
-    /// runtime. Workers stop when `shutdown` turns true (or its sender is
-    /// dropped), after giving what is already queued one attempt each.
-    pub fn spawn(configs: &[NotifierConfig], shutdown: watch::Receiver<bool>) -> Notifier {
+    /// runtime. Workers stop at shutdown, after giving what is already queued one attempt each.
+    pub fn spawn(configs: &[NotifierConfig], shutdown: Shutdown) -> Notifier {
         let counters = Arc::new(Counters::default());
         let mut queues = Vec::with_capacity(configs.len());
         for cfg in configs {
@@ -124,7 +136,8 @@ impl Notifier {
     /// Queue `ev` for every notifier and return at once. Never blocks, never
     /// fails: if a notifier's queue is full (or its worker has stopped), the
     /// event is dropped for that notifier and counted in `dropped`.
-    pub fn send(&self, ev: Event) {
+    pub fn send(&self, ev: impl Into<Alert>) {
+        let ev = ev.into();
         if let Some((last, rest)) = self.inner.queues.split_last() {
             for q in rest {
                 self.enqueue(q, ev.clone());
@@ -133,7 +146,7 @@ impl Notifier {
         }
     }
 
-    fn enqueue(&self, queue: &mpsc::Sender<Event>, ev: Event) {
+    fn enqueue(&self, queue: &mpsc::Sender<Alert>, ev: Alert) {
         if queue.try_send(ev).is_err() {
             self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -150,23 +163,7 @@ impl Notifier {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
-/// Resolves once `rx` says true or its sender is gone.
-async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Rate limit
@@ -270,18 +267,17 @@ impl Limiter {
     }
 }
 
-fn summary(service: Option<String>, count: u64) -> Event {
+fn summary(service: Option<String>, count: u64) -> Alert {
     let what = service.as_deref().unwrap_or("events without a service");
-    Event {
-        kind: "suppressed".into(),
-        message: format!("{count} events suppressed for {what}"),
-        service,
-        from: None,
-        to: None,
-        cause: "rate_limit".into(),
-        reason: String::new(),
-        who: "ggon".into(),
-        at: unix_now(),
+    let message = format!("{count} events suppressed for {what}");
+    let mut event = Event::new(crate::decide::unix_now(), EventKind::Suppressed, EventCause::RateLimit)
+        .reason(&message)
+        .who("ggon");
+    event.service = service;
+    Alert {
+        at: event.time,
+        event,
+        message,
     }
 }
 
@@ -326,7 +322,7 @@ impl Sink {
     }
 
     /// One delivery attempt.
-    async fn attempt(&self, ev: &Event) -> Result<(), String> {
+    async fn attempt(&self, ev: &Alert) -> Result<(), String> {
         match self {
             Sink::Webhook { url, client } => {
                 let client = client.as_ref().map_err(|e| format!("HTTP client: {e}"))?;
@@ -359,7 +355,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn run_command(argv: &[String], ev: &Event, timeout: Duration) -> Result<(), String> {
+async fn run_command(argv: &[String], ev: &Alert, timeout: Duration) -> Result<(), String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("empty command".into());
     };
@@ -367,11 +363,11 @@ async fn run_command(argv: &[String], ev: &Event, timeout: Duration) -> Result<(
     let json = serde_json::to_vec(ev).map_err(|e| e.to_string())?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
-        .env("GGON_EVENT", &ev.kind)
+        .env("GGON_EVENT", ev.kind.as_str())
         .env("GGON_SERVICE", opt(&ev.service))
         .env("GGON_FROM", opt(&ev.from))
         .env("GGON_TO", opt(&ev.to))
-        .env("GGON_CAUSE", &ev.cause)
+        .env("GGON_CAUSE", ev.cause.as_str())
         .env("GGON_REASON", &ev.reason)
         .env("GGON_WHO", &ev.who)
         .env("GGON_AT", ev.at.to_string())
@@ -437,7 +433,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Alert>, mut shutdown: Shutdown) {
         loop {
             let next_due = self.limiter.next_due();
             let flush = async {
@@ -448,7 +444,7 @@ impl Worker {
             };
             tokio::select! {
                 biased;
-                _ = shutdown_signalled(&mut shutdown) => break,
+                _ = shutdown.requested() => break,
                 ev = rx.recv() => match ev {
                     Some(ev) => self.handle(ev, &mut shutdown).await,
                     None => return,
@@ -470,7 +466,7 @@ impl Worker {
         }
     }
 
-    async fn handle(&mut self, ev: Event, shutdown: &mut watch::Receiver<bool>) {
+    async fn handle(&mut self, ev: Alert, shutdown: &mut Shutdown) {
         match self.limiter.admit(&ev.service, Instant::now()) {
             Ok(0) => {}
             Ok(n) => {
@@ -485,20 +481,20 @@ impl Worker {
         self.deliver(&ev, shutdown).await;
     }
 
-    async fn flush(&mut self, shutdown: &mut watch::Receiver<bool>) {
+    async fn flush(&mut self, shutdown: &mut Shutdown) {
         for (service, n) in self.limiter.due(Instant::now()) {
             self.deliver(&summary(service, n), shutdown).await;
         }
     }
 
     /// Deliver with retries; backoff waits end early at shutdown.
-    async fn deliver(&self, ev: &Event, shutdown: &mut watch::Receiver<bool>) {
+    async fn deliver(&self, ev: &Alert, shutdown: &mut Shutdown) {
         let mut last = String::new();
         for attempt in 1..=self.attempts {
             if attempt > 1 {
                 tokio::select! {
                     _ = tokio::time::sleep(backoff(attempt - 1)) => {}
-                    _ = shutdown_signalled(shutdown) => break,
+                    _ = shutdown.requested() => break,
                 }
             }
             match self.sink.attempt(ev).await {
@@ -530,15 +526,19 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
-    fn ev(kind: &str, service: Option<&str>) -> Event {
-        Event {
-            kind: kind.into(),
-            service: service.map(str::to_string),
-            from: Some("a".into()),
-            to: Some("b".into()),
-            cause: "health".into(),
-            reason: "a is down".into(),
-            who: "ggon".into(),
+    fn ev(kind: &str, service: Option<&str>) -> Alert {
+        let mut event = Event::new(
+            1_700_000_000,
+            serde_json::from_value(serde_json::json!(kind)).unwrap(),
+            EventCause::Health,
+        )
+        .from_target("a")
+        .to_target("b")
+        .reason("a is down")
+        .who("ggon");
+        event.service = service.map(str::to_string);
+        Alert {
+            event,
             at: 1_700_000_000,
             message: format!("{kind} for {}", service.unwrap_or("-")),
         }
@@ -564,7 +564,7 @@ mod tests {
     /// the next status from `script` (the last one repeats). Status 0 = hang.
     struct Receiver {
         url: String,
-        bodies: Arc<Mutex<Vec<Event>>>,
+        bodies: Arc<Mutex<Vec<Alert>>>,
         hits: Arc<AtomicU64>,
     }
 
@@ -700,7 +700,7 @@ mod tests {
     async fn webhook_receives_the_event_as_json() {
         bounded(async {
             let r = receiver(vec![200]).await;
-            let (_tx, rx) = watch::channel(false);
+            let (_tx, rx) = crate::shutdown::channel();
             let n = Notifier::spawn(&[webhook(&r.url, 5, Duration::from_secs(60), 3)], rx);
             let e = ev("failover", Some("cic"));
             n.send(e.clone());
@@ -715,7 +715,7 @@ mod tests {
     async fn webhook_retries_after_server_errors() {
         bounded(async {
             let r = receiver(vec![500, 500, 200]).await;
-            let (_tx, rx) = watch::channel(false);
+            let (_tx, rx) = crate::shutdown::channel();
             let n = Notifier::spawn(&[webhook(&r.url, 5, Duration::from_secs(60), 5)], rx);
             let started = Instant::now();
             n.send(ev("remap", Some("cic")));
@@ -733,7 +733,7 @@ mod tests {
     async fn webhook_gives_up_after_attempts() {
         bounded(async {
             let r = receiver(vec![503]).await;
-            let (_tx, rx) = watch::channel(false);
+            let (_tx, rx) = crate::shutdown::channel();
             let n = Notifier::spawn(&[webhook(&r.url, 5, Duration::from_secs(60), 2)], rx);
             n.send(ev("all_down", Some("cic")));
             wait_for("failure", || n.stats().failed == 1).await;
@@ -764,7 +764,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 attempts: 1,
             };
-            let (_tx, rx) = watch::channel(false);
+            let (_tx, rx) = crate::shutdown::channel();
             let n = Notifier::spawn(&[cfg], rx);
             let e = ev("failback", Some("cic"));
             n.send(e.clone());
@@ -776,7 +776,7 @@ mod tests {
                 lines.next(),
                 Some("a|b|health|ggon|1700000000|failback for cic")
             );
-            let json: Event = serde_json::from_str(lines.next().unwrap()).unwrap();
+            let json: Alert = serde_json::from_str(lines.next().unwrap()).unwrap();
             assert_eq!(json, e);
         })
         .await;
@@ -795,7 +795,7 @@ mod tests {
                 timeout: Duration::from_millis(300),
                 attempts: 1,
             };
-            let (_tx, rx) = watch::channel(false);
+            let (_tx, rx) = crate::shutdown::channel();
             let n = Notifier::spawn(
                 &[
                     cfg(&["false"]),
@@ -817,7 +817,7 @@ mod tests {
     async fn rate_limit_suppresses_and_reports_once() {
         bounded(async {
             let r = receiver(vec![200]).await;
-            let (_tx, rx) = watch::channel(false);
+            let (_tx, rx) = crate::shutdown::channel();
             let n = Notifier::spawn(&[webhook(&r.url, 3, Duration::from_secs(3600), 1)], rx);
             for _ in 0..10 {
                 n.send(ev("failover", Some("cic")));
@@ -837,7 +837,7 @@ mod tests {
     async fn rate_limit_summary_after_refill() {
         bounded(async {
             let r = receiver(vec![200]).await;
-            let (_tx, rx) = watch::channel(false);
+            let (_tx, rx) = crate::shutdown::channel();
             // 3 tokens per 1.5s: one back every 500ms (wide enough that the
             // first three deliveries never earn a token back on a busy host).
             let n = Notifier::spawn(&[webhook(&r.url, 3, Duration::from_millis(1500), 1)], rx);
@@ -868,7 +868,7 @@ mod tests {
     async fn send_never_blocks_on_a_hanging_webhook() {
         bounded(async {
             let r = receiver(vec![0]).await;
-            let (tx, rx) = watch::channel(false);
+            let (tx, rx) = crate::shutdown::channel();
             let n = Notifier::spawn(&[webhook(&r.url, 1000, Duration::from_secs(1), 5)], rx);
             let started = std::time::Instant::now();
             for _ in 0..100 {
@@ -877,7 +877,7 @@ mod tests {
             let took = started.elapsed();
             assert!(took < Duration::from_millis(10), "100 sends took {took:?}");
             assert_eq!(n.stats().dropped, 0);
-            let _ = tx.send(true);
+            tx.trigger();
         })
         .await;
     }
@@ -885,7 +885,7 @@ mod tests {
     #[tokio::test]
     async fn full_queue_drops_and_counts() {
         let r = receiver(vec![0]).await;
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = crate::shutdown::channel();
         let n = Notifier::spawn(&[webhook(&r.url, 0, Duration::ZERO, 1)], rx);
         for _ in 0..(QUEUE + 50) {
             n.send(ev("failover", Some("cic")));
@@ -893,7 +893,7 @@ mod tests {
         // The worker holds at most one event outside the queue.
         let dropped = n.stats().dropped;
         assert!((49..=50).contains(&dropped), "dropped {dropped}");
-        let _ = tx.send(true);
+        tx.trigger();
     }
 
     #[cfg(unix)]
@@ -916,7 +916,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 attempts: 1,
             };
-            let (tx, rx) = watch::channel(false);
+            let (tx, rx) = crate::shutdown::channel();
             let mut hook = webhook(&r.url, 10, Duration::from_secs(60), 5);
             hook.timeout = Duration::from_secs(30);
             let n = Notifier::spawn(&[hook, cmd], rx);
@@ -928,7 +928,7 @@ mod tests {
             })
             .await;
             assert!(started.elapsed() < Duration::from_secs(5));
-            let _ = tx.send(true);
+            tx.trigger();
         })
         .await;
     }
@@ -937,14 +937,14 @@ mod tests {
     async fn shutdown_stops_retrying() {
         bounded(async {
             let r = receiver(vec![500]).await;
-            let (tx, rx) = watch::channel(false);
+            let (tx, rx) = crate::shutdown::channel();
             let mut cfg = webhook(&r.url, 5, Duration::from_secs(60), 20);
             cfg.timeout = Duration::from_secs(1);
             let n = Notifier::spawn(&[cfg], rx);
             n.send(ev("failover", Some("cic")));
             wait_for("first attempt", || r.hits.load(Ordering::SeqCst) >= 1).await;
             let started = Instant::now();
-            tx.send(true).unwrap();
+            tx.trigger();
             wait_for("give up", || n.stats().failed == 1).await;
             assert!(started.elapsed() < Duration::from_secs(2));
         })

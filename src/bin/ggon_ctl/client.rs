@@ -1,0 +1,83 @@
+//! The control API client: address and token from the config (or flags),
+//! one call per command, errors as one line an operator can act on.
+
+use serde_json::Value;
+
+use crate::Args;
+
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+pub fn client(args: &Args) -> Result<Client, String> {
+    let cfg = if args.control.is_none() || args.token_file.is_none() {
+        Some(ggon::config::Config::load(&args.config).map_err(|e| {
+            format!("{e} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)")
+        })?)
+    } else {
+        None
+    };
+    let control = args
+        .control
+        .or(cfg.as_ref().map(|c| c.control.listen))
+        .expect("one of them is set");
+    let token_file = args
+        .token_file
+        .clone()
+        .or(cfg.as_ref().map(|c| c.token_file()))
+        .expect("one of them is set");
+    let text = std::fs::read_to_string(&token_file)
+        .map_err(|e| format!("cannot read token file {}: {e}", token_file.display()))?;
+    let token = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .find(|l| !l.is_empty())
+        .and_then(|l| l.split_whitespace().last())
+        .ok_or_else(|| format!("no token in {}", token_file.display()))?
+        .to_string();
+    Ok(Client {
+        base: format!("http://{control}"),
+        token,
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?,
+    })
+}
+
+impl Client {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach ggond at {}: {e}", self.base))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(v)
+        } else {
+            let msg = v["error"].as_str().unwrap_or("request failed").to_string();
+            Err(format!("{msg} (HTTP {})", status.as_u16()))
+        }
+    }
+}
+
+pub fn fail(msg: impl std::fmt::Display) -> std::process::ExitCode {
+    eprintln!("ggon-ctl: error: {msg}");
+    std::process::ExitCode::from(1)
+}

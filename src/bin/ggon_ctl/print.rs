@@ -1,0 +1,197 @@
+//! How ggon-ctl shows what ggond answered: typed views in, lines out.
+//!
+//! Written for an operator at 3 a.m.: every line says which service, which
+//! target, and whether traffic moved. A change that did not have the effect
+//! the command is for (a drained target still answered) is printed as a
+//! WARNING on stderr, and the caller exits non-zero.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ggon::decide::state::Override;
+use ggon::decide::views::{ChangeView, DrillView, StatusView};
+use ggon::decide::Event;
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn ago(at: f64) -> String {
+    format!("{:.0}s ago", (now() - at).max(0.0))
+}
+
+fn addrs(a: &[IpAddr]) -> String {
+    a.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+}
+
+/// "by ops: disk swap, until 2026-11-30T03:00:00Z (in 25m)" for an override.
+fn by_until(o: &Override) -> String {
+    let mut s = format!("by {}", if o.author.is_empty() { "?" } else { &o.author });
+    if !o.reason.is_empty() {
+        s.push_str(&format!(": {}", o.reason));
+    }
+    match o.expires {
+        Some(t) => {
+            let left = (t as f64 - now()).max(0.0) as u64;
+            s.push_str(&format!(
+                ", until {} (in {})",
+                rfc3339(t),
+                humantime::format_duration(Duration::from_secs(left))
+            ));
+        }
+        None => s.push_str(", until undrained"),
+    }
+    s
+}
+
+pub fn status(v: &StatusView) {
+    for s in &v.services {
+        let pin = match &s.pin {
+            None => String::new(),
+            Some(p) => format!(
+                " (pinned by {}{})",
+                if p.author.is_empty() { "?" } else { &p.author },
+                if p.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", p.reason)
+                }
+            ),
+        };
+        println!(
+            "{} ({})  active: {}  mode: {}{}  failback: {}{}",
+            s.name,
+            s.fqdn,
+            s.active,
+            s.mode,
+            pin,
+            match s.failback {
+                ggon::config::FailbackMode::Manual => "manual",
+                ggon::config::FailbackMode::Auto => "auto",
+            },
+            if s.all_down {
+                "  ALARM: all targets down"
+            } else {
+                ""
+            }
+        );
+        if let Some((t, until)) = &s.drill {
+            println!("    DRILL: {t} treated as failed until {}", rfc3339(*until));
+        }
+        println!(
+            "    {:<12} {:<28} {:<8} LAST CHECK",
+            "TARGET", "ADDRESSES", "HEALTH"
+        );
+        for t in &s.targets {
+            let health = match t.healthy {
+                Some(true) => "up",
+                Some(false) => "DOWN",
+                None => "unknown",
+            };
+            let last = match &t.last_check {
+                None => "-".to_string(),
+                Some(c) => format!("{} ({:.1} ms, {})", c.detail, c.latency_ms, ago(c.at)),
+            };
+            println!(
+                "  {} {:<12} {:<28} {:<8} {}",
+                if t.name == s.active { "*" } else { " " },
+                t.name,
+                addrs(&t.addresses),
+                health,
+                last
+            );
+            if let Some(d) = &t.drained {
+                println!("      DRAINED {}", by_until(d));
+            }
+        }
+    }
+}
+
+/// Prints the change; returns false when it carries a warning.
+pub fn change(v: &ChangeView) -> bool {
+    if v.dry_run {
+        print!("DRY RUN (nothing changed): ");
+    }
+    if v.changed {
+        println!(
+            "{}: {} -> {} ({}), mode {}",
+            v.service,
+            v.from,
+            v.to,
+            addrs(&v.addresses),
+            v.mode
+        );
+    } else {
+        println!(
+            "{}: stays on {} ({}), mode {}",
+            v.service,
+            v.to,
+            addrs(&v.addresses),
+            v.mode
+        );
+    }
+    match &v.warning {
+        Some(w) => {
+            eprintln!("ggon-ctl: WARNING: {w}");
+            false
+        }
+        None => true,
+    }
+}
+
+pub fn drill(v: &DrillView) {
+    println!("service:   {} ({})", v.service, v.fqdn);
+    println!("active:    {}", v.active);
+    match &v.takeover {
+        Some(t) => println!(
+            "takeover:  {t} ({})",
+            match v.takeover_healthy {
+                Some(true) => "healthy",
+                _ => "NOT healthy",
+            }
+        ),
+        None => println!("takeover:  none"),
+    }
+    println!(
+        "would answer: {} A/AAAA {}  ttl {}  serial {}",
+        v.fqdn,
+        addrs(&v.answers),
+        v.ttl,
+        v.serial.map_or("null".to_string(), |s| s.to_string())
+    );
+    println!("note:      {}", v.note);
+    if let Some((t, until)) = &v.failing {
+        println!("DRILL RUNNING: {t} treated as failed until {until} (unix)");
+    }
+}
+
+pub fn history(entries: &[Event]) {
+    for e in entries {
+        let arrow = match (e.from.as_deref(), e.to.as_deref()) {
+            (Some(f), Some(t)) => format!("{f} -> {t}"),
+            (None, Some(t)) => t.to_string(),
+            (Some(f), None) => f.to_string(),
+            _ => String::new(),
+        };
+        println!(
+            "{}  {:<12} {:<8} {:<20} cause={} who={} {}",
+            rfc3339(e.time),
+            e.kind,
+            e.service.as_deref().unwrap_or("-"),
+            arrow,
+            e.cause,
+            e.who,
+            if e.reason.is_empty() {
+                String::new()
+            } else {
+                format!("reason=\"{}\"", e.reason)
+            }
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Loading: the config file, every zone file it names and the TSIG keys,
+//! validated together before anything starts.
+//!
+//! `ggond --check-config`, start-up and reload all go through [`load`], so
+//! what the check accepts is what start accepts, and a bad file is rejected
+//! while a running instance keeps serving.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::RecordType;
+use tracing::warn;
+
+use crate::config::{Config, ConfigError, ZoneMode};
+use crate::proto::tsig::Keyring;
+use crate::proto::zone::{fqdn_lower, ZoneData};
+
+/// Command-line overrides of the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Vec<SocketAddr>,
+    pub control: Option<SocketAddr>,
+    pub state_dir: Option<PathBuf>,
+    pub workers: Option<usize>,
+}
+
+/// Where the configuration came from, so that reload can read it again.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub overrides: Overrides,
+}
+
+/// Why a configuration cannot be used. Each message names the file, and
+/// where it can, the line and field.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Zone(ConfigError),
+    #[error("{path}: service `{service}` owns {fqdn}, but the zone file has a CNAME there")]
+    CnameAtService {
+        path: String,
+        service: String,
+        fqdn: String,
+    },
+    #[error("{path}: {message}")]
+    Keys { path: String, message: String },
+}
+
+/// A validated configuration with its zone files and keys read.
+pub struct Loaded {
+    pub cfg: Config,
+    /// Zones ggond serves itself (local, or rfc2136 with `serve = true`).
+    pub zones: Vec<ZoneData>,
+    pub keys: Keyring,
+    /// Things that load but deserve a word (already logged).
+    pub warnings: Vec<String>,
+}
+
+/// Load and validate the config and every zone file it names. Nothing is
+/// started.
+pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
+    let mut cfg = Config::load(path)?;
+    if !o.listen.is_empty() {
+        cfg.server.listen = o.listen.clone();
+    }
+    if let Some(c) = o.control {
+        cfg.control.listen = c;
+    }
+    if let Some(d) = &o.state_dir {
+        cfg.server.state_dir = d.clone();
+    }
+    if let Some(w) = o.workers {
+        cfg.server.workers = w;
+    }
+    let mut zones = Vec::new();
+    let mut files = Vec::new();
+    for z in &cfg.zones {
+        let origin = z.name();
+        let Some(file) = &z.file else { continue };
+        if (z.mode == ZoneMode::Rfc2136 && !z.serve) || z.mode == ZoneMode::Secondary {
+            continue;
+        }
+        let data = ZoneData::load(file.get_ref(), &origin)
+            .map_err(|e| LoadError::Zone(cfg.error_at(file.span(), "zone.file", e.to_string())))?;
+        zones.push(data);
+        files.push(file.get_ref().clone());
+    }
+    let mut warnings = Vec::new();
+    for s in &cfg.services {
+        let fqdn = s.fqdn_name();
+        let Some((zone, file)) = zones
+            .iter()
+            .zip(&files)
+            .filter(|(z, _)| z.origin.zone_of(&fqdn))
+            .max_by_key(|(z, _)| z.origin.num_labels())
+        else {
+            continue;
+        };
+        let Some(types) = zone.rrsets.get(&fqdn_lower(&fqdn)) else {
+            continue;
+        };
+        if types.contains_key(&RecordType::CNAME) {
+            return Err(LoadError::CnameAtService {
+                path: cfg.path.display().to_string(),
+                service: s.name.get_ref().clone(),
+                fqdn: fqdn.to_string(),
+            });
+        }
+        let mut owned: Vec<&str> = Vec::new();
+        for t in [RecordType::A, RecordType::AAAA] {
+            if types.contains_key(&t) {
+                owned.push(if t == RecordType::A { "A" } else { "AAAA" });
+            }
+        }
+        if !owned.is_empty() {
+            let at = match line_of_owner(file, &fqdn.to_string(), &zone.origin.to_string()) {
+                Some(line) => format!("{}:{line}", file.display()),
+                None => file.display().to_string(),
+            };
+            let w = format!(
+                "{at}: the zone file has {} records at {fqdn}, which service `{}` owns: \
+                 ggond answers the service's active target there and ignores these records; \
+                 remove them from the zone file",
+                owned.join("/"),
+                s.name.get_ref()
+            );
+            warn!("{w}");
+            warnings.push(w);
+        }
+    }
+    if cfg.keys.iter().any(|k| k.secret.is_some()) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                warn!(path = %path.display(),
+                    "the config holds inline TSIG secrets and is readable by group or others; chmod 600 it");
+            }
+        }
+    }
+    let keys = Keyring::load(&cfg.keys).map_err(|e| LoadError::Keys {
+        path: cfg.path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(Loaded {
+        cfg,
+        zones,
+        keys,
+        warnings,
+    })
+}
+
+/// The first line of a zone file whose owner field names `fqdn` (written
+/// relative to `origin` or absolute), for pointing an operator at it. Best
+/// effort: `$ORIGIN` changes and continuation lines are not followed.
+fn line_of_owner(file: &Path, fqdn: &str, origin: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let fqdn = fqdn.to_ascii_lowercase();
+    let relative = fqdn
+        .strip_suffix(&format!(".{}", origin.to_ascii_lowercase()))
+        .map(str::to_string);
+    text.lines().position(|l| {
+        if l.starts_with(char::is_whitespace) {
+            return false;
+        }
+        let owner = l.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        owner == fqdn || Some(&owner) == relative.as_ref()
+    })
+    .map(|i| i + 1)
+}

@@ -1,0 +1,154 @@
+//! Reload and restore: rebuilding service state from a configuration,
+//! keeping what an operator decided wherever the service is unchanged.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tracing::{info, warn};
+
+use super::state::ServiceState;
+use super::{Actor, Controller, CtlError, Event, EventCause, EventKind, Now, ServiceRt, TargetRt};
+use crate::config::{Config, ServiceConfig, TargetConfig};
+use crate::monitor::health::TargetHealth;
+use crate::proto::zone::ZoneData;
+
+impl Controller {
+    /// Swap in a validated configuration. A service whose targets and checks
+    /// are unchanged keeps all its state (health, pin, drains, drill); a
+    /// changed one starts from its saved active target, pin and drains.
+    pub(super) fn reload(
+        &mut self,
+        cfg: &Config,
+        zones: Vec<ZoneData>,
+        actor: &Actor,
+        now: Now,
+    ) -> Result<String, CtlError> {
+        let mut old: HashMap<String, ServiceRt> = self
+            .services
+            .drain(..)
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        let mut kept = 0;
+        let mut fresh = 0;
+        let mut services = Vec::new();
+        for sc in &cfg.services {
+            let name = sc.name.get_ref();
+            let new_targets = sc.targets.get_ref();
+            let rt = match old.remove(name) {
+                Some(mut o)
+                    if targets_equal(&o.config, new_targets) && o.fqdn == sc.fqdn_name() =>
+                {
+                    o.ttl = sc.ttl;
+                    o.failback = sc.failback;
+                    o.hold_down = sc.hold_down;
+                    kept += 1;
+                    o
+                }
+                Some(o) => {
+                    fresh += 1;
+                    let saved = ServiceState {
+                        active: o.targets[o.active].name.clone(),
+                        pin: o.pin.clone(),
+                        drains: o.drains.clone(),
+                    };
+                    restore(sc, Some(&saved))
+                }
+                None => {
+                    fresh += 1;
+                    restore(sc, None)
+                }
+            };
+            services.push(rt);
+        }
+        let removed = old.len();
+        self.services = services;
+        self.index();
+        self.publisher
+            .reload_zones(zones)
+            .map_err(|e| CtlError::BadRequest(e.to_string()))?;
+        for s in &self.services {
+            self.publisher.stage(&s.fqdn, s.records(s.active));
+        }
+        self.publisher.publish_reload();
+        self.persist_or_log();
+        let summary =
+            format!("{kept} services kept their state, {fresh} new or changed, {removed} removed");
+        info!(who = %actor.name, %summary, "configuration reloaded");
+        self.record(
+            Event::new(now.unix, EventKind::Reload, EventCause::Operator)
+                .reason(&summary)
+                .who(&actor.name),
+        );
+        Ok(summary)
+    }
+}
+
+/// Same targets, addresses and checks (spans in the file do not matter).
+fn targets_equal(a: &[TargetConfig], b: &[TargetConfig]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name.get_ref() == y.name.get_ref()
+                && x.addresses.get_ref() == y.addresses.get_ref()
+                && x.check.kind == y.check.kind
+                && x.check.interval == y.check.interval
+                && x.check.timeout == y.check.timeout
+                && x.check.rise == y.check.rise
+                && x.check.fall == y.check.fall
+        })
+}
+
+/// A service's runtime state from its config and what was saved for it.
+/// Saved names that no longer exist are dropped with a warning.
+pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> ServiceRt {
+    let targets: Vec<TargetRt> = cfg
+        .targets
+        .get_ref()
+        .iter()
+        .map(|t| TargetRt {
+            name: t.name.get_ref().clone(),
+            addresses: t.addresses.get_ref().clone(),
+            health: TargetHealth::new(t.check.rise, t.check.fall),
+            last: None,
+        })
+        .collect();
+    let find = |n: &str| targets.iter().position(|t| t.name == n);
+    let name = cfg.name.get_ref().clone();
+    let mut active = 0;
+    let mut pin = None;
+    let mut drains = BTreeMap::new();
+    if let Some(saved) = saved {
+        match find(&saved.active) {
+            Some(i) => active = i,
+            None => warn!(service = %name, target = %saved.active,
+                "saved active target no longer exists; starting on the primary"),
+        }
+        if let Some(p) = &saved.pin {
+            match find(&p.target) {
+                Some(i) => {
+                    active = i;
+                    pin = Some(p.clone());
+                }
+                None => warn!(service = %name, target = %p.target,
+                    "saved pin names a target that no longer exists; dropped"),
+            }
+        }
+        for (t, d) in &saved.drains {
+            if find(t).is_some() {
+                drains.insert(t.clone(), d.clone());
+            }
+        }
+    }
+    ServiceRt {
+        fqdn: cfg.fqdn_name(),
+        name,
+        ttl: cfg.ttl,
+        failback: cfg.failback,
+        hold_down: cfg.hold_down,
+        targets,
+        active,
+        pin,
+        drains,
+        drill: None,
+        all_down_alarm: false,
+        config: cfg.targets.get_ref().clone(),
+    }
+}

@@ -1,0 +1,208 @@
+//! What may be asked of the controller, and how it can refuse.
+//!
+//! Why one set of types: the control API, the controller and `ggon-ctl`
+//! used to spell out each request's fields three times (an enum variant, an
+//! HTTP body struct and a `json!` literal) and could drift apart. The request
+//! structs below are the HTTP bodies themselves: `ggon-ctl` serializes them,
+//! the control API deserializes them and hands them on inside a [`Command`],
+//! and the controller validates them ([`parse_duration`]) where it acts.
+
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::events::Event;
+use super::views::{ChangeView, DrillView, StatusView};
+use crate::config::Config;
+use crate::proto::zone::ZoneData;
+
+/// Who asked, for logs, pins and history.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+}
+
+impl Actor {
+    pub fn new(name: &str) -> Actor {
+        Actor {
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Why the controller refused; each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CtlError {
+    /// 404: no such service or target.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request contradicts the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 400: the request itself is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 500: the controller could not do it (state not persisted, shutting down).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A duration as operators type it ("90s", "2h"); None stays None.
+pub fn parse_duration(s: Option<&str>) -> Result<Option<Duration>, CtlError> {
+    s.map(|d| {
+        humantime::parse_duration(d)
+            .map_err(|e| CtlError::BadRequest(format!("bad duration `{d}`: {e}")))
+    })
+    .transpose()
+}
+
+/// `POST /v1/services/{service}/remap`: answer with `to` now and pin it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RemapRequest {
+    pub to: String,
+    #[serde(default)]
+    pub reason: String,
+    /// Remap even to a target whose checks say it is down (or drained).
+    #[serde(default)]
+    pub force: bool,
+    /// Say what would happen, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Pin expiry, e.g. "2h"; None: until released.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+/// `POST /v1/services/{service}/targets/{target}/drain`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DrainRequest {
+    #[serde(default)]
+    pub reason: String,
+    /// Undrain automatically after this long, e.g. "30m".
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Drain the target a pin holds the service on: the pin is released so
+    /// the service can move. Without it that drain is refused.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /v1/services/{service}/drill`: a dry run, or with `fail` and
+/// `duration` a timed failure of that target.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DrillRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail: Option<String>,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+impl DrillRequest {
+    /// The target to fail and for how long, if this is a failure drill.
+    pub fn failure(&self) -> Result<Option<(String, Duration)>, CtlError> {
+        match (&self.fail, parse_duration(self.duration.as_deref())?) {
+            (Some(t), Some(d)) => Ok(Some((t.clone(), d))),
+            (Some(_), None) => Err(CtlError::BadRequest(
+                "a failure drill needs a duration (--for)".into(),
+            )),
+            (None, _) => Ok(None),
+        }
+    }
+}
+
+/// Which history entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub service: Option<String>,
+    /// Unix seconds.
+    pub since: Option<u64>,
+    pub limit: usize,
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, CtlError>>;
+
+/// Everything the controller's loop accepts besides observations.
+pub enum Command {
+    Status {
+        reply: oneshot::Sender<StatusView>,
+    },
+    Remap {
+        service: String,
+        request: RemapRequest,
+        actor: Actor,
+        reply: Reply<ChangeView>,
+    },
+    Release {
+        service: String,
+        actor: Actor,
+        reply: Reply<ChangeView>,
+    },
+    Drain {
+        service: String,
+        target: String,
+        request: DrainRequest,
+        actor: Actor,
+        reply: Reply<ChangeView>,
+    },
+    Undrain {
+        service: String,
+        target: String,
+        actor: Actor,
+        reply: Reply<ChangeView>,
+    },
+    Drill {
+        service: String,
+        request: DrillRequest,
+        actor: Actor,
+        reply: Reply<DrillView>,
+    },
+    History {
+        query: HistoryQuery,
+        reply: oneshot::Sender<Vec<Event>>,
+    },
+    /// An authenticated RFC 2136 UPDATE for a local zone; the reply is the rcode.
+    Update {
+        origin: Name,
+        message: Box<hickory_proto::op::Message>,
+        key: String,
+        peer: std::net::SocketAddr,
+        reply: oneshot::Sender<u8>,
+    },
+    /// A secondary zone was transferred from its primary.
+    SecondaryLoaded {
+        zone: Box<ZoneData>,
+        reply: Reply<()>,
+    },
+    /// A secondary zone expired: stop serving it.
+    SecondaryExpired { origin: Name, reply: Reply<()> },
+    /// A validated new configuration and its zones.
+    Reload {
+        config: Box<Config>,
+        zones: Vec<ZoneData>,
+        actor: Actor,
+        reply: Reply<String>,
+    },
+}
+
+/// A cheap handle to send commands to the controller.
+#[derive(Clone)]
+pub struct ControllerHandle {
+    pub commands: mpsc::Sender<Command>,
+}
+
+impl ControllerHandle {
+    pub async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, CtlError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| CtlError::Internal("controller is shutting down".into()))?;
+        rx.await
+            .map_err(|_| CtlError::Internal("controller is shutting down".into()))
+    }
+}

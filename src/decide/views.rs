@@ -1,0 +1,202 @@
+//! What the controller shows: typed views of its state.
+//!
+//! Owns: the shapes `ggon-ctl`, the status page and `/metrics` read (status,
+//! the result of a change, a drill report) and building them from the
+//! controller's state. They serialize to the control API's JSON and
+//! deserialize in `ggon-ctl`, so both ends share one definition.
+//! It must not change anything: views are copies.
+
+use std::net::IpAddr;
+use std::time::{Instant, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::state::Override;
+use super::Controller;
+use crate::config::FailbackMode;
+use crate::publish::rfc2136::PublisherStatus;
+
+/// How a service's target is chosen now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// By the policy, from health.
+    Auto,
+    /// Pinned by an operator.
+    Manual,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Manual => "manual",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub services: Vec<ServiceStatus>,
+    pub zones: Vec<ZoneStatus>,
+    /// RFC 2136 publishers (zones kept on another primary).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publishers: Vec<PublisherStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZoneStatus {
+    pub origin: String,
+    pub serial: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub fqdn: String,
+    pub ttl: u32,
+    pub active: String,
+    /// "manual" while pinned by an operator, else "auto".
+    pub mode: Mode,
+    pub failback: FailbackMode,
+    pub pin: Option<Override>,
+    pub all_down: bool,
+    /// Target under a failure drill, and until when (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<(String, u64)>,
+    pub targets: Vec<TargetStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+    pub healthy: Option<bool>,
+    /// Set while drained: by whom, why, until when.
+    pub drained: Option<Override>,
+    pub last_check: Option<CheckView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckView {
+    pub ok: bool,
+    pub detail: String,
+    pub latency_ms: f64,
+    /// Unix seconds.
+    pub at: f64,
+}
+
+/// The result of an operator command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeView {
+    pub service: String,
+    pub from: String,
+    pub to: String,
+    pub changed: bool,
+    pub mode: Mode,
+    pub addresses: Vec<IpAddr>,
+    /// Nothing was changed: this is what would happen.
+    pub dry_run: bool,
+    /// Something the operator must know: the command was carried out, but
+    /// not to the effect they probably wanted (e.g. a drained target is
+    /// still answered because nothing else is available).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// What a drill reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrillView {
+    pub service: String,
+    pub fqdn: String,
+    pub active: String,
+    /// The target that would take over if the active one failed now.
+    pub takeover: Option<String>,
+    pub takeover_healthy: Option<bool>,
+    /// The answer that would then be served.
+    pub answers: Vec<IpAddr>,
+    pub ttl: u32,
+    /// The zone serial that change would publish.
+    pub serial: Option<u32>,
+    /// Set for `--fail`: the drill is running until this unix time.
+    pub failing: Option<(String, u64)>,
+    pub note: String,
+}
+
+impl Controller {
+    /// Everything `ggon-ctl status` shows. `now`/`unix` turn a drill's
+    /// monotonic deadline into wall-clock time.
+    pub fn status(&self) -> StatusView {
+        let (now, unix) = (Instant::now(), super::unix_now());
+        StatusView {
+            services: self
+                .services
+                .iter()
+                .map(|s| ServiceStatus {
+                    name: s.name.clone(),
+                    fqdn: s.fqdn.to_string(),
+                    ttl: s.ttl,
+                    active: s.targets[s.active].name.clone(),
+                    mode: s.mode(),
+                    failback: s.failback,
+                    pin: s.pin.clone(),
+                    all_down: s.all_down_alarm,
+                    drill: s.drill.as_ref().map(|d| {
+                        let left = d.until.saturating_duration_since(now);
+                        (s.targets[d.target].name.clone(), unix + left.as_secs())
+                    }),
+                    targets: s
+                        .targets
+                        .iter()
+                        .map(|t| TargetStatus {
+                            name: t.name.clone(),
+                            addresses: t.addresses.clone(),
+                            healthy: t.health.healthy(),
+                            drained: s.drains.get(&t.name).cloned(),
+                            last_check: t.last.as_ref().map(|o| CheckView {
+                                ok: o.ok,
+                                detail: o.detail.clone(),
+                                latency_ms: o.latency.as_secs_f64() * 1000.0,
+                                at: o
+                                    .at
+                                    .duration_since(UNIX_EPOCH)
+                                    .map_or(0.0, |d| d.as_secs_f64()),
+                            }),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            zones: self
+                .publisher
+                .serials()
+                .into_iter()
+                .map(|(origin, serial)| ZoneStatus { origin, serial })
+                .collect(),
+            publishers: self
+                .remote_status
+                .iter()
+                .map(|s| s.lock().unwrap().clone())
+                .collect(),
+        }
+    }
+
+    pub(super) fn change_view(&self, si: usize, from: usize, to: usize, dry_run: bool) -> ChangeView {
+        let s = &self.services[si];
+        ChangeView {
+            service: s.name.clone(),
+            from: s.targets[from].name.clone(),
+            to: s.targets[to].name.clone(),
+            changed: from != to,
+            mode: s.mode(),
+            addresses: s.targets[to].addresses.clone(),
+            dry_run,
+            warning: None,
+        }
+    }
+}
