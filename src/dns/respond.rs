@@ -10,7 +10,7 @@
 //! the caller as [`Action::Special`].
 
 use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN};
-use crate::proto::codes::rcode;
+use crate::proto::codes::{opcode, rcode};
 use crate::snapshot::{Lookup, Prepared, Snapshot};
 
 /// The largest UDP response we send (the DNS flag day 2020 default).
@@ -53,14 +53,23 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
         Ok(q) => q,
         Err(Reject::Drop) => return Action::Drop,
         Err(Reject::FormErr) => {
-            header_only(pkt, rcode::FORMERR, out);
+            // An opcode we do not implement is NOTIMP whatever follows the
+            // header (RFC 1035 4.1.1), as NSD, Knot and BIND answer; only a
+            // malformed query, NOTIFY or UPDATE is FORMERR.
+            let op = (pkt[2] >> 3) & 0xF;
+            let rc = if opcode::implemented(op) {
+                rcode::FORMERR
+            } else {
+                rcode::NOTIMP
+            };
+            header_only(pkt, rc, out);
             return Action::Reply;
         }
     };
     match q.opcode {
-        0 => {}
-        4 => return Action::Special(Special::Notify),
-        5 => return Action::Special(Special::Update),
+        opcode::QUERY => {}
+        opcode::NOTIFY => return Action::Special(Special::Notify),
+        opcode::UPDATE => return Action::Special(Special::Update),
         _ => {
             error(pkt, &q, rcode::NOTIMP, out);
             return Action::Reply;
@@ -426,6 +435,22 @@ big IN TXT \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
         pkt[2] = (pkt[2] & 0x87) | (2 << 3); // opcode STATUS
         respond(&s, &pkt, Transport::Udp, &mut out);
         assert_eq!(rcode_of(&out), rcode::NOTIMP);
+
+        // Header only (no question) with an opcode we do not implement:
+        // NOTIMP, not FORMERR; with one we do: FORMERR.
+        for (op, want) in [
+            (2u8, rcode::NOTIMP),
+            (15, rcode::NOTIMP),
+            (0, rcode::FORMERR),
+            (5, rcode::FORMERR),
+        ] {
+            let mut pkt = ask_pkt("wiki.ggon.org.")[..12].to_vec();
+            pkt[2] = (pkt[2] & 0x87) | (op << 3);
+            pkt[5] = 0; // QDCOUNT = 0
+            respond(&s, &pkt, Transport::Udp, &mut out);
+            assert_eq!(rcode_of(&out), want, "opcode {op}");
+            assert_eq!((out[2] >> 3) & 0xF, op, "opcode echoed");
+        }
 
         let mut pkt = ask_pkt("wiki.ggon.org.");
         pkt[5] = 2; // QDCOUNT = 2

@@ -21,6 +21,19 @@ pub mod rcode {
     pub const NOTZONE: u8 = 10;
 }
 
+/// Header opcodes (RFC 1035, RFC 1996, RFC 2136).
+pub mod opcode {
+    pub const QUERY: u8 = 0;
+    pub const STATUS: u8 = 2;
+    pub const NOTIFY: u8 = 4;
+    pub const UPDATE: u8 = 5;
+
+    /// The opcodes ggond implements; any other gets NOTIMP.
+    pub fn implemented(op: u8) -> bool {
+        matches!(op, QUERY | NOTIFY | UPDATE)
+    }
+}
+
 /// Record types by number.
 pub mod rtype {
     pub const A: u16 = 1;
