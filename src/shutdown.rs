@@ -132,8 +132,10 @@ mod tests {
     async fn never_does_not_fire() {
         let mut s = Shutdown::never();
         assert!(!s.is_requested());
-        assert!(tokio::time::timeout(Duration::from_millis(50), s.requested())
-            .await
-            .is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), s.requested())
+                .await
+                .is_err()
+        );
     }
 }

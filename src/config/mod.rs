@@ -7,7 +7,6 @@
 //! running instance keeps serving.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::proto::codes::parse_rcode;
+mod errors;
+mod validate;
+
+pub use errors::ConfigError;
+use errors::{field_from_toml_error, line_of};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -393,30 +396,6 @@ impl Default for ControlConfig {
     }
 }
 
-/// A config error: which file, which line, which field, and what is wrong.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": field `{}`", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -444,248 +423,6 @@ impl Config {
         cfg.path = path.to_path_buf();
         cfg.validate(text)?;
         Ok(cfg)
-    }
-
-    fn validate(&self, text: &str) -> Result<(), ConfigError> {
-        let err = |span: std::ops::Range<usize>, field: &str, message: String| ConfigError {
-            file: self.path.clone(),
-            line: Some(line_of(text, span.start)),
-            field: field.to_string(),
-            message,
-        };
-        let mut key_names = HashSet::new();
-        for k in &self.keys {
-            if !key_names.insert(k.name.get_ref().as_str()) {
-                return Err(err(
-                    k.name.span(),
-                    "key.name",
-                    format!("key `{}` is declared twice", k.name.get_ref()),
-                ));
-            }
-            let inline = k.secret.is_some();
-            if inline == k.file.is_some() {
-                return Err(err(
-                    k.name.span(),
-                    "key.file",
-                    format!(
-                        "key `{}`: give either `file` (a BIND key file) or `secret` (+ `algorithm`)",
-                        k.name.get_ref()
-                    ),
-                ));
-            }
-        }
-        let mut origins = HashSet::new();
-        for z in &self.zones {
-            let origin = normalize_name(z.origin.get_ref());
-            if hickory_proto::rr::Name::from_ascii(&origin).is_err() {
-                return Err(err(
-                    z.origin.span(),
-                    "zone.origin",
-                    format!("`{}` is not a valid domain name", z.origin.get_ref()),
-                ));
-            }
-            if !origins.insert(origin.clone()) {
-                return Err(err(
-                    z.origin.span(),
-                    "zone.origin",
-                    format!("zone `{origin}` is declared twice"),
-                ));
-            }
-            let needs_file = z.mode == ZoneMode::Local || (z.mode == ZoneMode::Rfc2136 && z.serve);
-            if needs_file && z.file.is_none() {
-                return Err(err(
-                    z.origin.span(),
-                    "zone.file",
-                    format!("zone `{origin}` is served by ggond and needs a `file`"),
-                ));
-            }
-            if matches!(z.mode, ZoneMode::Rfc2136 | ZoneMode::Secondary) && z.primary.is_none() {
-                return Err(err(
-                    z.origin.span(),
-                    "zone.primary",
-                    format!("zone `{origin}` is not local and needs `primary`"),
-                ));
-            }
-            for k in z
-                .update_keys
-                .iter()
-                .chain(&z.transfer_keys)
-                .chain(z.key.iter())
-            {
-                if !key_names.contains(k.get_ref().as_str()) {
-                    return Err(err(
-                        k.span(),
-                        "zone.key",
-                        format!("no [[key]] named `{}`", k.get_ref()),
-                    ));
-                }
-            }
-            for sec in &z.secondaries {
-                if let Some(k) = &sec.key {
-                    if !key_names.contains(k.as_str()) {
-                        return Err(err(
-                            z.origin.span(),
-                            "zone.secondaries.key",
-                            format!("no [[key]] named `{k}`"),
-                        ));
-                    }
-                }
-            }
-            for a in &z.allow_transfer {
-                if crate::proto::acl::Net::parse(a.get_ref()).is_none() {
-                    return Err(err(
-                        a.span(),
-                        "zone.allow_transfer",
-                        format!("`{}` is not an IP address or CIDR prefix", a.get_ref()),
-                    ));
-                }
-            }
-        }
-        let mut names = HashSet::new();
-        let mut fqdns = HashSet::new();
-        for s in &self.services {
-            let name = s.name.get_ref();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(err(
-                    s.name.span(),
-                    "service.name",
-                    format!("`{name}`: use letters, digits, '-' or '_'"),
-                ));
-            }
-            if !names.insert(name.clone()) {
-                return Err(err(
-                    s.name.span(),
-                    "service.name",
-                    format!("service `{name}` is declared twice"),
-                ));
-            }
-            let fqdn = normalize_name(s.fqdn.get_ref());
-            if hickory_proto::rr::Name::from_ascii(&fqdn).is_err() {
-                return Err(err(
-                    s.fqdn.span(),
-                    "service.fqdn",
-                    format!("`{}` is not a valid domain name", s.fqdn.get_ref()),
-                ));
-            }
-            if !origins.iter().any(|o| in_zone(&fqdn, o)) {
-                return Err(err(
-                    s.fqdn.span(),
-                    "service.fqdn",
-                    format!("`{fqdn}` is not inside any configured [[zone]]"),
-                ));
-            }
-            let zone = self.zone_for(&fqdn);
-            if zone.is_some_and(|z| z.mode == ZoneMode::Secondary) {
-                return Err(err(
-                    s.fqdn.span(),
-                    "service.fqdn",
-                    format!("`{fqdn}` is in a secondary zone: its primary owns the records"),
-                ));
-            }
-            if !fqdns.insert(fqdn.clone()) {
-                return Err(err(
-                    s.fqdn.span(),
-                    "service.fqdn",
-                    format!("`{fqdn}` is owned by two services"),
-                ));
-            }
-            if s.targets.get_ref().is_empty() {
-                return Err(err(
-                    s.targets.span(),
-                    "service.target",
-                    format!("service `{name}` needs at least one target"),
-                ));
-            }
-            let mut tnames = HashSet::new();
-            for t in s.targets.get_ref() {
-                let tn = t.name.get_ref();
-                if !tnames.insert(tn.clone()) {
-                    return Err(err(
-                        t.name.span(),
-                        "service.target.name",
-                        format!("target `{tn}` appears twice in service `{name}`"),
-                    ));
-                }
-                if t.addresses.get_ref().is_empty() {
-                    return Err(err(
-                        t.addresses.span(),
-                        "service.target.addresses",
-                        format!("target `{tn}` needs at least one address"),
-                    ));
-                }
-                let c = &t.check;
-                let check_err = |field: &str, message: String| {
-                    err(
-                        t.name.span(),
-                        &format!("service.target.check.{field}"),
-                        message,
-                    )
-                };
-                if c.rise == 0 || c.fall == 0 {
-                    return Err(check_err(
-                        "rise",
-                        format!("target `{tn}`: rise and fall must be at least 1"),
-                    ));
-                }
-                if c.interval.is_zero() || c.timeout.is_zero() {
-                    return Err(check_err(
-                        "interval",
-                        format!("target `{tn}`: interval and timeout must be positive"),
-                    ));
-                }
-                match &c.kind {
-                    CheckKind::Http { url, .. } => {
-                        if !(url.starts_with("http://") || url.starts_with("https://")) {
-                            return Err(check_err(
-                                "url",
-                                format!(
-                                    "target `{tn}`: `{url}` must start with http:// or https://"
-                                ),
-                            ));
-                        }
-                    }
-                    CheckKind::Dns {
-                        qname,
-                        qtype,
-                        expect_rcode,
-                        ..
-                    } => {
-                        if hickory_proto::rr::Name::from_ascii(qname).is_err() {
-                            return Err(check_err(
-                                "qname",
-                                format!("target `{tn}`: `{qname}` is not a valid name"),
-                            ));
-                        }
-                        if qtype.parse::<hickory_proto::rr::RecordType>().is_err() {
-                            return Err(check_err(
-                                "qtype",
-                                format!("target `{tn}`: unknown record type `{qtype}`"),
-                            ));
-                        }
-                        if parse_rcode(expect_rcode).is_none() {
-                            return Err(check_err(
-                                "expect_rcode",
-                                format!("target `{tn}`: unknown rcode `{expect_rcode}`"),
-                            ));
-                        }
-                    }
-                    CheckKind::Exec { command } => {
-                        if command.is_empty() {
-                            return Err(check_err(
-                                "command",
-                                format!("target `{tn}`: command must not be empty"),
-                            ));
-                        }
-                    }
-                    CheckKind::Tcp { .. } => {}
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The zone a (normalized) name belongs to: the most specific one.
@@ -738,82 +475,6 @@ pub fn normalize_name(s: &str) -> String {
 /// Is normalized `name` equal to or below normalized `origin`?
 pub fn in_zone(name: &str, origin: &str) -> bool {
     origin == "." || name == origin || name.ends_with(&format!(".{origin}"))
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// The field a toml/serde error is about. "missing/unknown/duplicate field"
-/// messages quote the field name in backticks ("missing field `url`"); the
-/// others (wrong type or value) quote the *value* ("invalid type: integer `5`"),
-/// so there the key is read from the text before the error's span.
-fn field_from_toml_error(msg: &str, text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    let msg = msg.trim_start();
-    if ["missing field", "unknown field", "duplicate field"]
-        .iter()
-        .any(|p| msg.starts_with(p))
-    {
-        let mut parts = msg.split('`');
-        parts.next();
-        return parts.next().unwrap_or("").to_string();
-    }
-    let Some(span) = span else {
-        return String::new();
-    };
-    let key = key_before(text.get(..span.start).unwrap_or(""));
-    // A flattened table (`check = { ... }`) reports the whole table's span:
-    // find the offending value inside it to name the inner key instead.
-    let inner = text.get(span).unwrap_or("");
-    if inner.starts_with('{') {
-        if let Some(inner_key) = quoted_value(msg).and_then(|v| key_of_value(inner, &v)) {
-            return inner_key;
-        }
-    }
-    key
-}
-
-/// The key of a `key = value` whose value starts where `before` ends.
-fn key_before(before: &str) -> String {
-    let Some(key) = before.trim_end().strip_suffix('=') else {
-        // Not right after `=`: inside a list; the list's key is the last one.
-        return before
-            .rfind('=')
-            .map_or(String::new(), |eq| key_before(&before[..=eq]));
-    };
-    let key = key.trim_end();
-    let start = key
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
-    key[start..].to_string()
-}
-
-/// The value serde quotes in a message: numbers in backticks, strings in quotes.
-fn quoted_value(msg: &str) -> Option<String> {
-    if let Some(i) = msg.find("string \"") {
-        let rest = &msg[i + 7..];
-        let end = rest[1..].find('"')?;
-        return Some(rest[..end + 2].to_string());
-    }
-    let mut parts = msg.split('`');
-    parts.next();
-    parts.next().map(str::to_string)
-}
-
-/// In inline-table text, the key whose value is exactly `value`.
-fn key_of_value(table: &str, value: &str) -> Option<String> {
-    table.match_indices(value).find_map(|(i, _)| {
-        let after = table[i + value.len()..].chars().next();
-        let ends = after.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'));
-        let before = &table[..i];
-        (ends && before.trim_end().ends_with('='))
-            .then(|| key_before(before))
-            .filter(|k| !k.is_empty())
-    })
 }
 
 #[cfg(test)]

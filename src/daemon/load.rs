@@ -161,12 +161,17 @@ fn line_of_owner(file: &Path, fqdn: &str, origin: &str) -> Option<usize> {
     let relative = fqdn
         .strip_suffix(&format!(".{}", origin.to_ascii_lowercase()))
         .map(str::to_string);
-    text.lines().position(|l| {
-        if l.starts_with(char::is_whitespace) {
-            return false;
-        }
-        let owner = l.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-        owner == fqdn || Some(&owner) == relative.as_ref()
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            if l.starts_with(char::is_whitespace) {
+                return false;
+            }
+            let owner = l
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            owner == fqdn || Some(&owner) == relative.as_ref()
+        })
+        .map(|i| i + 1)
 }

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::config::{Config, ZoneMode};
+use crate::decide::state::StateStore;
 use crate::decide::{Actor, Command, Controller, ControllerHandle, Event, EventCause, EventKind};
 use crate::dns::server::TcpLimits;
 use crate::dns::stats::Stats;
@@ -30,7 +31,6 @@ use crate::publish::Publisher;
 use crate::replicate::{ProtocolHandler, ZoneAccess};
 use crate::shutdown::{self, Shutdown};
 use crate::snapshot::Snapshot;
-use crate::decide::state::StateStore;
 pub use load::{load, LoadError, Loaded, Overrides, Source};
 use sinks::Sinks;
 
@@ -176,11 +176,8 @@ pub async fn run(
             notifier: notifier.clone(),
             metrics: metrics.clone(),
         }));
-    let failed_alerts = spawn_failed_alert_counter(
-        notifier.clone(),
-        metrics.clone(),
-        shutdown_rx.clone(),
-    );
+    let failed_alerts =
+        spawn_failed_alert_counter(notifier.clone(), metrics.clone(), shutdown_rx.clone());
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };
     let mut secondary_zones = HashMap::new();
@@ -201,7 +198,8 @@ pub async fn run(
         ));
         secondary_zones.insert(origin, (primary.ip(), trigger));
     }
-    let notifier = crate::replicate::spawn_notifier(changes_rx, notify_targets, shutdown_rx.clone());
+    let notifier =
+        crate::replicate::spawn_notifier(changes_rx, notify_targets, shutdown_rx.clone());
 
     let stats = Arc::new(Stats::default());
     let dns = DnsServer::start(

@@ -176,7 +176,10 @@ pub enum Command {
         reply: Reply<()>,
     },
     /// A secondary zone expired: stop serving it.
-    SecondaryExpired { origin: Name, reply: Reply<()> },
+    SecondaryExpired {
+        origin: Name,
+        reply: Reply<()>,
+    },
     /// A validated new configuration and its zones.
     Reload {
         config: Box<Config>,

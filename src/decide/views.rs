@@ -186,7 +186,13 @@ impl Controller {
         }
     }
 
-    pub(super) fn change_view(&self, si: usize, from: usize, to: usize, dry_run: bool) -> ChangeView {
+    pub(super) fn change_view(
+        &self,
+        si: usize,
+        from: usize,
+        to: usize,
+        dry_run: bool,
+    ) -> ChangeView {
         let s = &self.services[si];
         ChangeView {
             service: s.name.clone(),

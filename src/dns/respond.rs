@@ -208,8 +208,8 @@ mod tests {
     use hickory_proto::serialize::binary::BinDecodable;
 
     use super::*;
-    use crate::snapshot::{compile, Snapshot};
     use crate::proto::zone::ZoneData;
+    use crate::snapshot::{compile, Snapshot};
 
     const ZONE: &str = "$ORIGIN ggon.org.\n$TTL 3600\n\
 @ IN SOA ns1 hostmaster 7 3600 600 86400 300\n\

@@ -25,9 +25,9 @@ use tracing::{debug, info, warn};
 
 use super::respond::{respond, Action, Transport};
 use super::special::SpecialHandler;
+use crate::dns::stats::{LocalStats, Stats};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::snapshot::Snapshot;
-use crate::dns::stats::{LocalStats, Stats};
 
 #[derive(Debug, Clone)]
 pub struct TcpLimits {

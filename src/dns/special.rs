@@ -39,4 +39,3 @@ pub fn refuse(kind: Special, packet: &[u8]) -> Option<Vec<u8>> {
     super::respond::error(packet, &q, rcode, &mut out);
     Some(out)
 }
-

@@ -17,9 +17,9 @@ use tracing::debug;
 use super::respond::{respond, Action, Transport};
 use super::rrl::Verdict;
 use super::special::SpecialHandler;
+use crate::dns::stats::Stats;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
-use crate::dns::stats::Stats;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 32;

@@ -162,7 +162,6 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-
 /// The middleware in front of every protected route: find the token (all
 /// compared, in constant time), refuse and log if none or read-only for a
 /// change, else pass the [`Actor`] on to the handler.

@@ -231,8 +231,8 @@ fn target_item(h: &mut String, t: &TargetStatus, active: bool) {
 mod tests {
     use super::*;
     use crate::config::FailbackMode;
-    use crate::decide::views::{CheckView, Mode, ZoneStatus};
     use crate::decide::state::Override;
+    use crate::decide::views::{CheckView, Mode, ZoneStatus};
     use serde_json::json;
 
     fn target(name: &str, healthy: Option<bool>, detail: &str) -> TargetStatus {

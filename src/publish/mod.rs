@@ -23,9 +23,9 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::mpsc;
 
-use crate::snapshot::{compile, Diff, Snapshot};
 use crate::proto::codes::rcode;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
+use crate::snapshot::{compile, Diff, Snapshot};
 use update::{Change, Rejected};
 
 /// The records a service publishes.

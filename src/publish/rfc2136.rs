@@ -27,9 +27,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::shutdown::Shutdown;
-use crate::publish::{RemoteZone, ServiceRecords};
 use crate::proto::tsig::Key;
+use crate::publish::{RemoteZone, ServiceRecords};
+use crate::shutdown::Shutdown;
 
 /// What `ggon-ctl status` shows for a remote zone.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -235,7 +235,10 @@ pub fn check_response(
         .and_then(|s| s.data.error)
         .map(|e| format!("{e:?}").to_uppercase());
     if rcode != 0 || tsig_error.is_some() {
-        let mut msg = format!("primary answered {}", crate::proto::codes::rcode_label(rcode));
+        let mut msg = format!(
+            "primary answered {}",
+            crate::proto::codes::rcode_label(rcode)
+        );
         if let Some(t) = tsig_error {
             msg.push_str(&format!(" (TSIG {t})"));
         } else if rcode == 9 {

@@ -21,12 +21,12 @@ use hickory_proto::serialize::binary::BinDecodable;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::shutdown::Shutdown;
 use crate::decide::{Command, ControllerHandle};
 use crate::proto::client::{read_frame, write_frame};
-use crate::publish::serial_gt;
 use crate::proto::tsig::Key;
 use crate::proto::zone::ZoneData;
+use crate::publish::serial_gt;
+use crate::shutdown::Shutdown;
 
 #[derive(Clone)]
 pub struct SecondaryConfig {

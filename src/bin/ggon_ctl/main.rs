@@ -248,8 +248,7 @@ async fn verify(
     let Ok(name) = hickory_proto::rr::Name::from_ascii(&fqdn) else {
         return fail(format!("bad name {fqdn}"));
     };
-    let checks =
-        verify::verify(&name, &expected, &all, std::time::Duration::from_secs(2)).await;
+    let checks = verify::verify(&name, &expected, &all, std::time::Duration::from_secs(2)).await;
     let stale = checks.iter().filter(|c| !c.current).count();
     if json {
         println!(
@@ -302,7 +301,8 @@ enum Shown {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
-    serde_json::from_value(v).map_err(|e| format!("ggond answered something this ggon-ctl cannot read: {e}"))
+    serde_json::from_value(v)
+        .map_err(|e| format!("ggond answered something this ggon-ctl cannot read: {e}"))
 }
 
 /// Print a successful answer; the exit code says whether it is cause for concern.

@@ -23,7 +23,10 @@ fn ago(at: f64) -> String {
 }
 
 fn addrs(a: &[IpAddr]) -> String {
-    a.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(",")
+    a.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn rfc3339(unix: u64) -> String {

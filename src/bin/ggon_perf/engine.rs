@@ -13,22 +13,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use socket2::{Domain, Protocol, Socket, Type};
 
 use super::inflight::{InFlight, IDS};
 use super::queries::WireSet;
+use super::sockets::{os_err, tcp_connect, udp_socket, RecvBatch, SendBatch};
 use super::stats::Stats;
 
 /// Messages per sendmmsg/recvmmsg call.
-const BATCH: usize = 64;
+pub(super) const BATCH: usize = 64;
 /// Receive buffer per UDP message; a longer answer is cut, its header is all we read.
-const RECV_BUF: usize = 4096;
+pub(super) const RECV_BUF: usize = 4096;
 /// At most this many queries outstanding on one socket (leaves IDs to spare).
 const MAX_PER_CONN: usize = IDS - 2 * BATCH;
 /// Unflushed TCP bytes above which no more queries are queued on a connection.
 const TCP_WRITE_HIGH: usize = 64 * 1024;
 /// Socket buffer size asked for (SO_RCVBUFFORCE when root, else capped by the kernel).
-const SOCK_BUF: libc::c_int = 8 << 20;
+pub(super) const SOCK_BUF: libc::c_int = 8 << 20;
 /// How often timeouts are checked (at most).
 const EXPIRE_EVERY_NS: u64 = 10_000_000;
 const NS: u64 = 1_000_000_000;
@@ -78,74 +78,6 @@ struct Conn {
     blocked: bool,
 }
 
-/// recvmmsg scratch space, set up once; the headers point into `bufs`.
-struct RecvBatch {
-    bufs: Box<[u8]>,
-    /// Not read after setup, but the headers point into it.
-    _iovs: Box<[libc::iovec]>,
-    hdrs: Box<[libc::mmsghdr]>,
-}
-
-impl RecvBatch {
-    fn new() -> Self {
-        let mut bufs = vec![0u8; BATCH * RECV_BUF].into_boxed_slice();
-        let mut iovs: Box<[libc::iovec]> = (0..BATCH)
-            .map(|k| libc::iovec {
-                // SAFETY: k * RECV_BUF < bufs.len().
-                iov_base: unsafe { bufs.as_mut_ptr().add(k * RECV_BUF) }.cast(),
-                iov_len: RECV_BUF,
-            })
-            .collect();
-        let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
-            .map(|k| {
-                // SAFETY: all-zero is a valid mmsghdr (null pointers, zero lengths).
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                // SAFETY: k < BATCH == iovs.len().
-                h.msg_hdr.msg_iov = unsafe { iovs.as_mut_ptr().add(k) };
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        RecvBatch {
-            bufs,
-            _iovs: iovs,
-            hdrs,
-        }
-    }
-
-    fn message(&self, k: usize) -> &[u8] {
-        let len = (self.hdrs[k].msg_len as usize).min(RECV_BUF);
-        &self.bufs[k * RECV_BUF..k * RECV_BUF + len]
-    }
-}
-
-/// sendmmsg scratch space.
-struct SendBatch {
-    ids: [u16; BATCH],
-    iovs: Box<[libc::iovec]>,
-    hdrs: Box<[libc::mmsghdr]>,
-}
-
-impl SendBatch {
-    fn new() -> Self {
-        let iovs: Box<[libc::iovec]> = (0..BATCH)
-            .map(|_| libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            })
-            .collect();
-        // SAFETY: all-zero is a valid mmsghdr.
-        let hdrs = (0..BATCH)
-            .map(|_| unsafe { std::mem::zeroed::<libc::mmsghdr>() })
-            .collect();
-        SendBatch {
-            ids: [0; BATCH],
-            iovs,
-            hdrs,
-        }
-    }
-}
-
 struct Engine<'a> {
     cfg: &'a Config,
     wire: &'a mut WireSet,
@@ -163,50 +95,6 @@ struct Engine<'a> {
     pollfds: Vec<libc::pollfd>,
     last_answer: u64,
     refused: u64,
-}
-
-fn os_err(ret: libc::c_int) -> Option<io::Error> {
-    (ret < 0).then(io::Error::last_os_error)
-}
-
-fn set_buf(sock: &Socket, force: libc::c_int, plain: libc::c_int) {
-    let fd = sock.as_raw_fd();
-    let v: libc::c_int = SOCK_BUF;
-    let p = (&v as *const libc::c_int).cast();
-    let l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid fd and a c_int option value; failure is harmless.
-    unsafe {
-        if libc::setsockopt(fd, libc::SOL_SOCKET, force, p, l) != 0 {
-            libc::setsockopt(fd, libc::SOL_SOCKET, plain, p, l);
-        }
-    }
-}
-
-fn udp_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
-    let sock = Socket::new(
-        Domain::for_address(server),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
-    set_buf(&sock, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
-    set_buf(&sock, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
-    let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse()?
-    } else {
-        "[::]:0".parse()?
-    };
-    sock.bind(&local.into())?;
-    sock.connect(&server.into())
-        .with_context(|| format!("cannot connect UDP socket to {server}"))?;
-    sock.set_nonblocking(true)?;
-    Ok(sock.into())
-}
-
-fn tcp_connect(server: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&server, timeout)?;
-    s.set_nodelay(true)?;
-    s.set_nonblocking(true)?;
-    Ok(s)
 }
 
 /// Handles one answer; false if it matched nothing outstanding.

@@ -21,6 +21,8 @@ mod stats;
 
 #[cfg(target_os = "linux")]
 mod engine;
+#[cfg(target_os = "linux")]
+mod sockets;
 
 /// Largest -c accepted (each socket keeps a table over the 16-bit ID space).
 const MAX_CLIENTS: usize = 256;

@@ -1,0 +1,112 @@
+//! Config errors that name the file, the line and the field.
+//!
+//! toml/serde report a byte span and a message that quotes either the field
+//! (missing/unknown/duplicate) or the value (wrong type); these helpers turn
+//! that into the field an operator has to fix.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A config error: which file, which line, which field, and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": field `{}`", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The field a toml/serde error is about. "missing/unknown/duplicate field"
+/// messages quote the field name in backticks ("missing field `url`"); the
+/// others (wrong type or value) quote the *value* ("invalid type: integer `5`"),
+/// so there the key is read from the text before the error's span.
+pub(super) fn field_from_toml_error(
+    msg: &str,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> String {
+    let msg = msg.trim_start();
+    if ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|p| msg.starts_with(p))
+    {
+        let mut parts = msg.split('`');
+        parts.next();
+        return parts.next().unwrap_or("").to_string();
+    }
+    let Some(span) = span else {
+        return String::new();
+    };
+    let key = key_before(text.get(..span.start).unwrap_or(""));
+    // A flattened table (`check = { ... }`) reports the whole table's span:
+    // find the offending value inside it to name the inner key instead.
+    let inner = text.get(span).unwrap_or("");
+    if inner.starts_with('{') {
+        if let Some(inner_key) = quoted_value(msg).and_then(|v| key_of_value(inner, &v)) {
+            return inner_key;
+        }
+    }
+    key
+}
+
+/// The key of a `key = value` whose value starts where `before` ends.
+fn key_before(before: &str) -> String {
+    let Some(key) = before.trim_end().strip_suffix('=') else {
+        // Not right after `=`: inside a list; the list's key is the last one.
+        return before
+            .rfind('=')
+            .map_or(String::new(), |eq| key_before(&before[..=eq]));
+    };
+    let key = key.trim_end();
+    let start = key
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |i| i + 1);
+    key[start..].to_string()
+}
+
+/// The value serde quotes in a message: numbers in backticks, strings in quotes.
+fn quoted_value(msg: &str) -> Option<String> {
+    if let Some(i) = msg.find("string \"") {
+        let rest = &msg[i + 7..];
+        let end = rest[1..].find('"')?;
+        return Some(rest[..end + 2].to_string());
+    }
+    let mut parts = msg.split('`');
+    parts.next();
+    parts.next().map(str::to_string)
+}
+
+/// In inline-table text, the key whose value is exactly `value`.
+fn key_of_value(table: &str, value: &str) -> Option<String> {
+    table.match_indices(value).find_map(|(i, _)| {
+        let after = table[i + value.len()..].chars().next();
+        let ends = after.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'));
+        let before = &table[..i];
+        (ends && before.trim_end().ends_with('='))
+            .then(|| key_before(before))
+            .filter(|k| !k.is_empty())
+    })
+}
