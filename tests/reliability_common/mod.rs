@@ -1039,7 +1039,15 @@ pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 pub fn classify(p: &[u8]) -> Expect {
     match ggon::dns::wire::parse_query(p) {
         Err(ggon::dns::wire::Reject::Drop) => Expect::Drop,
-        Err(ggon::dns::wire::Reject::FormErr) => Expect::Rcode(1),
+        // Unparsable: FORMERR, unless the opcode is one we do not implement
+        // (then NOTIMP, RFC 1035 4.1.1).
+        Err(ggon::dns::wire::Reject::FormErr) => {
+            if ggon::proto::codes::opcode::implemented((p[2] >> 3) & 0xF) {
+                Expect::Rcode(1)
+            } else {
+                Expect::Rcode(4)
+            }
+        }
         Ok(_) => Expect::Reply,
     }
 }
