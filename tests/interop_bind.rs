@@ -6,13 +6,14 @@
 //! ggond test fails the harness and the expectations are known to be right.
 //! Every wait is bounded; each test stays well under a minute.
 
-mod bind_common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bind_common::*;
 use serde_json::Value;
+use support::bind::*;
 
 /// The cic service: three targets whose checks always pass (exec `true`), so
 /// health never moves it and only operator remaps do.

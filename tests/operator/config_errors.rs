@@ -1,12 +1,10 @@
 //! `ggond --check-config`: the shipped config passes; bad ones exit 2 with an
 //! error naming the file, the line and the field.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{DEMO_ZONE, GGOND};
+use crate::support::ggond::{DEMO_ZONE, GGOND};
 
 struct Checked {
     code: Option<i32>,

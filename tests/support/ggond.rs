@@ -5,11 +5,9 @@
 //! Every wait here is a bounded poll; nothing sleeps for long. Each test uses
 //! its own 127.0.0.x addresses for health targets, so tests run in parallel.
 
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -20,6 +18,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use serde_json::Value;
+
+pub use super::wire::{tcp_connect, tcp_frame, tcp_read, udp_exchange};
 
 pub const GGOND: &str = env!("CARGO_BIN_EXE_ggond");
 pub const GGON_CTL: &str = env!("CARGO_BIN_EXE_ggon-ctl");
@@ -449,30 +449,6 @@ pub fn query_edns(name: &str, t: RecordType, payload: u16, version: u8) -> Messa
     m
 }
 
-/// Send one datagram, return the reply (None if nothing comes within `wait`).
-pub fn udp_exchange(server: SocketAddr, pkt: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
-    sock.set_read_timeout(Some(wait)).expect("timeout");
-    sock.send_to(pkt, server).expect("send UDP");
-    let mut buf = vec![0u8; 65535];
-    match sock.recv_from(&mut buf) {
-        Ok((n, from)) => {
-            assert_eq!(from, server, "reply from the server's address");
-            buf.truncate(n);
-            Some(buf)
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            None
-        }
-        Err(e) => panic!("UDP receive: {e}"),
-    }
-}
-
 /// Ask over UDP (three tries of 2 s: loopback does not lose packets, but a
 /// busy machine can be slow), parse the reply and check its ID.
 pub fn ask_udp(server: SocketAddr, q: &Message) -> Message {
@@ -486,30 +462,6 @@ pub fn ask_udp(server: SocketAddr, q: &Message) -> Message {
         }
     }
     panic!("no UDP answer from {server}");
-}
-
-/// Open a TCP connection to the server with read/write timeouts.
-pub fn tcp_connect(server: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&server, Duration::from_secs(5)).expect("TCP connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
-
-/// Frame a DNS message for TCP (two-byte length prefix).
-pub fn tcp_frame(pkt: &[u8]) -> Vec<u8> {
-    let mut v = (pkt.len() as u16).to_be_bytes().to_vec();
-    v.extend_from_slice(pkt);
-    v
-}
-
-/// Read one length-prefixed message from a TCP stream.
-pub fn tcp_read(s: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len)?;
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf)?;
-    Ok(buf)
 }
 
 /// Ask over TCP (one connection per question).

@@ -2,15 +2,13 @@
 //! state saved, even with idle clients connected; a restart on the same port
 //! binds at once.
 
-mod reliability_common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::reliability::*;
 use ggon::decide::state::PersistedState;
 use hickory_proto::rr::RecordType;
-use reliability_common::*;
 
 #[test]
 fn sigterm_exits_0_saves_state_and_the_port_is_reusable_at_once() {

@@ -3,15 +3,13 @@
 //! No query may be lost to a change, none may get SERVFAIL or an empty
 //! answer, and every answer must be exactly one target's address set.
 
-mod common;
-
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::ggond::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::serialize::binary::BinDecodable;

@@ -1,14 +1,12 @@
 //! Issue 5 over real sockets: notifications (webhook and command), /metrics,
 //! the status page in headless Chromium, propagation check, link audit.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::support::ggond::*;
 
 /// A webhook receiver: records each POST body, answers 200.
 fn webhook() -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {

@@ -1,12 +1,10 @@
 //! The nameserver as a client sees it: real UDP and TCP against a running ggond.
 
-mod common;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use crate::support::ggond::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 

@@ -1,12 +1,10 @@
 //! ggond as a secondary of another ggond: several instances serve one zone,
 //! kept in step by NOTIFY and AXFR (no replication protocol of our own).
 
-mod common;
-
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use common::*;
+use crate::support::ggond::*;
 
 /// A loopback port free for both UDP and TCP right now.
 fn free_port() -> u16 {

@@ -1,12 +1,10 @@
 //! Crashes and bad state: kill -9 in the middle of remaps, and a corrupt
 //! state file at start.
 
-mod reliability_common;
-
 use std::time::{Duration, Instant};
 
+use crate::support::reliability::*;
 use ggon::decide::state::PersistedState;
-use reliability_common::*;
 
 /// The state file as the crash left it, parsed (None if there is none yet).
 fn read_state(env: &Env) -> Option<PersistedState> {

@@ -1,11 +1,9 @@
 //! Control API authentication: missing/wrong tokens, read-only tokens,
 //! secrets kept out of logs and status, token file permissions.
 
-mod reliability_common;
-
 use std::process::Command;
 
-use reliability_common::*;
+use crate::support::reliability::*;
 
 /// A wrong token as long as the real one, differing in its last character.
 fn near_miss() -> String {

@@ -6,10 +6,9 @@
 //! checked-in fuzz seed corpus, see `seed_corpus`).
 //!
 //! Only loopback addresses are used. Every wait is bounded.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +18,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
 
 /// The zone every test daemon serves.
+pub use super::wire::{tcp_connect, tcp_frame, tcp_read, udp_exchange};
+
 pub const ZONE: &str = "$ORIGIN ggon.org.\n$TTL 3600\n\
 @ IN SOA ns1 hostmaster 7 3600 600 86400 300\n\
 @ IN NS ns1\n@ IN NS ns2\n@ IN MX 10 mail\n\
@@ -340,23 +341,6 @@ pub fn rcode_of(p: &[u8]) -> u8 {
     p[3] & 0xF
 }
 
-/// Send `pkt` over UDP and wait up to `wait` for a response with its ID.
-pub fn udp_exchange(addr: SocketAddr, pkt: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(wait)).unwrap();
-    s.send_to(pkt, addr).unwrap();
-    let mut buf = vec![0u8; 65535];
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline {
-        match s.recv_from(&mut buf) {
-            Ok((n, _)) if n >= 2 && buf[..2] == pkt[..2] => return Some(buf[..n].to_vec()),
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
 /// A UDP query that must be answered (3 tries, 1 s each), parsed.
 pub fn udp_query(addr: SocketAddr, name: &str, t: RecordType) -> Message {
     let pkt = query_msg(0x5151, name, t, None);
@@ -368,31 +352,8 @@ pub fn udp_query(addr: SocketAddr, name: &str, t: RecordType) -> Message {
     panic!("no UDP answer from {addr} for {name} {t}");
 }
 
-pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("tcp connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-pub fn tcp_frame(pkt: &[u8]) -> Vec<u8> {
-    let mut f = (pkt.len() as u16).to_be_bytes().to_vec();
-    f.extend_from_slice(pkt);
-    f
-}
-
 pub fn tcp_send(s: &mut TcpStream, pkt: &[u8]) -> std::io::Result<()> {
     s.write_all(&tcp_frame(pkt))
-}
-
-/// Read one length-prefixed message.
-pub fn tcp_recv(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len)?;
-    let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut msg)?;
-    Ok(msg)
 }
 
 /// A TCP query on a new connection, parsed.
@@ -400,7 +361,7 @@ pub fn tcp_query(addr: SocketAddr, name: &str, t: RecordType) -> Message {
     let mut s = tcp_connect(addr);
     let pkt = query_msg(0x5252, name, t, None);
     tcp_send(&mut s, &pkt).expect("tcp send");
-    let r = tcp_recv(&mut s).expect("tcp answer");
+    let r = tcp_read(&mut s).expect("tcp answer");
     Message::from_bytes(&r).expect("response parses")
 }
 

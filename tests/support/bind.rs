@@ -7,8 +7,6 @@
 //! never as a hang. Processes are killed on Drop (also when a test panics).
 //! Set GGON_KEEP_TMP=1 to keep the temporary directories for inspection.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;

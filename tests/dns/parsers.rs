@@ -42,7 +42,7 @@ fn mutations(base: &str, alphabet: &[u8], count: usize, seed: u64) -> Vec<String
 
 #[test]
 fn mutated_zone_files_never_panic() {
-    let base = include_str!("../zones/ggon.org.zone");
+    let base = include_str!("../../zones/ggon.org.zone");
     let origin = hickory_proto::rr::Name::from_ascii("ggon.org.").unwrap();
     let mut ok = 0;
     for text in mutations(
@@ -61,7 +61,7 @@ fn mutated_zone_files_never_panic() {
 
 #[test]
 fn mutated_configs_never_panic() {
-    let base = include_str!("../config/ggon.toml");
+    let base = include_str!("../../config/ggon.toml");
     let mut ok = 0;
     for text in mutations(
         base,

@@ -3,13 +3,11 @@
 //! suppressed answer comes back truncated (TC=1), other prefixes and TCP are
 //! unaffected, and the bucket refills.
 
-mod reliability_common;
-
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use crate::support::reliability::*;
 use hickory_proto::rr::RecordType;
-use reliability_common::*;
 
 /// Send `n` queries at once from `sock`, then collect answers for `wait`:
 /// (full answers, truncated answers).

@@ -2,23 +2,21 @@
 //! `tcp_idle_timeout = "1s"`: the connection cap, slow-loris clients,
 //! clients that never read, pipelining.
 
-mod reliability_common;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::support::reliability::*;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use hickory_proto::serialize::binary::BinDecodable;
-use reliability_common::*;
 
 const LIMITS: &str = "tcp_max_connections = 8\ntcp_idle_timeout = \"1s\"";
 
 /// One query on an open connection; panics unless answered correctly.
 fn ask(s: &mut TcpStream, id: u16) {
     tcp_send(s, &query_msg(id, "wiki.ggon.org.", RecordType::A, None)).expect("send");
-    let r = tcp_recv(s).expect("answer on a held connection");
+    let r = tcp_read(s).expect("answer on a held connection");
     let m = Message::from_bytes(&r).unwrap();
     assert_eq!(m.metadata.id, id);
     assert_eq!(a_addrs(&m), vec!["127.0.0.80"]);
@@ -42,7 +40,7 @@ fn new_connection_answers(addr: SocketAddr) -> bool {
         )
         .is_ok()
         {
-            if let Ok(r) = tcp_recv(&mut s) {
+            if let Ok(r) = tcp_read(&mut s) {
                 return id_of(&r) == 77;
             }
         }
@@ -160,7 +158,7 @@ fn pipelined_queries_are_all_answered_in_order() {
     s.write_all(&stream).unwrap();
     for id in 0..n {
         let (name, _, rcode, answers) = asks[id as usize % asks.len()];
-        let r = tcp_recv(&mut s).unwrap_or_else(|e| panic!("answer {id} missing: {e}"));
+        let r = tcp_read(&mut s).unwrap_or_else(|e| panic!("answer {id} missing: {e}"));
         let m = Message::from_bytes(&r).unwrap();
         assert_eq!(m.metadata.id, id, "answers out of order");
         assert_eq!(u16::from(m.metadata.response_code), rcode as u16, "{name}");
@@ -234,7 +232,7 @@ fn short_connections_do_not_grow_memory() {
         for _ in 0..n {
             let mut s = tcp_connect(d.dns);
             s.write_all(&frame).unwrap();
-            tcp_recv(&mut s).expect("answer");
+            tcp_read(&mut s).expect("answer");
             // Close with RST: no TIME_WAIT, so ports are not exhausted.
             socket2::SockRef::from(&s)
                 .set_linger(Some(Duration::ZERO))

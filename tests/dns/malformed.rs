@@ -3,18 +3,16 @@
 //! the running server keeps serving after thousands of bad packets over UDP
 //! and TCP.
 
-mod reliability_common;
-
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, UdpSocket};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::reliability::*;
 use ggon::dns::{respond, Action, Transport};
 use hickory_proto::op::Message;
 use hickory_proto::serialize::binary::BinDecodable;
-use reliability_common::*;
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/query")
@@ -240,7 +238,7 @@ fn tcp_phase(addr: SocketAddr, cases: &[Case]) -> Vec<String> {
             connections += 1;
             continue;
         }
-        match tcp_recv(&mut conn) {
+        match tcp_read(&mut conn) {
             Ok(r) => {
                 if let Err(e) = check_reply(c, &r) {
                     failures.push(format!("tcp {}: {e}", c.name));

@@ -1,9 +1,7 @@
 //! A TSIG-signed AXFR that needs many messages: every message must verify
 //! (RFC 8945 5.3.1 chaining), checked by BIND's `dig`.
 
-mod common;
-
-use common::*;
+use crate::support::ggond::*;
 
 #[test]
 fn a_large_signed_axfr_verifies_in_every_message() {

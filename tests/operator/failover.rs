@@ -1,10 +1,8 @@
 //! Failover end to end: real HTTP health targets, a real ggond, real DNS queries.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::ggond::*;
 use serde_json::Value;
 
 const CIC: &str = "cic.ggon.org.";

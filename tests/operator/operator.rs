@@ -1,9 +1,7 @@
 //! Operator actions against a running ggond: remap, pins across restarts,
 //! release, refusals, control-API authentication, serials, fail-open.
 
-mod common;
-
-use common::*;
+use crate::support::ggond::*;
 use hickory_proto::rr::RecordType;
 
 const CIC: &str = "cic.ggon.org.";

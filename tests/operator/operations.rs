@@ -1,8 +1,6 @@
 //! Issue 5 over real sockets: drain, drills, dry runs, history, reload.
 
-mod common;
-
-use common::*;
+use crate::support::ggond::*;
 
 fn two_targets(p: &HttpTarget, b: &HttpTarget) -> String {
     http_service(

@@ -1,0 +1,13 @@
+//! The nameserver over real sockets: answers, transfers, secondaries,
+//! malformed input, TCP limits, rate limiting, parser robustness.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod authoritative;
+mod malformed;
+mod parsers;
+mod rrl;
+mod secondary;
+mod signed_transfer;
+mod tcp_limits;

@@ -1,0 +1,15 @@
+//! The operator's side of a real ggond: failover, remaps, drains, drills,
+//! history, metrics, config errors, authentication, crashes and shutdown.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod config_errors;
+mod crash;
+mod failover;
+mod observability;
+mod operations;
+mod operator;
+mod probe;
+mod shutdown;

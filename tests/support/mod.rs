@@ -1,0 +1,19 @@
+//! The one test-support module of the integration suites: every suite
+//! (`tests/<suite>/main.rs`) includes it.
+//!
+//! - [`wire`]: DNS over real loopback sockets (shared by all);
+//! - [`ggond`]: a real `ggond` on ephemeral loopback ports, `ggon-ctl` runs,
+//!   tiny HTTP health targets;
+//! - [`reliability`]: a bare ggond in a temp dir, a raw HTTP client for the
+//!   control API, and the generators of valid and malformed packets (also the
+//!   fuzz seed corpus);
+//! - [`bind`]: real BIND, `nsupdate`, `dig` and `tsig-keygen` for interop.
+//!
+//! Every wait is a bounded poll; only 127.0.0.0/8 is used.
+// Each suite uses part of the support code; the rest is unused there.
+#![allow(dead_code)]
+
+pub mod bind;
+pub mod ggond;
+pub mod reliability;
+pub mod wire;
