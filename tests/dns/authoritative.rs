@@ -358,3 +358,19 @@ fn tcp_pipelined_queries_are_answered_in_order() {
     assert_eq!(r3.metadata.id, q3.metadata.id);
     assert_eq!(r3.metadata.response_code, ResponseCode::NXDomain);
 }
+
+/// A header with an opcode ggond does not implement and no question gets
+/// NOTIMP (RFC 1035 4.1.1), as NSD, Knot and BIND answer, not FORMERR.
+#[test]
+fn unimplemented_opcode_without_a_question_gets_notimp() {
+    let (_env, d) = server();
+    for (opcode, rcode) in [(15u8, 4u8), (2, 4), (0, 1)] {
+        let mut pkt = vec![0x4a, 0x11, opcode << 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        pkt[3] = 0;
+        let resp = udp_exchange(d.dns, &pkt, Duration::from_secs(2)).expect("an answer");
+        assert_eq!(resp.len(), 12, "header only");
+        assert_eq!(resp[2] & 0x80, 0x80, "QR set");
+        assert_eq!((resp[2] >> 3) & 0xF, opcode, "opcode echoed");
+        assert_eq!(resp[3] & 0xF, rcode, "opcode {opcode}");
+    }
+}

@@ -178,3 +178,37 @@ fn check_config_starts_nothing() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!dir.path().join("st").exists(), "no state dir created");
 }
+
+/// A zone file that already has A records at a service's name loads, but
+/// says which file and line hold them and that the service's answer wins.
+#[test]
+fn static_records_at_a_service_name_are_reported_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("ggon.org.zone");
+    std::fs::write(&zone, format!("{DEMO_ZONE}gocdb IN A 192.0.2.13\n")).unwrap();
+    let line = DEMO_ZONE.lines().count() + 1;
+    let config = dir.path().join("ggon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[zone]]\norigin = \"ggon.org\"\nfile = \"{}\"\n\n[[service]]\nname = \"gocdb\"\n\
+             fqdn = \"gocdb.ggon.org\"\n[[service.target]]\nname = \"primary\"\n\
+             addresses = [\"127.0.0.21\"]\n\
+             check = {{ type = \"tcp\", address = \"127.0.0.21:1\" }}\n",
+            zone.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(GGOND)
+        .args(["--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let at = format!("{}:{line}", zone.display());
+    assert!(
+        stderr.contains(&at) && stderr.contains("service `gocdb` owns"),
+        "want a warning at {at}: {stderr}"
+    );
+}

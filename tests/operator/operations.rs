@@ -174,3 +174,62 @@ fn a_remap_that_cannot_be_persisted_is_refused_and_changes_nothing() {
     assert!(g.service("cic")["targets"][0]["drained"].is_null());
     assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.157")]);
 }
+
+/// Draining the target a pin holds the service on would leave traffic on
+/// it: refused with a clear message and a non-zero exit; `--force` releases
+/// the pin and moves the service; `status` shows the drain and its expiry.
+#[test]
+fn draining_the_pinned_target_is_refused_then_forced_and_shown() {
+    let p = HttpTarget::start(ip("127.0.0.161"));
+    let b = HttpTarget::start(ip("127.0.0.162"));
+    let mut env = Env::demo(&two_targets(&p, &b));
+    let g = env.start();
+    g.wait_health("cic", "backup", true, secs(10.0));
+    assert!(g.ctl(&["remap", "cic", "--to", "primary"]).ok());
+
+    let out = g.ctl(&["drain", "cic", "primary", "--reason", "kernel update"]);
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains("pinned to `primary`") && out.stderr.contains("--force"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("stays on"), "{out:?}");
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.161")]);
+    assert!(g.service("cic")["targets"][0]["drained"].is_null());
+
+    let out = g.ctl(&["drain", "cic", "primary", "--force", "--for", "1h"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(out.stdout.contains("cic: primary -> backup"), "{out:?}");
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.162")]);
+    assert_eq!(g.service("cic")["mode"], "auto");
+
+    let out = g.ctl(&["status", "cic"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(
+        out.stdout.contains("DRAINED by operator") && out.stdout.contains("until 20"),
+        "{out:?}"
+    );
+}
+
+/// A drain that cannot move the service (nothing else up) says so on
+/// stderr and exits non-zero: traffic has not left the target.
+#[test]
+fn draining_the_last_healthy_target_warns_and_fails() {
+    let p = HttpTarget::start(ip("127.0.0.163"));
+    let mut env = Env::demo(&http_service(
+        "cic",
+        "cic.ggon.org",
+        "manual",
+        "1s",
+        &[("primary", &p)],
+    ));
+    let g = env.start();
+    g.wait_health("cic", "primary", true, secs(10.0));
+    let out = g.ctl(&["drain", "cic", "primary"]);
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr.contains("WARNING") && out.stderr.contains("NOT left"),
+        "{out:?}"
+    );
+    assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.163")]);
+}
