@@ -12,7 +12,7 @@ use hickory_proto::rr::RecordType;
 use tracing::warn;
 
 use crate::config::{Config, ConfigError, ZoneMode};
-use crate::proto::tsig::Keyring;
+use crate::proto::tsig::{KeySource, Keyring};
 use crate::proto::zone::{fqdn_lower, ZoneData};
 
 /// Command-line overrides of the config file.
@@ -140,7 +140,13 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
             }
         }
     }
-    let keys = Keyring::load(&cfg.keys).map_err(|e| LoadError::Keys {
+    let sources = cfg.keys.iter().map(|k| KeySource {
+        name: k.name.get_ref(),
+        file: k.file.as_deref(),
+        algorithm: k.algorithm.as_deref(),
+        secret: k.secret.as_deref(),
+    });
+    let keys = Keyring::load(sources).map_err(|e| LoadError::Keys {
         path: cfg.path.display().to_string(),
         message: e.to_string(),
     })?;

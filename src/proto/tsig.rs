@@ -14,8 +14,6 @@ use hickory_proto::rr::rdata::tsig::{make_tsig_record, TsigAlgorithm, TsigError,
 use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use crate::config::KeyConfig;
-
 /// Fudge: how far apart the two clocks may be (RFC 8945 recommends 300 s).
 pub const FUDGE: u16 = 300;
 
@@ -153,13 +151,23 @@ pub fn parse_bind_keys(text: &str) -> Result<Vec<(String, String, String)>, Stri
     Ok(keys)
 }
 
+/// Where one key comes from: a BIND key file (`tsig-keygen` output) that
+/// holds a key of this name, or an inline secret and algorithm.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySource<'a> {
+    pub name: &'a str,
+    pub file: Option<&'a Path>,
+    pub algorithm: Option<&'a str>,
+    pub secret: Option<&'a str>,
+}
+
 impl Keyring {
-    /// Load every `[[key]]`. Errors name the key and the file.
-    pub fn load(keys: &[KeyConfig]) -> Result<Keyring, String> {
+    /// Load every key. Errors name the key and the file.
+    pub fn load<'a>(keys: impl IntoIterator<Item = KeySource<'a>>) -> Result<Keyring, String> {
         let mut ring = Keyring::default();
         for k in keys {
-            let name = k.name.get_ref();
-            let (alg, secret) = match (&k.file, &k.secret) {
+            let name = k.name;
+            let (alg, secret) = match (k.file, k.secret) {
                 (Some(file), _) => {
                     let text = std::fs::read_to_string(file)
                         .map_err(|e| format!("key `{name}`: {}: {e}", file.display()))?;
@@ -173,8 +181,8 @@ impl Keyring {
                     (alg, secret)
                 }
                 (None, Some(secret)) => (
-                    k.algorithm.clone().unwrap_or_else(|| "hmac-sha256".into()),
-                    secret.clone(),
+                    k.algorithm.unwrap_or("hmac-sha256").to_string(),
+                    secret.to_string(),
                 ),
                 (None, None) => return Err(format!("key `{name}`: no secret")),
             };
@@ -184,7 +192,7 @@ impl Keyring {
             let signer = TSigner::new(secret, alg, key_name.clone(), FUDGE)
                 .map_err(|e| format!("key `{name}`: {e}"))?;
             ring.by_name.insert(
-                name.clone(),
+                name.to_string(),
                 Key {
                     name: crate::proto::zone::fqdn_lower(&key_name),
                     signer,

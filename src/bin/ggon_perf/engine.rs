@@ -16,19 +16,13 @@ use anyhow::{bail, Context};
 
 use super::inflight::{InFlight, IDS};
 use super::queries::WireSet;
-use super::sockets::{os_err, tcp_connect, udp_socket, RecvBatch, SendBatch};
+use super::sockets::{os_err, tcp_connect, udp_socket, RecvBatch, SendBatch, BATCH};
 use super::stats::Stats;
 
-/// Messages per sendmmsg/recvmmsg call.
-pub(super) const BATCH: usize = 64;
-/// Receive buffer per UDP message; a longer answer is cut, its header is all we read.
-pub(super) const RECV_BUF: usize = 4096;
 /// At most this many queries outstanding on one socket (leaves IDs to spare).
 const MAX_PER_CONN: usize = IDS - 2 * BATCH;
 /// Unflushed TCP bytes above which no more queries are queued on a connection.
 const TCP_WRITE_HIGH: usize = 64 * 1024;
-/// Socket buffer size asked for (SO_RCVBUFFORCE when root, else capped by the kernel).
-pub(super) const SOCK_BUF: libc::c_int = 8 << 20;
 /// How often timeouts are checked (at most).
 const EXPIRE_EVERY_NS: u64 = 10_000_000;
 const NS: u64 = 1_000_000_000;

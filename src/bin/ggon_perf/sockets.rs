@@ -9,7 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::engine::{BATCH, RECV_BUF, SOCK_BUF};
+/// Messages per sendmmsg/recvmmsg call.
+pub(super) const BATCH: usize = 64;
+/// Receive buffer per UDP message; a longer answer is cut, its header is all we read.
+pub(super) const RECV_BUF: usize = 4096;
+/// Socket buffer size asked for (SO_RCVBUFFORCE when root, else capped by the kernel).
+pub(super) const SOCK_BUF: libc::c_int = 8 << 20;
 
 /// recvmmsg scratch space, set up once; the headers point into `bufs`.
 pub(super) struct RecvBatch {
