@@ -10,7 +10,7 @@
 //! the caller as [`Action::Special`].
 
 use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN};
-use crate::proto::codes::{opcode, rcode};
+use crate::proto::codes::{opcode, rcode, rtype};
 use crate::snapshot::{Lookup, Prepared, Snapshot};
 
 /// The largest UDP response we send (the DNS flag day 2020 default).
@@ -82,7 +82,7 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
         }
     }
     // Transfers check their own TSIG; other signed queries go to the slow path.
-    if matches!(q.qtype, 251 | 252) {
+    if matches!(q.qtype, rtype::IXFR | rtype::AXFR) {
         return Action::Special(Special::Transfer);
     }
     if q.tsig {
@@ -90,11 +90,11 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
     }
     match q.qtype {
         // OPT and TSIG are not questions; MAILA/MAILB are obsolete.
-        41 | 250 => {
+        rtype::OPT | rtype::TSIG => {
             error(pkt, &q, rcode::FORMERR, out);
             return Action::Reply;
         }
-        253 | 254 => {
+        rtype::MAILB | rtype::MAILA => {
             error(pkt, &q, rcode::NOTIMP, out);
             return Action::Reply;
         }

@@ -136,7 +136,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query, Reject> {
     q.qclass = u16_at(p, pos + 2).ok_or(Reject::FormErr)?;
     pos += 4;
     q.question_end = pos;
-    if opcode != 0 || q.qtype == 251 {
+    if opcode != 0 || q.qtype == rtype::IXFR {
         // UPDATE and NOTIFY carry records in the other sections, and IXFR
         // its SOA in AUTHORITY; their handlers parse the whole message.
         return Ok(q);

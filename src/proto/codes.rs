@@ -49,6 +49,8 @@ pub mod rtype {
     pub const HTTPS: u16 = 65;
     pub const TSIG: u16 = 250;
     pub const IXFR: u16 = 251;
+    pub const MAILB: u16 = 253;
+    pub const MAILA: u16 = 254;
     pub const AXFR: u16 = 252;
     pub const ANY: u16 = 255;
 }
