@@ -84,7 +84,7 @@ impl PartialEq<&str> for EventKind {
 
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -123,7 +123,7 @@ impl EventCause {
 
 impl std::fmt::Display for EventCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -243,6 +243,8 @@ mod tests {
             "cic: failover primary -> backup (primary is unhealthy)"
         );
         assert!(e.kind.is_remap());
+        // Padded like a string in tables (ggon-ctl history).
+        assert_eq!(format!("{:<10}|", EventKind::Drain), "drain     |");
         assert!(!EventKind::Drain.is_remap());
     }
 }
