@@ -161,36 +161,49 @@ pub struct KeySource<'a> {
     pub secret: Option<&'a str>,
 }
 
+/// A configured key that cannot be used: which key, which file, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}`: {}{why}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+pub struct KeyError {
+    pub key: String,
+    pub file: Option<std::path::PathBuf>,
+    pub why: String,
+}
+
 impl Keyring {
     /// Load every key. Errors name the key and the file.
-    pub fn load<'a>(keys: impl IntoIterator<Item = KeySource<'a>>) -> Result<Keyring, String> {
+    pub fn load<'a>(keys: impl IntoIterator<Item = KeySource<'a>>) -> Result<Keyring, KeyError> {
         let mut ring = Keyring::default();
         for k in keys {
             let name = k.name;
+            let err = |file: Option<&Path>, why: String| KeyError {
+                key: name.to_string(),
+                file: file.map(Path::to_path_buf),
+                why,
+            };
             let (alg, secret) = match (k.file, k.secret) {
                 (Some(file), _) => {
                     let text = std::fs::read_to_string(file)
-                        .map_err(|e| format!("key `{name}`: {}: {e}", file.display()))?;
+                        .map_err(|e| err(Some(file), e.to_string()))?;
                     warn_if_readable(file);
-                    let found = parse_bind_keys(&text)
-                        .map_err(|e| format!("key `{name}`: {}: {e}", file.display()))?;
+                    let found = parse_bind_keys(&text).map_err(|e| err(Some(file), e))?;
                     let (_, alg, secret) = found
                         .into_iter()
                         .find(|(n, _, _)| n.trim_end_matches('.') == name.trim_end_matches('.'))
-                        .ok_or_else(|| format!("key `{name}`: not found in {}", file.display()))?;
+                        .ok_or_else(|| err(Some(file), "not found in the file".into()))?;
                     (alg, secret)
                 }
                 (None, Some(secret)) => (
                     k.algorithm.unwrap_or("hmac-sha256").to_string(),
                     secret.to_string(),
                 ),
-                (None, None) => return Err(format!("key `{name}`: no secret")),
+                (None, None) => return Err(err(None, "no secret".into())),
             };
-            let alg = algorithm(&alg).map_err(|e| format!("key `{name}`: {e}"))?;
-            let secret = decode_b64(&secret).map_err(|e| format!("key `{name}`: {e}"))?;
-            let key_name = Name::from_ascii(name).map_err(|e| format!("key `{name}`: {e}"))?;
+            let alg = algorithm(&alg).map_err(|e| err(k.file, e))?;
+            let secret = decode_b64(&secret).map_err(|e| err(k.file, e))?;
+            let key_name = Name::from_ascii(name).map_err(|e| err(None, e.to_string()))?;
             let signer = TSigner::new(secret, alg, key_name.clone(), FUDGE)
-                .map_err(|e| format!("key `{name}`: {e}"))?;
+                .map_err(|e| err(None, e.to_string()))?;
             ring.by_name.insert(
                 name.to_string(),
                 Key {

@@ -9,11 +9,11 @@
 //!
 //! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
 
+mod journal;
 pub mod rfc2136;
 pub mod update;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use crate::proto::codes::rcode;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 use crate::snapshot::{compile, Diff, Snapshot};
+pub use journal::JournalError;
 use update::{Change, Rejected};
 
 /// The records a service publishes.
@@ -119,9 +120,13 @@ impl Publisher {
     /// Add a locally served zone. `last_serial` is the serial published
     /// before a restart: the new serial is above both it and the file's.
     /// Journaled UPDATEs are replayed onto the file's data.
-    pub fn add_zone(&mut self, mut base: ZoneData, last_serial: Option<u32>) -> Result<(), String> {
+    pub fn add_zone(
+        &mut self,
+        mut base: ZoneData,
+        last_serial: Option<u32>,
+    ) -> Result<(), JournalError> {
         if let Some(path) = self.journal_path(&base.origin) {
-            replay_updates(&mut base, &path)?;
+            journal::replay(&mut base, &path)?;
         }
         let mut serial = base.serial();
         if let Some(last) = last_serial {
@@ -144,11 +149,11 @@ impl Publisher {
     /// Replace the locally served zones with freshly loaded ones (reload).
     /// Serials keep increasing; the IXFR journal restarts (older serials get
     /// a full transfer); service records must be staged again.
-    pub fn reload_zones(&mut self, zones: Vec<ZoneData>) -> Result<(), String> {
+    pub fn reload_zones(&mut self, zones: Vec<ZoneData>) -> Result<(), JournalError> {
         let mut next = BTreeMap::new();
         for mut base in zones {
             if let Some(path) = self.journal_path(&base.origin) {
-                replay_updates(&mut base, &path)?;
+                journal::replay(&mut base, &path)?;
             }
             let mut serial = base.serial();
             if let Some(old) = self.zones.get(&base.origin) {
@@ -349,7 +354,7 @@ impl Publisher {
             });
         }
         if let Some(path) = self.journal_path(origin) {
-            if let Err(e) = append_update(&path, &change) {
+            if let Err(e) = journal::append(&path, &change) {
                 return Err(Rejected {
                     rcode: rcode::SERVFAIL,
                     why: format!("cannot journal the update to {}: {e}", path.display()),
@@ -373,79 +378,6 @@ impl Publisher {
             .map(|(o, z)| (o.to_string(), z.serial))
             .collect()
     }
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct JournalLine {
-    del: Vec<String>,
-    add: Vec<String>,
-}
-
-fn append_update(path: &std::path::Path, ch: &Change) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let line = JournalLine {
-        del: ch.removed.iter().map(|r| r.to_string()).collect(),
-        add: ch.added.iter().map(|r| r.to_string()).collect(),
-    };
-    let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
-    text.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
-}
-
-/// Re-apply journaled updates onto freshly loaded zone data.
-fn replay_updates(zone: &mut ZoneData, path: &std::path::Path) -> Result<(), String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let origin = zone.origin.clone();
-    let parse = |rr: &str| -> Result<Vec<hickory_proto::rr::Record>, String> {
-        let parser = hickory_proto::serialize::txt::Parser::new(rr, None, Some(origin.clone()));
-        let (_, sets) = parser.parse().map_err(|e| e.to_string())?;
-        Ok(sets
-            .into_values()
-            .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>())
-            .collect())
-    };
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        // A torn last line (crash mid-write) was never acknowledged: skip it.
-        let Ok(entry) = serde_json::from_str::<JournalLine>(line) else {
-            tracing::warn!(path = %path.display(), line = i + 1, "skipping unreadable journal line");
-            continue;
-        };
-        for rr in &entry.del {
-            for rec in parse(rr).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))? {
-                let name = fqdn_lower(&rec.name);
-                if let Some(set) = zone
-                    .rrsets
-                    .get_mut(&name)
-                    .and_then(|t| t.get_mut(&rec.record_type()))
-                {
-                    set.rdatas.retain(|d| d != &rec.data);
-                    if set.rdatas.is_empty() {
-                        zone.replace_rrset(&name, rec.record_type(), None);
-                    }
-                }
-            }
-        }
-        for rr in &entry.add {
-            for rec in parse(rr).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))? {
-                zone.add_record(&rec).map_err(|e| e.to_string())?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The zone as served: file data, service records, current serial.
