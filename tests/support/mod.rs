@@ -7,13 +7,18 @@
 //! - [`reliability`]: a bare ggond in a temp dir, a raw HTTP client for the
 //!   control API, and the generators of valid and malformed packets (also the
 //!   fuzz seed corpus);
-//! - [`bind`]: real BIND, `nsupdate`, `dig` and `tsig-keygen` for interop.
+//! - [`packets`]: the malformed, random and mutated packets;
+//! - [`bind`]: real BIND and a ggond for interop; [`dnstools`]: `dig`,
+//!   `nsupdate` and `tsig-keygen`.
 //!
 //! Every wait is a bounded poll; only 127.0.0.0/8 is used.
 // Each suite uses part of the support code; the rest is unused there.
 #![allow(dead_code)]
 
 pub mod bind;
+pub mod dnstools;
 pub mod ggond;
+pub mod packets;
+pub mod process;
 pub mod reliability;
 pub mod wire;
