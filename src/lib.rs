@@ -9,7 +9,8 @@
 //!              state, history)
 //! ```
 //!
-//! Beside the pipeline: [`replicate`] (AXFR/IXFR/UPDATE/NOTIFY intake,
+//! Beside the pipeline: [`cluster`] (several nodes agreeing through etcd),
+//! [`replicate`] (AXFR/IXFR/UPDATE/NOTIFY intake,
 //! NOTIFY out, secondary zones), [`ops`] (control API, metrics, status page,
 //! alerts) and [`daemon`], which wires everything together. [`proto`] is the
 //! shared DNS vocabulary (zone data, TSIG, ACLs, the outbound client, rcode
@@ -21,6 +22,7 @@
 //! single writer of service state; everything else reads snapshots or sends
 //! it commands.
 
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod decide;

@@ -36,6 +36,9 @@ pub struct Config {
     pub keys: Vec<KeyConfig>,
     #[serde(default, rename = "notifier")]
     pub notifiers: Vec<NotifierConfig>,
+    /// Several ggond nodes agreeing through etcd; absent: one node, local state.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
     /// Where the file was read from; relative paths inside it are resolved
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
@@ -247,6 +250,86 @@ pub struct ServiceConfig {
     /// Ordered by preference: the first is the primary.
     #[serde(rename = "target")]
     pub targets: Spanned<Vec<TargetConfig>>,
+    /// Cluster mode: how many live nodes must see a target down (default:
+    /// the `[cluster]` setting).
+    #[serde(default)]
+    pub quorum: Option<Quorum>,
+}
+
+/// `[cluster]`: this node's place in a cluster of ggond nodes that agree
+/// through etcd (see docs/cluster.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// etcd client URLs (http:// or https://), tried in order.
+    pub etcd: Spanned<Vec<String>>,
+    /// This node's name, unique in the cluster.
+    pub node: Spanned<String>,
+    /// Every key ggon writes lives under this prefix.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// A node's lease: its votes and its leadership vanish this long after
+    /// it stops renewing them.
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// How many live nodes must see a target down before it counts as down.
+    #[serde(default)]
+    pub quorum: Quorum,
+    /// etcd user name and password (etcd authentication), if enabled.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// CA certificate (PEM) for https:// endpoints with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How many checkers must agree that a target is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    /// More than half of the live nodes.
+    #[default]
+    Majority,
+    /// At least N live nodes ("N of M vantage points").
+    Count(u32),
+}
+
+impl Quorum {
+    /// Votes needed among `live` nodes (at least 1).
+    pub fn needed(self, live: usize) -> usize {
+        match self {
+            Quorum::Majority => live / 2 + 1,
+            Quorum::Count(n) => (n as usize).max(1),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Quorum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Word(String),
+            Count(u32),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Word(w) if w == "majority" => Ok(Quorum::Majority),
+            Repr::Word(w) => Err(serde::de::Error::custom(format!(
+                "quorum must be \"majority\" or a number of nodes, not {w:?}"
+            ))),
+            Repr::Count(0) => Err(serde::de::Error::custom("quorum must be at least 1")),
+            Repr::Count(n) => Ok(Quorum::Count(n)),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    "/ggon/".into()
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Deserialize)]

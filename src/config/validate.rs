@@ -12,6 +12,57 @@ impl Config {
             field: field.to_string(),
             message,
         };
+        if let Some(c) = &self.cluster {
+            if c.etcd.get_ref().is_empty() {
+                return Err(err(
+                    c.etcd.span(),
+                    "cluster.etcd",
+                    "name at least one etcd endpoint".into(),
+                ));
+            }
+            for e in c.etcd.get_ref() {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    return Err(err(
+                        c.etcd.span(),
+                        "cluster.etcd",
+                        format!("`{e}`: an etcd client URL starts with http:// or https://"),
+                    ));
+                }
+            }
+            let node = c.node.get_ref();
+            if node.is_empty()
+                || !node
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.')
+            {
+                return Err(err(
+                    c.node.span(),
+                    "cluster.node",
+                    format!("`{node}`: a node name is letters, digits, `-`, `_` or `.`"),
+                ));
+            }
+            if c.lease_ttl < std::time::Duration::from_secs(2) {
+                return Err(err(
+                    c.node.span(),
+                    "cluster.lease_ttl",
+                    "at least 2s (etcd leases have a one-second granularity)".into(),
+                ));
+            }
+            if !c.prefix.starts_with('/') || !c.prefix.ends_with('/') {
+                return Err(err(
+                    c.node.span(),
+                    "cluster.prefix",
+                    format!("`{}`: a prefix starts and ends with `/`", c.prefix),
+                ));
+            }
+            if c.username.is_some() != c.password.is_some() {
+                return Err(err(
+                    c.node.span(),
+                    "cluster.username",
+                    "give both `username` and `password`, or neither".into(),
+                ));
+            }
+        }
         let mut key_names = HashSet::new();
         for k in &self.keys {
             if !key_names.insert(k.name.get_ref().as_str()) {

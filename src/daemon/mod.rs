@@ -170,7 +170,7 @@ pub async fn run(
             );
         }
     }
-    let controller = Controller::new(&cfg, publisher, store)
+    let mut controller = Controller::new(&cfg, publisher, store)
         .with_remote_status(remote_status)
         .with_sink(Box::new(Sinks {
             notifier: notifier.clone(),
@@ -178,6 +178,20 @@ pub async fn run(
         }));
     let failed_alerts =
         spawn_failed_alert_counter(notifier.clone(), metrics.clone(), shutdown_rx.clone());
+    // Cluster mode: the controller follows the shared state until this node
+    // wins the election; its health decisions use the agreed verdicts.
+    let cluster = match &cfg.cluster {
+        Some(c) => {
+            let (prepared, store, votes, cluster) = crate::cluster::spawn(&cfg)
+                .with_context(|| format!("cluster: etcd {:?}", c.etcd.get_ref()))?;
+            controller = controller
+                .with_shared(Box::new(store), cluster.view.clone())
+                .with_sink(Box::new(votes));
+            info!(node = %c.node.get_ref(), etcd = ?c.etcd.get_ref(), "cluster mode");
+            Some((prepared, cluster))
+        }
+        None => None,
+    };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };
     let mut secondary_zones = HashMap::new();
@@ -245,6 +259,7 @@ pub async fn run(
             metrics: metrics.clone(),
             stats: stats.clone(),
             public: cfg.control.public_status,
+            cluster: cluster.as_ref().map(|(_, h)| h.clone()),
         },
     );
     let mut ctl_shutdown = shutdown_rx.clone();
@@ -252,6 +267,16 @@ pub async fn run(
         ctl_shutdown.requested().await;
     }));
     info!(control = %control_addr, "control API listening");
+    let cluster_task = cluster.map(|(prepared, _)| {
+        prepared.run(
+            crate::cluster::NodeInfo {
+                control: control_addr,
+                dns: dns.local_addrs().to_vec(),
+            },
+            handle.clone(),
+            shutdown_rx.clone(),
+        )
+    });
 
     if let Some(path) = ready_file {
         let ready = Ready {
@@ -312,6 +337,10 @@ pub async fn run(
     }
     for t in probe_tasks {
         t.abort();
+    }
+    if let Some(t) = cluster_task {
+        // It gives its lease back, so its votes and leadership go at once.
+        let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
     }
     let _ = ctl_task.await;
     notifier.abort();

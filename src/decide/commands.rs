@@ -85,6 +85,20 @@ impl Controller {
                     query.limit,
                 ));
             }
+            Command::ClusterRole { role } => self.set_role(role, now),
+            Command::ClusterVerdicts { verdicts } => self.set_verdicts(verdicts, now),
+            Command::ClusterApply { state } => self.apply_shared(*state),
+            Command::Update {
+                origin,
+                message: _,
+                key,
+                peer,
+                reply,
+            } if self.cluster_mode() => {
+                warn!(zone = %origin, key, %peer,
+                    "UPDATE refused: in cluster mode zone data changes through the zone files on every node");
+                let _ = reply.send(crate::proto::codes::rcode::REFUSED);
+            }
             Command::Update {
                 origin,
                 message,

@@ -26,6 +26,7 @@ pub mod history;
 pub mod policy;
 mod reload;
 pub mod requests;
+mod shared;
 pub mod state;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ pub use events::{Event, EventCause, EventKind};
 use history::History;
 use policy::{Cause, ServiceView, TargetView};
 pub use requests::{Actor, Command, ControllerHandle, CtlError, Reply};
+pub use shared::{PersistError, Role, SharedState, Verdicts};
 use state::{Loaded, Override, PersistedState, ServiceState, StateStore};
 pub use views::{ChangeView, DrillView, Mode, StatusView};
 
@@ -88,6 +90,8 @@ struct ServiceRt {
     drains: BTreeMap<String, Override>,
     drill: Option<Drill>,
     all_down_alarm: bool,
+    /// Cluster mode: decide on the agreed verdicts, not this node's own.
+    agreed: bool,
     /// The config it was built from (reload keeps state when it is unchanged).
     config: Vec<TargetConfig>,
 }
@@ -97,6 +101,9 @@ struct TargetRt {
     addresses: Vec<IpAddr>,
     health: TargetHealth,
     last: Option<CheckOutcome>,
+    /// Cluster mode: what a quorum of live nodes sees, and since when.
+    agreed: Option<bool>,
+    agreed_since: Option<Instant>,
 }
 
 /// A running drill: `target` is treated as failed until `until`.
@@ -119,8 +126,16 @@ impl ServiceRt {
             .iter()
             .enumerate()
             .map(|(i, t)| TargetView {
-                healthy: t.health.healthy(),
-                since: t.health.since(),
+                healthy: if self.agreed {
+                    t.agreed
+                } else {
+                    t.health.healthy()
+                },
+                since: if self.agreed {
+                    t.agreed_since
+                } else {
+                    t.health.since()
+                },
                 drained: self.drains.contains_key(&t.name),
                 drill_failed: self.drill.as_ref().is_some_and(|d| d.target == i),
             })
@@ -166,6 +181,8 @@ type Overrides = (Option<Override>, BTreeMap<String, Override>);
 pub trait EventSink: Send {
     fn event(&self, _e: &Event) {}
     fn check(&self, _service: &str, _target: &str, _outcome: &CheckOutcome) {}
+    /// This node's own verdict on a target changed (what it votes in a cluster).
+    fn verdict(&self, _service: &str, _target: &str, _healthy: Option<bool>) {}
 }
 
 pub struct Controller {
@@ -176,6 +193,10 @@ pub struct Controller {
     history: History,
     sinks: Vec<Box<dyn EventSink>>,
     remote_status: Vec<SharedStatus>,
+    role: Role,
+    /// Cluster mode: the shared store (None: single node).
+    shared: Option<Box<dyn SharedState>>,
+    cluster_view: Option<std::sync::Arc<std::sync::Mutex<views::ClusterView>>>,
 }
 
 impl Controller {
@@ -210,6 +231,9 @@ impl Controller {
             history,
             sinks: Vec::new(),
             remote_status: Vec::new(),
+            role: Role::Single,
+            shared: None,
+            cluster_view: None,
         };
         c.index();
         c.persist_or_log();
@@ -217,6 +241,10 @@ impl Controller {
     }
 
     fn index(&mut self) {
+        let agreed = self.shared.is_some();
+        for s in &mut self.services {
+            s.agreed = agreed;
+        }
         self.by_name = self
             .services
             .iter()
@@ -234,6 +262,29 @@ impl Controller {
     pub fn with_sink(mut self, sink: Box<dyn EventSink>) -> Self {
         self.sinks.push(sink);
         self
+    }
+
+    /// Cluster mode: this node follows the shared state until it is told it
+    /// leads; health decisions use the agreed verdicts.
+    pub fn with_shared(
+        mut self,
+        shared: Box<dyn SharedState>,
+        view: std::sync::Arc<std::sync::Mutex<views::ClusterView>>,
+    ) -> Self {
+        self.shared = Some(shared);
+        self.cluster_view = Some(view);
+        self.role = Role::Follower;
+        self.publisher.set_remotes_active(false);
+        self.index();
+        self
+    }
+
+    /// Every (service, target) this node checks, for its first votes.
+    pub fn targets(&self) -> Vec<(String, String)> {
+        self.services
+            .iter()
+            .flat_map(|s| s.targets.iter().map(|t| (s.name.clone(), t.name.clone())))
+            .collect()
     }
 
     fn persisted(&self) -> PersistedState {
@@ -256,12 +307,30 @@ impl Controller {
         }
     }
 
-    fn persist(&self) -> std::io::Result<()> {
-        self.store.save(&self.persisted())
+    /// Make the current state durable: in a cluster, the leader's fenced
+    /// write to the shared store first (a follower may not write), then
+    /// the local file (what a restart starts from if the cluster is away).
+    fn persist(&self) -> Result<(), PersistError> {
+        let state = self.persisted();
+        if let Some(shared) = &self.shared {
+            if self.role != Role::Leader {
+                return Err(PersistError::NotLeader);
+            }
+            shared.save(&state).map_err(PersistError::Shared)?;
+        }
+        self.store.save(&state)?;
+        Ok(())
     }
 
     fn persist_or_log(&self) {
-        if let Err(e) = self.persist() {
+        let result = if self.role == Role::Follower {
+            self.store
+                .save(&self.persisted())
+                .map_err(PersistError::from)
+        } else {
+            self.persist()
+        };
+        if let Err(e) = result {
             error!(error = %e, "cannot persist state");
         }
     }
@@ -272,7 +341,10 @@ impl Controller {
     fn persist_overrides(&mut self, si: usize, before: Overrides) -> Result<(), CtlError> {
         self.persist().map_err(|e| {
             (self.services[si].pin, self.services[si].drains) = before;
-            CtlError::Internal(format!("cannot persist state: {e}"))
+            match e {
+                PersistError::Local(e) => CtlError::Internal(format!("cannot persist state: {e}")),
+                other => CtlError::Unavailable(other.to_string()),
+            }
         })
     }
 
@@ -285,6 +357,9 @@ impl Controller {
 
     /// Append to history and tell the sinks (the caller has logged it).
     fn record(&self, e: Event) {
+        if let (Some(shared), Role::Leader) = (&self.shared, self.role) {
+            shared.record(&e);
+        }
         if let Err(err) = self.history.append(&e) {
             error!(error = %err, path = %self.history.path().display(), "cannot append to history");
         }
@@ -310,7 +385,7 @@ impl Controller {
                 _ = shutdown.requested() => break,
             }
         }
-        match self.persist() {
+        match self.store.save(&self.persisted()) {
             Ok(()) => info!("state saved"),
             Err(e) => error!(error = %e, "cannot save state at shutdown"),
         }
@@ -318,6 +393,9 @@ impl Controller {
 
     /// Time-driven work: expiring overrides, ending drills, hold-downs.
     fn tick(&mut self, now: Now) {
+        if !self.decides() {
+            return;
+        }
         for si in 0..self.services.len() {
             let expired_pin = self.services[si]
                 .pin
@@ -381,6 +459,9 @@ impl Controller {
         if let Some(healthy) = t.health.observe(obs.outcome.ok, now.at) {
             info!(service = %svc.name, target = %t.name, healthy, detail = %obs.outcome.detail,
                 "target health changed");
+            for s in &self.sinks {
+                s.verdict(&obs.key.service, &obs.key.target, Some(healthy));
+            }
         }
         t.last = Some(obs.outcome);
         self.evaluate(si, now);
@@ -388,6 +469,9 @@ impl Controller {
 
     /// Ask the policy and act on its answer; raise or clear the all-down alarm.
     fn evaluate(&mut self, si: usize, now: Now) {
+        if !self.decides() {
+            return;
+        }
         let svc = &self.services[si];
         let views = svc.views();
         let view = svc.policy_view(&views, svc.pin_index());

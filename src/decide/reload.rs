@@ -108,6 +108,8 @@ pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> Serv
             addresses: t.addresses.get_ref().clone(),
             health: TargetHealth::new(t.check.rise, t.check.fall),
             last: None,
+            agreed: None,
+            agreed_since: None,
         })
         .collect();
     let find = |n: &str| targets.iter().position(|t| t.name == n);
@@ -149,6 +151,7 @@ pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> Serv
         drains,
         drill: None,
         all_down_alarm: false,
+        agreed: false,
         config: cfg.targets.get_ref().clone(),
     }
 }

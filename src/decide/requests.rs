@@ -47,6 +47,9 @@ pub enum CtlError {
     /// 500: the controller could not do it (state not persisted, shutting down).
     #[error("{0}")]
     Internal(String),
+    /// 503: the cluster cannot take a decision now (no leader, etcd away).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A duration as operators type it ("90s", "2h"); None stays None.
@@ -179,6 +182,18 @@ pub enum Command {
     SecondaryExpired {
         origin: Name,
         reply: Reply<()>,
+    },
+    /// Cluster mode: this node now leads, or follows.
+    ClusterRole {
+        role: super::Role,
+    },
+    /// Cluster mode: what a quorum of live nodes sees.
+    ClusterVerdicts {
+        verdicts: super::Verdicts,
+    },
+    /// Cluster mode: the shared state changed (a follower answers it).
+    ClusterApply {
+        state: Box<super::state::PersistedState>,
     },
     /// A validated new configuration and its zones.
     Reload {

@@ -48,6 +48,49 @@ pub struct StatusView {
     /// RFC 2136 publishers (zones kept on another primary).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publishers: Vec<PublisherStatus>,
+    /// Cluster mode: the nodes, the leader, each node's view of each target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterView>,
+}
+
+/// The cluster as this node sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// This node.
+    pub node: String,
+    /// "leader" or "follower".
+    pub role: String,
+    /// Reaching etcd now. While false the node answers the last agreed
+    /// state (fail-static) and takes no decisions.
+    pub connected: bool,
+    pub leader: Option<String>,
+    pub members: Vec<MemberView>,
+    pub verdicts: Vec<VerdictView>,
+    /// The last error talking to etcd, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MemberView {
+    pub node: String,
+    /// Its control API (operator calls to a follower go to the leader's).
+    pub control: Option<String>,
+    /// Seconds left on its lease (its votes vanish when it runs out).
+    pub lease_ttl: Option<i64>,
+    /// Unix seconds it joined.
+    pub since: Option<u64>,
+}
+
+/// One target: every live node's vote and the agreed verdict.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerdictView {
+    pub service: String,
+    pub target: String,
+    /// Votes that make it down.
+    pub needed: usize,
+    pub votes: std::collections::BTreeMap<String, Option<bool>>,
+    pub agreed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +226,10 @@ impl Controller {
                 .iter()
                 .map(|s| s.lock().unwrap().clone())
                 .collect(),
+            cluster: self
+                .cluster_view
+                .as_ref()
+                .map(|v| v.lock().unwrap().clone()),
         }
     }
 

@@ -33,6 +33,7 @@ struct AppState {
     reload: tokio::sync::mpsc::Sender<ReloadRequest>,
     metrics: Arc<crate::ops::metrics::Metrics>,
     stats: Arc<crate::dns::stats::Stats>,
+    cluster: Option<crate::cluster::ClusterHandle>,
 }
 
 /// What the read-only pages need besides the controller.
@@ -41,6 +42,8 @@ pub struct Pages {
     pub stats: Arc<crate::dns::stats::Stats>,
     /// Serve `/` and `/metrics` without a token.
     pub public: bool,
+    /// Cluster mode: changes go to the leader, history comes from etcd.
+    pub cluster: Option<crate::cluster::ClusterHandle>,
 }
 
 fn error_response(e: CtlError) -> Response {
@@ -49,6 +52,7 @@ fn error_response(e: CtlError) -> Response {
         CtlError::Conflict(_) => StatusCode::CONFLICT,
         CtlError::BadRequest(_) => StatusCode::BAD_REQUEST,
         CtlError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        CtlError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     (status, Json(json!({"error": e.to_string()}))).into_response()
 }
@@ -192,6 +196,15 @@ async fn history(State(app): State<AppState>, Query(q): Query<HistoryParams>) ->
         },
     };
     let limit = q.limit.unwrap_or(1000);
+    if let Some(cluster) = &app.cluster {
+        // Cluster mode: the history the leaders wrote to etcd.
+        return match cluster.history(q.service.as_deref(), since, limit).await {
+            Ok(v) => Json(json!({ "entries": v })).into_response(),
+            Err(e) => error_response(CtlError::Unavailable(format!(
+                "the shared history cannot be read: {e}"
+            ))),
+        };
+    }
     match app
         .ctl
         .call(|reply| Command::History {
@@ -240,7 +253,22 @@ pub fn router(
         reload: reload_tx,
         metrics: pages.metrics,
         stats: pages.stats,
+        cluster: pages.cluster.clone(),
     };
+    let forwarder = pages.cluster.map(super::forward::Forwarder::new);
+    let changes = Router::new()
+        .route("/v1/services/{service}/remap", post(remap))
+        .route("/v1/services/{service}/release", post(release))
+        .route("/v1/services/{service}/drill", post(drill))
+        .route("/v1/services/{service}/targets/{target}/drain", post(drain))
+        .route(
+            "/v1/services/{service}/targets/{target}/undrain",
+            post(undrain),
+        )
+        .layer(middleware::from_fn_with_state(
+            forwarder,
+            super::forward::to_leader,
+        ));
     let read_only = Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics));
@@ -253,14 +281,7 @@ pub fn router(
         .route("/v1/status", get(status))
         .route("/v1/history", get(history))
         .route("/v1/reload", post(reload))
-        .route("/v1/services/{service}/remap", post(remap))
-        .route("/v1/services/{service}/release", post(release))
-        .route("/v1/services/{service}/drill", post(drill))
-        .route("/v1/services/{service}/targets/{target}/drain", post(drain))
-        .route(
-            "/v1/services/{service}/targets/{target}/undrain",
-            post(undrain),
-        )
+        .merge(changes)
         .layer(middleware::from_fn_with_state(tokens.clone(), auth));
     api.merge(read_only).with_state(app)
 }

@@ -365,6 +365,7 @@ mod tests {
                 serial: 2024010203,
             }],
             publishers: vec![],
+            cluster: None,
         }
     }
 

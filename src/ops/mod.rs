@@ -13,5 +13,6 @@
 pub mod alerts;
 pub mod auth;
 pub mod control;
+mod forward;
 pub mod metrics;
 pub mod status_page;

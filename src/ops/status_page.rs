@@ -293,6 +293,7 @@ mod tests {
                 serial: 7,
             }],
             publishers: vec![],
+            cluster: None,
         }
     }
 
@@ -390,6 +391,7 @@ mod tests {
             services: vec![],
             zones: vec![],
             publishers: vec![],
+            cluster: None,
         };
         let page = render_html(&empty, &[], 30);
         assert!(page.contains("No services configured."));

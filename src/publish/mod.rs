@@ -74,6 +74,9 @@ pub struct Publisher {
     /// Where accepted UPDATEs are journaled (None: not persisted, tests only).
     update_dir: Option<PathBuf>,
     events: Option<mpsc::UnboundedSender<ZoneChanged>>,
+    /// Whether remote (RFC 2136) zones are told the desired records. In a
+    /// cluster only the leader publishes to another primary.
+    remotes_active: bool,
 }
 
 /// RFC 1982: is `a` later than `b`?
@@ -95,6 +98,7 @@ impl Publisher {
             snapshot,
             update_dir: None,
             events: None,
+            remotes_active: true,
         }
     }
 
@@ -267,18 +271,75 @@ impl Publisher {
             compiled.push(Arc::new(c));
         }
         self.snapshot.store(Arc::new(Snapshot::new(compiled)));
+        self.push_remotes();
+    }
+
+    fn push_remotes(&mut self) {
+        if !self.remotes_active {
+            return;
+        }
         for (remote, desired) in self.remotes.values_mut() {
             remote.set_desired(desired.clone());
         }
+    }
+
+    /// Start or stop telling RFC 2136 primaries (cluster: leader only).
+    /// Starting pushes the current desired records at once.
+    pub fn set_remotes_active(&mut self, active: bool) {
+        if self.remotes_active != active {
+            self.remotes_active = active;
+            self.push_remotes();
+        }
+    }
+
+    /// Publish several services' records at once with the zones' serials
+    /// given (a cluster follower answers exactly what the leader decided,
+    /// with the same serials). A zone whose serial is already that is left
+    /// alone unless one of its services changed.
+    pub fn publish_at(
+        &mut self,
+        changes: Vec<(Name, ServiceRecords)>,
+        serials: &BTreeMap<String, u32>,
+    ) {
+        let mut names: BTreeMap<Name, BTreeSet<Name>> = BTreeMap::new();
+        for (fqdn, records) in changes {
+            let Some(origin) = self.stage(&fqdn, records) else {
+                continue;
+            };
+            names.entry(origin).or_default().insert(fqdn_lower(&fqdn));
+        }
+        let origins: Vec<Name> = self.zones.keys().cloned().collect();
+        for origin in origins {
+            let serial = serials.get(&origin.to_string()).copied();
+            let current = self.zones[&origin].serial;
+            let changed = names.remove(&origin);
+            let target = serial.filter(|s| *s != current);
+            if changed.is_some() || target.is_some() {
+                let names = changed.unwrap_or_default();
+                self.commit_at(&origin, &names, None, target);
+            }
+        }
+        self.push_remotes();
     }
 
     /// Recompile one zone after a change, journal the diff, swap it in.
     /// `known`: the change, when the caller already knows it (an UPDATE has
     /// already replaced `current`, so it cannot be diffed here).
     fn commit(&mut self, origin: &Name, names: &BTreeSet<Name>, known: Option<Change>) -> u32 {
+        self.commit_at(origin, names, known, None)
+    }
+
+    /// [`Publisher::commit`] with the new serial given (None: the next one).
+    fn commit_at(
+        &mut self,
+        origin: &Name,
+        names: &BTreeSet<Name>,
+        known: Option<Change>,
+        serial: Option<u32>,
+    ) -> u32 {
         let z = self.zones.get_mut(origin).expect("caller checked");
         let old_serial = z.serial;
-        z.serial = next_serial(z.serial);
+        z.serial = serial.unwrap_or_else(|| next_serial(z.serial));
         let data = Arc::new(effective(z));
         let Change { removed, added } =
             known.unwrap_or_else(|| update::diff(&z.current, &data, names));
@@ -316,7 +377,9 @@ impl Publisher {
         let name = fqdn_lower(fqdn);
         if let Some((remote, desired)) = self.remotes.get_mut(&origin) {
             desired.insert(name.clone(), records.clone());
-            remote.set_desired(desired.clone());
+            if self.remotes_active {
+                remote.set_desired(desired.clone());
+            }
         }
         let mut serial = None;
         if let Some(zone) = self.zones.get_mut(&origin) {

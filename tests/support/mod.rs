@@ -17,6 +17,7 @@
 
 pub mod bind;
 pub mod dnstools;
+pub mod etcd;
 pub mod ggond;
 pub mod packets;
 pub mod process;

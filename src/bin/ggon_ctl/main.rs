@@ -135,6 +135,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Cluster mode: the nodes, the leader, lease ages, and each node's vote
+    /// on each target with the agreed verdict.
+    Cluster {
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the pin: the automatic policy chooses again.
     Release {
         service: String,
@@ -294,6 +300,7 @@ async fn verify(
 /// What a command prints, once ggond has answered.
 enum Shown {
     Status,
+    Cluster,
     Change,
     Drill,
     History,
@@ -316,6 +323,10 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
     } else {
         match shown {
             Shown::Status => print::status(&parse::<StatusView>(v)?),
+            Shown::Cluster => match parse::<StatusView>(v)?.cluster {
+                Some(c) => print::cluster(&c, true),
+                None => return Err("this ggond runs alone (no [cluster] in its config)".into()),
+            },
             Shown::Change => {
                 print::change(&parse::<ChangeView>(v)?);
             }
@@ -396,6 +407,13 @@ fn main() -> ExitCode {
             }),
             *json,
             Shown::Change,
+        ),
+        Cmd::Cluster { json } => (
+            Method::GET,
+            "/v1/status".to_string(),
+            None,
+            *json,
+            Shown::Cluster,
         ),
         Cmd::Release { service, json } => (
             Method::POST,

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ggon::decide::state::Override;
-use ggon::decide::views::{ChangeView, DrillView, StatusView};
+use ggon::decide::views::{ChangeView, ClusterView, DrillView, StatusView};
 use ggon::decide::Event;
 
 fn now() -> f64 {
@@ -53,7 +53,70 @@ fn by_until(o: &Override) -> String {
     s
 }
 
+fn vote(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "up",
+        Some(false) => "DOWN",
+        None => "unknown",
+    }
+}
+
+/// One line about the cluster (status) or the whole picture (`cluster`).
+pub fn cluster(c: &ClusterView, full: bool) {
+    println!(
+        "cluster: node {} ({}), leader {}, etcd {}{}",
+        c.node,
+        c.role,
+        c.leader.as_deref().unwrap_or("none"),
+        if c.connected {
+            "connected"
+        } else {
+            "DISCONNECTED (answering the last agreed state, taking no decisions)"
+        },
+        c.last_error
+            .as_ref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default()
+    );
+    if !full {
+        return;
+    }
+    println!("    {:<16} {:<9} {:<8} CONTROL", "NODE", "ROLE", "LEASE");
+    for m in &c.members {
+        let leads = c.leader.as_deref() == Some(m.node.as_str());
+        println!(
+            "  {} {:<16} {:<9} {:<8} {}",
+            if m.node == c.node { "*" } else { " " },
+            m.node,
+            if leads { "leader" } else { "follower" },
+            m.lease_ttl.map_or("-".to_string(), |t| format!("{t}s")),
+            m.control.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "    {:<28} {:<8} {:<10} VOTES",
+        "TARGET", "AGREED", "DOWN IF"
+    );
+    for v in &c.verdicts {
+        let votes: Vec<String> = v
+            .votes
+            .iter()
+            .map(|(n, x)| format!("{n}={}", vote(*x)))
+            .collect();
+        println!(
+            "    {:<28} {:<8} {:<10} {}",
+            format!("{}/{}", v.service, v.target),
+            vote(v.agreed),
+            format!("{} down", v.needed),
+            votes.join(" ")
+        );
+    }
+}
+
 pub fn status(v: &StatusView) {
+    if let Some(c) = &v.cluster {
+        cluster(c, false);
+    }
     for s in &v.services {
         let pin = match &s.pin {
             None => String::new(),

@@ -1,0 +1,139 @@
+//! Cluster mode, as the controller sees it: which role this node has, the
+//! agreed health verdicts it decides on, and the shared state it writes
+//! (as leader) or applies (as follower).
+//!
+//! The controller does not know etcd: the cluster stage implements
+//! [`SharedState`] (fenced writes) and sends [`Command::ClusterRole`],
+//! [`Command::ClusterVerdicts`] and [`Command::ClusterApply`]. Without a
+//! cluster the role is [`Role::Single`] and nothing here is used.
+
+use tracing::{info, warn};
+
+use super::state::PersistedState;
+use super::{Controller, Event, Now};
+use crate::publish::ServiceRecords;
+
+/// What this node may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// No cluster: this node decides and keeps its own state.
+    Single,
+    /// Cluster leader: decides, and writes the shared state (fenced).
+    Leader,
+    /// Cluster follower: answers the shared state, decides nothing.
+    Follower,
+}
+
+/// Why a change could not be made durable.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("cannot write the state file: {0}")]
+    Local(#[from] std::io::Error),
+    #[error(
+        "this node is not the cluster's leader (leadership may just have changed): nothing was changed; retry"
+    )]
+    NotLeader,
+    #[error("the cluster store did not take the change ({0}): nothing was changed")]
+    Shared(String),
+}
+
+/// The shared store of a cluster, as the leader writes it.
+pub trait SharedState: Send + Sync {
+    /// Write the state if and only if this node still holds the leadership
+    /// it was given (a deposed leader's write must fail).
+    fn save(&self, state: &PersistedState) -> Result<(), String>;
+    /// Add an event to the shared history (leader only; best effort).
+    fn record(&self, e: &Event);
+}
+
+/// One agreed verdict: (service, target) → healthy (None: no quorum yet).
+pub type Verdicts = Vec<(String, String, Option<bool>)>;
+
+impl Controller {
+    pub(super) fn cluster_mode(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// May this node make decisions (policy, expiries, drills)?
+    pub(super) fn decides(&self) -> bool {
+        self.role != Role::Follower
+    }
+
+    pub(super) fn set_role(&mut self, role: Role, now: Now) {
+        if self.role == role {
+            return;
+        }
+        info!(from = ?self.role, to = ?role, "cluster role changed");
+        self.role = role;
+        self.publisher.set_remotes_active(role != Role::Follower);
+        if role == Role::Leader {
+            // The first leader of a new cluster brings its own state in
+            // (migration from single-node mode); a later one writes back the
+            // state it applied, under its own fence.
+            if let Err(e) = self.persist() {
+                warn!(error = %e, "new leader could not write the shared state");
+            }
+            for si in 0..self.services.len() {
+                self.evaluate(si, now);
+            }
+        } else {
+            // Drills live on the leader only.
+            for s in &mut self.services {
+                s.drill = None;
+            }
+        }
+    }
+
+    pub(super) fn set_verdicts(&mut self, verdicts: Verdicts, now: Now) {
+        let mut touched = Vec::new();
+        for (service, target, healthy) in verdicts {
+            let Some(&si) = self.by_name.get(&service) else {
+                continue;
+            };
+            let Some(ti) = self.services[si].target(&target) else {
+                continue;
+            };
+            let t = &mut self.services[si].targets[ti];
+            if t.agreed != healthy {
+                info!(service = %service, target = %target, ?healthy, "agreed health changed");
+                t.agreed = healthy;
+                t.agreed_since = Some(now.at);
+                touched.push(si);
+            }
+        }
+        touched.dedup();
+        if self.decides() {
+            for si in touched {
+                self.evaluate(si, now);
+            }
+        }
+    }
+
+    /// A follower answers what the cluster agreed: active targets, pins,
+    /// drains and the zones' serials.
+    pub(super) fn apply_shared(&mut self, state: PersistedState) {
+        if self.role == Role::Leader {
+            return;
+        }
+        let mut changed: Vec<(hickory_proto::rr::Name, ServiceRecords)> = Vec::new();
+        for svc in &mut self.services {
+            let Some(s) = state.services.get(&svc.name) else {
+                continue;
+            };
+            svc.pin = s.pin.clone();
+            svc.drains = s.drains.clone();
+            if let Some(ti) = svc.target(&s.active) {
+                if ti != svc.active {
+                    info!(service = %svc.name, from = %svc.targets[svc.active].name,
+                        to = %s.active, "following the cluster's decision");
+                    svc.active = ti;
+                    changed.push((svc.fqdn.clone(), svc.records(ti)));
+                }
+            }
+        }
+        self.publisher.publish_at(changed, &state.serials);
+        if let Err(e) = self.store.save(&self.persisted()) {
+            warn!(error = %e, "cannot write the local copy of the cluster state");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Cluster mode: operator changes sent to any node are carried out by the
+//! leader, the only node that decides.
+//!
+//! A follower passes a state-changing call (remap, release, drain,
+//! undrain, drill) on to the leader's control API as it came (same path,
+//! body and bearer token) and hands back the leader's answer. The leader
+//! applies it with a fenced write, so the change happens once or not at
+//! all. With no leader known the call is refused with 503 and nothing
+//! changes. Reads (status, history) are answered locally.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::cluster::ClusterHandle;
+
+/// Set on a forwarded call, so that it is never forwarded twice.
+const FORWARDED: &str = "x-ggon-forwarded-by";
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub(super) struct Forwarder {
+    pub cluster: ClusterHandle,
+    pub http: reqwest::Client,
+}
+
+impl Forwarder {
+    pub fn new(cluster: ClusterHandle) -> Forwarder {
+        Forwarder {
+            cluster,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .no_proxy()
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+}
+
+fn unavailable(msg: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": msg })),
+    )
+        .into_response()
+}
+
+/// Middleware on the state-changing routes.
+pub(super) async fn to_leader(
+    State(fwd): State<Option<Forwarder>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(fwd) = fwd else {
+        return next.run(req).await;
+    };
+    if fwd.cluster.is_leader() {
+        return next.run(req).await;
+    }
+    let node = fwd.cluster.view.lock().unwrap().node.clone();
+    if req.headers().contains_key(FORWARDED) {
+        return unavailable(format!(
+            "node `{node}` was asked as the leader but no longer leads: nothing was changed; retry"
+        ));
+    }
+    let Some(leader) = fwd.cluster.leader_control() else {
+        let connected = fwd.cluster.view.lock().unwrap().connected;
+        return unavailable(if connected {
+            "no cluster leader right now (an election is under way): nothing was changed; retry in a few seconds".into()
+        } else {
+            format!("node `{node}` cannot reach etcd, so no decision can be made: nothing was changed; retry on another node or when etcd is back")
+        });
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str());
+    let url = format!("http://{leader}{path}");
+    let mut out = fwd
+        .http
+        .request(parts.method.clone(), &url)
+        .header(FORWARDED, node.as_str())
+        .body(bytes.to_vec());
+    for h in ["authorization", "content-type"] {
+        if let Some(v) = parts.headers.get(h) {
+            out = out.header(h, v.clone());
+        }
+    }
+    match out.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            info!(%path, leader = %leader, status = status.as_u16(), "operator call passed to the leader");
+            let body = resp.bytes().await.unwrap_or_default();
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() =
+                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => {
+            warn!(%path, leader = %leader, error = %e, "the leader did not answer a passed-on call");
+            unavailable(format!(
+                "the leader ({leader}) did not answer ({e}); the change may or may not have been made: check `ggon-ctl status`"
+            ))
+        }
+    }
+}

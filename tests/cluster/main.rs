@@ -1,0 +1,11 @@
+//! ggond against a real 3-member etcd cluster on loopback.
+//!
+//! `harness` proves the etcd harness itself (cluster start, member stop,
+//! kill, pause and restart, the JSON gateway client, the TCP proxy that cuts
+//! one node off from etcd), so when a failover test fails the harness is
+//! known to be right. Every wait is bounded.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod harness;
