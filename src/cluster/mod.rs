@@ -78,6 +78,11 @@ impl ClusterHandle {
     pub fn leader_control(&self) -> Option<String> {
         let v = self.view.lock().unwrap();
         let leader = v.leader.as_ref()?;
+        if leader == &v.node {
+            // A key of this node's from before an outage, not yet expired:
+            // no leader to pass a change to until the election is over.
+            return None;
+        }
         v.members
             .iter()
             .find(|m| &m.node == leader)

@@ -370,6 +370,21 @@ impl Node {
                     self.promote(kv.create_revision).await;
                 } else {
                     self.demote().await;
+                    if kv.value == self.p.node {
+                        // This node's key from a lease it lost (etcd was away):
+                        // remove it, so that the election does not wait for
+                        // that lease to run out.
+                        etcd.txn(
+                            &[Compare::CreateRevision(
+                                self.p.keys.leader(),
+                                kv.create_revision,
+                            )],
+                            &[Op::Delete(self.p.keys.leader())],
+                            &[],
+                        )
+                        .await?;
+                        info!(node = %self.p.node, "removed its stale leader key; new election");
+                    }
                 }
                 self.leader = Some(kv.value);
             }

@@ -109,6 +109,12 @@ pub(super) async fn to_leader(
                 .insert("content-type", HeaderValue::from_static("application/json"));
             r
         }
+        Err(e) if e.is_connect() => {
+            warn!(%path, leader = %leader, error = %e, "the leader cannot be reached");
+            unavailable(format!(
+                "the leader ({leader}) cannot be reached (it may just have died; an election follows within the lease): nothing was changed; retry"
+            ))
+        }
         Err(e) => {
             warn!(%path, leader = %leader, error = %e, "the leader did not answer a passed-on call");
             unavailable(format!(

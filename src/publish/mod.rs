@@ -313,10 +313,11 @@ impl Publisher {
             let serial = serials.get(&origin.to_string()).copied();
             let current = self.zones[&origin].serial;
             let changed = names.remove(&origin);
-            let target = serial.filter(|s| *s != current);
-            if changed.is_some() || target.is_some() {
+            if changed.is_some() || serial.is_some_and(|s| s != current) {
+                // Exactly the leader's serial, even when this node's own
+                // (bumped at its start) happens to be the same number.
                 let names = changed.unwrap_or_default();
-                self.commit_at(&origin, &names, None, target);
+                self.commit_at(&origin, &names, None, serial);
             }
         }
         self.push_remotes();
@@ -547,5 +548,47 @@ mod tests {
             (last.from, last.to, last.added.len(), last.removed.len()),
             (10, 11, 1, 0)
         );
+    }
+}
+
+#[cfg(test)]
+mod publish_at_tests {
+    use super::*;
+
+    #[test]
+    fn publish_at_takes_the_given_serial_even_a_lower_one() {
+        let origin = Name::from_ascii("ggon.org.").unwrap();
+        let z = ZoneData::parse(
+            "@ 60 IN SOA ns1 h 10 1 1 1 1\n@ 60 IN NS ns1\nns1 60 IN A 127.0.0.1\n",
+            None,
+            &origin,
+        )
+        .unwrap();
+        let snap = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let mut p = Publisher::new(snap.clone());
+        p.add_zone(z, Some(20)).unwrap();
+        let cic = Name::from_ascii("cic.ggon.org.").unwrap();
+        let rec = |a: &str| ServiceRecords {
+            ttl: 30,
+            addresses: vec![a.parse().unwrap()],
+        };
+        p.stage(&cic, rec("127.0.0.12"));
+        p.publish_all();
+        assert_eq!(snap.load().zone(&origin).unwrap().serial, 21);
+        let serials = BTreeMap::from([("ggon.org.".to_string(), 20)]);
+        p.publish_at(vec![(cic.clone(), rec("127.0.0.11"))], &serials);
+        let z = snap.load().zone(&origin).unwrap().clone();
+        assert_eq!(z.serial, 20);
+        assert_eq!(p.serials()["ggon.org."], 20);
+        // Same serial, nothing changed: left alone.
+        p.publish_at(vec![], &serials);
+        assert_eq!(snap.load().zone(&origin).unwrap().serial, 20);
+        // A change at the serial this node already has (a restarted node
+        // bumped its own serial to the leader's number): the leader's serial.
+        p.publish_at(vec![(cic.clone(), rec("127.0.0.12"))], &serials);
+        assert_eq!(snap.load().zone(&origin).unwrap().serial, 20);
+        let loaded = snap.load();
+        let a = &loaded.zone(&origin).unwrap().data.rrsets[&cic][&RecordType::A];
+        assert_eq!(a.rdatas[0].to_string(), "127.0.0.12");
     }
 }

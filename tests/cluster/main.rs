@@ -1,5 +1,6 @@
 //! ggond against a real 3-member etcd cluster on loopback.
 //!
+//! `failures` is the failure table of docs/cluster.md, one test per row.
 //! `harness` proves the etcd harness itself (cluster start, member stop,
 //! kill, pause and restart, the JSON gateway client, the TCP proxy that cuts
 //! one node off from etcd), so when a failover test fails the harness is
@@ -8,4 +9,5 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod failures;
 mod harness;

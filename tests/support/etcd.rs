@@ -311,6 +311,23 @@ impl EtcdCluster {
         }
     }
 
+    /// Start every member that is not running (after all were stopped: no
+    /// single one can become healthy alone), then wait until all are healthy.
+    pub fn restart_stopped(&mut self) {
+        let stopped: Vec<usize> = (0..self.len()).filter(|i| !self.is_running(*i)).collect();
+        for i in &stopped {
+            self.spawn(*i, "existing");
+        }
+        for i in stopped {
+            if !self.wait_healthy(i, START_LIMIT) {
+                panic!(
+                    "restarted etcd member {i} not healthy within {START_LIMIT:?}{}",
+                    self.log_tails()
+                );
+            }
+        }
+    }
+
     /// SIGSTOP member `i`: its sockets stay open but it answers nothing.
     pub fn pause(&mut self, i: usize) {
         let m = &mut self.members[i];

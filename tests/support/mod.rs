@@ -8,6 +8,7 @@
 //!   control API, and the generators of valid and malformed packets (also the
 //!   fuzz seed corpus);
 //! - [`packets`]: the malformed, random and mutated packets;
+//! - [`etcd`], [`cluster`]: a real etcd cluster and ggond nodes in cluster mode;
 //! - [`bind`]: real BIND and a ggond for interop; [`dnstools`]: `dig`,
 //!   `nsupdate` and `tsig-keygen`.
 //!
@@ -16,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod bind;
+pub mod cluster;
 pub mod dnstools;
 pub mod etcd;
 pub mod ggond;
