@@ -238,6 +238,47 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
         "Target health: 1 up, 0 down, -1 unknown (not checked yet)",
         healthy,
     );
+    if let Some(c) = &status.cluster {
+        let connected = Gauge::<i64>::default();
+        connected.set(i64::from(c.connected));
+        reg.register(
+            "ggon_cluster_connected",
+            "Cluster mode: 1 while this node reaches etcd, 0 while cut off (answering the last agreed state, deciding nothing)",
+            connected,
+        );
+        let leader = Gauge::<i64>::default();
+        leader.set(i64::from(c.role == "leader"));
+        reg.register(
+            "ggon_cluster_leader",
+            "Cluster mode: 1 while this node leads the cluster",
+            leader,
+        );
+        let members = Gauge::<i64>::default();
+        members.set(c.members.len() as i64);
+        reg.register(
+            "ggon_cluster_members",
+            "Cluster mode: live nodes (holding a lease) as this node last saw them",
+            members,
+        );
+        let agreed = Family::<TargetLabels, Gauge>::default();
+        for v in &c.verdicts {
+            agreed
+                .get_or_create(&TargetLabels {
+                    service: v.service.clone(),
+                    target: v.target.clone(),
+                })
+                .set(match v.agreed {
+                    Some(true) => 1,
+                    Some(false) => 0,
+                    None => -1,
+                });
+        }
+        reg.register(
+            "ggon_cluster_target_agreed",
+            "Cluster mode: the agreed verdict on a target: 1 up, 0 down (a quorum says so), -1 unknown",
+            agreed,
+        );
+    }
 
     let serial = Family::<ZoneLabels, Gauge>::default();
     for z in &status.zones {

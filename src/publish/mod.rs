@@ -592,3 +592,40 @@ mod publish_at_tests {
         assert_eq!(a.rdatas[0].to_string(), "127.0.0.12");
     }
 }
+
+#[cfg(test)]
+mod remote_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records what an RFC 2136 remote would be told.
+    struct Recorder(Arc<Mutex<Vec<usize>>>);
+
+    impl RemoteZone for Recorder {
+        fn set_desired(&mut self, desired: BTreeMap<Name, ServiceRecords>) {
+            self.0.lock().unwrap().push(desired.len());
+        }
+    }
+
+    #[test]
+    fn only_an_active_publisher_tells_rfc2136_primaries() {
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let snap = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let mut p = Publisher::new(snap);
+        let origin = Name::from_ascii("remote.test.").unwrap();
+        p.add_remote(origin, Box::new(Recorder(told.clone())));
+        // A cluster follower: nothing goes to the primary.
+        p.set_remotes_active(false);
+        let www = Name::from_ascii("www.remote.test.").unwrap();
+        let rec = ServiceRecords {
+            ttl: 30,
+            addresses: vec!["127.0.0.11".parse().unwrap()],
+        };
+        p.publish(&www, rec.clone());
+        p.publish_at(vec![(www.clone(), rec)], &BTreeMap::new());
+        assert!(told.lock().unwrap().is_empty());
+        // Becoming leader pushes the desired records at once.
+        p.set_remotes_active(true);
+        assert_eq!(*told.lock().unwrap(), vec![1]);
+    }
+}

@@ -277,6 +277,16 @@ fn a_node_cut_off_from_etcd_answers_the_last_state_decides_nothing_and_catches_u
         (st["cluster"]["connected"] == false).then_some(())
     });
     assert!(ok.is_some(), "node3 never noticed: {:?}", nodes.status(2));
+    // ... in /metrics too.
+    let (code, text) = crate::support::ggond::http_request(
+        nodes.node(2).control,
+        "GET",
+        "/metrics",
+        Some(crate::support::cluster::TOKEN),
+        None,
+    );
+    assert_eq!(code, 200);
+    assert!(text.contains("ggon_cluster_connected 0"), "{text}");
     let out = nodes.node(2).ctl(&["remap", "cic", "--to", "backup"]);
     assert!(!out.ok(), "{out:?}");
     assert!(out.stderr.contains("cannot reach etcd"), "{out:?}");
