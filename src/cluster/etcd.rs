@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
@@ -30,12 +29,12 @@ pub enum EtcdError {
 }
 
 fn b64(s: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
+    data_encoding::BASE64.encode(s)
 }
 
 fn unb64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
+    data_encoding::BASE64
+        .decode(s.as_bytes())
         .unwrap_or_default()
 }
 

@@ -14,3 +14,4 @@ pub mod client;
 pub mod codes;
 pub mod tsig;
 pub mod zone;
+pub mod zonefile;

@@ -12,7 +12,6 @@ use std::fmt;
 use std::path::Path;
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_proto::serialize::txt::Parser;
 
 /// One RRset: the records of one type at one name share a TTL.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,19 +48,25 @@ impl ZoneData {
             .map_err(|e| ZoneError(format!("{}: {}", path.display(), e.0)))
     }
 
-    /// Parse master-file text for the zone `origin`.
+    /// Parse master-file text for the zone `origin` (see
+    /// [`super::zonefile`]: BIND's syntax, every RR type, all errors at
+    /// once, each with its line). Data outside the zone is refused (BIND
+    /// ignores it with a warning, NSD refuses it: answers would not match
+    /// the file).
     pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<ZoneData, ZoneError> {
         let origin = fqdn_lower(origin);
-        let parser = Parser::new(text, path.map(Path::to_path_buf), Some(origin.clone()));
-        let (_, sets) = parser.parse().map_err(|e| ZoneError(e.to_string()))?;
+        let parsed = super::zonefile::parse(text, path, &origin)
+            .map_err(|errors| ZoneError(errors.join("\n")))?;
+        let file = path.map_or_else(|| "zone".to_string(), |p| p.display().to_string());
+        for w in &parsed.warnings {
+            tracing::warn!("{file}: {w}");
+        }
         let mut zone = ZoneData {
             origin: origin.clone(),
             rrsets: BTreeMap::new(),
         };
-        for (_, set) in sets {
-            for rec in set.records_without_rrsigs() {
-                zone.add_record(rec)?;
-            }
+        for rec in &parsed.records {
+            zone.add_record(rec)?;
         }
         zone.check()?;
         Ok(zone)
@@ -111,7 +116,12 @@ impl ZoneData {
             if name != &self.origin && types.contains_key(&RecordType::SOA) {
                 return Err(ZoneError(format!("SOA at {name}, which is not the apex")));
             }
-            if types.contains_key(&RecordType::CNAME) && types.len() > 1 {
+            // DNSSEC data (RRSIG, NSEC) may sit beside a CNAME (RFC 4035 2.5).
+            let others = types
+                .keys()
+                .filter(|t| !matches!(t, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC))
+                .count();
+            if types.contains_key(&RecordType::CNAME) && others > 0 {
                 return Err(ZoneError(format!(
                     "{name} has a CNAME and other data (RFC 1034 3.6.2)"
                 )));

@@ -1,0 +1,435 @@
+//! Master files (RFC 1035 5) as BIND reads them: ggon's own parser layer.
+//!
+//! Why our own: hickory-proto's parser refuses whole zones for one record
+//! of a type it does not know (DNAME, LOC, AFSDB, `TYPEnnn`, …) or of a
+//! DNSSEC type, does not know `$GENERATE` or `\#`, needs `$TTL`, reads
+//! `\DDD` as octal and loses the origin of relative SVCB targets. Here:
+//! - [`lexer`] turns text into entries (parentheses, quotes, comments);
+//! - this module handles the directives (`$ORIGIN`, `$TTL`, `$INCLUDE`
+//!   relative to the including file and at most 8 deep, `$GENERATE`) and
+//!   the owner/TTL/class/type fields (the owner repeats when a line starts
+//!   blank; TTL and class in either order; without `$TTL` the last
+//!   explicit TTL, else the SOA minimum, with a warning, as BIND does);
+//! - [`rdata`] turns each type's RDATA into wire form, which is then read
+//!   back with hickory-proto, so the rest of ggond sees ordinary records
+//!   and RDATA it does not interpret is kept byte for byte.
+//!
+//! Every problem is reported with `file:line`, all of them, not only the
+//! first. It must not know about serving: [`super::zone`] checks and holds
+//! the result.
+
+mod lexer;
+pub mod rdata;
+
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, Restrict};
+
+use lexer::{Entry, Token};
+
+/// What a master file holds, and what deserved a word.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub records: Vec<Record>,
+    pub warnings: Vec<String>,
+}
+
+/// Parse master-file `text` (from `path`, for messages and `$INCLUDE`).
+/// On failure every error found, each as `file:line: message`.
+pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<Parsed, Vec<String>> {
+    let mut p = State {
+        origin: origin.clone(),
+        default_ttl: None,
+        last_ttl: None,
+        soa_minimum: None,
+        last_owner: None,
+        out: Parsed::default(),
+        errors: Vec::new(),
+        warned_ttl: false,
+    };
+    let file = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "zone".into());
+    p.file(text, &file, path.and_then(Path::parent), 0);
+    if p.errors.is_empty() {
+        Ok(p.out)
+    } else {
+        Err(p.errors)
+    }
+}
+
+struct State {
+    origin: Name,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+    soa_minimum: Option<u32>,
+    last_owner: Option<Name>,
+    out: Parsed,
+    errors: Vec<String>,
+    warned_ttl: bool,
+}
+
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+impl State {
+    fn file(&mut self, text: &str, file: &str, dir: Option<&Path>, depth: usize) {
+        let entries = match lexer::entries(text) {
+            Ok(e) => e,
+            Err(e) => {
+                self.errors
+                    .push(format!("{file}:{}: {}", e.line, e.message));
+                return;
+            }
+        };
+        for e in entries {
+            if let Err(m) = self.entry(&e, file, dir, depth) {
+                self.errors.push(format!("{file}:{}: {m}", e.line));
+            }
+        }
+    }
+
+    fn entry(
+        &mut self,
+        e: &Entry,
+        file: &str,
+        dir: Option<&Path>,
+        depth: usize,
+    ) -> Result<(), String> {
+        let first = &e.tokens[0];
+        if !e.blank_owner && !first.quoted && first.text.starts_with('$') {
+            return self.directive(e, file, dir, depth);
+        }
+        let (owner, rest) = if e.blank_owner {
+            let owner = self
+                .last_owner
+                .clone()
+                .ok_or("the first record has no owner name")?;
+            (owner, &e.tokens[..])
+        } else {
+            (rdata::name(&first.text, &self.origin)?, &e.tokens[1..])
+        };
+        self.last_owner = Some(owner.clone());
+        self.record(owner, rest)
+    }
+
+    fn record(&mut self, owner: Name, toks: &[Token]) -> Result<(), String> {
+        let mut ttl = None;
+        let mut class = None;
+        let mut i = 0;
+        let rtype = loop {
+            let t = toks.get(i).ok_or("missing type")?;
+            i += 1;
+            if ttl.is_none() && t.text.starts_with(|c: char| c.is_ascii_digit()) {
+                ttl = Some(
+                    hickory_proto::serialize::txt::parse_ttl(&t.text)
+                        .map_err(|_| format!("`{}` is not a TTL", t.text))?,
+                );
+                continue;
+            }
+            if class.is_none() {
+                if let Some(c) = parse_class(&t.text) {
+                    class = Some(c);
+                    continue;
+                }
+            }
+            break rdata::rtype(&t.text).ok_or_else(|| format!("unknown type `{}`", t.text))?;
+        };
+        let class = class.unwrap_or(DNSClass::IN);
+        let wire =
+            rdata::encode(rtype, &toks[i..], &self.origin).map_err(|m| format!("{rtype}: {m}"))?;
+        if rtype == RecordType::SOA && wire.len() >= 4 {
+            let n = wire.len();
+            self.soa_minimum = Some(u32::from_be_bytes(wire[n - 4..].try_into().unwrap()));
+        }
+        let ttl = match ttl {
+            Some(t) => {
+                self.last_ttl = Some(t);
+                t
+            }
+            None => match (self.default_ttl, self.last_ttl, self.soa_minimum) {
+                (Some(t), _, _) => t,
+                (None, Some(t), _) => {
+                    self.warn_ttl(
+                        "no $TTL: records without a TTL take the last explicit one, as BIND does",
+                    );
+                    t
+                }
+                (None, None, Some(t)) => {
+                    self.warn_ttl(&format!(
+                        "no $TTL and no TTL given: using the SOA minimum ({t})"
+                    ));
+                    t
+                }
+                (None, None, None) => return Err("no TTL: give one or a $TTL".into()),
+            },
+        };
+        let data = decode(rtype, &wire)?;
+        let mut rec = Record::from_rdata(owner, ttl, data);
+        rec.dns_class = class;
+        self.out.records.push(rec);
+        Ok(())
+    }
+
+    fn warn_ttl(&mut self, w: &str) {
+        if !self.warned_ttl {
+            self.warned_ttl = true;
+            self.out.warnings.push(w.to_string());
+        }
+    }
+
+    fn directive(
+        &mut self,
+        e: &Entry,
+        file: &str,
+        dir: Option<&Path>,
+        depth: usize,
+    ) -> Result<(), String> {
+        let args: Vec<&str> = e.tokens[1..].iter().map(|t| t.text.as_str()).collect();
+        match e.tokens[0].text.to_ascii_uppercase().as_str() {
+            "$ORIGIN" => {
+                let o = args.first().ok_or("$ORIGIN needs a name")?;
+                self.origin = rdata::name(o, &self.origin)?;
+            }
+            "$TTL" => {
+                let t = args.first().ok_or("$TTL needs a value")?;
+                self.default_ttl = Some(
+                    hickory_proto::serialize::txt::parse_ttl(t)
+                        .map_err(|_| format!("`{t}` is not a TTL"))?,
+                );
+            }
+            "$INCLUDE" => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(format!(
+                        "$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"
+                    ));
+                }
+                let f = args.first().ok_or("$INCLUDE needs a file")?;
+                let path: PathBuf = match dir {
+                    Some(d) if Path::new(f).is_relative() => d.join(f),
+                    _ => PathBuf::from(f),
+                };
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|err| format!("$INCLUDE {}: {err}", path.display()))?;
+                let saved = (self.origin.clone(), self.last_owner.clone());
+                if let Some(o) = args.get(1) {
+                    self.origin = rdata::name(o, &self.origin)?;
+                }
+                let inc = path.display().to_string();
+                self.file(&text, &inc, path.parent(), depth + 1);
+                (self.origin, self.last_owner) = saved;
+            }
+            "$GENERATE" => self.generate(&e.tokens[1..])?,
+            other => return Err(format!("unknown directive {other}")),
+        }
+        let _ = file;
+        Ok(())
+    }
+
+    /// BIND's `$GENERATE start-stop[/step] lhs [ttl] [class] type rhs`.
+    fn generate(&mut self, toks: &[Token]) -> Result<(), String> {
+        let range = toks.first().ok_or("$GENERATE needs a range")?;
+        let (span, step) = match range.text.split_once('/') {
+            Some((s, st)) => (s, st.parse::<u32>().map_err(|_| "bad $GENERATE step")?),
+            None => (range.text.as_str(), 1),
+        };
+        let (a, b) = span
+            .split_once('-')
+            .ok_or("$GENERATE range is start-stop")?;
+        let (a, b): (u32, u32) = (
+            a.parse().map_err(|_| "bad $GENERATE start")?,
+            b.parse().map_err(|_| "bad $GENERATE stop")?,
+        );
+        if b < a || step == 0 || (b - a) / step > 65_535 {
+            return Err("$GENERATE range is empty or too large (65536 records at most)".into());
+        }
+        let rest = &toks[1..];
+        if rest.len() < 3 {
+            return Err("$GENERATE needs lhs, type and rhs".into());
+        }
+        let mut i = a;
+        while i <= b {
+            let subst: Vec<Token> = rest
+                .iter()
+                .map(|t| {
+                    Ok(Token {
+                        text: substitute(&t.text, i)?,
+                        quoted: t.quoted,
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+            let owner = rdata::name(&subst[0].text, &self.origin)?;
+            self.record(owner, &subst[1..])?;
+            i = match i.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// `$` → the counter; `${offset,width,base}`; `\$` → a literal `$`.
+fn substitute(s: &str, n: u32) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if b.get(i + 1) == Some(&b'$') => {
+                out.push('$');
+                i += 2;
+            }
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                let end = s[i..].find('}').ok_or("$GENERATE: `${` not closed")? + i;
+                let inner: Vec<&str> = s[i + 2..end].split(',').collect();
+                let off: i64 = inner
+                    .first()
+                    .filter(|x| !x.is_empty())
+                    .map_or(Ok(0), |x| x.parse())
+                    .map_err(|_| "bad $GENERATE offset")?;
+                let width: usize = inner
+                    .get(1)
+                    .map_or(Ok(0), |x| x.parse())
+                    .map_err(|_| "bad $GENERATE width")?;
+                let v = i64::from(n) + off;
+                let text = match inner.get(2).copied().unwrap_or("d") {
+                    "d" => format!("{v:0width$}"),
+                    "o" => format!("{v:0width$o}"),
+                    "x" => format!("{v:0width$x}"),
+                    "X" => format!("{v:0width$X}"),
+                    other => {
+                        return Err(format!(
+                            "$GENERATE base `{other}` is not supported (d, o, x, X)"
+                        ))
+                    }
+                };
+                out.push_str(&text);
+                i = end + 1;
+            }
+            b'$' => {
+                out.push_str(&n.to_string());
+                i += 1;
+            }
+            _ => {
+                let c = s[i..].chars().next().unwrap();
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_class(s: &str) -> Option<DNSClass> {
+    match s.to_ascii_uppercase().as_str() {
+        "IN" => Some(DNSClass::IN),
+        "CH" => Some(DNSClass::CH),
+        "HS" => Some(DNSClass::HS),
+        "NONE" => Some(DNSClass::NONE),
+        "ANY" => Some(DNSClass::ANY),
+        u => u
+            .strip_prefix("CLASS")
+            .and_then(|n| n.parse::<u16>().ok())
+            .map(DNSClass::from),
+    }
+}
+
+/// Wire RDATA → hickory-proto's record data. A type hickory-proto reads but
+/// would not write back byte for byte is kept as opaque data, so that what
+/// the file says is what is served and transferred.
+fn decode(rtype: RecordType, wire: &[u8]) -> Result<RData, String> {
+    let opaque = || RData::Unknown {
+        code: rtype,
+        rdata: hickory_proto::rr::rdata::NULL::with(wire.to_vec()),
+    };
+    if wire.is_empty() {
+        return Ok(opaque());
+    }
+    let len = u16::try_from(wire.len()).map_err(|_| "RDATA longer than 65535 octets")?;
+    let read = |w: &[u8]| {
+        let len = u16::try_from(w.len()).ok()?;
+        RData::read(&mut BinDecoder::new(w), rtype, Restrict::new(len)).ok()
+    };
+    let _ = len;
+    // Typed when hickory-proto writes it back to the same value (names may
+    // then be compressed on the wire, as RFC 1035 types allow); opaque when
+    // its reading loses or changes something.
+    match read(wire) {
+        Some(rd) if rd.to_bytes().ok().and_then(|b| read(&b)).as_ref() == Some(&rd) => Ok(rd),
+        _ => Ok(opaque()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Name {
+        Name::from_ascii("example.").unwrap()
+    }
+
+    #[test]
+    fn bind_style_defaults_generate_and_every_error_reported() {
+        let text = "@ 3600 IN SOA ns1 h 1 2 3 4 300\n  NS ns1\nns1 A 192.0.2.1\n\
+                    $GENERATE 1-3 host$ A 10.0.0.$\n$GENERATE 1-2/1 r${10,3,x} CNAME host$\n";
+        let p = parse(text, None, &origin()).unwrap();
+        assert_eq!(p.records.len(), 3 + 3 + 2);
+        assert!(p.records.iter().all(|r| r.ttl == 3600), "last explicit TTL");
+        assert!(p.warnings[0].contains("$TTL"));
+        assert!(p
+            .records
+            .iter()
+            .any(|r| r.name.to_string() == "r00b.example."));
+        let errs = parse(
+            "a A 1.2.3\nb BOGUS x\n$TTL 60\nc TXT \"ok\"\nd MX x y\n",
+            None,
+            &origin(),
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("zone:1: A:"), "{errs:?}");
+        assert!(
+            errs[1].starts_with("zone:2: unknown type `BOGUS`"),
+            "{errs:?}"
+        );
+        assert!(errs[2].starts_with("zone:5: MX:"), "{errs:?}");
+    }
+
+    #[test]
+    fn includes_are_relative_to_the_including_file_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sub.zone"), "www A 192.0.2.80\n").unwrap();
+        std::fs::write(dir.path().join("loop.zone"), "$INCLUDE loop.zone\n").unwrap();
+        let main = dir.path().join("main.zone");
+        let text = "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n$INCLUDE sub.zone sub\nafter A 192.0.2.2\n";
+        let p = parse(text, Some(&main), &origin()).unwrap();
+        let names: Vec<String> = p.records.iter().map(|r| r.name.to_string()).collect();
+        assert!(names.contains(&"www.sub.example.".to_string()));
+        assert!(
+            names.contains(&"after.example.".to_string()),
+            "origin restored"
+        );
+        let errs = parse("$INCLUDE loop.zone\n", Some(&main), &origin()).unwrap_err();
+        assert!(errs[0].contains("nested more than 8"), "{errs:?}");
+    }
+
+    #[test]
+    fn dnssec_and_unknown_types_load_and_keep_their_bytes() {
+        let text = "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n\
+            @ DNSKEY 257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==\n\
+            @ RRSIG SOA 13 1 60 20260101000000 20251201000000 12345 example. AAAA\n\
+            @ NSEC3PARAM 1 0 0 -\n\
+            x TYPE65534 \\# 4 0a000001\n\
+            d DNAME target.example.\n";
+        let p = parse(text, None, &origin()).unwrap();
+        let t: Vec<u16> = p
+            .records
+            .iter()
+            .map(|r| u16::from(r.record_type()))
+            .collect();
+        assert_eq!(t, [6, 48, 46, 51, 65534, 39]);
+        let x = &p.records[4];
+        assert_eq!(x.data.to_bytes().unwrap(), [10, 0, 0, 1]);
+    }
+}
