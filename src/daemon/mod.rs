@@ -187,6 +187,20 @@ pub async fn run(
             controller = controller
                 .with_shared(Box::new(store), cluster.view.clone())
                 .with_sink(Box::new(votes));
+            // Answer the agreed state from the first query on, not this
+            // node's own last copy (it may be a decision or two behind).
+            let key = cluster.keys.state();
+            match tokio::time::timeout(Duration::from_secs(3), cluster.etcd.get(&key)).await {
+                Ok(Ok(Some(kv))) => match serde_json::from_str(&kv.value) {
+                    Ok(state) => controller.start_from_shared(state),
+                    Err(e) => tracing::warn!(error = %e, "the shared state in etcd does not parse"),
+                },
+                Ok(Ok(None)) => info!("no shared state in etcd yet: a new cluster"),
+                Ok(Err(e)) => tracing::warn!(error = %e,
+                    "etcd unreachable at start: answering this node's last copy of the agreed state"),
+                Err(_) => tracing::warn!(
+                    "etcd did not answer within 3 s at start: answering this node's last copy of the agreed state"),
+            }
             info!(node = %c.node.get_ref(), etcd = ?c.etcd.get_ref(), "cluster mode");
             Some((prepared, cluster))
         }

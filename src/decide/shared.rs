@@ -109,6 +109,12 @@ impl Controller {
         }
     }
 
+    /// At start, before the first query: answer the cluster's agreed
+    /// state rather than this node's own last copy of it.
+    pub fn start_from_shared(&mut self, state: PersistedState) {
+        self.apply_shared(state);
+    }
+
     /// A follower answers what the cluster agreed: active targets, pins,
     /// drains and the zones' serials.
     pub(super) fn apply_shared(&mut self, state: PersistedState) {

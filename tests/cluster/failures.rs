@@ -179,8 +179,14 @@ fn leader_killed_another_leads_within_the_lease_and_nothing_is_lost() {
     let out = r.ctl(r.followers(next)[0], &["release", "cic"]);
     assert!(out.ok(), "{out:?}");
     r.nodes.wait_all_answer(PRIMARY, AGREE).expect("agreed");
-    // The killed node comes back as a follower and answers the same.
+    // The killed node comes back as a follower and answers the agreed
+    // state from its first answer (its own file still says backup).
     r.nodes.restart(leader);
+    assert_eq!(
+        r.nodes.answer(leader).0,
+        vec![PRIMARY],
+        "first answer after restart"
+    );
     r.nodes
         .wait_all_answer(PRIMARY, Duration::from_secs(5))
         .unwrap_or_else(|| {
