@@ -11,6 +11,8 @@
 //! AXFR/IXFR, TSIG-signed queries) are handed to a [`SpecialHandler`], which
 //! [`crate::replicate`] implements: the query path does not know what they do.
 
+#[cfg(test)]
+mod dname_tests;
 pub mod respond;
 pub mod rrl;
 pub mod server;

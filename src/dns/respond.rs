@@ -11,7 +11,7 @@
 
 use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN};
 use crate::proto::codes::{opcode, rcode, rtype};
-use crate::snapshot::{Lookup, Prepared, Snapshot};
+use crate::snapshot::{Dname, Lookup, Prepared, Snapshot};
 
 /// The largest UDP response we send (the DNS flag day 2020 default).
 pub const MAX_UDP: u16 = 1232;
@@ -106,6 +106,7 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
     }
     match snap.lookup(&q.qname, q.qtype) {
         Lookup::Answer(p) => assemble(pkt, &q, p, transport, out),
+        Lookup::Dname(d) => dname(pkt, &q, d, transport, out),
         Lookup::NotAuth => error(pkt, &q, rcode::REFUSED, out),
     }
     Action::Reply
@@ -159,6 +160,49 @@ fn assemble(pkt: &[u8], q: &Query, p: &Prepared, transport: Transport, out: &mut
         header(out, q, p.aa, false, p.rcode, [1, an, ns, ar + edns]);
         out.extend_from_slice(question);
         out.extend_from_slice(&p.body);
+    }
+    if let Some(e) = q.edns {
+        opt(out, e, 0);
+    }
+}
+
+/// RFC 6672: the DNAME, and a CNAME from the question name to the name
+/// with the DNAME owner's suffix replaced by its target; YXDOMAIN (and the
+/// DNAME alone) when that name would be longer than 255 octets. The CNAME's
+/// owner points at the question; its target keeps the question's case for
+/// the labels it takes over. Written straight into `out`, no allocation.
+fn dname(pkt: &[u8], q: &Query, d: &Dname, transport: Transport, out: &mut Vec<u8>) {
+    let question = &pkt[HEADER_LEN..q.question_end];
+    // The labels of the question above the DNAME owner, as asked.
+    let keep = q.qname.nlabels - d.owner_labels;
+    let prefix = &pkt[HEADER_LEN..HEADER_LEN + q.qname.starts[keep] as usize];
+    let target_len = prefix.len() + d.target.len();
+    let fits = target_len <= 255;
+    let edns = q.edns.is_some() as u16;
+    let cname_len = 2 + 10 + target_len;
+    let size = HEADER_LEN
+        + question.len()
+        + d.rr.len()
+        + if fits { cname_len } else { 0 }
+        + OPT_LEN * edns as usize;
+    let rc = if fits { 0 } else { rcode::YXDOMAIN };
+    if size > limit(q, transport) {
+        header(out, q, true, true, rc, [1, 0, 0, edns]);
+        out.extend_from_slice(question);
+    } else {
+        let an = if fits { 2 } else { 1 };
+        header(out, q, true, false, rc, [1, an, 0, edns]);
+        out.extend_from_slice(question);
+        out.extend_from_slice(&d.rr);
+        if fits {
+            out.extend_from_slice(&0xC00Cu16.to_be_bytes());
+            out.extend_from_slice(&rtype::CNAME.to_be_bytes());
+            out.extend_from_slice(&1u16.to_be_bytes());
+            out.extend_from_slice(&d.ttl.to_be_bytes());
+            out.extend_from_slice(&(target_len as u16).to_be_bytes());
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(&d.target);
+        }
     }
     if let Some(e) = q.edns {
         opt(out, e, 0);

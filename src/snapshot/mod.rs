@@ -42,8 +42,23 @@ pub struct Prepared {
 #[derive(Debug)]
 pub enum Lookup<'a> {
     Answer(&'a Prepared),
+    /// The name is below a DNAME (RFC 6672): the query path writes the
+    /// DNAME and the CNAME it synthesizes for this question.
+    Dname(&'a Dname),
     /// The name is in none of our zones.
     NotAuth,
+}
+
+/// A DNAME ready to be applied to the names below its owner.
+#[derive(Debug, PartialEq)]
+pub struct Dname {
+    /// The DNAME RR in wire form, owner written in full, no compression.
+    pub rr: Box<[u8]>,
+    /// Labels of the owner (the root not counted, like [`QName::nlabels`]).
+    pub owner_labels: usize,
+    /// The target name in wire form, as written.
+    pub target: Box<[u8]>,
+    pub ttl: u32,
 }
 
 #[derive(Debug, Default)]
@@ -57,12 +72,21 @@ struct Node {
     /// Set on a wildcard owner (`*.X`): its answers are independent bodies and
     /// serve as the synthesized answers for names below X that do not exist.
     wildcard: bool,
+    /// At a zone cut: DS (whose RRset belongs to the parent) is answered
+    /// from `answers`/`other`, everything else gets the referral.
+    cut_apex: bool,
+    /// On a DNAME owner: names below it are rewritten with it.
+    dname: Option<Arc<Dname>>,
+    /// On a name below a DNAME owner (occluded data): rewritten with it.
+    below_dname: Option<Arc<Dname>>,
 }
 
 impl Node {
     fn get(&self, qtype: u16) -> Option<&Prepared> {
         if let Some(r) = &self.referral {
-            return Some(r);
+            if !(self.cut_apex && qtype == u16::from(RecordType::DS)) {
+                return Some(r);
+            }
         }
         match self.answers.binary_search_by_key(&qtype, |(t, _)| *t) {
             Ok(i) => Some(&self.answers[i].1),
@@ -155,17 +179,25 @@ impl Snapshot {
     /// The answer for a question. No allocation.
     pub fn lookup(&self, q: &QName, qtype: u16) -> Lookup<'_> {
         match self.find_zone(q) {
-            Some(zone) => Lookup::Answer(zone.lookup(q, qtype)),
+            Some(zone) => zone.lookup(q, qtype),
             None => Lookup::NotAuth,
         }
     }
 }
 
 impl CompiledZone {
-    fn lookup(&self, q: &QName, qtype: u16) -> &Prepared {
+    fn lookup(&self, q: &QName, qtype: u16) -> Lookup<'_> {
         if let Some(node) = self.nodes.get(&q.wire[..q.len]) {
-            return node.get(qtype).unwrap_or(&self.nxdomain);
+            if let Some(d) = &node.below_dname {
+                return Lookup::Dname(d);
+            }
+            return Lookup::Answer(node.get(qtype).unwrap_or(&self.nxdomain));
         }
+        self.lookup_missing(q, qtype)
+    }
+
+    /// A name with no node: below a DNAME, a cut, a wildcard, or nothing.
+    fn lookup_missing<'s>(&'s self, q: &QName, qtype: u16) -> Lookup<'s> {
         // Closest encloser: the longest existing ancestor (the apex always exists).
         let below_apex = q.nlabels - self.apex_labels;
         for label in 1..=below_apex {
@@ -173,7 +205,10 @@ impl CompiledZone {
                 continue;
             };
             if let Some(r) = &encloser.referral {
-                return r;
+                return Lookup::Answer(r);
+            }
+            if let Some(d) = encloser.dname.as_ref().or(encloser.below_dname.as_ref()) {
+                return Lookup::Dname(d);
             }
             // RFC 4592: the source of synthesis is `*.<closest encloser>`.
             let suffix = q.suffix(label);
@@ -181,12 +216,12 @@ impl CompiledZone {
             wild[0] = 1;
             wild[1] = b'*';
             wild[2..2 + suffix.len()].copy_from_slice(suffix);
-            return match self.nodes.get(&wild[..2 + suffix.len()]) {
+            return Lookup::Answer(match self.nodes.get(&wild[..2 + suffix.len()]) {
                 Some(w) if w.wildcard => w.get(qtype).unwrap_or(&self.nxdomain),
                 _ => &self.nxdomain,
-            };
+            });
         }
-        &self.nxdomain
+        Lookup::Answer(&self.nxdomain)
     }
 }
 
@@ -402,6 +437,66 @@ impl<'z> Compiler<'z> {
         encode(None, Mode::Independent, [&[], &auth, &glue], 0, false)
     }
 
+    /// Every DNAME of the zone, ready for synthesis (not those below a cut).
+    fn dnames(&self) -> BTreeMap<Name, Arc<Dname>> {
+        let mut out = BTreeMap::new();
+        for (name, types) in &self.zone.rrsets {
+            let Some(set) = types.get(&RecordType::DNAME) else {
+                continue;
+            };
+            if self.cut_of(name).is_some() {
+                continue;
+            }
+            let Some(rd) = set.rdatas.first() else {
+                continue;
+            };
+            let Ok(target) = rd.to_bytes() else {
+                continue;
+            };
+            let mut rr = Vec::new();
+            for l in name.iter() {
+                rr.push(l.len() as u8);
+                rr.extend_from_slice(l);
+            }
+            rr.push(0);
+            rr.extend_from_slice(&39u16.to_be_bytes());
+            rr.extend_from_slice(&1u16.to_be_bytes());
+            rr.extend_from_slice(&set.ttl.to_be_bytes());
+            rr.extend_from_slice(&(target.len() as u16).to_be_bytes());
+            rr.extend_from_slice(&target);
+            out.insert(
+                name.clone(),
+                Arc::new(Dname {
+                    rr: rr.into_boxed_slice(),
+                    owner_labels: name.num_labels() as usize,
+                    target: target.into_boxed_slice(),
+                    ttl: set.ttl,
+                }),
+            );
+        }
+        out
+    }
+
+    /// A zone cut's own name: the referral for every type but DS, which
+    /// the parent answers (the DS RRset, or NODATA).
+    fn cut_apex(&self, name: &Name, referral: Arc<Prepared>) -> Node {
+        let mut answers = Vec::new();
+        if let Some(ds) = self.zone.rrsets[name].get(&RecordType::DS) {
+            let ans: Vec<Rr> = rrs(name, ds).collect();
+            answers.push((
+                u16::from(RecordType::DS),
+                encode(Some(name), Mode::Relative, [&ans, &[], &[]], 0, true),
+            ));
+        }
+        Node {
+            answers: answers.into_boxed_slice(),
+            other: Some(self.neg(Some(name), Mode::Relative, &[], 0)),
+            referral: Some(referral),
+            cut_apex: true,
+            ..Node::default()
+        }
+    }
+
     /// Answers for a name that exists (or a wildcard owner, in independent mode).
     fn node(&self, name: &Name, mode: Mode) -> Node {
         let empty = BTreeMap::new();
@@ -478,8 +573,24 @@ impl<'z> Compiler<'z> {
             other: Some(other),
             referral: None,
             wildcard: mode == Mode::Independent,
+            ..Node::default()
         }
     }
+}
+
+/// The DNAME owner strictly above `name`, if any.
+fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<Dname>> {
+    if dnames.is_empty() {
+        return None;
+    }
+    let mut n = name.base_name();
+    while n.num_labels() > 0 {
+        if let Some(d) = dnames.get(&n) {
+            return Some(d.clone());
+        }
+        n = n.base_name();
+    }
+    dnames.get(&n).cloned()
 }
 
 /// Compile a zone into answers.
@@ -487,20 +598,34 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let c = Compiler::new(&zone);
     let mut nodes = FxHashMap::default();
     let mut referrals: BTreeMap<Name, Arc<Prepared>> = BTreeMap::new();
+    let dnames = c.dnames();
     for name in &c.names {
         let node = if let Some(cut) = c.cut_of(name) {
             let r = referrals
                 .entry(cut.clone())
                 .or_insert_with(|| Arc::new(c.referral(cut)))
                 .clone();
+            if cut == name {
+                // The parent is authoritative for DS at the cut (RFC 4035 3.1.4.1).
+                c.cut_apex(name, r)
+            } else {
+                Node {
+                    referral: Some(r),
+                    ..Node::default()
+                }
+            }
+        } else if let Some(d) = dname_above(&dnames, name) {
+            // Data below a DNAME is occluded: the DNAME rewrites the name.
             Node {
-                referral: Some(r),
+                below_dname: Some(d),
                 ..Node::default()
             }
         } else if name.is_wildcard() {
             c.node(name, Mode::Independent)
         } else {
-            c.node(name, Mode::Relative)
+            let mut n = c.node(name, Mode::Relative);
+            n.dname = dnames.get(name).cloned();
+            n
         };
         nodes.insert(name_wire(name).into_boxed_slice(), node);
     }
