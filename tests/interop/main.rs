@@ -10,6 +10,7 @@
 mod support;
 
 mod checks;
+mod dname;
 mod harness;
 mod local;
 mod rfc2136;
