@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::Path;
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 /// One RRset: the records of one type at one name share a TTL.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,8 +96,9 @@ impl ZoneData {
             });
         // RFC 2181 5.2: the TTLs of an RRset are equal; keep the lowest.
         set.ttl = set.ttl.min(rec.ttl);
-        if !set.rdatas.contains(&rec.data) {
-            set.rdatas.push(rec.data.clone());
+        let data = normalized(&rec.data);
+        if !set.rdatas.contains(&data) {
+            set.rdatas.push(data);
         }
         Ok(())
     }
@@ -113,6 +115,18 @@ impl ZoneData {
             None => return Err(ZoneError(format!("no SOA at the apex {}", self.origin))),
         }
         for (name, types) in &self.rrsets {
+            // What the answer compiler will have to write, written once here:
+            // a record ggond cannot encode is refused at load (and by
+            // --check-config), never met later by the query path's compiler.
+            for (rtype, set) in types {
+                for rd in &set.rdatas {
+                    if let Err(e) = rd.to_bytes() {
+                        return Err(ZoneError(format!(
+                            "{name} {rtype}: this record cannot be encoded: {e}"
+                        )));
+                    }
+                }
+            }
             if name != &self.origin && types.contains_key(&RecordType::SOA) {
                 return Err(ZoneError(format!("SOA at {name}, which is not the apex")));
             }
@@ -203,6 +217,25 @@ impl ZoneData {
     }
 }
 
+/// SVCB/HTTPS parameters in increasing key order (RFC 9460 2.2): the wire
+/// form requires it, and hickory-proto refuses to write them otherwise, so
+/// an UPDATE or a file with another order must not reach the compiler.
+fn normalized(rd: &RData) -> RData {
+    match rd {
+        RData::SVCB(s) => {
+            let mut s = s.clone();
+            s.svc_params.sort_by_key(|(k, _)| u16::from(*k));
+            RData::SVCB(s)
+        }
+        RData::HTTPS(h) => {
+            let mut h = h.clone();
+            h.0.svc_params.sort_by_key(|(k, _)| u16::from(*k));
+            RData::HTTPS(h)
+        }
+        other => other.clone(),
+    }
+}
+
 /// Lowercase, fully-qualified copy of a name: the key form used everywhere.
 pub fn fqdn_lower(name: &Name) -> Name {
     let mut n = name.to_lowercase();
@@ -264,5 +297,39 @@ mod tests {
         );
         z.replace_rrset(&wiki, RecordType::A, None);
         assert!(!z.rrsets.contains_key(&wiki));
+    }
+}
+
+#[cfg(test)]
+mod svcb_tests {
+    use super::*;
+    use hickory_proto::rr::rdata::svcb::{Alpn, SvcParamKey, SvcParamValue, SVCB};
+    use hickory_proto::rr::rdata::HTTPS;
+
+    #[test]
+    fn svcb_parameters_out_of_order_are_put_in_order_and_compile() {
+        let origin = Name::from_ascii("example.").unwrap();
+        let mut z =
+            ZoneData::parse("@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns\n", None, &origin).unwrap();
+        // As an UPDATE could carry it: port (3) before alpn (1).
+        let svcb = SVCB::new(
+            1,
+            Name::from_ascii("svc.example.").unwrap(),
+            vec![
+                (SvcParamKey::Port, SvcParamValue::Port(8443)),
+                (
+                    SvcParamKey::Alpn,
+                    SvcParamValue::Alpn(Alpn(vec!["h2".into()])),
+                ),
+            ],
+        );
+        let rec = Record::from_rdata(
+            Name::from_ascii("www.example.").unwrap(),
+            60,
+            RData::HTTPS(HTTPS(svcb)),
+        );
+        z.add_record(&rec).unwrap();
+        let compiled = crate::snapshot::compile(std::sync::Arc::new(z));
+        assert!(compiled.data.record_count() >= 3);
     }
 }

@@ -406,6 +406,9 @@ impl<'z> Compiler<'z> {
                 RData::NS(ns) => &ns.0,
                 RData::MX(mx) => &mx.exchange,
                 RData::SRV(srv) => &srv.target,
+                // RFC 9460 4.2: the target's addresses (not for "." here).
+                RData::SVCB(s) if !s.target_name.is_root() => &s.target_name,
+                RData::HTTPS(h) if !h.0.target_name.is_root() => &h.0.target_name,
                 _ => continue,
             };
             let target = crate::proto::zone::fqdn_lower(target);
