@@ -106,6 +106,7 @@ def kind_of(reason):
     """A reason with file names, numbers, quoted text and names squeezed out,
     for counting failures by cause."""
     r = reason
+    r = re.sub(r"^[^:\s]*:\d+:\s*", "", r)  # file:line:
     r = re.sub(r"^[^:]*\.(zone|db|signed|good|cf|conf|toml|tsv)[^:]*:\s*", "", r)
     r = re.sub(r"/[^\s:]+", "PATH", r)
     r = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "'…'", r)
