@@ -19,6 +19,28 @@ use hickory_proto::serialize::binary::BinEncodable;
 pub struct RRset {
     pub ttl: u32,
     pub rdatas: Vec<RData>,
+    /// RRSIG only: each signature keeps the TTL of the RRset it covers
+    /// (RFC 4034 3), one per entry of `rdatas`; empty for every other type.
+    pub ttls: Vec<u32>,
+}
+
+impl RRset {
+    pub fn new(ttl: u32, rdatas: Vec<RData>) -> RRset {
+        RRset {
+            ttl,
+            rdatas,
+            ttls: Vec::new(),
+        }
+    }
+
+    /// The TTL of the `i`-th record.
+    pub fn ttl_of(&self, i: usize) -> u32 {
+        if self.ttls.len() == self.rdatas.len() {
+            self.ttls[i]
+        } else {
+            self.ttl
+        }
+    }
 }
 
 /// A zone's contents. Names are stored lowercase and fully qualified; the
@@ -43,7 +65,7 @@ impl std::error::Error for ZoneError {}
 impl ZoneData {
     /// Load a master file. Errors name the file.
     pub fn load(path: &Path, origin: &Name) -> Result<ZoneData, ZoneError> {
-        let text = std::fs::read_to_string(path)
+        let text = super::zonefile::read_text(path)
             .map_err(|e| ZoneError(format!("{}: cannot read: {e}", path.display())))?;
         Self::parse(&text, Some(path), origin)
             .map_err(|e| ZoneError(format!("{}: {}", path.display(), e.0)))
@@ -51,9 +73,8 @@ impl ZoneData {
 
     /// Parse master-file text for the zone `origin` (see
     /// [`super::zonefile`]: BIND's syntax, every RR type, all errors at
-    /// once, each with its line). Data outside the zone is refused (BIND
-    /// ignores it with a warning, NSD refuses it: answers would not match
-    /// the file).
+    /// once, each with its line). Data outside the zone is left out with a
+    /// warning, as BIND does.
     pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<ZoneData, ZoneError> {
         let origin = fqdn_lower(origin);
         let parsed = super::zonefile::parse(text, path, &origin)
@@ -66,8 +87,21 @@ impl ZoneData {
             origin: origin.clone(),
             rrsets: BTreeMap::new(),
         };
+        let mut outside = Vec::new();
         for rec in &parsed.records {
-            zone.add_record(rec)?;
+            if origin.zone_of(&fqdn_lower(&rec.name)) {
+                zone.add_record(rec)?;
+            } else {
+                outside.push(rec.name.to_string());
+            }
+        }
+        if !outside.is_empty() {
+            outside.dedup();
+            tracing::warn!(
+                "{file}: {} records outside the zone {origin} left out, as BIND does (first: {})",
+                outside.len(),
+                outside[0]
+            );
         }
         zone.check()?;
         Ok(zone)
@@ -90,14 +124,14 @@ impl ZoneData {
             .entry(name)
             .or_default()
             .entry(rec.record_type())
-            .or_insert_with(|| RRset {
-                ttl: rec.ttl,
-                rdatas: Vec::new(),
-            });
+            .or_insert_with(|| RRset::new(rec.ttl, Vec::new()));
         // RFC 2181 5.2: the TTLs of an RRset are equal; keep the lowest.
         set.ttl = set.ttl.min(rec.ttl);
         let data = normalized(&rec.data);
         if !set.rdatas.contains(&data) {
+            if rec.record_type() == RecordType::RRSIG && set.ttls.len() == set.rdatas.len() {
+                set.ttls.push(rec.ttl);
+            }
             set.rdatas.push(data);
         }
         Ok(())
@@ -130,10 +164,16 @@ impl ZoneData {
             if name != &self.origin && types.contains_key(&RecordType::SOA) {
                 return Err(ZoneError(format!("SOA at {name}, which is not the apex")));
             }
-            // DNSSEC data (RRSIG, NSEC) may sit beside a CNAME (RFC 4035 2.5).
+            // DNSSEC data (RRSIG, NSEC, and KEY, RFC 2535) may sit beside a
+            // CNAME (RFC 4035 2.5), as BIND allows.
             let others = types
                 .keys()
-                .filter(|t| !matches!(t, RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC))
+                .filter(|t| {
+                    !matches!(
+                        t,
+                        RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC | RecordType::KEY
+                    )
+                })
                 .count();
             if types.contains_key(&RecordType::CNAME) && others > 0 {
                 return Err(ZoneError(format!(
@@ -203,7 +243,8 @@ impl ZoneData {
             types.values().flat_map(move |set| {
                 set.rdatas
                     .iter()
-                    .map(move |rd| Record::from_rdata(name.clone(), set.ttl, rd.clone()))
+                    .enumerate()
+                    .map(move |(i, rd)| Record::from_rdata(name.clone(), set.ttl_of(i), rd.clone()))
             })
         })
     }
@@ -289,6 +330,7 @@ mod tests {
             Some(RRset {
                 ttl: 30,
                 rdatas: vec![a("127.0.0.81")],
+                ttls: Vec::new(),
             }),
         );
         assert_eq!(

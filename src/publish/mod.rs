@@ -452,6 +452,7 @@ fn effective(z: &ZoneRt) -> ZoneData {
         let set = |addrs: Vec<&IpAddr>| {
             Some(RRset {
                 ttl: rec.ttl,
+                ttls: Vec::new(),
                 rdatas: addrs
                     .into_iter()
                     .map(|a| match a {

@@ -199,6 +199,7 @@ pub fn apply(
                     .or_insert_with(|| RRset {
                         ttl: rr.ttl,
                         rdatas: Vec::new(),
+                        ttls: Vec::new(),
                     });
                 set.ttl = rr.ttl;
                 if !set.rdatas.contains(&rr.data) {

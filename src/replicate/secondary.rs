@@ -228,6 +228,7 @@ fn apply_transfer(
         Some(crate::proto::zone::RRset {
             ttl: recs[0].ttl,
             rdatas: vec![recs[0].data.clone()],
+            ttls: Vec::new(),
         }),
     );
     zone.check().map_err(|e| e.to_string())?;

@@ -245,9 +245,9 @@ struct Rr<'a> {
 }
 
 fn rrs<'a>(owner: &'a Name, set: &'a RRset) -> impl Iterator<Item = Rr<'a>> + 'a {
-    set.rdatas.iter().map(move |rdata| Rr {
+    set.rdatas.iter().enumerate().map(move |(i, rdata)| Rr {
         owner,
-        ttl: set.ttl,
+        ttl: set.ttl_of(i),
         rdata,
     })
 }
@@ -357,6 +357,7 @@ impl<'z> Compiler<'z> {
             soa_neg: RRset {
                 ttl: neg_ttl,
                 rdatas: soa.rdatas.clone(),
+                ttls: Vec::new(),
             },
         }
     }

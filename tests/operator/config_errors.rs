@@ -154,8 +154,6 @@ fn a_bad_zone_file_is_named() {
         "$ORIGIN ggon.org.\n@ 60 IN NS ns1\nns1 60 IN A 127.0.0.1\n",
         // Not an address.
         "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1\nns1 60 IN A 127.0.0.999\n",
-        // Data outside the zone.
-        "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1\nx.example.com. 60 IN A 127.0.0.1\n",
         // A CNAME beside other data.
         "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1\nw 60 IN CNAME ns1\nw 60 IN A 127.0.0.1\n",
     ];
@@ -177,6 +175,26 @@ fn check_config_starts_nothing() {
     let (dir, out) = check(&format!("[server]\nstate_dir = \"st\"\n\n{GOOD}"));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!dir.path().join("st").exists(), "no state dir created");
+}
+
+/// Data outside the zone is left out with a warning naming it, as BIND
+/// does (issue 11: every file BIND loads, ggond loads); the zone is served.
+#[test]
+fn data_outside_the_zone_is_left_out_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ggon.toml"), GOOD).unwrap();
+    std::fs::write(
+        dir.path().join("ggon.org.zone"),
+        "$ORIGIN ggon.org.\n@ 60 IN SOA ns1 h 1 2 3 4 5\n@ 60 IN NS ns1\nx.example.com. 60 IN A 127.0.0.1\n",
+    )
+    .unwrap();
+    let out = check_config(dir.path(), "ggon.toml");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("outside the zone") && out.stderr.contains("x.example.com."),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A zone file that already has A records at a service's name loads, but

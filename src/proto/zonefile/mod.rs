@@ -205,11 +205,13 @@ impl State {
                     ));
                 }
                 let f = args.first().ok_or("$INCLUDE needs a file")?;
+                // Relative to the including file; failing that, to the
+                // directory ggond runs in (where BIND and NSD look).
                 let path: PathBuf = match dir {
-                    Some(d) if Path::new(f).is_relative() => d.join(f),
+                    Some(d) if Path::new(f).is_relative() && d.join(f).exists() => d.join(f),
                     _ => PathBuf::from(f),
                 };
-                let text = std::fs::read_to_string(&path)
+                let text = read_text(&path)
                     .map_err(|err| format!("$INCLUDE {}: {err}", path.display()))?;
                 let saved = (self.origin.clone(), self.last_owner.clone());
                 if let Some(o) = args.get(1) {
@@ -269,6 +271,29 @@ impl State {
     }
 }
 
+/// A master file's text. Bytes above 127 become `\DDD` escapes, which the
+/// parser turns back into the same bytes wherever data can hold them (zone
+/// files are bytes, not necessarily UTF-8).
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(bytes_to_text(&bytes))
+}
+
+pub fn bytes_to_text(bytes: &[u8]) -> String {
+    if bytes.is_ascii() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut s = String::with_capacity(bytes.len() + 16);
+    for &b in bytes {
+        if b < 0x80 {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\{b:03}"));
+        }
+    }
+    s
+}
+
 /// `$` → the counter; `${offset,width,base}`; `\$` → a literal `$`.
 fn substitute(s: &str, n: u32) -> Result<String, String> {
     let b = s.as_bytes();
@@ -298,9 +323,23 @@ fn substitute(s: &str, n: u32) -> Result<String, String> {
                     "o" => format!("{v:0width$o}"),
                     "x" => format!("{v:0width$x}"),
                     "X" => format!("{v:0width$X}"),
+                    // Nibbles, lowest first, dot-separated (reverse zones).
+                    "n" | "N" => {
+                        let hex = format!("{v:0width$x}");
+                        let mut parts: Vec<String> = hex.chars().rev().map(String::from).collect();
+                        if width > 0 {
+                            parts.truncate(width);
+                        }
+                        let t = parts.join(".");
+                        if inner[2] == "N" {
+                            t.to_uppercase()
+                        } else {
+                            t
+                        }
+                    }
                     other => {
                         return Err(format!(
-                            "$GENERATE base `{other}` is not supported (d, o, x, X)"
+                            "$GENERATE base `{other}` is not supported (d, o, x, X, n, N)"
                         ))
                     }
                 };
@@ -341,7 +380,12 @@ fn parse_class(s: &str) -> Option<DNSClass> {
 fn decode(rtype: RecordType, wire: &[u8]) -> Result<RData, String> {
     let opaque = || RData::Unknown {
         code: rtype,
-        rdata: hickory_proto::rr::rdata::NULL::with(wire.to_vec()),
+        // `NULL::with` insists on data; empty RDATA is legal (`\# 0`).
+        rdata: if wire.is_empty() {
+            hickory_proto::rr::rdata::NULL::new()
+        } else {
+            hickory_proto::rr::rdata::NULL::with(wire.to_vec())
+        },
     };
     if wire.is_empty() {
         return Ok(opaque());
@@ -431,5 +475,13 @@ mod tests {
         assert_eq!(t, [6, 48, 46, 51, 65534, 39]);
         let x = &p.records[4];
         assert_eq!(x.data.to_bytes().unwrap(), [10, 0, 0, 1]);
+        // Empty RDATA in the generic form (it once panicked inside hickory-proto).
+        let p = parse(
+            "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\ne TYPE65534 \\# 0\n",
+            None,
+            &origin(),
+        )
+        .unwrap();
+        assert!(p.records[1].data.to_bytes().unwrap().is_empty());
     }
 }

@@ -123,6 +123,16 @@ pub fn rtype(s: &str) -> Option<RecordType> {
             "SMIMEA" => Some(RecordType::SMIMEA),
             "CDS" => Some(RecordType::CDS),
             "CDNSKEY" => Some(RecordType::CDNSKEY),
+            "WKS" => Some(RecordType::from(11)),
+            "NSAP-PTR" => Some(RecordType::from(23)),
+            "PX" => Some(RecordType::from(26)),
+            "GPOS" => Some(RecordType::from(27)),
+            "APL" => Some(RecordType::from(42)),
+            "DSYNC" => Some(RecordType::from(66)),
+            "NID" => Some(RecordType::from(104)),
+            "L32" => Some(RecordType::from(105)),
+            "L64" => Some(RecordType::from(106)),
+            "LP" => Some(RecordType::from(107)),
             _ => None,
         },
         Ok(t) => Some(t),
@@ -235,13 +245,20 @@ fn dnssec_time(s: &str) -> R<u32> {
     }
 }
 
+/// A type in a bit map: a mnemonic, `TYPEnnn`, or (as BIND writes
+/// unknown ones) a bare number.
+fn type_code(s: &str) -> Option<u16> {
+    rtype(s).map(u16::from).or_else(|| s.parse().ok())
+}
+
 /// Type bit maps (RFC 4034 4.1.2).
 fn bitmap(types: &[Token], out: &mut Vec<u8>) -> R<()> {
     let mut codes = Vec::new();
     for t in types {
-        let rt =
-            rtype(&t.text).ok_or_else(|| format!("unknown type `{}` in the bit map", t.text))?;
-        codes.push(u16::from(rt));
+        codes.push(
+            type_code(&t.text)
+                .ok_or_else(|| format!("unknown type `{}` in the bit map", t.text))?,
+        );
     }
     codes.sort_unstable();
     codes.dedup();
@@ -540,7 +557,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let t = f.text("address")?;
             let parts: Vec<&str> = t.split('-').collect();
             let want = if code == 108 { 6 } else { 8 };
-            if parts.len() != want || parts.iter().any(|p| p.len() != 2) {
+            if parts.len() != want || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
                 return Err(format!("`{t}`: {want} hex pairs separated by `-`"));
             }
             for p in parts {
@@ -605,7 +622,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let mut bits = [0u8; 16];
             let mut max = 0;
             for t in f.rest() {
-                let c = u16::from(rtype(&t.text).ok_or_else(|| format!("unknown type `{}`", t.text))?);
+                let c = type_code(&t.text).ok_or_else(|| format!("unknown type `{}`", t.text))?;
                 if c >= 128 {
                     return Err("NXT bit maps hold types below 128".into());
                 }
@@ -615,7 +632,60 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend_from_slice(&bits[..max]);
         }
         // SVCB HTTPS
-        64 | 65 => return svcb(rt, toks, origin),
+        64 | 65 => svcb(&mut f, &mut out)?,
+        // NSAP-PTR
+        23 => f.name("name", &mut out)?,
+        // PX: preference, MAP822, MAPX400
+        26 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            f.name("MAP822", &mut out)?;
+            f.name("MAPX400", &mut out)?;
+        }
+        // GPOS: longitude, latitude, altitude as strings
+        27 => {
+            for what in ["longitude", "latitude", "altitude"] {
+                f.string(what, &mut out)?;
+            }
+        }
+        11 => wks(&mut f, &mut out)?,
+        42 => apl(&mut f, &mut out)?,
+        // DSYNC: rrtype, scheme, port, target
+        66 => {
+            let t = f.text("type")?;
+            let rt = rtype(t).ok_or_else(|| format!("unknown type `{t}`"))?;
+            out.extend_from_slice(&u16::from(rt).to_be_bytes());
+            let scheme = f.text("scheme")?;
+            out.push(match scheme.to_ascii_uppercase().as_str() {
+                "NOTIFY" => 1,
+                n => n.parse().map_err(|_| format!("unknown scheme `{scheme}`"))?,
+            });
+            out.extend_from_slice(&f.num::<u16>("port")?.to_be_bytes());
+            f.name("target", &mut out)?;
+        }
+        // NID L64: preference, 64-bit as four 16-bit hex groups
+        104 | 106 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            let t = f.text("locator")?;
+            let groups: Vec<&str> = t.split(':').collect();
+            if groups.len() != 4 {
+                return Err(format!("`{t}`: four 16-bit hex groups separated by `:`"));
+            }
+            for g in groups {
+                let v = u16::from_str_radix(g, 16).map_err(|_| format!("bad hex `{g}`"))?;
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        // L32: preference, IPv4-style locator
+        105 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            let a: Ipv4Addr = f.num("locator")?;
+            out.extend_from_slice(&a.octets());
+        }
+        // LP: preference, FQDN
+        107 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            f.name("FQDN", &mut out)?;
+        }
         _ => {
             return Err(format!(
                 "type {rt} cannot be written in presentation form here; use the generic form `\\# LENGTH HEX` (RFC 3597)"
@@ -626,38 +696,236 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
     Ok(out)
 }
 
-/// SVCB/HTTPS (RFC 9460) through hickory-proto's parser, with the target
-/// made absolute first and the parameters sorted by key (the wire form
-/// requires increasing keys; the presentation form does not).
-fn svcb(rtype: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
-    use hickory_proto::rr::RData;
-    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-    let mut parts: Vec<String> = Vec::new();
-    for (i, t) in toks.iter().enumerate() {
-        if i == 1 {
-            parts.push(name(&t.text, origin)?.to_string());
-        } else if t.quoted {
-            parts.push(format!("\"{}\"", t.text));
+/// SVCB/HTTPS (RFC 9460): priority, target, then `key[=value]` parameters
+/// in any order, written in increasing key order (the wire form requires
+/// it). Values may be quoted; lists are comma-separated (`\,` escapes).
+fn svcb(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
+    out.extend_from_slice(&f.num::<u16>("priority")?.to_be_bytes());
+    f.name("target", out)?;
+    let toks = f.rest();
+    let mut params: Vec<(u16, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        i += 1;
+        let (key, mut value) = match t.text.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (t.text.clone(), None),
+        };
+        // `key="value"` arrives as `key=` then a quoted token.
+        if value.as_deref() == Some("") && toks.get(i).is_some_and(|n| n.quoted) {
+            value = Some(toks[i].text.clone());
+            i += 1;
+        }
+        let k = svc_key(&key)?;
+        if params.iter().any(|(x, _)| *x == k) {
+            return Err(format!("parameter `{key}` given twice"));
+        }
+        params.push((k, svc_value(k, value.as_deref())?));
+    }
+    params.sort_by_key(|(k, _)| *k);
+    for (k, v) in params {
+        out.extend_from_slice(&k.to_be_bytes());
+        out.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        out.extend(v);
+    }
+    Ok(())
+}
+
+fn svc_key(k: &str) -> R<u16> {
+    Ok(match k.to_ascii_lowercase().as_str() {
+        "mandatory" => 0,
+        "alpn" => 1,
+        "no-default-alpn" => 2,
+        "port" => 3,
+        "ipv4hint" => 4,
+        "ech" => 5,
+        "ipv6hint" => 6,
+        "dohpath" => 7,
+        "ohttp" => 8,
+        other => other
+            .strip_prefix("key")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("unknown SvcParam key `{k}`"))?,
+    })
+}
+
+/// A comma-separated list; `\,` is a comma inside an item (RFC 9460 A.1).
+fn svc_list(v: &str) -> R<Vec<Vec<u8>>> {
+    let mut out = vec![Vec::new()];
+    for (byte, escaped) in unescape_flagged(v)? {
+        if byte == b',' && !escaped {
+            out.push(Vec::new());
         } else {
-            parts.push(t.text.clone());
+            out.last_mut().expect("one item at least").push(byte);
         }
     }
-    let rd = RData::try_from_str(rtype, &parts.join(" ")).map_err(|e| e.to_string())?;
-    let rd = match rd {
-        RData::SVCB(mut s) => {
-            s.svc_params.sort_by_key(|(k, _)| u16::from(*k));
-            RData::SVCB(s)
+    Ok(out)
+}
+
+/// Decode `\X` and `\DDD`, saying for each byte whether it was escaped.
+fn unescape_flagged(s: &str) -> R<Vec<(u8, bool)>> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+                let v: u16 = s[i + 1..i + 4].parse().unwrap_or(999);
+                if v > 255 {
+                    return Err(format!("`\\{v}` is not a byte"));
+                }
+                out.push((v as u8, true));
+                i += 4;
+            } else if i + 1 < b.len() {
+                out.push((b[i + 1], true));
+                i += 2;
+            } else {
+                return Err("a lone `\\` at the end".into());
+            }
+        } else {
+            out.push((b[i], false));
+            i += 1;
         }
-        RData::HTTPS(mut h) => {
-            h.0.svc_params.sort_by_key(|(k, _)| u16::from(*k));
-            RData::HTTPS(h)
-        }
-        other => other,
+    }
+    Ok(out)
+}
+
+fn svc_value(key: u16, v: Option<&str>) -> R<Vec<u8>> {
+    let need = |v: Option<&'_ str>| -> R<String> {
+        v.map(str::to_string)
+            .ok_or_else(|| format!("SvcParam key{key} needs a value"))
     };
     let mut out = Vec::new();
-    let mut enc = BinEncoder::new(&mut out);
-    rd.emit(&mut enc).map_err(|e| e.to_string())?;
+    match key {
+        0 => {
+            let mut keys = Vec::new();
+            for k in need(v)?.split(',') {
+                keys.push(svc_key(k)?);
+            }
+            keys.sort_unstable();
+            for k in keys {
+                out.extend_from_slice(&k.to_be_bytes());
+            }
+        }
+        1 => {
+            for id in svc_list(&need(v)?)? {
+                if id.is_empty() || id.len() > 255 {
+                    return Err("an alpn id is 1 to 255 octets".into());
+                }
+                out.push(id.len() as u8);
+                out.extend(id);
+            }
+        }
+        2 | 8 => {
+            if v.is_some_and(|x| !x.is_empty()) {
+                return Err(format!("SvcParam key{key} takes no value"));
+            }
+        }
+        3 => out.extend_from_slice(
+            &need(v)?
+                .parse::<u16>()
+                .map_err(|_| "port is a number".to_string())?
+                .to_be_bytes(),
+        ),
+        4 => {
+            for a in need(v)?.split(',') {
+                let a: Ipv4Addr = a.parse().map_err(|_| format!("bad ipv4hint `{a}`"))?;
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        5 => out.extend(b64(&need(v)?)?),
+        6 => {
+            for a in need(v)?.split(',') {
+                let a: Ipv6Addr = a.parse().map_err(|_| format!("bad ipv6hint `{a}`"))?;
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        _ => out.extend(unescape(v.unwrap_or(""))?),
+    }
     Ok(out)
+}
+
+/// WKS (RFC 1035 3.4.2): address, protocol, services (numbers or names).
+fn wks(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
+    let a: Ipv4Addr = f.num("address")?;
+    out.extend_from_slice(&a.octets());
+    let p = f.text("protocol")?;
+    let proto: u8 = match p.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        n => n.parse().map_err(|_| format!("unknown protocol `{p}`"))?,
+    };
+    out.push(proto);
+    let mut bits: Vec<u8> = Vec::new();
+    for t in f.rest() {
+        let port: u16 = match t.text.to_ascii_lowercase().as_str() {
+            "domain" => 53,
+            "smtp" => 25,
+            "http" | "www" => 80,
+            "ftp" => 21,
+            "telnet" => 23,
+            "ssh" => 22,
+            "pop3" => 110,
+            "imap" => 143,
+            "https" => 443,
+            "ntp" => 123,
+            n => n
+                .parse()
+                .map_err(|_| format!("unknown service `{}`", t.text))?,
+        };
+        let byte = port as usize / 8;
+        if bits.len() <= byte {
+            bits.resize(byte + 1, 0);
+        }
+        bits[byte] |= 0x80 >> (port % 8);
+    }
+    out.extend(bits);
+    Ok(())
+}
+
+/// APL (RFC 3123): `[!]afi:address/prefix` items.
+fn apl(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
+    for t in f.rest() {
+        let (neg, item) = match t.text.strip_prefix('!') {
+            Some(x) => (true, x),
+            None => (false, t.text.as_str()),
+        };
+        let (afi, rest) = item
+            .split_once(':')
+            .ok_or_else(|| format!("bad APL item `{item}`"))?;
+        let (addr, prefix) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("bad APL item `{item}`"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| format!("bad prefix in `{item}`"))?;
+        let (afi, mut bytes): (u16, Vec<u8>) = match afi {
+            "1" => (
+                1,
+                addr.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("bad address in `{item}`"))?
+                    .octets()
+                    .to_vec(),
+            ),
+            "2" => (
+                2,
+                addr.parse::<Ipv6Addr>()
+                    .map_err(|_| format!("bad address in `{item}`"))?
+                    .octets()
+                    .to_vec(),
+            ),
+            _ => return Err(format!("unknown APL family in `{item}`")),
+        };
+        while bytes.last() == Some(&0) {
+            bytes.pop();
+        }
+        out.extend_from_slice(&afi.to_be_bytes());
+        out.push(prefix);
+        out.push((bytes.len() as u8) | if neg { 0x80 } else { 0 });
+        out.extend(bytes);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
