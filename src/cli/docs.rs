@@ -84,11 +84,11 @@ const GGOND_EXIT: &[Block] = &[
 
 const GGOND_MESSAGES: &[Block] = &[
     P(
-        "Errors are one line on standard error, prefixed \"ggond: error:\", before logging starts \
-       (configuration) or as an ERROR log line afterwards. The ones an operator meets first:",
+        "A fatal error is one line on standard error, \"ggond: error: ...\", and ggond exits; \
+       errors while it runs are ERROR log lines. The ones an operator meets first:",
     ),
     Item(
-        "FILE:LINE: FIELD: ...",
+        "FILE:LINE: field `F`: ...",
         "A config or zone file error; fix that line (exit 2).",
     ),
     Item(
@@ -97,7 +97,7 @@ const GGOND_MESSAGES: &[Block] = &[
          are bound), or user = \"root\" to run as root on purpose (exit 2).",
     ),
     Item(
-        "no user named `X` ([server] user)",
+        "FILE:LINE: field `server.user`: no user named `X`",
         "Create the account (the Debian package creates ggon) or fix the name (exit 2).",
     ),
     Item(

@@ -424,10 +424,7 @@ mod tests {
         assert_eq!(lookup_user("no-such-user-ggon-test"), None);
         let c = cfg("user = \"no-such-user-ggon-test\"");
         let e = plan(&c, None, None, false).unwrap_err().to_string();
-        assert!(
-            e.starts_with("t.toml:2: field `server.user`: no user named"),
-            "{e}"
-        );
+        assert!(e.contains("field `server.user`: no user named"), "{e}");
         let e = plan(&c, Some("no-such-either"), None, false)
             .unwrap_err()
             .to_string();
