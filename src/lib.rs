@@ -15,13 +15,15 @@
 //! alerts) and [`daemon`], which wires everything together. [`proto`] is the
 //! shared DNS vocabulary (zone data, TSIG, ACLs, the outbound client, rcode
 //! and type numbers) and [`config`] the operator's file; every stage may use
-//! those two, and neither uses a stage.
+//! those two, and neither uses a stage. [`cli`] holds the three programs'
+//! command lines (and the man pages and completions made from them).
 //!
 //! Dependencies point one way: a stage may use the ones to its right and the
 //! shared modules, never one to its left. The controller in [`decide`] is the
 //! single writer of service state; everything else reads snapshots or sends
 //! it commands.
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

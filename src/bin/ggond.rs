@@ -1,89 +1,96 @@
 //! ggond: the nameserver and failover controller.
+//!
+//! Start-up, in this order: read systemd's environment (one thread), set up
+//! logging, load and validate the config, decide about privileges, bind the
+//! sockets, switch to the unprivileged user, then start the runtime and
+//! serve. Exit statuses are in `ggon::cli::exit` (and the man page).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
-use ggon::daemon::{self, Overrides};
-
-/// Authoritative nameserver whose answers follow health checks and operator remaps.
-#[derive(Parser, Debug)]
-#[command(name = "ggond", version)]
-struct Args {
-    /// Config file.
-    #[arg(long, default_value = "config/ggon.toml")]
-    config: PathBuf,
-    /// DNS listen address (UDP and TCP); repeat for several. Overrides [server] listen.
-    #[arg(long)]
-    listen: Vec<SocketAddr>,
-    /// Control API listen address. Overrides [control] listen.
-    #[arg(long)]
-    control: Option<SocketAddr>,
-    /// State directory. Overrides [server] state_dir.
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
-    /// UDP worker threads (0 = one per core). Overrides [server] workers.
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Validate the config and zone files, then exit 0 (good) or 2 (bad).
-    #[arg(long)]
-    check_config: bool,
-    /// Once serving, write the bound addresses and pid here as JSON.
-    #[arg(long)]
-    ready_file: Option<PathBuf>,
-}
+use ggon::cli::exit;
+use ggon::cli::ggond::Args;
+use ggon::daemon::privileges::{self, Plan};
+use ggon::daemon::{self, logging, systemd, Overrides};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Logging first: loading the config may already warn (readable secrets).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // Before any thread exists: it edits the environment.
+    let notify = Arc::new(systemd::Notify::from_env());
+    // Logging next: loading the config may already warn (readable secrets).
+    logging::init(args.log_format);
 
+    let config = args.config_file();
     let overrides = Overrides {
-        listen: args.listen,
+        listen: args.listen.clone(),
         control: args.control,
-        state_dir: args.state_dir,
+        state_dir: args.state_dir.clone(),
         workers: args.workers,
     };
     let source = daemon::Source {
-        path: args.config.clone(),
+        path: config.clone(),
         overrides: overrides.clone(),
     };
-    let loaded = match daemon::load(&args.config, &overrides) {
+    let loaded = match daemon::load(&config, &overrides) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("ggond: error: {e}");
-            return ExitCode::from(2);
+            logging::fatal(e);
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let plan = match privileges::plan(
+        &loaded.cfg,
+        args.user.as_deref(),
+        args.group.as_deref(),
+        !args.check_config,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            logging::fatal(&e);
+            return ExitCode::from(e.exit_code());
         }
     };
     if args.check_config {
         println!(
             "{}: OK ({} zones, {} services)",
-            args.config.display(),
+            config.display(),
             loaded.zones.len(),
             loaded.cfg.services.len()
         );
-        return ExitCode::SUCCESS;
+        return ExitCode::from(exit::OK);
+    }
+    let sockets = match daemon::bind(&loaded.cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            logging::fatal(format!("{e:#}"));
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    if let Plan::Switch(account) = &plan {
+        if let Err(e) = privileges::switch(account) {
+            logging::fatal(&e);
+            return ExitCode::from(e.exit_code());
+        }
+        tracing::info!(user = %account.user, uid = account.uid, group = %account.group,
+            gid = account.gid, "sockets bound; now running as an unprivileged user");
     }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ggond: error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
+            logging::fatal(format!("cannot start runtime: {e}"));
+            return ExitCode::from(exit::FAILURE);
         }
     };
-    match rt.block_on(daemon::run(loaded, source, args.ready_file)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let opts = daemon::RunOptions {
+        ready_file: args.ready_file,
+        notify,
+    };
+    match rt.block_on(daemon::run(loaded, sockets, source, opts)) {
+        Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("ggond: error: {e:#}");
-            ExitCode::FAILURE
+            logging::fatal(format!("{e:#}"));
+            ExitCode::from(exit::FAILURE)
         }
     }
 }

@@ -65,6 +65,14 @@ pub struct ServerConfig {
     /// Response rate limiting for UDP (off unless this table is present).
     #[serde(default)]
     pub rrl: Option<RrlConfig>,
+    /// The account ggond runs as once its sockets are bound. Started as root,
+    /// it switches to this user; `"root"` keeps root on purpose; unset and
+    /// started as root, ggond refuses to start. Read at start only.
+    #[serde(default)]
+    pub user: Option<Spanned<String>>,
+    /// The group to run as (default: the user's primary group).
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
 }
 
 /// Response rate limiting: per client prefix, at most `responses_per_second`
@@ -465,6 +473,8 @@ impl Default for ServerConfig {
             tcp_max_connections: default_tcp_max(),
             tcp_idle_timeout: default_tcp_idle(),
             rrl: None,
+            user: None,
+            group: None,
         }
     }
 }
@@ -544,6 +554,22 @@ impl Config {
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name.get_ref() == name)
     }
+}
+
+/// The config of a checkout, used when it exists in the current directory.
+pub const CHECKOUT_CONFIG: &str = "config/ggon.toml";
+/// The config of an installed system (the Debian package's).
+pub const SYSTEM_CONFIG: &str = "/etc/ggon/ggon.toml";
+
+/// The config file used when none is named: `config/ggon.toml` if it exists
+/// (running from a checkout), else `/etc/ggon/ggon.toml` if it exists (an
+/// installed system), else `config/ggon.toml` (so the error names it).
+pub fn default_path() -> PathBuf {
+    let checkout = Path::new(CHECKOUT_CONFIG);
+    if !checkout.exists() && Path::new(SYSTEM_CONFIG).exists() {
+        return PathBuf::from(SYSTEM_CONFIG);
+    }
+    checkout.to_path_buf()
 }
 
 /// Lowercase, fully qualified (trailing dot) form of a domain name.

@@ -63,6 +63,21 @@ impl Config {
                 ));
             }
         }
+        for (field, v) in [
+            ("server.user", &self.server.user),
+            ("server.group", &self.server.group),
+        ] {
+            if let Some(v) = v {
+                let name = v.get_ref();
+                if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == ':') {
+                    return Err(err(
+                        v.span(),
+                        field,
+                        format!("`{name}` is not an account name"),
+                    ));
+                }
+            }
+        }
         let mut key_names = HashSet::new();
         for k in &self.keys {
             if !key_names.insert(k.name.get_ref().as_str()) {

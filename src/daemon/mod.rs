@@ -1,12 +1,18 @@
 //! ggond's assembly: wires the stages together and runs them until a signal.
 //!
-//! Owns: start-up order (config → zones → state → publisher → DNS sockets →
-//! probes → controller → control API → ready file) and graceful shutdown
-//! (stop the control API and probes, let in-flight TCP answers finish, save
-//! state). It must not contain stage logic: each stage lives in its module.
+//! Owns: start-up order (config → zones → DNS and control sockets bound
+//! ([`bind`]) → switch to the unprivileged user ([`privileges`]) → state →
+//! publisher → DNS served → probes → controller → control API → ready file
+//! and systemd's READY=1) and graceful shutdown (STOPPING=1, stop the control
+//! API and probes, let in-flight TCP answers finish, save state); logging
+//! ([`logging`]) and the systemd protocol and watchdog ([`systemd`]). It must
+//! not contain stage logic: each stage lives in its module.
 
 mod load;
+pub mod logging;
+pub mod privileges;
 mod sinks;
+pub mod systemd;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,15 +65,43 @@ fn probe_list(cfg: &Config) -> Vec<(ProbeKey, crate::config::CheckConfig)> {
         .collect()
 }
 
-/// Run until SIGTERM or SIGINT.
+/// The listening sockets, bound before privileges are given up.
+pub struct Sockets {
+    pub dns: crate::dns::server::Bound,
+    pub control: std::net::TcpListener,
+}
+
+/// Bind the DNS sockets (UDP per worker, TCP) and the control listener of
+/// `cfg`. Needs no runtime, so it can run before the user switch.
+pub fn bind(cfg: &Config) -> anyhow::Result<Sockets> {
+    let dns = crate::dns::server::bind(&cfg.server.listen, cfg.server.workers)
+        .context("binding DNS sockets")?;
+    let control = std::net::TcpListener::bind(cfg.control.listen)
+        .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
+    control.set_nonblocking(true)?;
+    Ok(Sockets { dns, control })
+}
+
+/// How [`run`] reports that it is serving.
+pub struct RunOptions {
+    /// Write the bound addresses and pid here once serving.
+    pub ready_file: Option<PathBuf>,
+    /// systemd's notification socket and watchdog (no-op without systemd).
+    pub notify: Arc<systemd::Notify>,
+}
+
+/// Serve on `sockets` until SIGTERM or SIGINT.
 pub async fn run(
     loaded: Loaded,
+    sockets: Sockets,
     source: Source,
-    ready_file: Option<PathBuf>,
+    opts: RunOptions,
 ) -> anyhow::Result<()> {
     let Loaded {
         cfg, zones, keys, ..
     } = loaded;
+    let RunOptions { ready_file, notify } = opts;
+    privileges::check_paths(&cfg, &cfg.token_file()).map_err(anyhow::Error::msg)?;
     let cfg = Arc::new(cfg);
     let keys = Arc::new(keys);
     let store = StateStore::new(&cfg.server.state_dir)
@@ -230,9 +264,8 @@ pub async fn run(
         crate::replicate::spawn_notifier(changes_rx, notify_targets, shutdown_rx.clone());
 
     let stats = Arc::new(Stats::default());
-    let dns = DnsServer::start(
-        &cfg.server.listen,
-        cfg.server.workers,
+    let dns = DnsServer::serve(
+        sockets.dns,
         snapshot.clone(),
         Arc::new(ProtocolHandler {
             secondary_zones: Arc::new(secondary_zones),
@@ -260,9 +293,7 @@ pub async fn run(
     );
     let ctl_task = tokio::spawn(controller.run(obs_rx, cmd_rx, shutdown_rx.clone()));
 
-    let listener = tokio::net::TcpListener::bind(cfg.control.listen)
-        .await
-        .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
+    let listener = tokio::net::TcpListener::from_std(sockets.control)?;
     let control_addr = listener.local_addr()?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<crate::ops::control::ReloadRequest>(4);
     let router = crate::ops::control::router(
@@ -304,6 +335,22 @@ pub async fn run(
     }
     release_free_memory();
     info!("ggond ready");
+    let dns_addrs: Vec<String> = dns.local_addrs().iter().map(|a| a.to_string()).collect();
+    notify.send(&format!(
+        "READY=1\nSTATUS=serving DNS on {}, control API on {control_addr}",
+        dns_addrs.join(" ")
+    ));
+    let watchdog = notify.watchdog.map(|period| {
+        info!(period = ?period, "systemd watchdog enabled");
+        notify.send("WATCHDOG=1");
+        systemd::spawn_watchdog(
+            notify.clone(),
+            period,
+            dns.heartbeats(),
+            handle.clone(),
+            shutdown_rx.clone(),
+        )
+    });
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -316,6 +363,7 @@ pub async fn run(
             _ = hup.recv() => { info!("SIGHUP: reloading configuration"); None }
             r = reload_rx.recv() => match r { Some(r) => Some(r), None => continue },
         };
+        notify.reloading();
         let result = reload(&source, &handle).await;
         match &result {
             Ok((summary, cfg)) => {
@@ -329,9 +377,14 @@ pub async fn run(
                     shutdown_rx.clone(),
                 );
                 info!(%summary, "reload done");
+                notify.send(&format!("READY=1\nSTATUS=reload done: {summary}"));
             }
             Err(e) => {
-                tracing::error!(error = %e, "reload rejected; still serving the previous configuration")
+                tracing::error!(error = %e, "reload rejected; still serving the previous configuration");
+                notify.send(&format!(
+                    "READY=1\nSTATUS=reload rejected: {}",
+                    e.replace('\n', " ")
+                ));
             }
         }
         if let Some(reply) = reply {
@@ -339,7 +392,11 @@ pub async fn run(
         }
     }
     info!("shutting down");
+    notify.send("STOPPING=1\nSTATUS=stopping");
     shutdown_trigger.trigger();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     // Graceful shutdown of the control API waits for requests in progress,
     // and a client that sent half a request would make that wait endless.
     // Give them a moment, then go on (the task ends with the runtime).

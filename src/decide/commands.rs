@@ -35,6 +35,9 @@ fn new_override(
 impl Controller {
     pub(super) fn command(&mut self, cmd: Command, now: Now) {
         match cmd {
+            Command::Ping { reply } => {
+                let _ = reply.send(());
+            }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }

@@ -128,6 +128,11 @@ pub type Reply<T> = oneshot::Sender<Result<T, CtlError>>;
 
 /// Everything the controller's loop accepts besides observations.
 pub enum Command {
+    /// Liveness: answered at once by a loop that is turning (the systemd
+    /// watchdog asks).
+    Ping {
+        reply: oneshot::Sender<()>,
+    },
     Status {
         reply: oneshot::Sender<StatusView>,
     },

@@ -12,6 +12,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -43,6 +44,75 @@ pub struct DnsServer {
     stop: ShutdownTrigger,
     udp_threads: Vec<JoinHandle<()>>,
     tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
+    heartbeats: Arc<Heartbeats>,
+}
+
+/// The sockets of every listen address, bound but not served yet: ggond
+/// binds them before it gives up root (port 53), and serves them after.
+pub struct Bound {
+    sets: Vec<(Vec<UdpSocket>, std::net::TcpListener)>,
+}
+
+impl Bound {
+    /// The addresses bound (ports filled in when 0 was asked for).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sets
+            .iter()
+            .filter_map(|(_, tcp)| tcp.local_addr().ok())
+            .collect()
+    }
+}
+
+/// Liveness of the query path: one counter per UDP worker thread, bumped at
+/// every turn of its loop, which turns at least every 200 ms (the socket's
+/// receive timeout) when all is well. The systemd watchdog compares two
+/// readings: a counter that did not move is a wedged worker.
+#[derive(Debug, Default)]
+pub struct Heartbeats {
+    beats: Vec<Beat>,
+}
+
+/// On its own cache line: workers never contend for one.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Beat(AtomicU64);
+
+impl Heartbeats {
+    fn new(n: usize) -> Heartbeats {
+        Heartbeats {
+            beats: (0..n).map(|_| Beat::default()).collect(),
+        }
+    }
+
+    #[inline]
+    pub(super) fn beat(&self, worker: usize) {
+        self.beats[worker].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every worker's count now.
+    pub fn counts(&self) -> Vec<u64> {
+        self.beats
+            .iter()
+            .map(|b| b.0.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// Bind UDP (one socket per worker) and TCP on every address; the error
+/// names the address. Needs no runtime.
+pub fn bind(listen: &[SocketAddr], workers: usize) -> io::Result<Bound> {
+    let workers = if workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        workers
+    };
+    let mut sets = Vec::new();
+    for &addr in listen {
+        let set = bind_pair(addr, workers)
+            .map_err(|e| io::Error::new(e.kind(), format!("{addr}: {e}")))?;
+        sets.push(set);
+    }
+    Ok(Bound { sets })
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -132,23 +202,34 @@ impl DnsServer {
         limits: TcpLimits,
         stats: Arc<Stats>,
     ) -> io::Result<DnsServer> {
-        let workers = if workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            workers
-        };
+        DnsServer::serve(bind(listen, workers)?, snapshot, special, limits, stats)
+    }
+
+    /// Serve sockets bound by [`bind`]. Must be called inside a tokio runtime.
+    pub fn serve(
+        bound: Bound,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        special: Arc<dyn SpecialHandler>,
+        limits: TcpLimits,
+        stats: Arc<Stats>,
+    ) -> io::Result<DnsServer> {
         let (stop_trigger, stop) = shutdown::channel();
         let rt = tokio::runtime::Handle::current();
+        let heartbeats = Arc::new(Heartbeats::new(
+            bound.sets.iter().map(|(udp, _)| udp.len()).sum(),
+        ));
         let mut server = DnsServer {
             addrs: Vec::new(),
             stop: stop_trigger,
             udp_threads: Vec::new(),
             tcp_tasks: Vec::new(),
+            heartbeats: heartbeats.clone(),
         };
         let conn_slots = Arc::new(Semaphore::new(limits.max_connections));
-        for &addr in listen {
-            let (socks, tcp) = bind_pair(addr, workers)?;
+        let mut worker = 0;
+        for (socks, tcp) in bound.sets {
             let bound = tcp.local_addr()?;
+            let workers = socks.len();
             server.addrs.push(bound);
             for (i, sock) in socks.into_iter().enumerate() {
                 let snapshot = snapshot.clone();
@@ -157,10 +238,12 @@ impl DnsServer {
                 let rt = rt.clone();
                 let stats = stats.clone();
                 let rrl = limits.rrl;
+                let beats = (heartbeats.clone(), worker);
+                worker += 1;
                 let t = std::thread::Builder::new()
                     .name(format!("udp-{bound}-{i}"))
                     .spawn(move || {
-                        super::udp::udp_loop(sock, snapshot, stop, special, rt, stats, rrl)
+                        super::udp::udp_loop(sock, snapshot, stop, special, rt, stats, rrl, beats)
                     })?;
                 server.udp_threads.push(t);
             }
@@ -177,6 +260,11 @@ impl DnsServer {
             info!(%bound, workers, "serving DNS on UDP and TCP");
         }
         Ok(server)
+    }
+
+    /// The query path's liveness counters (one per UDP worker).
+    pub fn heartbeats(&self) -> Arc<Heartbeats> {
+        self.heartbeats.clone()
     }
 
     /// The addresses actually bound (ports filled in when 0 was asked for).

@@ -27,6 +27,19 @@ pub const BATCH: usize = 32;
 /// then fail to parse (FORMERR). Real queries are far smaller.
 const QUERY_MAX: usize = 4096;
 
+/// Test hook: when the environment names a file with
+/// `GGOND_TEST_WEDGE_FILE`, a worker that sees that file exist stops
+/// turning (no answers, no heartbeat) until shutdown, like a wedged query
+/// path. The integration tests use it to check that the systemd watchdog
+/// stops being fed; unset (always, in production) it costs one branch per
+/// turn.
+fn wedge_file() -> Option<&'static std::path::Path> {
+    static FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| std::env::var_os("GGOND_TEST_WEDGE_FILE").map(Into::into))
+        .as_deref()
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn udp_loop(
     sock: UdpSocket,
     snapshot: Arc<ArcSwap<Snapshot>>,
@@ -35,7 +48,9 @@ pub(super) fn udp_loop(
     rt: tokio::runtime::Handle,
     stats: Arc<Stats>,
     rrl: Option<crate::config::RrlConfig>,
+    (heartbeats, worker): (Arc<super::server::Heartbeats>, usize),
 ) {
+    let wedge = wedge_file();
     let mut rrl = rrl.map(super::rrl::Rrl::new);
     let fd = sock.as_raw_fd();
     let mut bufs = vec![[0u8; QUERY_MAX]; BATCH];
@@ -51,6 +66,14 @@ pub(super) fn udp_loop(
     let mut cache = arc_swap::Cache::new(&*snapshot);
     let local = stats.local();
     while !stop.is_requested() {
+        heartbeats.beat(worker);
+        if wedge.is_some_and(|f| f.exists()) {
+            tracing::warn!("test hook: UDP worker wedged");
+            while !stop.is_requested() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            return;
+        }
         for i in 0..BATCH {
             riov[i] = libc::iovec {
                 iov_base: bufs[i].as_mut_ptr().cast(),

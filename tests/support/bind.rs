@@ -399,6 +399,7 @@ impl Ggond {
             .arg("--config")
             .arg(&self.config)
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .args(["--user", "root"])
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("--ready-file")

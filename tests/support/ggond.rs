@@ -114,6 +114,13 @@ impl Env {
 // ---------------------------------------------------------------------------
 // The daemon.
 
+/// What [`Ggond::start_with`] adds to the usual command line.
+pub struct Extra<'a> {
+    pub listen: &'a str,
+    pub args: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+}
+
 /// A running ggond; SIGTERM (then SIGKILL) on drop.
 pub struct Ggond {
     child: Option<Child>,
@@ -138,6 +145,30 @@ impl Ggond {
         ready: &Path,
         listen: &str,
     ) -> Ggond {
+        Ggond::start_with(
+            config,
+            state_dir,
+            log,
+            ready,
+            &Extra {
+                listen,
+                // The tests run as whoever runs them, root included (CI).
+                args: &["--user", "root"],
+                env: &[],
+            },
+        )
+    }
+
+    /// Start with extra arguments and environment (`extra.args` replace
+    /// the default `--user root`).
+    pub fn start_with(
+        config: &Path,
+        state_dir: &Path,
+        log: &Path,
+        ready: &Path,
+        extra: &Extra,
+    ) -> Ggond {
+        let listen = extra.listen;
         let _ = std::fs::remove_file(ready);
         let workdir = config.parent().expect("config has a parent").to_path_buf();
         let stderr = File::create(log).expect("create log file");
@@ -162,10 +193,12 @@ impl Ggond {
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--workers", "1"])
+            .args(extra.args)
             .arg("--ready-file")
             .arg(ready)
             .current_dir(&workdir)
             .env("RUST_LOG", "info")
+            .envs(extra.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -137,6 +137,7 @@ impl Env {
             .arg(listen.to_string())
             .arg("--control")
             .arg("127.0.0.1:0")
+            .args(["--user", "root"])
             .arg("--ready-file")
             .arg(&ready)
             .env("RUST_LOG", "info")

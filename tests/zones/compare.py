@@ -322,6 +322,9 @@ def start_ggond(batch, tools, tmp, cwd):
             tools["ggond"], "--config", cfg,
             "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
             "--state-dir", state, "--workers", "1", "--ready-file", ready,
+            # As root (the tests run as root), run on as root rather than
+            # be refused for not naming a user to drop to.
+            *(["--user", "root"] if os.geteuid() == 0 else []),
         ],
         cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         env=dict(os.environ, RUST_LOG="warn"), start_new_session=True,

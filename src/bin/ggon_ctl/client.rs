@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::Args;
+use ggon::cli::ctl::Args;
 
 pub struct Client {
     base: String,
@@ -12,13 +12,14 @@ pub struct Client {
 }
 
 pub fn client(args: &Args) -> Result<Client, String> {
-    let cfg = if args.control.is_none() || args.token_file.is_none() {
-        Some(ggon::config::Config::load(&args.config).map_err(|e| {
+    let cfg =
+        if args.control.is_none() || args.token_file.is_none() {
+            Some(ggon::config::Config::load(&args.config_file()).map_err(|e| {
             format!("{e} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)")
         })?)
-    } else {
-        None
-    };
+        } else {
+            None
+        };
     let control = args
         .control
         .or(cfg.as_ref().map(|c| c.control.listen))

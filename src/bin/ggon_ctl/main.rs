@@ -1,10 +1,11 @@
 //! ggon-ctl: the operator's command line for a running ggond.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use ggon::cli::ctl::{Args, Cmd};
+use ggon::cli::docs::{self, Program};
 use ggon::decide::requests::{DrainRequest, DrillRequest, RemapRequest};
 use ggon::decide::views::{ChangeView, DrillView, StatusView};
 use ggon::decide::Event;
@@ -17,141 +18,9 @@ mod verify;
 
 use client::{client, fail, Client};
 
-/// Operate ggond: look at services, remap, release.
-#[derive(Parser, Debug)]
-#[command(name = "ggon-ctl", version)]
-struct Args {
-    /// ggond's config file (where the control address and token file are found).
-    #[arg(long, global = true, default_value = "config/ggon.toml")]
-    config: PathBuf,
-    /// Control API address (default: from the config file).
-    #[arg(long, global = true, env = "GGON_CONTROL")]
-    control: Option<SocketAddr>,
-    /// Bearer token file (default: from the config file).
-    #[arg(long, global = true, env = "GGON_TOKEN_FILE")]
-    token_file: Option<PathBuf>,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Show services, their active target, mode and target health.
-    Status {
-        service: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Answer with TARGET now and pin the service to it (mode manual).
-    Remap {
-        service: String,
-        #[arg(long)]
-        to: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-        /// Remap even to a target whose checks say it is down.
-        #[arg(long)]
-        force: bool,
-        /// Show what would happen, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Let the pin expire after this long (e.g. 2h); default: until released.
-        #[arg(long = "for")]
-        duration: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Take a target out of selection (maintenance); the service moves if it was active.
-    /// Exits 1 with a WARNING if the target is still answered afterwards.
-    Drain {
-        service: String,
-        target: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-        /// Undrain automatically after this long (e.g. 30m).
-        #[arg(long = "for")]
-        duration: Option<String>,
-        /// Drain the target the service is pinned to: releases the pin so the
-        /// service can move (without it, that drain is refused).
-        #[arg(long)]
-        force: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Put a drained target back into selection.
-    Undrain {
-        service: String,
-        target: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Dry run: what would happen if the active target failed now. With
-    /// --fail TARGET --for DURATION, treat TARGET as failed for that long.
-    Drill {
-        service: String,
-        #[arg(long)]
-        fail: Option<String>,
-        #[arg(long = "for")]
-        duration: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The audit log of changes.
-    History {
-        service: Option<String>,
-        /// Unix seconds, or how long ago (e.g. 1h).
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Which DNS servers (the zone's configured secondaries and any named
-    /// here) still serve an answer other than the active target's, and how
-    /// long caches may keep it (their TTL). Exit 1 if any is not current.
-    Verify {
-        service: String,
-        /// A server to ask (IP:PORT); repeat for several.
-        #[arg(long)]
-        server: Vec<SocketAddr>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Fetch pages and list absolute links to names in DOMAIN that are not
-    /// failover-managed: the links that would break after a remap.
-    AuditLinks {
-        #[arg(required = true)]
-        url: Vec<String>,
-        #[arg(long)]
-        domain: String,
-        #[arg(long, default_value_t = 2)]
-        depth: u32,
-        #[arg(long, default_value_t = 50)]
-        max_pages: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
-    Reload {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Cluster mode: the nodes, the leader, lease ages, and each node's vote
-    /// on each target with the agreed verdict.
-    Cluster {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove the pin: the automatic policy chooses again.
-    Release {
-        service: String,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 /// Service names ggond manages: from the config file, else from the daemon.
 fn managed_names(args: &Args) -> Vec<String> {
-    match ggon::config::Config::load(&args.config) {
+    match ggon::config::Config::load(&args.config_file()) {
         Ok(c) => c
             .services
             .iter()
@@ -239,7 +108,7 @@ async fn verify(
         .map(|t| t.addresses.clone())
         .unwrap_or_default();
     let mut all: Vec<SocketAddr> = servers.to_vec();
-    if let Ok(cfg) = ggon::config::Config::load(&args.config) {
+    if let Ok(cfg) = ggon::config::Config::load(&args.config_file()) {
         for sec in cfg.zone_for(&fqdn).into_iter().flat_map(|z| &z.secondaries) {
             if !all.contains(&sec.address) {
                 all.push(sec.address);
@@ -348,6 +217,28 @@ fn body<T: serde::Serialize>(request: &T) -> Option<Value> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    match &args.cmd {
+        Cmd::Completions { shell } => {
+            use std::io::Write;
+            let script = docs::completion(Program::GgonCtl, *shell);
+            return match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            };
+        }
+        Cmd::GenerateDocs { dir } => {
+            return match docs::write_all(dir) {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("{}: {e}", dir.display())),
+            };
+        }
+        _ => {}
+    }
     if let Cmd::AuditLinks {
         url,
         domain,
@@ -493,7 +384,10 @@ fn main() -> ExitCode {
             *json,
             Shown::Reload,
         ),
-        Cmd::Verify { .. } | Cmd::AuditLinks { .. } => unreachable!("handled above"),
+        Cmd::Verify { .. }
+        | Cmd::AuditLinks { .. }
+        | Cmd::Completions { .. }
+        | Cmd::GenerateDocs { .. } => unreachable!("handled above"),
     };
     let answer = rt.block_on(client.call(method, &path, request));
     match answer.and_then(|v| show(v, json_out, shown)) {

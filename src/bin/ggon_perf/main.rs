@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use ggon::cli::perf::Args;
 
 mod inflight;
 mod queries;
@@ -26,69 +27,6 @@ mod sockets;
 
 /// Largest -c accepted (each socket keeps a table over the 16-bit ID space).
 const MAX_CLIENTS: usize = 256;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "ggon-perf",
-    version,
-    about = "DNS query flood generator (dnsperf/queryperf-style) for any DNS server",
-    after_help = "The query file holds one `name type` per line (e.g. `www.ggon.org A`); \
-                  blank lines and lines starting with # or ; are skipped. \
-                  Without -l or -n the file is sent once."
-)]
-struct Args {
-    /// Server address (IP or host name).
-    #[arg(short = 's', long = "server", default_value = "127.0.0.1")]
-    server: String,
-
-    /// Server port.
-    #[arg(short = 'p', long = "port", default_value_t = 53)]
-    port: u16,
-
-    /// Query file (`-` for standard input).
-    #[arg(short = 'd', long = "datafile", value_name = "FILE")]
-    datafile: PathBuf,
-
-    /// Stop sending after this many seconds.
-    #[arg(short = 'l', long = "time-limit", value_name = "SECONDS")]
-    time_limit: Option<f64>,
-
-    /// Stop after this many passes through the query file.
-    #[arg(short = 'n', long = "passes", value_name = "PASSES")]
-    passes: Option<u64>,
-
-    /// Maximum queries in flight, in total over all sockets/connections.
-    #[arg(short = 'q', long = "outstanding", default_value_t = 100)]
-    outstanding: usize,
-
-    /// Cap on queries sent per second.
-    #[arg(short = 'Q', long = "max-qps", value_name = "QPS")]
-    max_qps: Option<f64>,
-
-    /// Number of UDP sockets (or TCP connections) to spread queries over.
-    #[arg(short = 'c', long = "clients", default_value_t = 1)]
-    clients: usize,
-
-    /// Seconds after which an unanswered query counts as lost.
-    #[arg(short = 't', long = "timeout", default_value_t = 5.0)]
-    timeout: f64,
-
-    /// Use DNS over TCP (length-prefixed, pipelined) instead of UDP.
-    #[arg(long)]
-    tcp: bool,
-
-    /// Add an EDNS0 OPT record (UDP payload size 1232).
-    #[arg(short = 'e', long = "edns")]
-    edns: bool,
-
-    /// Set the DNSSEC OK bit (implies -e).
-    #[arg(short = 'D', long = "dnssec")]
-    dnssec: bool,
-
-    /// Print the statistics as one JSON object.
-    #[arg(long)]
-    json: bool,
-}
 
 fn positive(name: &str, v: f64) -> anyhow::Result<f64> {
     if !(v.is_finite() && v > 0.0) {

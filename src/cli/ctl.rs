@@ -1,0 +1,182 @@
+//! `ggon-ctl`'s command line: every subcommand, option and help text.
+//!
+//! It lives in the library (not in the binary) so that the man pages and
+//! shell completions are generated from this very definition ([`super::docs`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Operate ggond: look at services, remap, release.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ggon-ctl",
+    version,
+    long_about = "Operate a running ggond through its control API: look at services and the \
+                  health of their targets, remap, release, drain, drill, read the history, \
+                  reload. ggon-ctl finds the daemon's control address and token file in \
+                  ggond's config file."
+)]
+pub struct Args {
+    /// ggond's config file (where the control address and token file are found)
+    /// [default: config/ggon.toml if it exists here, else /etc/ggon/ggon.toml].
+    #[arg(long, global = true, env = "GGON_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Control API address (default: from the config file).
+    #[arg(long, global = true, env = "GGON_CONTROL")]
+    pub control: Option<SocketAddr>,
+    /// Bearer token file (default: from the config file).
+    #[arg(long, global = true, env = "GGON_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Show services, their active target, mode and target health.
+    Status {
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer with TARGET now and pin the service to it (mode manual).
+    Remap {
+        service: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Remap even to a target whose checks say it is down.
+        #[arg(long)]
+        force: bool,
+        /// Show what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Let the pin expire after this long (e.g. 2h); default: until released.
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a target out of selection (maintenance); the service moves if it was active.
+    /// Exits 1 with a WARNING if the target is still answered afterwards.
+    Drain {
+        service: String,
+        target: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Undrain automatically after this long (e.g. 30m).
+        #[arg(long = "for")]
+        duration: Option<String>,
+        /// Drain the target the service is pinned to: releases the pin so the
+        /// service can move (without it, that drain is refused).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a drained target back into selection.
+    Undrain {
+        service: String,
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run: what would happen if the active target failed now. With
+    /// --fail TARGET --for DURATION, treat TARGET as failed for that long.
+    Drill {
+        service: String,
+        #[arg(long)]
+        fail: Option<String>,
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log of changes.
+    History {
+        service: Option<String>,
+        /// Unix seconds, or how long ago (e.g. 1h).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which DNS servers (the zone's configured secondaries and any named
+    /// here) still serve an answer other than the active target's, and how
+    /// long caches may keep it (their TTL). Exit 1 if any is not current.
+    Verify {
+        service: String,
+        /// A server to ask (IP:PORT); repeat for several.
+        #[arg(long)]
+        server: Vec<SocketAddr>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch pages and list absolute links to names in DOMAIN that are not
+    /// failover-managed: the links that would break after a remap.
+    AuditLinks {
+        #[arg(required = true)]
+        url: Vec<String>,
+        #[arg(long)]
+        domain: String,
+        #[arg(long, default_value_t = 2)]
+        depth: u32,
+        #[arg(long, default_value_t = 50)]
+        max_pages: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cluster mode: the nodes, the leader, lease ages, and each node's vote
+    /// on each target with the agreed verdict.
+    Cluster {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the pin: the automatic policy chooses again.
+    Release {
+        service: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script for ggon-ctl (bash, zsh or fish).
+    #[command(
+        long_about = "Print a shell completion script for ggon-ctl on standard output. \
+        bash: `ggon-ctl completions bash > ~/.local/share/bash-completion/completions/ggon-ctl`; \
+        zsh: write it as `_ggon-ctl` into a directory on $fpath; \
+        fish: `ggon-ctl completions fish > ~/.config/fish/completions/ggon-ctl.fish`. \
+        The Debian package installs all three."
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages and completion scripts of ggond, ggon-ctl and
+    /// ggon-perf under DIR (man/, completions/); used by scripts/package.
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
+}
+
+/// The shells completion scripts are made for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Args {
+    /// The config file: `--config`/`GGON_CONFIG`, else the default search.
+    pub fn config_file(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(crate::config::default_path)
+    }
+}
