@@ -251,6 +251,7 @@ pub async fn run(
         .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
     let control_addr = listener.local_addr()?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<crate::ops::control::ReloadRequest>(4);
+    let limits = crate::ops::limits::Limits::new(cfg.control.limits.clone(), metrics.clone());
     let router = crate::ops::control::router(
         handle.clone(),
         tokens,
@@ -260,12 +261,15 @@ pub async fn run(
             stats: stats.clone(),
             public: cfg.control.public_status,
             cluster: cluster.as_ref().map(|(_, h)| h.clone()),
+            limits: limits.clone(),
         },
     );
-    let mut ctl_shutdown = shutdown_rx.clone();
-    let api_task = tokio::spawn(crate::ops::control::serve(listener, router, async move {
-        ctl_shutdown.requested().await;
-    }));
+    let api_task = tokio::spawn(crate::ops::control::serve(
+        listener,
+        router,
+        limits,
+        shutdown_rx.clone(),
+    ));
     info!(control = %control_addr, "control API listening");
     let cluster_task = cluster.map(|(prepared, _)| {
         prepared.run(

@@ -8,6 +8,7 @@ mod auth;
 mod config_errors;
 mod crash;
 mod failover;
+mod limits;
 mod observability;
 mod operations;
 mod operator;
