@@ -13,4 +13,5 @@ mod observability;
 mod operations;
 mod operator;
 mod probe;
+mod restart;
 mod shutdown;
