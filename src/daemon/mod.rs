@@ -205,6 +205,10 @@ pub async fn run(
                 origin: origin.clone(),
                 primary,
                 key: z.key.as_ref().and_then(|k| key(k.get_ref())),
+                saved: Some(crate::replicate::saved::Saved::new(
+                    &cfg.server.state_dir,
+                    &origin,
+                )),
             },
             handle.clone(),
             trigger.clone(),

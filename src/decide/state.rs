@@ -120,17 +120,28 @@ impl StateStore {
 
     /// Atomically replace the state file.
     pub fn save(&self, state: &PersistedState) -> std::io::Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
         let data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, self.path())?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        Ok(())
+        write_atomic(&self.path(), &data)
     }
+}
+
+/// Replace `path` with `data` so that a crash leaves the old file or the
+/// new one, never a mix: a temporary file beside it, fsync, rename, fsync of
+/// the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
