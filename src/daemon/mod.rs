@@ -94,7 +94,7 @@ pub async fn run(
     for z in zones {
         let last = persisted_serials.get(&z.origin.to_string()).copied();
         info!(zone = %z.origin, records = z.record_count(), "zone loaded");
-        publisher.add_zone(z, last)?;
+        publisher.add_zone_resuming(z, last, cfg.cluster.is_some())?;
     }
     let notifier = crate::ops::alerts::Notifier::spawn(&cfg.notifiers, shutdown_rx.clone());
     let metrics = Arc::new(crate::ops::metrics::Metrics::new());

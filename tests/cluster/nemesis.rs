@@ -177,12 +177,7 @@ impl World {
     }
 }
 
-// Ignored in the normal suite for now: it finds acknowledged remaps lost
-// after an etcd member is paused (a delayed fenced write of an older state
-// lands late and rolls the shared state back; see docs/reliability.md,
-// "Nemesis"). `scripts/bench --nemesis` runs it.
 #[test]
-#[ignore = "finds lost acknowledged remaps under etcd pauses (docs/reliability.md, Nemesis); run by scripts/bench --nemesis"]
 fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
     let secs: u64 = std::env::var("GGON_NEMESIS_SECS")
         .ok()
