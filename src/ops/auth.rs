@@ -217,7 +217,12 @@ pub(super) async fn auth(
                     axum::http::header::RETRY_AFTER,
                     limits.auth_window.as_secs().to_string(),
                 )],
-                Json(json!({"error": "too many calls with a missing or invalid bearer token from this address; try later"})),
+                Json(json!({"error": format!(
+                    "missing or invalid bearer token, and more than {} such calls from this address within {}: \
+                     check the token file; a valid token is still accepted",
+                    limits.auth_failures,
+                    humantime::format_duration(limits.auth_window)
+                )})),
             )
                 .into_response();
         }
