@@ -312,5 +312,11 @@ mod tests {
         assert_eq!(fresh_choice(&view(&t, 1, FailbackMode::Manual)), 0);
         let t = [down(t0), UNKNOWN];
         assert_eq!(fresh_choice(&view(&t, 1, FailbackMode::Manual)), 1);
+        // Before any verdict (just started): the most preferred, not the current.
+        let t = [UNKNOWN, UNKNOWN, UNKNOWN];
+        assert_eq!(fresh_choice(&view(&t, 2, FailbackMode::Manual)), 0);
+        // A known-healthy target still wins over one without a verdict.
+        let t = [UNKNOWN, up(t0), UNKNOWN];
+        assert_eq!(fresh_choice(&view(&t, 2, FailbackMode::Manual)), 1);
     }
 }
