@@ -90,6 +90,8 @@ pub enum Compare {
     CreateRevision(String, i64),
     /// The key's value.
     Value(String, String),
+    /// The key's last modification revision (0: the key does not exist).
+    ModRevision(String, i64),
 }
 
 /// One operation of a transaction.
@@ -113,6 +115,10 @@ impl Compare {
             Compare::Value(k, v) => json!({
                 "result": "EQUAL", "target": "VALUE", "key": b64(k.as_bytes()),
                 "value": b64(v.as_bytes()),
+            }),
+            Compare::ModRevision(k, r) => json!({
+                "result": "EQUAL", "target": "MOD", "key": b64(k.as_bytes()),
+                "mod_revision": r.to_string(),
             }),
         }
     }
@@ -336,6 +342,31 @@ impl Etcd {
         let v = self.call("/v3/kv/txn", body).await?;
         // The gateway leaves out false booleans.
         Ok(v["succeeded"].as_bool().unwrap_or(false))
+    }
+
+    /// Like [`Etcd::txn`]; on success, the store's revision after it (the
+    /// mod revision of every key it put).
+    pub async fn txn_revision(
+        &self,
+        compare: &[Compare],
+        then: &[Op],
+    ) -> Result<Option<i64>, EtcdError> {
+        let body = json!({
+            "compare": compare.iter().map(Compare::json).collect::<Vec<_>>(),
+            "success": then.iter().map(Op::json).collect::<Vec<_>>(),
+            "failure": [],
+        });
+        let v = self.call("/v3/kv/txn", body).await?;
+        if !v["succeeded"].as_bool().unwrap_or(false) {
+            return Ok(None);
+        }
+        let rev = &v["header"]["revision"];
+        let rev = rev
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| rev.as_i64())
+            .ok_or_else(|| EtcdError::Refused(format!("no revision in a txn answer: {v}")))?;
+        Ok(Some(rev))
     }
 }
 

@@ -109,6 +109,7 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
         keys: keys.clone(),
         node: node.clone(),
         fence: fence.clone(),
+        base: std::sync::Mutex::new(None),
         history: history_tx,
         rt: tokio::runtime::Handle::current(),
     };

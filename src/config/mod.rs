@@ -14,8 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod control;
 mod errors;
 mod validate;
+
+pub use control::ControlLimits;
 
 pub use errors::ConfigError;
 use errors::{field_from_toml_error, line_of};
@@ -113,6 +116,9 @@ pub struct ControlConfig {
     /// Serve the read-only status page (`/`) and `/metrics` without a token.
     #[serde(default)]
     pub public_status: bool,
+    /// Bounds on connections, request reading and failed authentications.
+    #[serde(default)]
+    pub limits: ControlLimits,
 }
 
 /// Where events (failover, failback, remap, all-down, publisher errors, ...)
@@ -485,6 +491,7 @@ impl Default for ControlConfig {
             listen: default_control_listen(),
             token_file: None,
             public_status: false,
+            limits: ControlLimits::default(),
         }
     }
 }

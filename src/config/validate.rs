@@ -12,6 +12,14 @@ impl Config {
             field: field.to_string(),
             message,
         };
+        if let Some((field, message)) = self.control.limits.problem() {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: None,
+                field: field.to_string(),
+                message,
+            });
+        }
         if let Some(c) = &self.cluster {
             if c.etcd.get_ref().is_empty() {
                 return Err(err(

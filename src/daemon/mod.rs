@@ -128,7 +128,7 @@ pub async fn run(
     for z in zones {
         let last = persisted_serials.get(&z.origin.to_string()).copied();
         info!(zone = %z.origin, records = z.record_count(), "zone loaded");
-        publisher.add_zone(z, last)?;
+        publisher.add_zone_resuming(z, last, cfg.cluster.is_some())?;
     }
     let notifier = crate::ops::alerts::Notifier::spawn(&cfg.notifiers, shutdown_rx.clone());
     let metrics = Arc::new(crate::ops::metrics::Metrics::new());
@@ -253,6 +253,10 @@ pub async fn run(
                 origin: origin.clone(),
                 primary,
                 key: z.key.as_ref().and_then(|k| key(k.get_ref())),
+                saved: Some(crate::replicate::saved::Saved::new(
+                    &cfg.server.state_dir,
+                    &origin,
+                )),
             },
             handle.clone(),
             trigger.clone(),
@@ -296,6 +300,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::from_std(sockets.control)?;
     let control_addr = listener.local_addr()?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<crate::ops::control::ReloadRequest>(4);
+    let limits = crate::ops::limits::Limits::new(cfg.control.limits.clone(), metrics.clone());
     let router = crate::ops::control::router(
         handle.clone(),
         tokens,
@@ -305,12 +310,15 @@ pub async fn run(
             stats: stats.clone(),
             public: cfg.control.public_status,
             cluster: cluster.as_ref().map(|(_, h)| h.clone()),
+            limits: limits.clone(),
         },
     );
-    let mut ctl_shutdown = shutdown_rx.clone();
-    let api_task = tokio::spawn(crate::ops::control::serve(listener, router, async move {
-        ctl_shutdown.requested().await;
-    }));
+    let api_task = tokio::spawn(crate::ops::control::serve(
+        listener,
+        router,
+        limits,
+        shutdown_rx.clone(),
+    ));
     info!(control = %control_addr, "control API listening");
     let cluster_task = cluster.map(|(prepared, _)| {
         prepared.run(

@@ -90,7 +90,7 @@ impl Controller {
             }
             Command::ClusterRole { role } => self.set_role(role, now),
             Command::ClusterVerdicts { verdicts } => self.set_verdicts(verdicts, now),
-            Command::ClusterApply { state } => self.apply_shared(*state),
+            Command::ClusterApply { state } => self.apply_shared(*state, now),
             Command::Update {
                 origin,
                 message: _,
@@ -408,9 +408,20 @@ impl Controller {
             self.services[si].drill = Some(Drill {
                 target: ti,
                 until: now.at + dur,
+                until_unix: now.unix + dur.as_secs(),
                 previous,
                 who: actor.name.clone(),
             });
+            // Persisted with its deadline, so a restart neither forgets nor prolongs it.
+            if let Err(e) = self.persist() {
+                self.services[si].drill = None;
+                return Err(match e {
+                    super::PersistError::Local(e) => {
+                        CtlError::Internal(format!("cannot persist state: {e}"))
+                    }
+                    other => CtlError::Unavailable(other.to_string()),
+                });
+            }
             info!(service, target = %t, duration = ?dur, who = %actor.name, "drill started: target treated as failed");
             self.record(
                 Event::new(now.unix, EventKind::DrillStart, EventCause::Drill)
@@ -428,19 +439,20 @@ impl Controller {
         Ok(out)
     }
 
-    pub(super) fn end_drill(&mut self, si: usize, now: Now) {
+    /// End a drill; `late` is said in the log and history (see `late_note`).
+    pub(super) fn end_drill(&mut self, si: usize, now: Now, late: &str) {
         let Some(d) = self.services[si].drill.take() else {
             return;
         };
         let svc = &self.services[si];
         let name = svc.name.clone();
         let target = svc.targets[d.target].name.clone();
-        info!(service = %name, target = %target, "drill over: target back to its real health");
+        info!(service = %name, target = %target, "drill over{late}: target back to its real health");
         self.record(
             Event::new(now.unix, EventKind::DrillEnd, EventCause::Drill)
                 .service(&name)
                 .to_target(&target)
-                .reason("drill over")
+                .reason(format!("drill over{late}"))
                 .who(&d.who),
         );
         // Revert: back to where the service was before the drill, if that is
@@ -451,10 +463,11 @@ impl Controller {
                 si,
                 d.previous,
                 Cause::Operator,
-                "drill over: reverting",
+                &format!("drill over{late}: reverting"),
                 "ggond",
                 now,
             );
         }
+        self.persist_or_log();
     }
 }

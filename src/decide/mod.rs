@@ -71,6 +71,18 @@ impl Now {
     }
 }
 
+/// Said of a deadline that passed while ggond was not running.
+fn late_note(late: bool, deadline: u64) -> String {
+    if !late {
+        return String::new();
+    }
+    let at = UNIX_EPOCH + Duration::from_secs(deadline);
+    format!(
+        " (due at {} while ggond was down; ended at start)",
+        humantime::format_rfc3339_seconds(at)
+    )
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -111,6 +123,9 @@ struct TargetRt {
 struct Drill {
     target: usize,
     until: Instant,
+    /// The same end in unix seconds: what is persisted, and what a restart
+    /// compares with.
+    until_unix: u64,
     /// The target that was active when the drill began, restored at its end.
     previous: usize,
     who: String,
@@ -164,6 +179,15 @@ impl ServiceRt {
         }
     }
 
+    fn drill_state(&self) -> Option<state::DrillState> {
+        self.drill.as_ref().map(|d| state::DrillState {
+            target: self.targets[d.target].name.clone(),
+            previous: self.targets[d.previous].name.clone(),
+            who: d.who.clone(),
+            until: d.until_unix,
+        })
+    }
+
     fn mode(&self) -> Mode {
         if self.pin.is_some() {
             Mode::Manual
@@ -201,7 +225,19 @@ pub struct Controller {
 
 impl Controller {
     /// Build from config and the persisted state; publishes the initial zones.
-    pub fn new(cfg: &Config, mut publisher: Publisher, store: StateStore) -> Controller {
+    pub fn new(cfg: &Config, publisher: Publisher, store: StateStore) -> Controller {
+        Controller::new_at(cfg, publisher, store, Now::system())
+    }
+
+    /// [`Controller::new`] at a given time: overrides and drills whose
+    /// deadline passed while ggond was down end now, as they would have on
+    /// time, with a history entry saying so.
+    pub(super) fn new_at(
+        cfg: &Config,
+        mut publisher: Publisher,
+        store: StateStore,
+        now: Now,
+    ) -> Controller {
         let persisted = match store.load() {
             Loaded::Fresh => PersistedState::default(),
             Loaded::Ok(s) => s,
@@ -214,7 +250,7 @@ impl Controller {
         let services: Vec<ServiceRt> = cfg
             .services
             .iter()
-            .map(|s| reload::restore(s, persisted.services.get(s.name.get_ref())))
+            .map(|s| reload::restore(s, persisted.services.get(s.name.get_ref()), now))
             .collect();
         for s in &services {
             publisher.stage(&s.fqdn, s.records(s.active));
@@ -236,6 +272,9 @@ impl Controller {
             cluster_view: None,
         };
         c.index();
+        for si in 0..c.services.len() {
+            c.expire(si, now, true);
+        }
         c.persist_or_log();
         c
     }
@@ -299,6 +338,7 @@ impl Controller {
                             active: s.targets[s.active].name.clone(),
                             pin: s.pin.clone(),
                             drains: s.drains.clone(),
+                            drill: s.drill_state(),
                         },
                     )
                 })
@@ -397,50 +437,65 @@ impl Controller {
             return;
         }
         for si in 0..self.services.len() {
-            let expired_pin = self.services[si]
-                .pin
-                .as_ref()
-                .is_some_and(|p| p.expires.is_some_and(|t| t <= now.unix));
-            if expired_pin {
-                let pin = self.services[si].pin.take().expect("checked");
-                let name = self.services[si].name.clone();
-                info!(service = %name, target = %pin.target, "pin expired; automatic policy resumes");
-                self.record(
-                    Event::new(now.unix, EventKind::Expire, EventCause::Expired)
-                        .service(&name)
-                        .from_target(&pin.target)
-                        .reason(&pin.reason)
-                        .who(&pin.author),
-                );
-                self.choose_afresh(si, "pin expired", "ggond", now);
-            }
-            let expired: Vec<String> = self.services[si]
-                .drains
-                .iter()
-                .filter(|(_, d)| d.expires.is_some_and(|t| t <= now.unix))
-                .map(|(n, _)| n.clone())
-                .collect();
-            for t in expired {
-                let d = self.services[si].drains.remove(&t).expect("listed");
-                let name = self.services[si].name.clone();
-                info!(service = %name, target = %t, "drain expired");
-                self.record(
-                    Event::new(now.unix, EventKind::Undrain, EventCause::Expired)
-                        .service(&name)
-                        .to_target(&t)
-                        .reason(&d.reason)
-                        .who(&d.author),
-                );
-                self.persist_or_log();
-            }
-            let drill_over = self.services[si]
-                .drill
-                .as_ref()
-                .is_some_and(|d| d.until <= now.at);
-            if drill_over {
-                self.end_drill(si, now);
-            }
+            self.expire(si, now, false);
             self.evaluate(si, now);
+        }
+    }
+
+    /// End what is due: timed pins and drains (wall clock) and a drill
+    /// (monotonic clock; at start, `late`, the wall clock, since the
+    /// deadline may have passed while ggond was down).
+    fn expire(&mut self, si: usize, now: Now, late: bool) {
+        // Drains first: a pin that ends at the same time then chooses
+        // among targets no longer drained.
+        let expired: Vec<String> = self.services[si]
+            .drains
+            .iter()
+            .filter(|(_, d)| d.expires.is_some_and(|t| t <= now.unix))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for t in expired {
+            let d = self.services[si].drains.remove(&t).expect("listed");
+            let name = self.services[si].name.clone();
+            let late = late_note(late, d.expires.unwrap_or(now.unix));
+            info!(service = %name, target = %t, "drain expired{late}");
+            self.record(
+                Event::new(now.unix, EventKind::Undrain, EventCause::Expired)
+                    .service(&name)
+                    .to_target(&t)
+                    .reason(format!("{}{late}", d.reason))
+                    .who(&d.author),
+            );
+            self.persist_or_log();
+        }
+        let expired_pin = self.services[si]
+            .pin
+            .as_ref()
+            .is_some_and(|p| p.expires.is_some_and(|t| t <= now.unix));
+        if expired_pin {
+            let pin = self.services[si].pin.take().expect("checked");
+            let name = self.services[si].name.clone();
+            let late = late_note(late, pin.expires.unwrap_or(now.unix));
+            info!(service = %name, target = %pin.target, "pin expired{late}; automatic policy resumes");
+            self.record(
+                Event::new(now.unix, EventKind::Expire, EventCause::Expired)
+                    .service(&name)
+                    .from_target(&pin.target)
+                    .reason(format!("{}{late}", pin.reason))
+                    .who(&pin.author),
+            );
+            self.choose_afresh(si, &format!("pin expired{late}"), "ggond", now);
+        }
+        let drill_over = self.services[si].drill.as_ref().map(|d| {
+            let due = if late {
+                d.until_unix <= now.unix
+            } else {
+                d.until <= now.at
+            };
+            (due, d.until_unix)
+        });
+        if let Some((true, until)) = drill_over {
+            self.end_drill(si, now, &late_note(late, until));
         }
     }
 

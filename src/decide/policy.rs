@@ -110,12 +110,21 @@ pub fn decide(s: &ServiceView<'_>, now: Instant) -> Option<Decision> {
     None
 }
 
-/// A fresh choice, as after `release`: the most preferred available target,
-/// or the current one if none is available (or none has a verdict yet).
+/// A fresh choice, as after `release`: the most preferred available target;
+/// if none, the most preferred one without a verdict yet (and not drained or
+/// drilled); if none, the current one.
 pub fn fresh_choice(s: &ServiceView<'_>) -> usize {
+    // Before any verdict (just started: a pin that expired while ggond was
+    // down), the most preferred target not known to be unusable, as on a
+    // fresh start; the checks move it on if it turns out down.
     s.targets
         .iter()
         .position(TargetView::available)
+        .or_else(|| {
+            s.targets
+                .iter()
+                .position(|t| t.healthy.is_none() && !t.unusable())
+        })
         .unwrap_or(s.active)
 }
 
@@ -303,5 +312,11 @@ mod tests {
         assert_eq!(fresh_choice(&view(&t, 1, FailbackMode::Manual)), 0);
         let t = [down(t0), UNKNOWN];
         assert_eq!(fresh_choice(&view(&t, 1, FailbackMode::Manual)), 1);
+        // Before any verdict (just started): the most preferred, not the current.
+        let t = [UNKNOWN, UNKNOWN, UNKNOWN];
+        assert_eq!(fresh_choice(&view(&t, 2, FailbackMode::Manual)), 0);
+        // A known-healthy target still wins over one without a verdict.
+        let t = [UNKNOWN, up(t0), UNKNOWN];
+        assert_eq!(fresh_choice(&view(&t, 2, FailbackMode::Manual)), 1);
     }
 }

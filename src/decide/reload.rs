@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use tracing::{info, warn};
 
 use super::state::ServiceState;
+use super::Drill;
 use super::{Actor, Controller, CtlError, Event, EventCause, EventKind, Now, ServiceRt, TargetRt};
 use crate::config::{Config, ServiceConfig, TargetConfig};
 use crate::monitor::health::TargetHealth;
@@ -49,12 +50,13 @@ impl Controller {
                         active: o.targets[o.active].name.clone(),
                         pin: o.pin.clone(),
                         drains: o.drains.clone(),
+                        drill: o.drill_state(),
                     };
-                    restore(sc, Some(&saved))
+                    restore(sc, Some(&saved), now)
                 }
                 None => {
                     fresh += 1;
-                    restore(sc, None)
+                    restore(sc, None, now)
                 }
             };
             services.push(rt);
@@ -98,7 +100,7 @@ fn targets_equal(a: &[TargetConfig], b: &[TargetConfig]) -> bool {
 
 /// A service's runtime state from its config and what was saved for it.
 /// Saved names that no longer exist are dropped with a warning.
-pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> ServiceRt {
+pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>, now: Now) -> ServiceRt {
     let targets: Vec<TargetRt> = cfg
         .targets
         .get_ref()
@@ -117,6 +119,7 @@ pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> Serv
     let mut active = 0;
     let mut pin = None;
     let mut drains = BTreeMap::new();
+    let mut drill = None;
     if let Some(saved) = saved {
         match find(&saved.active) {
             Some(i) => active = i,
@@ -138,6 +141,10 @@ pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> Serv
                 drains.insert(t.clone(), d.clone());
             }
         }
+        drill = saved
+            .drill
+            .as_ref()
+            .and_then(|d| restore_drill(&name, d, find(&d.target), find(&d.previous), now));
     }
     ServiceRt {
         fqdn: cfg.fqdn_name(),
@@ -149,9 +156,32 @@ pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>) -> Serv
         active,
         pin,
         drains,
-        drill: None,
+        drill,
         all_down_alarm: false,
         agreed: false,
         config: cfg.targets.get_ref().clone(),
     }
+}
+
+/// A saved drill as a running one: its monotonic end is as far from `now`
+/// as its wall-clock end (already passed: ends at the next look).
+pub(super) fn restore_drill(
+    service: &str,
+    d: &super::state::DrillState,
+    target: Option<usize>,
+    previous: Option<usize>,
+    now: Now,
+) -> Option<Drill> {
+    let (Some(target), Some(previous)) = (target, previous) else {
+        warn!(service, target = %d.target, previous = %d.previous,
+            "saved drill names a target that no longer exists; dropped");
+        return None;
+    };
+    Some(Drill {
+        target,
+        until: now.at + std::time::Duration::from_secs(d.until.saturating_sub(now.unix)),
+        until_unix: d.until,
+        previous,
+        who: d.who.clone(),
+    })
 }

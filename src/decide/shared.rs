@@ -76,12 +76,9 @@ impl Controller {
             for si in 0..self.services.len() {
                 self.evaluate(si, now);
             }
-        } else {
-            // Drills live on the leader only.
-            for s in &mut self.services {
-                s.drill = None;
-            }
         }
+        // Drills are run by the leader; a follower keeps the leader's (from
+        // the shared state), so a new leader goes on with it.
     }
 
     pub(super) fn set_verdicts(&mut self, verdicts: Verdicts, now: Now) {
@@ -112,12 +109,12 @@ impl Controller {
     /// At start, before the first query: answer the cluster's agreed
     /// state rather than this node's own last copy of it.
     pub fn start_from_shared(&mut self, state: PersistedState) {
-        self.apply_shared(state);
+        self.apply_shared(state, super::Now::system());
     }
 
     /// A follower answers what the cluster agreed: active targets, pins,
     /// drains and the zones' serials.
-    pub(super) fn apply_shared(&mut self, state: PersistedState) {
+    pub(super) fn apply_shared(&mut self, state: PersistedState, now: Now) {
         if self.role == Role::Leader {
             return;
         }
@@ -128,6 +125,12 @@ impl Controller {
             };
             svc.pin = s.pin.clone();
             svc.drains = s.drains.clone();
+            // Kept, not acted on (a follower decides nothing): a new leader
+            // goes on with the drill and ends it at its deadline.
+            svc.drill = s.drill.as_ref().and_then(|d| {
+                let (t, p) = (svc.target(&d.target), svc.target(&d.previous));
+                super::reload::restore_drill(&svc.name, d, t, p, now)
+            });
             if let Some(ti) = svc.target(&s.active) {
                 if ti != svc.active {
                     info!(service = %svc.name, from = %svc.targets[svc.active].name,

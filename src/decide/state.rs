@@ -1,7 +1,8 @@
 //! Persistent state: what must survive a restart or a crash.
 //!
 //! Owns: the state file (`state.json` in the state directory): each service's
-//! active target and operator pin, and each zone's last SOA serial. Writes are
+//! active target, operator pin, drains and running drill (each with its
+//! wall-clock deadline), and each zone's last SOA serial. Writes are
 //! atomic (temp file, fsync, rename, fsync of the directory), so after a crash
 //! the file holds either the last acknowledged state or the one before it. A
 //! file that cannot be read or parsed is moved aside (`state.json.bad-<time>`)
@@ -33,6 +34,22 @@ pub struct ServiceState {
     /// Drained targets by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drains: BTreeMap<String, Override>,
+    /// A failure drill running when this was written (absent in files
+    /// written before drills were persisted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillState>,
+}
+
+/// A running failure drill: `target` is treated as failed until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillState {
+    pub target: String,
+    /// The target that was active when it began, restored at its end.
+    pub previous: String,
+    #[serde(default)]
+    pub who: String,
+    /// Unix seconds.
+    pub until: u64,
 }
 
 /// An operator's override: why, who, since when, until when.
@@ -103,17 +120,28 @@ impl StateStore {
 
     /// Atomically replace the state file.
     pub fn save(&self, state: &PersistedState) -> std::io::Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
         let data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, self.path())?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        Ok(())
+        write_atomic(&self.path(), &data)
     }
+}
+
+/// Replace `path` with `data` so that a crash leaves the old file or the
+/// new one, never a mix: a temporary file beside it, fsync, rename, fsync of
+/// the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -132,12 +160,24 @@ mod tests {
                 active: "backup".into(),
                 pin: None,
                 drains: BTreeMap::new(),
+                drill: Some(DrillState {
+                    target: "primary".into(),
+                    previous: "primary".into(),
+                    who: "ops".into(),
+                    until: 1_800_000_300,
+                }),
             },
         );
         s.serials.insert("ggon.org.".into(), 42);
         store.save(&s).unwrap();
         match store.load() {
             Loaded::Ok(l) => assert_eq!(l, s),
+            other => panic!("{other:?}"),
+        }
+        // A file written before drills were persisted still loads.
+        std::fs::write(store.path(), br#"{"services":{"cic":{"active":"backup"}}}"#).unwrap();
+        match store.load() {
+            Loaded::Ok(l) => assert_eq!(l.services["cic"].drill, None),
             other => panic!("{other:?}"),
         }
         std::fs::write(store.path(), b"{\"services\": {\"cic\": ").unwrap();

@@ -59,6 +59,16 @@ struct Rig {
 }
 
 fn start(cfg: &Config, dir: tempfile::TempDir) -> Rig {
+    start_at(cfg, dir, None)
+}
+
+/// As [`start`], at `secs` on the rig's clocks when given (a restart).
+fn start_at(cfg: &Config, dir: tempfile::TempDir, secs: Option<u64>) -> Rig {
+    let (t0, u0) = (Instant::now(), 1_800_000_000);
+    let now = secs.map_or_else(Now::system, |s| Now {
+        at: t0 + Duration::from_secs(s),
+        unix: u0 + s,
+    });
     let mut cfg = cfg.clone();
     cfg.server.state_dir = dir.path().to_path_buf();
     let snap = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -73,11 +83,11 @@ fn start(cfg: &Config, dir: tempfile::TempDir) -> Rig {
     };
     publisher.add_zone(zone, last).unwrap();
     Rig {
-        ctl: Controller::new(&cfg, publisher, store),
+        ctl: Controller::new_at(&cfg, publisher, store, now),
         snap,
         dir,
-        t0: Instant::now(),
-        u0: 1_800_000_000,
+        t0,
+        u0,
     }
 }
 
@@ -176,6 +186,38 @@ impl Rig {
         .into_iter()
         .map(|e| e.kind)
         .collect()
+    }
+
+    /// Stop (as a crash would: nothing more is saved) and start again on
+    /// the same state directory at `secs`.
+    fn restart_at(mut self, secs: u64) -> Rig {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        start_at(&config("manual"), dir, Some(secs))
+    }
+
+    fn history(&mut self) -> Vec<Event> {
+        self.call(0, |reply| Command::History {
+            query: HistoryQuery {
+                limit: 100,
+                ..HistoryQuery::default()
+            },
+            reply,
+        })
+    }
+
+    fn drill(&mut self, secs: u64, target: &str, duration: &str) -> DrillView {
+        let request = DrillRequest {
+            fail: Some(target.into()),
+            duration: Some(duration.into()),
+        };
+        self.call(secs, |reply| Command::Drill {
+            service: "cic".into(),
+            request,
+            actor: Actor::new("ops"),
+            reply,
+        })
+        .unwrap()
     }
 
     fn saved(&self) -> PersistedState {
@@ -501,4 +543,91 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
     assert_eq!(st.services[0].targets.len(), 2);
     assert_eq!(st.services[0].targets[0].healthy, None);
     assert!(r.kinds().contains(&EventKind::Reload));
+}
+
+#[test]
+fn a_drill_survives_a_restart_and_ends_at_its_deadline() {
+    let mut r = rig("manual");
+    r.all_up(1);
+    r.drill(2, "primary", "60s");
+    assert_eq!(r.active(), "backup");
+    let saved = r.saved().services["cic"]
+        .drill
+        .clone()
+        .expect("drill saved");
+    assert_eq!(
+        (saved.until, saved.previous.as_str()),
+        (r.u0 + 62, "primary")
+    );
+    // Down from 10 s to 30 s: the drill goes on for its remaining 32 s.
+    let mut r = r.restart_at(30);
+    assert_eq!(r.active(), "backup");
+    assert_eq!(r.answered(), "127.0.0.12");
+    let shown = r.ctl.status().services[0].drill.clone();
+    assert_eq!(shown.map(|d| d.0), Some("primary".to_string()));
+    r.ctl.tick(r.at(61));
+    assert_eq!(r.active(), "backup");
+    r.ctl.tick(r.at(62));
+    assert_eq!(r.active(), "primary", "drill over on time: reverted");
+    assert_eq!(r.saved().services["cic"].drill, None);
+}
+
+#[test]
+fn a_drill_whose_deadline_passed_while_down_is_reverted_at_start() {
+    let mut r = rig("manual");
+    r.all_up(1);
+    r.drill(2, "primary", "60s");
+    assert_eq!(r.active(), "backup");
+    let mut r = r.restart_at(300);
+    assert_eq!(r.active(), "primary", "reverted before answering anything");
+    assert_eq!(r.answered(), "127.0.0.11");
+    assert_eq!(r.saved().services["cic"].drill, None);
+    let h = r.history();
+    let end = h
+        .iter()
+        .find(|e| e.kind == EventKind::DrillEnd)
+        .expect("drill end");
+    assert!(
+        end.reason.contains("while ggond was down"),
+        "{}",
+        end.reason
+    );
+    let back = h.iter().rev().find(|e| e.kind == EventKind::Remap).unwrap();
+    assert_eq!(back.to.as_deref(), Some("primary"));
+}
+
+#[test]
+fn timed_pins_and_drains_after_a_restart_follow_their_deadlines() {
+    // Restarted before the deadline: still pinned; after it: expired at start.
+    for (restart, pinned) in [(20, true), (100, false)] {
+        let mut r = rig("manual");
+        r.all_up(1);
+        let timed = RemapRequest {
+            duration: Some("60s".into()),
+            ..to("backup2")
+        };
+        r.remap(2, timed).unwrap();
+        let mut r = r.restart_at(restart);
+        assert_eq!(r.ctl.status().services[0].pin.is_some(), pinned);
+        assert_eq!(r.active(), if pinned { "backup2" } else { "primary" });
+        if !pinned {
+            let h = r.history();
+            let e = h.iter().find(|e| e.kind == EventKind::Expire).unwrap();
+            assert!(e.reason.contains("while ggond was down"), "{}", e.reason);
+        }
+    }
+    let mut r = rig("manual");
+    r.all_up(1);
+    let req = DrainRequest {
+        reason: "disk swap".into(),
+        duration: Some("60s".into()),
+        force: false,
+    };
+    r.drain(2, "primary", req).unwrap();
+    assert_eq!(r.active(), "backup");
+    let mut r = r.restart_at(100);
+    assert!(r.saved().services["cic"].drains.is_empty());
+    let h = r.history();
+    let e = h.iter().find(|e| e.kind == EventKind::Undrain).unwrap();
+    assert!(e.reason.contains("while ggond was down"), "{}", e.reason);
 }

@@ -162,11 +162,19 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// What the middleware needs: the tokens, and the limit on failures.
+pub(super) struct Gate {
+    pub tokens: Vec<Token>,
+    pub limits: Arc<super::limits::Limits>,
+}
+
 /// The middleware in front of every protected route: find the token (all
 /// compared, in constant time), refuse and log if none or read-only for a
-/// change, else pass the [`Actor`] on to the handler.
+/// change, else pass the [`Actor`] on to the handler. Failures are counted
+/// per source ([`super::limits::Limits::auth_failed`]): past the limit they
+/// are answered 429 and logged once, not one by one.
 pub(super) async fn auth(
-    State(tokens): State<Arc<Vec<Token>>>,
+    State(gate): State<Arc<Gate>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     mut req: Request,
@@ -180,14 +188,44 @@ pub(super) async fn auth(
     // Check every token (no early exit), so timing does not reveal which matched.
     let mut found: Option<&Token> = None;
     if let Some(p) = presented {
-        for t in tokens.iter() {
+        for t in gate.tokens.iter() {
             if ct_eq(p.as_bytes(), t.secret.as_bytes()) {
                 found = Some(t);
             }
         }
     }
     let Some(token) = found else {
-        warn!(%peer, path = %req.uri().path(), "control call refused: missing or invalid token");
+        use super::limits::AuthVerdict;
+        let limits = &gate.limits.cfg;
+        let verdict = gate
+            .limits
+            .auth_failed(peer.ip(), std::time::Instant::now());
+        match verdict {
+            AuthVerdict::Refuse => {
+                warn!(%peer, path = %req.uri().path(), "control call refused: missing or invalid token")
+            }
+            AuthVerdict::LimitReached => warn!(%peer, failures = limits.auth_failures,
+                window = ?limits.auth_window,
+                "control calls with a missing or invalid token: limit reached for this source; \
+                 its further failures are answered 429 and not logged until the window ends"),
+            AuthVerdict::Limited => {}
+        }
+        if verdict != AuthVerdict::Refuse {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(
+                    axum::http::header::RETRY_AFTER,
+                    limits.auth_window.as_secs().to_string(),
+                )],
+                Json(json!({"error": format!(
+                    "missing or invalid bearer token, and more than {} such calls from this address within {}: \
+                     check the token file; a valid token is still accepted",
+                    limits.auth_failures,
+                    humantime::format_duration(limits.auth_window)
+                )})),
+            )
+                .into_response();
+        }
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "missing or invalid bearer token"})),

@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
-use super::auth::{auth, Token};
+use super::auth::{auth, Gate, Token};
+use super::limits::{bounded_body, Limits};
 use crate::decide::requests::{DrainRequest, DrillRequest, HistoryQuery, RemapRequest};
 use crate::decide::{Actor, Command, ControllerHandle, CtlError};
 
@@ -44,6 +45,8 @@ pub struct Pages {
     pub public: bool,
     /// Cluster mode: changes go to the leader, history comes from etcd.
     pub cluster: Option<crate::cluster::ClusterHandle>,
+    /// Bounds on connections, bodies and failed authentications.
+    pub limits: Arc<Limits>,
 }
 
 fn error_response(e: CtlError) -> Response {
@@ -247,7 +250,11 @@ pub fn router(
     reload_tx: tokio::sync::mpsc::Sender<ReloadRequest>,
     pages: Pages,
 ) -> Router {
-    let tokens = Arc::new(tokens);
+    let limits = pages.limits.clone();
+    let tokens = Arc::new(Gate {
+        tokens,
+        limits: limits.clone(),
+    });
     let app = AppState {
         ctl,
         reload: reload_tx,
@@ -283,7 +290,9 @@ pub fn router(
         .route("/v1/reload", post(reload))
         .merge(changes)
         .layer(middleware::from_fn_with_state(tokens.clone(), auth));
-    api.merge(read_only).with_state(app)
+    api.merge(read_only)
+        .with_state(app)
+        .layer(middleware::from_fn_with_state(limits, bounded_body))
 }
 
 async fn status_view(app: &AppState) -> Result<crate::decide::StatusView, CtlError> {
@@ -330,16 +339,4 @@ async fn status_page(State(app): State<AppState>) -> Response {
     axum::response::Html(crate::ops::status_page::render_html(&status, &history, 5)).into_response()
 }
 
-/// Serve the control API until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
+pub use super::limits::serve;

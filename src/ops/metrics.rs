@@ -47,6 +47,11 @@ struct ZoneLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: String,
 }
@@ -81,6 +86,8 @@ pub struct Metrics {
     remaps: Family<RemapLabels, Counter>,
     publisher_errors: Family<ZoneLabels, Counter>,
     notify_failed: Counter,
+    control_refused: Family<ReasonLabels, Counter>,
+    control_open: Gauge,
 }
 
 impl Default for Metrics {
@@ -123,8 +130,22 @@ impl Metrics {
             "Notifications not delivered after all attempts",
             notify_failed.clone(),
         );
+        let control_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "ggon_control_refused",
+            "Control API connections and requests refused by a limit, by reason",
+            control_refused.clone(),
+        );
+        let control_open = Gauge::default();
+        registry.register(
+            "ggon_control_connections",
+            "Open control API connections",
+            control_open.clone(),
+        );
         Metrics {
             registry,
+            control_refused,
+            control_open,
             check_duration,
             check_failures,
             remaps,
@@ -168,6 +189,19 @@ impl Metrics {
 
     pub fn notify_failed(&self) {
         self.notify_failed.inc();
+    }
+
+    /// A control API limit refused a connection or request (`reason`: see
+    /// [`crate::ops::limits`]).
+    pub fn control_refused(&self, reason: &'static str) {
+        self.control_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A control API connection opened (+1) or closed (-1).
+    pub fn control_connections(&self, delta: i64) {
+        self.control_open.inc_by(delta);
     }
 
     /// Render everything; gauges come from the current status and query totals.

@@ -1,6 +1,7 @@
 //! Operations: how people and their tools see and steer ggond.
 //!
-//! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles), the
+//! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles;
+//! [`limits`]: connection, request and failed-authentication bounds), the
 //! Prometheus text ([`metrics`]), the HTML status page ([`status_page`]) and
 //! the alerts sent to webhooks and commands ([`alerts`]).
 //!
@@ -14,5 +15,6 @@ pub mod alerts;
 pub mod auth;
 pub mod control;
 mod forward;
+pub mod limits;
 pub mod metrics;
 pub mod status_page;

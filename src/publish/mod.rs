@@ -126,15 +126,30 @@ impl Publisher {
     /// Journaled UPDATEs are replayed onto the file's data.
     pub fn add_zone(
         &mut self,
+        base: ZoneData,
+        last_serial: Option<u32>,
+    ) -> Result<(), JournalError> {
+        self.add_zone_resuming(base, last_serial, false)
+    }
+
+    /// Like [`Publisher::add_zone`]; with `exact`, resume at `last_serial`
+    /// itself (cluster mode: the saved state is the cluster's state at that
+    /// serial, and a bumped serial of this node's own would name different
+    /// contents than the leader's next one).
+    pub fn add_zone_resuming(
+        &mut self,
         mut base: ZoneData,
         last_serial: Option<u32>,
+        exact: bool,
     ) -> Result<(), JournalError> {
         if let Some(path) = self.journal_path(&base.origin) {
             journal::replay(&mut base, &path)?;
         }
         let mut serial = base.serial();
         if let Some(last) = last_serial {
-            if !serial_gt(serial, last) {
+            if exact {
+                serial = last;
+            } else if !serial_gt(serial, last) {
                 serial = next_serial(last);
             }
         }

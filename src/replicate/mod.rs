@@ -18,6 +18,7 @@
 //! It must not change zone data itself: an UPDATE is applied by the
 //! publisher on the controller's task.
 
+pub mod saved;
 pub mod secondary;
 
 mod notify;

@@ -8,8 +8,9 @@
 //! arrives from the primary's address and on the SOA refresh timer, retries
 //! on the SOA retry timer, and stops serving the zone when the SOA expire
 //! time passes without a successful check. The copy is handed to the
-//! controller (the single writer) to publish; it is not written to disk, so
-//! a restart transfers it again.
+//! controller (the single writer) to publish, and saved ([`super::saved`]):
+//! a restart serves the saved copy at once, and its refresh, retry and
+//! expire timers go on counting from the last successful check.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,51 @@ pub struct SecondaryConfig {
     pub origin: Name,
     pub primary: SocketAddr,
     pub key: Option<Key>,
+    /// Where the last copy is kept (None: not kept).
+    pub saved: Option<super::saved::Saved>,
+}
+
+fn unix_now() -> u64 {
+    crate::decide::unix_now()
+}
+
+/// The SOA timers of a copy: (refresh, retry, expire).
+fn timers(zone: &ZoneData) -> (Duration, Duration, Duration) {
+    let soa = zone.soa();
+    let secs = |v: i32| Duration::from_secs(v.max(1) as u64);
+    (secs(soa.refresh), secs(soa.retry), secs(soa.expire))
+}
+
+/// Save the copy (or, when it is current, the time the primary said so).
+fn save(cfg: &SecondaryConfig, zone: &ZoneData) {
+    if let Some(saved) = &cfg.saved {
+        if let Err(e) = saved.save(zone, unix_now()) {
+            warn!(zone = %cfg.origin, path = %saved.path().display(), error = %e,
+                "cannot save the secondary zone's copy; a restart will transfer it again");
+        }
+    }
+}
+
+/// The saved copy, if it is still within its SOA expire time, with how long
+/// ago the primary was last reached.
+fn load_saved(cfg: &SecondaryConfig) -> Option<(ZoneData, Duration)> {
+    let saved = cfg.saved.as_ref()?;
+    let copy = match saved.load(&cfg.origin) {
+        Ok(c) => c?,
+        Err(e) => {
+            warn!(zone = %cfg.origin, error = %e, "saved secondary copy unusable; transferring afresh");
+            return None;
+        }
+    };
+    let age = Duration::from_secs(unix_now().saturating_sub(copy.last_ok));
+    let (_, _, expire) = timers(&copy.zone);
+    if age >= expire {
+        warn!(zone = %cfg.origin, serial = copy.zone.serial(), age = %humantime::format_duration(age),
+            expire = %humantime::format_duration(expire),
+            "saved secondary copy expired while ggond was down (primary last reached longer ago than the SOA expire); not served until a transfer");
+        return None;
+    }
+    Some((copy.zone, age))
 }
 
 /// Start the refresh task; `notify` is poked when a NOTIFY for the zone
@@ -52,14 +98,47 @@ pub fn spawn(
             Duration::from_secs(5),
             None::<Duration>,
         );
+        // The first check: now, or when the saved copy's refresh is due.
+        let mut wait = Duration::ZERO;
+        if let Some((zone, age)) = load_saved(&cfg) {
+            let (serial, records) = (zone.serial(), zone.record_count());
+            let copy = zone.clone();
+            let taken = controller
+                .call(|reply| Command::SecondaryLoaded {
+                    zone: Box::new(zone),
+                    reply,
+                })
+                .await
+                .and_then(|r| r);
+            if taken.is_ok() {
+                info!(zone = %cfg.origin, serial, records, primary_last_reached = %humantime::format_duration(age),
+                    "secondary zone served from its saved copy");
+                let (r, t, e) = timers(&copy);
+                (refresh, retry, expire) = (r, t, Some(e));
+                last_ok = tokio::time::Instant::now()
+                    .checked_sub(age)
+                    .unwrap_or_else(tokio::time::Instant::now);
+                wait = refresh.saturating_sub(age);
+                ours = Some(copy);
+            }
+        }
         loop {
-            let wait = match check(&cfg, ours.as_ref()).await {
+            // Wake by the expire time at the latest, to stop serving on time.
+            if let (Some(exp), true) = (expire, ours.is_some()) {
+                wait = wait.min(exp.saturating_sub(last_ok.elapsed()));
+            }
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = notify.notified() => info!(zone = %cfg.origin, "NOTIFY from the primary: refreshing"),
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.requested() => break,
+                }
+            }
+            wait = match check(&cfg, ours.as_ref()).await {
                 Ok(Some((zone, how))) => {
-                    let soa = zone.soa().clone();
-                    let serial = soa.serial;
-                    refresh = Duration::from_secs(soa.refresh.max(1) as u64);
-                    retry = Duration::from_secs(soa.retry.max(1) as u64);
-                    expire = Some(Duration::from_secs(soa.expire.max(1) as u64));
+                    let serial = zone.serial();
+                    let (r, t, e) = timers(&zone);
+                    (refresh, retry, expire) = (r, t, Some(e));
                     let records = zone.record_count();
                     let origin = cfg.origin.clone();
                     let copy = zone.clone();
@@ -74,6 +153,7 @@ pub fn spawn(
                         Ok(()) => {
                             info!(zone = %origin, serial, records, primary = %cfg.primary,
                                 transfer = how, "secondary zone transferred");
+                            save(&cfg, &copy);
                             ours = Some(copy);
                             last_ok = tokio::time::Instant::now();
                         }
@@ -83,6 +163,9 @@ pub fn spawn(
                 }
                 Ok(None) => {
                     last_ok = tokio::time::Instant::now();
+                    if let Some(z) = &ours {
+                        save(&cfg, z);
+                    }
                     refresh
                 }
                 Err(e) => {
@@ -101,11 +184,6 @@ pub fn spawn(
                     retry
                 }
             };
-            tokio::select! {
-                _ = notify.notified() => info!(zone = %cfg.origin, "NOTIFY from the primary: refreshing"),
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.requested() => break,
-            }
         }
     })
 }

@@ -4,10 +4,14 @@
 //! `harness` proves the etcd harness itself (cluster start, member stop,
 //! kill, pause and restart, the JSON gateway client, the TCP proxy that cuts
 //! one node off from etcd), so when a failover test fails the harness is
-//! known to be right. Every wait is bounded.
+//! known to be right. `nemesis` runs random kills, pauses and etcd faults
+//! while remapping and reading, judged by `nemesis_check`. Every wait is
+//! bounded.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod failures;
 mod harness;
+mod nemesis;
+mod nemesis_check;

@@ -1,0 +1,107 @@
+//! `[control.limits]`: what one client may cost the control API.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Bounds on the control API's connections and requests. The defaults fit
+/// an operator's API on loopback or a management network: far above what
+/// `ggon-ctl` and a scraper use, far below what exhausts the process.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlLimits {
+    /// Open connections in all; past it a new connection is closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one source address (below `max_connections`,
+    /// so one abusive source cannot take every slot).
+    #[serde(default = "default_per_source")]
+    pub max_connections_per_source: usize,
+    /// Time to send a request's headers (also bounds an idle keep-alive
+    /// connection waiting for its next request).
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time to send a request's whole body.
+    #[serde(default = "default_body_timeout", with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+    /// Failed authentications one source address may make per `auth_window`;
+    /// past it they are answered 429 and no longer logged one by one (a valid
+    /// token is still accepted).
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures: u32,
+    #[serde(default = "default_auth_window", with = "humantime_serde")]
+    pub auth_window: Duration,
+}
+
+impl Default for ControlLimits {
+    fn default() -> Self {
+        ControlLimits {
+            max_connections: default_max_connections(),
+            max_connections_per_source: default_per_source(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            max_body: default_max_body(),
+            auth_failures: default_auth_failures(),
+            auth_window: default_auth_window(),
+        }
+    }
+}
+
+impl ControlLimits {
+    /// What is wrong with these limits, if anything (field, message).
+    pub(super) fn problem(&self) -> Option<(&'static str, String)> {
+        if self.max_connections == 0 || self.max_connections_per_source == 0 {
+            return Some((
+                "control.limits.max_connections",
+                "connection limits must be at least 1".into(),
+            ));
+        }
+        if self.max_connections_per_source > self.max_connections {
+            return Some((
+                "control.limits.max_connections_per_source",
+                format!(
+                    "{} is more than max_connections ({}): one source could take every slot",
+                    self.max_connections_per_source, self.max_connections
+                ),
+            ));
+        }
+        if self.header_timeout.is_zero() || self.body_timeout.is_zero() {
+            return Some((
+                "control.limits.header_timeout",
+                "timeouts must be more than 0".into(),
+            ));
+        }
+        if self.max_body < 1024 {
+            return Some((
+                "control.limits.max_body",
+                "at least 1024 bytes (requests carry a reason)".into(),
+            ));
+        }
+        None
+    }
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+fn default_per_source() -> usize {
+    64
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_auth_failures() -> u32 {
+    10
+}
+fn default_auth_window() -> Duration {
+    Duration::from_secs(60)
+}

@@ -1,0 +1,385 @@
+//! Bounds on the control API: what one client may cost it.
+//!
+//! Owns: accepting connections ([`serve`]: a cap in all and per source
+//! address, each connection served by hyper with a header read timeout), the
+//! request body bound ([`bounded_body`]: size and read time) and the count of
+//! failed authentications per source ([`Limits::auth_failed`]). Every refusal
+//! is counted in `ggon_control_refused{reason}` and logged, at most once per
+//! [`LOG_EVERY`] per reason (with the number left unlogged), so a flood cannot
+//! fill the log either.
+//!
+//! Why: the control API is the operator's way to remap during an incident.
+//! Without bounds, clients that send half a request are held forever, and at
+//! the descriptor limit the listener stops accepting, taking that way with
+//! it. It must not know what the routes do.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tower::Layer;
+use tracing::warn;
+
+use crate::config::ControlLimits;
+use crate::ops::metrics::Metrics;
+use crate::shutdown::Shutdown;
+
+/// At most one log line per reason this often; the rest are counted.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Reasons, as they appear in the metric's `reason` label.
+pub mod reason {
+    pub const CONNECTIONS: &str = "connections";
+    pub const CONNECTIONS_PER_SOURCE: &str = "connections_per_source";
+    pub const HEADER_TIMEOUT: &str = "header_timeout";
+    pub const HEADER_TOO_LARGE: &str = "header_too_large";
+    pub const BODY_TIMEOUT: &str = "body_timeout";
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    pub const AUTH_FAILED: &str = "auth_failed";
+    pub const AUTH_RATE_LIMITED: &str = "auth_rate_limited";
+}
+
+/// What a failed authentication leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVerdict {
+    /// Under the limit: answer 401 and log it.
+    Refuse,
+    /// This failure reached the limit: answer 429, log that the source is limited.
+    LimitReached,
+    /// Over the limit: answer 429, counted only.
+    Limited,
+}
+
+#[derive(Default)]
+struct Conns {
+    total: usize,
+    by_source: HashMap<IpAddr, usize>,
+}
+
+/// The control API's limits and their counters; shared by the accept loop
+/// and the middleware.
+pub struct Limits {
+    pub cfg: ControlLimits,
+    metrics: Arc<Metrics>,
+    conns: Mutex<Conns>,
+    /// Per source: start of its window and failures in it.
+    auth: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Per reason: when last logged and how many since.
+    logged: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+/// One admitted connection; its slot is given back when dropped.
+pub struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.limits.conns.lock().expect("not poisoned");
+        c.total -= 1;
+        if let Some(n) = c.by_source.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.by_source.remove(&self.ip);
+            }
+        }
+        self.limits.metrics.control_connections(-1);
+    }
+}
+
+impl Limits {
+    pub fn new(cfg: ControlLimits, metrics: Arc<Metrics>) -> Arc<Limits> {
+        Arc::new(Limits {
+            cfg,
+            metrics,
+            conns: Mutex::default(),
+            auth: Mutex::default(),
+            logged: Mutex::default(),
+        })
+    }
+
+    /// Count a refusal; returns how many went unlogged before this one when
+    /// this one should be logged, None when it should not.
+    pub fn refused(&self, reason: &'static str) -> Option<u64> {
+        self.metrics.control_refused(reason);
+        let mut l = self.logged.lock().expect("not poisoned");
+        let now = Instant::now();
+        match l.get_mut(reason) {
+            Some((at, n)) if now.duration_since(*at) < LOG_EVERY => {
+                *n += 1;
+                None
+            }
+            Some((at, n)) => {
+                let unlogged = *n;
+                (*at, *n) = (now, 0);
+                Some(unlogged)
+            }
+            None => {
+                l.insert(reason, (now, 0));
+                Some(0)
+            }
+        }
+    }
+
+    /// Admit a connection from `ip`, or say which cap it hit.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
+        let mut c = self.conns.lock().expect("not poisoned");
+        if c.total >= self.cfg.max_connections {
+            return Err(reason::CONNECTIONS);
+        }
+        let mine = c.by_source.entry(ip).or_insert(0);
+        if *mine >= self.cfg.max_connections_per_source {
+            return Err(reason::CONNECTIONS_PER_SOURCE);
+        }
+        *mine += 1;
+        c.total += 1;
+        self.metrics.control_connections(1);
+        Ok(Slot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    /// A request from `ip` presented no valid token.
+    pub fn auth_failed(&self, ip: IpAddr, now: Instant) -> AuthVerdict {
+        let mut m = self.auth.lock().expect("not poisoned");
+        let window = self.cfg.auth_window;
+        if m.len() > 10_000 {
+            m.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let e = m.entry(ip).or_insert((now, 0));
+        if now.duration_since(e.0) >= window {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+        let verdict = match e.1.cmp(&self.cfg.auth_failures) {
+            std::cmp::Ordering::Less | std::cmp::Ordering::Equal => AuthVerdict::Refuse,
+            std::cmp::Ordering::Greater if e.1 == self.cfg.auth_failures + 1 => {
+                AuthVerdict::LimitReached
+            }
+            std::cmp::Ordering::Greater => AuthVerdict::Limited,
+        };
+        self.metrics.control_refused(match verdict {
+            AuthVerdict::Refuse => reason::AUTH_FAILED,
+            _ => reason::AUTH_RATE_LIMITED,
+        });
+        verdict
+    }
+}
+
+fn refuse(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Read the whole request body within `body_timeout` and `max_body` bytes,
+/// then hand the request on; 408 or 413 otherwise.
+pub(super) async fn bounded_body(
+    State(limits): State<Arc<Limits>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let max = limits.cfg.max_body;
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = |limits: &Limits| {
+        if let Some(unlogged) = limits.refused(reason::BODY_TOO_LARGE) {
+            warn!(%peer, max_bytes = max, unlogged, "control request refused: body too large");
+        }
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {max} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large(&limits);
+    }
+    let read = http_body_util::Limited::new(body, max).collect();
+    match tokio::time::timeout(limits.cfg.body_timeout, read).await {
+        Ok(Ok(collected)) => {
+            let req = Request::from_parts(parts, Body::from(collected.to_bytes()));
+            next.run(req).await
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => too_large(&limits),
+        Ok(Err(e)) => refuse(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {e}"),
+        ),
+        Err(_) => {
+            let t = limits.cfg.body_timeout;
+            if let Some(unlogged) = limits.refused(reason::BODY_TIMEOUT) {
+                warn!(%peer, timeout = ?t, unlogged, "control request refused: body not sent in time");
+            }
+            refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within {}",
+                    humantime::format_duration(t)
+                ),
+            )
+        }
+    }
+}
+
+/// What a refused connection is told before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+connection: close\r\ncontent-length: 52\r\n\r\n{\"error\":\"too many control connections; try again\"}\n";
+
+/// Serve the control API until `shutdown`: accept, admit within the caps,
+/// serve each connection with a header read timeout. On shutdown, stop
+/// accepting and let requests in progress finish (the caller bounds the wait).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Arc<Limits>,
+    mut shutdown: Shutdown,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            _ = shutdown.requested() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors, most likely: wait for some to be freed.
+                warn!(error = %e, "control API cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let slot = match limits.admit(peer.ip()) {
+            Ok(s) => s,
+            Err(why) => {
+                if let Some(unlogged) = limits.refused(why) {
+                    warn!(%peer, reason = why, unlogged,
+                        max = limits.cfg.max_connections,
+                        per_source = limits.cfg.max_connections_per_source,
+                        "control connection refused: too many open connections");
+                }
+                let _ = stream.try_write(BUSY);
+                continue;
+            }
+        };
+        let service = axum::Extension(ConnectInfo(peer)).layer(router.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.cfg.header_timeout);
+        let limits = limits.clone();
+        let mut stop = shutdown.clone();
+        conns.spawn(async move {
+            let _slot = slot;
+            let conn =
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.requested() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                connection_error(&limits, peer, &e);
+            }
+        });
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
+
+fn connection_error(limits: &Limits, peer: SocketAddr, e: &hyper::Error) {
+    let t = limits.cfg.header_timeout;
+    if e.is_timeout() {
+        if let Some(unlogged) = limits.refused(reason::HEADER_TIMEOUT) {
+            warn!(%peer, timeout = ?t, unlogged,
+                "control connection closed: request headers not sent in time");
+        }
+    } else if e.is_parse_too_large() {
+        if let Some(unlogged) = limits.refused(reason::HEADER_TOO_LARGE) {
+            warn!(%peer, unlogged, "control connection closed: request headers too large");
+        }
+    } else {
+        tracing::debug!(%peer, error = %e, "control connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max: usize, per: usize) -> Arc<Limits> {
+        Limits::new(
+            ControlLimits {
+                max_connections: max,
+                max_connections_per_source: per,
+                auth_failures: 2,
+                ..ControlLimits::default()
+            },
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    #[test]
+    fn caps_in_all_and_per_source_and_slots_come_back() {
+        let l = limits(3, 2);
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        let s1 = l.admit(a).unwrap();
+        let _s2 = l.admit(a).unwrap();
+        assert_eq!(l.admit(a).err(), Some(reason::CONNECTIONS_PER_SOURCE));
+        let _s3 = l.admit(b).unwrap();
+        assert_eq!(l.admit(b).err(), Some(reason::CONNECTIONS));
+        drop(s1);
+        assert!(l.admit(b).is_ok());
+    }
+
+    #[test]
+    fn failed_authentications_are_limited_per_source_and_window() {
+        let l = limits(3, 2);
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        let t = Instant::now();
+        assert_eq!(l.auth_failed(a, t), AuthVerdict::Refuse);
+        assert_eq!(l.auth_failed(a, t), AuthVerdict::Refuse);
+        assert_eq!(l.auth_failed(a, t), AuthVerdict::LimitReached);
+        assert_eq!(l.auth_failed(a, t), AuthVerdict::Limited);
+        assert_eq!(l.auth_failed(b, t), AuthVerdict::Refuse);
+        let later = t + l.cfg.auth_window;
+        assert_eq!(l.auth_failed(a, later), AuthVerdict::Refuse);
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_period_with_the_count_in_between() {
+        let l = limits(3, 2);
+        assert_eq!(l.refused(reason::BODY_TIMEOUT), Some(0));
+        assert_eq!(l.refused(reason::BODY_TIMEOUT), None);
+        assert_eq!(l.refused(reason::BODY_TIMEOUT), None);
+        assert_eq!(l.refused(reason::HEADER_TIMEOUT), Some(0));
+        l.logged
+            .lock()
+            .unwrap()
+            .get_mut(reason::BODY_TIMEOUT)
+            .unwrap()
+            .0 -= LOG_EVERY;
+        assert_eq!(l.refused(reason::BODY_TIMEOUT), Some(2));
+    }
+}
