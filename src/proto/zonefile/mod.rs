@@ -18,7 +18,9 @@
 //! first. It must not know about serving: [`super::zone`] checks and holds
 //! the result.
 
+mod complex;
 mod lexer;
+mod names;
 pub mod rdata;
 
 use std::path::{Path, PathBuf};

@@ -13,131 +13,11 @@ use std::str::FromStr;
 use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXLOWER_PERMISSIVE};
 use hickory_proto::rr::{Name, RecordType};
 
+use super::complex::{apl, loc, svcb, wks};
 use super::lexer::{unescape, Token};
+pub use super::names::{name, name_wire, rtype};
 
 type R<T> = Result<T, String>;
-
-/// A name in presentation form (`@`, relative or absolute, `\X` and decimal
-/// `\DDD` escapes), case kept.
-pub fn name(s: &str, origin: &Name) -> R<Name> {
-    if s == "@" {
-        return Ok(origin.clone());
-    }
-    if s == "." {
-        return Ok(Name::root());
-    }
-    let b = s.as_bytes();
-    let mut labels: Vec<Vec<u8>> = Vec::new();
-    let mut cur = Vec::new();
-    let mut absolute = false;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-                    let v: u16 = s[i + 1..i + 4].parse().unwrap_or(999);
-                    if v > 255 {
-                        return Err(format!("`{s}`: `\\{v}` is not a byte"));
-                    }
-                    cur.push(v as u8);
-                    i += 4;
-                } else if i + 1 < b.len() {
-                    cur.push(b[i + 1]);
-                    i += 2;
-                } else {
-                    return Err(format!("`{s}`: a lone `\\` at the end"));
-                }
-            }
-            b'.' => {
-                if cur.is_empty() {
-                    return Err(format!("`{s}`: empty label"));
-                }
-                labels.push(std::mem::take(&mut cur));
-                i += 1;
-                if i == b.len() {
-                    absolute = true;
-                }
-            }
-            c => {
-                cur.push(c);
-                i += 1;
-            }
-        }
-    }
-    if !cur.is_empty() {
-        labels.push(cur);
-    }
-    if let Some(l) = labels.iter().find(|l| l.len() > 63) {
-        return Err(format!("`{s}`: a label of {} octets (63 at most)", l.len()));
-    }
-    let mut n = Name::from_labels(labels.iter().map(|l| l.as_slice()))
-        .map_err(|e| format!("`{s}`: {e}"))?;
-    if !absolute {
-        n = n.append_domain(origin).map_err(|e| format!("`{s}`: {e}"))?;
-    }
-    n.set_fqdn(true);
-    Ok(n)
-}
-
-/// A name in uncompressed wire form, case kept.
-pub fn name_wire(n: &Name, out: &mut Vec<u8>) {
-    for l in n.iter() {
-        out.push(l.len() as u8);
-        out.extend_from_slice(l);
-    }
-    out.push(0);
-}
-
-/// A type mnemonic or `TYPEnnn`.
-pub fn rtype(s: &str) -> Option<RecordType> {
-    let up = s.to_ascii_uppercase();
-    if let Some(n) = up.strip_prefix("TYPE") {
-        return n.parse::<u16>().ok().map(RecordType::from);
-    }
-    match RecordType::from_str(&up) {
-        Ok(RecordType::Unknown(_)) | Err(_) => match up.as_str() {
-            "DNAME" => Some(RecordType::DNAME),
-            "SPF" => Some(RecordType::from(99)),
-            "AFSDB" => Some(RecordType::from(18)),
-            "RP" => Some(RecordType::from(17)),
-            "LOC" => Some(RecordType::from(29)),
-            "RT" => Some(RecordType::from(21)),
-            "KX" => Some(RecordType::from(36)),
-            "X25" => Some(RecordType::from(19)),
-            "ISDN" => Some(RecordType::from(20)),
-            "NSAP" => Some(RecordType::from(22)),
-            "NXT" => Some(RecordType::from(30)),
-            "EUI48" => Some(RecordType::from(108)),
-            "EUI64" => Some(RecordType::from(109)),
-            "URI" => Some(RecordType::from(256)),
-            "ZONEMD" => Some(RecordType::from(63)),
-            "IPSECKEY" => Some(RecordType::from(45)),
-            "HIP" => Some(RecordType::from(55)),
-            "DHCID" => Some(RecordType::from(49)),
-            "MB" => Some(RecordType::from(7)),
-            "MG" => Some(RecordType::from(8)),
-            "MR" => Some(RecordType::from(9)),
-            "MINFO" => Some(RecordType::from(14)),
-            "TA" => Some(RecordType::from(32768)),
-            "DLV" => Some(RecordType::from(32769)),
-            "SMIMEA" => Some(RecordType::SMIMEA),
-            "CDS" => Some(RecordType::CDS),
-            "CDNSKEY" => Some(RecordType::CDNSKEY),
-            "WKS" => Some(RecordType::from(11)),
-            "NSAP-PTR" => Some(RecordType::from(23)),
-            "PX" => Some(RecordType::from(26)),
-            "GPOS" => Some(RecordType::from(27)),
-            "APL" => Some(RecordType::from(42)),
-            "DSYNC" => Some(RecordType::from(66)),
-            "NID" => Some(RecordType::from(104)),
-            "L32" => Some(RecordType::from(105)),
-            "L64" => Some(RecordType::from(106)),
-            "LP" => Some(RecordType::from(107)),
-            _ => None,
-        },
-        Ok(t) => Some(t),
-    }
-}
 
 /// A cursor over a record's RDATA tokens.
 pub struct Fields<'a> {
@@ -154,7 +34,7 @@ impl<'a> Fields<'a> {
             origin,
         }
     }
-    fn next(&mut self, what: &str) -> R<&'a Token> {
+    pub(super) fn next(&mut self, what: &str) -> R<&'a Token> {
         let t = self
             .toks
             .get(self.pos)
@@ -162,10 +42,10 @@ impl<'a> Fields<'a> {
         self.pos += 1;
         Ok(t)
     }
-    fn text(&mut self, what: &str) -> R<&'a str> {
+    pub(super) fn text(&mut self, what: &str) -> R<&'a str> {
         Ok(&self.next(what)?.text)
     }
-    fn rest(&mut self) -> &'a [Token] {
+    pub(super) fn rest(&mut self) -> &'a [Token] {
         let r = &self.toks[self.pos..];
         self.pos = self.toks.len();
         r
@@ -176,27 +56,27 @@ impl<'a> Fields<'a> {
             Some(t) => Err(format!("unexpected `{}` after the record data", t.text)),
         }
     }
-    fn num<T: FromStr>(&mut self, what: &str) -> R<T> {
+    pub(super) fn num<T: FromStr>(&mut self, what: &str) -> R<T> {
         let t = self.text(what)?;
         t.parse()
             .map_err(|_| format!("{what} `{t}` is not a valid number"))
     }
-    fn name(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
+    pub(super) fn name(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
         let t = self.text(what)?;
         name_wire(&name(t, self.origin)?, out);
         Ok(())
     }
-    fn string(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
+    pub(super) fn string(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
         let t = self.next(what)?;
         char_string(&t.text, out)
     }
     /// The remaining tokens joined (base64/hex may be split by spaces).
-    fn joined(&mut self) -> String {
+    pub(super) fn joined(&mut self) -> String {
         self.rest().iter().map(|t| t.text.as_str()).collect()
     }
 }
 
-fn char_string(s: &str, out: &mut Vec<u8>) -> R<()> {
+pub(super) fn char_string(s: &str, out: &mut Vec<u8>) -> R<()> {
     let b = unescape(s)?;
     if b.len() > 255 {
         return Err(format!(
@@ -209,7 +89,7 @@ fn char_string(s: &str, out: &mut Vec<u8>) -> R<()> {
     Ok(())
 }
 
-fn hex(s: &str) -> R<Vec<u8>> {
+pub(super) fn hex(s: &str) -> R<Vec<u8>> {
     if s == "-" {
         return Ok(Vec::new());
     }
@@ -218,7 +98,7 @@ fn hex(s: &str) -> R<Vec<u8>> {
         .map_err(|e| format!("bad hex `{s}`: {e}"))
 }
 
-fn b64(s: &str) -> R<Vec<u8>> {
+pub(super) fn b64(s: &str) -> R<Vec<u8>> {
     BASE64
         .decode(s.as_bytes())
         .map_err(|e| format!("bad base64: {e}"))
@@ -303,67 +183,6 @@ fn alg_or_num(s: &str) -> R<u8> {
         "PRIVATEOID" => 254,
         _ => return Err(format!("unknown algorithm `{s}`")),
     })
-}
-
-/// LOC (RFC 1876): "d [m [s]] N|S d [m [s]] E|W alt[m] [siz[m] [hp[m] [vp[m]]]]".
-fn loc(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
-    let toks: Vec<&str> = f.rest().iter().map(|t| t.text.as_str()).collect();
-    let mut i = 0;
-    let mut coord = |hemis: [&str; 2]| -> R<u32> {
-        let mut parts = [0f64; 3];
-        let mut k = 0;
-        while i < toks.len() && k < 3 {
-            let t = toks[i];
-            if hemis.iter().any(|h| t.eq_ignore_ascii_case(h)) {
-                break;
-            }
-            parts[k] = t.parse().map_err(|_| format!("LOC: bad `{t}`"))?;
-            k += 1;
-            i += 1;
-        }
-        let h = toks.get(i).ok_or("LOC: missing hemisphere")?;
-        i += 1;
-        let ms = ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0).round() as i64;
-        let v = if h.eq_ignore_ascii_case(hemis[0]) {
-            ms
-        } else {
-            -ms
-        };
-        Ok((2_147_483_648i64 + v) as u32)
-    };
-    let lat = coord(["N", "S"])?;
-    let lon = coord(["E", "W"])?;
-    let meters = |s: &str| -> R<f64> {
-        s.trim_end_matches(['m', 'M'])
-            .parse::<f64>()
-            .map_err(|_| format!("LOC: bad `{s}`"))
-    };
-    let alt = meters(toks.get(i).ok_or("LOC: missing altitude")?)?;
-    i += 1;
-    let prec = |s: Option<&&str>, default: f64| -> R<u8> {
-        let cm = match s {
-            Some(s) => meters(s)? * 100.0,
-            None => default,
-        };
-        let mut e = 0u8;
-        let mut m = cm.round() as u64;
-        while m >= 10 && e < 9 {
-            m /= 10;
-            e += 1;
-        }
-        Ok(((m.min(9) as u8) << 4) | e)
-    };
-    let size = prec(toks.get(i), 100.0)?;
-    let hp = prec(toks.get(i + 1), 1_000_000.0)?;
-    let vp = prec(toks.get(i + 2), 1000.0)?;
-    if toks.len() > i + 3 {
-        return Err("LOC: too many fields".into());
-    }
-    out.extend_from_slice(&[0, size, hp, vp]);
-    out.extend_from_slice(&lat.to_be_bytes());
-    out.extend_from_slice(&lon.to_be_bytes());
-    out.extend_from_slice(&(((alt * 100.0).round() as i64 + 10_000_000) as u32).to_be_bytes());
-    Ok(())
 }
 
 /// The wire form of `rtype`'s RDATA written as `fields`.
@@ -696,313 +515,6 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
     Ok(out)
 }
 
-/// SVCB/HTTPS (RFC 9460): priority, target, then `key[=value]` parameters
-/// in any order, written in increasing key order (the wire form requires
-/// it). Values may be quoted; lists are comma-separated (`\,` escapes).
-fn svcb(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
-    out.extend_from_slice(&f.num::<u16>("priority")?.to_be_bytes());
-    f.name("target", out)?;
-    let toks = f.rest();
-    let mut params: Vec<(u16, Vec<u8>)> = Vec::new();
-    let mut i = 0;
-    while i < toks.len() {
-        let t = &toks[i];
-        i += 1;
-        let (key, mut value) = match t.text.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (t.text.clone(), None),
-        };
-        // `key="value"` arrives as `key=` then a quoted token.
-        if value.as_deref() == Some("") && toks.get(i).is_some_and(|n| n.quoted) {
-            value = Some(toks[i].text.clone());
-            i += 1;
-        }
-        let k = svc_key(&key)?;
-        if params.iter().any(|(x, _)| *x == k) {
-            return Err(format!("parameter `{key}` given twice"));
-        }
-        params.push((k, svc_value(k, value.as_deref())?));
-    }
-    params.sort_by_key(|(k, _)| *k);
-    for (k, v) in params {
-        out.extend_from_slice(&k.to_be_bytes());
-        out.extend_from_slice(&(v.len() as u16).to_be_bytes());
-        out.extend(v);
-    }
-    Ok(())
-}
-
-fn svc_key(k: &str) -> R<u16> {
-    Ok(match k.to_ascii_lowercase().as_str() {
-        "mandatory" => 0,
-        "alpn" => 1,
-        "no-default-alpn" => 2,
-        "port" => 3,
-        "ipv4hint" => 4,
-        "ech" => 5,
-        "ipv6hint" => 6,
-        "dohpath" => 7,
-        "ohttp" => 8,
-        other => other
-            .strip_prefix("key")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| format!("unknown SvcParam key `{k}`"))?,
-    })
-}
-
-/// A comma-separated list; `\,` is a comma inside an item (RFC 9460 A.1).
-fn svc_list(v: &str) -> R<Vec<Vec<u8>>> {
-    let mut out = vec![Vec::new()];
-    for (byte, escaped) in unescape_flagged(v)? {
-        if byte == b',' && !escaped {
-            out.push(Vec::new());
-        } else {
-            out.last_mut().expect("one item at least").push(byte);
-        }
-    }
-    Ok(out)
-}
-
-/// Decode `\X` and `\DDD`, saying for each byte whether it was escaped.
-fn unescape_flagged(s: &str) -> R<Vec<(u8, bool)>> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-                let v: u16 = s[i + 1..i + 4].parse().unwrap_or(999);
-                if v > 255 {
-                    return Err(format!("`\\{v}` is not a byte"));
-                }
-                out.push((v as u8, true));
-                i += 4;
-            } else if i + 1 < b.len() {
-                out.push((b[i + 1], true));
-                i += 2;
-            } else {
-                return Err("a lone `\\` at the end".into());
-            }
-        } else {
-            out.push((b[i], false));
-            i += 1;
-        }
-    }
-    Ok(out)
-}
-
-fn svc_value(key: u16, v: Option<&str>) -> R<Vec<u8>> {
-    let need = |v: Option<&'_ str>| -> R<String> {
-        v.map(str::to_string)
-            .ok_or_else(|| format!("SvcParam key{key} needs a value"))
-    };
-    let mut out = Vec::new();
-    match key {
-        0 => {
-            let mut keys = Vec::new();
-            for k in need(v)?.split(',') {
-                keys.push(svc_key(k)?);
-            }
-            keys.sort_unstable();
-            for k in keys {
-                out.extend_from_slice(&k.to_be_bytes());
-            }
-        }
-        1 => {
-            for id in svc_list(&need(v)?)? {
-                if id.is_empty() || id.len() > 255 {
-                    return Err("an alpn id is 1 to 255 octets".into());
-                }
-                out.push(id.len() as u8);
-                out.extend(id);
-            }
-        }
-        2 | 8 => {
-            if v.is_some_and(|x| !x.is_empty()) {
-                return Err(format!("SvcParam key{key} takes no value"));
-            }
-        }
-        3 => out.extend_from_slice(
-            &need(v)?
-                .parse::<u16>()
-                .map_err(|_| "port is a number".to_string())?
-                .to_be_bytes(),
-        ),
-        4 => {
-            for a in need(v)?.split(',') {
-                let a: Ipv4Addr = a.parse().map_err(|_| format!("bad ipv4hint `{a}`"))?;
-                out.extend_from_slice(&a.octets());
-            }
-        }
-        5 => out.extend(b64(&need(v)?)?),
-        6 => {
-            for a in need(v)?.split(',') {
-                let a: Ipv6Addr = a.parse().map_err(|_| format!("bad ipv6hint `{a}`"))?;
-                out.extend_from_slice(&a.octets());
-            }
-        }
-        _ => out.extend(unescape(v.unwrap_or(""))?),
-    }
-    Ok(out)
-}
-
-/// WKS (RFC 1035 3.4.2): address, protocol, services (numbers or names).
-fn wks(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
-    let a: Ipv4Addr = f.num("address")?;
-    out.extend_from_slice(&a.octets());
-    let p = f.text("protocol")?;
-    let proto: u8 = match p.to_ascii_lowercase().as_str() {
-        "tcp" => 6,
-        "udp" => 17,
-        n => n.parse().map_err(|_| format!("unknown protocol `{p}`"))?,
-    };
-    out.push(proto);
-    let mut bits: Vec<u8> = Vec::new();
-    for t in f.rest() {
-        let port: u16 = match t.text.to_ascii_lowercase().as_str() {
-            "domain" => 53,
-            "smtp" => 25,
-            "http" | "www" => 80,
-            "ftp" => 21,
-            "telnet" => 23,
-            "ssh" => 22,
-            "pop3" => 110,
-            "imap" => 143,
-            "https" => 443,
-            "ntp" => 123,
-            n => n
-                .parse()
-                .map_err(|_| format!("unknown service `{}`", t.text))?,
-        };
-        let byte = port as usize / 8;
-        if bits.len() <= byte {
-            bits.resize(byte + 1, 0);
-        }
-        bits[byte] |= 0x80 >> (port % 8);
-    }
-    out.extend(bits);
-    Ok(())
-}
-
-/// APL (RFC 3123): `[!]afi:address/prefix` items.
-fn apl(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
-    for t in f.rest() {
-        let (neg, item) = match t.text.strip_prefix('!') {
-            Some(x) => (true, x),
-            None => (false, t.text.as_str()),
-        };
-        let (afi, rest) = item
-            .split_once(':')
-            .ok_or_else(|| format!("bad APL item `{item}`"))?;
-        let (addr, prefix) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("bad APL item `{item}`"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .map_err(|_| format!("bad prefix in `{item}`"))?;
-        let (afi, mut bytes): (u16, Vec<u8>) = match afi {
-            "1" => (
-                1,
-                addr.parse::<Ipv4Addr>()
-                    .map_err(|_| format!("bad address in `{item}`"))?
-                    .octets()
-                    .to_vec(),
-            ),
-            "2" => (
-                2,
-                addr.parse::<Ipv6Addr>()
-                    .map_err(|_| format!("bad address in `{item}`"))?
-                    .octets()
-                    .to_vec(),
-            ),
-            _ => return Err(format!("unknown APL family in `{item}`")),
-        };
-        while bytes.last() == Some(&0) {
-            bytes.pop();
-        }
-        out.extend_from_slice(&afi.to_be_bytes());
-        out.push(prefix);
-        out.push((bytes.len() as u8) | if neg { 0x80 } else { 0 });
-        out.extend(bytes);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn toks(s: &str) -> Vec<Token> {
-        super::super::lexer::entries(&format!("x {s}\n")).unwrap()[0].tokens[1..].to_vec()
-    }
-
-    fn enc(t: &str, s: &str) -> R<Vec<u8>> {
-        let origin = Name::from_ascii("example.").unwrap();
-        encode(rtype(t).unwrap(), &toks(s), &origin)
-    }
-
-    #[test]
-    fn names_use_decimal_escapes_keep_case_and_take_the_origin() {
-        let o = Name::from_ascii("example.").unwrap();
-        let n = name("A\\046b\\.c", &o).unwrap();
-        let labels: Vec<&[u8]> = n.iter().collect();
-        assert_eq!(labels, [&b"A.b.c"[..], b"example"]);
-        assert_eq!(name("@", &o).unwrap(), o);
-        assert!(name("a..b", &o).is_err());
-        assert!(name(&"x".repeat(64), &o).is_err());
-    }
-
-    #[test]
-    fn types_hickory_refuses_encode() {
-        assert_eq!(enc("DNAME", "Other.").unwrap(), b"\x05Other\x00");
-        assert_eq!(enc("TYPE65534", "\\# 4 0a000001").unwrap(), [10, 0, 0, 1]);
-        assert!(enc("TYPE65534", "\\# 3 0a000001").is_err());
-        assert_eq!(
-            enc("AFSDB", "1 db").unwrap(),
-            b"\x00\x01\x02db\x07example\x00"
-        );
-        let ds = enc("DS", "60485 5 1 2BB183AF5F22588179A53B0A 98631FAD1A292118").unwrap();
-        assert_eq!(&ds[..4], &[0xec, 0x45, 5, 1]);
-        assert_eq!(ds.len(), 4 + 20);
-        let nsec = enc("NSEC", "host.example. A MX RRSIG NSEC TYPE1234").unwrap();
-        // RFC 4034 4.3's example bit map, plus window 4.
-        let mut want = vec![0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b];
-        want.extend([0u8; 26]);
-        want.push(0x20);
-        assert!(nsec.ends_with(&want), "{nsec:?}");
-        assert_eq!(dnssec_time("20260101000000").unwrap(), 1_767_225_600);
-        assert_eq!(
-            enc("EUI48", "00-00-5e-00-53-2a").unwrap(),
-            [0, 0, 0x5e, 0, 0x53, 0x2a]
-        );
-        assert_eq!(enc("TXT", "\"a b\" c\\065").unwrap(), b"\x03a b\x02cA");
-        assert!(enc("A", "1.2.3.4 5").is_err());
-    }
-
-    #[test]
-    fn loc_matches_rfc1876_example() {
-        // The example of RFC 1876 (section 3), known wire values.
-        let w = enc("LOC", "42 21 54 N 71 06 18 W -24m 30m").unwrap();
-        assert_eq!(&w[..4], &[0, 0x33, 0x16, 0x13]);
-        assert_eq!(
-            u32::from_be_bytes(w[4..8].try_into().unwrap()),
-            2_147_483_648 + 152_514_000
-        );
-        assert_eq!(
-            u32::from_be_bytes(w[8..12].try_into().unwrap()),
-            2_147_483_648 - 255_978_000
-        );
-        assert_eq!(
-            u32::from_be_bytes(w[12..16].try_into().unwrap()),
-            10_000_000 - 2400
-        );
-    }
-
-    #[test]
-    fn svcb_targets_are_absolute_and_params_sorted() {
-        let w = enc("HTTPS", "1 svc alpn=h2 port=8443").unwrap();
-        let out_of_order = enc("HTTPS", "1 svc port=8443 alpn=h2").unwrap();
-        assert_eq!(w, out_of_order);
-        assert!(w.windows(13).any(|x| x == b"\x03svc\x07example\x00"));
-    }
-}
+#[path = "rdata_tests.rs"]
+mod tests;

@@ -1,0 +1,302 @@
+//! The RDATA forms with a grammar of their own: LOC (RFC 1876), SVCB and
+//! HTTPS (RFC 9460), WKS (RFC 1035) and APL (RFC 3123).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::lexer::unescape;
+use super::rdata::{b64, Fields};
+
+type R<T> = Result<T, String>;
+
+/// LOC (RFC 1876): "d [m [s]] N|S d [m [s]] E|W alt[m] [siz[m] [hp[m] [vp[m]]]]".
+pub(super) fn loc(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
+    let toks: Vec<&str> = f.rest().iter().map(|t| t.text.as_str()).collect();
+    let mut i = 0;
+    let mut coord = |hemis: [&str; 2]| -> R<u32> {
+        let mut parts = [0f64; 3];
+        let mut k = 0;
+        while i < toks.len() && k < 3 {
+            let t = toks[i];
+            if hemis.iter().any(|h| t.eq_ignore_ascii_case(h)) {
+                break;
+            }
+            parts[k] = t.parse().map_err(|_| format!("LOC: bad `{t}`"))?;
+            k += 1;
+            i += 1;
+        }
+        let h = toks.get(i).ok_or("LOC: missing hemisphere")?;
+        i += 1;
+        let ms = ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0).round() as i64;
+        let v = if h.eq_ignore_ascii_case(hemis[0]) {
+            ms
+        } else {
+            -ms
+        };
+        Ok((2_147_483_648i64 + v) as u32)
+    };
+    let lat = coord(["N", "S"])?;
+    let lon = coord(["E", "W"])?;
+    let meters = |s: &str| -> R<f64> {
+        s.trim_end_matches(['m', 'M'])
+            .parse::<f64>()
+            .map_err(|_| format!("LOC: bad `{s}`"))
+    };
+    let alt = meters(toks.get(i).ok_or("LOC: missing altitude")?)?;
+    i += 1;
+    let prec = |s: Option<&&str>, default: f64| -> R<u8> {
+        let cm = match s {
+            Some(s) => meters(s)? * 100.0,
+            None => default,
+        };
+        let mut e = 0u8;
+        let mut m = cm.round() as u64;
+        while m >= 10 && e < 9 {
+            m /= 10;
+            e += 1;
+        }
+        Ok(((m.min(9) as u8) << 4) | e)
+    };
+    let size = prec(toks.get(i), 100.0)?;
+    let hp = prec(toks.get(i + 1), 1_000_000.0)?;
+    let vp = prec(toks.get(i + 2), 1000.0)?;
+    if toks.len() > i + 3 {
+        return Err("LOC: too many fields".into());
+    }
+    out.extend_from_slice(&[0, size, hp, vp]);
+    out.extend_from_slice(&lat.to_be_bytes());
+    out.extend_from_slice(&lon.to_be_bytes());
+    out.extend_from_slice(&(((alt * 100.0).round() as i64 + 10_000_000) as u32).to_be_bytes());
+    Ok(())
+}
+
+/// SVCB/HTTPS (RFC 9460): priority, target, then `key[=value]` parameters
+/// in any order, written in increasing key order (the wire form requires
+/// it). Values may be quoted; lists are comma-separated (`\,` escapes).
+pub(super) fn svcb(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
+    out.extend_from_slice(&f.num::<u16>("priority")?.to_be_bytes());
+    f.name("target", out)?;
+    let toks = f.rest();
+    let mut params: Vec<(u16, Vec<u8>)> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        i += 1;
+        let (key, mut value) = match t.text.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (t.text.clone(), None),
+        };
+        // `key="value"` arrives as `key=` then a quoted token.
+        if value.as_deref() == Some("") && toks.get(i).is_some_and(|n| n.quoted) {
+            value = Some(toks[i].text.clone());
+            i += 1;
+        }
+        let k = svc_key(&key)?;
+        if params.iter().any(|(x, _)| *x == k) {
+            return Err(format!("parameter `{key}` given twice"));
+        }
+        params.push((k, svc_value(k, value.as_deref())?));
+    }
+    params.sort_by_key(|(k, _)| *k);
+    for (k, v) in params {
+        out.extend_from_slice(&k.to_be_bytes());
+        out.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        out.extend(v);
+    }
+    Ok(())
+}
+
+fn svc_key(k: &str) -> R<u16> {
+    Ok(match k.to_ascii_lowercase().as_str() {
+        "mandatory" => 0,
+        "alpn" => 1,
+        "no-default-alpn" => 2,
+        "port" => 3,
+        "ipv4hint" => 4,
+        "ech" => 5,
+        "ipv6hint" => 6,
+        "dohpath" => 7,
+        "ohttp" => 8,
+        other => other
+            .strip_prefix("key")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("unknown SvcParam key `{k}`"))?,
+    })
+}
+
+/// A comma-separated list; `\,` is a comma inside an item (RFC 9460 A.1).
+fn svc_list(v: &str) -> R<Vec<Vec<u8>>> {
+    let mut out = vec![Vec::new()];
+    for (byte, escaped) in unescape_flagged(v)? {
+        if byte == b',' && !escaped {
+            out.push(Vec::new());
+        } else {
+            out.last_mut().expect("one item at least").push(byte);
+        }
+    }
+    Ok(out)
+}
+
+/// Decode `\X` and `\DDD`, saying for each byte whether it was escaped.
+fn unescape_flagged(s: &str) -> R<Vec<(u8, bool)>> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+                let v: u16 = s[i + 1..i + 4].parse().unwrap_or(999);
+                if v > 255 {
+                    return Err(format!("`\\{v}` is not a byte"));
+                }
+                out.push((v as u8, true));
+                i += 4;
+            } else if i + 1 < b.len() {
+                out.push((b[i + 1], true));
+                i += 2;
+            } else {
+                return Err("a lone `\\` at the end".into());
+            }
+        } else {
+            out.push((b[i], false));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn svc_value(key: u16, v: Option<&str>) -> R<Vec<u8>> {
+    let need = |v: Option<&'_ str>| -> R<String> {
+        v.map(str::to_string)
+            .ok_or_else(|| format!("SvcParam key{key} needs a value"))
+    };
+    let mut out = Vec::new();
+    match key {
+        0 => {
+            let mut keys = Vec::new();
+            for k in need(v)?.split(',') {
+                keys.push(svc_key(k)?);
+            }
+            keys.sort_unstable();
+            for k in keys {
+                out.extend_from_slice(&k.to_be_bytes());
+            }
+        }
+        1 => {
+            for id in svc_list(&need(v)?)? {
+                if id.is_empty() || id.len() > 255 {
+                    return Err("an alpn id is 1 to 255 octets".into());
+                }
+                out.push(id.len() as u8);
+                out.extend(id);
+            }
+        }
+        2 | 8 => {
+            if v.is_some_and(|x| !x.is_empty()) {
+                return Err(format!("SvcParam key{key} takes no value"));
+            }
+        }
+        3 => out.extend_from_slice(
+            &need(v)?
+                .parse::<u16>()
+                .map_err(|_| "port is a number".to_string())?
+                .to_be_bytes(),
+        ),
+        4 => {
+            for a in need(v)?.split(',') {
+                let a: Ipv4Addr = a.parse().map_err(|_| format!("bad ipv4hint `{a}`"))?;
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        5 => out.extend(b64(&need(v)?)?),
+        6 => {
+            for a in need(v)?.split(',') {
+                let a: Ipv6Addr = a.parse().map_err(|_| format!("bad ipv6hint `{a}`"))?;
+                out.extend_from_slice(&a.octets());
+            }
+        }
+        _ => out.extend(unescape(v.unwrap_or(""))?),
+    }
+    Ok(out)
+}
+
+/// WKS (RFC 1035 3.4.2): address, protocol, services (numbers or names).
+pub(super) fn wks(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
+    let a: Ipv4Addr = f.num("address")?;
+    out.extend_from_slice(&a.octets());
+    let p = f.text("protocol")?;
+    let proto: u8 = match p.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        n => n.parse().map_err(|_| format!("unknown protocol `{p}`"))?,
+    };
+    out.push(proto);
+    let mut bits: Vec<u8> = Vec::new();
+    for t in f.rest() {
+        let port: u16 = match t.text.to_ascii_lowercase().as_str() {
+            "domain" => 53,
+            "smtp" => 25,
+            "http" | "www" => 80,
+            "ftp" => 21,
+            "telnet" => 23,
+            "ssh" => 22,
+            "pop3" => 110,
+            "imap" => 143,
+            "https" => 443,
+            "ntp" => 123,
+            n => n
+                .parse()
+                .map_err(|_| format!("unknown service `{}`", t.text))?,
+        };
+        let byte = port as usize / 8;
+        if bits.len() <= byte {
+            bits.resize(byte + 1, 0);
+        }
+        bits[byte] |= 0x80 >> (port % 8);
+    }
+    out.extend(bits);
+    Ok(())
+}
+
+/// APL (RFC 3123): `[!]afi:address/prefix` items.
+pub(super) fn apl(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
+    for t in f.rest() {
+        let (neg, item) = match t.text.strip_prefix('!') {
+            Some(x) => (true, x),
+            None => (false, t.text.as_str()),
+        };
+        let (afi, rest) = item
+            .split_once(':')
+            .ok_or_else(|| format!("bad APL item `{item}`"))?;
+        let (addr, prefix) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("bad APL item `{item}`"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| format!("bad prefix in `{item}`"))?;
+        let (afi, mut bytes): (u16, Vec<u8>) = match afi {
+            "1" => (
+                1,
+                addr.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("bad address in `{item}`"))?
+                    .octets()
+                    .to_vec(),
+            ),
+            "2" => (
+                2,
+                addr.parse::<Ipv6Addr>()
+                    .map_err(|_| format!("bad address in `{item}`"))?
+                    .octets()
+                    .to_vec(),
+            ),
+            _ => return Err(format!("unknown APL family in `{item}`")),
+        };
+        while bytes.last() == Some(&0) {
+            bytes.pop();
+        }
+        out.extend_from_slice(&afi.to_be_bytes());
+        out.push(prefix);
+        out.push((bytes.len() as u8) | if neg { 0x80 } else { 0 });
+        out.extend(bytes);
+    }
+    Ok(())
+}
