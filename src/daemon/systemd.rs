@@ -16,7 +16,7 @@ use std::time::Duration;
 use tracing::{debug, error, info};
 
 use crate::decide::{Command, ControllerHandle};
-use crate::dns::server::Heartbeats;
+use crate::dns::heartbeat::Heartbeats;
 use crate::shutdown::Shutdown;
 
 /// Where to send notifications (nothing when not started by systemd).

@@ -13,6 +13,7 @@
 
 #[cfg(test)]
 mod dname_tests;
+pub mod heartbeat;
 pub mod respond;
 pub mod rrl;
 pub mod server;

@@ -12,7 +12,6 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use super::heartbeat::Heartbeats;
 use super::respond::{respond, Action, Transport};
 use super::special::SpecialHandler;
 use crate::dns::stats::{LocalStats, Stats};
@@ -59,41 +59,6 @@ impl Bound {
         self.sets
             .iter()
             .filter_map(|(_, tcp)| tcp.local_addr().ok())
-            .collect()
-    }
-}
-
-/// Liveness of the query path: one counter per UDP worker thread, bumped at
-/// every turn of its loop, which turns at least every 200 ms (the socket's
-/// receive timeout) when all is well. The systemd watchdog compares two
-/// readings: a counter that did not move is a wedged worker.
-#[derive(Debug, Default)]
-pub struct Heartbeats {
-    beats: Vec<Beat>,
-}
-
-/// On its own cache line: workers never contend for one.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Beat(AtomicU64);
-
-impl Heartbeats {
-    fn new(n: usize) -> Heartbeats {
-        Heartbeats {
-            beats: (0..n).map(|_| Beat::default()).collect(),
-        }
-    }
-
-    #[inline]
-    pub(super) fn beat(&self, worker: usize) {
-        self.beats[worker].0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Every worker's count now.
-    pub fn counts(&self) -> Vec<u64> {
-        self.beats
-            .iter()
-            .map(|b| b.0.load(Ordering::Relaxed))
             .collect()
     }
 }

@@ -48,7 +48,7 @@ pub(super) fn udp_loop(
     rt: tokio::runtime::Handle,
     stats: Arc<Stats>,
     rrl: Option<crate::config::RrlConfig>,
-    (heartbeats, worker): (Arc<super::server::Heartbeats>, usize),
+    (heartbeats, worker): (Arc<super::heartbeat::Heartbeats>, usize),
 ) {
     let wedge = wedge_file();
     let mut rrl = rrl.map(super::rrl::Rrl::new);

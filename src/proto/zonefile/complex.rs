@@ -3,8 +3,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::fields::{b64, Fields};
 use super::lexer::unescape;
-use super::rdata::{b64, Fields};
 
 type R<T> = Result<T, String>;
 

@@ -19,6 +19,7 @@
 //! the result.
 
 mod complex;
+mod fields;
 mod lexer;
 mod names;
 pub mod rdata;

@@ -8,101 +8,16 @@
 //! hickory-proto, so the rest of ggond sees ordinary records.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 
-use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXLOWER_PERMISSIVE};
+use data_encoding::BASE32HEX_NOPAD;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::complex::{apl, loc, svcb, wks};
+use super::fields::{b64, char_string, hex, Fields};
 use super::lexer::{unescape, Token};
 pub use super::names::{name, name_wire, rtype};
 
 type R<T> = Result<T, String>;
-
-/// A cursor over a record's RDATA tokens.
-pub struct Fields<'a> {
-    toks: &'a [Token],
-    pos: usize,
-    origin: &'a Name,
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(toks: &'a [Token], origin: &'a Name) -> Self {
-        Fields {
-            toks,
-            pos: 0,
-            origin,
-        }
-    }
-    pub(super) fn next(&mut self, what: &str) -> R<&'a Token> {
-        let t = self
-            .toks
-            .get(self.pos)
-            .ok_or_else(|| format!("missing {what}"))?;
-        self.pos += 1;
-        Ok(t)
-    }
-    pub(super) fn text(&mut self, what: &str) -> R<&'a str> {
-        Ok(&self.next(what)?.text)
-    }
-    pub(super) fn rest(&mut self) -> &'a [Token] {
-        let r = &self.toks[self.pos..];
-        self.pos = self.toks.len();
-        r
-    }
-    fn done(&self) -> R<()> {
-        match self.toks.get(self.pos) {
-            None => Ok(()),
-            Some(t) => Err(format!("unexpected `{}` after the record data", t.text)),
-        }
-    }
-    pub(super) fn num<T: FromStr>(&mut self, what: &str) -> R<T> {
-        let t = self.text(what)?;
-        t.parse()
-            .map_err(|_| format!("{what} `{t}` is not a valid number"))
-    }
-    pub(super) fn name(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
-        let t = self.text(what)?;
-        name_wire(&name(t, self.origin)?, out);
-        Ok(())
-    }
-    pub(super) fn string(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
-        let t = self.next(what)?;
-        char_string(&t.text, out)
-    }
-    /// The remaining tokens joined (base64/hex may be split by spaces).
-    pub(super) fn joined(&mut self) -> String {
-        self.rest().iter().map(|t| t.text.as_str()).collect()
-    }
-}
-
-pub(super) fn char_string(s: &str, out: &mut Vec<u8>) -> R<()> {
-    let b = unescape(s)?;
-    if b.len() > 255 {
-        return Err(format!(
-            "a character string of {} octets (255 at most)",
-            b.len()
-        ));
-    }
-    out.push(b.len() as u8);
-    out.extend_from_slice(&b);
-    Ok(())
-}
-
-pub(super) fn hex(s: &str) -> R<Vec<u8>> {
-    if s == "-" {
-        return Ok(Vec::new());
-    }
-    HEXLOWER_PERMISSIVE
-        .decode(s.as_bytes())
-        .map_err(|e| format!("bad hex `{s}`: {e}"))
-}
-
-pub(super) fn b64(s: &str) -> R<Vec<u8>> {
-    BASE64
-        .decode(s.as_bytes())
-        .map_err(|e| format!("bad base64: {e}"))
-}
 
 /// DNSSEC time: YYYYMMDDHHmmSS or seconds since the epoch.
 fn dnssec_time(s: &str) -> R<u32> {
