@@ -233,3 +233,26 @@ fn draining_the_last_healthy_target_warns_and_fails() {
     );
     assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.163")]);
 }
+
+/// `ggon-ctl status | head`: output piped into a reader that goes away
+/// ends the command quietly (no panic on the closed pipe). The reader here
+/// closes its end at once, so the write always meets a closed pipe.
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    let p = HttpTarget::start(ip("127.0.0.171"));
+    let b = HttpTarget::start(ip("127.0.0.172"));
+    let mut env = Env::demo(&two_targets(&p, &b));
+    let g = env.start();
+    let cmd = format!(
+        "\"{}\" --control {} --token-file {} status | (exec 0<&-; sleep 0.3)",
+        GGON_CTL,
+        g.control,
+        g.token_file.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -216,6 +216,14 @@ fn body<T: serde::Serialize>(request: &T) -> Option<Value> {
 }
 
 fn main() -> ExitCode {
+    // `ggon-ctl status | head` must end quietly when head has read enough,
+    // as other command-line tools do, not panic on the closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of SIGPIPE before any thread or
+    // output exists; no handler of ours is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = Args::parse();
     match &args.cmd {
         Cmd::Completions { shell } => {

@@ -134,6 +134,12 @@ fn run(_args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends the run quietly, as for other tools.
+    #[cfg(unix)]
+    // SAFETY: restoring SIGPIPE's default action before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
