@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod browser;
 mod config_errors;
 mod crash;
 mod failover;
