@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod browser;
+mod certs;
 mod config_errors;
 mod crash;
 mod failover;

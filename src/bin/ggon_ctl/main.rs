@@ -11,6 +11,7 @@ use ggon::decide::views::{ChangeView, DrillView, StatusView};
 use ggon::decide::Event;
 use serde_json::{json, Value};
 
+mod certs;
 mod client;
 mod linkaudit;
 mod print;
@@ -215,6 +216,38 @@ fn body<T: serde::Serialize>(request: &T) -> Option<Value> {
     Some(serde_json::to_value(request).expect("plain data"))
 }
 
+fn audit_certs(
+    args: &Args,
+    service: Option<&str>,
+    warn_days: i64,
+    ca_file: Option<&std::path::Path>,
+    timeout: f64,
+    json: bool,
+) -> ExitCode {
+    let cfg = match ggon::config::Config::load(&args.config_file()) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{e}")),
+    };
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return fail("--timeout must be a positive number of seconds");
+    }
+    let timeout = std::time::Duration::from_secs_f64(timeout);
+    let checks = match certs::audit(&cfg, service, warn_days, ca_file, timeout) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if json {
+        println!("{}", json!({ "certificates": checks }));
+    } else {
+        print!("{}", certs::render(&checks, warn_days));
+    }
+    if checks.iter().all(|c| c.valid && !c.expiring) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match &args.cmd {
@@ -238,6 +271,23 @@ fn main() -> ExitCode {
             };
         }
         _ => {}
+    }
+    if let Cmd::AuditCerts {
+        service,
+        warn_days,
+        ca_file,
+        timeout,
+        json,
+    } = &args.cmd
+    {
+        return audit_certs(
+            &args,
+            service.as_deref(),
+            *warn_days,
+            ca_file.as_deref(),
+            *timeout,
+            *json,
+        );
     }
     if let Cmd::AuditLinks {
         url,
@@ -385,6 +435,7 @@ fn main() -> ExitCode {
             Shown::Reload,
         ),
         Cmd::Verify { .. }
+        | Cmd::AuditCerts { .. }
         | Cmd::AuditLinks { .. }
         | Cmd::Completions { .. }
         | Cmd::GenerateDocs { .. } => unreachable!("handled above"),
