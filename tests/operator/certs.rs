@@ -191,6 +191,7 @@ fn audit_certs_valid_wrong_name_and_expired() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(
