@@ -344,11 +344,32 @@ async fn status_page(
         .await
         .unwrap_or_default();
     history.reverse();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let day = app
+        .ctl
+        .call(|reply| Command::History {
+            query: HistoryQuery {
+                since: Some(now.saturating_sub(super::timeline::WINDOW)),
+                limit: 2000,
+                ..HistoryQuery::default()
+            },
+            reply,
+        })
+        .await
+        .unwrap_or_default();
+    let timelines = super::timeline::render_section(&status.services, &day, now);
     let history: Vec<serde_json::Value> = history
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())
         .collect();
     let mut html = crate::ops::status_page::render_html(&status, &history, 5);
+    html = html.replacen(
+        "<h2>Recent changes</h2>",
+        &format!("{timelines}<h2>Recent changes</h2>"),
+        1,
+    );
     if let Some(Extension(csrf)) = session {
         let form = super::session::logout_form(&csrf.0);
         html = html.replacen("<body>\n", &format!("<body>\n{form}"), 1);

@@ -19,3 +19,4 @@ pub mod limits;
 pub mod metrics;
 pub mod session;
 pub mod status_page;
+pub mod timeline;

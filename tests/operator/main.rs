@@ -17,3 +17,4 @@ mod operator;
 mod probe;
 mod restart;
 mod shutdown;
+mod timeline;
