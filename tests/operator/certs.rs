@@ -111,35 +111,38 @@ fn by_target<'a>(v: &'a Value, target: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {target} in {v}"))
 }
 
-#[test]
-fn audit_certs_valid_wrong_name_and_expired() {
+/// The test CA (PEM), its three listeners, and `[[service]]` TOML whose
+/// targets `primary`, `backup`, `backup2` are them (valid for cic.ggon.org,
+/// valid for cic.in2p3.fr, expired).
+fn three_targets() -> (String, Vec<TlsListener>, String) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
-    let good = leaf("cic.ggon.org", (-1, 90), &ca, &ca_key);
-    let other = leaf("cic.in2p3.fr", (-1, 90), &ca, &ca_key);
-    let expired = leaf("cic.ggon.org", (-60, -3), &ca, &ca_key);
-
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ggon.org.zone"), DEMO_ZONE).unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    let mut cfg = String::from(
-        "[[zone]]\norigin = \"ggon.org\"\nfile = \"ggon.org.zone\"\n\n\
-         [[service]]\nname = \"cic\"\nfqdn = \"cic.ggon.org\"\n",
-    );
-    for (name, l) in [
-        ("primary", &good),
-        ("backup", &other),
-        ("backup2", &expired),
-    ] {
-        cfg.push_str(&format!(
+    let listeners = vec![
+        leaf("cic.ggon.org", (-1, 90), &ca, &ca_key),
+        leaf("cic.in2p3.fr", (-1, 90), &ca, &ca_key),
+        leaf("cic.ggon.org", (-60, -3), &ca, &ca_key),
+    ];
+    let mut services = String::from("[[service]]\nname = \"cic\"\nfqdn = \"cic.ggon.org\"\n");
+    for (name, l) in ["primary", "backup", "backup2"].iter().zip(&listeners) {
+        services.push_str(&format!(
             "\n[[service.target]]\nname = \"{name}\"\naddresses = [\"127.0.0.1\"]\n\
              check = {{ type = \"https\", url = \"https://127.0.0.1:{}/\", interval = \"1s\" }}\n",
             l.addr.port()
         ));
     }
+    (ca.pem(), listeners, services)
+}
+
+#[test]
+fn audit_certs_valid_wrong_name_and_expired() {
+    let (ca_pem, _listeners, services) = three_targets();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ggon.org.zone"), DEMO_ZONE).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let cfg = format!("[[zone]]\norigin = \"ggon.org\"\nfile = \"ggon.org.zone\"\n\n{services}");
     let cfg_path = dir.path().join("ggon.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
     let ca_arg = ca_file.to_str().unwrap();
@@ -199,4 +202,47 @@ fn audit_certs_valid_wrong_name_and_expired() {
         "{text}"
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// `status` and `drill` end with one line on the certificates.
+#[test]
+fn status_and_drill_name_the_targets_not_ready_for_a_remap() {
+    let (ca_pem, _listeners, services) = three_targets();
+    let mut env = crate::support::ggond::Env::demo(&services);
+    let ca_file = env.dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let g = env.start();
+    let ctl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ggon-ctl"))
+            .arg("--control")
+            .arg(g.control.to_string())
+            .arg("--token-file")
+            .arg(&g.token_file)
+            .arg("--config")
+            .arg(&env.config)
+            .args(args)
+            .env("GGON_CA_FILE", &ca_file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in [&["status", "cic"][..], &["drill", "cic"][..]] {
+        let out = ctl(args);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("certificates:"))
+            .unwrap_or_else(|| panic!("{args:?}: no certificate line in\n{out}"));
+        assert!(line.contains("1 ok, 2 NOT READY"), "{line}");
+        assert!(
+            line.contains("cic/backup ") && line.contains("(wrong name)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("cic/backup2 ") && line.contains("(expired)"),
+            "{line}"
+        );
+    }
+    // --json output stays JSON only.
+    let out = ctl(&["status", "cic", "--json"]);
+    assert!(serde_json::from_str::<Value>(out.trim()).is_ok(), "{out}");
 }

@@ -301,3 +301,45 @@ pub fn render(checks: &[CertCheck], warn_days: i64) -> String {
     }
     s
 }
+
+/// A short reason for a broken certificate.
+fn short(error: &str) -> &'static str {
+    let e = error.to_ascii_lowercase();
+    if e.contains("not valid for name") {
+        "wrong name"
+    } else if e.contains("expired") {
+        "expired"
+    } else if e.contains("unknownissuer") || e.contains("unknown issuer") {
+        "untrusted issuer"
+    } else if e.contains("connect") {
+        "unreachable"
+    } else {
+        "handshake failed"
+    }
+}
+
+/// One line for `status` and `drill`: would a remap to each target show
+/// users a valid certificate?
+pub fn summary(checks: &[CertCheck]) -> String {
+    let ok = checks.iter().filter(|c| c.valid && !c.expiring).count();
+    let bad: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.valid || c.expiring)
+        .map(|c| {
+            let why = match &c.error {
+                Some(e) => short(e).to_string(),
+                None => format!("{} days left", c.days_left.unwrap_or(0)),
+            };
+            format!("{}/{} {} ({why})", c.service, c.target, c.address)
+        })
+        .collect();
+    if bad.is_empty() {
+        format!("certificates: {ok} ok for remap")
+    } else {
+        format!(
+            "certificates: {ok} ok, {} NOT READY for remap: {}; see ggon-ctl audit-certs",
+            bad.len(),
+            bad.join(", ")
+        )
+    }
+}

@@ -442,7 +442,36 @@ fn main() -> ExitCode {
     };
     let answer = rt.block_on(client.call(method, &path, request));
     match answer.and_then(|v| show(v, json_out, shown)) {
-        Ok(code) => code,
+        Ok(code) => {
+            match &args.cmd {
+                Cmd::Status {
+                    service,
+                    json: false,
+                } => cert_line(&args, service.as_deref()),
+                Cmd::Drill {
+                    service,
+                    json: false,
+                    ..
+                } => cert_line(&args, Some(service)),
+                _ => {}
+            }
+            code
+        }
         Err(e) => fail(e),
+    }
+}
+
+/// After `status` and `drill`: one line on the https targets' certificates
+/// (nothing if the config has none). Extra CAs from `GGON_CA_FILE`.
+fn cert_line(args: &Args, service: Option<&str>) {
+    let Ok(cfg) = ggon::config::Config::load(&args.config_file()) else {
+        return;
+    };
+    let ca = std::env::var_os("GGON_CA_FILE").map(std::path::PathBuf::from);
+    let timeout = std::time::Duration::from_secs(2);
+    if let Ok(checks) = certs::audit(&cfg, service, 21, ca.as_deref(), timeout) {
+        if !checks.is_empty() {
+            println!("{}", certs::summary(&checks));
+        }
     }
 }
