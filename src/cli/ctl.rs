@@ -129,6 +129,25 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Remap readiness of TLS certificates: for every target of an https
+    /// service (check URL `https://`), connect to each answered address on
+    /// the check's port with SNI = the service's name; report whether the
+    /// chain is valid for that name and the days left. Exit 1 if any is
+    /// broken or expires within --warn-days.
+    AuditCerts {
+        service: Option<String>,
+        /// Warn when a certificate has fewer days left than this.
+        #[arg(long, default_value_t = 21)]
+        warn_days: i64,
+        /// Extra trusted CA certificates (PEM), besides the webpki roots.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Seconds to wait for each connection and handshake.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
     Reload {
         #[arg(long)]

@@ -72,4 +72,10 @@ pub struct Args {
     /// Print the statistics as one JSON object.
     #[arg(long)]
     pub json: bool,
+
+    /// Print interval statistics every SECONDS while running (like dnsperf
+    /// -S): sent, answered, lost, qps and latency of each interval, one line
+    /// each, on standard output (on standard error with --json).
+    #[arg(short = 'S', long = "stats-interval", value_name = "SECONDS")]
+    pub stats_interval: Option<f64>,
 }

@@ -155,17 +155,31 @@ pub fn load_or_create_tokens(path: &Path) -> Result<Vec<Token>, TokenFileError> 
 
 /// Constant-time comparison: the time taken does not depend on where the
 /// strings differ (only on their lengths, which are not secret).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// What the middleware needs: the tokens, and the limit on failures.
+/// What the middleware needs: the tokens, the limit on failures, and the
+/// browser sessions ([`super::session`]).
 pub(super) struct Gate {
     pub tokens: Vec<Token>,
     pub limits: Arc<super::limits::Limits>,
+    pub sessions: super::session::Sessions,
+}
+
+/// The token whose secret is `presented`: every token is compared (no early
+/// exit), in constant time, so timing does not reveal which matched.
+pub(super) fn find_token<'a>(tokens: &'a [Token], presented: &str) -> Option<&'a Token> {
+    let mut found = None;
+    for t in tokens {
+        if ct_eq(presented.as_bytes(), t.secret.as_bytes()) {
+            found = Some(t);
+        }
+    }
+    found
 }
 
 /// The middleware in front of every protected route: find the token (all
@@ -185,13 +199,23 @@ pub(super) async fn auth(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    // Check every token (no early exit), so timing does not reveal which matched.
-    let mut found: Option<&Token> = None;
-    if let Some(p) = presented {
-        for t in gate.tokens.iter() {
-            if ct_eq(p.as_bytes(), t.secret.as_bytes()) {
-                found = Some(t);
+    let found = presented.and_then(|p| find_token(&gate.tokens, p));
+    // No bearer header: a browser session opens the read-only routes (GET).
+    if presented.is_none() && req.method() == axum::http::Method::GET {
+        if let Some(id) = super::session::cookie(&headers) {
+            if let Some((name, _role, csrf)) = gate.sessions.get(&id, std::time::Instant::now()) {
+                req.extensions_mut().insert(Actor { name });
+                req.extensions_mut()
+                    .insert(super::session::SessionCsrf(csrf));
+                return next.run(req).await;
             }
+        }
+        let browser = headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+        if browser {
+            return axum::response::Redirect::to("/login").into_response();
         }
     }
     let Some(token) = found else {

@@ -254,6 +254,7 @@ pub fn router(
     let tokens = Arc::new(Gate {
         tokens,
         limits: limits.clone(),
+        sessions: Default::default(),
     });
     let app = AppState {
         ctl,
@@ -290,8 +291,16 @@ pub fn router(
         .route("/v1/reload", post(reload))
         .merge(changes)
         .layer(middleware::from_fn_with_state(tokens.clone(), auth));
+    let login = Router::new()
+        .route(
+            "/login",
+            get(super::session::login_page).post(super::session::login),
+        )
+        .route("/logout", post(super::session::logout))
+        .with_state(tokens);
     api.merge(read_only)
         .with_state(app)
+        .merge(login)
         .layer(middleware::from_fn_with_state(limits, bounded_body))
 }
 
@@ -315,7 +324,10 @@ async fn metrics(State(app): State<AppState>) -> Response {
 }
 
 /// The read-only HTML status page (refreshes itself every 5 s).
-async fn status_page(State(app): State<AppState>) -> Response {
+async fn status_page(
+    State(app): State<AppState>,
+    session: Option<Extension<super::session::SessionCsrf>>,
+) -> Response {
     let status = match status_view(&app).await {
         Ok(s) => s,
         Err(e) => return error_response(e),
@@ -332,11 +344,41 @@ async fn status_page(State(app): State<AppState>) -> Response {
         .await
         .unwrap_or_default();
     history.reverse();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let day = app
+        .ctl
+        .call(|reply| Command::History {
+            query: HistoryQuery {
+                since: Some(now.saturating_sub(super::timeline::WINDOW)),
+                limit: 2000,
+                ..HistoryQuery::default()
+            },
+            reply,
+        })
+        .await
+        .unwrap_or_default();
+    let timelines = super::timeline::render_section(&status.services, &day, now);
     let history: Vec<serde_json::Value> = history
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())
         .collect();
-    axum::response::Html(crate::ops::status_page::render_html(&status, &history, 5)).into_response()
+    let mut html = crate::ops::status_page::render_html(&status, &history, 5);
+    html = html.replacen(
+        "<h2>Recent changes</h2>",
+        &format!("{timelines}<h2>Recent changes</h2>"),
+        1,
+    );
+    if let Some(Extension(csrf)) = session {
+        let form = super::session::logout_form(&csrf.0);
+        html = html.replacen("<body>\n", &format!("<body>\n{form}"), 1);
+    }
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::response::Html(html),
+    )
+        .into_response()
 }
 
 pub use super::limits::serve;

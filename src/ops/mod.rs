@@ -17,4 +17,6 @@ pub mod control;
 mod forward;
 pub mod limits;
 pub mod metrics;
+pub mod session;
 pub mod status_page;
+pub mod timeline;

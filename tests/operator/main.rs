@@ -5,6 +5,8 @@
 mod support;
 
 mod auth;
+mod browser;
+mod certs;
 mod config_errors;
 mod crash;
 mod failover;
@@ -15,3 +17,4 @@ mod operator;
 mod probe;
 mod restart;
 mod shutdown;
+mod timeline;

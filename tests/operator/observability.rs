@@ -368,6 +368,10 @@ fn audit_links_lists_links_to_unmanaged_names() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress when not a terminal: {out:?}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hosts: Vec<&str> = v["findings"]
         .as_array()
@@ -376,4 +380,24 @@ fn audit_links_lists_links_to_unmanaged_names() {
         .map(|f| f["host"].as_str().unwrap())
         .collect();
     assert_eq!(hosts, vec!["wiki.ggon.org"], "{v}");
+
+    // On a terminal (a pty from script(1)) it shows its progress.
+    let cmd = format!(
+        "{GGON_CTL} --config {} audit-links http://{site}/ --domain ggon.org",
+        env.config.display()
+    );
+    let Ok(out) = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        eprintln!("SKIPPED the terminal half: no script(1)");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[1/50 pages") && text.contains("[2/50 pages"),
+        "{text}"
+    );
+    assert!(text.contains("wiki.ggon.org"), "{text}");
 }

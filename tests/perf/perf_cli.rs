@@ -338,3 +338,59 @@ fn bad_input_is_reported_with_file_and_line() {
         assert!(!r.stderr.is_empty(), "{args:?} should say why");
     }
 }
+
+/// `-S 1` during a 3 s run: one line per second, each printed while the
+/// run goes on (read as it comes, with the time it arrived).
+#[test]
+fn interval_statistics_every_second() {
+    use std::io::BufRead;
+    let responder = udp_responder(false);
+    let dir = tempfile::tempdir().unwrap();
+    let file = query_file(dir.path(), 50);
+    let port = responder.addr.port().to_string();
+    let mut child = Command::new(BIN)
+        .args(["-p", &port, "-d", file.to_str().unwrap()])
+        .args(["-l", "3", "-Q", "500", "-S", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    // Bounded: the binary stops after 3 s; RUN_LIMIT guards a hang below.
+    for line in stdout.lines().take(200) {
+        let line = line.unwrap();
+        lines.push((start.elapsed(), line));
+        assert!(start.elapsed() < RUN_LIMIT, "ran too long");
+    }
+    assert!(child.wait().unwrap().success());
+    let intervals: Vec<_> = lines.iter().filter(|(_, l)| l.starts_with('[')).collect();
+    assert_eq!(intervals.len(), 3, "{lines:#?}");
+    for (i, (at, line)) in intervals.iter().enumerate() {
+        // Printed around second i+1, not all at the end.
+        let at = at.as_secs_f64();
+        assert!(
+            (i as f64 + 0.8..i as f64 + 1.6).contains(&at),
+            "line {i} at {at:.2}s: {line}"
+        );
+        for field in ["sent ", "answered ", "lost 0", "qps ", "latency ms avg "] {
+            assert!(line.contains(field), "{field:?} missing in {line}");
+        }
+        let qps: f64 = line
+            .split("qps ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((300.0..=520.0).contains(&qps), "qps {qps} in {line}");
+    }
+    // The final statistics block follows the interval lines.
+    let last = &lines.last().unwrap().1;
+    assert!(
+        lines.iter().any(|(_, l)| l.contains("Queries sent:")),
+        "{last}"
+    );
+}

@@ -79,11 +79,22 @@ pub async fn audit_links(
     let mut fetched = 0usize;
     let mut start_ok = false;
     let mut start_error = None;
+    // On a terminal, one line of progress rewritten in place (stderr);
+    // nothing when stderr is a file or a pipe.
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     while let Some((url, depth, is_start)) = queue.pop_front() {
         if fetched >= max_pages {
             break;
         }
         fetched += 1;
+        if progress {
+            let shown: String = url.as_str().chars().take(60).collect();
+            eprint!(
+                "\r\x1b[K[{fetched}/{max_pages} pages, {} queued, {} findings] {shown}",
+                queue.len(),
+                findings.len()
+            );
+        }
         let page = match fetch(&client, &url).await {
             Ok(p) => p,
             Err(e) => {
@@ -126,6 +137,9 @@ pub async fn audit_links(
                 queue.push_back((target, next_depth, false));
             }
         }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
     }
     if !start_ok && max_pages > 0 {
         if let Some(e) = start_error {

@@ -11,6 +11,7 @@ use ggon::decide::views::{ChangeView, DrillView, StatusView};
 use ggon::decide::Event;
 use serde_json::{json, Value};
 
+mod certs;
 mod client;
 mod linkaudit;
 mod print;
@@ -215,6 +216,38 @@ fn body<T: serde::Serialize>(request: &T) -> Option<Value> {
     Some(serde_json::to_value(request).expect("plain data"))
 }
 
+fn audit_certs(
+    args: &Args,
+    service: Option<&str>,
+    warn_days: i64,
+    ca_file: Option<&std::path::Path>,
+    timeout: f64,
+    json: bool,
+) -> ExitCode {
+    let cfg = match ggon::config::Config::load(&args.config_file()) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{e}")),
+    };
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return fail("--timeout must be a positive number of seconds");
+    }
+    let timeout = std::time::Duration::from_secs_f64(timeout);
+    let checks = match certs::audit(&cfg, service, warn_days, ca_file, timeout) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if json {
+        println!("{}", json!({ "certificates": checks }));
+    } else {
+        print!("{}", certs::render(&checks, warn_days));
+    }
+    if checks.iter().all(|c| c.valid && !c.expiring) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     // `ggon-ctl status | head` must end quietly when head has read enough,
     // as other command-line tools do, not panic on the closed pipe.
@@ -246,6 +279,23 @@ fn main() -> ExitCode {
             };
         }
         _ => {}
+    }
+    if let Cmd::AuditCerts {
+        service,
+        warn_days,
+        ca_file,
+        timeout,
+        json,
+    } = &args.cmd
+    {
+        return audit_certs(
+            &args,
+            service.as_deref(),
+            *warn_days,
+            ca_file.as_deref(),
+            *timeout,
+            *json,
+        );
     }
     if let Cmd::AuditLinks {
         url,
@@ -393,13 +443,43 @@ fn main() -> ExitCode {
             Shown::Reload,
         ),
         Cmd::Verify { .. }
+        | Cmd::AuditCerts { .. }
         | Cmd::AuditLinks { .. }
         | Cmd::Completions { .. }
         | Cmd::GenerateDocs { .. } => unreachable!("handled above"),
     };
     let answer = rt.block_on(client.call(method, &path, request));
     match answer.and_then(|v| show(v, json_out, shown)) {
-        Ok(code) => code,
+        Ok(code) => {
+            match &args.cmd {
+                Cmd::Status {
+                    service,
+                    json: false,
+                } => cert_line(&args, service.as_deref()),
+                Cmd::Drill {
+                    service,
+                    json: false,
+                    ..
+                } => cert_line(&args, Some(service)),
+                _ => {}
+            }
+            code
+        }
         Err(e) => fail(e),
+    }
+}
+
+/// After `status` and `drill`: one line on the https targets' certificates
+/// (nothing if the config has none). Extra CAs from `GGON_CA_FILE`.
+fn cert_line(args: &Args, service: Option<&str>) {
+    let Ok(cfg) = ggon::config::Config::load(&args.config_file()) else {
+        return;
+    };
+    let ca = std::env::var_os("GGON_CA_FILE").map(std::path::PathBuf::from);
+    let timeout = std::time::Duration::from_secs(2);
+    if let Ok(checks) = certs::audit(&cfg, service, 21, ca.as_deref(), timeout) {
+        if !checks.is_empty() {
+            println!("{}", certs::summary(&checks));
+        }
     }
 }

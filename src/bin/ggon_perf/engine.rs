@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::inflight::{InFlight, IDS};
+use super::interval::{Intervals, Progress};
 use super::queries::WireSet;
 use super::sockets::{os_err, tcp_connect, udp_socket, RecvBatch, SendBatch, BATCH};
 use super::stats::Stats;
@@ -37,6 +38,9 @@ pub struct Config {
     pub passes: Option<u64>,
     pub timeout: Duration,
     pub progress: bool,
+    /// `-S`: print interval statistics this often.
+    pub stats_interval: Option<Duration>,
+    pub stats_to_stderr: bool,
 }
 
 pub struct Outcome {
@@ -587,8 +591,10 @@ pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
     let mut ended_by = "";
     let mut send_end = 0u64;
     let mut next_expire = expire_every;
-    let mut next_progress = NS;
-    let mut last_progress = (0u64, 0u64);
+    let mut progress = cfg.progress.then(Progress::new);
+    let mut intervals = cfg
+        .stats_interval
+        .map(|d| Intervals::new(d.as_nanos() as u64, cfg.stats_to_stderr));
     e.start = Instant::now();
 
     loop {
@@ -630,25 +636,18 @@ pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
             e.expire(now.saturating_sub(timeout_ns));
             next_expire = now + expire_every;
         }
-        if cfg.progress && now >= next_progress {
-            let s = &e.stats;
-            let rate = (s.completed - last_progress.1) as f64 * NS as f64
-                / (now - last_progress.0).max(1) as f64;
-            eprint!(
-                "\r\x1b[K[{:>5.1}s] sent {}  completed {}  lost {}  outstanding {}  {:.0} qps",
-                now as f64 / NS as f64,
-                s.sent,
-                s.completed,
-                s.lost,
-                e.outstanding,
-                rate
-            );
-            last_progress = (now, s.completed);
-            next_progress = now + NS;
+        if let Some(p) = progress.as_mut() {
+            p.tick(now, &e.stats, e.outstanding);
+        }
+        if let Some(iv) = intervals.as_mut() {
+            iv.tick(now, &e.stats);
         }
 
         if !busy {
             let mut wake = next_expire.saturating_sub(now);
+            if let Some(iv) = &intervals {
+                wake = wake.min(iv.wake_in(now));
+            }
             if sending {
                 if let Some(d) = duration_ns {
                     wake = wake.min(d.saturating_sub(now));
@@ -664,8 +663,11 @@ pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
             e.wait(wake, sending && budget > 0);
         }
     }
-    if cfg.progress {
-        eprint!("\r\x1b[K");
+    if let Some(p) = &progress {
+        p.clear();
+    }
+    if let Some(iv) = intervals.as_mut() {
+        iv.finish(e.now(), &e.stats);
     }
     // Only an interrupt leaves queries outstanding: they are neither
     // answered nor lost.

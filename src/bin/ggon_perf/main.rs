@@ -17,6 +17,8 @@ use clap::Parser;
 use ggon::cli::perf::Args;
 
 mod inflight;
+#[cfg(target_os = "linux")]
+mod interval;
 mod queries;
 mod stats;
 
@@ -88,6 +90,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             args.outstanding
         );
     }
+    let stats_interval = args
+        .stats_interval
+        .map(|v| positive("-S", v).map(Duration::from_secs_f64))
+        .transpose()?;
     let max_qps = args.max_qps.map(|v| positive("-Q", v)).transpose()?;
     let timeout = Duration::from_secs_f64(positive("-t", args.timeout)?);
     let server = resolve(&args.server, args.port)?;
@@ -110,7 +116,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         duration: time_limit,
         passes,
         timeout,
-        progress: std::io::stderr().is_terminal(),
+        progress: std::io::stderr().is_terminal() && stats_interval.is_none(),
+        stats_interval,
+        stats_to_stderr: args.json,
     };
     let outcome = engine::run(&cfg, &mut wire)?;
     let report = stats::Report {

@@ -68,6 +68,37 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
+    /// What was recorded since `earlier` (a copy of this histogram taken
+    /// before): min and max are those of the buckets, the sum is exact.
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let mut h = Histogram::new();
+        for (i, (now, then)) in self.counts.iter().zip(earlier.counts.iter()).enumerate() {
+            let c = now - then;
+            if c > 0 {
+                let (lo, hi) = Self::bounds(i);
+                h.counts[i] = c;
+                h.count += c;
+                h.min = h.min.min(lo);
+                h.max = h.max.max(hi - 1);
+            }
+        }
+        h.sum = self.sum - earlier.sum;
+        if h.count > 0 {
+            h.min = h.min.max(self.min);
+            h.max = h.max.min(self.max);
+        }
+        h
+    }
+
+    /// Copies `other` into this histogram without allocating.
+    pub fn copy_from(&mut self, other: &Histogram) {
+        self.counts.copy_from_slice(&other.counts);
+        self.count = other.count;
+        self.sum = other.sum;
+        self.min = other.min;
+        self.max = other.max;
+    }
+
     #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.count
@@ -330,6 +361,26 @@ mod tests {
         let p100 = h.quantile(1.0).unwrap();
         assert_eq!(p100, 5_000_000, "clamped to the exact max");
         assert_eq!(Histogram::new().quantile(0.5), None);
+    }
+
+    #[test]
+    fn since_holds_only_the_interval() {
+        let mut h = Histogram::new();
+        for _ in 0..100 {
+            h.record(10_000_000);
+        }
+        let mut before = Histogram::new();
+        before.copy_from(&h);
+        for _ in 0..10 {
+            h.record(1_000_000);
+        }
+        let d = h.since(&before);
+        assert_eq!(d.count(), 10);
+        assert_eq!(d.mean(), Some(1_000_000.0));
+        let p50 = d.quantile(0.5).unwrap() as f64;
+        assert!((p50 - 1e6).abs() / 1e6 < 1.0 / 64.0, "{p50}");
+        assert!(d.max().unwrap() < 1_020_000, "{:?}", d.max());
+        assert_eq!(h.since(&h).quantile(0.5), None);
     }
 
     #[test]
