@@ -318,14 +318,6 @@ impl Controller {
         self
     }
 
-    /// Every (service, target) this node checks, for its first votes.
-    pub fn targets(&self) -> Vec<(String, String)> {
-        self.services
-            .iter()
-            .flat_map(|s| s.targets.iter().map(|t| (s.name.clone(), t.name.clone())))
-            .collect()
-    }
-
     fn persisted(&self) -> PersistedState {
         PersistedState {
             services: self

@@ -176,16 +176,7 @@ impl Rig {
     }
 
     fn kinds(&mut self) -> Vec<EventKind> {
-        self.call(0, |reply| Command::History {
-            query: HistoryQuery {
-                limit: 100,
-                ..HistoryQuery::default()
-            },
-            reply,
-        })
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
+        self.history().into_iter().map(|e| e.kind).collect()
     }
 
     /// Stop (as a crash would: nothing more is saved) and start again on
@@ -211,13 +202,16 @@ impl Rig {
             fail: Some(target.into()),
             duration: Some(duration.into()),
         };
+        self.drill_request(secs, request).unwrap()
+    }
+
+    fn drill_request(&mut self, secs: u64, request: DrillRequest) -> Result<DrillView, CtlError> {
         self.call(secs, |reply| Command::Drill {
             service: "cic".into(),
             request,
             actor: Actor::new("ops"),
             reply,
         })
-        .unwrap()
     }
 
     fn saved(&self) -> PersistedState {
@@ -442,28 +436,10 @@ fn draining_when_nothing_else_is_up_warns_that_traffic_stays() {
 fn a_failure_drill_moves_and_reverts() {
     let mut r = rig("manual");
     r.all_up(1);
-    let dry: DrillView = r
-        .call(2, |reply| Command::Drill {
-            service: "cic".into(),
-            request: DrillRequest::default(),
-            actor: Actor::new("ops"),
-            reply,
-        })
-        .unwrap();
+    let dry = r.drill_request(2, DrillRequest::default()).unwrap();
     assert_eq!(dry.takeover.as_deref(), Some("backup"));
     assert_eq!(r.active(), "primary", "a dry run changes nothing");
-    let run = DrillRequest {
-        fail: Some("primary".into()),
-        duration: Some("20s".into()),
-    };
-    let v = r
-        .call(3, |reply| Command::Drill {
-            service: "cic".into(),
-            request: run,
-            actor: Actor::new("ops"),
-            reply,
-        })
-        .unwrap();
+    let v = r.drill(3, "primary", "20s");
     assert_eq!(v.failing, Some(("primary".to_string(), r.u0 + 23)));
     assert_eq!(r.active(), "backup");
     r.ctl.tick(r.at(22));
@@ -476,12 +452,7 @@ fn a_failure_drill_moves_and_reverts() {
         fail: Some("primary".into()),
         duration: None,
     };
-    let e = r.call(30, |reply| Command::Drill {
-        service: "cic".into(),
-        request: no_duration,
-        actor: Actor::new("ops"),
-        reply,
-    });
+    let e = r.drill_request(30, no_duration);
     assert!(matches!(e, Err(CtlError::BadRequest(_))));
 }
 

@@ -458,11 +458,7 @@ impl<'z> Compiler<'z> {
                 continue;
             };
             let mut rr = Vec::new();
-            for l in name.iter() {
-                rr.push(l.len() as u8);
-                rr.extend_from_slice(l);
-            }
-            rr.push(0);
+            crate::proto::zonefile::rdata::name_wire(name, &mut rr);
             rr.extend_from_slice(&39u16.to_be_bytes());
             rr.extend_from_slice(&1u16.to_be_bytes());
             rr.extend_from_slice(&set.ttl.to_be_bytes());

@@ -123,20 +123,7 @@ impl Nodes {
 
     /// The index of the leader all live nodes agree on, waiting up to `limit`.
     pub fn wait_leader(&self, limit: Duration) -> Option<usize> {
-        poll(limit, || {
-            let seen: Vec<Option<String>> = self
-                .live()
-                .iter()
-                .map(|i| self.leader_seen_by(*i))
-                .collect();
-            let first = seen.first()?.clone()?;
-            if !seen.iter().all(|s| s.as_deref() == Some(first.as_str())) {
-                return None;
-            }
-            let idx: usize = first.strip_prefix("node")?.parse().ok()?;
-            self.nodes.get(idx - 1)?.as_ref()?;
-            Some(idx - 1)
-        })
+        self.wait_leader_among(&self.live(), limit)
     }
 
     /// Like [`Nodes::wait_leader`], asking only the nodes in `among`.
