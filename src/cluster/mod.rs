@@ -59,6 +59,15 @@ impl Keys {
     pub fn history(&self) -> String {
         format!("{}history/", self.prefix)
     }
+
+    /// The fence of every leader write: the leader key still has the create
+    /// revision `node` won it at, and still names `node`.
+    pub fn fenced(&self, fence: i64, node: &str) -> Vec<etcd::Compare> {
+        vec![
+            etcd::Compare::CreateRevision(self.leader(), fence),
+            etcd::Compare::Value(self.leader(), node.to_string()),
+        ]
+    }
 }
 
 /// What the control API needs from the cluster.

@@ -408,10 +408,7 @@ impl Node {
             );
             let value = serde_json::to_string(e).expect("plain data");
             etcd.txn(
-                &[
-                    Compare::CreateRevision(self.p.keys.leader(), fence),
-                    Compare::Value(self.p.keys.leader(), self.p.node.clone()),
-                ],
+                &self.p.keys.fenced(fence, &self.p.node),
                 &[Op::Put {
                     key,
                     value,

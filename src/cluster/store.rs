@@ -46,10 +46,7 @@ impl Store {
             .lock()
             .unwrap()
             .ok_or_else(|| "this node does not hold the leadership".to_string())?;
-        Ok(vec![
-            Compare::CreateRevision(self.keys.leader(), fence),
-            Compare::Value(self.keys.leader(), self.node.clone()),
-        ])
+        Ok(self.keys.fenced(fence, &self.node))
     }
 }
 
