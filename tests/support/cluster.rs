@@ -135,7 +135,14 @@ impl Nodes {
                 return None;
             }
             let idx: usize = first.strip_prefix("node")?.parse().ok()?;
-            among.contains(&(idx - 1)).then_some(idx - 1)
+            if !among.contains(&(idx - 1)) {
+                return None;
+            }
+            // The named node must lead by its own account too: after an etcd
+            // outage every node can still see a key the named node holds
+            // from a lapsed lease, until it removes it and a new election runs.
+            let own = self.status(idx - 1)?;
+            (own["cluster"]["role"] == "leader").then_some(idx - 1)
         })
     }
 
