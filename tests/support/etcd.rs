@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 #[allow(unused_imports)] // re-exported for the suites that use them
 pub use super::etcd_client::*;
-use super::process::{free_port, poll, tail};
+use super::process::{poll, stable_port, tail};
 #[allow(unused_imports)]
 pub use super::proxy::TcpProxy;
 
@@ -144,8 +144,8 @@ impl EtcdCluster {
                 let log = dir.path().join(format!("{name}.log"));
                 Member {
                     name,
-                    client_port: free_port(),
-                    peer_port: free_port(),
+                    client_port: stable_port(),
+                    peer_port: stable_port(),
                     data_dir,
                     log,
                     child: None,

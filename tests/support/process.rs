@@ -8,7 +8,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------------------
 // temporary directories
@@ -76,6 +76,32 @@ pub fn free_port() -> u16 {
         return port;
     }
     panic!("no free loopback port found in 100 tries");
+}
+
+/// A loopback port for a server that will be stopped and started again on
+/// the same port (etcd members): taken below the kernel's ephemeral range
+/// (32768 and up by default), so that no outgoing connection can be given
+/// it as its source port while the server is down, which made a restart
+/// fail with "address already in use". Free for TCP and UDP right now,
+/// never handed out twice by this process.
+pub fn stable_port() -> u16 {
+    let seed = std::process::id() as u64 * 7919
+        + SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    for i in 0..2000u64 {
+        let port = 20_000 + ((seed + i * 7_877) % 12_000) as u16;
+        if HANDED_OUT.lock().unwrap().contains(&port) {
+            continue;
+        }
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            HANDED_OUT.lock().unwrap().insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port found in 20000-31999");
 }
 
 /// Call `f` every `every` until it returns Some, for at most `limit`.
