@@ -15,10 +15,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod control;
+mod dnssec;
 mod errors;
 mod validate;
 
 pub use control::ControlLimits;
+pub use dnssec::{DenialConfig, DnssecConfig};
 
 pub use errors::ConfigError;
 use errors::{field_from_toml_error, line_of};
@@ -183,6 +185,9 @@ pub struct ZoneConfig {
     /// rfc2136 mode: how often to read the primary's records and fix drift.
     #[serde(default = "default_reconcile", with = "humantime_serde")]
     pub reconcile: Duration,
+    /// Sign the zone online (local zones; see docs/dnssec.md).
+    #[serde(default)]
+    pub dnssec: Option<DnssecConfig>,
 }
 
 impl ZoneConfig {

@@ -132,6 +132,31 @@ impl Config {
                     format!("zone `{origin}` is served by ggond and needs a `file`"),
                 ));
             }
+            if let Some(d) = &z.dnssec {
+                let why = match z.mode {
+                    ZoneMode::Local if d.keys.is_empty() => {
+                        Some("needs at least one key in `keys`")
+                    }
+                    ZoneMode::Local if d.refresh >= d.validity || d.refresh.is_zero() => {
+                        Some("`refresh` must be above zero and below `validity`")
+                    }
+                    ZoneMode::Local => None,
+                    ZoneMode::Rfc2136 => Some(
+                        "is published to another primary, which signs it (e.g. BIND's \
+                         dnssec-policy): remove `dnssec` here",
+                    ),
+                    ZoneMode::Secondary => {
+                        Some("is a secondary: it is served signed as its primary signed it")
+                    }
+                };
+                if let Some(why) = why {
+                    return Err(err(
+                        z.origin.span(),
+                        "zone.dnssec",
+                        format!("zone `{origin}` {why}"),
+                    ));
+                }
+            }
             if matches!(z.mode, ZoneMode::Rfc2136 | ZoneMode::Secondary) && z.primary.is_none() {
                 return Err(err(
                     z.origin.span(),

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::RecordType;
 use tracing::warn;
 
-use crate::config::{Config, ConfigError, ZoneMode};
+use crate::config::{Config, ConfigError, DenialConfig, ZoneMode};
 use crate::proto::tsig::{KeySource, Keyring};
 use crate::proto::zone::{fqdn_lower, ZoneData};
+use crate::sign::{Denial, KeyState, Policy, Signer, ZoneKey};
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +58,41 @@ pub struct Loaded {
     pub keys: Keyring,
     /// Things that load but deserve a word (already logged).
     pub warnings: Vec<String>,
+    /// Zones ggond signs, with their keys read.
+    pub signers: Vec<Signer>,
+}
+
+/// A signer for every zone with `dnssec`, its key files read and checked.
+fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
+    let mut out = Vec::new();
+    for z in &cfg.zones {
+        let Some(d) = &z.dnssec else { continue };
+        let origin = fqdn_lower(&z.name());
+        let mut keys = Vec::new();
+        let lists = [
+            (&d.keys, KeyState::Active),
+            (&d.published, KeyState::Published),
+        ];
+        for (list, state) in lists {
+            for k in list {
+                let key = ZoneKey::load(k.get_ref(), &origin.to_string()).map_err(|e| {
+                    LoadError::Zone(cfg.error_at(k.span(), "zone.dnssec.keys", e.to_string()))
+                })?;
+                keys.push((key, state));
+            }
+        }
+        let policy = Policy {
+            validity: d.validity.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            refresh: d.refresh.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            denial: match d.denial {
+                DenialConfig::Nsec => Denial::Nsec,
+                DenialConfig::Nsec3 => Denial::Nsec3,
+            },
+            ..Policy::default()
+        };
+        out.push(Signer::new(origin, keys, policy));
+    }
+    Ok(out)
 }
 
 /// Load and validate the config and every zone file it names. Nothing is
@@ -150,11 +186,13 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         path: cfg.path.display().to_string(),
         message: e.to_string(),
     })?;
+    let signers = signers(&cfg)?;
     Ok(Loaded {
         cfg,
         zones,
         keys,
         warnings,
+        signers,
     })
 }
 

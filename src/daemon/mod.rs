@@ -98,7 +98,11 @@ pub async fn run(
     opts: RunOptions,
 ) -> anyhow::Result<()> {
     let Loaded {
-        cfg, zones, keys, ..
+        cfg,
+        zones,
+        keys,
+        signers,
+        ..
     } = loaded;
     let RunOptions { ready_file, notify } = opts;
     privileges::check_paths(&cfg, &cfg.token_file()).map_err(anyhow::Error::msg)?;
@@ -130,6 +134,7 @@ pub async fn run(
         info!(zone = %z.origin, records = z.record_count(), "zone loaded");
         publisher.add_zone_resuming(z, last, cfg.cluster.is_some())?;
     }
+    publisher.set_signers(signers);
     let notifier = crate::ops::alerts::Notifier::spawn(&cfg.notifiers, shutdown_rx.clone());
     let metrics = Arc::new(crate::ops::metrics::Metrics::new());
     let mut remote_status = Vec::new();
@@ -479,6 +484,7 @@ async fn reload(source: &Source, handle: &ControllerHandle) -> Result<(String, C
         .call(|reply| Command::Reload {
             config: Box::new(loaded.cfg),
             zones: loaded.zones,
+            signers: loaded.signers,
             actor: Actor::new("reload"),
             reply,
         })

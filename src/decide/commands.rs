@@ -145,10 +145,11 @@ impl Controller {
             Command::Reload {
                 config,
                 zones,
+                signers,
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.reload(&config, zones, &actor, now));
+                let _ = reply.send(self.reload(&config, zones, signers, &actor, now));
             }
         }
     }

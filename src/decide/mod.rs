@@ -428,6 +428,11 @@ impl Controller {
         if !self.decides() {
             return;
         }
+        // Signatures due for refresh are made again with a new serial (in
+        // a cluster by the leader; followers re-sign when they publish it).
+        for zone in self.publisher.refresh_signatures(now.unix) {
+            info!(%zone, "signatures refreshed");
+        }
         for si in 0..self.services.len() {
             self.expire(si, now, false);
             self.evaluate(si, now);

@@ -20,6 +20,7 @@ impl Controller {
         &mut self,
         cfg: &Config,
         zones: Vec<ZoneData>,
+        signers: Vec<crate::sign::Signer>,
         actor: &Actor,
         now: Now,
     ) -> Result<String, CtlError> {
@@ -67,6 +68,7 @@ impl Controller {
         self.publisher
             .reload_zones(zones)
             .map_err(|e| CtlError::BadRequest(e.to_string()))?;
+        self.publisher.set_signers(signers);
         for s in &self.services {
             self.publisher.stage(&s.fqdn, s.records(s.active));
         }

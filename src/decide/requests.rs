@@ -204,6 +204,8 @@ pub enum Command {
     Reload {
         config: Box<Config>,
         zones: Vec<ZoneData>,
+        /// The zones ggond signs, keys read.
+        signers: Vec<crate::sign::Signer>,
         actor: Actor,
         reply: Reply<String>,
     },

@@ -485,6 +485,7 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
         .call(3, |reply| Command::Reload {
             config: Box::new(config("auto")),
             zones: zone(),
+            signers: Vec::new(),
             actor: Actor::new("reload"),
             reply,
         })
@@ -503,6 +504,7 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
         .call(4, |reply| Command::Reload {
             config: Box::new(changed),
             zones: zone(),
+            signers: Vec::new(),
             actor: Actor::new("reload"),
             reply,
         })

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::proto::codes::rcode;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
+use crate::sign::Signer;
 use crate::snapshot::{compile, Diff, Snapshot};
 pub use journal::JournalError;
 use update::{Change, Rejected};
@@ -77,6 +78,8 @@ pub struct Publisher {
     /// Whether remote (RFC 2136) zones are told the desired records. In a
     /// cluster only the leader publishes to another primary.
     remotes_active: bool,
+    /// Zones ggond signs: what it serves is their effective data signed.
+    signers: BTreeMap<Name, Signer>,
 }
 
 /// RFC 1982: is `a` later than `b`?
@@ -99,7 +102,46 @@ impl Publisher {
             update_dir: None,
             events: None,
             remotes_active: true,
+            signers: BTreeMap::new(),
         }
+    }
+
+    /// Sign these zones from now on (start-up, reload: replaces the set).
+    pub fn set_signers(&mut self, signers: Vec<Signer>) {
+        self.signers = signers
+            .into_iter()
+            .map(|s| (s.origin().clone(), s))
+            .collect();
+    }
+
+    pub fn signer(&self, origin: &Name) -> Option<&Signer> {
+        self.signers.get(origin)
+    }
+
+    /// The data to serve for a zone: its effective data, signed when
+    /// ggond signs it.
+    fn served(&mut self, origin: &Name) -> ZoneData {
+        let data = effective(&self.zones[origin]);
+        match self.signers.get_mut(origin) {
+            Some(s) => s.sign(&data, unix_now()),
+            None => data,
+        }
+    }
+
+    /// Re-sign the zones whose signatures are due for refresh (called
+    /// periodically; a signature is made again well before it expires).
+    /// Returns the zones changed.
+    pub fn refresh_signatures(&mut self, now: u64) -> Vec<Name> {
+        let due: Vec<Name> = self
+            .signers
+            .iter()
+            .filter(|(o, s)| s.refresh_at() <= now && self.zones.contains_key(*o))
+            .map(|(o, _)| o.clone())
+            .collect();
+        for origin in &due {
+            self.commit(origin, &BTreeSet::new(), None);
+        }
+        due
     }
 
     /// Journal accepted UPDATEs under `dir` (one file per zone), and replay
@@ -278,8 +320,10 @@ impl Publisher {
     /// state (start-up).
     pub fn publish_all(&mut self) {
         let mut compiled = Vec::new();
-        for z in self.zones.values_mut() {
-            let data = Arc::new(effective(z));
+        let origins: Vec<Name> = self.zones.keys().cloned().collect();
+        for origin in origins {
+            let data = Arc::new(self.served(&origin));
+            let z = self.zones.get_mut(&origin).expect("listed");
             z.current = data.clone();
             let mut c = compile(data);
             c.journal = z.journal.clone();
@@ -356,9 +400,24 @@ impl Publisher {
         let z = self.zones.get_mut(origin).expect("caller checked");
         let old_serial = z.serial;
         z.serial = serial.unwrap_or_else(|| next_serial(z.serial));
-        let data = Arc::new(effective(z));
-        let Change { removed, added } =
-            known.unwrap_or_else(|| update::diff(&z.current, &data, names));
+        let data = Arc::new(self.served(origin));
+        let z = self.zones.get_mut(origin).expect("caller checked");
+        let Change { removed, added } = if self.signers.contains_key(origin) {
+            // Signing changes records beside the named ones (signatures,
+            // the SOA's, NSEC bitmaps): compare with what was served.
+            let served = self.snapshot.load();
+            let old = served.zone(origin).map(|c| c.data.clone());
+            let old = old.as_deref().unwrap_or(&z.current);
+            let all: BTreeSet<Name> = old
+                .rrsets
+                .keys()
+                .chain(data.rrsets.keys())
+                .cloned()
+                .collect();
+            update::diff(old, &data, &all)
+        } else {
+            known.unwrap_or_else(|| update::diff(&z.current, &data, names))
+        };
         let mut journal: Vec<Arc<Diff>> = z.journal.iter().cloned().collect();
         journal.push(Arc::new(Diff {
             from: old_serial,
@@ -486,3 +545,10 @@ fn effective(z: &ZoneRt) -> ZoneData {
 
 #[cfg(test)]
 mod tests;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -122,6 +122,10 @@ impl Signer {
         }
     }
 
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
     pub fn keys(&self) -> &[(ZoneKey, KeyState)] {
         &self.keys
     }
@@ -425,7 +429,7 @@ fn add_nsec3(z: &mut ZoneData, cuts: &BTreeSet<Name>, below_cut: &dyn Fn(&Name) 
             (h, types)
         })
         .collect();
-    chain.sort_by(|a, b| a.0.cmp(&b.0));
+    chain.sort_by_key(|a| a.0);
     for (i, (h, types)) in chain.iter().enumerate() {
         let next = &chain.get(i + 1).unwrap_or(&chain[0]).0;
         let label = data_encoding::BASE32HEX_NOPAD

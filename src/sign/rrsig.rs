@@ -26,14 +26,10 @@ pub fn canonical_rdata(rdata: &RData) -> Vec<u8> {
 }
 
 /// Labels of an owner for RRSIG's Labels field: the root and a leading
-/// wildcard label are not counted.
+/// wildcard label are not counted (hickory-proto's `num_labels` already
+/// leaves the `*` out).
 pub fn labels(owner: &Name) -> u8 {
-    let n = owner.num_labels();
-    if owner.is_wildcard() {
-        n - 1
-    } else {
-        n
-    }
+    owner.num_labels()
 }
 
 /// What one signature is made with.

@@ -7,6 +7,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use rustc_hash::FxHashMap;
 
+use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, CompiledZone, Dname, Node, Prepared};
 use crate::proto::zone::{RRset, ZoneData};
@@ -28,6 +29,22 @@ struct Compiler<'z> {
     names: BTreeSet<Name>,
     cuts: BTreeSet<Name>,
     soa_neg: RRset,
+    /// Compiling the answers for DO queries of a signed zone: every RRset
+    /// goes with its RRSIGs, negative answers with their proofs.
+    dnssec: bool,
+    chain: Chain,
+}
+
+/// The type an RRSIG covers (its first two RDATA octets).
+fn covered(rd: &RData) -> Option<RecordType> {
+    let b = rd.to_bytes().ok()?;
+    (b.len() >= 2).then(|| RecordType::from(u16::from_be_bytes([b[0], b[1]])))
+}
+
+/// A zone is served signed when its apex has keys and signatures.
+fn is_signed(zone: &ZoneData) -> bool {
+    let apex = &zone.rrsets[&zone.origin];
+    apex.contains_key(&RecordType::DNSKEY) && apex.contains_key(&RecordType::RRSIG)
 }
 
 impl<'z> Compiler<'z> {
@@ -60,6 +77,76 @@ impl<'z> Compiler<'z> {
                 rdatas: soa.rdatas.clone(),
                 ttls: Vec::new(),
             },
+            dnssec: false,
+            chain: Chain::None,
+        }
+    }
+
+    /// An RRset's records, and in DNSSEC mode the RRSIGs that cover it.
+    fn set<'a>(&'a self, owner: &'a Name, rtype: RecordType, set: &'a RRset) -> Vec<Rr<'a>> {
+        let mut out: Vec<Rr> = rrs(owner, set).collect();
+        if self.dnssec && rtype != RecordType::RRSIG {
+            out.extend(self.sigs(owner, rtype));
+        }
+        out
+    }
+
+    /// The RRSIGs at `owner` covering `rtype`.
+    fn sigs<'a>(&'a self, owner: &'a Name, rtype: RecordType) -> Vec<Rr<'a>> {
+        let Some(sigs) = self
+            .zone
+            .rrsets
+            .get(owner)
+            .and_then(|t| t.get(&RecordType::RRSIG))
+        else {
+            return Vec::new();
+        };
+        rrs(owner, sigs)
+            .filter(|rr| covered(rr.rdata) == Some(rtype))
+            .collect()
+    }
+
+    /// One link of the denial chain, ready to append to any response.
+    fn proof(&self, owner: &Name, rtype: RecordType) -> Proof {
+        let set = &self.zone.rrsets[owner][&rtype];
+        let auth = self.set(owner, rtype, set);
+        let p = encode(None, Mode::Independent, [&[], &auth, &[]], 0, true);
+        Proof {
+            wire: p.body,
+            count: p.counts[1],
+        }
+    }
+
+    /// The NSEC at `name`, or the NSEC3 whose hash is `name`'s, with
+    /// RRSIGs (what a referral to an unsigned child carries).
+    fn exact_proof<'a>(&'a self, name: &'a Name) -> Vec<Rr<'a>> {
+        let owner = match &self.chain {
+            Chain::None => return Vec::new(),
+            Chain::Nsec(_) => name.clone(),
+            Chain::Nsec3 {
+                salt, iterations, ..
+            } => {
+                let h = crate::sign::rrsig::nsec3_hash(&name_wire(name), salt, *iterations);
+                let label = data_encoding::BASE32HEX_NOPAD
+                    .encode(&h)
+                    .to_ascii_lowercase();
+                match self.zone.origin.prepend_label(label) {
+                    Ok(n) => n,
+                    Err(_) => return Vec::new(),
+                }
+            }
+        };
+        let t = if self.chain.is_nsec3() {
+            RecordType::NSEC3
+        } else {
+            RecordType::NSEC
+        };
+        match self.zone.rrsets.get_key_value(&owner) {
+            Some((o, types)) => match types.get(&t) {
+                Some(s) => self.set(o, t, s),
+                None => Vec::new(),
+            },
+            None => Vec::new(),
         }
     }
 
@@ -100,6 +187,15 @@ impl<'z> Compiler<'z> {
         }
     }
 
+    /// Additional data for an answer; none for a signed wildcard answer,
+    /// whose denial proofs are appended after its authority section.
+    fn additional_for<'a>(&'a self, set: &'a RRset, mode: Mode) -> Vec<Rr<'a>> {
+        if self.dnssec && mode == Mode::Independent {
+            return Vec::new();
+        }
+        self.additional(set)
+    }
+
     /// In-zone address records for names in NS/MX/SRV data.
     fn additional<'a>(&'a self, set: &'a RRset) -> Vec<Rr<'a>> {
         let mut out = Vec::new();
@@ -126,14 +222,48 @@ impl<'z> Compiler<'z> {
         out
     }
 
+    /// A negative answer; in DNSSEC mode with the SOA's RRSIGs and, for
+    /// NODATA at `proof` (a name that exists), the NSEC/NSEC3 about it.
     fn neg(&self, question: Option<&Name>, mode: Mode, answer: &[Rr<'_>], rcode: u8) -> Prepared {
-        let auth: Vec<Rr> = rrs(&self.zone.origin, &self.soa_neg).collect();
-        encode(question, mode, [answer, &auth, &[]], rcode, true)
+        self.neg_proving(question, mode, answer, rcode, question)
+    }
+
+    fn neg_proving(
+        &self,
+        question: Option<&Name>,
+        mode: Mode,
+        answer: &[Rr<'_>],
+        rcode: u8,
+        proof: Option<&Name>,
+    ) -> Prepared {
+        let mut auth = self.set(&self.zone.origin, RecordType::SOA, &self.soa_neg);
+        // The SOA's signatures go with the negative TTL, as the SOA does.
+        for rr in &mut auth {
+            rr.ttl = rr.ttl.min(self.soa_neg.ttl);
+        }
+        let mut p = encode(question, mode, [answer, &auth, &[]], rcode, true);
+        if let Some(pr) = proof
+            .filter(|_| self.dnssec)
+            .and_then(|n| self.chain.about(&name_wire(n)))
+        {
+            let mut body = p.body.into_vec();
+            body.extend_from_slice(&pr.wire);
+            p.body = body.into_boxed_slice();
+            p.counts[1] += pr.count;
+        }
+        p
     }
 
     fn referral(&self, cut: &Name) -> Prepared {
         let ns = &self.zone.rrsets[cut][&RecordType::NS];
-        let auth: Vec<Rr> = rrs(cut, ns).collect();
+        let mut auth: Vec<Rr> = rrs(cut, ns).collect();
+        if self.dnssec {
+            // RFC 4035 3.1.4: the DS, or the proof that there is none.
+            match self.zone.rrsets[cut].get(&RecordType::DS) {
+                Some(ds) => auth.extend(self.set(cut, RecordType::DS, ds)),
+                None => auth.extend(self.exact_proof(cut)),
+            }
+        }
         let glue: Vec<Rr> = self
             .additional(ns)
             .into_iter()
@@ -165,6 +295,8 @@ impl<'z> Compiler<'z> {
             rr.extend_from_slice(&set.ttl.to_be_bytes());
             rr.extend_from_slice(&(target.len() as u16).to_be_bytes());
             rr.extend_from_slice(&target);
+            let sigs = self.sigs(name, RecordType::DNAME);
+            let sigs = encode(None, Mode::Independent, [&sigs, &[], &[]], 0, true);
             out.insert(
                 name.clone(),
                 Arc::new(Dname {
@@ -172,6 +304,8 @@ impl<'z> Compiler<'z> {
                     owner_labels: name.num_labels() as usize,
                     target: target.into_boxed_slice(),
                     ttl: set.ttl,
+                    sigs: sigs.body,
+                    sig_count: sigs.counts[0],
                 }),
             );
         }
@@ -183,7 +317,7 @@ impl<'z> Compiler<'z> {
     fn cut_apex(&self, name: &Name, referral: Arc<Prepared>) -> Node {
         let mut answers = Vec::new();
         if let Some(ds) = self.zone.rrsets[name].get(&RecordType::DS) {
-            let ans: Vec<Rr> = rrs(name, ds).collect();
+            let ans = self.set(name, RecordType::DS, ds);
             answers.push((
                 u16::from(RecordType::DS),
                 encode(Some(name), Mode::Relative, [&ans, &[], &[]], 0, true),
@@ -229,32 +363,35 @@ impl<'z> Compiler<'z> {
                     }
                 }
             }
-            let first: Vec<Rr> = rrs(name, cname).collect();
+            let first = self.set(name, RecordType::CNAME, cname);
             let cname_only = encode(Some(name), mode, [&first, &[], &[]], 0, true);
             answers.push((u16::from(RecordType::CNAME), cname_only.clone()));
             answers.push((255, cname_only));
-            let chain: Vec<Rr> = hops.iter().flat_map(|(o, s)| rrs(o, s)).collect();
+            let chain: Vec<Rr> = hops
+                .iter()
+                .flat_map(|(o, s)| self.set(o, RecordType::CNAME, s))
+                .collect();
             other = match end {
                 Resolved::Data(t) => {
                     for (rtype, set) in t {
                         let mut ans = chain.clone();
-                        ans.extend(rrs(&end_name, set));
-                        let add = self.additional(set);
+                        ans.extend(self.set(&end_name, *rtype, set));
+                        let add = self.additional_for(set, mode);
                         answers.push((
                             u16::from(*rtype),
                             encode(Some(name), mode, [&ans, &[], &add], 0, true),
                         ));
                     }
-                    self.neg(Some(name), mode, &chain, 0)
+                    self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name))
                 }
-                Resolved::Empty => self.neg(Some(name), mode, &chain, 0),
-                Resolved::NxDomain => self.neg(Some(name), mode, &chain, 3),
+                Resolved::Empty => self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name)),
+                Resolved::NxDomain => self.neg_proving(Some(name), mode, &chain, 3, None),
                 Resolved::Elsewhere => encode(Some(name), mode, [&chain, &[], &[]], 0, true),
             };
         } else {
             for (rtype, set) in types {
-                let ans: Vec<Rr> = rrs(name, set).collect();
-                let add = self.additional(set);
+                let ans = self.set(name, *rtype, set);
+                let add = self.additional_for(set, mode);
                 answers.push((
                     u16::from(*rtype),
                     encode(Some(name), mode, [&ans, &[], &add], 0, true),
@@ -294,43 +431,32 @@ fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<D
     dnames.get(&n).cloned()
 }
 
-/// Compile a zone into answers.
+/// Compile a zone into answers; a signed zone also into the answers for
+/// DO queries (the same names, with signatures and proofs).
 pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let c = Compiler::new(&zone);
+    let signed = is_signed(&zone);
+    let s = signed.then(|| {
+        let mut s = Compiler::new(&zone);
+        s.dnssec = true;
+        s.chain = Chain::build(&zone, |n, t| s.proof(n, t));
+        s
+    });
     let mut nodes = FxHashMap::default();
-    let mut referrals: BTreeMap<Name, Arc<Prepared>> = BTreeMap::new();
     let dnames = c.dnames();
+    let mut plain_referrals = BTreeMap::new();
+    let mut signed_referrals = BTreeMap::new();
     for name in &c.names {
-        let node = if let Some(cut) = c.cut_of(name) {
-            let r = referrals
-                .entry(cut.clone())
-                .or_insert_with(|| Arc::new(c.referral(cut)))
-                .clone();
-            if cut == name {
-                // The parent is authoritative for DS at the cut (RFC 4035 3.1.4.1).
-                c.cut_apex(name, r)
-            } else {
-                Node {
-                    referral: Some(r),
-                    ..Node::default()
-                }
+        let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
+        if let Some(s) = &s {
+            if node.below_dname.is_none() {
+                node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
             }
-        } else if let Some(d) = dname_above(&dnames, name) {
-            // Data below a DNAME is occluded: the DNAME rewrites the name.
-            Node {
-                below_dname: Some(d),
-                ..Node::default()
-            }
-        } else if name.is_wildcard() {
-            c.node(name, Mode::Independent)
-        } else {
-            let mut n = c.node(name, Mode::Relative);
-            n.dname = dnames.get(name).cloned();
-            n
-        };
+        }
         nodes.insert(name_wire(name).into_boxed_slice(), node);
     }
     let nxdomain = c.neg(None, Mode::Independent, &[], 3);
+    let nxdomain_signed = s.as_ref().map(|s| s.neg(None, Mode::Independent, &[], 3));
     let apex = name_wire(&zone.origin).into_boxed_slice();
     CompiledZone {
         origin: zone.origin.clone(),
@@ -339,7 +465,46 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         apex,
         nodes,
         nxdomain,
+        nxdomain_signed,
+        signed,
+        chain: s.map(|s| s.chain).unwrap_or_default(),
         data: zone.clone(),
         journal: Arc::default(),
+    }
+}
+
+/// The answers of one name.
+fn node_for(
+    c: &Compiler<'_>,
+    name: &Name,
+    dnames: &BTreeMap<Name, Arc<Dname>>,
+    referrals: &mut BTreeMap<Name, Arc<Prepared>>,
+) -> Node {
+    if let Some(cut) = c.cut_of(name) {
+        let r = referrals
+            .entry(cut.clone())
+            .or_insert_with(|| Arc::new(c.referral(cut)))
+            .clone();
+        if cut == name {
+            // The parent is authoritative for DS at the cut (RFC 4035 3.1.4.1).
+            c.cut_apex(name, r)
+        } else {
+            Node {
+                referral: Some(r),
+                ..Node::default()
+            }
+        }
+    } else if let Some(d) = dname_above(dnames, name) {
+        // Data below a DNAME is occluded: the DNAME rewrites the name.
+        Node {
+            below_dname: Some(d),
+            ..Node::default()
+        }
+    } else if name.is_wildcard() {
+        c.node(name, Mode::Independent)
+    } else {
+        let mut n = c.node(name, Mode::Relative);
+        n.dname = dnames.get(name).cloned();
+        n
     }
 }

@@ -25,6 +25,7 @@ use hickory_proto::rr::{Name, RecordType};
 use rustc_hash::FxHashMap;
 
 use crate::proto::zone::ZoneData;
+pub use denial::{Chain, Proof, Proofs};
 
 /// A ready response body and the header fields that go with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,10 @@ pub enum Lookup<'a> {
     /// The name is below a DNAME (RFC 6672): the query path writes the
     /// DNAME and the CNAME it synthesizes for this question.
     Dname(&'a Dname),
+    /// A signed answer for a name that does not exist (NXDOMAIN, or a
+    /// wildcard expansion): the body, then these proofs appended to its
+    /// authority section (the body has no additional section).
+    Denial(&'a Prepared, Proofs<'a>),
     /// The name is in none of our zones.
     NotAuth,
 }
@@ -57,6 +62,9 @@ pub struct Dname {
     /// The target name in wire form, as written.
     pub target: Box<[u8]>,
     pub ttl: u32,
+    /// Its RRSIGs (signed zones; for DO queries), owner in full.
+    pub sigs: Box<[u8]>,
+    pub sig_count: u16,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +85,9 @@ struct Node {
     dname: Option<Arc<Dname>>,
     /// On a name below a DNAME owner (occluded data): rewritten with it.
     below_dname: Option<Arc<Dname>>,
+    /// Signed zones: the same node's answers for DO queries (with RRSIGs
+    /// and denial proofs).
+    dnssec: Option<Box<Node>>,
 }
 
 impl Node {
@@ -102,6 +113,12 @@ pub struct CompiledZone {
     apex_labels: usize,
     nodes: FxHashMap<Box<[u8]>, Node>,
     nxdomain: Prepared,
+    /// Signed zones: NXDOMAIN with the SOA's RRSIG (the proofs are added
+    /// per query, see [`denial`]).
+    nxdomain_signed: Option<Prepared>,
+    /// The zone has DNSKEY and RRSIG at its apex: DO queries get signatures.
+    pub signed: bool,
+    chain: Chain,
     /// The data it was compiled from (transfers, UPDATE and status read it).
     pub data: Arc<ZoneData>,
     /// Recent changes, oldest first, ending at `serial` (IXFR serves these).
@@ -174,28 +191,42 @@ impl Snapshot {
             .map(|z| &**z)
     }
 
-    /// The answer for a question. No allocation.
-    pub fn lookup(&self, q: &QName, qtype: u16) -> Lookup<'_> {
+    /// The answer for a question; `dnssec`: the query set DO (RFC 3225),
+    /// so a signed zone answers with its signatures and denial proofs.
+    /// No allocation.
+    pub fn lookup(&self, q: &QName, qtype: u16, dnssec: bool) -> Lookup<'_> {
         match self.find_zone(q) {
-            Some(zone) => zone.lookup(q, qtype),
+            Some(zone) => zone.lookup(q, qtype, dnssec && zone.signed),
             None => Lookup::NotAuth,
         }
     }
 }
 
 impl CompiledZone {
-    fn lookup(&self, q: &QName, qtype: u16) -> Lookup<'_> {
+    fn lookup(&self, q: &QName, qtype: u16, dnssec: bool) -> Lookup<'_> {
+        let nx = self.nx(dnssec);
         if let Some(node) = self.nodes.get(&q.wire[..q.len]) {
             if let Some(d) = &node.below_dname {
                 return Lookup::Dname(d);
             }
-            return Lookup::Answer(node.get(qtype).unwrap_or(&self.nxdomain));
+            let node = match (&node.dnssec, dnssec) {
+                (Some(n), true) => n,
+                _ => node,
+            };
+            return Lookup::Answer(node.get(qtype).unwrap_or(nx));
         }
-        self.lookup_missing(q, qtype)
+        self.lookup_missing(q, qtype, dnssec)
+    }
+
+    fn nx(&self, dnssec: bool) -> &Prepared {
+        match (&self.nxdomain_signed, dnssec) {
+            (Some(p), true) => p,
+            _ => &self.nxdomain,
+        }
     }
 
     /// A name with no node: below a DNAME, a cut, a wildcard, or nothing.
-    fn lookup_missing<'s>(&'s self, q: &QName, qtype: u16) -> Lookup<'s> {
+    fn lookup_missing<'s>(&'s self, q: &QName, qtype: u16, dnssec: bool) -> Lookup<'s> {
         // Closest encloser: the longest existing ancestor (the apex always exists).
         let below_apex = q.nlabels - self.apex_labels;
         for label in 1..=below_apex {
@@ -203,7 +234,10 @@ impl CompiledZone {
                 continue;
             };
             if let Some(r) = &encloser.referral {
-                return Lookup::Answer(r);
+                return Lookup::Answer(match (&encloser.dnssec, dnssec) {
+                    (Some(n), true) => n.referral.as_ref().unwrap_or(r),
+                    _ => r,
+                });
             }
             if let Some(d) = encloser.dname.as_ref().or(encloser.below_dname.as_ref()) {
                 return Lookup::Dname(d);
@@ -214,12 +248,57 @@ impl CompiledZone {
             wild[0] = 1;
             wild[1] = b'*';
             wild[2..2 + suffix.len()].copy_from_slice(suffix);
-            return Lookup::Answer(match self.nodes.get(&wild[..2 + suffix.len()]) {
-                Some(w) if w.wildcard => w.get(qtype).unwrap_or(&self.nxdomain),
-                _ => &self.nxdomain,
-            });
+            let wild = &wild[..2 + suffix.len()];
+            let w = self.nodes.get(wild).filter(|w| w.wildcard);
+            if !dnssec {
+                return Lookup::Answer(w.and_then(|w| w.get(qtype)).unwrap_or(&self.nxdomain));
+            }
+            return self.denial(
+                q,
+                label,
+                wild,
+                w.map(|w| w.dnssec.as_deref().unwrap_or(w)),
+                qtype,
+            );
         }
-        Lookup::Answer(&self.nxdomain)
+        Lookup::Answer(self.nx(dnssec))
+    }
+
+    /// A signed answer for a name that does not exist, with the proofs of
+    /// RFC 4035 §3.1.3 (NSEC) or RFC 5155 §7.2 (NSEC3). `label`: where the
+    /// closest encloser starts in `q`; `wild`: `*.<closest encloser>`.
+    fn denial<'s>(
+        &'s self,
+        q: &QName,
+        label: usize,
+        wild: &[u8],
+        w: Option<&'s Node>,
+        qtype: u16,
+    ) -> Lookup<'s> {
+        let c = &self.chain;
+        let qname = &q.wire[..q.len];
+        let encloser = q.suffix(label);
+        let next_closer = q.suffix(label - 1);
+        let proofs = match (w.and_then(|w| w.get(qtype)), c.is_nsec3()) {
+            // Wildcard answer: the name itself does not exist.
+            (Some(p), false) if p.counts[0] > 0 => {
+                return Lookup::Denial(p, [c.about(qname), None, None])
+            }
+            (Some(p), true) if p.counts[0] > 0 => {
+                return Lookup::Denial(p, [c.about(next_closer), None, None])
+            }
+            // Wildcard NODATA: the body carries the wildcard's own proof.
+            (Some(p), false) => return Lookup::Denial(p, [c.about(qname), None, None]),
+            (Some(p), true) => {
+                return Lookup::Denial(
+                    p,
+                    denial::dedup([c.about(encloser), c.about(next_closer), None]),
+                )
+            }
+            (None, false) => [c.about(qname), c.about(wild), None],
+            (None, true) => [c.about(encloser), c.about(next_closer), c.about(wild)],
+        };
+        Lookup::Denial(self.nx(true), denial::dedup(proofs))
     }
 }
 
@@ -235,6 +314,7 @@ pub fn name_wire(name: &Name) -> Vec<u8> {
 }
 
 mod compile;
+pub mod denial;
 mod encode;
 
 pub use compile::compile;
