@@ -148,6 +148,11 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// DNSSEC keys: make them, see what the served zones hold.
+    Dnssec {
+        #[command(subcommand)]
+        cmd: DnssecCmd,
+    },
     /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
     Reload {
         #[arg(long)]
@@ -181,6 +186,37 @@ pub enum Cmd {
     /// ggon-perf under DIR (man/, completions/); used by scripts/package.
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
+}
+
+/// `ggon-ctl dnssec …`
+#[derive(Subcommand, Debug)]
+pub enum DnssecCmd {
+    /// Make a key pair for ZONE as BIND files (K<zone>.+<alg>+<tag>.key and
+    /// .private) in --dir, print its DNSKEY and DS, and the line to add to
+    /// the zone's `dnssec.keys`. No daemon needed.
+    Keygen {
+        zone: String,
+        /// ecdsap256sha256 (default) or ed25519.
+        #[arg(long, default_value = "ecdsap256sha256")]
+        algorithm: String,
+        /// A key-signing key (flags 257, signs the DNSKEY RRset; its DS goes
+        /// to the parent). Default: a zone-signing key (flags 256).
+        #[arg(long)]
+        ksk: bool,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// For each zone ggond serves (or ZONE): the keys in its DNSKEY RRset,
+    /// which sign, the earliest signature expiry, and the DS records to
+    /// give the parent. Read over DNS from ggond's listener.
+    Status {
+        zone: Option<String>,
+        /// The DNS server to ask (default: ggond's first `listen` address).
+        #[arg(long)]
+        server: Option<SocketAddr>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The shells completion scripts are made for.

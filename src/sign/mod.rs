@@ -361,11 +361,16 @@ impl Signer {
 
 /// DS RDATA (SHA-256) for a key of `zone`.
 pub fn ds_rdata(zone: &Name, k: &ZoneKey) -> Vec<u8> {
-    let mut input = rrsig::name_wire(zone);
-    input.extend(k.dnskey_rdata());
+    ds_from_dnskey(&rrsig::name_wire(zone), &k.dnskey_rdata())
+}
+
+/// DS RDATA (SHA-256, RFC 4509) from a zone's wire name and DNSKEY RDATA.
+pub fn ds_from_dnskey(zone_wire: &[u8], dnskey: &[u8]) -> Vec<u8> {
+    let mut input = zone_wire.to_vec();
+    input.extend_from_slice(dnskey);
     let digest = ring::digest::digest(&ring::digest::SHA256, &input);
-    let mut r = k.tag.to_be_bytes().to_vec();
-    r.push(k.algorithm);
+    let mut r = keys::key_tag(dnskey).to_be_bytes().to_vec();
+    r.push(dnskey.get(3).copied().unwrap_or(0));
     r.push(2);
     r.extend_from_slice(digest.as_ref());
     r

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ggon::cli::ctl::{Args, Cmd};
+use ggon::cli::ctl::{Args, Cmd, DnssecCmd};
 use ggon::cli::docs::{self, Program};
 use ggon::decide::requests::{DrainRequest, DrillRequest, RemapRequest};
 use ggon::decide::views::{ChangeView, DrillView, StatusView};
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 mod certs;
 mod client;
+mod dnssec;
 mod linkaudit;
 mod print;
 mod verify;
@@ -280,6 +281,28 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    if let Cmd::Dnssec { cmd } = &args.cmd {
+        return match cmd {
+            DnssecCmd::Keygen {
+                zone,
+                algorithm,
+                ksk,
+                dir,
+            } => dnssec::keygen(zone, algorithm, *ksk, dir),
+            DnssecCmd::Status { zone, server, json } => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(dnssec::status(
+                    &args.config_file(),
+                    zone.as_deref(),
+                    *server,
+                    *json,
+                ))
+            }
+        };
+    }
     if let Cmd::AuditCerts {
         service,
         warn_days,
@@ -443,6 +466,7 @@ fn main() -> ExitCode {
             Shown::Reload,
         ),
         Cmd::Verify { .. }
+        | Cmd::Dnssec { .. }
         | Cmd::AuditCerts { .. }
         | Cmd::AuditLinks { .. }
         | Cmd::Completions { .. }
