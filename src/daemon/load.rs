@@ -48,6 +48,16 @@ pub enum LoadError {
     },
     #[error("{path}: {message}")]
     Keys { path: String, message: String },
+    #[error(
+        "{path}: zone {zone} is signed (its file holds RRSIGs) and service `{service}` is in it: \
+         ggond changes the service's records and must sign them; add \
+         dnssec = {{ keys = [\"K…\"] }} to the zone with its key files (see docs/dnssec.md)"
+    )]
+    SignedWithoutKeys {
+        path: String,
+        zone: String,
+        service: String,
+    },
 }
 
 /// A validated configuration with its zone files and keys read.
@@ -135,6 +145,18 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         else {
             continue;
         };
+        let signed = zone.rrsets[&zone.origin].contains_key(&RecordType::RRSIG);
+        let signs = cfg
+            .zones
+            .iter()
+            .any(|z| fqdn_lower(&z.name()) == zone.origin && z.dnssec.is_some());
+        if signed && !signs {
+            return Err(LoadError::SignedWithoutKeys {
+                path: cfg.path.display().to_string(),
+                zone: zone.origin.to_string(),
+                service: s.name.get_ref().clone(),
+            });
+        }
         let Some(types) = zone.rrsets.get(&fqdn_lower(&fqdn)) else {
             continue;
         };
