@@ -14,11 +14,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod certaudit;
 mod control;
 mod errors;
 mod validate;
 
-pub use control::ControlLimits;
+pub use certaudit::CertAuditConfig;
+pub use control::{ControlConfig, ControlLimits};
 
 pub use errors::ConfigError;
 use errors::{field_from_toml_error, line_of};
@@ -39,6 +41,8 @@ pub struct Config {
     pub keys: Vec<KeyConfig>,
     #[serde(default, rename = "notifier")]
     pub notifiers: Vec<NotifierConfig>,
+    #[serde(default)]
+    pub cert_audit: CertAuditConfig,
     /// Several ggond nodes agreeing through etcd; absent: one node, local state.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
@@ -102,23 +106,6 @@ fn default_v4_prefix() -> u8 {
 }
 fn default_v6_prefix() -> u8 {
     56
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ControlConfig {
-    #[serde(default = "default_control_listen")]
-    pub listen: SocketAddr,
-    /// Bearer token file; created (mode 0600) with a random token on first
-    /// start. Default: `control.token` in the state directory.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Serve the read-only status page (`/`) and `/metrics` without a token.
-    #[serde(default)]
-    pub public_status: bool,
-    /// Bounds on connections, request reading and failed authentications.
-    #[serde(default)]
-    pub limits: ControlLimits,
 }
 
 /// Where events (failover, failback, remap, all-down, publisher errors, ...)
@@ -421,9 +408,6 @@ fn default_tcp_max() -> usize {
 fn default_tcp_idle() -> Duration {
     Duration::from_secs(10)
 }
-fn default_control_listen() -> SocketAddr {
-    "127.0.0.1:5380".parse().unwrap()
-}
 fn default_burst() -> u32 {
     5
 }
@@ -481,17 +465,6 @@ impl Default for ServerConfig {
             rrl: None,
             user: None,
             group: None,
-        }
-    }
-}
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        ControlConfig {
-            listen: default_control_listen(),
-            token_file: None,
-            public_status: false,
-            limits: ControlLimits::default(),
         }
     }
 }
