@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::config::{Config, ZoneMode};
+use crate::config::{Config, ConfigError, ZoneMode};
 use crate::decide::state::StateStore;
 use crate::decide::{Actor, Command, Controller, ControllerHandle, Event, EventCause, EventKind};
 use crate::dns::server::TcpLimits;
@@ -82,8 +82,29 @@ pub fn bind(cfg: &Config) -> anyhow::Result<Sockets> {
     Ok(Sockets { dns, control })
 }
 
+/// The control listener's TLS configuration, if `[control]` asks for TLS:
+/// read at start (and by `--check-config`), before privileges are given up,
+/// so the key file may be readable by root only. Reload keeps it.
+pub fn control_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+    let (Some(cert), Some(key)) = (&cfg.control.tls_certificate, &cfg.control.tls_key) else {
+        return Ok(None);
+    };
+    crate::ops::tls::server_config(cert.get_ref(), key.get_ref())
+        .map(Some)
+        .map_err(|e| {
+            let span = if e.field == "control.tls_key" {
+                key.span()
+            } else {
+                cert.span()
+            };
+            cfg.error_at(span, e.field, e.message)
+        })
+}
+
 /// How [`run`] reports that it is serving.
 pub struct RunOptions {
+    /// Serve the control API over TLS with this ([`control_tls`]).
+    pub control_tls: Option<Arc<rustls::ServerConfig>>,
     /// Write the bound addresses and pid here once serving.
     pub ready_file: Option<PathBuf>,
     /// systemd's notification socket and watchdog (no-op without systemd).
@@ -100,7 +121,11 @@ pub async fn run(
     let Loaded {
         cfg, zones, keys, ..
     } = loaded;
-    let RunOptions { ready_file, notify } = opts;
+    let RunOptions {
+        ready_file,
+        notify,
+        control_tls,
+    } = opts;
     privileges::check_paths(&cfg, &cfg.token_file()).map_err(anyhow::Error::msg)?;
     let cfg = Arc::new(cfg);
     let keys = Arc::new(keys);
@@ -317,9 +342,10 @@ pub async fn run(
         listener,
         router,
         limits,
+        control_tls.clone(),
         shutdown_rx.clone(),
     ));
-    info!(control = %control_addr, "control API listening");
+    info!(control = %control_addr, tls = control_tls.is_some(), "control API listening");
     let cluster_task = cluster.map(|(prepared, _)| {
         prepared.run(
             crate::cluster::NodeInfo {

@@ -2,8 +2,9 @@
 //!
 //! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles;
 //! [`limits`]: connection, request and failed-authentication bounds), the
-//! Prometheus text ([`metrics`]), the HTML status page ([`status_page`]) and
-//! the alerts sent to webhooks and commands ([`alerts`]).
+//! Prometheus text ([`metrics`]), the HTML status page ([`status_page`]),
+//! the alerts sent to webhooks and commands ([`alerts`]), and the control
+//! listener's optional TLS ([`tls`]).
 //!
 //! Hands on: operator requests, as typed [`crate::decide::Command`]s, to the
 //! controller. It must not change service state itself, run checks or touch
@@ -20,3 +21,4 @@ pub mod metrics;
 pub mod session;
 pub mod status_page;
 pub mod timeline;
+pub mod tls;

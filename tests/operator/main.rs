@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod certs;
 mod config_errors;
+mod control_tls;
 mod crash;
 mod failover;
 mod limits;
