@@ -2,12 +2,14 @@
 //!
 //! Owns: start-up order (config → zones → DNS and control sockets bound
 //! ([`bind`]) → switch to the unprivileged user ([`privileges`]) → state →
-//! publisher → DNS served → probes → controller → control API → ready file
+//! publisher → DNS served → probes → controller (and the periodic
+//! certificate audit, [`certaudit`]) → control API → ready file
 //! and systemd's READY=1) and graceful shutdown (STOPPING=1, stop the control
 //! API and probes, let in-flight TCP answers finish, save state); logging
 //! ([`logging`]) and the systemd protocol and watchdog ([`systemd`]). It must
 //! not contain stage logic: each stage lives in its module.
 
+mod certaudit;
 mod load;
 pub mod logging;
 pub mod privileges;
@@ -267,6 +269,14 @@ pub async fn run(
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };
+    let (config_tx, config_rx) = tokio::sync::watch::channel(cfg.clone());
+    let cert_task = certaudit::spawn(
+        config_rx,
+        handle.clone(),
+        metrics.clone(),
+        notifier.clone(),
+        shutdown_rx.clone(),
+    );
     let mut secondary_zones = HashMap::new();
     let mut secondary_tasks = Vec::new();
     for z in cfg.zones.iter().filter(|z| z.mode == ZoneMode::Secondary) {
@@ -410,6 +420,7 @@ pub async fn run(
                     obs_tx.clone(),
                     shutdown_rx.clone(),
                 );
+                let _ = config_tx.send(Arc::new(cfg.clone()));
                 info!(%summary, "reload done");
                 notify.send(&format!("READY=1\nSTATUS=reload done: {summary}"));
             }
@@ -443,6 +454,7 @@ pub async fn run(
     for t in probe_tasks {
         t.abort();
     }
+    cert_task.abort();
     if let Some(t) = cluster_task {
         // It gives its lease back, so its votes and leadership go at once.
         let _ = tokio::time::timeout(Duration::from_secs(3), t).await;

@@ -14,12 +14,17 @@
 //! asks. It must not run checks, parse packets, format wire data or serve
 //! HTTP.
 //!
+//! Beside the loop: [`certs`], which standby targets' TLS certificates
+//! would break a failover (from the periodic certificate audit), each
+//! reported once.
+//!
 //! Files: this one holds the loop and the health-driven path (observe →
 //! evaluate → switch); [`commands`] the operator commands; [`reload`] the
 //! configuration reload and restoring saved state; [`views`] what is shown.
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
 
+pub mod certs;
 mod commands;
 pub mod events;
 pub mod history;

@@ -2,7 +2,9 @@
 //!
 //! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles;
 //! [`limits`]: connection, request and failed-authentication bounds), the
-//! Prometheus text ([`metrics`]), the HTML status page ([`status_page`]),
+//! Prometheus text ([`metrics`]; the certificate audit's gauges in
+//! [`certmetrics`]), the HTML status page ([`status_page`]; its picture:
+//! [`timeline`] of active targets) and
 //! the alerts sent to webhooks and commands ([`alerts`]), and the control
 //! listener's optional TLS ([`tls`]).
 //!
@@ -14,6 +16,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod certmetrics;
 pub mod control;
 mod forward;
 pub mod limits;

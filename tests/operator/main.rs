@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod browser;
+mod cert_audit;
 mod certs;
 mod config_errors;
 mod control_tls;
