@@ -231,12 +231,15 @@ pub async fn run(
             );
         }
     }
+    // Recent check results per target, for the status page's health lanes.
+    let checklog = crate::decide::checklog::CheckLog::new();
     let mut controller = Controller::new(&cfg, publisher, store)
         .with_remote_status(remote_status)
         .with_sink(Box::new(Sinks {
             notifier: notifier.clone(),
             metrics: metrics.clone(),
-        }));
+        }))
+        .with_sink(Box::new(checklog.clone()));
     let failed_alerts =
         spawn_failed_alert_counter(notifier.clone(), metrics.clone(), shutdown_rx.clone());
     // Cluster mode: the controller follows the shared state until this node
@@ -346,6 +349,7 @@ pub async fn run(
             public: cfg.control.public_status,
             cluster: cluster.as_ref().map(|(_, h)| h.clone()),
             limits: limits.clone(),
+            checks: checklog,
         },
     );
     let api_task = tokio::spawn(crate::ops::control::serve(

@@ -14,7 +14,9 @@
 //! asks. It must not run checks, parse packets, format wire data or serve
 //! HTTP.
 //!
-//! Beside the loop: [`certs`], which standby targets' TLS certificates
+//! Beside the loop: [`checklog`], the bounded ring of recent check results
+//! and health runs per target that the status page draws (fed through the
+//! sink hooks), and [`certs`], which standby targets' TLS certificates
 //! would break a failover (from the periodic certificate audit), each
 //! reported once.
 //!
@@ -25,6 +27,7 @@
 //! sleeping (`tests.rs`).
 
 pub mod certs;
+pub mod checklog;
 mod commands;
 pub mod events;
 pub mod history;

@@ -3,8 +3,9 @@
 //! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles;
 //! [`limits`]: connection, request and failed-authentication bounds), the
 //! Prometheus text ([`metrics`]; the certificate audit's gauges in
-//! [`certmetrics`]), the HTML status page ([`status_page`]; its picture:
-//! [`timeline`] of active targets) and
+//! [`certmetrics`]), the HTML status page ([`status_page`]; its pictures:
+//! [`timeline`] of active targets, [`lanes`] of target health and check
+//! latency) and
 //! the alerts sent to webhooks and commands ([`alerts`]), and the control
 //! listener's optional TLS ([`tls`]).
 //!
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod certmetrics;
 pub mod control;
 mod forward;
+pub mod lanes;
 pub mod limits;
 pub mod metrics;
 pub mod session;

@@ -12,6 +12,7 @@ mod config_errors;
 mod control_tls;
 mod crash;
 mod failover;
+mod lanes;
 mod limits;
 mod observability;
 mod operations;
