@@ -35,6 +35,15 @@ impl Config {
                     "tls_key is set but tls_certificate is not: TLS needs both".into(),
                 ))
             }
+            (Some(c), Some(_)) if self.cluster.is_some() => {
+                return Err(err(
+                    c.span(),
+                    "control.tls_certificate",
+                    "control TLS is not supported in cluster mode yet: nodes forward changes \
+                     to the leader's control API over plain HTTP"
+                        .into(),
+                ))
+            }
             _ => {}
         }
         if self.cert_audit.warn_days < 0 {

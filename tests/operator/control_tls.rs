@@ -175,10 +175,10 @@ fn bad_control_tls_paths_are_config_errors_naming_field_and_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ggon.org.zone"), DEMO_ZONE).unwrap();
     write_pair(dir.path());
-    let check = |cert: &str, key: &str| {
+    let check_with = |cert: &str, key: &str, extra: &str| {
         let cfg = format!(
             "[[zone]]\norigin = \"ggon.org\"\nfile = \"ggon.org.zone\"\n\n\
-             [control]\ntls_certificate = \"{cert}\"\ntls_key = \"{key}\"\n"
+             [control]\ntls_certificate = \"{cert}\"\ntls_key = \"{key}\"\n{extra}"
         );
         std::fs::write(dir.path().join("ggon.toml"), cfg).unwrap();
         let out = Command::new(GGOND)
@@ -192,6 +192,7 @@ fn bad_control_tls_paths_are_config_errors_naming_field_and_file() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let check = |cert: &str, key: &str| check_with(cert, key, "");
     let (code, err) = check("missing.crt", "control.key");
     assert_eq!(code, Some(2), "{err}");
     assert!(
@@ -212,4 +213,9 @@ fn bad_control_tls_paths_are_config_errors_naming_field_and_file() {
     assert!(err.contains("field `control.tls_key`"), "{err}");
     let (code, out) = check("control.crt", "control.key");
     assert_eq!(code, Some(0), "{out}");
+    // Not in cluster mode (changes are forwarded to the leader over HTTP).
+    let cluster = "\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"a\"\n";
+    let (code, err) = check_with("control.crt", "control.key", cluster);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not supported in cluster mode"), "{err}");
 }
