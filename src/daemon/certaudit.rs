@@ -6,11 +6,12 @@
 //! worth telling to the notifiers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::decide::certs::Readiness;
@@ -29,11 +30,14 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut readiness = Readiness::default();
+        // Set when this task ends (shutdown aborts it): an audit in progress
+        // on its blocking thread stops at the next handshake.
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
         loop {
             let cfg = config.borrow_and_update().clone();
             let interval = cfg.cert_audit.interval;
             if !interval.is_zero() {
-                audit_once(&cfg, &ctl, &metrics, &notifier, &mut readiness).await;
+                audit_once(&cfg, &ctl, &metrics, &notifier, &mut readiness, &stop.0).await;
             }
             // Off (interval 0): wait for a reload that turns it on.
             let wait = if interval.is_zero() {
@@ -56,11 +60,14 @@ async fn audit_once(
     metrics: &Metrics,
     notifier: &Notifier,
     readiness: &mut Readiness,
+    stop: &Arc<AtomicBool>,
 ) {
     let c = cfg.clone();
+    let stop = stop.clone();
     let result = tokio::task::spawn_blocking(move || {
         let a = &c.cert_audit;
-        crate::monitor::certs::audit(&c, None, a.warn_days, a.ca_file.as_deref(), a.timeout)
+        let ca = a.ca_file.as_deref();
+        crate::monitor::certs::audit_until(&c, None, a.warn_days, ca, a.timeout, &stop)
     })
     .await;
     let checks = match result {
@@ -77,13 +84,14 @@ async fn audit_once(
     let now = crate::decide::unix_now();
     metrics.certs.audited(&checks, now);
     let not_ready = checks.iter().filter(|c| c.problem().is_some()).count();
+    if checks.is_empty() {
+        debug!("certificate audit: no https targets");
+        return;
+    }
     info!(
         checked = checks.len(),
         not_ready, "certificate audit of https targets done"
     );
-    if checks.is_empty() {
-        return;
-    }
     let status = match ctl.call(|reply| Command::Status { reply }).await {
         Ok(s) => s,
         Err(e) => {
@@ -101,5 +109,14 @@ async fn audit_once(
             target = event.to.as_deref().unwrap_or("-"), reason = %event.reason,
             "standby target not ready for a failover: certificate");
         notifier.send(Alert::from(event));
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }

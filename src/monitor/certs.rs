@@ -12,6 +12,7 @@
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -242,6 +243,26 @@ pub fn audit(
     ca_file: Option<&Path>,
     timeout: Duration,
 ) -> Result<Vec<CertCheck>, String> {
+    audit_until(
+        cfg,
+        service,
+        warn_days,
+        ca_file,
+        timeout,
+        &AtomicBool::new(false),
+    )
+}
+
+/// [`audit`], giving up between handshakes once `stop` is set (ggond at
+/// shutdown: a blocking audit must not hold the process for long).
+pub fn audit_until(
+    cfg: &Config,
+    service: Option<&str>,
+    warn_days: i64,
+    ca_file: Option<&Path>,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<Vec<CertCheck>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let inner = WebPkiServerVerifier::builder_with_provider(roots(ca_file)?, provider.clone())
         .build()
@@ -278,6 +299,9 @@ pub fn audit(
             }
             let port = u.port().unwrap_or(443);
             for ip in t.addresses.get_ref() {
+                if stop.load(Ordering::Relaxed) {
+                    return Err("stopped".into());
+                }
                 let addr = SocketAddr::new(*ip, port);
                 let (leaf, verdict) = handshake(&client, &capture, addr, &name, timeout);
                 let not_after = leaf.as_deref().and_then(not_after);
