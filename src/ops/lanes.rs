@@ -85,6 +85,23 @@ pub fn render_svg(service: &ServiceStatus, logs: &HashMap<String, TargetLog>, no
                 clock(r.end)
             );
         }
+        // Short outages stay visible: each down run again on top, at least
+        // 2 px wide (a minute of 24 h is well under a pixel).
+        for r in log
+            .runs
+            .iter()
+            .filter(|r| r.end >= from && r.up == Some(false))
+        {
+            let _ = writeln!(
+                s,
+                "<rect class=\"down-mark\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" \
+                 fill=\"#c62828\"/>",
+                x(r.start),
+                y + 2.0,
+                (x(r.end) - x(r.start)).max(2.0),
+                LANE - 6.0
+            );
+        }
         sparkline(&mut s, &name, log, y);
     }
     let _ = writeln!(

@@ -42,6 +42,10 @@ fn health_lane_shows_the_failure_and_recovery_and_sparkline_has_points() {
     let (code, page) = http_request(g.control, "GET", "/", Some(&g.token()), None);
     assert_eq!(code, 200);
     let svg = lanes_svg(&page, "cic");
+    // Kept for a person to look at.
+    let kept =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ggon-status-lanes.svg");
+    std::fs::write(&kept, svg).unwrap();
     assert!(
         !page.contains("<script") && !svg.contains("href"),
         "no script, no external assets"
