@@ -23,9 +23,16 @@ pub struct Args {
     /// [default: config/ggon.toml if it exists here, else /etc/ggon/ggon.toml].
     #[arg(long, global = true, env = "GGON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Control API address (default: from the config file).
-    #[arg(long, global = true, env = "GGON_CONTROL")]
-    pub control: Option<SocketAddr>,
+    /// Control API address: IP:PORT, or a URL (http://IP:PORT,
+    /// https://HOST:PORT). Default: from the config file (https when its
+    /// `[control]` has tls_certificate).
+    #[arg(long, global = true, env = "GGON_CONTROL", value_name = "ADDRESS|URL")]
+    pub control: Option<String>,
+    /// Extra trusted CA certificates (PEM), besides the webpki roots: for a
+    /// control API served over TLS with a private CA, and for audit-certs
+    /// and the certificate line of status and drill.
+    #[arg(long, global = true, env = "GGON_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Bearer token file (default: from the config file).
     #[arg(long, global = true, env = "GGON_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -139,9 +146,6 @@ pub enum Cmd {
         /// Warn when a certificate has fewer days left than this.
         #[arg(long, default_value_t = 21)]
         warn_days: i64,
-        /// Extra trusted CA certificates (PEM), besides the webpki roots.
-        #[arg(long)]
-        ca_file: Option<PathBuf>,
         /// Seconds to wait for each connection and handshake.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,

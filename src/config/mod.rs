@@ -14,12 +14,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod certaudit;
 mod control;
 mod dnssec;
 mod errors;
 mod validate;
 
-pub use control::ControlLimits;
+pub use certaudit::CertAuditConfig;
+pub use control::{ControlConfig, ControlLimits};
 pub use dnssec::{DenialConfig, DnssecConfig};
 
 pub use errors::ConfigError;
@@ -41,6 +43,8 @@ pub struct Config {
     pub keys: Vec<KeyConfig>,
     #[serde(default, rename = "notifier")]
     pub notifiers: Vec<NotifierConfig>,
+    #[serde(default)]
+    pub cert_audit: CertAuditConfig,
     /// Several ggond nodes agreeing through etcd; absent: one node, local state.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
@@ -104,23 +108,6 @@ fn default_v4_prefix() -> u8 {
 }
 fn default_v6_prefix() -> u8 {
     56
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ControlConfig {
-    #[serde(default = "default_control_listen")]
-    pub listen: SocketAddr,
-    /// Bearer token file; created (mode 0600) with a random token on first
-    /// start. Default: `control.token` in the state directory.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Serve the read-only status page (`/`) and `/metrics` without a token.
-    #[serde(default)]
-    pub public_status: bool,
-    /// Bounds on connections, request reading and failed authentications.
-    #[serde(default)]
-    pub limits: ControlLimits,
 }
 
 /// Where events (failover, failback, remap, all-down, publisher errors, ...)
@@ -426,9 +413,6 @@ fn default_tcp_max() -> usize {
 fn default_tcp_idle() -> Duration {
     Duration::from_secs(10)
 }
-fn default_control_listen() -> SocketAddr {
-    "127.0.0.1:5380".parse().unwrap()
-}
 fn default_burst() -> u32 {
     5
 }
@@ -486,17 +470,6 @@ impl Default for ServerConfig {
             rrl: None,
             user: None,
             group: None,
-        }
-    }
-}
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        ControlConfig {
-            listen: default_control_listen(),
-            token_file: None,
-            public_status: false,
-            limits: ControlLimits::default(),
         }
     }
 }

@@ -20,6 +20,40 @@ impl Config {
                 message,
             });
         }
+        match (&self.control.tls_certificate, &self.control.tls_key) {
+            (Some(c), None) => {
+                return Err(err(
+                    c.span(),
+                    "control.tls_key",
+                    "tls_certificate is set but tls_key is not: TLS needs both".into(),
+                ))
+            }
+            (None, Some(k)) => {
+                return Err(err(
+                    k.span(),
+                    "control.tls_certificate",
+                    "tls_key is set but tls_certificate is not: TLS needs both".into(),
+                ))
+            }
+            (Some(c), Some(_)) if self.cluster.is_some() => {
+                return Err(err(
+                    c.span(),
+                    "control.tls_certificate",
+                    "control TLS is not supported in cluster mode yet: nodes forward changes \
+                     to the leader's control API over plain HTTP"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        if self.cert_audit.warn_days < 0 {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: None,
+                field: "cert_audit.warn_days".into(),
+                message: "must be 0 or more".into(),
+            });
+        }
         if let Some(c) = &self.cluster {
             if c.etcd.get_ref().is_empty() {
                 return Err(err(

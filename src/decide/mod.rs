@@ -14,12 +14,20 @@
 //! asks. It must not run checks, parse packets, format wire data or serve
 //! HTTP.
 //!
+//! Beside the loop: [`checklog`], the bounded ring of recent check results
+//! and health runs per target that the status page draws (fed through the
+//! sink hooks), and [`certs`], which standby targets' TLS certificates
+//! would break a failover (from the periodic certificate audit), each
+//! reported once.
+//!
 //! Files: this one holds the loop and the health-driven path (observe →
 //! evaluate → switch); [`commands`] the operator commands; [`reload`] the
 //! configuration reload and restoring saved state; [`views`] what is shown.
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
 
+pub mod certs;
+pub mod checklog;
 mod commands;
 pub mod events;
 pub mod history;

@@ -35,6 +35,7 @@ struct AppState {
     metrics: Arc<crate::ops::metrics::Metrics>,
     stats: Arc<crate::dns::stats::Stats>,
     cluster: Option<crate::cluster::ClusterHandle>,
+    checks: Arc<crate::decide::checklog::CheckLog>,
 }
 
 /// What the read-only pages need besides the controller.
@@ -47,6 +48,8 @@ pub struct Pages {
     pub cluster: Option<crate::cluster::ClusterHandle>,
     /// Bounds on connections, bodies and failed authentications.
     pub limits: Arc<Limits>,
+    /// Recent check results per target (the health lanes), read only.
+    pub checks: Arc<crate::decide::checklog::CheckLog>,
 }
 
 fn error_response(e: CtlError) -> Response {
@@ -262,6 +265,7 @@ pub fn router(
         metrics: pages.metrics,
         stats: pages.stats,
         cluster: pages.cluster.clone(),
+        checks: pages.checks,
     };
     let forwarder = pages.cluster.map(super::forward::Forwarder::new);
     let changes = Router::new()
@@ -359,7 +363,15 @@ async fn status_page(
         })
         .await
         .unwrap_or_default();
-    let timelines = super::timeline::render_section(&status.services, &day, now);
+    let mut timelines = super::timeline::render_section(&status.services, &day, now);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    timelines.push_str(&super::lanes::render_section(
+        &status.services,
+        |name| app.checks.service(name),
+        now_ms,
+    ));
     let history: Vec<serde_json::Value> = history
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())

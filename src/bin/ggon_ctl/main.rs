@@ -306,7 +306,6 @@ fn main() -> ExitCode {
     if let Cmd::AuditCerts {
         service,
         warn_days,
-        ca_file,
         timeout,
         json,
     } = &args.cmd
@@ -315,7 +314,7 @@ fn main() -> ExitCode {
             &args,
             service.as_deref(),
             *warn_days,
-            ca_file.as_deref(),
+            args.ca_file.as_deref(),
             *timeout,
             *json,
         );
@@ -494,14 +493,13 @@ fn main() -> ExitCode {
 }
 
 /// After `status` and `drill`: one line on the https targets' certificates
-/// (nothing if the config has none). Extra CAs from `GGON_CA_FILE`.
+/// (nothing if the config has none). Extra CAs from `--ca-file` (`GGON_CA_FILE`).
 fn cert_line(args: &Args, service: Option<&str>) {
     let Ok(cfg) = ggon::config::Config::load(&args.config_file()) else {
         return;
     };
-    let ca = std::env::var_os("GGON_CA_FILE").map(std::path::PathBuf::from);
     let timeout = std::time::Duration::from_secs(2);
-    if let Ok(checks) = certs::audit(&cfg, service, 21, ca.as_deref(), timeout) {
+    if let Ok(checks) = certs::audit(&cfg, service, 21, args.ca_file.as_deref(), timeout) {
         if !checks.is_empty() {
             println!("{}", certs::summary(&checks));
         }
