@@ -210,6 +210,20 @@ pub enum DnssecCmd {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Roll a zone's key: --zsk by pre-publication (new key published,
+    /// then signing, then the old one removed), --ksk by double signature
+    /// (both sign the key set; put the new DS in the parent; the old one
+    /// leaves). Steps are taken by ggond after the zone's longest TTL plus
+    /// dnssec.propagation; each is logged and in the history.
+    Roll {
+        zone: String,
+        #[arg(long, conflicts_with = "ksk", required_unless_present = "ksk")]
+        zsk: bool,
+        #[arg(long)]
+        ksk: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// For each zone ggond serves (or ZONE): the keys in its DNSKEY RRset,
     /// which sign, the earliest signature expiry, and the DS records to
     /// give the parent. Read over DNS from ggond's listener.

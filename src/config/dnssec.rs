@@ -25,6 +25,9 @@ pub struct DnssecConfig {
     /// A signature with less than this left is made again.
     #[serde(default = "default_refresh", with = "humantime_serde")]
     pub refresh: Duration,
+    /// Added to the zone's longest TTL between the steps of a key roll.
+    #[serde(default = "default_propagation", with = "humantime_serde")]
+    pub propagation: Duration,
     /// `nsec` (default) or `nsec3` (SHA-1, no extra iterations, no salt,
     /// as RFC 9276 recommends).
     #[serde(default)]
@@ -41,6 +44,10 @@ pub enum DenialConfig {
 
 fn default_validity() -> Duration {
     Duration::from_secs(14 * 86_400)
+}
+
+fn default_propagation() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_refresh() -> Duration {

@@ -98,9 +98,17 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
                 DenialConfig::Nsec => Denial::Nsec,
                 DenialConfig::Nsec3 => Denial::Nsec3,
             },
+            propagation: d.propagation.as_secs().min(u64::from(u32::MAX / 2)) as u32,
             ..Policy::default()
         };
-        out.push(Signer::new(origin, keys, policy));
+        let dir = cfg.server.state_dir.join("dnssec");
+        let signer = Signer::new(origin, keys, policy)
+            .with_state_dir(&dir)
+            .map_err(|e| LoadError::Keys {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+        out.push(signer);
     }
     Ok(out)
 }

@@ -41,6 +41,8 @@ pub enum EventKind {
     /// A standby target's TLS certificate would break a failover to it
     /// (wrong name, expired, expiring soon); sent once per problem.
     CertNotReady,
+    /// A DNSSEC key roll began or took a step.
+    KeyRoll,
     /// A kind written by a newer ggond; kept readable.
     #[serde(other)]
     Other,
@@ -75,6 +77,7 @@ impl EventKind {
             EventKind::PublisherError => "publisher_error",
             EventKind::Suppressed => "suppressed",
             EventKind::CertNotReady => "cert_not_ready",
+            EventKind::KeyRoll => "key_roll",
             EventKind::Other => "other",
         }
     }

@@ -441,6 +441,23 @@ impl Controller {
         for zone in self.publisher.refresh_signatures(now.unix) {
             info!(%zone, "signatures refreshed");
         }
+        for step in self.publisher.roll_tick(now.unix) {
+            let event = Event::new(now.unix, EventKind::KeyRoll, EventCause::Publisher);
+            match step {
+                Ok(what) => {
+                    info!("{what}");
+                    self.record(event.reason(&what).who("ggond"));
+                }
+                Err(e) => {
+                    tracing::warn!("key roll: {e}");
+                    self.record(
+                        event
+                            .reason(format!("key roll step failed: {e}"))
+                            .who("ggond"),
+                    );
+                }
+            }
+        }
         for si in 0..self.services.len() {
             self.expire(si, now, false);
             self.evaluate(si, now);

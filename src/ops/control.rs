@@ -126,6 +126,29 @@ async fn release(
     )
 }
 
+#[derive(Deserialize)]
+struct RollRequest {
+    kind: crate::sign::roll::RollKind,
+}
+
+async fn dnssec_roll(
+    State(app): State<AppState>,
+    UrlPath(zone): UrlPath<String>,
+    Extension(actor): Extension<Actor>,
+    Json(request): Json<RollRequest>,
+) -> Response {
+    reply(
+        app.ctl
+            .call(|reply| Command::DnssecRoll {
+                zone,
+                kind: request.kind,
+                actor,
+                reply,
+            })
+            .await,
+    )
+}
+
 async fn drain(
     State(app): State<AppState>,
     UrlPath((service, target)): UrlPath<(String, String)>,
@@ -271,6 +294,7 @@ pub fn router(
     let changes = Router::new()
         .route("/v1/services/{service}/remap", post(remap))
         .route("/v1/services/{service}/release", post(release))
+        .route("/v1/dnssec/{zone}/roll", post(dnssec_roll))
         .route("/v1/services/{service}/drill", post(drill))
         .route("/v1/services/{service}/targets/{target}/drain", post(drain))
         .route(

@@ -128,6 +128,51 @@ impl Publisher {
         }
     }
 
+    /// Begin a key roll for a zone ggond signs (see [`crate::sign::roll`]).
+    pub fn start_roll(
+        &mut self,
+        origin: &Name,
+        kind: crate::sign::roll::RollKind,
+    ) -> Result<String, String> {
+        let Some(z) = self.zones.get(origin) else {
+            return Err(format!("{origin} is not a zone ggond serves"));
+        };
+        let data = z.current.clone();
+        let Some(s) = self.signers.get_mut(origin) else {
+            return Err(format!(
+                "ggond does not sign {origin} (no `dnssec` in its config)"
+            ));
+        };
+        let what = s
+            .start_roll(kind, &data, unix_now())
+            .map_err(|e| e.to_string())?;
+        self.commit(origin, &BTreeSet::new(), None);
+        Ok(what)
+    }
+
+    /// Take the key-roll steps that are due; what each did.
+    pub fn roll_tick(&mut self, now: u64) -> Vec<Result<String, String>> {
+        let mut out = Vec::new();
+        let origins: Vec<Name> = self.signers.keys().cloned().collect();
+        for origin in origins {
+            let step = match self.signers.get_mut(&origin) {
+                Some(s) => s.advance_roll(now),
+                None => continue,
+            };
+            match step {
+                Ok(Some(what)) => {
+                    if self.zones.contains_key(&origin) {
+                        self.commit(&origin, &BTreeSet::new(), None);
+                    }
+                    out.push(Ok(what));
+                }
+                Ok(None) => {}
+                Err(e) => out.push(Err(format!("{origin}: {e}"))),
+            }
+        }
+        out
+    }
+
     /// Re-sign the zones whose signatures are due for refresh (called
     /// periodically; a signature is made again well before it expires).
     /// Returns the zones changed.

@@ -15,15 +15,18 @@
 //! signature cache: keys are read at start and reload.
 
 pub mod keys;
+pub mod roll;
 pub mod rrsig;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::proto::zone::{RRset, ZoneData};
 use crate::proto::zonefile::decode;
 pub use keys::{KeyError, ZoneKey};
+use roll::{Roll, RollAction, RollKind, RollStep};
 use rrsig::SigParams;
 
 /// How denial of existence is proved.
@@ -45,6 +48,9 @@ pub struct Policy {
     /// Inception is set this far in the past (clock skew of validators).
     pub backdate: u32,
     pub denial: Denial,
+    /// Added to the zone's longest TTL between the steps of a key roll
+    /// (time for secondaries to follow, RFC 7583's propagation delay).
+    pub propagation: u32,
 }
 
 impl Default for Policy {
@@ -54,12 +60,14 @@ impl Default for Policy {
             refresh: 5 * 86_400,
             backdate: 3600,
             denial: Denial::Nsec,
+            propagation: 300,
         }
     }
 }
 
 /// A key's part in the zone (a rollover moves keys through these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// In the DNSKEY RRset and signing.
     Active,
@@ -94,6 +102,31 @@ pub struct Signer {
     /// Earliest time (unix seconds) a signature needs making again.
     refresh_at: u64,
     pub last: SignStats,
+    roll: Option<Roll>,
+    /// Where the key set and a roll in progress are saved (None: not saved).
+    state_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollError {
+    #[error("a {kind:?} roll is already under way (next step at {at} UTC); let it finish")]
+    Busy { kind: RollKind, at: String },
+    #[error("no active {0} to roll (a single key signing everything is rolled with --ksk)")]
+    NoKey(&'static str),
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    #[error("cannot save the key set to {path}: {source}")]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The saved key set of a zone (`state_dir/dnssec/<zone>.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    keys: Vec<(PathBuf, KeyState)>,
+    roll: Option<Roll>,
 }
 
 /// The RRSIG/NSEC/… records the signer owns and replaces on every run.
@@ -119,7 +152,169 @@ impl Signer {
             cache: HashMap::new(),
             refresh_at: 0,
             last: SignStats::default(),
+            roll: None,
+            state_file: None,
         }
+    }
+
+    /// Save the key set under `dir` from now on; a key set saved there
+    /// before (by a roll) replaces the configured one, since it is newer.
+    pub fn with_state_dir(mut self, dir: &Path) -> Result<Signer, KeyError> {
+        let name = self.origin.to_string();
+        let file = dir.join(format!("{}.json", name.trim_end_matches('.')));
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let saved: Saved = serde_json::from_str(&text).map_err(|e| KeyError::Format {
+                path: file.clone(),
+                why: e.to_string(),
+            })?;
+            let mut keys = Vec::new();
+            for (path, state) in saved.keys {
+                keys.push((ZoneKey::load(&path, &name)?, state));
+            }
+            tracing::info!(zone = %name, file = %file.display(),
+                "key set from the last roll (it replaces the configured keys)");
+            self.keys = keys;
+            self.roll = saved.roll;
+        }
+        self.state_file = Some(file);
+        Ok(self)
+    }
+
+    fn save(&self) -> Result<(), RollError> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let saved = Saved {
+            keys: self
+                .keys
+                .iter()
+                .map(|(k, s)| (k.file.clone(), *s))
+                .collect(),
+            roll: self.roll.clone(),
+        };
+        let io = |source| RollError::Save {
+            path: path.clone(),
+            source,
+        };
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(io)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&saved).expect("json")).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    pub fn roll(&self) -> Option<&Roll> {
+        self.roll.as_ref()
+    }
+
+    /// Begin a roll of the active ZSK or KSK: a new key of the same
+    /// algorithm is made beside the old one's files. `zone`: the data
+    /// served now (its longest TTL sets the wait between steps).
+    pub fn start_roll(
+        &mut self,
+        kind: RollKind,
+        zone: &ZoneData,
+        now: u64,
+    ) -> Result<String, RollError> {
+        if let Some(r) = &self.roll {
+            return Err(RollError::Busy {
+                kind: r.kind,
+                at: rrsig::timestamp(r.next_at),
+            });
+        }
+        let ksk = kind == RollKind::Ksk;
+        let Some((old, _)) = self
+            .keys
+            .iter()
+            .find(|(k, s)| *s == KeyState::Active && k.is_ksk() == ksk)
+        else {
+            return Err(RollError::NoKey(if ksk { "KSK" } else { "ZSK" }));
+        };
+        let dir = old.file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let base = keys::generate(&self.origin.to_string(), old.algorithm, ksk, &dir)?;
+        let new = ZoneKey::load(&base, &self.origin.to_string())?;
+        let max_ttl = zone
+            .rrsets
+            .values()
+            .flat_map(|t| t.values())
+            .map(|s| s.ttl)
+            .max()
+            .unwrap_or(0);
+        let wait = u64::from(max_ttl) + u64::from(self.policy.propagation);
+        let roll = Roll {
+            kind,
+            old_tag: old.tag,
+            new_tag: new.tag,
+            new_file: base,
+            step: RollStep::Introduced,
+            next_at: now + wait,
+            wait,
+        };
+        let what = match kind {
+            // Pre-publication: in the key set, not signing yet.
+            RollKind::Zsk => format!(
+                "ZSK roll of {}: new ZSK {} published (not signing); it signs from {} UTC, \
+                 and ZSK {} leaves the key set about {} UTC",
+                self.origin,
+                new.tag,
+                rrsig::timestamp(now + wait),
+                old.tag,
+                rrsig::timestamp(now + 2 * wait)
+            ),
+            // Double signature: both sign the key set from now on.
+            RollKind::Ksk => format!(
+                "KSK roll of {}: new KSK {} signs the key set beside KSK {}; put its DS in the \
+                 parent now (ggon-ctl dnssec status shows it, CDS/CDNSKEY carry it); KSK {} \
+                 leaves at {} UTC",
+                self.origin,
+                new.tag,
+                old.tag,
+                old.tag,
+                rrsig::timestamp(now + wait)
+            ),
+        };
+        let state = if ksk {
+            KeyState::Active
+        } else {
+            KeyState::Published
+        };
+        self.keys.push((new, state));
+        self.roll = Some(roll);
+        self.save()?;
+        Ok(what)
+    }
+
+    /// Take the roll's next step if it is due; what happened, if anything.
+    pub fn advance_roll(&mut self, now: u64) -> Result<Option<String>, RollError> {
+        let Some((action, next)) = self.roll.as_ref().and_then(|r| r.advance(now)) else {
+            return Ok(None);
+        };
+        let what = match action {
+            RollAction::Swap { old, new } => {
+                for (k, s) in &mut self.keys {
+                    if k.tag == new {
+                        *s = KeyState::Active;
+                    } else if k.tag == old {
+                        *s = KeyState::Retired;
+                    }
+                }
+                format!(
+                    "{}: ZSK {new} signs now; ZSK {old} retired (still published)",
+                    self.origin
+                )
+            }
+            RollAction::Remove { old } => {
+                self.keys.retain(|(k, _)| k.tag != old);
+                format!(
+                    "{}: key {old} removed from the key set; roll complete",
+                    self.origin
+                )
+            }
+        };
+        self.roll = next;
+        self.save()?;
+        Ok(Some(what))
     }
 
     pub fn origin(&self) -> &Name {

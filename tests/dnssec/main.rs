@@ -9,6 +9,7 @@ mod support;
 
 mod online;
 mod presigned;
+mod roll;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -176,6 +176,7 @@ enum Shown {
     Drill,
     History,
     Reload,
+    Message,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
@@ -204,6 +205,7 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
             Shown::Drill => print::drill(&parse::<DrillView>(v)?),
             Shown::History => print::history(&parse::<Vec<Event>>(v["entries"].clone())?),
             Shown::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
+            Shown::Message => println!("{}", v.as_str().unwrap_or("")),
         }
     }
     Ok(if warned {
@@ -281,8 +283,12 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    if let Cmd::Dnssec { cmd } = &args.cmd {
+    if let Cmd::Dnssec {
+        cmd: cmd @ (DnssecCmd::Keygen { .. } | DnssecCmd::Status { .. }),
+    } = &args.cmd
+    {
         return match cmd {
+            DnssecCmd::Roll { .. } => unreachable!("handled below"),
             DnssecCmd::Keygen {
                 zone,
                 algorithm,
@@ -385,6 +391,17 @@ fn main() -> ExitCode {
             None,
             *json,
             Shown::Cluster,
+        ),
+        Cmd::Dnssec {
+            cmd: DnssecCmd::Roll {
+                zone, ksk, json, ..
+            },
+        } => (
+            Method::POST,
+            format!("/v1/dnssec/{zone}/roll"),
+            Some(json!({ "kind": if *ksk { "ksk" } else { "zsk" } })),
+            *json,
+            Shown::Message,
         ),
         Cmd::Release { service, json } => (
             Method::POST,
