@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::proto::codes::rcode;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
-use crate::snapshot::{compile, Diff, Snapshot};
+use crate::snapshot::{compile, recompile, Diff, Snapshot};
 pub use journal::JournalError;
 use update::{Change, Rejected};
 
@@ -357,6 +357,12 @@ impl Publisher {
         let old_serial = z.serial;
         z.serial = serial.unwrap_or_else(|| next_serial(z.serial));
         let data = Arc::new(effective(z));
+        // The served zone is the one `names` changed (an UPDATE has already
+        // replaced `current`, from the served data); else compile it all.
+        let now = self.snapshot.load();
+        let prev = now
+            .zone(origin)
+            .filter(|p| known.is_some() || Arc::ptr_eq(&p.data, &z.current));
         let Change { removed, added } =
             known.unwrap_or_else(|| update::diff(&z.current, &data, names));
         let mut journal: Vec<Arc<Diff>> = z.journal.iter().cloned().collect();
@@ -371,9 +377,10 @@ impl Publisher {
         }
         z.journal = Arc::new(journal);
         z.current = data.clone();
-        let mut compiled = compile(data);
+        // Only the nodes the changed names reach (see snapshot/incremental.rs).
+        let mut compiled = recompile(prev.map(|z| &**z), data, names);
         compiled.journal = z.journal.clone();
-        let next = self.snapshot.load().with_zone(Arc::new(compiled));
+        let next = now.with_zone(Arc::new(compiled));
         self.snapshot.store(Arc::new(next));
         if let Some(tx) = &self.events {
             let _ = tx.send(ZoneChanged {

@@ -28,6 +28,9 @@ use rustc_hash::FxHashMap;
 
 use crate::proto::zone::{RRset, ZoneData};
 
+mod incremental;
+pub use incremental::recompile;
+
 /// A ready response body and the header fields that go with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
@@ -66,6 +69,8 @@ struct Node {
     /// Sorted by type, for a binary search.
     answers: Box<[(u16, Prepared)]>,
     /// For every type not in `answers` (NODATA, or the CNAME chain's tail).
+    /// None on a plain name: the zone's shared NODATA body answers, so a
+    /// new SOA serial does not change every node (incremental remaps).
     other: Option<Prepared>,
     /// Set for names at or below a zone cut: every question gets the referral.
     referral: Option<Arc<Prepared>>,
@@ -102,8 +107,14 @@ pub struct CompiledZone {
     pub serial: u32,
     apex: Box<[u8]>,
     apex_labels: usize,
-    nodes: FxHashMap<Box<[u8]>, Node>,
+    /// Behind Arc so that an incremental recompile shares unchanged nodes.
+    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
     nxdomain: Prepared,
+    /// NODATA (SOA in the authority section, names written in full): the
+    /// answer of a plain node for a type it does not have.
+    nodata: Prepared,
+    /// What an incremental recompile needs (see incremental.rs).
+    index: Arc<incremental::Index>,
     /// The data it was compiled from (transfers, UPDATE and status read it).
     pub data: Arc<ZoneData>,
     /// Recent changes, oldest first, ending at `serial` (IXFR serves these).
@@ -191,7 +202,7 @@ impl CompiledZone {
             if let Some(d) = &node.below_dname {
                 return Lookup::Dname(d);
             }
-            return Lookup::Answer(node.get(qtype).unwrap_or(&self.nxdomain));
+            return Lookup::Answer(node.get(qtype).unwrap_or(&self.nodata));
         }
         self.lookup_missing(q, qtype)
     }
@@ -324,12 +335,32 @@ enum Resolved<'z> {
 struct Compiler<'z> {
     zone: &'z ZoneData,
     /// Every name that exists: owners and empty non-terminals.
-    names: BTreeSet<Name>,
-    cuts: BTreeSet<Name>,
+    names: Arc<BTreeSet<Name>>,
+    cuts: Arc<BTreeSet<Name>>,
     soa_neg: RRset,
 }
 
 impl<'z> Compiler<'z> {
+    /// With the name and cut sets of an earlier compile of the same names.
+    fn with_sets(
+        zone: &'z ZoneData,
+        names: Arc<BTreeSet<Name>>,
+        cuts: Arc<BTreeSet<Name>>,
+    ) -> Self {
+        let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
+        let neg_ttl = soa.ttl.min(zone.soa().minimum);
+        Compiler {
+            zone,
+            names,
+            cuts,
+            soa_neg: RRset {
+                ttl: neg_ttl,
+                rdatas: soa.rdatas.clone(),
+                ttls: Vec::new(),
+            },
+        }
+    }
+
     fn new(zone: &'z ZoneData) -> Self {
         let mut names = BTreeSet::new();
         for owner in zone.rrsets.keys() {
@@ -348,18 +379,7 @@ impl<'z> Compiler<'z> {
             .filter(|(n, t)| **n != zone.origin && t.contains_key(&RecordType::NS))
             .map(|(n, _)| n.clone())
             .collect();
-        let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
-        let neg_ttl = soa.ttl.min(zone.soa().minimum);
-        Compiler {
-            zone,
-            names,
-            cuts,
-            soa_neg: RRset {
-                ttl: neg_ttl,
-                rdatas: soa.rdatas.clone(),
-                ttls: Vec::new(),
-            },
-        }
+        Compiler::with_sets(zone, Arc::new(names), Arc::new(cuts))
     }
 
     /// The cut at or above `name`, if `name` is delegated away.
@@ -533,7 +553,7 @@ impl<'z> Compiler<'z> {
             answers.push((u16::from(RecordType::CNAME), cname_only.clone()));
             answers.push((255, cname_only));
             let chain: Vec<Rr> = hops.iter().flat_map(|(o, s)| rrs(o, s)).collect();
-            other = match end {
+            other = Some(match end {
                 Resolved::Data(t) => {
                     for (rtype, set) in t {
                         let mut ans = chain.clone();
@@ -549,7 +569,7 @@ impl<'z> Compiler<'z> {
                 Resolved::Empty => self.neg(Some(name), mode, &chain, 0),
                 Resolved::NxDomain => self.neg(Some(name), mode, &chain, 3),
                 Resolved::Elsewhere => encode(Some(name), mode, [&chain, &[], &[]], 0, true),
-            };
+            });
         } else {
             for (rtype, set) in types {
                 let ans: Vec<Rr> = rrs(name, set).collect();
@@ -564,13 +584,14 @@ impl<'z> Compiler<'z> {
                 let first = first.clone();
                 answers.push((255, first));
             }
-            other = self.neg(Some(name), mode, &[], 0);
+            // Relative: the zone's shared NODATA (CompiledZone::nodata).
+            other = (mode == Mode::Independent).then(|| self.neg(Some(name), mode, &[], 0));
         }
         answers.sort_by_key(|(t, _)| *t);
         answers.dedup_by_key(|(t, _)| *t);
         Node {
             answers: answers.into_boxed_slice(),
-            other: Some(other),
+            other,
             referral: None,
             wildcard: mode == Mode::Independent,
             ..Node::default()
@@ -599,7 +620,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let mut nodes = FxHashMap::default();
     let mut referrals: BTreeMap<Name, Arc<Prepared>> = BTreeMap::new();
     let dnames = c.dnames();
-    for name in &c.names {
+    for name in c.names.iter() {
         let node = if let Some(cut) = c.cut_of(name) {
             let r = referrals
                 .entry(cut.clone())
@@ -627,9 +648,21 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
             n.dname = dnames.get(name).cloned();
             n
         };
-        nodes.insert(name_wire(name).into_boxed_slice(), node);
+        nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
     }
+    let index = incremental::Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
+    finish(&c, &zone, nodes, Arc::new(index))
+}
+
+/// The zone-wide parts (NXDOMAIN, NODATA) around compiled nodes.
+fn finish(
+    c: &Compiler<'_>,
+    zone: &Arc<ZoneData>,
+    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
+    index: Arc<incremental::Index>,
+) -> CompiledZone {
     let nxdomain = c.neg(None, Mode::Independent, &[], 3);
+    let nodata = c.neg(None, Mode::Independent, &[], 0);
     let apex = name_wire(&zone.origin).into_boxed_slice();
     CompiledZone {
         origin: zone.origin.clone(),
@@ -638,6 +671,8 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         apex,
         nodes,
         nxdomain,
+        nodata,
+        index,
         data: zone.clone(),
         journal: Arc::default(),
     }
