@@ -113,7 +113,7 @@ pub fn recompile(
 ) -> CompiledZone {
     match prev {
         Some(p) if p.origin == data.origin && incremental_ok(p, &data, changed) => {
-            incremental(p, data, changed).unwrap_or_else(|data| compile(data))
+            incremental(p, data, changed).unwrap_or_else(compile)
         }
         _ => compile(data),
     }

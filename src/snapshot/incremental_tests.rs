@@ -141,7 +141,7 @@ fn a_thousand_incremental_remaps_answer_like_a_full_compile() {
         let mut addresses: Vec<IpAddr> = (0..count)
             .map(|k| format!("10.2.{}.{}", round % 250, k + 1).parse().unwrap())
             .collect();
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             addresses.push(format!("2001:db8::{round:x}").parse().unwrap());
         }
         let before = snap.load_full();
