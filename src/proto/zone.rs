@@ -48,7 +48,7 @@ impl RRset {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneData {
     pub origin: Name,
-    pub rrsets: BTreeMap<Name, BTreeMap<RecordType, RRset>>,
+    pub rrsets: imbl::OrdMap<Name, BTreeMap<RecordType, RRset>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ impl ZoneData {
         }
         let mut zone = ZoneData {
             origin: origin.clone(),
-            rrsets: BTreeMap::new(),
+            rrsets: imbl::OrdMap::new(),
         };
         let mut outside = Vec::new();
         for rec in &parsed.records {

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use crate::proto::codes::rcode;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 use crate::sign::Signer;
-use crate::snapshot::{compile, Diff, Snapshot};
+use crate::snapshot::{compile, recompile, Diff, Snapshot};
 pub use journal::JournalError;
 use update::{Change, Rejected};
 
@@ -449,11 +449,18 @@ impl Publisher {
         let data = Arc::new(self.served(origin));
         let t_sign = t0.elapsed();
         let z = self.zones.get_mut(origin).expect("caller checked");
-        let Change { removed, added } = if self.signers.contains_key(origin) {
-            // Signing changes records beside the named ones (signatures,
-            // the SOA's, NSEC bitmaps): compare with what was served.
-            let served = self.snapshot.load();
-            let old = served.zone(origin).map(|c| c.data.clone());
+        let signs = self.signers.contains_key(origin);
+        // The served zone is the one `names` changed (an UPDATE has already
+        // replaced `current`, from the served data); else compile it all.
+        // A zone ggond signs changes beside `names` (signatures, the SOA's,
+        // NSEC bitmaps): it is compiled whole.
+        let now = self.snapshot.load();
+        let prev = now
+            .zone(origin)
+            .filter(|p| !signs && (known.is_some() || Arc::ptr_eq(&p.data, &z.current)));
+        let Change { removed, added } = if signs {
+            // Compare with what was served.
+            let old = now.zone(origin).map(|c| c.data.clone());
             let old = old.as_deref().unwrap_or(&z.current);
             let all: BTreeSet<Name> = old
                 .rrsets
@@ -478,9 +485,10 @@ impl Publisher {
         z.journal = Arc::new(journal);
         z.current = data.clone();
         let t_diff = t0.elapsed();
-        let mut compiled = compile(data);
+        // Only the nodes the changed names reach (see snapshot/incremental.rs).
+        let mut compiled = recompile(prev.map(|z| &**z), data, names);
         compiled.journal = z.journal.clone();
-        let next = self.snapshot.load().with_zone(Arc::new(compiled));
+        let next = now.with_zone(Arc::new(compiled));
         self.snapshot.store(Arc::new(next));
         tracing::debug!(zone = %origin, effective_and_sign = ?t_sign,
             diff = ?(t_diff - t_sign), compile = ?(t0.elapsed() - t_diff), "zone published");

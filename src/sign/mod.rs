@@ -372,7 +372,7 @@ impl Signer {
     pub fn sign(&mut self, data: &ZoneData, now: u64) -> ZoneData {
         let mut z = ZoneData {
             origin: data.origin.clone(),
-            rrsets: BTreeMap::new(),
+            rrsets: Default::default(),
         };
         for (name, types) in &data.rrsets {
             let at_apex = *name == data.origin;
@@ -433,20 +433,12 @@ impl Signer {
             }
         }
         for (name, list) in sigs {
-            let (ttls, rdatas) = list.into_iter().unzip();
-            z.rrsets.entry(name).or_default().insert(
-                RecordType::RRSIG,
-                RRset {
-                    ttl: 0,
-                    rdatas,
-                    ttls,
-                },
-            );
-        }
-        for set in z.rrsets.values_mut() {
-            if let Some(s) = set.get_mut(&RecordType::RRSIG) {
-                s.ttl = s.ttls.iter().copied().min().unwrap_or(0);
-            }
+            let (ttls, rdatas): (Vec<u32>, Vec<RData>) = list.into_iter().unzip();
+            let ttl = ttls.iter().copied().min().unwrap_or(0);
+            z.rrsets
+                .entry(name)
+                .or_default()
+                .insert(RecordType::RRSIG, RRset { ttl, rdatas, ttls });
         }
         self.cache = fresh;
         self.refresh_at = refresh_at;

@@ -23,11 +23,11 @@ enum Resolved<'z> {
     Elsewhere,
 }
 
-struct Compiler<'z> {
+pub(super) struct Compiler<'z> {
     zone: &'z ZoneData,
     /// Every name that exists: owners and empty non-terminals.
-    names: BTreeSet<Name>,
-    cuts: BTreeSet<Name>,
+    pub(super) names: Arc<BTreeSet<Name>>,
+    pub(super) cuts: Arc<BTreeSet<Name>>,
     soa_neg: RRset,
     /// Compiling the answers for DO queries of a signed zone: every RRset
     /// goes with its RRSIGs, negative answers with their proofs.
@@ -46,12 +46,34 @@ fn covered(rd: &RData) -> Option<RecordType> {
 }
 
 /// A zone is served signed when its apex has keys and signatures.
-fn is_signed(zone: &ZoneData) -> bool {
+pub(super) fn is_signed(zone: &ZoneData) -> bool {
     let apex = &zone.rrsets[&zone.origin];
     apex.contains_key(&RecordType::DNSKEY) && apex.contains_key(&RecordType::RRSIG)
 }
 
 impl<'z> Compiler<'z> {
+    /// With the name and cut sets of an earlier compile of the same names.
+    pub(super) fn with_sets(
+        zone: &'z ZoneData,
+        names: Arc<BTreeSet<Name>>,
+        cuts: Arc<BTreeSet<Name>>,
+    ) -> Self {
+        let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
+        let neg_ttl = soa.ttl.min(zone.soa().minimum);
+        Compiler {
+            zone,
+            names,
+            cuts,
+            soa_neg: RRset {
+                ttl: neg_ttl,
+                rdatas: soa.rdatas.clone(),
+                ttls: Vec::new(),
+            },
+            dnssec: false,
+            chain: Chain::None,
+        }
+    }
+
     fn new(zone: &'z ZoneData) -> Self {
         let mut names = BTreeSet::new();
         for owner in zone.rrsets.keys() {
@@ -70,20 +92,7 @@ impl<'z> Compiler<'z> {
             .filter(|(n, t)| **n != zone.origin && t.contains_key(&RecordType::NS))
             .map(|(n, _)| n.clone())
             .collect();
-        let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
-        let neg_ttl = soa.ttl.min(zone.soa().minimum);
-        Compiler {
-            zone,
-            names,
-            cuts,
-            soa_neg: RRset {
-                ttl: neg_ttl,
-                rdatas: soa.rdatas.clone(),
-                ttls: Vec::new(),
-            },
-            dnssec: false,
-            chain: Chain::None,
-        }
+        Compiler::with_sets(zone, Arc::new(names), Arc::new(cuts))
     }
 
     /// An RRset's records, and in DNSSEC mode the RRSIGs that cover it.
@@ -155,7 +164,7 @@ impl<'z> Compiler<'z> {
     }
 
     /// The cut at or above `name`, if `name` is delegated away.
-    fn cut_of(&self, name: &Name) -> Option<&Name> {
+    pub(super) fn cut_of(&self, name: &Name) -> Option<&Name> {
         let mut n = name.clone();
         let mut found = None;
         while n != self.zone.origin && n.num_labels() > self.zone.origin.num_labels() {
@@ -228,7 +237,13 @@ impl<'z> Compiler<'z> {
 
     /// A negative answer; in DNSSEC mode with the SOA's RRSIGs and, for
     /// NODATA at `proof` (a name that exists), the NSEC/NSEC3 about it.
-    fn neg(&self, question: Option<&Name>, mode: Mode, answer: &[Rr<'_>], rcode: u8) -> Prepared {
+    pub(super) fn neg(
+        &self,
+        question: Option<&Name>,
+        mode: Mode,
+        answer: &[Rr<'_>],
+        rcode: u8,
+    ) -> Prepared {
         self.neg_proving(question, mode, answer, rcode, question)
     }
 
@@ -258,7 +273,7 @@ impl<'z> Compiler<'z> {
         p
     }
 
-    fn referral(&self, cut: &Name) -> Prepared {
+    pub(super) fn referral(&self, cut: &Name) -> Prepared {
         let ns = &self.zone.rrsets[cut][&RecordType::NS];
         let mut auth: Vec<Rr> = rrs(cut, ns).collect();
         if self.dnssec {
@@ -277,7 +292,7 @@ impl<'z> Compiler<'z> {
     }
 
     /// Every DNAME of the zone, ready for synthesis (not those below a cut).
-    fn dnames(&self) -> BTreeMap<Name, Arc<Dname>> {
+    pub(super) fn dnames(&self) -> BTreeMap<Name, Arc<Dname>> {
         let mut out = BTreeMap::new();
         for (name, types) in &self.zone.rrsets {
             let Some(set) = types.get(&RecordType::DNAME) else {
@@ -318,7 +333,7 @@ impl<'z> Compiler<'z> {
 
     /// A zone cut's own name: the referral for every type but DS, which
     /// the parent answers (the DS RRset, or NODATA).
-    fn cut_apex(&self, name: &Name, referral: Arc<Prepared>) -> Node {
+    pub(super) fn cut_apex(&self, name: &Name, referral: Arc<Prepared>) -> Node {
         let mut answers = Vec::new();
         if let Some(ds) = self.zone.rrsets[name].get(&RecordType::DS) {
             let ans = self.set(name, RecordType::DS, ds);
@@ -337,7 +352,7 @@ impl<'z> Compiler<'z> {
     }
 
     /// Answers for a name that exists (or a wildcard owner, in independent mode).
-    fn node(&self, name: &Name, mode: Mode) -> Node {
+    pub(super) fn node(&self, name: &Name, mode: Mode) -> Node {
         let empty = BTreeMap::new();
         let types = self.zone.rrsets.get(name).unwrap_or(&empty);
         let mut answers: Vec<(u16, Prepared)> = Vec::new();
@@ -375,7 +390,7 @@ impl<'z> Compiler<'z> {
                 .iter()
                 .flat_map(|(o, s)| self.set(o, RecordType::CNAME, s))
                 .collect();
-            other = match end {
+            other = Some(match end {
                 Resolved::Data(t) => {
                     for (rtype, set) in t {
                         let mut ans = chain.clone();
@@ -391,7 +406,7 @@ impl<'z> Compiler<'z> {
                 Resolved::Empty => self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name)),
                 Resolved::NxDomain => self.neg_proving(Some(name), mode, &chain, 3, None),
                 Resolved::Elsewhere => encode(Some(name), mode, [&chain, &[], &[]], 0, true),
-            };
+            });
         } else {
             for (rtype, set) in types {
                 let ans = self.set(name, *rtype, set);
@@ -406,13 +421,17 @@ impl<'z> Compiler<'z> {
                 let first = first.clone();
                 answers.push((255, first));
             }
-            other = self.neg(Some(name), mode, &[], 0);
+            // Relative and unsigned: the zone's shared NODATA
+            // (CompiledZone::nodata), so a new serial changes no node here.
+            // A DO answer carries the name's own proof.
+            other = (mode == Mode::Independent || self.dnssec)
+                .then(|| self.neg(Some(name), mode, &[], 0));
         }
         answers.sort_by_key(|(t, _)| *t);
         answers.dedup_by_key(|(t, _)| *t);
         Node {
             answers: answers.into_boxed_slice(),
-            other: Some(other),
+            other,
             referral: None,
             wildcard: mode == Mode::Independent,
             ..Node::default()
@@ -421,7 +440,7 @@ impl<'z> Compiler<'z> {
 }
 
 /// The DNAME owner strictly above `name`, if any.
-fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<Dname>> {
+pub(super) fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<Dname>> {
     if dnames.is_empty() {
         return None;
     }
@@ -450,17 +469,34 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let dnames = c.dnames();
     let mut plain_referrals = BTreeMap::new();
     let mut signed_referrals = BTreeMap::new();
-    for name in &c.names {
+    for name in c.names.iter() {
         let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
         if let Some(s) = &s {
             if node.below_dname.is_none() {
                 node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
             }
         }
-        nodes.insert(name_wire(name).into_boxed_slice(), node);
+        nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
     }
+    let index = super::incremental::Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
+    let mut z = finish(&c, &zone, nodes, Arc::new(index));
+    if let Some(s) = s {
+        z.nxdomain_signed = Some(s.neg(None, Mode::Independent, &[], 3));
+        z.signed = true;
+        z.chain = s.chain;
+    }
+    z
+}
+
+/// The zone-wide parts (NXDOMAIN, NODATA) around compiled nodes.
+pub(super) fn finish(
+    c: &Compiler<'_>,
+    zone: &Arc<ZoneData>,
+    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
+    index: Arc<super::incremental::Index>,
+) -> CompiledZone {
     let nxdomain = c.neg(None, Mode::Independent, &[], 3);
-    let nxdomain_signed = s.as_ref().map(|s| s.neg(None, Mode::Independent, &[], 3));
+    let nodata = c.neg(None, Mode::Independent, &[], 0);
     let apex = name_wire(&zone.origin).into_boxed_slice();
     CompiledZone {
         origin: zone.origin.clone(),
@@ -469,9 +505,11 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         apex,
         nodes,
         nxdomain,
-        nxdomain_signed,
-        signed,
-        chain: s.map(|s| s.chain).unwrap_or_default(),
+        nxdomain_signed: None,
+        signed: false,
+        chain: Chain::None,
+        nodata,
+        index,
         data: zone.clone(),
         journal: Arc::default(),
     }

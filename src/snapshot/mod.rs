@@ -72,6 +72,8 @@ struct Node {
     /// Sorted by type, for a binary search.
     answers: Box<[(u16, Prepared)]>,
     /// For every type not in `answers` (NODATA, or the CNAME chain's tail).
+    /// None on a plain name: the zone's shared NODATA body answers, so a
+    /// new SOA serial does not change every node (incremental remaps).
     other: Option<Prepared>,
     /// Set for names at or below a zone cut: every question gets the referral.
     referral: Option<Arc<Prepared>>,
@@ -111,7 +113,8 @@ pub struct CompiledZone {
     pub serial: u32,
     apex: Box<[u8]>,
     apex_labels: usize,
-    nodes: FxHashMap<Box<[u8]>, Node>,
+    /// Behind Arc so that an incremental recompile shares unchanged nodes.
+    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
     nxdomain: Prepared,
     /// Signed zones: NXDOMAIN with the SOA's RRSIG (the proofs are added
     /// per query, see [`denial`]).
@@ -119,6 +122,12 @@ pub struct CompiledZone {
     /// The zone has DNSKEY and RRSIG at its apex: DO queries get signatures.
     pub signed: bool,
     chain: Chain,
+    /// NODATA (SOA in the authority section, names written in full): the
+    /// answer of a plain node for a type it does not have. Nodes for DO
+    /// queries carry their own (with the name's proof).
+    nodata: Prepared,
+    /// What an incremental recompile needs (see incremental.rs).
+    index: Arc<incremental::Index>,
     /// The data it was compiled from (transfers, UPDATE and status read it).
     pub data: Arc<ZoneData>,
     /// Recent changes, oldest first, ending at `serial` (IXFR serves these).
@@ -204,16 +213,15 @@ impl Snapshot {
 
 impl CompiledZone {
     fn lookup(&self, q: &QName, qtype: u16, dnssec: bool) -> Lookup<'_> {
-        let nx = self.nx(dnssec);
         if let Some(node) = self.nodes.get(&q.wire[..q.len]) {
             if let Some(d) = &node.below_dname {
                 return Lookup::Dname(d);
             }
             let node = match (&node.dnssec, dnssec) {
                 (Some(n), true) => n,
-                _ => node,
+                _ => &**node,
             };
-            return Lookup::Answer(node.get(qtype).unwrap_or(nx));
+            return Lookup::Answer(node.get(qtype).unwrap_or(&self.nodata));
         }
         self.lookup_missing(q, qtype, dnssec)
     }
@@ -317,4 +325,7 @@ mod compile;
 pub mod denial;
 mod encode;
 
+mod incremental;
+
 pub use compile::compile;
+pub use incremental::recompile;

@@ -21,6 +21,9 @@ fn presign(dir: &Path, nsec3: &[&str]) -> (PathBuf, PathBuf) {
         "-q",
         "-K",
         d.as_str(),
+        // The dsset file goes beside the keys, not into the working directory.
+        "-d",
+        d.as_str(),
         "-S",
         "-o",
         "ggon.org",
