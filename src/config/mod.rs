@@ -16,6 +16,7 @@ use toml::Spanned;
 
 mod control;
 mod errors;
+pub mod geo;
 mod validate;
 
 pub use control::ControlLimits;
@@ -39,6 +40,9 @@ pub struct Config {
     pub keys: Vec<KeyConfig>,
     #[serde(default, rename = "notifier")]
     pub notifiers: Vec<NotifierConfig>,
+    /// Client regions for per-region services (see [`geo`]).
+    #[serde(default, rename = "region")]
+    pub regions: Vec<geo::RegionConfig>,
     /// Several ggond nodes agreeing through etcd; absent: one node, local state.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
@@ -46,6 +50,9 @@ pub struct Config {
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
     pub path: PathBuf,
+    /// The regions' prefix map, with GeoIP read (set by the daemon's load).
+    #[serde(skip)]
+    pub region_map: Option<std::sync::Arc<crate::geo::RegionMap>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +190,9 @@ pub struct ZoneConfig {
     /// rfc2136 mode: how often to read the primary's records and fix drift.
     #[serde(default = "default_reconcile", with = "humantime_serde")]
     pub reconcile: Duration,
+    /// Locate clients by the EDNS Client Subnet option (RFC 7871) when present.
+    #[serde(default)]
+    pub ecs: bool,
 }
 
 impl ZoneConfig {
@@ -268,6 +278,11 @@ pub struct ServiceConfig {
     /// the `[cluster]` setting).
     #[serde(default)]
     pub quorum: Option<Quorum>,
+    /// `"single"` (default) or `"per-region"` with an `order` per region.
+    #[serde(default)]
+    pub active: geo::ActiveMode,
+    #[serde(default)]
+    pub order: Option<Spanned<geo::Orders>>,
 }
 
 /// `[cluster]`: this node's place in a cluster of ggond nodes that agree

@@ -20,6 +20,7 @@ impl Config {
                 message,
             });
         }
+        self.validate_geo(text)?;
         if let Some(c) = &self.cluster {
             if c.etcd.get_ref().is_empty() {
                 return Err(err(

@@ -47,6 +47,8 @@ pub enum LoadError {
     },
     #[error("{path}: {message}")]
     Keys { path: String, message: String },
+    #[error("{0}")]
+    Geoip(ConfigError),
 }
 
 /// A validated configuration with its zone files and keys read.
@@ -74,6 +76,13 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     }
     if let Some(w) = o.workers {
         cfg.server.workers = w;
+    }
+    if !cfg.regions.is_empty() {
+        let map = crate::geo::load_map(&cfg).map_err(|(i, e)| {
+            let span = cfg.regions[i].geoip.as_ref().map_or(0..0, |g| g.span());
+            LoadError::Geoip(cfg.error_at(span, "region.geoip", e.to_string()))
+        })?;
+        cfg.region_map = Some(std::sync::Arc::new(map));
     }
     let mut zones = Vec::new();
     let mut files = Vec::new();

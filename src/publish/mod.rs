@@ -10,6 +10,7 @@
 //! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
 
 mod journal;
+pub mod regional;
 pub mod rfc2136;
 pub mod update;
 
@@ -77,6 +78,8 @@ pub struct Publisher {
     /// Whether remote (RFC 2136) zones are told the desired records. In a
     /// cluster only the leader publishes to another primary.
     remotes_active: bool,
+    /// Per-region services (None: there are none).
+    geo: Option<regional::GeoState>,
 }
 
 /// RFC 1982: is `a` later than `b`?
@@ -99,6 +102,7 @@ impl Publisher {
             update_dir: None,
             events: None,
             remotes_active: true,
+            geo: None,
         }
     }
 
@@ -212,7 +216,7 @@ impl Publisher {
             },
         );
         let next = self.snapshot.load().with_zone(Arc::new(compiled));
-        self.snapshot.store(Arc::new(next));
+        self.store(next);
         if let Some(tx) = &self.events {
             let _ = tx.send(ZoneChanged { origin, serial });
         }
@@ -229,7 +233,7 @@ impl Publisher {
             .filter(|z| &z.origin != origin)
             .cloned()
             .collect();
-        self.snapshot.store(Arc::new(Snapshot::new(zones)));
+        self.store(Snapshot::new(zones));
     }
 
     /// Publish everything after a reload and tell secondaries.
@@ -285,7 +289,7 @@ impl Publisher {
             c.journal = z.journal.clone();
             compiled.push(Arc::new(c));
         }
-        self.snapshot.store(Arc::new(Snapshot::new(compiled)));
+        self.store(Snapshot::new(compiled));
         self.push_remotes();
     }
 
@@ -373,15 +377,16 @@ impl Publisher {
         z.current = data.clone();
         let mut compiled = compile(data);
         compiled.journal = z.journal.clone();
+        let serial = z.serial;
         let next = self.snapshot.load().with_zone(Arc::new(compiled));
-        self.snapshot.store(Arc::new(next));
+        self.store(next);
         if let Some(tx) = &self.events {
             let _ = tx.send(ZoneChanged {
                 origin: origin.clone(),
-                serial: z.serial,
+                serial,
             });
         }
-        z.serial
+        serial
     }
 
     /// Change one service's records. Local zones: the serial is bumped and
