@@ -5,6 +5,7 @@
 mod support;
 
 mod authoritative;
+mod geo;
 mod malformed;
 mod parsers;
 mod rrl;

@@ -343,6 +343,7 @@ fn main() -> ExitCode {
             force,
             dry_run,
             duration,
+            region,
             json,
         } => (
             Method::POST,
@@ -353,6 +354,7 @@ fn main() -> ExitCode {
                 force: *force,
                 dry_run: *dry_run,
                 duration: duration.clone(),
+                region: region.clone(),
             }),
             *json,
             Shown::Change,
@@ -364,9 +366,16 @@ fn main() -> ExitCode {
             *json,
             Shown::Cluster,
         ),
-        Cmd::Release { service, json } => (
+        Cmd::Release {
+            service,
+            region,
+            json,
+        } => (
             Method::POST,
-            format!("/v1/services/{service}/release"),
+            match region {
+                Some(r) => format!("/v1/services/{service}/release?region={r}"),
+                None => format!("/v1/services/{service}/release"),
+            },
             None,
             *json,
             Shown::Change,
@@ -404,6 +413,7 @@ fn main() -> ExitCode {
             service,
             fail,
             duration,
+            region,
             json,
         } => (
             Method::POST,
@@ -411,6 +421,7 @@ fn main() -> ExitCode {
             body(&DrillRequest {
                 fail: fail.clone(),
                 duration: duration.clone(),
+                region: region.clone(),
             }),
             *json,
             Shown::Drill,
