@@ -6,6 +6,7 @@ mod support;
 
 mod authoritative;
 mod geo;
+mod geo_ops;
 mod malformed;
 mod parsers;
 mod rrl;
