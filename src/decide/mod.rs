@@ -24,6 +24,8 @@ mod commands;
 pub mod events;
 pub mod history;
 pub mod policy;
+#[cfg(test)]
+mod region_tests;
 mod regions;
 mod reload;
 pub mod requests;

@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(out, [0, 8, 0, 7, 0, 1, 24, 16, 192, 0, 2]);
         assert_eq!(out.len(), c.wire_len());
         let v6 = parse(&[0, 2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 0, 0x12]).unwrap();
-        assert_eq!(v6.addr, "2001:db8:0:12::".parse::<IpAddr>().unwrap());
+        assert_eq!(v6.addr, "2001:db8:0:1200::".parse::<IpAddr>().unwrap());
         assert_eq!(parse(&[0, 1, 0, 0]).unwrap().source, 0);
     }
 

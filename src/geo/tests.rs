@@ -23,9 +23,12 @@ fn longest_prefix_wins_and_scope_is_the_block_that_answers_alike() {
         ("10.1.2.0/24", 2, Source::Nets),
         ("2001:db8::/32", 1, Source::Nets),
     ]);
-    assert_eq!(at(&m, "10.9.9.9"), (Some(0), 16));
+    // 10/8 less 10.1/16: 10.9.9.9 is in 10.2.0.0-10.255.255.255, whose
+    // largest aligned block around it is 10.8.0.0/13.
+    assert_eq!(at(&m, "10.9.9.9"), (Some(0), 13));
     assert_eq!(at(&m, "10.0.0.1"), (Some(0), 16));
-    assert_eq!(at(&m, "10.1.9.9"), (Some(1), 23));
+    // 10.1/16 less 10.1.2.0/24: 10.1.8.0/21 holds 10.1.9.9.
+    assert_eq!(at(&m, "10.1.9.9"), (Some(1), 21));
     assert_eq!(at(&m, "10.1.2.200"), (Some(2), 24));
     assert_eq!(at(&m, "11.0.0.1"), (None, 8));
     assert_eq!(at(&m, "192.0.2.1"), (None, 1));
