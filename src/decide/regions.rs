@@ -260,7 +260,7 @@ impl Controller {
                     Cause::Failback => "preferred target healthy for the hold-down".to_string(),
                     Cause::Operator => "pinned by operator".to_string(),
                 };
-                self.switch_region(si, ri, to, d.cause, &reason, "ggond", now);
+                self.switch_region((si, ri), to, d.cause, &reason, "ggond", now);
             }
         }
     }
@@ -268,8 +268,7 @@ impl Controller {
     /// Make `to` region `ri`'s answer: publish, persist, log, record.
     pub(super) fn switch_region(
         &mut self,
-        si: usize,
-        ri: usize,
+        (si, ri): (usize, usize),
         to: usize,
         cause: Cause,
         reason: &str,
@@ -375,7 +374,7 @@ impl Controller {
                     .who(&actor.name),
             );
         }
-        self.switch_region(si, ri, ti, Cause::Operator, &req.reason, &actor.name, now);
+        self.switch_region((si, ri), ti, Cause::Operator, &req.reason, &actor.name, now);
         Ok(self.region_change_view(si, ri, from, false))
     }
 
@@ -434,7 +433,7 @@ impl Controller {
             targets: &views,
         };
         let to = r.order[policy::fresh_choice(&view)];
-        self.switch_region(si, ri, to, Cause::Operator, reason, who, now);
+        self.switch_region((si, ri), to, Cause::Operator, reason, who, now);
     }
 
     /// Timed region pins and region drills that are due.
@@ -495,7 +494,7 @@ impl Controller {
                 let r = &svc.regions[ri];
                 if r.pin.is_none() && r.active != previous && !svc.views()[previous].unusable() {
                     let reason = format!("drill over{note}: reverting");
-                    self.switch_region(si, ri, previous, Cause::Operator, &reason, "ggond", now);
+                    self.switch_region((si, ri), previous, Cause::Operator, &reason, "ggond", now);
                 }
                 self.persist_or_log();
             }

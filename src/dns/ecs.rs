@@ -41,7 +41,7 @@ pub fn parse(d: &[u8]) -> Result<ClientSubnet, Malformed> {
         return Err(Malformed);
     }
     // Bits past the source prefix must be zero.
-    if source % 8 != 0 {
+    if !source.is_multiple_of(8) {
         let last = addr[addr.len() - 1];
         if last & (0xFFu8 >> (source % 8)) != 0 {
             return Err(Malformed);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use maxminddb::{geoip2, Reader, WithinOptions};
 
-use super::{Slot, Source};
+use super::{Prefix, Slot, Source};
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ struct Wanted<'a> {
 
 /// Every prefix of every region of `cfg`: its `nets`, and the matching
 /// networks of the GeoIP databases named (each file read once).
-pub fn prefixes(cfg: &Config) -> Result<Vec<(IpNet, Slot, Source)>, (usize, GeoError)> {
+pub fn prefixes(cfg: &Config) -> Result<Vec<Prefix>, (usize, GeoError)> {
     let mut out = Vec::new();
     let mut by_db: BTreeMap<&Path, (usize, Vec<Wanted>)> = BTreeMap::new();
     for (i, r) in cfg.regions.iter().enumerate() {

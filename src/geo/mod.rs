@@ -23,6 +23,9 @@ pub type Slot = u16;
 /// Stored for addresses in no region.
 const NONE: Slot = Slot::MAX;
 
+/// A prefix of a region (by slot), and where it came from.
+pub type Prefix = (IpNet, Slot, Source);
+
 /// Where an address was found, and the prefix length for which that holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Located {
@@ -69,7 +72,7 @@ impl RegionMap {
     /// Build from `(prefix, region slot, source)`; `names` are the regions
     /// in slot order. Longest prefix wins; at equal length `nets` beats
     /// GeoIP, then the earlier region.
-    pub fn build(names: Vec<String>, prefixes: Vec<(IpNet, Slot, Source)>) -> RegionMap {
+    pub fn build(names: Vec<String>, prefixes: Vec<Prefix>) -> RegionMap {
         let count = prefixes.len();
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (net, slot, source) in prefixes {

@@ -59,7 +59,7 @@ impl Rotation {
         match self.base {
             IpAddr::V4(a) => {
                 let host = 32 - u32::from(self.len);
-                let step = if host >= 32 { 0 } else { u32::from(i) << host };
+                let step = if host >= 32 { 0 } else { i << host };
                 let mask = if host >= 32 { 0 } else { u32::MAX << host };
                 IpAddr::V4((u32::from(a).wrapping_add(step) & mask).into())
             }
