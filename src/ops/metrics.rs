@@ -36,13 +36,6 @@ struct TargetLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RegionLabels {
-    service: String,
-    region: String,
-    target: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RemapLabels {
     service: String,
     cause: String,
@@ -231,19 +224,8 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
     let healthy = Family::<TargetLabels, Gauge>::default();
     let mode = Family::<ModeLabels, Gauge>::default();
     let all_down = Family::<ServiceLabels, Gauge>::default();
-    let regional = Family::<RegionLabels, Gauge>::default();
+    super::region_metrics::register(&mut reg, status);
     for s in &status.services {
-        for r in &s.regions {
-            for t in &s.targets {
-                regional
-                    .get_or_create(&RegionLabels {
-                        service: s.name.clone(),
-                        region: r.name.clone(),
-                        target: t.name.clone(),
-                    })
-                    .set(i64::from(t.name == r.active));
-            }
-        }
         for t in &s.targets {
             let labels = TargetLabels {
                 service: s.name.clone(),
@@ -281,13 +263,6 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
         "1 for the service's current mode: manual (pinned by an operator) or auto",
         mode,
     );
-    if status.services.iter().any(|s| !s.regions.is_empty()) {
-        reg.register(
-            "ggon_region_active_target",
-            "Per-region services: 1 for the target a region is answered with, 0 for the others",
-            regional,
-        );
-    }
     reg.register(
         "ggon_service_all_down",
         "1 while every target of the service is down",

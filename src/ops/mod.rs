@@ -17,6 +17,7 @@ pub mod control;
 mod forward;
 pub mod limits;
 pub mod metrics;
+mod region_metrics;
 pub mod session;
 pub mod status_page;
 pub mod timeline;
