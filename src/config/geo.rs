@@ -42,6 +42,10 @@ pub struct RegionConfig {
     /// regions wins.
     #[serde(default)]
     pub nets: Vec<Spanned<String>>,
+    /// More prefixes, one per line (`#` comments), read at load time: for
+    /// long lists, which would be slow and large to parse as TOML.
+    #[serde(default)]
+    pub nets_file: Option<Spanned<PathBuf>>,
     /// Networks from a MaxMind DB (GeoLite2/GeoIP2 Country or City, DB-IP
     /// country) whose country or continent code is listed.
     #[serde(default)]
@@ -153,11 +157,11 @@ impl Config {
                         format!("`{bad}` is not a two-letter upper-case country or continent code"),
                     ));
                 }
-            } else if r.nets.is_empty() {
+            } else if r.nets.is_empty() && r.nets_file.is_none() {
                 return Err(err(
                     r.name.span(),
                     "region.nets",
-                    format!("region `{name}` has no `nets` and no `geoip`"),
+                    format!("region `{name}` has no `nets`, `nets_file` or `geoip`"),
                 ));
             }
         }

@@ -12,6 +12,7 @@ use hickory_proto::rr::RecordType;
 use tracing::warn;
 
 use crate::config::{Config, ConfigError, ZoneMode};
+use crate::geo::mmdb::GeoError;
 use crate::proto::tsig::{KeySource, Keyring};
 use crate::proto::zone::{fqdn_lower, ZoneData};
 
@@ -79,8 +80,15 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     }
     if !cfg.regions.is_empty() {
         let map = crate::geo::load_map(&cfg).map_err(|(i, e)| {
-            let span = cfg.regions[i].geoip.as_ref().map_or(0..0, |g| g.span());
-            LoadError::Geoip(cfg.error_at(span, "region.geoip", e.to_string()))
+            let r = &cfg.regions[i];
+            let (span, field) = match (&e, &r.nets_file, &r.geoip) {
+                (GeoError::NetsFile { .. } | GeoError::NetsLine { .. }, Some(f), _) => {
+                    (f.span(), "region.nets_file")
+                }
+                (_, _, Some(g)) => (g.span(), "region.geoip"),
+                _ => (r.name.span(), "region"),
+            };
+            LoadError::Geoip(cfg.error_at(span, field, e.to_string()))
         })?;
         cfg.region_map = Some(std::sync::Arc::new(map));
     }

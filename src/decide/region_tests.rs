@@ -170,10 +170,22 @@ fn region_state_travels_in_the_persisted_state() {
         r.check("ams", true, 1);
         r.check("nyc", true, 1);
     }
-    leader.check("ams", false, 2);
+    // A region pin alone: the service-level answer and the serial stay.
+    let req = super::requests::RemapRequest {
+        to: "nyc".into(),
+        ..Default::default()
+    };
+    let view = leader
+        .ctl
+        .remap_region(0, "eu", &req, &Actor::new("ops"), leader.at(2))
+        .unwrap();
+    assert_eq!(view.region.as_deref(), Some("eu"));
+    assert_eq!(leader.answer("10.1.0.1"), "127.0.0.12");
     let state = leader.ctl.persisted();
     let eu = &state.services["geo"].regions["eu"];
     assert_eq!(eu.active, "nyc");
+    assert_eq!(eu.pin.as_ref().map(|p| p.target.as_str()), Some("nyc"));
+    assert_eq!(state.services["geo"].active, "ams");
     // Through JSON, as the state file and etcd hold it.
     let json = serde_json::to_string(&state).unwrap();
     let copy: PersistedState = serde_json::from_str(&json).unwrap();
@@ -181,4 +193,7 @@ fn region_state_travels_in_the_persisted_state() {
     follower.ctl.apply_shared(copy, follower.at(3));
     assert_eq!(follower.answer("10.1.0.1"), "127.0.0.12");
     assert_eq!(follower.answer("10.2.0.1"), "127.0.0.12");
+    let st = follower.ctl.status();
+    let eu = st.services[0].regions.iter().find(|r| r.name == "eu");
+    assert!(eu.is_some_and(|r| r.pin.is_some()), "the pin came along");
 }

@@ -144,8 +144,9 @@ impl Controller {
                 }
             }
         }
+        // Live at once, even when no zone changes (a region's pin alone).
         for (fqdn, ttl, records) in regional {
-            self.publisher.stage_regional(&fqdn, ttl, records);
+            self.publisher.publish_regional(&fqdn, ttl, records);
         }
         self.publisher.publish_at(changed, &state.serials);
         if let Err(e) = self.store.save(&self.persisted()) {

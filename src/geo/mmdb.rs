@@ -24,12 +24,26 @@ pub enum GeoError {
         path: PathBuf,
         source: maxminddb::MaxMindDbError,
     },
+    #[error("cannot read nets_file {path}: {source}")]
+    NetsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    NetsLine {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 impl GeoError {
     pub fn path(&self) -> &Path {
         match self {
-            GeoError::Open { path, .. } | GeoError::Read { path, .. } => path,
+            GeoError::Open { path, .. }
+            | GeoError::Read { path, .. }
+            | GeoError::NetsFile { path, .. }
+            | GeoError::NetsLine { path, .. } => path,
         }
     }
 }
@@ -49,6 +63,9 @@ pub fn prefixes(cfg: &Config) -> Result<Vec<Prefix>, (usize, GeoError)> {
     for (i, r) in cfg.regions.iter().enumerate() {
         let slot = i as Slot;
         out.extend(r.prefixes().into_iter().map(|n| (n, slot, Source::Nets)));
+        if let Some(f) = &r.nets_file {
+            nets_file(f.get_ref(), slot, &mut out).map_err(|e| (i, e))?;
+        }
         if let Some(g) = &r.geoip {
             let g = g.get_ref();
             by_db
@@ -66,6 +83,32 @@ pub fn prefixes(cfg: &Config) -> Result<Vec<Prefix>, (usize, GeoError)> {
         read(path, &wanted, &mut out).map_err(|e| (first, e))?;
     }
     Ok(out)
+}
+
+/// The prefixes of a `nets_file`: one per line, `#` starts a comment.
+fn nets_file(path: &Path, slot: Slot, out: &mut Vec<Prefix>) -> Result<(), GeoError> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|source| GeoError::NetsFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| GeoError::NetsFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = line.split('#').next().unwrap_or("").trim();
+        if text.is_empty() {
+            continue;
+        }
+        let net = crate::config::geo::parse_net(text).map_err(|message| GeoError::NetsLine {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message,
+        })?;
+        out.push((net, slot, Source::Nets));
+    }
+    Ok(())
 }
 
 fn read(

@@ -164,11 +164,19 @@ fn a_geoip_database_maps_countries_and_continents_to_regions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("country.mmdb");
     std::fs::write(&path, db).unwrap();
+    let nets = dir.path().join("us.nets");
+    std::fs::write(
+        &nets,
+        "# more us clients\n127.0.21.0/24  # a comment\n\n127.0.22.0/24\n",
+    )
+    .unwrap();
     let regions = format!(
         "[[region]]\nname = \"eu\"\nnets = [\"127.0.19.128/25\"]\n\
          geoip = {{ database = \"{p}\", countries = [\"DE\", \"FR\"] }}\n\n\
-         [[region]]\nname = \"us\"\ngeoip = {{ database = \"{p}\", continents = [\"NA\"] }}\n\n",
-        p = path.display()
+         [[region]]\nname = \"us\"\nnets_file = \"{n}\"\n\
+         geoip = {{ database = \"{p}\", continents = [\"NA\"] }}\n\n",
+        p = path.display(),
+        n = nets.display()
     );
     let order = r#"{ eu = ["a", "b"], us = ["b", "a"], default = ["c", "a"] }"#;
     let services = format!(
@@ -192,7 +200,10 @@ fn a_geoip_database_maps_countries_and_continents_to_regions() {
     assert_eq!(a_from(port, "127.0.19.5"), ["127.0.14.32"]);
     assert_eq!(a_from(port, "127.0.19.200"), ["127.0.14.31"]);
     assert_eq!(a_from(port, "127.0.20.5"), ["127.0.14.33"]);
-    assert_eq!(a_from(port, "127.0.21.5"), ["127.0.14.33"]);
+    // nets_file: us.
+    assert_eq!(a_from(port, "127.0.21.5"), ["127.0.14.32"]);
+    assert_eq!(a_from(port, "127.0.22.5"), ["127.0.14.32"]);
+    assert_eq!(a_from(port, "127.0.23.5"), ["127.0.14.33"]);
 
     // A database that is not there: refused at load, naming file, line, field.
     let bad = std::fs::read_to_string(&env.config)
@@ -204,6 +215,17 @@ fn a_geoip_database_maps_countries_and_continents_to_regions() {
         stderr.contains("ggon.toml:")
             && stderr.contains("region.geoip")
             && stderr.contains("missing.mmdb"),
+        "{stderr}"
+    );
+    // A bad line in a nets_file: its file and line.
+    std::fs::write(&nets, "127.0.21.0/24\n127.0.22.1/24\n").unwrap();
+    let cfg = std::fs::read_to_string(&env.config).unwrap();
+    let (code, stderr) = check_config(&cfg);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("region.nets_file")
+            && stderr.contains("us.nets:2")
+            && stderr.contains("host bits"),
         "{stderr}"
     );
 }
