@@ -37,4 +37,5 @@ pub mod proto;
 pub mod publish;
 pub mod replicate;
 pub mod shutdown;
+pub mod sign;
 pub mod snapshot;

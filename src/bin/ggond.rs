@@ -51,6 +51,13 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    let control_tls = match daemon::control_tls(&loaded.cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            logging::fatal(e);
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
     if args.check_config {
         println!(
             "{}: OK ({} zones, {} services)",
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
     let opts = daemon::RunOptions {
         ready_file: args.ready_file,
         notify,
+        control_tls,
     };
     match rt.block_on(daemon::run(loaded, sockets, source, opts)) {
         Ok(()) => ExitCode::from(exit::OK),

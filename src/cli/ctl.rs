@@ -23,9 +23,16 @@ pub struct Args {
     /// [default: config/ggon.toml if it exists here, else /etc/ggon/ggon.toml].
     #[arg(long, global = true, env = "GGON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Control API address (default: from the config file).
-    #[arg(long, global = true, env = "GGON_CONTROL")]
-    pub control: Option<SocketAddr>,
+    /// Control API address: IP:PORT, or a URL (http://IP:PORT,
+    /// https://HOST:PORT). Default: from the config file (https when its
+    /// `[control]` has tls_certificate).
+    #[arg(long, global = true, env = "GGON_CONTROL", value_name = "ADDRESS|URL")]
+    pub control: Option<String>,
+    /// Extra trusted CA certificates (PEM), besides the webpki roots: for a
+    /// control API served over TLS with a private CA, and for audit-certs
+    /// and the certificate line of status and drill.
+    #[arg(long, global = true, env = "GGON_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Bearer token file (default: from the config file).
     #[arg(long, global = true, env = "GGON_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -145,14 +152,16 @@ pub enum Cmd {
         /// Warn when a certificate has fewer days left than this.
         #[arg(long, default_value_t = 21)]
         warn_days: i64,
-        /// Extra trusted CA certificates (PEM), besides the webpki roots.
-        #[arg(long)]
-        ca_file: Option<PathBuf>,
         /// Seconds to wait for each connection and handshake.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
         #[arg(long)]
         json: bool,
+    },
+    /// DNSSEC keys: make them, see what the served zones hold.
+    Dnssec {
+        #[command(subcommand)]
+        cmd: DnssecCmd,
     },
     /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
     Reload {
@@ -190,6 +199,51 @@ pub enum Cmd {
     /// ggon-perf under DIR (man/, completions/); used by scripts/package.
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
+}
+
+/// `ggon-ctl dnssec …`
+#[derive(Subcommand, Debug)]
+pub enum DnssecCmd {
+    /// Make a key pair for ZONE as BIND files (K<zone>.+<alg>+<tag>.key and
+    /// .private) in --dir, print its DNSKEY and DS, and the line to add to
+    /// the zone's `dnssec.keys`. No daemon needed.
+    Keygen {
+        zone: String,
+        /// ecdsap256sha256 (default) or ed25519.
+        #[arg(long, default_value = "ecdsap256sha256")]
+        algorithm: String,
+        /// A key-signing key (flags 257, signs the DNSKEY RRset; its DS goes
+        /// to the parent). Default: a zone-signing key (flags 256).
+        #[arg(long)]
+        ksk: bool,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Roll a zone's key: --zsk by pre-publication (new key published,
+    /// then signing, then the old one removed), --ksk by double signature
+    /// (both sign the key set; put the new DS in the parent; the old one
+    /// leaves). Steps are taken by ggond after the zone's longest TTL plus
+    /// dnssec.propagation; each is logged and in the history.
+    Roll {
+        zone: String,
+        #[arg(long, conflicts_with = "ksk", required_unless_present = "ksk")]
+        zsk: bool,
+        #[arg(long)]
+        ksk: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// For each zone ggond serves (or ZONE): the keys in its DNSKEY RRset,
+    /// which sign, the earliest signature expiry, and the DS records to
+    /// give the parent. Read over DNS from ggond's listener.
+    Status {
+        zone: Option<String>,
+        /// The DNS server to ask (default: ggond's first `listen` address).
+        #[arg(long)]
+        server: Option<SocketAddr>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The shells completion scripts are made for.

@@ -1,8 +1,53 @@
-//! `[control.limits]`: what one client may cost the control API.
+//! `[control]`: the control API's address, token file, TLS, and
+//! `[control.limits]`: what one client may cost it.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    #[serde(default = "default_control_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token file; created (mode 0600) with a random token on first
+    /// start. Default: `control.token` in the state directory.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Serve the read-only status page (`/`) and `/metrics` without a token.
+    #[serde(default)]
+    pub public_status: bool,
+    /// Bounds on connections, request reading and failed authentications.
+    #[serde(default)]
+    pub limits: ControlLimits,
+    /// Serve the control API over TLS: the certificate chain (PEM, leaf
+    /// first). Needs `tls_key` too. Read at start (restart to change it).
+    #[serde(default)]
+    pub tls_certificate: Option<Spanned<PathBuf>>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) for `tls_certificate`.
+    #[serde(default)]
+    pub tls_key: Option<Spanned<PathBuf>>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            listen: default_control_listen(),
+            token_file: None,
+            public_status: false,
+            limits: ControlLimits::default(),
+            tls_certificate: None,
+            tls_key: None,
+        }
+    }
+}
+
+fn default_control_listen() -> SocketAddr {
+    "127.0.0.1:5380".parse().unwrap()
+}
 
 /// Bounds on the control API's connections and requests. The defaults fit
 /// an operator's API on loopback or a management network: far above what

@@ -202,6 +202,17 @@ impl Config {
                     ),
                 ));
             }
+            if let Some(z) = self.zone_for(&fqdn).filter(|z| z.dnssec.is_some()) {
+                return Err(err(
+                    s.name.span(),
+                    "service.active",
+                    format!(
+                        "service `{sname}` is per-region, but its zone `{}` is signed \
+                         (dnssec): per-region answers are not signed yet",
+                        z.origin.get_ref()
+                    ),
+                ));
+            }
             if order.get_ref().is_empty() {
                 return Err(err(
                     order.span(),

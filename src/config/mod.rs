@@ -14,12 +14,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod certaudit;
 mod control;
+mod dnssec;
 mod errors;
 pub mod geo;
 mod validate;
 
-pub use control::ControlLimits;
+pub use certaudit::CertAuditConfig;
+pub use control::{ControlConfig, ControlLimits};
+pub use dnssec::{DenialConfig, DnssecConfig};
 
 pub use errors::ConfigError;
 use errors::{field_from_toml_error, line_of};
@@ -43,6 +47,8 @@ pub struct Config {
     /// Client regions for per-region services (see [`geo`]).
     #[serde(default, rename = "region")]
     pub regions: Vec<geo::RegionConfig>,
+    #[serde(default)]
+    pub cert_audit: CertAuditConfig,
     /// Several ggond nodes agreeing through etcd; absent: one node, local state.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
@@ -111,23 +117,6 @@ fn default_v6_prefix() -> u8 {
     56
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ControlConfig {
-    #[serde(default = "default_control_listen")]
-    pub listen: SocketAddr,
-    /// Bearer token file; created (mode 0600) with a random token on first
-    /// start. Default: `control.token` in the state directory.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Serve the read-only status page (`/`) and `/metrics` without a token.
-    #[serde(default)]
-    pub public_status: bool,
-    /// Bounds on connections, request reading and failed authentications.
-    #[serde(default)]
-    pub limits: ControlLimits,
-}
-
 /// Where events (failover, failback, remap, all-down, publisher errors, ...)
 /// are sent. Delivery never blocks the DNS path or the controller.
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +182,9 @@ pub struct ZoneConfig {
     /// Locate clients by the EDNS Client Subnet option (RFC 7871) when present.
     #[serde(default)]
     pub ecs: bool,
+    /// Sign the zone online (local zones; see docs/dnssec.md).
+    #[serde(default)]
+    pub dnssec: Option<DnssecConfig>,
 }
 
 impl ZoneConfig {
@@ -436,9 +428,6 @@ fn default_tcp_max() -> usize {
 fn default_tcp_idle() -> Duration {
     Duration::from_secs(10)
 }
-fn default_control_listen() -> SocketAddr {
-    "127.0.0.1:5380".parse().unwrap()
-}
 fn default_burst() -> u32 {
     5
 }
@@ -496,17 +485,6 @@ impl Default for ServerConfig {
             rrl: None,
             user: None,
             group: None,
-        }
-    }
-}
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        ControlConfig {
-            listen: default_control_listen(),
-            token_file: None,
-            public_status: false,
-            limits: ControlLimits::default(),
         }
     }
 }

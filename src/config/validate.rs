@@ -21,6 +21,40 @@ impl Config {
             });
         }
         self.validate_geo(text)?;
+        match (&self.control.tls_certificate, &self.control.tls_key) {
+            (Some(c), None) => {
+                return Err(err(
+                    c.span(),
+                    "control.tls_key",
+                    "tls_certificate is set but tls_key is not: TLS needs both".into(),
+                ))
+            }
+            (None, Some(k)) => {
+                return Err(err(
+                    k.span(),
+                    "control.tls_certificate",
+                    "tls_key is set but tls_certificate is not: TLS needs both".into(),
+                ))
+            }
+            (Some(c), Some(_)) if self.cluster.is_some() => {
+                return Err(err(
+                    c.span(),
+                    "control.tls_certificate",
+                    "control TLS is not supported in cluster mode yet: nodes forward changes \
+                     to the leader's control API over plain HTTP"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        if self.cert_audit.warn_days < 0 {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: None,
+                field: "cert_audit.warn_days".into(),
+                message: "must be 0 or more".into(),
+            });
+        }
         if let Some(c) = &self.cluster {
             if c.etcd.get_ref().is_empty() {
                 return Err(err(
@@ -132,6 +166,31 @@ impl Config {
                     "zone.file",
                     format!("zone `{origin}` is served by ggond and needs a `file`"),
                 ));
+            }
+            if let Some(d) = &z.dnssec {
+                let why = match z.mode {
+                    ZoneMode::Local if d.keys.is_empty() => {
+                        Some("needs at least one key in `keys`")
+                    }
+                    ZoneMode::Local if d.refresh >= d.validity || d.refresh.is_zero() => {
+                        Some("`refresh` must be above zero and below `validity`")
+                    }
+                    ZoneMode::Local => None,
+                    ZoneMode::Rfc2136 => Some(
+                        "is published to another primary, which signs it (e.g. BIND's \
+                         dnssec-policy): remove `dnssec` here",
+                    ),
+                    ZoneMode::Secondary => {
+                        Some("is a secondary: it is served signed as its primary signed it")
+                    }
+                };
+                if let Some(why) = why {
+                    return Err(err(
+                        z.origin.span(),
+                        "zone.dnssec",
+                        format!("zone `{origin}` {why}"),
+                    ));
+                }
             }
             if matches!(z.mode, ZoneMode::Rfc2136 | ZoneMode::Secondary) && z.primary.is_none() {
                 return Err(err(

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::RecordType;
 use tracing::warn;
 
-use crate::config::{Config, ConfigError, ZoneMode};
+use crate::config::{Config, ConfigError, DenialConfig, ZoneMode};
 use crate::geo::mmdb::GeoError;
 use crate::proto::tsig::{KeySource, Keyring};
 use crate::proto::zone::{fqdn_lower, ZoneData};
+use crate::sign::{Denial, KeyState, Policy, Signer, ZoneKey};
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +51,16 @@ pub enum LoadError {
     Keys { path: String, message: String },
     #[error("{0}")]
     Geoip(ConfigError),
+    #[error(
+        "{path}: zone {zone} is signed (its file holds RRSIGs) and service `{service}` is in it: \
+         ggond changes the service's records and must sign them; add \
+         dnssec = {{ keys = [\"K…\"] }} to the zone with its key files (see docs/dnssec.md)"
+    )]
+    SignedWithoutKeys {
+        path: String,
+        zone: String,
+        service: String,
+    },
 }
 
 /// A validated configuration with its zone files and keys read.
@@ -60,6 +71,49 @@ pub struct Loaded {
     pub keys: Keyring,
     /// Things that load but deserve a word (already logged).
     pub warnings: Vec<String>,
+    /// Zones ggond signs, with their keys read.
+    pub signers: Vec<Signer>,
+}
+
+/// A signer for every zone with `dnssec`, its key files read and checked.
+fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
+    let mut out = Vec::new();
+    for z in &cfg.zones {
+        let Some(d) = &z.dnssec else { continue };
+        let origin = fqdn_lower(&z.name());
+        let mut keys = Vec::new();
+        let lists = [
+            (&d.keys, KeyState::Active),
+            (&d.published, KeyState::Published),
+        ];
+        for (list, state) in lists {
+            for k in list {
+                let key = ZoneKey::load(k.get_ref(), &origin.to_string()).map_err(|e| {
+                    LoadError::Zone(cfg.error_at(k.span(), "zone.dnssec.keys", e.to_string()))
+                })?;
+                keys.push((key, state));
+            }
+        }
+        let policy = Policy {
+            validity: d.validity.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            refresh: d.refresh.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            denial: match d.denial {
+                DenialConfig::Nsec => Denial::Nsec,
+                DenialConfig::Nsec3 => Denial::Nsec3,
+            },
+            propagation: d.propagation.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            ..Policy::default()
+        };
+        let dir = cfg.server.state_dir.join("dnssec");
+        let signer = Signer::new(origin, keys, policy)
+            .with_state_dir(&dir)
+            .map_err(|e| LoadError::Keys {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+        out.push(signer);
+    }
+    Ok(out)
 }
 
 /// Load and validate the config and every zone file it names. Nothing is
@@ -116,6 +170,18 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         else {
             continue;
         };
+        let signed = zone.rrsets[&zone.origin].contains_key(&RecordType::RRSIG);
+        let signs = cfg
+            .zones
+            .iter()
+            .any(|z| fqdn_lower(&z.name()) == zone.origin && z.dnssec.is_some());
+        if signed && !signs {
+            return Err(LoadError::SignedWithoutKeys {
+                path: cfg.path.display().to_string(),
+                zone: zone.origin.to_string(),
+                service: s.name.get_ref().clone(),
+            });
+        }
         let Some(types) = zone.rrsets.get(&fqdn_lower(&fqdn)) else {
             continue;
         };
@@ -167,11 +233,13 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         path: cfg.path.display().to_string(),
         message: e.to_string(),
     })?;
+    let signers = signers(&cfg)?;
     Ok(Loaded {
         cfg,
         zones,
         keys,
         warnings,
+        signers,
     })
 }
 

@@ -2,12 +2,14 @@
 //!
 //! Owns: start-up order (config → zones → DNS and control sockets bound
 //! ([`bind`]) → switch to the unprivileged user ([`privileges`]) → state →
-//! publisher → DNS served → probes → controller → control API → ready file
+//! publisher → DNS served → probes → controller (and the periodic
+//! certificate audit, [`certaudit`]) → control API → ready file
 //! and systemd's READY=1) and graceful shutdown (STOPPING=1, stop the control
 //! API and probes, let in-flight TCP answers finish, save state); logging
 //! ([`logging`]) and the systemd protocol and watchdog ([`systemd`]). It must
 //! not contain stage logic: each stage lives in its module.
 
+mod certaudit;
 mod load;
 pub mod logging;
 pub mod privileges;
@@ -25,7 +27,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::config::{Config, ZoneMode};
+use crate::config::{Config, ConfigError, ZoneMode};
 use crate::decide::state::StateStore;
 use crate::decide::{Actor, Command, Controller, ControllerHandle, Event, EventCause, EventKind};
 use crate::dns::server::TcpLimits;
@@ -82,8 +84,29 @@ pub fn bind(cfg: &Config) -> anyhow::Result<Sockets> {
     Ok(Sockets { dns, control })
 }
 
+/// The control listener's TLS configuration, if `[control]` asks for TLS:
+/// read at start (and by `--check-config`), before privileges are given up,
+/// so the key file may be readable by root only. Reload keeps it.
+pub fn control_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+    let (Some(cert), Some(key)) = (&cfg.control.tls_certificate, &cfg.control.tls_key) else {
+        return Ok(None);
+    };
+    crate::ops::tls::server_config(cert.get_ref(), key.get_ref())
+        .map(Some)
+        .map_err(|e| {
+            let span = if e.field == "control.tls_key" {
+                key.span()
+            } else {
+                cert.span()
+            };
+            cfg.error_at(span, e.field, e.message)
+        })
+}
+
 /// How [`run`] reports that it is serving.
 pub struct RunOptions {
+    /// Serve the control API over TLS with this ([`control_tls`]).
+    pub control_tls: Option<Arc<rustls::ServerConfig>>,
     /// Write the bound addresses and pid here once serving.
     pub ready_file: Option<PathBuf>,
     /// systemd's notification socket and watchdog (no-op without systemd).
@@ -98,9 +121,17 @@ pub async fn run(
     opts: RunOptions,
 ) -> anyhow::Result<()> {
     let Loaded {
-        cfg, zones, keys, ..
+        cfg,
+        zones,
+        keys,
+        signers,
+        ..
     } = loaded;
-    let RunOptions { ready_file, notify } = opts;
+    let RunOptions {
+        ready_file,
+        notify,
+        control_tls,
+    } = opts;
     privileges::check_paths(&cfg, &cfg.token_file()).map_err(anyhow::Error::msg)?;
     let cfg = Arc::new(cfg);
     let keys = Arc::new(keys);
@@ -130,6 +161,7 @@ pub async fn run(
         info!(zone = %z.origin, records = z.record_count(), "zone loaded");
         publisher.add_zone_resuming(z, last, cfg.cluster.is_some())?;
     }
+    publisher.set_signers(signers);
     let notifier = crate::ops::alerts::Notifier::spawn(&cfg.notifiers, shutdown_rx.clone());
     let metrics = Arc::new(crate::ops::metrics::Metrics::new());
     let mut remote_status = Vec::new();
@@ -204,12 +236,15 @@ pub async fn run(
             );
         }
     }
+    // Recent check results per target, for the status page's health lanes.
+    let checklog = crate::decide::checklog::CheckLog::new();
     let mut controller = Controller::new(&cfg, publisher, store)
         .with_remote_status(remote_status)
         .with_sink(Box::new(Sinks {
             notifier: notifier.clone(),
             metrics: metrics.clone(),
-        }));
+        }))
+        .with_sink(Box::new(checklog.clone()));
     let failed_alerts =
         spawn_failed_alert_counter(notifier.clone(), metrics.clone(), shutdown_rx.clone());
     // Cluster mode: the controller follows the shared state until this node
@@ -242,6 +277,14 @@ pub async fn run(
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };
+    let (config_tx, config_rx) = tokio::sync::watch::channel(cfg.clone());
+    let cert_task = certaudit::spawn(
+        config_rx,
+        handle.clone(),
+        metrics.clone(),
+        notifier.clone(),
+        shutdown_rx.clone(),
+    );
     let mut secondary_zones = HashMap::new();
     let mut secondary_tasks = Vec::new();
     for z in cfg.zones.iter().filter(|z| z.mode == ZoneMode::Secondary) {
@@ -311,15 +354,17 @@ pub async fn run(
             public: cfg.control.public_status,
             cluster: cluster.as_ref().map(|(_, h)| h.clone()),
             limits: limits.clone(),
+            checks: checklog,
         },
     );
     let api_task = tokio::spawn(crate::ops::control::serve(
         listener,
         router,
         limits,
+        control_tls.clone(),
         shutdown_rx.clone(),
     ));
-    info!(control = %control_addr, "control API listening");
+    info!(control = %control_addr, tls = control_tls.is_some(), "control API listening");
     let cluster_task = cluster.map(|(prepared, _)| {
         prepared.run(
             crate::cluster::NodeInfo {
@@ -384,6 +429,7 @@ pub async fn run(
                     obs_tx.clone(),
                     shutdown_rx.clone(),
                 );
+                let _ = config_tx.send(Arc::new(cfg.clone()));
                 info!(%summary, "reload done");
                 notify.send(&format!("READY=1\nSTATUS=reload done: {summary}"));
             }
@@ -417,6 +463,7 @@ pub async fn run(
     for t in probe_tasks {
         t.abort();
     }
+    cert_task.abort();
     if let Some(t) = cluster_task {
         // It gives its lease back, so its votes and leadership go at once.
         let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
@@ -479,6 +526,7 @@ async fn reload(source: &Source, handle: &ControllerHandle) -> Result<(String, C
         .call(|reply| Command::Reload {
             config: Box::new(loaded.cfg),
             zones: loaded.zones,
+            signers: loaded.signers,
             actor: Actor::new("reload"),
             reply,
         })

@@ -63,6 +63,14 @@ impl Controller {
             } => {
                 let _ = reply.send(self.release(&service, region.as_deref(), &actor, now));
             }
+            Command::DnssecRoll {
+                zone,
+                kind,
+                actor,
+                reply,
+            } => {
+                let _ = reply.send(self.dnssec_roll(&zone, kind, &actor, now));
+            }
             Command::Drain {
                 service,
                 target,
@@ -152,10 +160,11 @@ impl Controller {
             Command::Reload {
                 config,
                 zones,
+                signers,
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.reload(&config, zones, &actor, now));
+                let _ = reply.send(self.reload(&config, zones, signers, &actor, now));
             }
         }
     }
@@ -242,6 +251,38 @@ impl Controller {
             self.remap_region(si, &r, req, actor, now)?;
         }
         Ok(self.change_view(si, from, ti, false))
+    }
+
+    /// Begin a key roll (single node only: the new key is made in this
+    /// node's key directory, which the other nodes of a cluster do not see).
+    fn dnssec_roll(
+        &mut self,
+        zone: &str,
+        kind: crate::sign::roll::RollKind,
+        actor: &Actor,
+        now: Now,
+    ) -> Result<String, CtlError> {
+        if self.role != super::Role::Single {
+            return Err(CtlError::Unavailable(
+                "key rolls are not coordinated across a cluster: roll by config on every node \
+                 (dnssec.published, then dnssec.keys; see docs/dnssec.md)"
+                    .into(),
+            ));
+        }
+        let origin = hickory_proto::rr::Name::from_ascii(zone)
+            .map(|n| crate::proto::zone::fqdn_lower(&n))
+            .map_err(|e| CtlError::BadRequest(format!("{zone}: not a zone name: {e}")))?;
+        let what = self
+            .publisher
+            .start_roll(&origin, kind)
+            .map_err(CtlError::Conflict)?;
+        info!(who = %actor.name, "{what}");
+        self.record(
+            Event::new(now.unix, EventKind::KeyRoll, EventCause::Operator)
+                .reason(&what)
+                .who(&actor.name),
+        );
+        Ok(what)
     }
 
     fn release(

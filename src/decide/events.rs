@@ -38,6 +38,11 @@ pub enum EventKind {
     PublisherError,
     /// Alerts held back by the rate limit (sent as one summary).
     Suppressed,
+    /// A standby target's TLS certificate would break a failover to it
+    /// (wrong name, expired, expiring soon); sent once per problem.
+    CertNotReady,
+    /// A DNSSEC key roll began or took a step.
+    KeyRoll,
     /// A kind written by a newer ggond; kept readable.
     #[serde(other)]
     Other,
@@ -71,6 +76,8 @@ impl EventKind {
             EventKind::Reload => "reload",
             EventKind::PublisherError => "publisher_error",
             EventKind::Suppressed => "suppressed",
+            EventKind::CertNotReady => "cert_not_ready",
+            EventKind::KeyRoll => "key_roll",
             EventKind::Other => "other",
         }
     }
@@ -101,6 +108,8 @@ pub enum EventCause {
     Update,
     Publisher,
     RateLimit,
+    /// The periodic certificate audit.
+    Certificate,
     #[serde(other)]
     Other,
 }
@@ -116,6 +125,7 @@ impl EventCause {
             EventCause::Update => "update",
             EventCause::Publisher => "publisher",
             EventCause::RateLimit => "rate_limit",
+            EventCause::Certificate => "certificate",
             EventCause::Other => "other",
         }
     }

@@ -14,12 +14,20 @@
 //! asks. It must not run checks, parse packets, format wire data or serve
 //! HTTP.
 //!
+//! Beside the loop: [`checklog`], the bounded ring of recent check results
+//! and health runs per target that the status page draws (fed through the
+//! sink hooks), and [`certs`], which standby targets' TLS certificates
+//! would break a failover (from the periodic certificate audit), each
+//! reported once.
+//!
 //! Files: this one holds the loop and the health-driven path (observe →
 //! evaluate → switch); [`commands`] the operator commands; [`reload`] the
 //! configuration reload and restoring saved state; [`views`] what is shown.
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
 
+pub mod certs;
+pub mod checklog;
 mod commands;
 pub mod events;
 pub mod history;
@@ -452,6 +460,28 @@ impl Controller {
     fn tick(&mut self, now: Now) {
         if !self.decides() {
             return;
+        }
+        // Signatures due for refresh are made again with a new serial (in
+        // a cluster by the leader; followers re-sign when they publish it).
+        for zone in self.publisher.refresh_signatures(now.unix) {
+            info!(%zone, "signatures refreshed");
+        }
+        for step in self.publisher.roll_tick(now.unix) {
+            let event = Event::new(now.unix, EventKind::KeyRoll, EventCause::Publisher);
+            match step {
+                Ok(what) => {
+                    info!("{what}");
+                    self.record(event.reason(&what).who("ggond"));
+                }
+                Err(e) => {
+                    tracing::warn!("key roll: {e}");
+                    self.record(
+                        event
+                            .reason(format!("key roll step failed: {e}"))
+                            .who("ggond"),
+                    );
+                }
+            }
         }
         for si in 0..self.services.len() {
             self.expire(si, now, false);

@@ -20,6 +20,7 @@ impl Controller {
         &mut self,
         cfg: &Config,
         zones: Vec<ZoneData>,
+        signers: Vec<crate::sign::Signer>,
         actor: &Actor,
         now: Now,
     ) -> Result<String, CtlError> {
@@ -82,6 +83,7 @@ impl Controller {
         self.publisher
             .reload_zones(zones)
             .map_err(|e| CtlError::BadRequest(e.to_string()))?;
+        self.publisher.set_signers(signers);
         self.publisher.set_geo(cfg);
         for s in &self.services {
             if !s.regions.is_empty() {

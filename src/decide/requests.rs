@@ -208,10 +208,19 @@ pub enum Command {
     ClusterApply {
         state: Box<super::state::PersistedState>,
     },
+    /// Begin a DNSSEC key roll of a zone ggond signs.
+    DnssecRoll {
+        zone: String,
+        kind: crate::sign::roll::RollKind,
+        actor: Actor,
+        reply: Reply<String>,
+    },
     /// A validated new configuration and its zones.
     Reload {
         config: Box<Config>,
         zones: Vec<ZoneData>,
+        /// The zones ggond signs, keys read.
+        signers: Vec<crate::sign::Signer>,
         actor: Actor,
         reply: Reply<String>,
     },

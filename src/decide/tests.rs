@@ -488,6 +488,7 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
         .call(3, |reply| Command::Reload {
             config: Box::new(config("auto")),
             zones: zone(),
+            signers: Vec::new(),
             actor: Actor::new("reload"),
             reply,
         })
@@ -506,6 +507,7 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
         .call(4, |reply| Command::Reload {
             config: Box::new(changed),
             zones: zone(),
+            signers: Vec::new(),
             actor: Actor::new("reload"),
             reply,
         })

@@ -11,7 +11,7 @@
 
 use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN};
 use crate::proto::codes::{opcode, rcode, rtype};
-use crate::snapshot::{Dname, Lookup, Prepared, Snapshot};
+use crate::snapshot::{Dname, Lookup, Prepared, Proofs, Snapshot};
 
 /// The largest UDP response we send (the DNS flag day 2020 default).
 pub const MAX_UDP: u16 = 1232;
@@ -121,11 +121,13 @@ pub fn respond_from(
         error(pkt, &q, rcode::FORMERR, out);
         return Action::Reply;
     }
+    let dnssec = q.edns.is_some_and(|e| e.do_bit);
     match geo
         .answer
-        .map_or_else(|| snap.lookup(&q.qname, q.qtype), Lookup::Answer)
+        .map_or_else(|| snap.lookup(&q.qname, q.qtype, dnssec), Lookup::Answer)
     {
-        Lookup::Answer(p) => assemble(pkt, &q, p, transport, out),
+        Lookup::Answer(p) => assemble(pkt, &q, p, &[None; 3], transport, out),
+        Lookup::Denial(p, proofs) => assemble(pkt, &q, p, &proofs, transport, out),
         Lookup::Dname(d) => dname(pkt, &q, d, transport, out),
         Lookup::NotAuth => error(pkt, &q, rcode::REFUSED, out),
     }
@@ -169,18 +171,42 @@ fn opt(out: &mut Vec<u8>, e: Edns, ext_rcode: u8) {
 
 const OPT_LEN: usize = 11;
 
-fn assemble(pkt: &[u8], q: &Query, p: &Prepared, transport: Transport, out: &mut Vec<u8>) {
+/// Header, question, the precomputed body, then any denial proofs (which
+/// extend the authority section: such bodies have no additional section).
+fn assemble(
+    pkt: &[u8],
+    q: &Query,
+    p: &Prepared,
+    proofs: &Proofs<'_>,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) {
     let question = &pkt[HEADER_LEN..q.question_end];
     let edns = q.edns.is_some() as u16;
-    let size = HEADER_LEN + question.len() + p.body.len() + OPT_LEN * edns as usize;
+    let (extra_len, extra_count) = proofs
+        .iter()
+        .flatten()
+        .fold((0, 0), |(l, c), p| (l + p.wire.len(), c + p.count));
+    let size = HEADER_LEN + question.len() + p.body.len() + extra_len + OPT_LEN * edns as usize;
     if size > limit(q, transport) {
         header(out, q, p.aa, true, p.rcode, [1, 0, 0, edns]);
         out.extend_from_slice(question);
     } else {
         let [an, ns, ar] = p.counts;
-        header(out, q, p.aa, false, p.rcode, [1, an, ns, ar + edns]);
+        debug_assert!(extra_count == 0 || ar == 0);
+        header(
+            out,
+            q,
+            p.aa,
+            false,
+            p.rcode,
+            [1, an, ns + extra_count, ar + edns],
+        );
         out.extend_from_slice(question);
         out.extend_from_slice(&p.body);
+        for pr in proofs.iter().flatten() {
+            out.extend_from_slice(&pr.wire);
+        }
     }
     if let Some(e) = q.edns {
         opt(out, e, 0);
@@ -201,9 +227,18 @@ fn dname(pkt: &[u8], q: &Query, d: &Dname, transport: Transport, out: &mut Vec<u
     let fits = target_len <= 255;
     let edns = q.edns.is_some() as u16;
     let cname_len = 2 + 10 + target_len;
+    // DO: the DNAME's RRSIGs follow it (the synthesized CNAME is unsigned,
+    // RFC 6672 5.3.1).
+    let sigs: &[u8] = if q.edns.is_some_and(|e| e.do_bit) {
+        &d.sigs
+    } else {
+        &[]
+    };
+    let sig_count = if sigs.is_empty() { 0 } else { d.sig_count };
     let size = HEADER_LEN
         + question.len()
         + d.rr.len()
+        + sigs.len()
         + if fits { cname_len } else { 0 }
         + OPT_LEN * edns as usize;
     let rc = if fits { 0 } else { rcode::YXDOMAIN };
@@ -211,10 +246,11 @@ fn dname(pkt: &[u8], q: &Query, d: &Dname, transport: Transport, out: &mut Vec<u
         header(out, q, true, true, rc, [1, 0, 0, edns]);
         out.extend_from_slice(question);
     } else {
-        let an = if fits { 2 } else { 1 };
+        let an = if fits { 2 } else { 1 } + sig_count;
         header(out, q, true, false, rc, [1, an, 0, edns]);
         out.extend_from_slice(question);
         out.extend_from_slice(&d.rr);
+        out.extend_from_slice(sigs);
         if fits {
             out.extend_from_slice(&0xC00Cu16.to_be_bytes());
             out.extend_from_slice(&rtype::CNAME.to_be_bytes());

@@ -3,7 +3,10 @@
 //! Owns: running one health check (TCP connect, HTTP(S) GET, DNS query or a
 //! local command) within its timeout and reducing it to a [`CheckOutcome`]
 //! ([`run_check`]), and the per-target schedule that runs those checks and
-//! reports [`Observation`]s on a channel ([`spawn_probes`]).
+//! reports [`Observation`]s on a channel ([`spawn_probes`]); and the TLS
+//! certificate audit of https targets ([`certs`]: is the chain valid for the
+//! service's name, how many days are left), used by `ggon-ctl audit-certs`
+//! and by ggond's periodic audit.
 //!
 //! Must not touch: health state (rise/fall counting belongs to `health`),
 //! failover policy, zones, snapshots or DNS answers. A probe only reports what
@@ -23,6 +26,7 @@
 //! - Exec checks run without a shell in their own process group; on timeout
 //!   the whole group is killed, so a hung script cannot leak processes.
 
+pub mod certs;
 mod dns;
 mod exec;
 pub mod health;

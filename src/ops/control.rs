@@ -35,6 +35,7 @@ struct AppState {
     metrics: Arc<crate::ops::metrics::Metrics>,
     stats: Arc<crate::dns::stats::Stats>,
     cluster: Option<crate::cluster::ClusterHandle>,
+    checks: Arc<crate::decide::checklog::CheckLog>,
 }
 
 /// What the read-only pages need besides the controller.
@@ -47,6 +48,8 @@ pub struct Pages {
     pub cluster: Option<crate::cluster::ClusterHandle>,
     /// Bounds on connections, bodies and failed authentications.
     pub limits: Arc<Limits>,
+    /// Recent check results per target (the health lanes), read only.
+    pub checks: Arc<crate::decide::checklog::CheckLog>,
 }
 
 fn error_response(e: CtlError) -> Response {
@@ -124,6 +127,29 @@ async fn release(
             .call(|reply| Command::Release {
                 service,
                 region: params.region,
+                actor,
+                reply,
+            })
+            .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct RollRequest {
+    kind: crate::sign::roll::RollKind,
+}
+
+async fn dnssec_roll(
+    State(app): State<AppState>,
+    UrlPath(zone): UrlPath<String>,
+    Extension(actor): Extension<Actor>,
+    Json(request): Json<RollRequest>,
+) -> Response {
+    reply(
+        app.ctl
+            .call(|reply| Command::DnssecRoll {
+                zone,
+                kind: request.kind,
                 actor,
                 reply,
             })
@@ -270,11 +296,13 @@ pub fn router(
         metrics: pages.metrics,
         stats: pages.stats,
         cluster: pages.cluster.clone(),
+        checks: pages.checks,
     };
     let forwarder = pages.cluster.map(super::forward::Forwarder::new);
     let changes = Router::new()
         .route("/v1/services/{service}/remap", post(remap))
         .route("/v1/services/{service}/release", post(release))
+        .route("/v1/dnssec/{zone}/roll", post(dnssec_roll))
         .route("/v1/services/{service}/drill", post(drill))
         .route("/v1/services/{service}/targets/{target}/drain", post(drain))
         .route(
@@ -367,7 +395,15 @@ async fn status_page(
         })
         .await
         .unwrap_or_default();
-    let timelines = super::timeline::render_section(&status.services, &day, now);
+    let mut timelines = super::timeline::render_section(&status.services, &day, now);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    timelines.push_str(&super::lanes::render_section(
+        &status.services,
+        |name| app.checks.service(name),
+        now_ms,
+    ));
     let history: Vec<serde_json::Value> = history
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())

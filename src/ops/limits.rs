@@ -48,6 +48,8 @@ pub mod reason {
     pub const BODY_TOO_LARGE: &str = "body_too_large";
     pub const AUTH_FAILED: &str = "auth_failed";
     pub const AUTH_RATE_LIMITED: &str = "auth_rate_limited";
+    /// A TLS listener got no (or a failed) handshake in time.
+    pub const TLS_HANDSHAKE: &str = "tls_handshake";
 }
 
 /// What a failed authentication leads to.
@@ -242,14 +244,17 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: applicat
 connection: close\r\ncontent-length: 52\r\n\r\n{\"error\":\"too many control connections; try again\"}\n";
 
 /// Serve the control API until `shutdown`: accept, admit within the caps,
-/// serve each connection with a header read timeout. On shutdown, stop
+/// serve each connection with a header read timeout (with `tls`, after a TLS
+/// handshake that must finish within the same timeout). On shutdown, stop
 /// accepting and let requests in progress finish (the caller bounds the wait).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: Arc<Limits>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: Shutdown,
 ) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -279,31 +284,66 @@ pub async fn serve(
                 continue;
             }
         };
-        let service = axum::Extension(ConnectInfo(peer)).layer(router.clone());
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.cfg.header_timeout);
         let limits = limits.clone();
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
+        let router = router.clone();
+        let acceptor = acceptor.clone();
         conns.spawn(async move {
             let _slot = slot;
-            let conn =
-                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stop.requested() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let Some(acceptor) = acceptor else {
+                return serve_connection(stream, router, peer, limits, stop).await;
             };
-            if let Err(e) = result {
-                connection_error(&limits, peer, &e);
+            let t = limits.cfg.header_timeout;
+            match tokio::time::timeout(t, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let router = router.layer(axum::Extension(super::tls::OverTls));
+                    serve_connection(tls, router, peer, limits, stop).await
+                }
+                Ok(Err(e)) => {
+                    if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
+                        warn!(%peer, error = %e, unlogged,
+                            "control connection closed: TLS handshake failed (plain HTTP to a TLS listener?)");
+                    }
+                }
+                Err(_) => {
+                    if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
+                        warn!(%peer, timeout = ?t, unlogged,
+                            "control connection closed: TLS handshake not finished in time");
+                    }
+                }
             }
         });
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+}
+
+/// One admitted connection (plain or TLS), until it ends or shutdown.
+async fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    peer: SocketAddr,
+    limits: Arc<Limits>,
+    mut stop: Shutdown,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = axum::Extension(ConnectInfo(peer)).layer(router);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.cfg.header_timeout);
+    let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.requested() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        connection_error(&limits, peer, &e);
+    }
 }
 
 fn connection_error(limits: &Limits, peer: SocketAddr, e: &hyper::Error) {

@@ -88,6 +88,8 @@ pub struct Metrics {
     notify_failed: Counter,
     control_refused: Family<ReasonLabels, Counter>,
     control_open: Gauge,
+    /// The certificate audit's gauges (`ggon_cert_*`).
+    pub certs: super::certmetrics::CertMetrics,
 }
 
 impl Default for Metrics {
@@ -151,6 +153,7 @@ impl Metrics {
             remaps,
             publisher_errors,
             notify_failed,
+            certs: Default::default(),
         }
     }
 
@@ -211,6 +214,7 @@ impl Metrics {
         // Writing to a String cannot fail; the encoder only forwards fmt errors.
         let _ = text::encode_registry(&mut out, &self.registry);
         let _ = text::encode_registry(&mut out, &scrape);
+        self.certs.encode(&mut out);
         let _ = text::encode_eof(&mut out);
         out
     }

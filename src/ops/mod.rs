@@ -2,8 +2,12 @@
 //!
 //! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles;
 //! [`limits`]: connection, request and failed-authentication bounds), the
-//! Prometheus text ([`metrics`]), the HTML status page ([`status_page`]) and
-//! the alerts sent to webhooks and commands ([`alerts`]).
+//! Prometheus text ([`metrics`]; the certificate audit's gauges in
+//! [`certmetrics`]), the HTML status page ([`status_page`]; its pictures:
+//! [`timeline`] of active targets, [`lanes`] of target health and check
+//! latency) and
+//! the alerts sent to webhooks and commands ([`alerts`]), and the control
+//! listener's optional TLS ([`tls`]).
 //!
 //! Hands on: operator requests, as typed [`crate::decide::Command`]s, to the
 //! controller. It must not change service state itself, run checks or touch
@@ -13,11 +17,14 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod certmetrics;
 pub mod control;
 mod forward;
+pub mod lanes;
 pub mod limits;
 pub mod metrics;
 mod region_metrics;
 pub mod session;
 pub mod status_page;
 pub mod timeline;
+pub mod tls;

@@ -5,8 +5,8 @@
 //! Owns: the session table (in memory, bounded, each session with a fixed
 //! lifetime), the `/login` form, `POST /login` and `POST /logout`, and the
 //! cookie's flags (HttpOnly, SameSite=Strict, Path=/, Max-Age; Secure when
-//! the request came over TLS, i.e. through a TLS-terminating proxy that sets
-//! `X-Forwarded-Proto: https`). A session only opens read-only pages (GET):
+//! the request came over TLS: on ggond's own TLS listener ([`super::tls`]),
+//! or through a TLS-terminating proxy that sets `X-Forwarded-Proto: https`). A session only opens read-only pages (GET):
 //! every change still needs the bearer header, so a forged cross-site POST
 //! carries no authority. Login and logout are CSRF-safe: SameSite=Strict, a
 //! cross-origin `Origin`/`Sec-Fetch-Site` is refused, and logout needs the
@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Form;
+use axum::{Extension, Form};
 use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::auth::{find_token, Gate, Role};
+use super::tls::OverTls;
 
 /// The cookie's name.
 pub const COOKIE: &str = "ggon_session";
@@ -115,11 +116,12 @@ pub fn cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn over_tls(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+fn over_tls(tls: &Option<Extension<OverTls>>, headers: &HeaderMap) -> bool {
+    tls.is_some()
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 /// The Set-Cookie value for a new session (or, with `None`, one that
@@ -192,6 +194,7 @@ pub(super) struct LoginForm {
 pub(super) async fn login(
     State(gate): State<Arc<Gate>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    tls: Option<Extension<OverTls>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -222,7 +225,7 @@ pub(super) async fn login(
             (header::LOCATION, "/".to_string()),
             (
                 header::SET_COOKIE,
-                set_cookie(Some(&id), over_tls(&headers)),
+                set_cookie(Some(&id), over_tls(&tls, &headers)),
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],
@@ -239,6 +242,7 @@ pub(super) struct LogoutForm {
 /// `POST /logout`: ends the session named by the cookie, given its CSRF value.
 pub(super) async fn logout(
     State(gate): State<Arc<Gate>>,
+    tls: Option<Extension<OverTls>>,
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Response {
@@ -257,7 +261,10 @@ pub(super) async fn logout(
         StatusCode::SEE_OTHER,
         [
             (header::LOCATION, "/login".to_string()),
-            (header::SET_COOKIE, set_cookie(None, over_tls(&headers))),
+            (
+                header::SET_COOKIE,
+                set_cookie(None, over_tls(&tls, &headers)),
+            ),
         ],
     )
         .into_response()

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::proto::codes::rcode;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
+use crate::sign::Signer;
 use crate::snapshot::{compile, Diff, Snapshot};
 pub use journal::JournalError;
 use update::{Change, Rejected};
@@ -80,6 +81,8 @@ pub struct Publisher {
     remotes_active: bool,
     /// Per-region services (None: there are none).
     geo: Option<regional::GeoState>,
+    /// Zones ggond signs: what it serves is their effective data signed.
+    signers: BTreeMap<Name, Signer>,
 }
 
 /// RFC 1982: is `a` later than `b`?
@@ -103,7 +106,91 @@ impl Publisher {
             events: None,
             remotes_active: true,
             geo: None,
+            signers: BTreeMap::new(),
         }
+    }
+
+    /// Sign these zones from now on (start-up, reload: replaces the set).
+    pub fn set_signers(&mut self, signers: Vec<Signer>) {
+        self.signers = signers
+            .into_iter()
+            .map(|s| (s.origin().clone(), s))
+            .collect();
+    }
+
+    pub fn signer(&self, origin: &Name) -> Option<&Signer> {
+        self.signers.get(origin)
+    }
+
+    /// The data to serve for a zone: its effective data, signed when
+    /// ggond signs it.
+    fn served(&mut self, origin: &Name) -> ZoneData {
+        let data = effective(&self.zones[origin]);
+        match self.signers.get_mut(origin) {
+            Some(s) => s.sign(&data, unix_now()),
+            None => data,
+        }
+    }
+
+    /// Begin a key roll for a zone ggond signs (see [`crate::sign::roll`]).
+    pub fn start_roll(
+        &mut self,
+        origin: &Name,
+        kind: crate::sign::roll::RollKind,
+    ) -> Result<String, String> {
+        let Some(z) = self.zones.get(origin) else {
+            return Err(format!("{origin} is not a zone ggond serves"));
+        };
+        let data = z.current.clone();
+        let Some(s) = self.signers.get_mut(origin) else {
+            return Err(format!(
+                "ggond does not sign {origin} (no `dnssec` in its config)"
+            ));
+        };
+        let what = s
+            .start_roll(kind, &data, unix_now())
+            .map_err(|e| e.to_string())?;
+        self.commit(origin, &BTreeSet::new(), None);
+        Ok(what)
+    }
+
+    /// Take the key-roll steps that are due; what each did.
+    pub fn roll_tick(&mut self, now: u64) -> Vec<Result<String, String>> {
+        let mut out = Vec::new();
+        let origins: Vec<Name> = self.signers.keys().cloned().collect();
+        for origin in origins {
+            let step = match self.signers.get_mut(&origin) {
+                Some(s) => s.advance_roll(now),
+                None => continue,
+            };
+            match step {
+                Ok(Some(what)) => {
+                    if self.zones.contains_key(&origin) {
+                        self.commit(&origin, &BTreeSet::new(), None);
+                    }
+                    out.push(Ok(what));
+                }
+                Ok(None) => {}
+                Err(e) => out.push(Err(format!("{origin}: {e}"))),
+            }
+        }
+        out
+    }
+
+    /// Re-sign the zones whose signatures are due for refresh (called
+    /// periodically; a signature is made again well before it expires).
+    /// Returns the zones changed.
+    pub fn refresh_signatures(&mut self, now: u64) -> Vec<Name> {
+        let due: Vec<Name> = self
+            .signers
+            .iter()
+            .filter(|(o, s)| s.refresh_at() <= now && self.zones.contains_key(*o))
+            .map(|(o, _)| o.clone())
+            .collect();
+        for origin in &due {
+            self.commit(origin, &BTreeSet::new(), None);
+        }
+        due
     }
 
     /// Journal accepted UPDATEs under `dir` (one file per zone), and replay
@@ -282,8 +369,10 @@ impl Publisher {
     /// state (start-up).
     pub fn publish_all(&mut self) {
         let mut compiled = Vec::new();
-        for z in self.zones.values_mut() {
-            let data = Arc::new(effective(z));
+        let origins: Vec<Name> = self.zones.keys().cloned().collect();
+        for origin in origins {
+            let data = Arc::new(self.served(&origin));
+            let z = self.zones.get_mut(&origin).expect("listed");
             z.current = data.clone();
             let mut c = compile(data);
             c.journal = z.journal.clone();
@@ -360,9 +449,24 @@ impl Publisher {
         let z = self.zones.get_mut(origin).expect("caller checked");
         let old_serial = z.serial;
         z.serial = serial.unwrap_or_else(|| next_serial(z.serial));
-        let data = Arc::new(effective(z));
-        let Change { removed, added } =
-            known.unwrap_or_else(|| update::diff(&z.current, &data, names));
+        let data = Arc::new(self.served(origin));
+        let z = self.zones.get_mut(origin).expect("caller checked");
+        let Change { removed, added } = if self.signers.contains_key(origin) {
+            // Signing changes records beside the named ones (signatures,
+            // the SOA's, NSEC bitmaps): compare with what was served.
+            let served = self.snapshot.load();
+            let old = served.zone(origin).map(|c| c.data.clone());
+            let old = old.as_deref().unwrap_or(&z.current);
+            let all: BTreeSet<Name> = old
+                .rrsets
+                .keys()
+                .chain(data.rrsets.keys())
+                .cloned()
+                .collect();
+            update::diff(old, &data, &all)
+        } else {
+            known.unwrap_or_else(|| update::diff(&z.current, &data, names))
+        };
         let mut journal: Vec<Arc<Diff>> = z.journal.iter().cloned().collect();
         journal.push(Arc::new(Diff {
             from: old_serial,
@@ -491,3 +595,10 @@ fn effective(z: &ZoneRt) -> ZoneData {
 
 #[cfg(test)]
 mod tests;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

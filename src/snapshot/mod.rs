@@ -19,14 +19,13 @@
 //! equals the question is written as a pointer to offset 12, and every other
 //! name is written in full.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use hickory_proto::rr::{Name, RecordType};
 use rustc_hash::FxHashMap;
 
-use crate::proto::zone::{RRset, ZoneData};
+use crate::proto::zone::ZoneData;
+pub use denial::{Chain, Proof, Proofs};
 
 pub mod regions;
 
@@ -47,6 +46,10 @@ pub enum Lookup<'a> {
     /// The name is below a DNAME (RFC 6672): the query path writes the
     /// DNAME and the CNAME it synthesizes for this question.
     Dname(&'a Dname),
+    /// A signed answer for a name that does not exist (NXDOMAIN, or a
+    /// wildcard expansion): the body, then these proofs appended to its
+    /// authority section (the body has no additional section).
+    Denial(&'a Prepared, Proofs<'a>),
     /// The name is in none of our zones.
     NotAuth,
 }
@@ -61,6 +64,9 @@ pub struct Dname {
     /// The target name in wire form, as written.
     pub target: Box<[u8]>,
     pub ttl: u32,
+    /// Its RRSIGs (signed zones; for DO queries), owner in full.
+    pub sigs: Box<[u8]>,
+    pub sig_count: u16,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +87,9 @@ struct Node {
     dname: Option<Arc<Dname>>,
     /// On a name below a DNAME owner (occluded data): rewritten with it.
     below_dname: Option<Arc<Dname>>,
+    /// Signed zones: the same node's answers for DO queries (with RRSIGs
+    /// and denial proofs).
+    dnssec: Option<Box<Node>>,
 }
 
 impl Node {
@@ -106,6 +115,12 @@ pub struct CompiledZone {
     apex_labels: usize,
     nodes: FxHashMap<Box<[u8]>, Node>,
     nxdomain: Prepared,
+    /// Signed zones: NXDOMAIN with the SOA's RRSIG (the proofs are added
+    /// per query, see [`denial`]).
+    nxdomain_signed: Option<Prepared>,
+    /// The zone has DNSKEY and RRSIG at its apex: DO queries get signatures.
+    pub signed: bool,
+    chain: Chain,
     /// The data it was compiled from (transfers, UPDATE and status read it).
     pub data: Arc<ZoneData>,
     /// Recent changes, oldest first, ending at `serial` (IXFR serves these).
@@ -193,28 +208,42 @@ impl Snapshot {
             .map(|z| &**z)
     }
 
-    /// The answer for a question. No allocation.
-    pub fn lookup(&self, q: &QName, qtype: u16) -> Lookup<'_> {
+    /// The answer for a question; `dnssec`: the query set DO (RFC 3225),
+    /// so a signed zone answers with its signatures and denial proofs.
+    /// No allocation.
+    pub fn lookup(&self, q: &QName, qtype: u16, dnssec: bool) -> Lookup<'_> {
         match self.find_zone(q) {
-            Some(zone) => zone.lookup(q, qtype),
+            Some(zone) => zone.lookup(q, qtype, dnssec && zone.signed),
             None => Lookup::NotAuth,
         }
     }
 }
 
 impl CompiledZone {
-    fn lookup(&self, q: &QName, qtype: u16) -> Lookup<'_> {
+    fn lookup(&self, q: &QName, qtype: u16, dnssec: bool) -> Lookup<'_> {
+        let nx = self.nx(dnssec);
         if let Some(node) = self.nodes.get(&q.wire[..q.len]) {
             if let Some(d) = &node.below_dname {
                 return Lookup::Dname(d);
             }
-            return Lookup::Answer(node.get(qtype).unwrap_or(&self.nxdomain));
+            let node = match (&node.dnssec, dnssec) {
+                (Some(n), true) => n,
+                _ => node,
+            };
+            return Lookup::Answer(node.get(qtype).unwrap_or(nx));
         }
-        self.lookup_missing(q, qtype)
+        self.lookup_missing(q, qtype, dnssec)
+    }
+
+    fn nx(&self, dnssec: bool) -> &Prepared {
+        match (&self.nxdomain_signed, dnssec) {
+            (Some(p), true) => p,
+            _ => &self.nxdomain,
+        }
     }
 
     /// A name with no node: below a DNAME, a cut, a wildcard, or nothing.
-    fn lookup_missing<'s>(&'s self, q: &QName, qtype: u16) -> Lookup<'s> {
+    fn lookup_missing<'s>(&'s self, q: &QName, qtype: u16, dnssec: bool) -> Lookup<'s> {
         // Closest encloser: the longest existing ancestor (the apex always exists).
         let below_apex = q.nlabels - self.apex_labels;
         for label in 1..=below_apex {
@@ -222,7 +251,10 @@ impl CompiledZone {
                 continue;
             };
             if let Some(r) = &encloser.referral {
-                return Lookup::Answer(r);
+                return Lookup::Answer(match (&encloser.dnssec, dnssec) {
+                    (Some(n), true) => n.referral.as_ref().unwrap_or(r),
+                    _ => r,
+                });
             }
             if let Some(d) = encloser.dname.as_ref().or(encloser.below_dname.as_ref()) {
                 return Lookup::Dname(d);
@@ -233,12 +265,57 @@ impl CompiledZone {
             wild[0] = 1;
             wild[1] = b'*';
             wild[2..2 + suffix.len()].copy_from_slice(suffix);
-            return Lookup::Answer(match self.nodes.get(&wild[..2 + suffix.len()]) {
-                Some(w) if w.wildcard => w.get(qtype).unwrap_or(&self.nxdomain),
-                _ => &self.nxdomain,
-            });
+            let wild = &wild[..2 + suffix.len()];
+            let w = self.nodes.get(wild).filter(|w| w.wildcard);
+            if !dnssec {
+                return Lookup::Answer(w.and_then(|w| w.get(qtype)).unwrap_or(&self.nxdomain));
+            }
+            return self.denial(
+                q,
+                label,
+                wild,
+                w.map(|w| w.dnssec.as_deref().unwrap_or(w)),
+                qtype,
+            );
         }
-        Lookup::Answer(&self.nxdomain)
+        Lookup::Answer(self.nx(dnssec))
+    }
+
+    /// A signed answer for a name that does not exist, with the proofs of
+    /// RFC 4035 §3.1.3 (NSEC) or RFC 5155 §7.2 (NSEC3). `label`: where the
+    /// closest encloser starts in `q`; `wild`: `*.<closest encloser>`.
+    fn denial<'s>(
+        &'s self,
+        q: &QName,
+        label: usize,
+        wild: &[u8],
+        w: Option<&'s Node>,
+        qtype: u16,
+    ) -> Lookup<'s> {
+        let c = &self.chain;
+        let qname = &q.wire[..q.len];
+        let encloser = q.suffix(label);
+        let next_closer = q.suffix(label - 1);
+        let proofs = match (w.and_then(|w| w.get(qtype)), c.is_nsec3()) {
+            // Wildcard answer: the name itself does not exist.
+            (Some(p), false) if p.counts[0] > 0 => {
+                return Lookup::Denial(p, [c.about(qname), None, None])
+            }
+            (Some(p), true) if p.counts[0] > 0 => {
+                return Lookup::Denial(p, [c.about(next_closer), None, None])
+            }
+            // Wildcard NODATA: the body carries the wildcard's own proof.
+            (Some(p), false) => return Lookup::Denial(p, [c.about(qname), None, None]),
+            (Some(p), true) => {
+                return Lookup::Denial(
+                    p,
+                    denial::dedup([c.about(encloser), c.about(next_closer), None]),
+                )
+            }
+            (None, false) => [c.about(qname), c.about(wild), None],
+            (None, true) => [c.about(encloser), c.about(next_closer), c.about(wild)],
+        };
+        Lookup::Denial(self.nx(true), denial::dedup(proofs))
     }
 }
 
@@ -253,409 +330,8 @@ pub fn name_wire(name: &Name) -> Vec<u8> {
     out
 }
 
-/// One resource record to encode.
-#[derive(Clone, Copy)]
-struct Rr<'a> {
-    owner: &'a Name,
-    ttl: u32,
-    rdata: &'a RData,
-}
+mod compile;
+pub mod denial;
+mod encode;
 
-fn rrs<'a>(owner: &'a Name, set: &'a RRset) -> impl Iterator<Item = Rr<'a>> + 'a {
-    set.rdatas.iter().enumerate().map(move |(i, rdata)| Rr {
-        owner,
-        ttl: set.ttl_of(i),
-        rdata,
-    })
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    Relative,
-    Independent,
-}
-
-fn encode(
-    question: Option<&Name>,
-    mode: Mode,
-    sections: [&[Rr<'_>]; 3],
-    rcode: u8,
-    aa: bool,
-) -> Prepared {
-    let mut buf = Vec::with_capacity(256);
-    let mut enc = BinEncoder::new(&mut buf);
-    let start = if mode == Mode::Relative {
-        // A stand-in header and question, so that names in the body can be
-        // compressed against the question name; both are cut off below.
-        enc.emit_vec(&[0u8; 12]).expect("encode");
-        question
-            .expect("a relative body has a question")
-            .emit(&mut enc)
-            .expect("encode");
-        enc.emit_u16(1).expect("encode");
-        enc.emit_u16(1).expect("encode");
-        enc.offset()
-    } else {
-        enc.set_name_encoding(NameEncoding::Uncompressed);
-        0
-    };
-    let mut counts = [0u16; 3];
-    for (i, section) in sections.iter().enumerate() {
-        for rr in section.iter() {
-            if Some(rr.owner) == question {
-                enc.emit_u16(0xC00C).expect("encode");
-            } else {
-                rr.owner.emit(&mut enc).expect("encode");
-            }
-            enc.emit_u16(u16::from(rr.rdata.record_type()))
-                .expect("encode");
-            enc.emit_u16(1).expect("encode");
-            enc.emit_u32(rr.ttl).expect("encode");
-            let place = enc.place::<u16>().expect("encode");
-            rr.rdata.emit(&mut enc).expect("encode");
-            let len = enc.len_since_place(&place);
-            place.replace(&mut enc, len as u16).expect("encode");
-            counts[i] += 1;
-        }
-    }
-    drop(enc);
-    Prepared {
-        rcode,
-        aa,
-        counts,
-        body: buf[start..].into(),
-    }
-}
-
-/// What a name resolves to inside the zone, at compile time.
-enum Resolved<'z> {
-    /// Data at the name (possibly synthesized from a wildcard).
-    Data(&'z BTreeMap<RecordType, RRset>),
-    /// The name exists but has no data (empty non-terminal).
-    Empty,
-    NxDomain,
-    /// Out of the zone, or delegated away: nothing more to add.
-    Elsewhere,
-}
-
-struct Compiler<'z> {
-    zone: &'z ZoneData,
-    /// Every name that exists: owners and empty non-terminals.
-    names: BTreeSet<Name>,
-    cuts: BTreeSet<Name>,
-    soa_neg: RRset,
-}
-
-impl<'z> Compiler<'z> {
-    fn new(zone: &'z ZoneData) -> Self {
-        let mut names = BTreeSet::new();
-        for owner in zone.rrsets.keys() {
-            let mut n = owner.clone();
-            loop {
-                if !names.insert(n.clone()) || n == zone.origin {
-                    break;
-                }
-                n = n.base_name();
-            }
-        }
-        names.insert(zone.origin.clone());
-        let cuts = zone
-            .rrsets
-            .iter()
-            .filter(|(n, t)| **n != zone.origin && t.contains_key(&RecordType::NS))
-            .map(|(n, _)| n.clone())
-            .collect();
-        let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
-        let neg_ttl = soa.ttl.min(zone.soa().minimum);
-        Compiler {
-            zone,
-            names,
-            cuts,
-            soa_neg: RRset {
-                ttl: neg_ttl,
-                rdatas: soa.rdatas.clone(),
-                ttls: Vec::new(),
-            },
-        }
-    }
-
-    /// The cut at or above `name`, if `name` is delegated away.
-    fn cut_of(&self, name: &Name) -> Option<&Name> {
-        let mut n = name.clone();
-        let mut found = None;
-        while n != self.zone.origin && n.num_labels() > self.zone.origin.num_labels() {
-            if let Some(c) = self.cuts.get(&n) {
-                found = Some(c);
-            }
-            n = n.base_name();
-        }
-        found
-    }
-
-    fn resolve(&self, name: &Name) -> Resolved<'z> {
-        if !self.zone.origin.zone_of(name) || self.cut_of(name).is_some() {
-            return Resolved::Elsewhere;
-        }
-        if let Some(types) = self.zone.rrsets.get(name) {
-            return Resolved::Data(types);
-        }
-        if self.names.contains(name) {
-            return Resolved::Empty;
-        }
-        let mut encloser = name.base_name();
-        while !self.names.contains(&encloser) {
-            encloser = encloser.base_name();
-        }
-        match encloser
-            .prepend_label("*")
-            .ok()
-            .and_then(|w| self.zone.rrsets.get(&w))
-        {
-            Some(types) => Resolved::Data(types),
-            None => Resolved::NxDomain,
-        }
-    }
-
-    /// In-zone address records for names in NS/MX/SRV data.
-    fn additional<'a>(&'a self, set: &'a RRset) -> Vec<Rr<'a>> {
-        let mut out = Vec::new();
-        for rd in &set.rdatas {
-            let target = match rd {
-                RData::NS(ns) => &ns.0,
-                RData::MX(mx) => &mx.exchange,
-                RData::SRV(srv) => &srv.target,
-                // RFC 9460 4.2: the target's addresses (not for "." here).
-                RData::SVCB(s) if !s.target_name.is_root() => &s.target_name,
-                RData::HTTPS(h) if !h.0.target_name.is_root() => &h.0.target_name,
-                _ => continue,
-            };
-            let target = crate::proto::zone::fqdn_lower(target);
-            let Some((owner, types)) = self.zone.rrsets.get_key_value(&target) else {
-                continue;
-            };
-            for t in [RecordType::A, RecordType::AAAA] {
-                if let Some(s) = types.get(&t) {
-                    out.extend(rrs(owner, s));
-                }
-            }
-        }
-        out
-    }
-
-    fn neg(&self, question: Option<&Name>, mode: Mode, answer: &[Rr<'_>], rcode: u8) -> Prepared {
-        let auth: Vec<Rr> = rrs(&self.zone.origin, &self.soa_neg).collect();
-        encode(question, mode, [answer, &auth, &[]], rcode, true)
-    }
-
-    fn referral(&self, cut: &Name) -> Prepared {
-        let ns = &self.zone.rrsets[cut][&RecordType::NS];
-        let auth: Vec<Rr> = rrs(cut, ns).collect();
-        let glue: Vec<Rr> = self
-            .additional(ns)
-            .into_iter()
-            .filter(|rr| cut.zone_of(rr.owner))
-            .collect();
-        encode(None, Mode::Independent, [&[], &auth, &glue], 0, false)
-    }
-
-    /// Every DNAME of the zone, ready for synthesis (not those below a cut).
-    fn dnames(&self) -> BTreeMap<Name, Arc<Dname>> {
-        let mut out = BTreeMap::new();
-        for (name, types) in &self.zone.rrsets {
-            let Some(set) = types.get(&RecordType::DNAME) else {
-                continue;
-            };
-            if self.cut_of(name).is_some() {
-                continue;
-            }
-            let Some(rd) = set.rdatas.first() else {
-                continue;
-            };
-            let Ok(target) = rd.to_bytes() else {
-                continue;
-            };
-            let mut rr = Vec::new();
-            crate::proto::zonefile::rdata::name_wire(name, &mut rr);
-            rr.extend_from_slice(&39u16.to_be_bytes());
-            rr.extend_from_slice(&1u16.to_be_bytes());
-            rr.extend_from_slice(&set.ttl.to_be_bytes());
-            rr.extend_from_slice(&(target.len() as u16).to_be_bytes());
-            rr.extend_from_slice(&target);
-            out.insert(
-                name.clone(),
-                Arc::new(Dname {
-                    rr: rr.into_boxed_slice(),
-                    owner_labels: name.num_labels() as usize,
-                    target: target.into_boxed_slice(),
-                    ttl: set.ttl,
-                }),
-            );
-        }
-        out
-    }
-
-    /// A zone cut's own name: the referral for every type but DS, which
-    /// the parent answers (the DS RRset, or NODATA).
-    fn cut_apex(&self, name: &Name, referral: Arc<Prepared>) -> Node {
-        let mut answers = Vec::new();
-        if let Some(ds) = self.zone.rrsets[name].get(&RecordType::DS) {
-            let ans: Vec<Rr> = rrs(name, ds).collect();
-            answers.push((
-                u16::from(RecordType::DS),
-                encode(Some(name), Mode::Relative, [&ans, &[], &[]], 0, true),
-            ));
-        }
-        Node {
-            answers: answers.into_boxed_slice(),
-            other: Some(self.neg(Some(name), Mode::Relative, &[], 0)),
-            referral: Some(referral),
-            cut_apex: true,
-            ..Node::default()
-        }
-    }
-
-    /// Answers for a name that exists (or a wildcard owner, in independent mode).
-    fn node(&self, name: &Name, mode: Mode) -> Node {
-        let empty = BTreeMap::new();
-        let types = self.zone.rrsets.get(name).unwrap_or(&empty);
-        let mut answers: Vec<(u16, Prepared)> = Vec::new();
-        let other;
-        if let Some(cname) = types.get(&RecordType::CNAME) {
-            // Follow the chain inside the zone (bounded, loop-safe).
-            let mut hops: Vec<(Name, &RRset)> = vec![(name.clone(), cname)];
-            let mut seen = BTreeSet::from([name.clone()]);
-            let mut end = Resolved::Elsewhere;
-            let mut end_name = Name::root();
-            for _ in 0..8 {
-                let target = match &hops[hops.len() - 1].1.rdatas[0] {
-                    RData::CNAME(c) => crate::proto::zone::fqdn_lower(&c.0),
-                    _ => unreachable!("a CNAME RRset holds CNAME data"),
-                };
-                if !seen.insert(target.clone()) {
-                    break;
-                }
-                match self.resolve(&target) {
-                    Resolved::Data(t) if t.contains_key(&RecordType::CNAME) => {
-                        hops.push((target, &t[&RecordType::CNAME]));
-                    }
-                    r => {
-                        end = r;
-                        end_name = target;
-                        break;
-                    }
-                }
-            }
-            let first: Vec<Rr> = rrs(name, cname).collect();
-            let cname_only = encode(Some(name), mode, [&first, &[], &[]], 0, true);
-            answers.push((u16::from(RecordType::CNAME), cname_only.clone()));
-            answers.push((255, cname_only));
-            let chain: Vec<Rr> = hops.iter().flat_map(|(o, s)| rrs(o, s)).collect();
-            other = match end {
-                Resolved::Data(t) => {
-                    for (rtype, set) in t {
-                        let mut ans = chain.clone();
-                        ans.extend(rrs(&end_name, set));
-                        let add = self.additional(set);
-                        answers.push((
-                            u16::from(*rtype),
-                            encode(Some(name), mode, [&ans, &[], &add], 0, true),
-                        ));
-                    }
-                    self.neg(Some(name), mode, &chain, 0)
-                }
-                Resolved::Empty => self.neg(Some(name), mode, &chain, 0),
-                Resolved::NxDomain => self.neg(Some(name), mode, &chain, 3),
-                Resolved::Elsewhere => encode(Some(name), mode, [&chain, &[], &[]], 0, true),
-            };
-        } else {
-            for (rtype, set) in types {
-                let ans: Vec<Rr> = rrs(name, set).collect();
-                let add = self.additional(set);
-                answers.push((
-                    u16::from(*rtype),
-                    encode(Some(name), mode, [&ans, &[], &add], 0, true),
-                ));
-            }
-            // RFC 8482: answer ANY with one RRset rather than everything.
-            if let Some((_, first)) = answers.first() {
-                let first = first.clone();
-                answers.push((255, first));
-            }
-            other = self.neg(Some(name), mode, &[], 0);
-        }
-        answers.sort_by_key(|(t, _)| *t);
-        answers.dedup_by_key(|(t, _)| *t);
-        Node {
-            answers: answers.into_boxed_slice(),
-            other: Some(other),
-            referral: None,
-            wildcard: mode == Mode::Independent,
-            ..Node::default()
-        }
-    }
-}
-
-/// The DNAME owner strictly above `name`, if any.
-fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<Dname>> {
-    if dnames.is_empty() {
-        return None;
-    }
-    let mut n = name.base_name();
-    while n.num_labels() > 0 {
-        if let Some(d) = dnames.get(&n) {
-            return Some(d.clone());
-        }
-        n = n.base_name();
-    }
-    dnames.get(&n).cloned()
-}
-
-/// Compile a zone into answers.
-pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
-    let c = Compiler::new(&zone);
-    let mut nodes = FxHashMap::default();
-    let mut referrals: BTreeMap<Name, Arc<Prepared>> = BTreeMap::new();
-    let dnames = c.dnames();
-    for name in &c.names {
-        let node = if let Some(cut) = c.cut_of(name) {
-            let r = referrals
-                .entry(cut.clone())
-                .or_insert_with(|| Arc::new(c.referral(cut)))
-                .clone();
-            if cut == name {
-                // The parent is authoritative for DS at the cut (RFC 4035 3.1.4.1).
-                c.cut_apex(name, r)
-            } else {
-                Node {
-                    referral: Some(r),
-                    ..Node::default()
-                }
-            }
-        } else if let Some(d) = dname_above(&dnames, name) {
-            // Data below a DNAME is occluded: the DNAME rewrites the name.
-            Node {
-                below_dname: Some(d),
-                ..Node::default()
-            }
-        } else if name.is_wildcard() {
-            c.node(name, Mode::Independent)
-        } else {
-            let mut n = c.node(name, Mode::Relative);
-            n.dname = dnames.get(name).cloned();
-            n
-        };
-        nodes.insert(name_wire(name).into_boxed_slice(), node);
-    }
-    let nxdomain = c.neg(None, Mode::Independent, &[], 3);
-    let apex = name_wire(&zone.origin).into_boxed_slice();
-    CompiledZone {
-        origin: zone.origin.clone(),
-        serial: zone.serial(),
-        apex_labels: zone.origin.num_labels() as usize,
-        apex,
-        nodes,
-        nxdomain,
-        data: zone.clone(),
-        journal: Arc::default(),
-    }
-}
+pub use compile::compile;

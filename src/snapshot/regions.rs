@@ -14,7 +14,8 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::FxHashMap;
 
-use super::{encode, name_wire, rrs, Mode, Prepared, QName, Rr};
+use super::encode::{encode, rrs, Mode, Rr};
+use super::{name_wire, Prepared, QName};
 use crate::geo::{RegionMap, Slot};
 use crate::proto::codes::rtype;
 use crate::proto::zone::{RRset, ZoneData};

@@ -2,6 +2,7 @@
 //! are made here (rcgen, signed by a test CA): one valid for the service's
 //! name, one for another name, one expired.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,11 +16,13 @@ use serde_json::Value;
 
 use crate::support::ggond::DEMO_ZONE;
 
-const LIMIT: Duration = Duration::from_secs(20);
+/// The longest a test listener runs.
+const LIMIT: Duration = Duration::from_secs(90);
 
-/// A TLS listener that completes handshakes until dropped.
-struct TlsListener {
-    addr: SocketAddr,
+/// A TLS listener that completes handshakes (and answers one HTTP request
+/// per connection with 200) until dropped, or for [`LIMIT`] at most.
+pub(crate) struct TlsListener {
+    pub(crate) addr: SocketAddr,
     stop: Arc<AtomicBool>,
     handle: Option<thread::JoinHandle<()>>,
 }
@@ -33,7 +36,33 @@ impl Drop for TlsListener {
     }
 }
 
-fn tls_listener(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> TlsListener {
+/// One connection: handshake, read the request (if any), answer 200.
+fn answer(cfg: Arc<rustls::ServerConfig>, mut sock: std::net::TcpStream) {
+    sock.set_nonblocking(false).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut conn = rustls::ServerConnection::new(cfg).unwrap();
+    for _ in 0..32 {
+        if !conn.is_handshaking() || conn.complete_io(&mut sock).is_err() {
+            break;
+        }
+    }
+    if !conn.is_handshaking() {
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let mut buf = [0u8; 4096];
+        if matches!(tls.read(&mut buf), Ok(n) if n > 0) {
+            let _ = tls.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
+            );
+        }
+    }
+    conn.send_close_notify();
+    let _ = conn.complete_io(&mut sock);
+}
+
+pub(crate) fn tls_listener(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> TlsListener {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
@@ -51,20 +80,13 @@ fn tls_listener(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>
     let handle = thread::spawn(move || {
         let deadline = Instant::now() + LIMIT;
         while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
-            let Ok((mut sock, _)) = listener.accept() else {
+            let Ok((sock, _)) = listener.accept() else {
                 thread::sleep(Duration::from_millis(10));
                 continue;
             };
-            sock.set_nonblocking(false).unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let mut conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
-            for _ in 0..32 {
-                if !conn.is_handshaking() || conn.complete_io(&mut sock).is_err() {
-                    break;
-                }
-            }
-            conn.send_close_notify();
-            let _ = conn.complete_io(&mut sock);
+            // Each connection on its own thread (ends within its read timeout).
+            let cfg = cfg.clone();
+            thread::spawn(move || answer(cfg, sock));
         }
     });
     TlsListener {
@@ -74,13 +96,39 @@ fn tls_listener(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>
     }
 }
 
-fn leaf(name: &str, days: (i64, i64), ca: &rcgen::Certificate, ca_key: &KeyPair) -> TlsListener {
+/// A test CA: its certificate and key.
+pub(crate) fn test_ca() -> (rcgen::Certificate, KeyPair) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    (ca_params.self_signed(&ca_key).unwrap(), ca_key)
+}
+
+/// A leaf for `names` valid from `days.0` to `days.1` days from now, signed
+/// by the CA: (certificate, key).
+pub(crate) fn leaf_cert(
+    names: &[&str],
+    days: (i64, i64),
+    ca: &rcgen::Certificate,
+    ca_key: &KeyPair,
+) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut p = CertificateParams::new(names).unwrap();
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now + time::Duration::days(days.0);
     p.not_after = now + time::Duration::days(days.1);
     let cert = p.signed_by(&key, ca, ca_key).unwrap();
+    (cert, key)
+}
+
+pub(crate) fn leaf(
+    name: &str,
+    days: (i64, i64),
+    ca: &rcgen::Certificate,
+    ca_key: &KeyPair,
+) -> TlsListener {
+    let (cert, key) = leaf_cert(&[name], days, ca, ca_key);
     tls_listener(
         vec![cert.der().clone(), ca.der().clone()],
         PrivateKeyDer::Pkcs8(key.serialize_der().into()),
@@ -115,10 +163,7 @@ fn by_target<'a>(v: &'a Value, target: &str) -> &'a Value {
 /// targets `primary`, `backup`, `backup2` are them (valid for cic.ggon.org,
 /// valid for cic.in2p3.fr, expired).
 fn three_targets() -> (String, Vec<TlsListener>, String) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let (ca, ca_key) = test_ca();
     let listeners = vec![
         leaf("cic.ggon.org", (-1, 90), &ca, &ca_key),
         leaf("cic.in2p3.fr", (-1, 90), &ca, &ca_key),

@@ -6,10 +6,13 @@ mod support;
 
 mod auth;
 mod browser;
+mod cert_audit;
 mod certs;
 mod config_errors;
+mod control_tls;
 mod crash;
 mod failover;
+mod lanes;
 mod limits;
 mod observability;
 mod operations;

@@ -5,7 +5,7 @@
 use crate::support::ggond::*;
 
 /// The attributes of every `<tag ...>` in `svg` whose class is `class`.
-fn elements(svg: &str, tag: &str, class: &str) -> Vec<Vec<(String, String)>> {
+pub(crate) fn elements(svg: &str, tag: &str, class: &str) -> Vec<Vec<(String, String)>> {
     let mut out = Vec::new();
     let open = format!("<{tag} ");
     // Bounded by the text: each step moves past one tag.
@@ -26,7 +26,7 @@ fn elements(svg: &str, tag: &str, class: &str) -> Vec<Vec<(String, String)>> {
     out
 }
 
-fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> &'a str {
     attrs
         .iter()
         .find(|(k, _)| k == name)

@@ -27,4 +27,5 @@ pub mod packets;
 pub mod process;
 pub mod proxy;
 pub mod reliability;
+pub mod unbound;
 pub mod wire;

@@ -20,10 +20,21 @@ pub fn client(args: &Args) -> Result<Client, String> {
         } else {
             None
         };
-    let control = args
-        .control
-        .or(cfg.as_ref().map(|c| c.control.listen))
-        .expect("one of them is set");
+    let base = match &args.control {
+        Some(c) => base_url(c)?,
+        None => {
+            let c = &cfg
+                .as_ref()
+                .expect("loaded when --control is not given")
+                .control;
+            let scheme = if c.tls_certificate.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", c.listen)
+        }
+    };
     let token_file = args
         .token_file
         .clone()
@@ -38,15 +49,49 @@ pub fn client(args: &Args) -> Result<Client, String> {
         .and_then(|l| l.split_whitespace().last())
         .ok_or_else(|| format!("no token in {}", token_file.display()))?
         .to_string();
+    let mut http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .no_proxy();
+    if let Some(path) = &args.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read --ca-file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-file {}: no certificate in it",
+                path.display()
+            ));
+        }
+        for c in certs {
+            http = http.add_root_certificate(c);
+        }
+    }
     Ok(Client {
-        base: format!("http://{control}"),
+        base,
         token,
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .map_err(|e| e.to_string())?,
+        http: http.build().map_err(|e| e.to_string())?,
     })
+}
+
+/// `--control`: IP:PORT (plain HTTP) or an http:// or https:// URL.
+fn base_url(control: &str) -> Result<String, String> {
+    let control = control.trim_end_matches('/');
+    if let Some(rest) = control
+        .strip_prefix("https://")
+        .or_else(|| control.strip_prefix("http://"))
+    {
+        if rest.is_empty() || rest.contains('/') {
+            return Err(format!(
+                "--control {control}: give a URL without a path (https://HOST:PORT)"
+            ));
+        }
+        return Ok(control.to_string());
+    }
+    control
+        .parse::<std::net::SocketAddr>()
+        .map(|a| format!("http://{a}"))
+        .map_err(|_| format!("--control {control}: not IP:PORT nor an http:// or https:// URL"))
 }
 
 impl Client {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ggon::cli::ctl::{Args, Cmd};
+use ggon::cli::ctl::{Args, Cmd, DnssecCmd};
 use ggon::cli::docs::{self, Program};
 use ggon::decide::requests::{DrainRequest, DrillRequest, RemapRequest};
 use ggon::decide::views::{ChangeView, DrillView, StatusView};
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 mod certs;
 mod client;
+mod dnssec;
 mod linkaudit;
 mod print;
 mod verify;
@@ -175,6 +176,7 @@ enum Shown {
     Drill,
     History,
     Reload,
+    Message,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
@@ -203,6 +205,7 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
             Shown::Drill => print::drill(&parse::<DrillView>(v)?),
             Shown::History => print::history(&parse::<Vec<Event>>(v["entries"].clone())?),
             Shown::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
+            Shown::Message => println!("{}", v.as_str().unwrap_or("")),
         }
     }
     Ok(if warned {
@@ -280,10 +283,35 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    if let Cmd::Dnssec {
+        cmd: cmd @ (DnssecCmd::Keygen { .. } | DnssecCmd::Status { .. }),
+    } = &args.cmd
+    {
+        return match cmd {
+            DnssecCmd::Roll { .. } => unreachable!("handled below"),
+            DnssecCmd::Keygen {
+                zone,
+                algorithm,
+                ksk,
+                dir,
+            } => dnssec::keygen(zone, algorithm, *ksk, dir),
+            DnssecCmd::Status { zone, server, json } => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(dnssec::status(
+                    &args.config_file(),
+                    zone.as_deref(),
+                    *server,
+                    *json,
+                ))
+            }
+        };
+    }
     if let Cmd::AuditCerts {
         service,
         warn_days,
-        ca_file,
         timeout,
         json,
     } = &args.cmd
@@ -292,7 +320,7 @@ fn main() -> ExitCode {
             &args,
             service.as_deref(),
             *warn_days,
-            ca_file.as_deref(),
+            args.ca_file.as_deref(),
             *timeout,
             *json,
         );
@@ -365,6 +393,17 @@ fn main() -> ExitCode {
             None,
             *json,
             Shown::Cluster,
+        ),
+        Cmd::Dnssec {
+            cmd: DnssecCmd::Roll {
+                zone, ksk, json, ..
+            },
+        } => (
+            Method::POST,
+            format!("/v1/dnssec/{zone}/roll"),
+            Some(json!({ "kind": if *ksk { "ksk" } else { "zsk" } })),
+            *json,
+            Shown::Message,
         ),
         Cmd::Release {
             service,
@@ -454,6 +493,7 @@ fn main() -> ExitCode {
             Shown::Reload,
         ),
         Cmd::Verify { .. }
+        | Cmd::Dnssec { .. }
         | Cmd::AuditCerts { .. }
         | Cmd::AuditLinks { .. }
         | Cmd::Completions { .. }
@@ -481,14 +521,13 @@ fn main() -> ExitCode {
 }
 
 /// After `status` and `drill`: one line on the https targets' certificates
-/// (nothing if the config has none). Extra CAs from `GGON_CA_FILE`.
+/// (nothing if the config has none). Extra CAs from `--ca-file` (`GGON_CA_FILE`).
 fn cert_line(args: &Args, service: Option<&str>) {
     let Ok(cfg) = ggon::config::Config::load(&args.config_file()) else {
         return;
     };
-    let ca = std::env::var_os("GGON_CA_FILE").map(std::path::PathBuf::from);
     let timeout = std::time::Duration::from_secs(2);
-    if let Ok(checks) = certs::audit(&cfg, service, 21, ca.as_deref(), timeout) {
+    if let Ok(checks) = certs::audit(&cfg, service, 21, args.ca_file.as_deref(), timeout) {
         if !checks.is_empty() {
             println!("{}", certs::summary(&checks));
         }

@@ -380,7 +380,7 @@ fn parse_class(s: &str) -> Option<DNSClass> {
 /// Wire RDATA → hickory-proto's record data. A type hickory-proto reads but
 /// would not write back byte for byte is kept as opaque data, so that what
 /// the file says is what is served and transferred.
-fn decode(rtype: RecordType, wire: &[u8]) -> Result<RData, String> {
+pub fn decode(rtype: RecordType, wire: &[u8]) -> Result<RData, String> {
     let opaque = || RData::Unknown {
         code: rtype,
         // `NULL::with` insists on data; empty RDATA is legal (`\# 0`).

@@ -1,0 +1,205 @@
+//! `ggon-ctl dnssec keygen` (files, no daemon) and `ggon-ctl dnssec status`
+//! (read over DNS from the server, so it shows what resolvers see: the keys
+//! in the DNSKEY RRset, which of them sign, and the DS for the parent).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use data_encoding::{BASE64, HEXUPPER};
+use ggon::sign::keys::{self, ECDSAP256SHA256, ED25519};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+use serde_json::{json, Value};
+
+use crate::client::fail;
+
+pub fn keygen(zone: &str, algorithm: &str, ksk: bool, dir: &Path) -> ExitCode {
+    let alg = match algorithm.to_ascii_lowercase().as_str() {
+        "ecdsap256sha256" | "13" => ECDSAP256SHA256,
+        "ed25519" | "15" => ED25519,
+        other => {
+            return fail(format!(
+                "--algorithm {other}: use ecdsap256sha256 or ed25519 (RSA keys: make them with dnssec-keygen, ggond reads them)"
+            ))
+        }
+    };
+    let origin = match Name::from_ascii(zone) {
+        Ok(n) => n,
+        Err(e) => return fail(format!("{zone}: not a zone name: {e}")),
+    };
+    let base = match keys::generate(zone, alg, ksk, dir) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let origin_text = format!("{}.", zone.trim_end_matches('.').to_ascii_lowercase());
+    let key = match ggon::sign::ZoneKey::load(&base, &origin_text) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("the new key does not load back: {e}")),
+    };
+    let ds = ggon::sign::ds_rdata(&ggon::proto::zone::fqdn_lower(&origin), &key);
+    println!("{}.key", base.display());
+    println!("{}.private (mode 0600)", base.display());
+    println!(
+        "{origin_text} IN DNSKEY {} 3 {} {}",
+        key.flags,
+        key.algorithm,
+        BASE64.encode(&key.public)
+    );
+    if ksk {
+        println!("{origin_text} IN DS {}", ds_text(&ds));
+        println!("give the DS line to the parent zone once the zone is served signed");
+    }
+    println!(
+        "add to the zone's config: dnssec = {{ keys = [\"{}\"] }}",
+        base.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn ds_text(ds: &[u8]) -> String {
+    format!(
+        "{} {} {} {}",
+        u16::from_be_bytes([ds[0], ds[1]]),
+        ds[2],
+        ds[3],
+        HEXUPPER.encode(&ds[4..])
+    )
+}
+
+async fn ask(server: SocketAddr, zone: &Name, t: RecordType) -> Result<Message, String> {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(zone.clone(), t));
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    let wire = m.to_bytes().map_err(|e| e.to_string())?;
+    let resp = ggon::proto::client::tcp_exchange(server, &wire, Duration::from_secs(5)).await?;
+    Message::from_vec(&resp).map_err(|e| format!("{server}: unreadable answer: {e}"))
+}
+
+fn rand_id() -> u16 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(1)
+        & 0xFFFF) as u16
+}
+
+/// One zone's keys and signatures as served.
+async fn zone_status(server: SocketAddr, zone: &Name) -> Result<Value, String> {
+    let keys_msg = ask(server, zone, RecordType::DNSKEY).await?;
+    let soa_msg = ask(server, zone, RecordType::SOA).await?;
+    let mut sig_tags = Vec::new();
+    let mut earliest: Option<u32> = None;
+    let mut keys = Vec::new();
+    for m in [&keys_msg, &soa_msg] {
+        for r in &m.answers {
+            let Ok(b) = r.data.to_bytes() else { continue };
+            match r.record_type() {
+                RecordType::RRSIG if b.len() >= 18 => {
+                    let exp = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+                    earliest = Some(earliest.map_or(exp, |e| e.min(exp)));
+                    sig_tags.push(u16::from_be_bytes([b[16], b[17]]));
+                }
+                RecordType::DNSKEY if b.len() >= 4 => keys.push(b),
+                _ => {}
+            }
+        }
+    }
+    let zone_wire = ggon::snapshot::name_wire(zone);
+    let list: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            let tag = keys::key_tag(k);
+            let flags = u16::from_be_bytes([k[0], k[1]]);
+            let ksk = flags & 1 == 1;
+            let ds = ggon::sign::ds_from_dnskey(&zone_wire, k);
+            json!({
+                "tag": tag,
+                "algorithm": k[3],
+                "flags": flags,
+                "role": if ksk { "KSK" } else { "ZSK" },
+                "signing": sig_tags.contains(&tag),
+                "ds": ksk.then(|| format!("{zone} IN DS {}", ds_text(&ds))),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "zone": zone.to_string(),
+        "signed": !keys.is_empty() && !sig_tags.is_empty(),
+        "keys": list,
+        "earliest_expiry": earliest.map(|e| ggon::sign::rrsig::timestamp(u64::from(e))),
+    }))
+}
+
+pub async fn status(
+    cfg_path: &Path,
+    zone: Option<&str>,
+    server: Option<SocketAddr>,
+    json_out: bool,
+) -> ExitCode {
+    let cfg = match ggon::config::Config::load(cfg_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let Some(server) = server.or_else(|| cfg.server.listen.first().copied()) else {
+        return fail(format!(
+            "{}: no `listen` address to ask",
+            cfg_path.display()
+        ));
+    };
+    let mut zones: Vec<Name> = cfg.zones.iter().map(|z| z.name()).collect();
+    if let Some(z) = zone {
+        let want = Name::from_ascii(z).map(|n| ggon::proto::zone::fqdn_lower(&n));
+        zones.retain(|n| {
+            want.as_ref()
+                .is_ok_and(|w| &ggon::proto::zone::fqdn_lower(n) == w)
+        });
+        if zones.is_empty() {
+            return fail(format!("{z}: not a zone of {}", cfg_path.display()));
+        }
+    }
+    let mut out = Vec::new();
+    for z in &zones {
+        match zone_status(server, z).await {
+            Ok(v) => out.push(v),
+            Err(e) => return fail(format!("{z}: cannot read its keys from {server}: {e}")),
+        }
+    }
+    if json_out {
+        println!("{}", Value::Array(out));
+        return ExitCode::SUCCESS;
+    }
+    for z in &out {
+        let name = z["zone"].as_str().unwrap_or("");
+        if z["signed"] != Value::Bool(true) {
+            println!("{name}  NOT SIGNED (no DNSKEY or no signatures served)");
+            continue;
+        }
+        println!(
+            "{name}  signed; earliest signature expiry {} UTC",
+            z["earliest_expiry"].as_str().unwrap_or("?")
+        );
+        for k in z["keys"].as_array().into_iter().flatten() {
+            println!(
+                "  {} {:>5}  algorithm {:>2}  {}",
+                k["role"].as_str().unwrap_or(""),
+                k["tag"],
+                k["algorithm"],
+                if k["signing"] == Value::Bool(true) {
+                    "signing"
+                } else {
+                    "published, not signing"
+                }
+            );
+            if let Some(ds) = k["ds"].as_str() {
+                println!("        DS for the parent: {ds}");
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,75 @@
+//! TLS for the control listener (optional: `[control] tls_certificate` and
+//! `tls_key`).
+//!
+//! Owns: reading the certificate chain and private key (PEM) into a rustls
+//! server configuration (ring provider, the one the whole build uses), with
+//! errors that name the field and the file, and the marker [`OverTls`] that
+//! tells handlers a request came over TLS (the session cookie is then
+//! `Secure`). Accepting and serving connections stays in [`super::limits`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Put on every request that arrived over TLS on the control listener.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
+/// What is wrong with the TLS files: the config field and the message
+/// (which names the file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFileError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// The server configuration from a certificate chain file and a key file.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsFileError> {
+    let cert_err = |m: String| TlsFileError {
+        field: "control.tls_certificate",
+        message: format!("{}: {m}", cert.display()),
+    };
+    let key_err = |m: String| TlsFileError {
+        field: "control.tls_key",
+        message: format!("{}: {m}", key.display()),
+    };
+    let cert_pem = std::fs::read(cert).map_err(|e| cert_err(format!("cannot read: {e}")))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| cert_err(format!("not a PEM certificate file: {e}")))?;
+    if chain.is_empty() {
+        return Err(cert_err("no CERTIFICATE in the file".into()));
+    }
+    let key_pem = std::fs::read(key).map_err(|e| key_err(format!("cannot read: {e}")))?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| key_err(format!("no private key (PKCS#8, PKCS#1 or SEC1 PEM): {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cert_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| key_err(format!("does not fit the certificate: {e}")))?;
+    Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_wrong_files_name_the_field_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        let e = server_config(&cert, &key).unwrap_err();
+        assert_eq!(e.field, "control.tls_certificate");
+        assert!(e.message.contains("cert.pem: cannot read"), "{e:?}");
+        std::fs::write(&cert, "not pem").unwrap();
+        let e = server_config(&cert, &key).unwrap_err();
+        assert_eq!(e.field, "control.tls_certificate");
+        assert!(e.message.contains("no CERTIFICATE"), "{e:?}");
+    }
+}

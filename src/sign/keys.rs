@@ -1,0 +1,425 @@
+//! Zone keys: BIND's key-pair files (`K<zone>.+<alg>+<tag>.key` and
+//! `.private`, as `dnssec-keygen` writes them) read into ring key pairs, and
+//! new pairs written in the same format (`ggon-ctl dnssec keygen`).
+//!
+//! Why BIND's format: it is what operators already have and what
+//! `dnssec-keygen`, `dnssec-signzone`, `dnssec-dsfromkey` and Knot's
+//! `keymgr import-bind` read, so keys move freely between ggond and the
+//! rest of the toolbox. The private-key fields are base64 of the raw key
+//! (ECDSA: the scalar; Ed25519: the seed; RSA: the PKCS#1 integers).
+
+use std::path::{Path, PathBuf};
+
+use data_encoding::BASE64;
+use ring::rand::SystemRandom;
+use ring::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    RSA_PKCS1_SHA256,
+};
+
+/// DNSSEC algorithm numbers we sign with (RFC 8624 recommendations).
+pub const RSASHA256: u8 = 8;
+pub const ECDSAP256SHA256: u8 = 13;
+pub const ED25519: u8 = 15;
+
+/// DNSKEY flags: zone key (256), plus SEP for a key-signing key (257).
+pub const ZSK_FLAGS: u16 = 256;
+pub const KSK_FLAGS: u16 = 257;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {why}")]
+    Format { path: PathBuf, why: String },
+    #[error("{path}: algorithm {alg} is not supported (use 8 RSASHA256, 13 ECDSAP256SHA256 or 15 ED25519)")]
+    Algorithm { path: PathBuf, alg: u8 },
+    #[error("{path}: the private key does not match the public key in the .key file")]
+    Mismatch { path: PathBuf },
+    #[error("{path}: the key is for {found}, not for the zone {zone}")]
+    WrongZone {
+        path: PathBuf,
+        found: String,
+        zone: String,
+    },
+}
+
+enum Pair {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// One zone key: its DNSKEY and the means to sign with it.
+pub struct ZoneKey {
+    pub flags: u16,
+    pub algorithm: u8,
+    /// The DNSKEY public key field.
+    pub public: Vec<u8>,
+    pub tag: u16,
+    /// Where it was read from (`K…` without extension), for status output.
+    pub file: PathBuf,
+    pair: Pair,
+}
+
+impl std::fmt::Debug for ZoneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ZoneKey({} alg {} tag {})",
+            self.flags, self.algorithm, self.tag
+        )
+    }
+}
+
+impl ZoneKey {
+    pub fn is_ksk(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// DNSKEY RDATA: flags, protocol 3, algorithm, public key.
+    pub fn dnskey_rdata(&self) -> Vec<u8> {
+        dnskey_rdata(self.flags, self.algorithm, &self.public)
+    }
+
+    /// Sign `data` (the RRSIG input); the signature in DNSSEC's format.
+    pub fn sign(&self, data: &[u8]) -> Vec<u8> {
+        let rng = SystemRandom::new();
+        match &self.pair {
+            // FIXED signing gives r||s, which is RFC 6605's format.
+            Pair::Ecdsa(k) => k.sign(&rng, data).expect("ECDSA signing").as_ref().to_vec(),
+            Pair::Ed25519(k) => k.sign(data).as_ref().to_vec(),
+            Pair::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &rng, data, &mut sig)
+                    .expect("RSA signing");
+                sig
+            }
+        }
+    }
+
+    /// Load `K….key` and `K….private` (the path with or without extension).
+    pub fn load(path: &Path, zone: &str) -> Result<ZoneKey, KeyError> {
+        let base = strip_ext(path);
+        let key_path = base.with_extension_added("key");
+        let priv_path = base.with_extension_added("private");
+        let (owner, flags, algorithm, public) = read_public(&key_path)?;
+        if !owner.eq_ignore_ascii_case(zone) {
+            return Err(KeyError::WrongZone {
+                path: key_path,
+                found: owner,
+                zone: zone.to_string(),
+            });
+        }
+        let fields = read_private(&priv_path)?;
+        let field = |name: &str| -> Result<Vec<u8>, KeyError> {
+            let v = fields
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .ok_or_else(|| KeyError::Format {
+                    path: priv_path.clone(),
+                    why: format!("no {name} field"),
+                })?;
+            BASE64.decode(v.as_bytes()).map_err(|e| KeyError::Format {
+                path: priv_path.clone(),
+                why: format!("{name}: bad base64: {e}"),
+            })
+        };
+        let mismatch = || KeyError::Mismatch {
+            path: priv_path.clone(),
+        };
+        let pair = match algorithm {
+            ECDSAP256SHA256 => {
+                let scalar = field("PrivateKey")?;
+                let mut point = vec![4u8];
+                point.extend_from_slice(&public);
+                let rng = SystemRandom::new();
+                let k = EcdsaKeyPair::from_private_key_and_public_key(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &scalar,
+                    &point,
+                    &rng,
+                )
+                .map_err(|_| mismatch())?;
+                Pair::Ecdsa(k)
+            }
+            ED25519 => {
+                let seed = field("PrivateKey")?;
+                let k = Ed25519KeyPair::from_seed_and_public_key(&seed, &public)
+                    .map_err(|_| mismatch())?;
+                Pair::Ed25519(k)
+            }
+            RSASHA256 => {
+                let ints: Vec<Vec<u8>> = [
+                    "Modulus",
+                    "PublicExponent",
+                    "PrivateExponent",
+                    "Prime1",
+                    "Prime2",
+                    "Exponent1",
+                    "Exponent2",
+                    "Coefficient",
+                ]
+                .iter()
+                .map(|f| field(f))
+                .collect::<Result<_, _>>()?;
+                let der = rsa_private_der(&ints);
+                let k = RsaKeyPair::from_der(&der).map_err(|e| KeyError::Format {
+                    path: priv_path.clone(),
+                    why: format!("not a usable RSA key: {e}"),
+                })?;
+                if rsa_public(&ints[1], &ints[0]) != public {
+                    return Err(mismatch());
+                }
+                Pair::Rsa(k)
+            }
+            alg => {
+                return Err(KeyError::Algorithm {
+                    path: key_path,
+                    alg,
+                })
+            }
+        };
+        Ok(ZoneKey {
+            tag: key_tag(&dnskey_rdata(flags, algorithm, &public)),
+            flags,
+            algorithm,
+            public,
+            file: base,
+            pair,
+        })
+    }
+}
+
+trait AddExt {
+    fn with_extension_added(&self, ext: &str) -> PathBuf;
+}
+
+impl AddExt for PathBuf {
+    fn with_extension_added(&self, ext: &str) -> PathBuf {
+        let mut s = self.clone().into_os_string();
+        s.push(".");
+        s.push(ext);
+        PathBuf::from(s)
+    }
+}
+
+fn strip_ext(path: &Path) -> PathBuf {
+    let s = path.to_string_lossy();
+    for ext in [".key", ".private"] {
+        if let Some(b) = s.strip_suffix(ext) {
+            return PathBuf::from(b);
+        }
+    }
+    path.to_path_buf()
+}
+
+/// DNSKEY RDATA from its fields.
+pub fn dnskey_rdata(flags: u16, algorithm: u8, public: &[u8]) -> Vec<u8> {
+    let mut r = flags.to_be_bytes().to_vec();
+    r.push(3);
+    r.push(algorithm);
+    r.extend_from_slice(public);
+    r
+}
+
+/// RFC 4034 appendix B.
+pub fn key_tag(rdata: &[u8]) -> u16 {
+    let mut ac: u32 = 0;
+    for (i, b) in rdata.iter().enumerate() {
+        ac += if i & 1 == 1 {
+            u32::from(*b)
+        } else {
+            u32::from(*b) << 8
+        };
+    }
+    ac += (ac >> 16) & 0xFFFF;
+    (ac & 0xFFFF) as u16
+}
+
+/// The `.key` file's DNSKEY line: owner, flags, algorithm, public key.
+fn read_public(path: &Path) -> Result<(String, u16, u8, Vec<u8>), KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |why: &str| KeyError::Format {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    for line in text.lines() {
+        let line = line.split(';').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| w.eq_ignore_ascii_case("DNSKEY")) else {
+            continue;
+        };
+        if words.len() < at + 5 {
+            return Err(bad("the DNSKEY line is incomplete"));
+        }
+        let flags = words[at + 1].parse().map_err(|_| bad("bad DNSKEY flags"))?;
+        let alg = words[at + 3]
+            .parse()
+            .map_err(|_| bad("bad DNSKEY algorithm"))?;
+        let public = BASE64
+            .decode(words[at + 4..].concat().as_bytes())
+            .map_err(|_| bad("bad base64 in the DNSKEY public key"))?;
+        let owner = words[0].trim_end_matches('.').to_string() + ".";
+        return Ok((owner, flags, alg, public));
+    }
+    Err(bad("no DNSKEY record in the file"))
+}
+
+fn read_private(path: &Path) -> Result<Vec<(String, String)>, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
+}
+
+/// RFC 3110 public key: exponent length, exponent, modulus.
+fn rsa_public(e: &[u8], n: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if e.len() < 256 {
+        out.push(e.len() as u8);
+    } else {
+        out.push(0);
+        out.extend_from_slice(&(e.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(e);
+    out.extend_from_slice(n);
+    out
+}
+
+/// PKCS#1 RSAPrivateKey in DER from its eight integers (version 0 first).
+fn rsa_private_der(ints: &[Vec<u8>]) -> Vec<u8> {
+    fn len(out: &mut Vec<u8>, n: usize) {
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let b = n.to_be_bytes();
+            let skip = b.iter().take_while(|x| **x == 0).count();
+            out.push(0x80 | (b.len() - skip) as u8);
+            out.extend_from_slice(&b[skip..]);
+        }
+    }
+    fn int(out: &mut Vec<u8>, v: &[u8]) {
+        let v = &v[v
+            .iter()
+            .take_while(|x| **x == 0)
+            .count()
+            .min(v.len().saturating_sub(1))..];
+        let pad = v.first().is_some_and(|b| b & 0x80 != 0);
+        out.push(2);
+        len(out, v.len() + pad as usize);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+    }
+    let mut body = Vec::new();
+    int(&mut body, &[0]);
+    for v in ints {
+        int(&mut body, v);
+    }
+    let mut out = vec![0x30];
+    len(&mut out, body.len());
+    out.extend(body);
+    out
+}
+
+/// A new key pair for `zone` (ECDSA P-256 or Ed25519), written as BIND
+/// files in `dir`. Returns the path without extension.
+pub fn generate(zone: &str, algorithm: u8, ksk: bool, dir: &Path) -> Result<PathBuf, KeyError> {
+    let rng = SystemRandom::new();
+    let (private, public) = match algorithm {
+        ECDSAP256SHA256 => {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .expect("key generation");
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng)
+                    .expect("fresh key");
+            let public = pair.public_key().as_ref()[1..].to_vec();
+            // ECPrivateKey (RFC 5915) inside the PKCS#8: version 1, then
+            // the 32-byte scalar as an OCTET STRING.
+            let d = doc.as_ref();
+            let at = d
+                .windows(5)
+                .position(|w| w == [2, 1, 1, 4, 32])
+                .expect("ring's PKCS#8 layout");
+            (d[at + 5..at + 37].to_vec(), public)
+        }
+        ED25519 => {
+            let mut seed = [0u8; 32];
+            ring::rand::SecureRandom::fill(&rng, &mut seed).expect("randomness");
+            let pair = Ed25519KeyPair::from_seed_unchecked(&seed).expect("seed");
+            (seed.to_vec(), pair.public_key().as_ref().to_vec())
+        }
+        alg => {
+            return Err(KeyError::Algorithm {
+                path: dir.to_path_buf(),
+                alg,
+            })
+        }
+    };
+    let flags = if ksk { KSK_FLAGS } else { ZSK_FLAGS };
+    let tag = key_tag(&dnskey_rdata(flags, algorithm, &public));
+    let zone = zone.trim_end_matches('.').to_ascii_lowercase() + ".";
+    let base = dir.join(format!("K{zone}+{algorithm:03}+{tag:05}"));
+    let name = if algorithm == ED25519 {
+        "ED25519"
+    } else {
+        "ECDSAP256SHA256"
+    };
+    let now = crate::sign::rrsig::timestamp(unix_now());
+    let key_text = format!(
+        "; This is a {}-signing key, keyid {tag}, for {zone}\n; Created: {now}\n{zone} IN DNSKEY {flags} 3 {algorithm} {}\n",
+        if ksk { "key" } else { "zone" },
+        BASE64.encode(&public)
+    );
+    let priv_text = format!(
+        "Private-key-format: v1.3\nAlgorithm: {algorithm} ({name})\nPrivateKey: {}\nCreated: {now}\nPublish: {now}\nActivate: {now}\n",
+        BASE64.encode(&private)
+    );
+    let write = |p: PathBuf, text: &str, mode: u32| -> Result<(), KeyError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&p)
+            .map_err(|source| KeyError::Write {
+                path: p.clone(),
+                source,
+            })?;
+        f.write_all(text.as_bytes())
+            .map_err(|source| KeyError::Write { path: p, source })
+    };
+    write(base.with_extension_added("key"), &key_text, 0o644)?;
+    write(base.with_extension_added("private"), &priv_text, 0o600)?;
+    Ok(base)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,645 @@
+//! Online DNSSEC signing: between the publisher and the snapshot.
+//!
+//! Owns: a zone's keys ([`keys`]), turning the zone data the publisher
+//! hands on (zone file + updates + service records) into signed zone data —
+//! DNSKEY (and CDS/CDNSKEY for the key-signing keys), the denial chain (NSEC,
+//! or NSEC3 with 0 iterations and no salt per RFC 9276) and an RRSIG for
+//! every authoritative RRset — and remembering the signatures it made, so
+//! that a remap re-signs only the RRsets it changed (plus the SOA, whose
+//! serial moved, and the NSEC records whose bitmaps changed).
+//!
+//! It hands on plain [`ZoneData`]: the snapshot compiles signed data the
+//! same way whether ggond signed it or the operator loaded a pre-signed
+//! file, so signatures are made when a snapshot is built, never per query.
+//! It must not choose targets, touch sockets or keep state beyond the
+//! signature cache: keys are read at start and reload.
+
+pub mod keys;
+pub mod roll;
+pub mod rrsig;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::proto::zone::{RRset, ZoneData};
+use crate::proto::zonefile::decode;
+pub use keys::{KeyError, ZoneKey};
+use roll::{Roll, RollAction, RollKind, RollStep};
+use rrsig::SigParams;
+
+/// How denial of existence is proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Denial {
+    #[default]
+    Nsec,
+    /// RFC 9276: SHA-1, 0 extra iterations, no salt, no opt-out.
+    Nsec3,
+}
+
+/// Signature timing, in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// From inception-less-backdate to expiration.
+    pub validity: u32,
+    /// A signature with less than this left is made again.
+    pub refresh: u32,
+    /// Inception is set this far in the past (clock skew of validators).
+    pub backdate: u32,
+    pub denial: Denial,
+    /// Added to the zone's longest TTL between the steps of a key roll
+    /// (time for secondaries to follow, RFC 7583's propagation delay).
+    pub propagation: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            validity: 14 * 86_400,
+            refresh: 5 * 86_400,
+            backdate: 3600,
+            denial: Denial::Nsec,
+            propagation: 300,
+        }
+    }
+}
+
+/// A key's part in the zone (a rollover moves keys through these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// In the DNSKEY RRset and signing.
+    Active,
+    /// In the DNSKEY RRset, not signing yet (pre-publication).
+    Published,
+    /// In the DNSKEY RRset, no longer signing (waiting for caches to drop
+    /// its signatures).
+    Retired,
+}
+
+struct Cached {
+    ttl: u32,
+    rdatas: Vec<RData>,
+    tags: Vec<u16>,
+    expiration: u32,
+    sigs: Vec<RData>,
+}
+
+/// Counts of the last signing run (for logs, metrics and the bench).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignStats {
+    pub signed: usize,
+    pub reused: usize,
+}
+
+/// One zone's signer and its signature cache.
+pub struct Signer {
+    origin: Name,
+    keys: Vec<(ZoneKey, KeyState)>,
+    policy: Policy,
+    cache: HashMap<(Name, RecordType), Cached>,
+    /// Earliest time (unix seconds) a signature needs making again.
+    refresh_at: u64,
+    pub last: SignStats,
+    roll: Option<Roll>,
+    /// Where the key set and a roll in progress are saved (None: not saved).
+    state_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollError {
+    #[error("a {kind:?} roll is already under way (next step at {at} UTC); let it finish")]
+    Busy { kind: RollKind, at: String },
+    #[error("no active {0} to roll (a single key signing everything is rolled with --ksk)")]
+    NoKey(&'static str),
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    #[error("cannot save the key set to {path}: {source}")]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The saved key set of a zone (`state_dir/dnssec/<zone>.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    keys: Vec<(PathBuf, KeyState)>,
+    roll: Option<Roll>,
+}
+
+/// The RRSIG/NSEC/… records the signer owns and replaces on every run.
+fn managed(at_apex: bool, t: RecordType) -> bool {
+    matches!(t, RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3)
+        || (at_apex
+            && matches!(
+                t,
+                RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY | RecordType::NSEC3PARAM
+            ))
+}
+
+fn rdata(t: RecordType, wire: &[u8]) -> RData {
+    decode(t, wire).expect("well-formed DNSSEC rdata")
+}
+
+impl Signer {
+    pub fn new(origin: Name, keys: Vec<(ZoneKey, KeyState)>, policy: Policy) -> Signer {
+        Signer {
+            origin,
+            keys,
+            policy,
+            cache: HashMap::new(),
+            refresh_at: 0,
+            last: SignStats::default(),
+            roll: None,
+            state_file: None,
+        }
+    }
+
+    /// Save the key set under `dir` from now on; a key set saved there
+    /// before (by a roll) replaces the configured one, since it is newer.
+    pub fn with_state_dir(mut self, dir: &Path) -> Result<Signer, KeyError> {
+        let name = self.origin.to_string();
+        let file = dir.join(format!("{}.json", name.trim_end_matches('.')));
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let saved: Saved = serde_json::from_str(&text).map_err(|e| KeyError::Format {
+                path: file.clone(),
+                why: e.to_string(),
+            })?;
+            let mut keys = Vec::new();
+            for (path, state) in saved.keys {
+                keys.push((ZoneKey::load(&path, &name)?, state));
+            }
+            tracing::info!(zone = %name, file = %file.display(),
+                "key set from the last roll (it replaces the configured keys)");
+            self.keys = keys;
+            self.roll = saved.roll;
+        }
+        self.state_file = Some(file);
+        Ok(self)
+    }
+
+    fn save(&self) -> Result<(), RollError> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let saved = Saved {
+            keys: self
+                .keys
+                .iter()
+                .map(|(k, s)| (k.file.clone(), *s))
+                .collect(),
+            roll: self.roll.clone(),
+        };
+        let io = |source| RollError::Save {
+            path: path.clone(),
+            source,
+        };
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(io)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&saved).expect("json")).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    pub fn roll(&self) -> Option<&Roll> {
+        self.roll.as_ref()
+    }
+
+    /// Begin a roll of the active ZSK or KSK: a new key of the same
+    /// algorithm is made beside the old one's files. `zone`: the data
+    /// served now (its longest TTL sets the wait between steps).
+    pub fn start_roll(
+        &mut self,
+        kind: RollKind,
+        zone: &ZoneData,
+        now: u64,
+    ) -> Result<String, RollError> {
+        if let Some(r) = &self.roll {
+            return Err(RollError::Busy {
+                kind: r.kind,
+                at: rrsig::timestamp(r.next_at),
+            });
+        }
+        let ksk = kind == RollKind::Ksk;
+        let Some((old, _)) = self
+            .keys
+            .iter()
+            .find(|(k, s)| *s == KeyState::Active && k.is_ksk() == ksk)
+        else {
+            return Err(RollError::NoKey(if ksk { "KSK" } else { "ZSK" }));
+        };
+        let dir = old.file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let base = keys::generate(&self.origin.to_string(), old.algorithm, ksk, &dir)?;
+        let new = ZoneKey::load(&base, &self.origin.to_string())?;
+        let max_ttl = zone
+            .rrsets
+            .values()
+            .flat_map(|t| t.values())
+            .map(|s| s.ttl)
+            .max()
+            .unwrap_or(0);
+        let wait = u64::from(max_ttl) + u64::from(self.policy.propagation);
+        let roll = Roll {
+            kind,
+            old_tag: old.tag,
+            new_tag: new.tag,
+            new_file: base,
+            step: RollStep::Introduced,
+            next_at: now + wait,
+            wait,
+        };
+        let what = match kind {
+            // Pre-publication: in the key set, not signing yet.
+            RollKind::Zsk => format!(
+                "ZSK roll of {}: new ZSK {} published (not signing); it signs from {} UTC, \
+                 and ZSK {} leaves the key set about {} UTC",
+                self.origin,
+                new.tag,
+                rrsig::timestamp(now + wait),
+                old.tag,
+                rrsig::timestamp(now + 2 * wait)
+            ),
+            // Double signature: both sign the key set from now on.
+            RollKind::Ksk => format!(
+                "KSK roll of {}: new KSK {} signs the key set beside KSK {}; put its DS in the \
+                 parent now (ggon-ctl dnssec status shows it, CDS/CDNSKEY carry it); KSK {} \
+                 leaves at {} UTC",
+                self.origin,
+                new.tag,
+                old.tag,
+                old.tag,
+                rrsig::timestamp(now + wait)
+            ),
+        };
+        let state = if ksk {
+            KeyState::Active
+        } else {
+            KeyState::Published
+        };
+        self.keys.push((new, state));
+        self.roll = Some(roll);
+        self.save()?;
+        Ok(what)
+    }
+
+    /// Take the roll's next step if it is due; what happened, if anything.
+    pub fn advance_roll(&mut self, now: u64) -> Result<Option<String>, RollError> {
+        let Some((action, next)) = self.roll.as_ref().and_then(|r| r.advance(now)) else {
+            return Ok(None);
+        };
+        let what = match action {
+            RollAction::Swap { old, new } => {
+                for (k, s) in &mut self.keys {
+                    if k.tag == new {
+                        *s = KeyState::Active;
+                    } else if k.tag == old {
+                        *s = KeyState::Retired;
+                    }
+                }
+                format!(
+                    "{}: ZSK {new} signs now; ZSK {old} retired (still published)",
+                    self.origin
+                )
+            }
+            RollAction::Remove { old } => {
+                self.keys.retain(|(k, _)| k.tag != old);
+                format!(
+                    "{}: key {old} removed from the key set; roll complete",
+                    self.origin
+                )
+            }
+        };
+        self.roll = next;
+        self.save()?;
+        Ok(Some(what))
+    }
+
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    pub fn keys(&self) -> &[(ZoneKey, KeyState)] {
+        &self.keys
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Replace the key set (rollover steps, reload); signatures by keys no
+    /// longer active are dropped at the next run.
+    pub fn set_keys(&mut self, keys: Vec<(ZoneKey, KeyState)>) {
+        self.keys = keys;
+    }
+
+    /// When the zone must be signed again even if nothing changed.
+    pub fn refresh_at(&self) -> u64 {
+        self.refresh_at
+    }
+
+    /// The keys that sign `rtype`: key-signing keys sign the key RRsets,
+    /// zone-signing keys the rest; a lone kind of key signs everything.
+    fn signers(&self, rtype: RecordType) -> Vec<&ZoneKey> {
+        let active: Vec<&ZoneKey> = self
+            .keys
+            .iter()
+            .filter(|(_, s)| *s == KeyState::Active)
+            .map(|(k, _)| k)
+            .collect();
+        let keyset = matches!(
+            rtype,
+            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+        );
+        let (ksk, zsk): (Vec<&ZoneKey>, Vec<&ZoneKey>) = active.iter().partition(|k| k.is_ksk());
+        match (keyset, ksk.is_empty(), zsk.is_empty()) {
+            (true, false, _) => ksk,
+            (false, _, false) => zsk,
+            _ => active,
+        }
+    }
+
+    /// Signed zone data: `data` without any DNSSEC records it carried,
+    /// plus keys, denial chain and signatures, at time `now`.
+    pub fn sign(&mut self, data: &ZoneData, now: u64) -> ZoneData {
+        let mut z = ZoneData {
+            origin: data.origin.clone(),
+            rrsets: BTreeMap::new(),
+        };
+        for (name, types) in &data.rrsets {
+            let at_apex = *name == data.origin;
+            let kept: BTreeMap<RecordType, RRset> = types
+                .iter()
+                .filter(|(t, _)| !managed(at_apex, **t))
+                .map(|(t, s)| (*t, s.clone()))
+                .collect();
+            if !kept.is_empty() {
+                z.rrsets.insert(name.clone(), kept);
+            }
+        }
+        self.add_keys(&mut z);
+        let cuts: BTreeSet<Name> = z
+            .rrsets
+            .iter()
+            .filter(|(n, t)| **n != z.origin && t.contains_key(&RecordType::NS))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let apex_labels = z.origin.num_labels();
+        let below_cut = |n: &Name| {
+            let mut a = n.base_name();
+            while a.num_labels() > apex_labels {
+                if cuts.contains(&a) {
+                    return true;
+                }
+                a = a.base_name();
+            }
+            false
+        };
+        let neg_ttl = z.soa_ttl().min(z.soa().minimum);
+        match self.policy.denial {
+            Denial::Nsec => add_nsec(&mut z, &below_cut, neg_ttl),
+            Denial::Nsec3 => add_nsec3(&mut z, &cuts, &below_cut, neg_ttl),
+        }
+        // Sign every authoritative RRset.
+        let mut stats = SignStats::default();
+        let mut refresh_at = u64::MAX;
+        let mut fresh = HashMap::new();
+        let mut sigs: Vec<(Name, Vec<(u32, RData)>)> = Vec::new();
+        for (name, types) in &z.rrsets {
+            if below_cut(name) {
+                continue;
+            }
+            let at_cut = cuts.contains(name);
+            let mut here = Vec::new();
+            for (rtype, set) in types {
+                if at_cut && !matches!(rtype, RecordType::DS | RecordType::NSEC) {
+                    continue;
+                }
+                let c = self.signature(name, *rtype, set, now, &mut fresh, &mut stats);
+                refresh_at =
+                    refresh_at.min(u64::from(c.0).saturating_sub(u64::from(self.policy.refresh)));
+                here.extend(c.1.into_iter().map(|s| (set.ttl, s)));
+            }
+            if !here.is_empty() {
+                sigs.push((name.clone(), here));
+            }
+        }
+        for (name, list) in sigs {
+            let (ttls, rdatas) = list.into_iter().unzip();
+            z.rrsets.entry(name).or_default().insert(
+                RecordType::RRSIG,
+                RRset {
+                    ttl: 0,
+                    rdatas,
+                    ttls,
+                },
+            );
+        }
+        for set in z.rrsets.values_mut() {
+            if let Some(s) = set.get_mut(&RecordType::RRSIG) {
+                s.ttl = s.ttls.iter().copied().min().unwrap_or(0);
+            }
+        }
+        self.cache = fresh;
+        self.refresh_at = refresh_at;
+        self.last = stats;
+        z
+    }
+
+    /// The signatures of one RRset, from the cache when still good.
+    /// Returns (earliest expiration, signatures).
+    fn signature(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        set: &RRset,
+        now: u64,
+        fresh: &mut HashMap<(Name, RecordType), Cached>,
+        stats: &mut SignStats,
+    ) -> (u32, Vec<RData>) {
+        let signers = self.signers(rtype);
+        let tags: Vec<u16> = signers.iter().map(|k| k.tag).collect();
+        let key = (name.clone(), rtype);
+        if let Some(c) = self.cache.get(&key) {
+            if c.ttl == set.ttl
+                && c.rdatas == set.rdatas
+                && c.tags == tags
+                && u64::from(c.expiration) > now + u64::from(self.policy.refresh)
+            {
+                stats.reused += 1;
+                let out = (c.expiration, c.sigs.clone());
+                fresh.insert(
+                    key,
+                    Cached {
+                        ttl: c.ttl,
+                        rdatas: c.rdatas.clone(),
+                        tags: c.tags.clone(),
+                        expiration: c.expiration,
+                        sigs: c.sigs.clone(),
+                    },
+                );
+                return out;
+            }
+        }
+        stats.signed += 1;
+        // Spread expirations over the last eighth of the validity, so that
+        // refreshes do not all fall due at the same moment.
+        let spread = (self.policy.validity / 8).max(1);
+        let jitter = (fxhash(name, rtype) % u64::from(spread)) as u32;
+        let expiration = (now as u32)
+            .wrapping_add(self.policy.validity)
+            .wrapping_sub(jitter);
+        let params = SigParams {
+            owner: name,
+            rtype,
+            ttl: set.ttl,
+            inception: (now as u32).wrapping_sub(self.policy.backdate),
+            expiration,
+            signer: &self.origin,
+        };
+        let sigs: Vec<RData> = signers
+            .iter()
+            .map(|k| {
+                rdata(
+                    RecordType::RRSIG,
+                    &rrsig::sign_rrset(&params, &set.rdatas, k),
+                )
+            })
+            .collect();
+        fresh.insert(
+            key,
+            Cached {
+                ttl: set.ttl,
+                rdatas: set.rdatas.clone(),
+                tags,
+                expiration,
+                sigs: sigs.clone(),
+            },
+        );
+        (expiration, sigs)
+    }
+
+    /// DNSKEY for every key in the zone; CDS and CDNSKEY for the active
+    /// key-signing keys (RFC 7344), so a parent can follow a KSK roll.
+    fn add_keys(&self, z: &mut ZoneData) {
+        let ttl = z.soa_ttl();
+        let dnskeys: Vec<RData> = self
+            .keys
+            .iter()
+            .map(|(k, _)| rdata(RecordType::DNSKEY, &k.dnskey_rdata()))
+            .collect();
+        let origin = z.origin.clone();
+        z.replace_rrset(&origin, RecordType::DNSKEY, Some(RRset::new(ttl, dnskeys)));
+        let ksks: Vec<&ZoneKey> = self
+            .keys
+            .iter()
+            .filter(|(k, s)| k.is_ksk() && *s == KeyState::Active)
+            .map(|(k, _)| k)
+            .collect();
+        if ksks.is_empty() {
+            return;
+        }
+        let cds = ksks
+            .iter()
+            .map(|k| rdata(RecordType::CDS, &ds_rdata(&origin, k)))
+            .collect();
+        let cdnskey = ksks
+            .iter()
+            .map(|k| rdata(RecordType::CDNSKEY, &k.dnskey_rdata()))
+            .collect();
+        z.replace_rrset(&origin, RecordType::CDS, Some(RRset::new(ttl, cds)));
+        z.replace_rrset(&origin, RecordType::CDNSKEY, Some(RRset::new(ttl, cdnskey)));
+    }
+}
+
+/// DS RDATA (SHA-256) for a key of `zone`.
+pub fn ds_rdata(zone: &Name, k: &ZoneKey) -> Vec<u8> {
+    ds_from_dnskey(&rrsig::name_wire(zone), &k.dnskey_rdata())
+}
+
+/// DS RDATA (SHA-256, RFC 4509) from a zone's wire name and DNSKEY RDATA.
+pub fn ds_from_dnskey(zone_wire: &[u8], dnskey: &[u8]) -> Vec<u8> {
+    let mut input = zone_wire.to_vec();
+    input.extend_from_slice(dnskey);
+    let digest = ring::digest::digest(&ring::digest::SHA256, &input);
+    let mut r = keys::key_tag(dnskey).to_be_bytes().to_vec();
+    r.push(dnskey.get(3).copied().unwrap_or(0));
+    r.push(2);
+    r.extend_from_slice(digest.as_ref());
+    r
+}
+
+fn fxhash(name: &Name, t: RecordType) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    name.to_ascii().to_ascii_lowercase().hash(&mut h);
+    u16::from(t).hash(&mut h);
+    h.finish()
+}
+
+/// NSEC at every authoritative owner and delegation point (not glue).
+fn add_nsec(z: &mut ZoneData, below_cut: &dyn Fn(&Name) -> bool, ttl: u32) {
+    let owners: Vec<Name> = z.rrsets.keys().filter(|n| !below_cut(n)).cloned().collect();
+    for (i, name) in owners.iter().enumerate() {
+        let next = owners.get(i + 1).unwrap_or(&owners[0]);
+        let mut types: Vec<RecordType> = z.rrsets[name].keys().copied().collect();
+        // The NSEC itself is signed everywhere, insecure cuts included.
+        types.push(RecordType::NSEC);
+        types.push(RecordType::RRSIG);
+        let rd = rdata(RecordType::NSEC, &rrsig::nsec_rdata(next, &types));
+        z.rrsets
+            .get_mut(name)
+            .expect("owner")
+            .insert(RecordType::NSEC, RRset::new(ttl, vec![rd]));
+    }
+}
+
+/// NSEC3 (RFC 5155 §7.1) for every authoritative name, empty non-terminals
+/// included, with the parameters RFC 9276 asks for.
+fn add_nsec3(z: &mut ZoneData, cuts: &BTreeSet<Name>, below_cut: &dyn Fn(&Name) -> bool, ttl: u32) {
+    let origin = z.origin.clone();
+    let mut names: BTreeSet<Name> = BTreeSet::new();
+    for n in z.rrsets.keys().filter(|n| !below_cut(n)) {
+        let mut a = n.clone();
+        while names.insert(a.clone()) && a != origin {
+            a = a.base_name();
+        }
+    }
+    let param = rdata(RecordType::NSEC3PARAM, &[1, 0, 0, 0, 0]);
+    z.replace_rrset(
+        &origin,
+        RecordType::NSEC3PARAM,
+        Some(RRset::new(0, vec![param])),
+    );
+    let mut chain: Vec<([u8; 20], Vec<RecordType>)> = names
+        .iter()
+        .map(|n| {
+            let h = rrsig::nsec3_hash(&rrsig::name_wire(n), &[], 0);
+            let mut types: Vec<RecordType> = z
+                .rrsets
+                .get(n)
+                .map(|t| t.keys().copied().collect())
+                .unwrap_or_default();
+            let insecure_cut = cuts.contains(n) && !types.contains(&RecordType::DS);
+            if !types.is_empty() && !insecure_cut {
+                types.push(RecordType::RRSIG);
+            }
+            (h, types)
+        })
+        .collect();
+    chain.sort_by_key(|a| a.0);
+    for (i, (h, types)) in chain.iter().enumerate() {
+        let next = &chain.get(i + 1).unwrap_or(&chain[0]).0;
+        let label = data_encoding::BASE32HEX_NOPAD
+            .encode(h)
+            .to_ascii_lowercase();
+        let owner = origin.prepend_label(label).expect("hash label fits");
+        let rd = rdata(RecordType::NSEC3, &rrsig::nsec3_rdata(0, &[], next, types));
+        z.replace_rrset(&owner, RecordType::NSEC3, Some(RRset::new(ttl, vec![rd])));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! The bytes DNSSEC signs and the records it makes: RRSIG over an RRset in
+//! canonical form (RFC 4034 §3.1.8.1 and §6), NSEC and NSEC3 RDATA with
+//! their type bitmaps (RFC 4034 §4.1.2), NSEC3 owner hashes (RFC 5155 §5).
+//!
+//! Plain functions over bytes, time passed in: nothing here knows about
+//! zones or keys beyond what it is given, so each rule can be tested alone.
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use super::keys::ZoneKey;
+
+/// Lowercase uncompressed wire form of a name.
+pub fn name_wire(name: &Name) -> Vec<u8> {
+    crate::snapshot::name_wire(name)
+}
+
+/// RDATA in canonical form: names inside it lowercased and uncompressed
+/// for the types RFC 4034 §6.2 (as amended by RFC 6840 §5.1) lists.
+pub fn canonical_rdata(rdata: &RData) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_canonical_form(true);
+    rdata.emit(&mut enc).expect("encode rdata");
+    buf
+}
+
+/// Labels of an owner for RRSIG's Labels field: the root and a leading
+/// wildcard label are not counted (hickory-proto's `num_labels` already
+/// leaves the `*` out).
+pub fn labels(owner: &Name) -> u8 {
+    owner.num_labels()
+}
+
+/// What one signature is made with.
+pub struct SigParams<'a> {
+    pub owner: &'a Name,
+    pub rtype: RecordType,
+    pub ttl: u32,
+    pub inception: u32,
+    pub expiration: u32,
+    pub signer: &'a Name,
+}
+
+/// An RRSIG RDATA (wire form) for the RRset `rdatas` made with `key`.
+pub fn sign_rrset(p: &SigParams<'_>, rdatas: &[RData], key: &ZoneKey) -> Vec<u8> {
+    let mut rdata = Vec::with_capacity(128);
+    rdata.extend_from_slice(&u16::from(p.rtype).to_be_bytes());
+    rdata.push(key.algorithm);
+    rdata.push(labels(p.owner));
+    rdata.extend_from_slice(&p.ttl.to_be_bytes());
+    rdata.extend_from_slice(&p.expiration.to_be_bytes());
+    rdata.extend_from_slice(&p.inception.to_be_bytes());
+    rdata.extend_from_slice(&key.tag.to_be_bytes());
+    rdata.extend_from_slice(&name_wire(p.signer));
+    let mut data = rdata.clone();
+    let mut rrs: Vec<Vec<u8>> = rdatas.iter().map(canonical_rdata).collect();
+    rrs.sort();
+    rrs.dedup();
+    let owner = name_wire(p.owner);
+    for rr in &rrs {
+        data.extend_from_slice(&owner);
+        data.extend_from_slice(&u16::from(p.rtype).to_be_bytes());
+        data.extend_from_slice(&1u16.to_be_bytes());
+        data.extend_from_slice(&p.ttl.to_be_bytes());
+        data.extend_from_slice(&(rr.len() as u16).to_be_bytes());
+        data.extend_from_slice(rr);
+    }
+    rdata.extend(key.sign(&data));
+    rdata
+}
+
+/// RFC 4034 §4.1.2 type bitmap.
+pub fn type_bitmap(types: &[RecordType]) -> Vec<u8> {
+    let mut codes: Vec<u16> = types.iter().map(|t| u16::from(*t)).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < codes.len() {
+        let window = (codes[i] >> 8) as u8;
+        let mut bits = [0u8; 32];
+        let mut last = 0;
+        while i < codes.len() && (codes[i] >> 8) as u8 == window {
+            let low = (codes[i] & 0xFF) as usize;
+            bits[low / 8] |= 0x80 >> (low % 8);
+            last = low / 8;
+            i += 1;
+        }
+        out.push(window);
+        out.push(last as u8 + 1);
+        out.extend_from_slice(&bits[..=last]);
+    }
+    out
+}
+
+/// NSEC RDATA: the next owner and the types present.
+pub fn nsec_rdata(next: &Name, types: &[RecordType]) -> Vec<u8> {
+    let mut r = name_wire(next);
+    r.extend(type_bitmap(types));
+    r
+}
+
+/// RFC 5155 §5: the NSEC3 hash of an owner (SHA-1, iterated).
+pub fn nsec3_hash(owner_wire: &[u8], salt: &[u8], iterations: u16) -> [u8; 20] {
+    use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};
+    let mut ctx = Context::new(&SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(owner_wire);
+    ctx.update(salt);
+    let mut h = [0u8; 20];
+    h.copy_from_slice(ctx.finish().as_ref());
+    for _ in 0..iterations {
+        let mut ctx = Context::new(&SHA1_FOR_LEGACY_USE_ONLY);
+        ctx.update(&h);
+        ctx.update(salt);
+        h.copy_from_slice(ctx.finish().as_ref());
+    }
+    h
+}
+
+/// NSEC3 RDATA: SHA-1, flags 0 (no opt-out), iterations, salt, next hash, types.
+pub fn nsec3_rdata(iterations: u16, salt: &[u8], next: &[u8], types: &[RecordType]) -> Vec<u8> {
+    let mut r = vec![1, 0];
+    r.extend_from_slice(&iterations.to_be_bytes());
+    r.push(salt.len() as u8);
+    r.extend_from_slice(salt);
+    r.push(next.len() as u8);
+    r.extend_from_slice(next);
+    r.extend(type_bitmap(types));
+    r
+}
+
+/// YYYYMMDDHHmmSS in UTC (BIND's key timing fields).
+pub fn timestamp(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmap_matches_rfc4034_example() {
+        // RFC 4034 4.3: A MX RRSIG NSEC TYPE1234.
+        let b = type_bitmap(&[
+            RecordType::A,
+            RecordType::MX,
+            RecordType::RRSIG,
+            RecordType::NSEC,
+            RecordType::from(1234),
+        ]);
+        let mut want = vec![0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b];
+        want.extend([0u8; 26]);
+        want.push(0x20);
+        assert_eq!(b, want);
+    }
+
+    #[test]
+    fn nsec3_hash_matches_rfc5155_appendix_a() {
+        // example, salt aabbccdd, 12 iterations -> 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom
+        let h = nsec3_hash(b"\x07example\x00", &[0xaa, 0xbb, 0xcc, 0xdd], 12);
+        assert_eq!(
+            data_encoding::BASE32HEX_NOPAD
+                .encode(&h)
+                .to_ascii_lowercase(),
+            "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"
+        );
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(timestamp(0), "19700101000000");
+        assert_eq!(timestamp(1_796_000_000), "20261130005320");
+    }
+}

@@ -1,0 +1,510 @@
+//! Compiling zone data into per-name answers (see [`super`] for the forms).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+use rustc_hash::FxHashMap;
+
+use super::denial::{Chain, Proof};
+use super::encode::{encode, rrs, Mode, Rr};
+use super::{name_wire, CompiledZone, Dname, Node, Prepared};
+use crate::proto::zone::{RRset, ZoneData};
+
+/// What a name resolves to inside the zone, at compile time.
+enum Resolved<'z> {
+    /// Data at the name (possibly synthesized from a wildcard).
+    Data(&'z BTreeMap<RecordType, RRset>),
+    /// The name exists but has no data (empty non-terminal).
+    Empty,
+    NxDomain,
+    /// Out of the zone, or delegated away: nothing more to add.
+    Elsewhere,
+}
+
+struct Compiler<'z> {
+    zone: &'z ZoneData,
+    /// Every name that exists: owners and empty non-terminals.
+    names: BTreeSet<Name>,
+    cuts: BTreeSet<Name>,
+    soa_neg: RRset,
+    /// Compiling the answers for DO queries of a signed zone: every RRset
+    /// goes with its RRSIGs, negative answers with their proofs.
+    dnssec: bool,
+    chain: Chain,
+}
+
+/// The type an RRSIG covers (its first two RDATA octets).
+fn covered(rd: &RData) -> Option<RecordType> {
+    let b = rd.to_bytes().ok()?;
+    (b.len() >= 2).then(|| RecordType::from(u16::from_be_bytes([b[0], b[1]])))
+}
+
+/// A zone is served signed when its apex has keys and signatures.
+fn is_signed(zone: &ZoneData) -> bool {
+    let apex = &zone.rrsets[&zone.origin];
+    apex.contains_key(&RecordType::DNSKEY) && apex.contains_key(&RecordType::RRSIG)
+}
+
+impl<'z> Compiler<'z> {
+    fn new(zone: &'z ZoneData) -> Self {
+        let mut names = BTreeSet::new();
+        for owner in zone.rrsets.keys() {
+            let mut n = owner.clone();
+            loop {
+                if !names.insert(n.clone()) || n == zone.origin {
+                    break;
+                }
+                n = n.base_name();
+            }
+        }
+        names.insert(zone.origin.clone());
+        let cuts = zone
+            .rrsets
+            .iter()
+            .filter(|(n, t)| **n != zone.origin && t.contains_key(&RecordType::NS))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
+        let neg_ttl = soa.ttl.min(zone.soa().minimum);
+        Compiler {
+            zone,
+            names,
+            cuts,
+            soa_neg: RRset {
+                ttl: neg_ttl,
+                rdatas: soa.rdatas.clone(),
+                ttls: Vec::new(),
+            },
+            dnssec: false,
+            chain: Chain::None,
+        }
+    }
+
+    /// An RRset's records, and in DNSSEC mode the RRSIGs that cover it.
+    fn set<'a>(&'a self, owner: &'a Name, rtype: RecordType, set: &'a RRset) -> Vec<Rr<'a>> {
+        let mut out: Vec<Rr> = rrs(owner, set).collect();
+        if self.dnssec && rtype != RecordType::RRSIG {
+            out.extend(self.sigs(owner, rtype));
+        }
+        out
+    }
+
+    /// The RRSIGs at `owner` covering `rtype`.
+    fn sigs<'a>(&'a self, owner: &'a Name, rtype: RecordType) -> Vec<Rr<'a>> {
+        let Some(sigs) = self
+            .zone
+            .rrsets
+            .get(owner)
+            .and_then(|t| t.get(&RecordType::RRSIG))
+        else {
+            return Vec::new();
+        };
+        rrs(owner, sigs)
+            .filter(|rr| covered(rr.rdata) == Some(rtype))
+            .collect()
+    }
+
+    /// One link of the denial chain, ready to append to any response.
+    fn proof(&self, owner: &Name, rtype: RecordType) -> Proof {
+        let set = &self.zone.rrsets[owner][&rtype];
+        let auth = self.set(owner, rtype, set);
+        let p = encode(None, Mode::Independent, [&[], &auth, &[]], 0, true);
+        Proof {
+            wire: p.body,
+            count: p.counts[1],
+        }
+    }
+
+    /// The NSEC at `name`, or the NSEC3 whose hash is `name`'s, with
+    /// RRSIGs (what a referral to an unsigned child carries).
+    fn exact_proof<'a>(&'a self, name: &'a Name) -> Vec<Rr<'a>> {
+        let owner = match &self.chain {
+            Chain::None => return Vec::new(),
+            Chain::Nsec(_) => name.clone(),
+            Chain::Nsec3 {
+                salt, iterations, ..
+            } => {
+                let h = crate::sign::rrsig::nsec3_hash(&name_wire(name), salt, *iterations);
+                let label = data_encoding::BASE32HEX_NOPAD
+                    .encode(&h)
+                    .to_ascii_lowercase();
+                match self.zone.origin.prepend_label(label) {
+                    Ok(n) => n,
+                    Err(_) => return Vec::new(),
+                }
+            }
+        };
+        let t = if self.chain.is_nsec3() {
+            RecordType::NSEC3
+        } else {
+            RecordType::NSEC
+        };
+        match self.zone.rrsets.get_key_value(&owner) {
+            Some((o, types)) => match types.get(&t) {
+                Some(s) => self.set(o, t, s),
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        }
+    }
+
+    /// The cut at or above `name`, if `name` is delegated away.
+    fn cut_of(&self, name: &Name) -> Option<&Name> {
+        let mut n = name.clone();
+        let mut found = None;
+        while n != self.zone.origin && n.num_labels() > self.zone.origin.num_labels() {
+            if let Some(c) = self.cuts.get(&n) {
+                found = Some(c);
+            }
+            n = n.base_name();
+        }
+        found
+    }
+
+    fn resolve(&self, name: &Name) -> Resolved<'z> {
+        if !self.zone.origin.zone_of(name) || self.cut_of(name).is_some() {
+            return Resolved::Elsewhere;
+        }
+        if let Some(types) = self.zone.rrsets.get(name) {
+            return Resolved::Data(types);
+        }
+        if self.names.contains(name) {
+            return Resolved::Empty;
+        }
+        let mut encloser = name.base_name();
+        while !self.names.contains(&encloser) {
+            encloser = encloser.base_name();
+        }
+        match encloser
+            .prepend_label("*")
+            .ok()
+            .and_then(|w| self.zone.rrsets.get(&w))
+        {
+            Some(types) => Resolved::Data(types),
+            None => Resolved::NxDomain,
+        }
+    }
+
+    /// Additional data for an answer; none for a signed wildcard answer,
+    /// whose denial proofs are appended after its authority section.
+    fn additional_for<'a>(&'a self, set: &'a RRset, mode: Mode) -> Vec<Rr<'a>> {
+        if self.dnssec && mode == Mode::Independent {
+            return Vec::new();
+        }
+        self.additional(set)
+    }
+
+    /// In-zone address records for names in NS/MX/SRV data.
+    fn additional<'a>(&'a self, set: &'a RRset) -> Vec<Rr<'a>> {
+        let mut out = Vec::new();
+        for rd in &set.rdatas {
+            let target = match rd {
+                RData::NS(ns) => &ns.0,
+                RData::MX(mx) => &mx.exchange,
+                RData::SRV(srv) => &srv.target,
+                // RFC 9460 4.2: the target's addresses (not for "." here).
+                RData::SVCB(s) if !s.target_name.is_root() => &s.target_name,
+                RData::HTTPS(h) if !h.0.target_name.is_root() => &h.0.target_name,
+                _ => continue,
+            };
+            let target = crate::proto::zone::fqdn_lower(target);
+            let Some((owner, types)) = self.zone.rrsets.get_key_value(&target) else {
+                continue;
+            };
+            for t in [RecordType::A, RecordType::AAAA] {
+                if let Some(s) = types.get(&t) {
+                    out.extend(rrs(owner, s));
+                }
+            }
+        }
+        out
+    }
+
+    /// A negative answer; in DNSSEC mode with the SOA's RRSIGs and, for
+    /// NODATA at `proof` (a name that exists), the NSEC/NSEC3 about it.
+    fn neg(&self, question: Option<&Name>, mode: Mode, answer: &[Rr<'_>], rcode: u8) -> Prepared {
+        self.neg_proving(question, mode, answer, rcode, question)
+    }
+
+    fn neg_proving(
+        &self,
+        question: Option<&Name>,
+        mode: Mode,
+        answer: &[Rr<'_>],
+        rcode: u8,
+        proof: Option<&Name>,
+    ) -> Prepared {
+        let mut auth = self.set(&self.zone.origin, RecordType::SOA, &self.soa_neg);
+        // The SOA's signatures go with the negative TTL, as the SOA does.
+        for rr in &mut auth {
+            rr.ttl = rr.ttl.min(self.soa_neg.ttl);
+        }
+        let mut p = encode(question, mode, [answer, &auth, &[]], rcode, true);
+        if let Some(pr) = proof
+            .filter(|_| self.dnssec)
+            .and_then(|n| self.chain.about(&name_wire(n)))
+        {
+            let mut body = p.body.into_vec();
+            body.extend_from_slice(&pr.wire);
+            p.body = body.into_boxed_slice();
+            p.counts[1] += pr.count;
+        }
+        p
+    }
+
+    fn referral(&self, cut: &Name) -> Prepared {
+        let ns = &self.zone.rrsets[cut][&RecordType::NS];
+        let mut auth: Vec<Rr> = rrs(cut, ns).collect();
+        if self.dnssec {
+            // RFC 4035 3.1.4: the DS, or the proof that there is none.
+            match self.zone.rrsets[cut].get(&RecordType::DS) {
+                Some(ds) => auth.extend(self.set(cut, RecordType::DS, ds)),
+                None => auth.extend(self.exact_proof(cut)),
+            }
+        }
+        let glue: Vec<Rr> = self
+            .additional(ns)
+            .into_iter()
+            .filter(|rr| cut.zone_of(rr.owner))
+            .collect();
+        encode(None, Mode::Independent, [&[], &auth, &glue], 0, false)
+    }
+
+    /// Every DNAME of the zone, ready for synthesis (not those below a cut).
+    fn dnames(&self) -> BTreeMap<Name, Arc<Dname>> {
+        let mut out = BTreeMap::new();
+        for (name, types) in &self.zone.rrsets {
+            let Some(set) = types.get(&RecordType::DNAME) else {
+                continue;
+            };
+            if self.cut_of(name).is_some() {
+                continue;
+            }
+            let Some(rd) = set.rdatas.first() else {
+                continue;
+            };
+            let Ok(target) = rd.to_bytes() else {
+                continue;
+            };
+            let mut rr = Vec::new();
+            crate::proto::zonefile::rdata::name_wire(name, &mut rr);
+            rr.extend_from_slice(&39u16.to_be_bytes());
+            rr.extend_from_slice(&1u16.to_be_bytes());
+            rr.extend_from_slice(&set.ttl.to_be_bytes());
+            rr.extend_from_slice(&(target.len() as u16).to_be_bytes());
+            rr.extend_from_slice(&target);
+            let sigs = self.sigs(name, RecordType::DNAME);
+            let sigs = encode(None, Mode::Independent, [&sigs, &[], &[]], 0, true);
+            out.insert(
+                name.clone(),
+                Arc::new(Dname {
+                    rr: rr.into_boxed_slice(),
+                    owner_labels: name.num_labels() as usize,
+                    target: target.into_boxed_slice(),
+                    ttl: set.ttl,
+                    sigs: sigs.body,
+                    sig_count: sigs.counts[0],
+                }),
+            );
+        }
+        out
+    }
+
+    /// A zone cut's own name: the referral for every type but DS, which
+    /// the parent answers (the DS RRset, or NODATA).
+    fn cut_apex(&self, name: &Name, referral: Arc<Prepared>) -> Node {
+        let mut answers = Vec::new();
+        if let Some(ds) = self.zone.rrsets[name].get(&RecordType::DS) {
+            let ans = self.set(name, RecordType::DS, ds);
+            answers.push((
+                u16::from(RecordType::DS),
+                encode(Some(name), Mode::Relative, [&ans, &[], &[]], 0, true),
+            ));
+        }
+        Node {
+            answers: answers.into_boxed_slice(),
+            other: Some(self.neg(Some(name), Mode::Relative, &[], 0)),
+            referral: Some(referral),
+            cut_apex: true,
+            ..Node::default()
+        }
+    }
+
+    /// Answers for a name that exists (or a wildcard owner, in independent mode).
+    fn node(&self, name: &Name, mode: Mode) -> Node {
+        let empty = BTreeMap::new();
+        let types = self.zone.rrsets.get(name).unwrap_or(&empty);
+        let mut answers: Vec<(u16, Prepared)> = Vec::new();
+        let other;
+        if let Some(cname) = types.get(&RecordType::CNAME) {
+            // Follow the chain inside the zone (bounded, loop-safe).
+            let mut hops: Vec<(Name, &RRset)> = vec![(name.clone(), cname)];
+            let mut seen = BTreeSet::from([name.clone()]);
+            let mut end = Resolved::Elsewhere;
+            let mut end_name = Name::root();
+            for _ in 0..8 {
+                let target = match &hops[hops.len() - 1].1.rdatas[0] {
+                    RData::CNAME(c) => crate::proto::zone::fqdn_lower(&c.0),
+                    _ => unreachable!("a CNAME RRset holds CNAME data"),
+                };
+                if !seen.insert(target.clone()) {
+                    break;
+                }
+                match self.resolve(&target) {
+                    Resolved::Data(t) if t.contains_key(&RecordType::CNAME) => {
+                        hops.push((target, &t[&RecordType::CNAME]));
+                    }
+                    r => {
+                        end = r;
+                        end_name = target;
+                        break;
+                    }
+                }
+            }
+            let first = self.set(name, RecordType::CNAME, cname);
+            let cname_only = encode(Some(name), mode, [&first, &[], &[]], 0, true);
+            answers.push((u16::from(RecordType::CNAME), cname_only.clone()));
+            answers.push((255, cname_only));
+            let chain: Vec<Rr> = hops
+                .iter()
+                .flat_map(|(o, s)| self.set(o, RecordType::CNAME, s))
+                .collect();
+            other = match end {
+                Resolved::Data(t) => {
+                    for (rtype, set) in t {
+                        let mut ans = chain.clone();
+                        ans.extend(self.set(&end_name, *rtype, set));
+                        let add = self.additional_for(set, mode);
+                        answers.push((
+                            u16::from(*rtype),
+                            encode(Some(name), mode, [&ans, &[], &add], 0, true),
+                        ));
+                    }
+                    self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name))
+                }
+                Resolved::Empty => self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name)),
+                Resolved::NxDomain => self.neg_proving(Some(name), mode, &chain, 3, None),
+                Resolved::Elsewhere => encode(Some(name), mode, [&chain, &[], &[]], 0, true),
+            };
+        } else {
+            for (rtype, set) in types {
+                let ans = self.set(name, *rtype, set);
+                let add = self.additional_for(set, mode);
+                answers.push((
+                    u16::from(*rtype),
+                    encode(Some(name), mode, [&ans, &[], &add], 0, true),
+                ));
+            }
+            // RFC 8482: answer ANY with one RRset rather than everything.
+            if let Some((_, first)) = answers.first() {
+                let first = first.clone();
+                answers.push((255, first));
+            }
+            other = self.neg(Some(name), mode, &[], 0);
+        }
+        answers.sort_by_key(|(t, _)| *t);
+        answers.dedup_by_key(|(t, _)| *t);
+        Node {
+            answers: answers.into_boxed_slice(),
+            other: Some(other),
+            referral: None,
+            wildcard: mode == Mode::Independent,
+            ..Node::default()
+        }
+    }
+}
+
+/// The DNAME owner strictly above `name`, if any.
+fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<Dname>> {
+    if dnames.is_empty() {
+        return None;
+    }
+    let mut n = name.base_name();
+    while n.num_labels() > 0 {
+        if let Some(d) = dnames.get(&n) {
+            return Some(d.clone());
+        }
+        n = n.base_name();
+    }
+    dnames.get(&n).cloned()
+}
+
+/// Compile a zone into answers; a signed zone also into the answers for
+/// DO queries (the same names, with signatures and proofs).
+pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
+    let c = Compiler::new(&zone);
+    let signed = is_signed(&zone);
+    let s = signed.then(|| {
+        let mut s = Compiler::new(&zone);
+        s.dnssec = true;
+        s.chain = Chain::build(&zone, |n, t| s.proof(n, t));
+        s
+    });
+    let mut nodes = FxHashMap::default();
+    let dnames = c.dnames();
+    let mut plain_referrals = BTreeMap::new();
+    let mut signed_referrals = BTreeMap::new();
+    for name in &c.names {
+        let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
+        if let Some(s) = &s {
+            if node.below_dname.is_none() {
+                node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
+            }
+        }
+        nodes.insert(name_wire(name).into_boxed_slice(), node);
+    }
+    let nxdomain = c.neg(None, Mode::Independent, &[], 3);
+    let nxdomain_signed = s.as_ref().map(|s| s.neg(None, Mode::Independent, &[], 3));
+    let apex = name_wire(&zone.origin).into_boxed_slice();
+    CompiledZone {
+        origin: zone.origin.clone(),
+        serial: zone.serial(),
+        apex_labels: zone.origin.num_labels() as usize,
+        apex,
+        nodes,
+        nxdomain,
+        nxdomain_signed,
+        signed,
+        chain: s.map(|s| s.chain).unwrap_or_default(),
+        data: zone.clone(),
+        journal: Arc::default(),
+    }
+}
+
+/// The answers of one name.
+fn node_for(
+    c: &Compiler<'_>,
+    name: &Name,
+    dnames: &BTreeMap<Name, Arc<Dname>>,
+    referrals: &mut BTreeMap<Name, Arc<Prepared>>,
+) -> Node {
+    if let Some(cut) = c.cut_of(name) {
+        let r = referrals
+            .entry(cut.clone())
+            .or_insert_with(|| Arc::new(c.referral(cut)))
+            .clone();
+        if cut == name {
+            // The parent is authoritative for DS at the cut (RFC 4035 3.1.4.1).
+            c.cut_apex(name, r)
+        } else {
+            Node {
+                referral: Some(r),
+                ..Node::default()
+            }
+        }
+    } else if let Some(d) = dname_above(dnames, name) {
+        // Data below a DNAME is occluded: the DNAME rewrites the name.
+        Node {
+            below_dname: Some(d),
+            ..Node::default()
+        }
+    } else if name.is_wildcard() {
+        c.node(name, Mode::Independent)
+    } else {
+        let mut n = c.node(name, Mode::Relative);
+        n.dname = dnames.get(name).cloned();
+        n
+    }
+}
