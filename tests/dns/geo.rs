@@ -245,6 +245,12 @@ fn each_region_gets_its_first_choice_and_a_failure_moves_only_its_regions() {
             .contains("ggon_region_active_target{service=\"geo\",region=\"eu\",target=\"fra\"} 1"),
         "{metrics}"
     );
+    // So does the status page.
+    let page = http_request(d.control, "GET", "/", Some(&d.token()), None).1;
+    for (region, target) in [("eu", "fra"), ("us", "nyc"), ("default", "fra")] {
+        let cell = format!("data-region=\"{region}\">{region}: {target}</div>");
+        assert!(page.contains(&cell), "{cell} in {page}");
+    }
 }
 
 #[test]
