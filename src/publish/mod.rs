@@ -449,7 +449,9 @@ impl Publisher {
         let z = self.zones.get_mut(origin).expect("caller checked");
         let old_serial = z.serial;
         z.serial = serial.unwrap_or_else(|| next_serial(z.serial));
+        let t0 = std::time::Instant::now();
         let data = Arc::new(self.served(origin));
+        let t_sign = t0.elapsed();
         let z = self.zones.get_mut(origin).expect("caller checked");
         let Change { removed, added } = if self.signers.contains_key(origin) {
             // Signing changes records beside the named ones (signatures,
@@ -479,11 +481,14 @@ impl Publisher {
         }
         z.journal = Arc::new(journal);
         z.current = data.clone();
+        let t_diff = t0.elapsed();
         let mut compiled = compile(data);
         compiled.journal = z.journal.clone();
         let serial = z.serial;
         let next = self.snapshot.load().with_zone(Arc::new(compiled));
         self.store(next);
+        tracing::debug!(zone = %origin, effective_and_sign = ?t_sign,
+            diff = ?(t_diff - t_sign), compile = ?(t0.elapsed() - t_diff), "zone published");
         if let Some(tx) = &self.events {
             let _ = tx.send(ZoneChanged {
                 origin: origin.clone(),

@@ -259,6 +259,9 @@ pub fn diff(old: &ZoneData, new: &ZoneData, names: &BTreeSet<Name>) -> Change {
             .collect()
     };
     for n in names {
+        if old.rrsets.get(n) == new.rrsets.get(n) {
+            continue;
+        }
         let a = records(old, n);
         let b = records(new, n);
         ch.removed

@@ -139,8 +139,14 @@ fn managed(at_apex: bool, t: RecordType) -> bool {
             ))
 }
 
+/// Records the signer made itself: read straight from their wire form
+/// (the zone-file path's round-trip check is for data from outside).
 fn rdata(t: RecordType, wire: &[u8]) -> RData {
-    decode(t, wire).expect("well-formed DNSSEC rdata")
+    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+    let len = u16::try_from(wire.len()).expect("rdata fits");
+    RData::read(&mut BinDecoder::new(wire), t, Restrict::new(len))
+        .or_else(|_| decode(t, wire))
+        .expect("well-formed DNSSEC rdata")
 }
 
 impl Signer {

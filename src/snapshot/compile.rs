@@ -37,6 +37,10 @@ struct Compiler<'z> {
 
 /// The type an RRSIG covers (its first two RDATA octets).
 fn covered(rd: &RData) -> Option<RecordType> {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    if let RData::DNSSEC(DNSSECRData::RRSIG(r)) = rd {
+        return Some(r.input().type_covered);
+    }
     let b = rd.to_bytes().ok()?;
     (b.len() >= 2).then(|| RecordType::from(u16::from_be_bytes([b[0], b[1]])))
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod online;
 mod presigned;
+mod rfc2136;
 mod roll;
 
 use std::path::{Path, PathBuf};

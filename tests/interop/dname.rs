@@ -67,6 +67,7 @@ fn dname_and_ds_at_a_cut_answer_like_bind() {
             },
             also_notify: vec![],
             port: None,
+            zone_extra: String::new(),
         },
     );
     let gdir = tmp.sub("ggond");

@@ -55,6 +55,8 @@ pub struct BindSpec {
     pub also_notify: Vec<u16>,
     /// Listen on this port (the other side already points at it); default: a free one.
     pub port: Option<u16>,
+    /// More statements for the zone block (e.g. `dnssec-policy default;`).
+    pub zone_extra: String,
 }
 
 impl BindSpec {
@@ -69,6 +71,7 @@ impl BindSpec {
             },
             also_notify: Vec::new(),
             port: None,
+            zone_extra: String::new(),
         }
     }
 
@@ -78,6 +81,7 @@ impl BindSpec {
             zone: BindZone::Secondary { primary, key: None },
             also_notify: Vec::new(),
             port,
+            zone_extra: String::new(),
         }
     }
 
@@ -91,6 +95,7 @@ impl BindSpec {
             },
             also_notify: Vec::new(),
             port,
+            zone_extra: String::new(),
         }
     }
 }
@@ -222,8 +227,10 @@ controls {{ }};
   file "{d}/ggon.org.db";
   allow-update {{ {upd}}};
   allow-transfer {{ {xfr}}};
+  {extra}
 }};
-"#
+"#,
+                    extra = self.spec.zone_extra
                 )
             }
             BindZone::Secondary { primary, key } => format!(

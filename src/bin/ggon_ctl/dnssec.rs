@@ -167,7 +167,12 @@ pub async fn status(
     for z in &zones {
         match zone_status(server, z).await {
             Ok(v) => out.push(v),
-            Err(e) => return fail(format!("{z}: cannot read its keys from {server}: {e}")),
+            Err(e) => {
+                return fail(format!(
+                    "{z}: no answer to DNSKEY: {e} (is ggond running and listening there? \
+                     --server asks another address)"
+                ))
+            }
         }
     }
     if json_out {
