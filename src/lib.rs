@@ -15,7 +15,8 @@
 //! alerts) and [`daemon`], which wires everything together. [`proto`] is the
 //! shared DNS vocabulary (zone data, TSIG, ACLs, the outbound client, rcode
 //! and type numbers) and [`config`] the operator's file; every stage may use
-//! those two, and neither uses a stage. [`cli`] holds the three programs'
+//! those two, and neither uses a stage; [`geo`] (client regions: the
+//! longest-prefix region map and GeoIP) is shared the same way. [`cli`] holds the three programs'
 //! command lines (and the man pages and completions made from them).
 //!
 //! Dependencies point one way: a stage may use the ones to its right and the
@@ -29,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod decide;
 pub mod dns;
+pub mod geo;
 pub mod monitor;
 pub mod ops;
 pub mod proto;

@@ -64,6 +64,9 @@ pub enum Cmd {
         /// Let the pin expire after this long (e.g. 2h); default: until released.
         #[arg(long = "for")]
         duration: Option<String>,
+        /// Per-region service: pin this region only (default: every region).
+        #[arg(long)]
+        region: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +102,9 @@ pub enum Cmd {
         fail: Option<String>,
         #[arg(long = "for")]
         duration: Option<String>,
+        /// Per-region service: the drill concerns this region only.
+        #[arg(long)]
+        region: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -171,6 +177,9 @@ pub enum Cmd {
     /// Remove the pin: the automatic policy chooses again.
     Release {
         service: String,
+        /// Per-region service: release this region only (default: all).
+        #[arg(long)]
+        region: Option<String>,
         #[arg(long)]
         json: bool,
     },

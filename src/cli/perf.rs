@@ -69,6 +69,18 @@ pub struct Args {
     #[arg(short = 'D', long = "dnssec")]
     pub dnssec: bool,
 
+    /// Send an EDNS Client Subnet option (RFC 7871) with ADDRESS/LENGTH as
+    /// the client's subnet (implies -e).
+    #[arg(long = "ecs", value_name = "ADDRESS/LENGTH")]
+    pub ecs: Option<String>,
+
+    /// With --ecs: rotate over N consecutive subnets of that length starting
+    /// at ADDRESS: the query file is sent with each subnet in turn (with one
+    /// query in the file, every query has the next subnet); a pass (-n) is
+    /// then the file once per subnet.
+    #[arg(long = "ecs-rotate", value_name = "N", default_value_t = 1)]
+    pub ecs_rotate: u32,
+
     /// Print the statistics as one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -18,6 +18,7 @@ mod certaudit;
 mod control;
 mod dnssec;
 mod errors;
+pub mod geo;
 mod validate;
 
 pub use certaudit::CertAuditConfig;
@@ -43,6 +44,9 @@ pub struct Config {
     pub keys: Vec<KeyConfig>,
     #[serde(default, rename = "notifier")]
     pub notifiers: Vec<NotifierConfig>,
+    /// Client regions for per-region services (see [`geo`]).
+    #[serde(default, rename = "region")]
+    pub regions: Vec<geo::RegionConfig>,
     #[serde(default)]
     pub cert_audit: CertAuditConfig,
     /// Several ggond nodes agreeing through etcd; absent: one node, local state.
@@ -52,6 +56,9 @@ pub struct Config {
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
     pub path: PathBuf,
+    /// The regions' prefix map, with GeoIP read (set by the daemon's load).
+    #[serde(skip)]
+    pub region_map: Option<std::sync::Arc<crate::geo::RegionMap>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +179,9 @@ pub struct ZoneConfig {
     /// rfc2136 mode: how often to read the primary's records and fix drift.
     #[serde(default = "default_reconcile", with = "humantime_serde")]
     pub reconcile: Duration,
+    /// Locate clients by the EDNS Client Subnet option (RFC 7871) when present.
+    #[serde(default)]
+    pub ecs: bool,
     /// Sign the zone online (local zones; see docs/dnssec.md).
     #[serde(default)]
     pub dnssec: Option<DnssecConfig>,
@@ -260,6 +270,11 @@ pub struct ServiceConfig {
     /// the `[cluster]` setting).
     #[serde(default)]
     pub quorum: Option<Quorum>,
+    /// `"single"` (default) or `"per-region"` with an `order` per region.
+    #[serde(default)]
+    pub active: geo::ActiveMode,
+    #[serde(default)]
+    pub order: Option<Spanned<geo::Orders>>,
 }
 
 /// `[cluster]`: this node's place in a cluster of ggond nodes that agree

@@ -20,6 +20,7 @@ impl Config {
                 message,
             });
         }
+        self.validate_geo(text)?;
         match (&self.control.tls_certificate, &self.control.tls_key) {
             (Some(c), None) => {
                 return Err(err(

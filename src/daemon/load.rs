@@ -12,6 +12,7 @@ use hickory_proto::rr::RecordType;
 use tracing::warn;
 
 use crate::config::{Config, ConfigError, DenialConfig, ZoneMode};
+use crate::geo::mmdb::GeoError;
 use crate::proto::tsig::{KeySource, Keyring};
 use crate::proto::zone::{fqdn_lower, ZoneData};
 use crate::sign::{Denial, KeyState, Policy, Signer, ZoneKey};
@@ -48,6 +49,8 @@ pub enum LoadError {
     },
     #[error("{path}: {message}")]
     Keys { path: String, message: String },
+    #[error("{0}")]
+    Geoip(ConfigError),
     #[error(
         "{path}: zone {zone} is signed (its file holds RRSIGs) and service `{service}` is in it: \
          ggond changes the service's records and must sign them; add \
@@ -128,6 +131,20 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     }
     if let Some(w) = o.workers {
         cfg.server.workers = w;
+    }
+    if !cfg.regions.is_empty() {
+        let map = crate::geo::load_map(&cfg).map_err(|(i, e)| {
+            let r = &cfg.regions[i];
+            let (span, field) = match (&e, &r.nets_file, &r.geoip) {
+                (GeoError::NetsFile { .. } | GeoError::NetsLine { .. }, Some(f), _) => {
+                    (f.span(), "region.nets_file")
+                }
+                (_, _, Some(g)) => (g.span(), "region.geoip"),
+                _ => (r.name.span(), "region"),
+            };
+            LoadError::Geoip(cfg.error_at(span, field, e.to_string()))
+        })?;
+        cfg.region_map = Some(std::sync::Arc::new(map));
     }
     let mut zones = Vec::new();
     let mut files = Vec::new();

@@ -16,7 +16,7 @@ use super::{policy, Actor, Cause, Command, Controller, CtlError, Drill, Event, E
 use super::{EventKind, Now};
 
 /// An operator override of `target`, with its expiry.
-fn new_override(
+pub(super) fn new_override(
     target: &str,
     reason: &str,
     actor: &Actor,
@@ -30,6 +30,12 @@ fn new_override(
         since: now.unix,
         expires: duration.map(|d| now.unix + d.as_secs().max(1)),
     }
+}
+
+/// A region named in a command, unless it is the default region (whose
+/// state is the service-level state).
+fn regional(region: Option<&str>) -> Option<&str> {
+    region.filter(|r| *r != crate::config::geo::DEFAULT_REGION)
 }
 
 impl Controller {
@@ -51,10 +57,11 @@ impl Controller {
             }
             Command::Release {
                 service,
+                region,
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.release(&service, &actor, now));
+                let _ = reply.send(self.release(&service, region.as_deref(), &actor, now));
             }
             Command::DnssecRoll {
                 zone,
@@ -169,7 +176,7 @@ impl Controller {
             .ok_or_else(|| CtlError::NotFound(format!("no service named `{name}`")))
     }
 
-    fn target_index(&self, si: usize, name: &str) -> Result<usize, CtlError> {
+    pub(super) fn target_index(&self, si: usize, name: &str) -> Result<usize, CtlError> {
         let svc = &self.services[si];
         svc.target(name).ok_or_else(|| {
             let names: Vec<_> = svc.targets.iter().map(|t| t.name.as_str()).collect();
@@ -189,6 +196,9 @@ impl Controller {
         now: Now,
     ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
+        if let Some(region) = regional(req.region.as_deref()) {
+            return self.remap_region(si, region, req, actor, now);
+        }
         let ti = self.target_index(si, &req.to)?;
         let duration = parse_duration(req.duration.as_deref())?;
         let to = req.to.as_str();
@@ -228,6 +238,18 @@ impl Controller {
             );
         }
         self.switch(si, ti, Cause::Operator, &req.reason, &actor.name, now);
+        // A per-region service: every region too (unless `--region default`).
+        let regions: Vec<String> = match req.region {
+            Some(_) => Vec::new(),
+            None => self.services[si]
+                .regions
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+        };
+        for r in regions {
+            self.remap_region(si, &r, req, actor, now)?;
+        }
         Ok(self.change_view(si, from, ti, false))
     }
 
@@ -263,8 +285,18 @@ impl Controller {
         Ok(what)
     }
 
-    fn release(&mut self, service: &str, actor: &Actor, now: Now) -> Result<ChangeView, CtlError> {
+    fn release(
+        &mut self,
+        service: &str,
+        region: Option<&str>,
+        actor: &Actor,
+        now: Now,
+    ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
+        if let Some(region) = regional(region) {
+            let view = self.release_regions(si, Some(region), actor, now)?;
+            return Ok(view.expect("one region released"));
+        }
         let from = self.services[si].active;
         let before = self.overrides(si);
         self.services[si].pin = None;
@@ -277,6 +309,9 @@ impl Controller {
                 .who(&actor.name),
         );
         self.choose_afresh(si, "released", &actor.name, now);
+        if region.is_none() {
+            self.release_regions(si, None, actor, now)?;
+        }
         let to = self.services[si].active;
         Ok(self.change_view(si, from, to, false))
     }
@@ -386,6 +421,9 @@ impl Controller {
         now: Now,
     ) -> Result<DrillView, CtlError> {
         let si = self.service_index(service)?;
+        if let Some(region) = regional(req.region.as_deref()) {
+            return self.drill_region(si, region, req, actor, now);
+        }
         let fail = req.failure()?;
         let fail_idx = match &fail {
             Some((t, _)) => Some(self.target_index(si, t)?),

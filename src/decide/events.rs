@@ -166,6 +166,9 @@ pub struct Event {
     /// Token name, `ggond`, or the TSIG key of an UPDATE.
     #[serde(default)]
     pub who: String,
+    /// The region it concerns, for a per-region service's regional change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl Event {
@@ -180,7 +183,13 @@ impl Event {
             cause,
             reason: String::new(),
             who: String::new(),
+            region: None,
         }
+    }
+
+    pub fn region(mut self, r: &str) -> Event {
+        self.region = Some(r.to_string());
+        self
     }
 
     pub fn service(mut self, s: &str) -> Event {

@@ -32,6 +32,9 @@ mod commands;
 pub mod events;
 pub mod history;
 pub mod policy;
+#[cfg(test)]
+mod region_tests;
+mod regions;
 mod reload;
 pub mod requests;
 mod shared;
@@ -79,6 +82,14 @@ impl Now {
     }
 }
 
+/// A refused command's error when its change could not be made durable.
+fn persist_refusal(e: PersistError) -> CtlError {
+    match e {
+        PersistError::Local(e) => CtlError::Internal(format!("cannot persist state: {e}")),
+        other => CtlError::Unavailable(other.to_string()),
+    }
+}
+
 /// Said of a deadline that passed while ggond was not running.
 fn late_note(late: bool, deadline: u64) -> String {
     if !late {
@@ -114,6 +125,10 @@ struct ServiceRt {
     agreed: bool,
     /// The config it was built from (reload keeps state when it is unchanged).
     config: Vec<TargetConfig>,
+    /// Per-region services: each region's own answer (empty: single).
+    regions: Vec<regions::RegionRt>,
+    /// Region slots of the region map, the default's included.
+    slots: usize,
 }
 
 struct TargetRt {
@@ -258,9 +273,18 @@ impl Controller {
         let services: Vec<ServiceRt> = cfg
             .services
             .iter()
-            .map(|s| reload::restore(s, persisted.services.get(s.name.get_ref()), now))
+            .map(|s| {
+                let saved = persisted.services.get(s.name.get_ref());
+                let mut rt = reload::restore(s, saved, now);
+                regions::restore_regions(cfg, s, &mut rt, saved, now);
+                rt
+            })
             .collect();
+        publisher.set_geo(cfg);
         for s in &services {
+            if !s.regions.is_empty() {
+                publisher.stage_regional(&s.fqdn, s.ttl, s.regional_records());
+            }
             publisher.stage(&s.fqdn, s.records(s.active));
             info!(service = %s.name, active = %s.targets[s.active].name,
                 pinned = s.pin.is_some(), "service starts");
@@ -339,6 +363,7 @@ impl Controller {
                             pin: s.pin.clone(),
                             drains: s.drains.clone(),
                             drill: s.drill_state(),
+                            regions: s.region_state(),
                         },
                     )
                 })
@@ -519,6 +544,7 @@ impl Controller {
         if let Some((true, until)) = drill_over {
             self.end_drill(si, now, &late_note(late, until));
         }
+        self.expire_regions(si, now, late);
     }
 
     fn observe(&mut self, obs: Observation, now: Now) {
@@ -589,6 +615,7 @@ impl Controller {
             };
             self.switch(si, d.to, d.cause, &reason, "ggond", now);
         }
+        self.evaluate_regions(si, now);
     }
 
     /// Make `to` the active target: publish, persist, log, record.

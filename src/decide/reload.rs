@@ -37,7 +37,9 @@ impl Controller {
             let new_targets = sc.targets.get_ref();
             let rt = match old.remove(name) {
                 Some(mut o)
-                    if targets_equal(&o.config, new_targets) && o.fqdn == sc.fqdn_name() =>
+                    if targets_equal(&o.config, new_targets)
+                        && o.fqdn == sc.fqdn_name()
+                        && same_order(&o, sc) =>
                 {
                     o.ttl = sc.ttl;
                     o.failback = sc.failback;
@@ -52,6 +54,7 @@ impl Controller {
                         pin: o.pin.clone(),
                         drains: o.drains.clone(),
                         drill: o.drill_state(),
+                        regions: o.region_state(),
                     };
                     restore(sc, Some(&saved), now)
                 }
@@ -60,6 +63,18 @@ impl Controller {
                     restore(sc, None, now)
                 }
             };
+            // Regions follow the new config; what each one answered,
+            // its pin and drill carry over where they still fit.
+            let mut rt = rt;
+            let saved = ServiceState {
+                active: String::new(),
+                pin: None,
+                drains: Default::default(),
+                drill: None,
+                regions: rt.region_state(),
+            };
+            rt.regions.clear();
+            super::regions::restore_regions(cfg, sc, &mut rt, Some(&saved), now);
             services.push(rt);
         }
         let removed = old.len();
@@ -69,7 +84,12 @@ impl Controller {
             .reload_zones(zones)
             .map_err(|e| CtlError::BadRequest(e.to_string()))?;
         self.publisher.set_signers(signers);
+        self.publisher.set_geo(cfg);
         for s in &self.services {
+            if !s.regions.is_empty() {
+                self.publisher
+                    .stage_regional(&s.fqdn, s.ttl, s.regional_records());
+            }
             self.publisher.stage(&s.fqdn, s.records(s.active));
         }
         self.publisher.publish_reload();
@@ -84,6 +104,16 @@ impl Controller {
         );
         Ok(summary)
     }
+}
+
+/// The service-level order is unchanged (a per-region `default` may reorder).
+fn same_order(o: &ServiceRt, sc: &ServiceConfig) -> bool {
+    let new = super::regions::default_order(sc);
+    o.targets.len() == new.len()
+        && o.targets
+            .iter()
+            .zip(new)
+            .all(|(a, b)| &a.name == b.name.get_ref())
 }
 
 /// Same targets, addresses and checks (spans in the file do not matter).
@@ -103,10 +133,8 @@ fn targets_equal(a: &[TargetConfig], b: &[TargetConfig]) -> bool {
 /// A service's runtime state from its config and what was saved for it.
 /// Saved names that no longer exist are dropped with a warning.
 pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>, now: Now) -> ServiceRt {
-    let targets: Vec<TargetRt> = cfg
-        .targets
-        .get_ref()
-        .iter()
+    let targets: Vec<TargetRt> = super::regions::default_order(cfg)
+        .into_iter()
         .map(|t| TargetRt {
             name: t.name.get_ref().clone(),
             addresses: t.addresses.get_ref().clone(),
@@ -162,6 +190,8 @@ pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>, now: No
         all_down_alarm: false,
         agreed: false,
         config: cfg.targets.get_ref().clone(),
+        regions: Vec::new(),
+        slots: 1,
     }
 }
 

@@ -76,6 +76,9 @@ pub struct RemapRequest {
     /// Pin expiry, e.g. "2h"; None: until released.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// Per-region services: pin this region only (None: every region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// `POST /v1/services/{service}/targets/{target}/drain`.
@@ -100,6 +103,9 @@ pub struct DrillRequest {
     pub fail: Option<String>,
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// Per-region services: drill in this region only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl DrillRequest {
@@ -144,6 +150,8 @@ pub enum Command {
     },
     Release {
         service: String,
+        /// Per-region services: this region only (None: all, and the service).
+        region: Option<String>,
         actor: Actor,
         reply: Reply<ChangeView>,
     },

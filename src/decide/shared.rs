@@ -119,6 +119,7 @@ impl Controller {
             return;
         }
         let mut changed: Vec<(hickory_proto::rr::Name, ServiceRecords)> = Vec::new();
+        let mut regional = Vec::new();
         for svc in &mut self.services {
             let Some(s) = state.services.get(&svc.name) else {
                 continue;
@@ -131,6 +132,9 @@ impl Controller {
                 let (t, p) = (svc.target(&d.target), svc.target(&d.previous));
                 super::reload::restore_drill(&svc.name, d, t, p, now)
             });
+            if svc.apply_region_state(&s.regions, now) {
+                regional.push((svc.fqdn.clone(), svc.ttl, svc.regional_records()));
+            }
             if let Some(ti) = svc.target(&s.active) {
                 if ti != svc.active {
                     info!(service = %svc.name, from = %svc.targets[svc.active].name,
@@ -139,6 +143,10 @@ impl Controller {
                     changed.push((svc.fqdn.clone(), svc.records(ti)));
                 }
             }
+        }
+        // Live at once, even when no zone changes (a region's pin alone).
+        for (fqdn, ttl, records) in regional {
+            self.publisher.publish_regional(&fqdn, ttl, records);
         }
         self.publisher.publish_at(changed, &state.serials);
         if let Err(e) = self.store.save(&self.persisted()) {

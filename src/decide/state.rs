@@ -38,6 +38,20 @@ pub struct ServiceState {
     /// written before drills were persisted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillState>,
+    /// Per-region services: each region's answer, pin and drill.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub regions: BTreeMap<String, RegionState>,
+}
+
+/// One region of a per-region service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionState {
+    /// Name of the target the region answers.
+    pub active: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Override>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillState>,
 }
 
 /// A running failure drill: `target` is treated as failed until `until`.
@@ -166,6 +180,7 @@ mod tests {
                     who: "ops".into(),
                     until: 1_800_000_300,
                 }),
+                regions: BTreeMap::new(),
             },
         );
         s.serials.insert("ggon.org.".into(), 42);

@@ -201,6 +201,7 @@ impl Rig {
         let request = DrillRequest {
             fail: Some(target.into()),
             duration: Some(duration.into()),
+            region: None,
         };
         self.drill_request(secs, request).unwrap()
     }
@@ -293,6 +294,7 @@ fn remap_pins_persists_and_release_chooses_afresh() {
     let v = r
         .call(101, |reply| Command::Release {
             service: "cic".into(),
+            region: None,
             actor: Actor::new("ops"),
             reply,
         })
@@ -451,6 +453,7 @@ fn a_failure_drill_moves_and_reverts() {
     let no_duration = DrillRequest {
         fail: Some("primary".into()),
         duration: None,
+        region: None,
     };
     let e = r.drill_request(30, no_duration);
     assert!(matches!(e, Err(CtlError::BadRequest(_))));

@@ -114,6 +114,23 @@ pub struct ServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<(String, u64)>,
     pub targets: Vec<TargetStatus>,
+    /// Per-region services: each region's answer (empty: single).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionStatus>,
+}
+
+/// One region of a per-region service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionStatus {
+    pub name: String,
+    /// The target the region answers.
+    pub active: String,
+    pub addresses: Vec<IpAddr>,
+    /// Its targets by preference.
+    pub order: Vec<String>,
+    pub pin: Option<Override>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +168,9 @@ pub struct ChangeView {
     /// still answered because nothing else is available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// The region changed (per-region services; None: the service-level answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// What a drill reports.
@@ -213,6 +233,7 @@ impl Controller {
                             }),
                         })
                         .collect(),
+                    regions: self.region_status(s),
                 })
                 .collect(),
             zones: self
@@ -250,6 +271,7 @@ impl Controller {
             addresses: s.targets[to].addresses.clone(),
             dry_run,
             warning: None,
+            region: None,
         }
     }
 }

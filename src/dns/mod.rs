@@ -13,6 +13,8 @@
 
 #[cfg(test)]
 mod dname_tests;
+pub mod ecs;
+pub mod geo;
 pub mod heartbeat;
 pub mod respond;
 pub mod rrl;
@@ -22,6 +24,6 @@ pub mod stats;
 mod udp;
 pub mod wire;
 
-pub use respond::{respond, Action, Special, Transport};
+pub use respond::{respond, respond_from, Action, Special, Transport};
 pub use server::DnsServer;
 pub use special::{refuse, SpecialFuture, SpecialHandler};

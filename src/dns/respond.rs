@@ -48,6 +48,17 @@ pub enum Action {
 
 /// Answer one packet into `out`.
 pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<u8>) -> Action {
+    respond_from(snap, pkt, transport, None, out)
+}
+
+/// [`respond`] for a packet from `src` (per-region names answer by it).
+pub fn respond_from(
+    snap: &Snapshot,
+    pkt: &[u8],
+    transport: Transport,
+    src: Option<std::net::IpAddr>,
+    out: &mut Vec<u8>,
+) -> Action {
     out.clear();
     let q = match parse_query(pkt) {
         Ok(q) => q,
@@ -104,13 +115,23 @@ pub fn respond(snap: &Snapshot, pkt: &[u8], transport: Transport, out: &mut Vec<
         error(pkt, &q, rcode::REFUSED, out);
         return Action::Reply;
     }
+    // Geographic answers (geo.rs): the client's region may pick the body.
+    let geo = super::geo::locate(snap, pkt, &q, src);
+    if geo.formerr {
+        error(pkt, &q, rcode::FORMERR, out);
+        return Action::Reply;
+    }
     let dnssec = q.edns.is_some_and(|e| e.do_bit);
-    match snap.lookup(&q.qname, q.qtype, dnssec) {
+    match geo
+        .answer
+        .map_or_else(|| snap.lookup(&q.qname, q.qtype, dnssec), Lookup::Answer)
+    {
         Lookup::Answer(p) => assemble(pkt, &q, p, &[None; 3], transport, out),
         Lookup::Denial(p, proofs) => assemble(pkt, &q, p, &proofs, transport, out),
         Lookup::Dname(d) => dname(pkt, &q, d, transport, out),
         Lookup::NotAuth => error(pkt, &q, rcode::REFUSED, out),
     }
+    super::geo::append_ecs(&geo, &q, limit(&q, transport), out);
     Action::Reply
 }
 

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::heartbeat::Heartbeats;
-use super::respond::{respond, Action, Transport};
+use super::respond::{respond_from, Action, Transport};
 use super::special::SpecialHandler;
 use crate::dns::stats::{LocalStats, Stats};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -339,22 +339,23 @@ async fn tcp_conn(
             _ = shutdown.requested() => return Ok(()),
         };
         let snap = snapshot.load();
-        let responses = match respond(&snap, &buf[..n], Transport::Tcp, &mut out) {
-            Action::Reply => {
-                local.count(&out);
-                write_msg(&mut stream, &mut frame, &out, idle).await?;
-                continue;
-            }
-            Action::Drop => {
-                local.dropped();
-                return Ok(());
-            }
-            Action::Special(kind) => {
-                special
-                    .handle(kind, buf[..n].to_vec(), peer, Transport::Tcp)
-                    .await
-            }
-        };
+        let responses =
+            match respond_from(&snap, &buf[..n], Transport::Tcp, Some(peer.ip()), &mut out) {
+                Action::Reply => {
+                    local.count(&out);
+                    write_msg(&mut stream, &mut frame, &out, idle).await?;
+                    continue;
+                }
+                Action::Drop => {
+                    local.dropped();
+                    return Ok(());
+                }
+                Action::Special(kind) => {
+                    special
+                        .handle(kind, buf[..n].to_vec(), peer, Transport::Tcp)
+                        .await
+                }
+            };
         for r in responses {
             write_msg(&mut stream, &mut frame, &r, idle).await?;
         }

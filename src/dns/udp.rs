@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tracing::debug;
 
-use super::respond::{respond, Action, Transport};
+use super::respond::{respond_from, Action, Transport};
 use super::rrl::Verdict;
 use super::special::SpecialHandler;
 use crate::dns::stats::Stats;
@@ -115,7 +115,8 @@ pub(super) fn udp_loop(
         for i in 0..n as usize {
             let len = rhdr[i].msg_len as usize;
             let pkt = &bufs[i][..len.min(QUERY_MAX)];
-            match respond(snap, pkt, Transport::Udp, &mut outs[i]) {
+            let src = peer_of(&addrs[i], rhdr[i].msg_hdr.msg_namelen).map(|p| p.ip());
+            match respond_from(snap, pkt, Transport::Udp, src, &mut outs[i]) {
                 Action::Reply => {
                     if let Some(rrl) = rrl.as_mut() {
                         let Some(peer) = peer_of(&addrs[i], rhdr[i].msg_hdr.msg_namelen) else {

@@ -16,6 +16,9 @@ pub struct Edns {
     pub payload: u16,
     pub version: u8,
     pub do_bit: bool,
+    /// The EDNS Client Subnet option's data (RFC 7871), as (offset in
+    /// the packet, length); read by [`super::ecs`] where ECS is allowed.
+    pub ecs: Option<(u16, u16)>,
 }
 
 /// A parsed query. `question` ends at `question_end` in the packet, so a
@@ -153,6 +156,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query, Reject> {
         let ttl_lo = u16_at(p, pos + 6).ok_or(Reject::FormErr)?;
         let rdlen = u16_at(p, pos + 8).ok_or(Reject::FormErr)? as usize;
         let rdata = p.get(pos + 10..pos + 10 + rdlen).ok_or(Reject::FormErr)?;
+        let rdata_at = pos + 10;
         pos += 10 + rdlen;
         match rtype {
             rtype::OPT => {
@@ -161,8 +165,12 @@ pub fn parse_query(p: &[u8]) -> Result<Query, Reject> {
                     return Err(Reject::FormErr);
                 }
                 let mut o = 0;
+                let mut ecs = None;
                 while o < rdata.len() {
                     let olen = u16_at(rdata, o + 2).ok_or(Reject::FormErr)? as usize;
+                    if u16_at(rdata, o) == Some(super::ecs::OPTION_CODE) {
+                        ecs = Some(((rdata_at + o + 4) as u16, olen as u16));
+                    }
                     o += 4 + olen;
                 }
                 if o != rdata.len() {
@@ -172,6 +180,7 @@ pub fn parse_query(p: &[u8]) -> Result<Query, Reject> {
                     payload: class,
                     version: (ttl_hi & 0xFF) as u8,
                     do_bit: ttl_lo & 0x8000 != 0,
+                    ecs,
                 });
             }
             rtype::TSIG => q.tsig = true,
@@ -216,7 +225,8 @@ mod tests {
             Some(Edns {
                 payload: 1232,
                 version: 0,
-                do_bit: true
+                do_bit: true,
+                ecs: None,
             })
         );
     }

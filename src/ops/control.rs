@@ -110,15 +110,23 @@ async fn remap(
     )
 }
 
+/// `?region=eu`: release one region of a per-region service.
+#[derive(Deserialize)]
+struct ReleaseParams {
+    region: Option<String>,
+}
+
 async fn release(
     State(app): State<AppState>,
     UrlPath(service): UrlPath<String>,
     Extension(actor): Extension<Actor>,
+    Query(params): Query<ReleaseParams>,
 ) -> Response {
     reply(
         app.ctl
             .call(|reply| Command::Release {
                 service,
+                region: params.region,
                 actor,
                 reply,
             })

@@ -228,6 +228,7 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
     let healthy = Family::<TargetLabels, Gauge>::default();
     let mode = Family::<ModeLabels, Gauge>::default();
     let all_down = Family::<ServiceLabels, Gauge>::default();
+    super::region_metrics::register(&mut reg, status);
     for s in &status.services {
         for t in &s.targets {
             let labels = TargetLabels {
@@ -425,6 +426,7 @@ mod tests {
                         target("fra", Some(true)),
                         target("lon", None),
                     ],
+                    regions: Vec::new(),
                 },
                 ServiceStatus {
                     name: "we\"ird".into(),
@@ -437,6 +439,7 @@ mod tests {
                     ttl: 30,
                     all_down: true,
                     targets: vec![target("x", Some(false))],
+                    regions: Vec::new(),
                 },
             ],
             zones: vec![ZoneStatus {

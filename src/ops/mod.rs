@@ -23,6 +23,7 @@ mod forward;
 pub mod lanes;
 pub mod limits;
 pub mod metrics;
+mod region_metrics;
 pub mod session;
 pub mod status_page;
 pub mod timeline;

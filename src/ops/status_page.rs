@@ -166,7 +166,18 @@ fn service_row(h: &mut String, s: &ServiceStatus) {
     }
     h.push_str("</td>");
     let _ = write!(h, "<td><code>{}</code></td>", esc(&s.fqdn));
-    let _ = write!(h, "<td class=\"active\">{}</td>", esc(&s.active));
+    let _ = write!(h, "<td class=\"active\">{}", esc(&s.active));
+    for r in &s.regions {
+        let _ = write!(
+            h,
+            "<div class=\"detail\" data-region=\"{}\">{}: {}{}</div>",
+            esc(&r.name),
+            esc(&r.name),
+            esc(&r.active),
+            if r.pin.is_some() { " (pinned)" } else { "" }
+        );
+    }
+    h.push_str("</td>");
     let mode_class = s.mode.as_str();
     let _ = write!(
         h,
@@ -274,6 +285,7 @@ mod tests {
                         target("fra", Some(true), "HTTP 200"),
                         target("lon", None, ""),
                     ],
+                    regions: Vec::new(),
                 },
                 ServiceStatus {
                     name: "wiki".into(),
@@ -286,6 +298,7 @@ mod tests {
                     ttl: 30,
                     all_down: true,
                     targets: vec![target("x", Some(false), "timeout")],
+                    regions: Vec::new(),
                 },
             ],
             zones: vec![ZoneStatus {

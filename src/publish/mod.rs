@@ -10,6 +10,7 @@
 //! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
 
 mod journal;
+pub mod regional;
 pub mod rfc2136;
 pub mod update;
 
@@ -78,6 +79,8 @@ pub struct Publisher {
     /// Whether remote (RFC 2136) zones are told the desired records. In a
     /// cluster only the leader publishes to another primary.
     remotes_active: bool,
+    /// Per-region services (None: there are none).
+    geo: Option<regional::GeoState>,
     /// Zones ggond signs: what it serves is their effective data signed.
     signers: BTreeMap<Name, Signer>,
 }
@@ -102,6 +105,7 @@ impl Publisher {
             update_dir: None,
             events: None,
             remotes_active: true,
+            geo: None,
             signers: BTreeMap::new(),
         }
     }
@@ -299,7 +303,7 @@ impl Publisher {
             },
         );
         let next = self.snapshot.load().with_zone(Arc::new(compiled));
-        self.snapshot.store(Arc::new(next));
+        self.store(next);
         if let Some(tx) = &self.events {
             let _ = tx.send(ZoneChanged { origin, serial });
         }
@@ -316,7 +320,7 @@ impl Publisher {
             .filter(|z| &z.origin != origin)
             .cloned()
             .collect();
-        self.snapshot.store(Arc::new(Snapshot::new(zones)));
+        self.store(Snapshot::new(zones));
     }
 
     /// Publish everything after a reload and tell secondaries.
@@ -374,7 +378,7 @@ impl Publisher {
             c.journal = z.journal.clone();
             compiled.push(Arc::new(c));
         }
-        self.snapshot.store(Arc::new(Snapshot::new(compiled)));
+        self.store(Snapshot::new(compiled));
         self.push_remotes();
     }
 
@@ -488,17 +492,18 @@ impl Publisher {
         // Only the nodes the changed names reach (see snapshot/incremental.rs).
         let mut compiled = recompile(prev.map(|z| &**z), data, names);
         compiled.journal = z.journal.clone();
+        let serial = z.serial;
         let next = now.with_zone(Arc::new(compiled));
-        self.snapshot.store(Arc::new(next));
+        self.store(next);
         tracing::debug!(zone = %origin, effective_and_sign = ?t_sign,
             diff = ?(t_diff - t_sign), compile = ?(t0.elapsed() - t_diff), "zone published");
         if let Some(tx) = &self.events {
             let _ = tx.send(ZoneChanged {
                 origin: origin.clone(),
-                serial: z.serial,
+                serial,
             });
         }
-        z.serial
+        serial
     }
 
     /// Change one service's records. Local zones: the serial is bumped and

@@ -27,6 +27,8 @@ use rustc_hash::FxHashMap;
 use crate::proto::zone::ZoneData;
 pub use denial::{Chain, Proof, Proofs};
 
+pub mod regions;
+
 /// A ready response body and the header fields that go with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
@@ -148,6 +150,8 @@ pub struct Diff {
 pub struct Snapshot {
     /// Longest apex first, so the most specific zone wins.
     zones: Vec<Arc<CompiledZone>>,
+    /// Per-region answers (None: no per-region service).
+    regional: Option<Arc<regions::Regional>>,
 }
 
 /// A question name in wire form, lowercased, with the start of each label.
@@ -169,7 +173,20 @@ impl Snapshot {
     pub fn new(zones: Vec<Arc<CompiledZone>>) -> Snapshot {
         let mut zones = zones;
         zones.sort_by_key(|z| std::cmp::Reverse(z.apex_labels));
-        Snapshot { zones }
+        Snapshot {
+            zones,
+            regional: None,
+        }
+    }
+
+    /// The same zones with these per-region answers.
+    pub fn with_regional(mut self, regional: Option<Arc<regions::Regional>>) -> Snapshot {
+        self.regional = regional;
+        self
+    }
+
+    pub fn regional(&self) -> Option<&regions::Regional> {
+        self.regional.as_deref()
     }
 
     pub fn zones(&self) -> &[Arc<CompiledZone>] {
@@ -189,7 +206,7 @@ impl Snapshot {
             .cloned()
             .collect();
         zones.push(zone);
-        Snapshot::new(zones)
+        Snapshot::new(zones).with_regional(self.regional.clone())
     }
 
     /// The zone that is authoritative for `q`, if any.

@@ -5,6 +5,8 @@
 mod support;
 
 mod authoritative;
+mod geo;
+mod geo_ops;
 mod malformed;
 mod parsers;
 mod rrl;

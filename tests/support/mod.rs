@@ -22,6 +22,7 @@ pub mod dnstools;
 pub mod etcd;
 pub mod etcd_client;
 pub mod ggond;
+pub mod mmdb;
 pub mod packets;
 pub mod process;
 pub mod proxy;

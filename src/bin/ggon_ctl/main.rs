@@ -371,6 +371,7 @@ fn main() -> ExitCode {
             force,
             dry_run,
             duration,
+            region,
             json,
         } => (
             Method::POST,
@@ -381,6 +382,7 @@ fn main() -> ExitCode {
                 force: *force,
                 dry_run: *dry_run,
                 duration: duration.clone(),
+                region: region.clone(),
             }),
             *json,
             Shown::Change,
@@ -403,9 +405,16 @@ fn main() -> ExitCode {
             *json,
             Shown::Message,
         ),
-        Cmd::Release { service, json } => (
+        Cmd::Release {
+            service,
+            region,
+            json,
+        } => (
             Method::POST,
-            format!("/v1/services/{service}/release"),
+            match region {
+                Some(r) => format!("/v1/services/{service}/release?region={r}"),
+                None => format!("/v1/services/{service}/release"),
+            },
             None,
             *json,
             Shown::Change,
@@ -443,6 +452,7 @@ fn main() -> ExitCode {
             service,
             fail,
             duration,
+            region,
             json,
         } => (
             Method::POST,
@@ -450,6 +460,7 @@ fn main() -> ExitCode {
             body(&DrillRequest {
                 fail: fail.clone(),
                 duration: duration.clone(),
+                region: region.clone(),
             }),
             *json,
             Shown::Drill,

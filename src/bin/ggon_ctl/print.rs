@@ -176,6 +176,31 @@ pub fn status(v: &StatusView) {
                 println!("      DRAINED {}", by_until(d));
             }
         }
+        if !s.regions.is_empty() {
+            println!(
+                "    {:<12} {:<12} {:<28} ORDER",
+                "REGION", "ANSWER", "ADDRESSES"
+            );
+        }
+        for r in &s.regions {
+            println!(
+                "    {:<12} {:<12} {:<28} {}{}",
+                r.name,
+                r.active,
+                addrs(&r.addresses),
+                r.order.join(" > "),
+                match &r.pin {
+                    Some(p) => format!("  PINNED {}", by_until(p)),
+                    None => String::new(),
+                }
+            );
+            if let Some((t, until)) = &r.drill {
+                println!(
+                    "      DRILL: {t} treated as failed until {}",
+                    rfc3339(*until)
+                );
+            }
+        }
     }
 }
 
@@ -184,6 +209,14 @@ pub fn change(v: &ChangeView) -> bool {
     if v.dry_run {
         print!("DRY RUN (nothing changed): ");
     }
+    let service = match &v.region {
+        Some(r) => format!("{} region {r}", v.service),
+        None => v.service.clone(),
+    };
+    let v = &ChangeView {
+        service,
+        ..v.clone()
+    };
     if v.changed {
         println!(
             "{}: {} -> {} ({}), mode {}",
@@ -249,7 +282,10 @@ pub fn history(entries: &[Event]) {
             "{}  {:<12} {:<8} {:<20} cause={} who={} {}",
             rfc3339(e.time),
             e.kind,
-            e.service.as_deref().unwrap_or("-"),
+            match &e.region {
+                Some(r) => format!("{}@{r}", e.service.as_deref().unwrap_or("-")),
+                None => e.service.as_deref().unwrap_or("-").to_string(),
+            },
             arrow,
             e.cause,
             e.who,

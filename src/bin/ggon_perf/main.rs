@@ -16,6 +16,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use ggon::cli::perf::Args;
 
+mod ecs;
 mod inflight;
 #[cfg(target_os = "linux")]
 mod interval;
@@ -98,14 +99,22 @@ fn run(args: Args) -> anyhow::Result<()> {
     let timeout = Duration::from_secs_f64(positive("-t", args.timeout)?);
     let server = resolve(&args.server, args.port)?;
     let (_source, questions) = read_queries(&args.datafile)?;
+    let rotation = args
+        .ecs
+        .as_deref()
+        .map(|s| ecs::Rotation::parse(s, args.ecs_rotate))
+        .transpose()?;
     let mut wire = queries::WireSet::encode(
         &questions,
         queries::Edns {
-            enabled: args.edns || args.dnssec,
+            enabled: args.edns || args.dnssec || rotation.is_some(),
             dnssec_ok: args.dnssec,
         },
     );
     drop(questions);
+    if let Some(r) = &rotation {
+        wire = ecs::with_subnets(&wire, r);
+    }
 
     let cfg = engine::Config {
         server,

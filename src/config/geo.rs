@@ -1,0 +1,268 @@
+//! Geographic answers in the config: `[[region]]` blocks, a service's
+//! `active = "per-region"` and its `order` per region, a zone's `ecs`.
+//!
+//! Validation only (side-effect free like the rest of [`crate::config`]): the
+//! region map itself, with a GeoIP database read, is built at load time by
+//! [`crate::geo::RegionMap`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::errors::line_of;
+use super::{normalize_name, Config, ConfigError, ZoneMode};
+
+/// How many targets answer a service at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActiveMode {
+    /// Exactly one target for every client (databases, single writers).
+    #[default]
+    Single,
+    /// Each client region gets its own most preferred available target.
+    PerRegion,
+}
+
+/// Region name (or `default`) → target names by preference.
+pub type Orders = BTreeMap<String, Vec<Spanned<String>>>;
+
+/// The name of the order used for clients in no region (or in a region the
+/// service has no order for).
+pub const DEFAULT_REGION: &str = "default";
+
+/// `[[region]]`: which clients belong to a region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub name: Spanned<String>,
+    /// CIDR prefixes (IPv4 and IPv6); the longest matching prefix of all
+    /// regions wins.
+    #[serde(default)]
+    pub nets: Vec<Spanned<String>>,
+    /// More prefixes, one per line (`#` comments), read at load time: for
+    /// long lists, which would be slow and large to parse as TOML.
+    #[serde(default)]
+    pub nets_file: Option<Spanned<PathBuf>>,
+    /// Networks from a MaxMind DB (GeoLite2/GeoIP2 Country or City, DB-IP
+    /// country) whose country or continent code is listed.
+    #[serde(default)]
+    pub geoip: Option<Spanned<GeoipConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoipConfig {
+    pub database: PathBuf,
+    /// ISO 3166-1 alpha-2 codes, e.g. "DE".
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// Continent codes, e.g. "EU", "NA".
+    #[serde(default)]
+    pub continents: Vec<String>,
+}
+
+impl RegionConfig {
+    /// The prefixes of `nets` (valid once the config has been validated).
+    pub fn prefixes(&self) -> Vec<IpNet> {
+        self.nets
+            .iter()
+            .filter_map(|n| parse_net(n.get_ref()).ok())
+            .collect()
+    }
+}
+
+/// A CIDR prefix, or a single address as its host prefix. Host bits must
+/// be zero (a typo like 192.0.2.1/24 is refused, not guessed at).
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    let net: IpNet = match s.parse() {
+        Ok(n) => n,
+        Err(_) => match s.parse::<std::net::IpAddr>() {
+            Ok(a) => IpNet::from(a),
+            Err(_) => return Err(format!("`{s}` is not a CIDR prefix")),
+        },
+    };
+    if net.trunc() != net {
+        return Err(format!(
+            "`{s}` has host bits set (did you mean {}?)",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+impl Config {
+    /// Region index by name, in file order; the default slot is `regions.len()`.
+    pub fn region_slot(&self, name: &str) -> Option<usize> {
+        if name == DEFAULT_REGION {
+            return Some(self.regions.len());
+        }
+        self.regions.iter().position(|r| r.name.get_ref() == name)
+    }
+
+    pub(super) fn validate_geo(&self, text: &str) -> Result<(), ConfigError> {
+        let err = |span: std::ops::Range<usize>, field: &str, message: String| ConfigError {
+            file: self.path.clone(),
+            line: Some(line_of(text, span.start)),
+            field: field.to_string(),
+            message,
+        };
+        let mut names = HashSet::new();
+        if self.regions.len() >= usize::from(u16::MAX) {
+            return Err(err(0..0, "region", "too many regions".into()));
+        }
+        for r in &self.regions {
+            let name = r.name.get_ref();
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok || name == DEFAULT_REGION {
+                return Err(err(
+                    r.name.span(),
+                    "region.name",
+                    format!("`{name}`: use letters, digits, '-' or '_' (and not `default`)"),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    r.name.span(),
+                    "region.name",
+                    format!("region `{name}` is declared twice"),
+                ));
+            }
+            for n in &r.nets {
+                parse_net(n.get_ref()).map_err(|m| err(n.span(), "region.nets", m))?;
+            }
+            if let Some(g) = &r.geoip {
+                let gc = g.get_ref();
+                if gc.countries.is_empty() && gc.continents.is_empty() {
+                    return Err(err(
+                        g.span(),
+                        "region.geoip",
+                        format!("region `{name}`: list `countries` or `continents`"),
+                    ));
+                }
+                let bad = gc
+                    .countries
+                    .iter()
+                    .chain(&gc.continents)
+                    .find(|c| c.len() != 2 || !c.chars().all(|x| x.is_ascii_uppercase()));
+                if let Some(bad) = bad {
+                    return Err(err(
+                        g.span(),
+                        "region.geoip",
+                        format!("`{bad}` is not a two-letter upper-case country or continent code"),
+                    ));
+                }
+            } else if r.nets.is_empty() && r.nets_file.is_none() {
+                return Err(err(
+                    r.name.span(),
+                    "region.nets",
+                    format!("region `{name}` has no `nets`, `nets_file` or `geoip`"),
+                ));
+            }
+        }
+        for s in &self.services {
+            let sname = s.name.get_ref();
+            let order = match (s.active, &s.order) {
+                (ActiveMode::Single, None) => continue,
+                (ActiveMode::Single, Some(o)) => {
+                    return Err(err(
+                        o.span(),
+                        "service.order",
+                        format!("service `{sname}`: `order` needs active = \"per-region\""),
+                    ))
+                }
+                (ActiveMode::PerRegion, None) => {
+                    return Err(err(
+                        s.name.span(),
+                        "service.order",
+                        format!("service `{sname}` is per-region: give an `order` per region"),
+                    ))
+                }
+                (ActiveMode::PerRegion, Some(o)) => o,
+            };
+            let fqdn = normalize_name(s.fqdn.get_ref());
+            if let Some(z) = self.zone_for(&fqdn).filter(|z| z.mode != ZoneMode::Local) {
+                let mode = if z.mode == ZoneMode::Rfc2136 {
+                    "rfc2136"
+                } else {
+                    "secondary"
+                };
+                return Err(err(
+                    s.name.span(),
+                    "service.active",
+                    format!(
+                        "service `{sname}` is per-region, but its zone `{}` is in {mode} mode: \
+                         per-region answers need ggond to answer the zone (mode = \"local\")",
+                        z.origin.get_ref()
+                    ),
+                ));
+            }
+            if let Some(z) = self.zone_for(&fqdn).filter(|z| z.dnssec.is_some()) {
+                return Err(err(
+                    s.name.span(),
+                    "service.active",
+                    format!(
+                        "service `{sname}` is per-region, but its zone `{}` is signed \
+                         (dnssec): per-region answers are not signed yet",
+                        z.origin.get_ref()
+                    ),
+                ));
+            }
+            if order.get_ref().is_empty() {
+                return Err(err(
+                    order.span(),
+                    "service.order",
+                    format!("service `{sname}`: the order is empty"),
+                ));
+            }
+            let targets: HashSet<&String> = s
+                .targets
+                .get_ref()
+                .iter()
+                .map(|t| t.name.get_ref())
+                .collect();
+            for (region, list) in order.get_ref() {
+                if self.region_slot(region).is_none() {
+                    return Err(err(
+                        order.span(),
+                        "service.order",
+                        format!("service `{sname}`: no [[region]] is named `{region}`"),
+                    ));
+                }
+                if list.is_empty() {
+                    return Err(err(
+                        order.span(),
+                        "service.order",
+                        format!("service `{sname}`: the order for `{region}` is empty"),
+                    ));
+                }
+                let mut seen = HashSet::new();
+                for t in list {
+                    if !targets.contains(t.get_ref()) {
+                        return Err(err(
+                            t.span(),
+                            "service.order",
+                            format!("service `{sname}` has no target `{}`", t.get_ref()),
+                        ));
+                    }
+                    if !seen.insert(t.get_ref()) {
+                        return Err(err(
+                            t.span(),
+                            "service.order",
+                            format!(
+                                "`{}` appears twice in the order for `{region}`",
+                                t.get_ref()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! Per-region answers: what each region of a per-region service answers,
+//! compiled into the snapshot's [`Regional`] table next to the zones.
+//!
+//! The zone data (what transfers and status show) keeps the service's
+//! default answer; a region's answer lives only in the table, which is
+//! rebuilt, with every name's answers compiled afresh (the SOA of a NODATA
+//! answer follows the zone's serial), each time a snapshot is stored.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+
+use super::Publisher;
+use crate::config::geo::ActiveMode;
+use crate::config::Config;
+use crate::geo::RegionMap;
+use crate::proto::zone::fqdn_lower;
+use crate::snapshot::regions::{compile_name, Regional};
+use crate::snapshot::Snapshot;
+
+/// The addresses of each region slot (None: the zone's answer), the last
+/// entry the default's.
+pub type RegionalRecords = Vec<Option<Vec<IpAddr>>>;
+
+pub(super) struct GeoState {
+    map: Arc<RegionMap>,
+    ecs_zones: Vec<Name>,
+    /// Per-region name → (TTL, addresses per slot).
+    names: BTreeMap<Name, (u32, RegionalRecords)>,
+}
+
+impl Publisher {
+    /// Take the regions of `cfg` (start and reload); per-region names are
+    /// staged again by the caller. Without per-region services or `ecs`
+    /// zones there is no table and the query path skips the geographic step.
+    pub fn set_geo(&mut self, cfg: &Config) {
+        let any = cfg
+            .services
+            .iter()
+            .any(|s| s.active == ActiveMode::PerRegion)
+            || cfg.zones.iter().any(|z| z.ecs);
+        self.geo = any.then(|| GeoState {
+            map: crate::geo::map_of(cfg),
+            ecs_zones: cfg
+                .zones
+                .iter()
+                .filter(|z| z.ecs)
+                .map(|z| z.name())
+                .collect(),
+            names: BTreeMap::new(),
+        });
+    }
+
+    /// Set a per-region name's answers without publishing.
+    pub fn stage_regional(&mut self, fqdn: &Name, ttl: u32, records: RegionalRecords) {
+        if let Some(g) = &mut self.geo {
+            g.names.insert(fqdn_lower(fqdn), (ttl, records));
+        }
+    }
+
+    /// Change a per-region name's answers; live when this returns.
+    pub fn publish_regional(&mut self, fqdn: &Name, ttl: u32, records: RegionalRecords) {
+        self.stage_regional(fqdn, ttl, records);
+        let snap = (**self.snapshot.load()).clone();
+        self.store(snap);
+    }
+
+    /// Swap in `snap` with the per-region table compiled for its zones.
+    pub(super) fn store(&self, snap: Snapshot) {
+        let regional = self.geo.as_ref().map(|g| {
+            let names = g.names.iter().filter_map(|(name, (ttl, records))| {
+                let origin = self.zone_of(name)?;
+                let zone = &self.zones.get(&origin)?.current;
+                Some((
+                    name.clone(),
+                    Arc::new(compile_name(zone, name, *ttl, records)),
+                ))
+            });
+            Arc::new(Regional::new(g.map.clone(), names, &g.ecs_zones))
+        });
+        self.snapshot.store(Arc::new(snap.with_regional(regional)));
+    }
+}
