@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod dnsviz;
 mod online;
 mod presigned;
 mod rfc2136;

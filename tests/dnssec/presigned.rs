@@ -7,7 +7,7 @@ use super::*;
 /// Sign the demo zone with `dnssec-signzone` (a KSK and a ZSK made in
 /// `dir`); `nsec3`: the `-3 SALT -H ITER` arguments. Returns the signed
 /// file and the KSK.
-fn presign(dir: &Path, nsec3: &[&str]) -> (PathBuf, PathBuf) {
+pub fn presign(dir: &Path, nsec3: &[&str]) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let ksk = bind_keygen(dir, "ECDSAP256SHA256", true);
     bind_keygen(dir, "ECDSAP256SHA256", false);
