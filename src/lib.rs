@@ -3,10 +3,11 @@
 //! The tree follows the data, one folder per stage:
 //!
 //! ```text
-//! monitor ──► decide ──► publish ──► snapshot ──► dns
-//! (probes,    (policy,   (own zone,  (compiled    (the query path:
-//!  health)     controller, RFC 2136)   answers)     sockets, answers)
-//!              state, history)
+//! monitor ──► decide ──► publish ──► sign ──► snapshot ──► dns
+//! (probes,    (policy,   (own zone,  (DNSSEC:  (compiled    (the query path:
+//!  health)     controller, RFC 2136)  keys,     answers,     sockets, answers)
+//!              state, history)        RRSIG,    denial
+//!                                     NSEC)     proofs)
 //! ```
 //!
 //! Beside the pipeline: [`cluster`] (several nodes agreeing through etcd),
@@ -16,8 +17,9 @@
 //! shared DNS vocabulary (zone data, TSIG, ACLs, the outbound client, rcode
 //! and type numbers) and [`config`] the operator's file; every stage may use
 //! those two, and neither uses a stage; [`geo`] (client regions: the
-//! longest-prefix region map and GeoIP) is shared the same way. [`cli`] holds the three programs'
-//! command lines (and the man pages and completions made from them).
+//! longest-prefix region map and GeoIP) is shared the same way. [`cli`]
+//! holds the three programs' command lines (and the man pages and
+//! completions made from them).
 //!
 //! Dependencies point one way: a stage may use the ones to its right and the
 //! shared modules, never one to its left. The controller in [`decide`] is the

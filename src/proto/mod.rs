@@ -3,7 +3,8 @@
 //! Owns: zone data as loaded from a file ([`zone`]), TSIG keys and signing
 //! ([`tsig`]), address lists for access control ([`acl`]), the small outbound
 //! DNS client used by probes, RFC 2136, secondaries and `ggon-ctl verify`
-//! ([`client`]), and the rcode/type numbers with their names ([`codes`]).
+//! ([`client`]), the rcode/type numbers with their names ([`codes`]), and the DNSSEC
+//! arithmetic the signer and the query path share ([`dnssec`]).
 //!
 //! Hands on: plain data and pure functions. It must not hold state, spawn
 //! tasks or know about services, snapshots or the query path: every stage
@@ -12,6 +13,7 @@
 pub mod acl;
 pub mod client;
 pub mod codes;
+pub mod dnssec;
 pub mod tsig;
 pub mod zone;
 pub mod zonefile;

@@ -387,7 +387,7 @@ pub fn generate(zone: &str, algorithm: u8, ksk: bool, dir: &Path) -> Result<Path
     } else {
         "ECDSAP256SHA256"
     };
-    let now = crate::sign::rrsig::timestamp(unix_now());
+    let now = crate::proto::dnssec::timestamp(unix_now());
     let key_text = format!(
         "; This is a {}-signing key, keyid {tag}, for {zone}\n; Created: {now}\n{zone} IN DNSKEY {flags} 3 {algorithm} {}\n",
         if ksk { "key" } else { "zone" },

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
-use rustc_hash::FxHashMap;
 
 use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
-use super::{name_wire, CompiledZone, Dname, Node, Prepared};
+use super::{name_wire, Dname, Node, Prepared};
 use crate::proto::zone::{RRset, ZoneData};
 
 /// What a name resolves to inside the zone, at compile time.
@@ -31,8 +30,8 @@ pub(super) struct Compiler<'z> {
     soa_neg: RRset,
     /// Compiling the answers for DO queries of a signed zone: every RRset
     /// goes with its RRSIGs, negative answers with their proofs.
-    dnssec: bool,
-    chain: Chain,
+    pub(super) dnssec: bool,
+    pub(super) chain: Chain,
 }
 
 /// The type an RRSIG covers (its first two RDATA octets).
@@ -74,7 +73,7 @@ impl<'z> Compiler<'z> {
         }
     }
 
-    fn new(zone: &'z ZoneData) -> Self {
+    pub(super) fn new(zone: &'z ZoneData) -> Self {
         let mut names = BTreeSet::new();
         for owner in zone.rrsets.keys() {
             let mut n = owner.clone();
@@ -120,7 +119,7 @@ impl<'z> Compiler<'z> {
     }
 
     /// One link of the denial chain, ready to append to any response.
-    fn proof(&self, owner: &Name, rtype: RecordType) -> Proof {
+    pub(super) fn proof(&self, owner: &Name, rtype: RecordType) -> Proof {
         let set = &self.zone.rrsets[owner][&rtype];
         let auth = self.set(owner, rtype, set);
         let p = encode(None, Mode::Independent, [&[], &auth, &[]], 0, true);
@@ -139,7 +138,7 @@ impl<'z> Compiler<'z> {
             Chain::Nsec3 {
                 salt, iterations, ..
             } => {
-                let h = crate::sign::rrsig::nsec3_hash(&name_wire(name), salt, *iterations);
+                let h = crate::proto::dnssec::nsec3_hash(&name_wire(name), salt, *iterations);
                 let label = data_encoding::BASE32HEX_NOPAD
                     .encode(&h)
                     .to_ascii_lowercase();
@@ -454,69 +453,8 @@ pub(super) fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> O
     dnames.get(&n).cloned()
 }
 
-/// Compile a zone into answers; a signed zone also into the answers for
-/// DO queries (the same names, with signatures and proofs).
-pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
-    let c = Compiler::new(&zone);
-    let signed = is_signed(&zone);
-    let s = signed.then(|| {
-        let mut s = Compiler::new(&zone);
-        s.dnssec = true;
-        s.chain = Chain::build(&zone, |n, t| s.proof(n, t));
-        s
-    });
-    let mut nodes = FxHashMap::default();
-    let dnames = c.dnames();
-    let mut plain_referrals = BTreeMap::new();
-    let mut signed_referrals = BTreeMap::new();
-    for name in c.names.iter() {
-        let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
-        if let Some(s) = &s {
-            if node.below_dname.is_none() {
-                node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
-            }
-        }
-        nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
-    }
-    let index = super::incremental::Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
-    let mut z = finish(&c, &zone, nodes, Arc::new(index));
-    if let Some(s) = s {
-        z.nxdomain_signed = Some(s.neg(None, Mode::Independent, &[], 3));
-        z.signed = true;
-        z.chain = s.chain;
-    }
-    z
-}
-
-/// The zone-wide parts (NXDOMAIN, NODATA) around compiled nodes.
-pub(super) fn finish(
-    c: &Compiler<'_>,
-    zone: &Arc<ZoneData>,
-    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
-    index: Arc<super::incremental::Index>,
-) -> CompiledZone {
-    let nxdomain = c.neg(None, Mode::Independent, &[], 3);
-    let nodata = c.neg(None, Mode::Independent, &[], 0);
-    let apex = name_wire(&zone.origin).into_boxed_slice();
-    CompiledZone {
-        origin: zone.origin.clone(),
-        serial: zone.serial(),
-        apex_labels: zone.origin.num_labels() as usize,
-        apex,
-        nodes,
-        nxdomain,
-        nxdomain_signed: None,
-        signed: false,
-        chain: Chain::None,
-        nodata,
-        index,
-        data: zone.clone(),
-        journal: Arc::default(),
-    }
-}
-
 /// The answers of one name.
-fn node_for(
+pub(super) fn node_for(
     c: &Compiler<'_>,
     name: &Name,
     dnames: &BTreeMap<Name, Arc<Dname>>,

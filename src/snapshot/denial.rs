@@ -12,8 +12,8 @@ use std::cmp::Ordering;
 
 use hickory_proto::rr::RecordType;
 
+use crate::proto::dnssec::nsec3_hash;
 use crate::proto::zone::ZoneData;
-use crate::sign::rrsig::nsec3_hash;
 
 /// One link of the chain: its NSEC/NSEC3 RR and their RRSIGs, encoded
 /// with owner names in full (they go in the authority section of any

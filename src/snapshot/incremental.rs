@@ -2,8 +2,9 @@
 //! so only the nodes whose answers hold those names' data are compiled
 //! again; every other node is shared (`Arc`) with the previous snapshot.
 //!
-//! Owns: the dependency index a full compile leaves behind ([`Index`]) and
-//! the choice between an incremental and a full compile ([`recompile`]).
+//! Owns: the full compile ([`compile`], which leaves the dependency index
+//! behind, [`Index`]) and the choice between an incremental and a full
+//! compile ([`recompile`]); the per-name compiler is in compile.rs.
 //! Which nodes a changed name reaches:
 //! - its own node;
 //! - nodes whose CNAME chain or additional-section data (NS, MX, SRV,
@@ -26,9 +27,10 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::compile::{compile, dname_above, finish, is_signed, Compiler};
+use super::compile::{dname_above, is_signed, node_for, Compiler};
+use super::denial::Chain;
 use super::encode::Mode;
-use super::{name_wire, CompiledZone, Dname};
+use super::{name_wire, CompiledZone, Dname, Node};
 use crate::proto::zone::{fqdn_lower, ZoneData};
 
 /// What a full compile learned that an incremental one reuses.
@@ -209,6 +211,67 @@ fn incremental(
     }
     let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
     Ok(finish(&c, &data, nodes, idx.clone()))
+}
+
+/// Compile a zone into answers; a signed zone also into the answers for
+/// DO queries (the same names, with signatures and proofs).
+pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
+    let c = Compiler::new(&zone);
+    let signed = is_signed(&zone);
+    let s = signed.then(|| {
+        let mut s = Compiler::new(&zone);
+        s.dnssec = true;
+        s.chain = Chain::build(&zone, |n, t| s.proof(n, t));
+        s
+    });
+    let mut nodes = FxHashMap::default();
+    let dnames = c.dnames();
+    let mut plain_referrals = BTreeMap::new();
+    let mut signed_referrals = BTreeMap::new();
+    for name in c.names.iter() {
+        let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
+        if let Some(s) = &s {
+            if node.below_dname.is_none() {
+                node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
+            }
+        }
+        nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
+    }
+    let index = Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
+    let mut z = finish(&c, &zone, nodes, Arc::new(index));
+    if let Some(s) = s {
+        z.nxdomain_signed = Some(s.neg(None, Mode::Independent, &[], 3));
+        z.signed = true;
+        z.chain = s.chain;
+    }
+    z
+}
+
+/// The zone-wide parts (NXDOMAIN, NODATA) around compiled nodes.
+pub(super) fn finish(
+    c: &Compiler<'_>,
+    zone: &Arc<ZoneData>,
+    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
+    index: Arc<Index>,
+) -> CompiledZone {
+    let nxdomain = c.neg(None, Mode::Independent, &[], 3);
+    let nodata = c.neg(None, Mode::Independent, &[], 0);
+    let apex = name_wire(&zone.origin).into_boxed_slice();
+    CompiledZone {
+        origin: zone.origin.clone(),
+        serial: zone.serial(),
+        apex_labels: zone.origin.num_labels() as usize,
+        apex,
+        nodes,
+        nxdomain,
+        nxdomain_signed: None,
+        signed: false,
+        chain: Chain::None,
+        nodata,
+        index,
+        data: zone.clone(),
+        journal: Arc::default(),
+    }
 }
 
 #[cfg(test)]

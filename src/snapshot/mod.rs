@@ -327,16 +327,7 @@ impl CompiledZone {
     }
 }
 
-/// Lowercase wire form of a name.
-pub fn name_wire(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    out.push(0);
-    out
-}
+pub use crate::proto::dnssec::name_wire;
 
 mod compile;
 pub mod denial;
@@ -344,5 +335,5 @@ mod encode;
 
 mod incremental;
 
-pub use compile::compile;
+pub use incremental::compile;
 pub use incremental::recompile;
