@@ -123,12 +123,16 @@ impl Publisher {
     }
 
     /// The data to serve for a zone: its effective data, signed when
-    /// ggond signs it.
-    fn served(&mut self, origin: &Name) -> ZoneData {
-        let data = effective(&self.zones[origin]);
+    /// ggond signs it; and what `current` keeps (the unsigned data, so
+    /// that UPDATEs apply to it and the signer sees only real changes).
+    fn served(&mut self, origin: &Name) -> (Arc<ZoneData>, Arc<ZoneData>) {
+        let data = Arc::new(effective(&self.zones[origin]));
         match self.signers.get_mut(origin) {
-            Some(s) => s.sign(&data, unix_now()),
-            None => data,
+            Some(s) => {
+                let signed = Arc::new(s.sign(&data, unix_now()));
+                (signed, data)
+            }
+            None => (data.clone(), data),
         }
     }
 
@@ -371,9 +375,9 @@ impl Publisher {
         let mut compiled = Vec::new();
         let origins: Vec<Name> = self.zones.keys().cloned().collect();
         for origin in origins {
-            let data = Arc::new(self.served(&origin));
+            let (data, keep) = self.served(&origin);
             let z = self.zones.get_mut(&origin).expect("listed");
-            z.current = data.clone();
+            z.current = keep;
             let mut c = compile(data);
             c.journal = z.journal.clone();
             compiled.push(Arc::new(c));
@@ -450,29 +454,40 @@ impl Publisher {
         let old_serial = z.serial;
         z.serial = serial.unwrap_or_else(|| next_serial(z.serial));
         let t0 = std::time::Instant::now();
-        let data = Arc::new(self.served(origin));
+        let (data, keep) = self.served(origin);
         let t_sign = t0.elapsed();
         let z = self.zones.get_mut(origin).expect("caller checked");
         let signs = self.signers.contains_key(origin);
         // The served zone is the one `names` changed (an UPDATE has already
         // replaced `current`, from the served data); else compile it all.
-        // A zone ggond signs changes beside `names` (signatures, the SOA's,
-        // NSEC bitmaps): it is compiled whole.
         let now = self.snapshot.load();
-        let prev = now
+        let mut prev = now
             .zone(origin)
-            .filter(|p| !signs && (known.is_some() || Arc::ptr_eq(&p.data, &z.current)));
+            .filter(|p| known.is_some() || Arc::ptr_eq(&p.data, &z.current));
+        let mut changed = names.clone();
         let Change { removed, added } = if signs {
-            // Compare with what was served.
-            let old = now.zone(origin).map(|c| c.data.clone());
+            // Signing changes records beside `names` (signatures, the SOA's,
+            // NSEC bitmaps): compare with what was served, owner by owner.
+            prev = now.zone(origin);
+            let old = prev.map(|c| c.data.clone());
             let old = old.as_deref().unwrap_or(&z.current);
-            let all: BTreeSet<Name> = old
-                .rrsets
-                .keys()
-                .chain(data.rrsets.keys())
-                .cloned()
-                .collect();
-            update::diff(old, &data, &all)
+            // The persistent map skips the parts both versions share.
+            changed =
+                old.rrsets
+                    .diff(&data.rrsets)
+                    .map(|d| match d {
+                        imbl::ordmap::DiffItem::Add(n, _)
+                        | imbl::ordmap::DiffItem::Remove(n, _) => n.clone(),
+                        imbl::ordmap::DiffItem::Update { new: (n, _), .. } => n.clone(),
+                    })
+                    .collect();
+            let ch = update::diff(old, &data, &changed);
+            // The apex's SOA and its signature change with every serial;
+            // the compiler recompiles the apex anyway.
+            if serial_only(old, &data) {
+                changed.remove(origin);
+            }
+            ch
         } else {
             known.unwrap_or_else(|| update::diff(&z.current, &data, names))
         };
@@ -487,10 +502,10 @@ impl Publisher {
             journal.drain(..journal.len() - JOURNAL_LEN);
         }
         z.journal = Arc::new(journal);
-        z.current = data.clone();
+        z.current = keep;
         let t_diff = t0.elapsed();
         // Only the nodes the changed names reach (see snapshot/incremental.rs).
-        let mut compiled = recompile(prev.map(|z| &**z), data, names);
+        let mut compiled = recompile(prev.map(|z| &**z), data, &changed);
         compiled.journal = z.journal.clone();
         let serial = z.serial;
         let next = now.with_zone(Arc::new(compiled));
@@ -608,6 +623,36 @@ fn effective(z: &ZoneRt) -> ZoneData {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether two versions of a zone differ at the apex only in the SOA
+/// serial and the SOA's signatures.
+fn serial_only(old: &ZoneData, new: &ZoneData) -> bool {
+    let (Some(a), Some(b)) = (old.rrsets.get(&old.origin), new.rrsets.get(&new.origin)) else {
+        return false;
+    };
+    let not_soa_sig = |rd: &&RData| {
+        use hickory_proto::serialize::binary::BinEncodable;
+        BinEncodable::to_bytes(*rd)
+            .map(|w| w.get(..2) != Some(&[0, 6][..]))
+            .unwrap_or(true)
+    };
+    let sigs = |m: &BTreeMap<RecordType, RRset>| -> Vec<RData> {
+        m.get(&RecordType::RRSIG)
+            .map(|s| s.rdatas.iter().filter(not_soa_sig).cloned().collect())
+            .unwrap_or_default()
+    };
+    let rest = |m: &BTreeMap<RecordType, RRset>| -> Vec<(RecordType, RRset)> {
+        m.iter()
+            .filter(|(t, _)| !matches!(t, RecordType::SOA | RecordType::RRSIG))
+            .map(|(t, s)| (*t, s.clone()))
+            .collect()
+    };
+    rest(a) == rest(b) && sigs(a) == sigs(b) && {
+        let (x, y) = (old.soa(), new.soa());
+        (&x.mname, &x.rname, x.refresh, x.retry, x.expire, x.minimum)
+            == (&y.mname, &y.rname, y.refresh, y.retry, y.expire, y.minimum)
+    }
+}
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()

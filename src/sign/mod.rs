@@ -14,6 +14,7 @@
 //! It must not choose targets, touch sockets or keep state beyond the
 //! signature cache: keys are read at start and reload.
 
+mod incremental;
 pub mod keys;
 pub mod roll;
 pub mod rrsig;
@@ -105,6 +106,8 @@ pub struct Signer {
     roll: Option<Roll>,
     /// Where the key set and a roll in progress are saved (None: not saved).
     state_file: Option<PathBuf>,
+    /// The last run's input and output, for the incremental path.
+    prev: Option<incremental::Prev>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +163,7 @@ impl Signer {
             last: SignStats::default(),
             roll: None,
             state_file: None,
+            prev: None,
         }
     }
 
@@ -370,6 +374,20 @@ impl Signer {
     /// Signed zone data: `data` without any DNSSEC records it carried,
     /// plus keys, denial chain and signatures, at time `now`.
     pub fn sign(&mut self, data: &ZoneData, now: u64) -> ZoneData {
+        if let Some(out) = self.sign_incremental(data, now) {
+            return out;
+        }
+        let out = self.sign_full(data, now);
+        self.remember(data, &out);
+        out
+    }
+
+    /// The key set as it signs: which tags, in which state.
+    fn key_states(&self) -> Vec<(u16, KeyState)> {
+        self.keys.iter().map(|(k, s)| (k.tag, *s)).collect()
+    }
+
+    fn sign_full(&mut self, data: &ZoneData, now: u64) -> ZoneData {
         let mut z = ZoneData {
             origin: data.origin.clone(),
             rrsets: Default::default(),

@@ -82,3 +82,49 @@ fn nsec3_chain_covers_empty_non_terminals() {
     assert_eq!(nsec3, 7);
     assert!(has(&signed, "ggon.org.", RecordType::NSEC3PARAM));
 }
+
+#[test]
+fn a_remap_takes_the_incremental_path_and_signs_like_a_full_run() {
+    for denial in [Denial::Nsec, Denial::Nsec3] {
+        let mut s = signer(denial);
+        let z0 = zone();
+        s.sign(&z0, 1_800_000_000);
+        let mut z1 = z0.clone();
+        let www = Name::from_ascii("www.ggon.org.").unwrap();
+        z1.replace_rrset(
+            &www,
+            RecordType::A,
+            Some(RRset::new(
+                60,
+                vec![RData::A("127.0.0.82".parse().unwrap())],
+            )),
+        );
+        z1.set_serial(2);
+        let fast = s.sign_incremental(&z1, 1_800_000_100).expect("incremental");
+        assert_eq!(s.last.signed, 2, "www's A and the SOA: {:?}", s.last);
+        // A full run reuses the cached signatures: the same zone exactly.
+        let full = s.sign_full(&z1, 1_800_000_100);
+        assert_eq!(fast, full, "{denial:?}");
+        // A new name changes the chain: no incremental path.
+        let mut z2 = z1.clone();
+        let new = Name::from_ascii("new.ggon.org.").unwrap();
+        z2.replace_rrset(
+            &new,
+            RecordType::A,
+            Some(RRset::new(
+                60,
+                vec![RData::A("127.0.0.83".parse().unwrap())],
+            )),
+        );
+        s.sign(&z1, 1_800_000_200);
+        assert!(s.sign_incremental(&z2, 1_800_000_300).is_none());
+        // Nor a new type at a name (its NSEC bitmap changes).
+        let mut z3 = z1.clone();
+        z3.replace_rrset(
+            &www,
+            RecordType::AAAA,
+            Some(RRset::new(60, vec![RData::AAAA("::1".parse().unwrap())])),
+        );
+        assert!(s.sign_incremental(&z3, 1_800_000_300).is_none());
+    }
+}

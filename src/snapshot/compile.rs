@@ -31,11 +31,11 @@ pub(super) struct Compiler<'z> {
     /// Compiling the answers for DO queries of a signed zone: every RRset
     /// goes with its RRSIGs, negative answers with their proofs.
     pub(super) dnssec: bool,
-    pub(super) chain: Chain,
+    pub(super) chain: Arc<Chain>,
 }
 
 /// The type an RRSIG covers (its first two RDATA octets).
-fn covered(rd: &RData) -> Option<RecordType> {
+pub(super) fn covered(rd: &RData) -> Option<RecordType> {
     use hickory_proto::dnssec::rdata::DNSSECRData;
     if let RData::DNSSEC(DNSSECRData::RRSIG(r)) = rd {
         return Some(r.input().type_covered);
@@ -69,7 +69,7 @@ impl<'z> Compiler<'z> {
                 ttls: Vec::new(),
             },
             dnssec: false,
-            chain: Chain::None,
+            chain: Arc::new(Chain::None),
         }
     }
 
@@ -132,7 +132,7 @@ impl<'z> Compiler<'z> {
     /// The NSEC at `name`, or the NSEC3 whose hash is `name`'s, with
     /// RRSIGs (what a referral to an unsigned child carries).
     fn exact_proof<'a>(&'a self, name: &'a Name) -> Vec<Rr<'a>> {
-        let owner = match &self.chain {
+        let owner = match &*self.chain {
             Chain::None => return Vec::new(),
             Chain::Nsec(_) => name.clone(),
             Chain::Nsec3 {
@@ -420,11 +420,10 @@ impl<'z> Compiler<'z> {
                 let first = first.clone();
                 answers.push((255, first));
             }
-            // Relative and unsigned: the zone's shared NODATA
-            // (CompiledZone::nodata), so a new serial changes no node here.
-            // A DO answer carries the name's own proof.
-            other = (mode == Mode::Independent || self.dnssec)
-                .then(|| self.neg(Some(name), mode, &[], 0));
+            // Relative: the zone's shared NODATA (CompiledZone::nodata, or
+            // for DO the signed one with the name's proof added per query),
+            // so a new serial changes no node here.
+            other = (mode == Mode::Independent).then(|| self.neg(Some(name), mode, &[], 0));
         }
         answers.sort_by_key(|(t, _)| *t);
         answers.dedup_by_key(|(t, _)| *t);

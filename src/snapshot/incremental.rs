@@ -27,11 +27,11 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::compile::{dname_above, is_signed, node_for, Compiler};
+use super::compile::{covered, dname_above, is_signed, node_for, Compiler};
 use super::denial::Chain;
 use super::encode::Mode;
 use super::{name_wire, CompiledZone, Dname, Node};
-use crate::proto::zone::{fqdn_lower, ZoneData};
+use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 
 /// What a full compile learned that an incremental one reuses.
 #[derive(Debug)]
@@ -116,18 +116,46 @@ pub fn recompile(
     changed: &BTreeSet<Name>,
 ) -> CompiledZone {
     match prev {
-        // Signed zones change beside the names (signatures, the chain):
-        // compiled whole.
+        // A signed zone stays incremental while its denial chain does not
+        // change (a remap re-signs the service's RRsets and the SOA only).
         Some(p)
             if p.origin == data.origin
-                && !p.signed
-                && !is_signed(&data)
+                && p.signed == is_signed(&data)
+                && (!p.signed || chain_same(&p.data, &data, changed))
                 && incremental_ok(p, &data, changed) =>
         {
             incremental(p, data, changed).unwrap_or_else(compile)
         }
         _ => compile(data),
     }
+}
+
+/// Signed zones: the NSEC/NSEC3 records at the changed names, and the
+/// signatures over them, are as before (so the chain's links are).
+fn chain_same(old: &ZoneData, data: &ZoneData, changed: &BTreeSet<Name>) -> bool {
+    let denial = |t: RecordType| matches!(t, RecordType::NSEC | RecordType::NSEC3);
+    let links = |z: &ZoneData, n: &Name| {
+        let Some(types) = z.rrsets.get(n) else {
+            return (Vec::new(), Vec::new());
+        };
+        let sets: Vec<(RecordType, RRset)> = types
+            .iter()
+            .filter(|(t, _)| denial(**t))
+            .map(|(t, s)| (*t, s.clone()))
+            .collect();
+        let sigs: Vec<RData> = types
+            .get(&RecordType::RRSIG)
+            .map(|s| {
+                s.rdatas
+                    .iter()
+                    .filter(|r| covered(r).is_some_and(denial))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        (sets, sigs)
+    };
+    changed.iter().all(|n| links(old, n) == links(data, n))
 }
 
 /// Whether the change leaves the zone's shape and the index as they are.
@@ -172,8 +200,17 @@ fn incremental(
 ) -> Result<CompiledZone, Arc<ZoneData>> {
     let idx = &prev.index;
     let mut nodes = prev.nodes.clone();
+    let signer = |data| {
+        prev.signed.then(|| {
+            let mut s = Compiler::with_sets(data, idx.names.clone(), idx.cuts.clone());
+            s.dnssec = true;
+            s.chain = prev.chain.clone();
+            s
+        })
+    };
     {
         let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
+        let s = signer(&*data);
         let mut todo: Vec<Name> = changed.iter().cloned().collect();
         todo.extend(idx.serial_deps.iter().cloned());
         let mut seen: FxHashSet<Name> = FxHashSet::default();
@@ -189,28 +226,53 @@ fn incremental(
                 continue;
             }
             let key: Arc<[u8]> = Arc::from(name_wire(&n));
-            let node = match c.cut_of(&n) {
-                Some(cut) if *cut == n => {
-                    let Some(r) = prev.nodes.get(&key).and_then(|o| o.referral.clone()) else {
-                        drop(c);
-                        return Err(data);
-                    };
-                    c.cut_apex(&n, r)
-                }
-                // Below a cut: the referral, which no remap reaches.
-                Some(_) => continue,
-                None if n.is_wildcard() => c.node(&n, Mode::Independent),
-                None => {
-                    let mut node = c.node(&n, Mode::Relative);
-                    node.dname = idx.dnames.get(&n).cloned();
-                    node
-                }
+            let old = prev.nodes.get(&key);
+            // Below a cut: the referral, which no remap reaches.
+            if c.cut_of(&n).is_some_and(|cut| *cut != n) {
+                continue;
+            }
+            let Some(mut node) = one_node(&c, &n, old.map(|o| &**o), idx) else {
+                drop((c, s));
+                return Err(data);
             };
+            if let Some(s) = &s {
+                let Some(d) = one_node(s, &n, old.and_then(|o| o.dnssec.as_deref()), idx) else {
+                    drop((c, s));
+                    return Err(data);
+                };
+                node.dnssec = Some(Box::new(d));
+            }
             nodes.insert(key, Arc::new(node));
         }
     }
     let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
-    Ok(finish(&c, &data, nodes, idx.clone()))
+    let mut z = finish(&c, &data, nodes, idx.clone());
+    if let Some(s) = signer(&*data) {
+        signed_parts(&mut z, s);
+    }
+    Ok(z)
+}
+
+/// One name's node (not below a cut), from `old` where it must reuse its
+/// referral; None when `old` lacks it.
+fn one_node(c: &Compiler<'_>, n: &Name, old: Option<&Node>, idx: &Index) -> Option<Node> {
+    Some(match c.cut_of(n) {
+        Some(_) => c.cut_apex(n, old?.referral.clone()?),
+        None if n.is_wildcard() => c.node(n, Mode::Independent),
+        None => {
+            let mut node = c.node(n, Mode::Relative);
+            node.dname = idx.dnames.get(n).cloned();
+            node
+        }
+    })
+}
+
+/// The zone-wide parts of a signed zone (DO NXDOMAIN and NODATA, the chain).
+fn signed_parts(z: &mut CompiledZone, s: Compiler<'_>) {
+    z.nxdomain_signed = Some(s.neg(None, Mode::Independent, &[], 3));
+    z.nodata_signed = Some(s.neg(None, Mode::Independent, &[], 0));
+    z.signed = true;
+    z.chain = s.chain;
 }
 
 /// Compile a zone into answers; a signed zone also into the answers for
@@ -221,7 +283,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let s = signed.then(|| {
         let mut s = Compiler::new(&zone);
         s.dnssec = true;
-        s.chain = Chain::build(&zone, |n, t| s.proof(n, t));
+        s.chain = Arc::new(Chain::build(&zone, |n, t| s.proof(n, t)));
         s
     });
     let mut nodes = FxHashMap::default();
@@ -240,9 +302,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let index = Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
     let mut z = finish(&c, &zone, nodes, Arc::new(index));
     if let Some(s) = s {
-        z.nxdomain_signed = Some(s.neg(None, Mode::Independent, &[], 3));
-        z.signed = true;
-        z.chain = s.chain;
+        signed_parts(&mut z, s);
     }
     z
 }
@@ -266,7 +326,8 @@ pub(super) fn finish(
         nxdomain,
         nxdomain_signed: None,
         signed: false,
-        chain: Chain::None,
+        chain: Arc::new(Chain::None),
+        nodata_signed: None,
         nodata,
         index,
         data: zone.clone(),

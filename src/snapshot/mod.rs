@@ -123,7 +123,10 @@ pub struct CompiledZone {
     nxdomain_signed: Option<Prepared>,
     /// The zone has DNSKEY and RRSIG at its apex: DO queries get signatures.
     pub signed: bool,
-    chain: Chain,
+    chain: Arc<Chain>,
+    /// Signed zones: NODATA with the SOA's RRSIGs; the name's NSEC/NSEC3
+    /// is added per query.
+    nodata_signed: Option<Prepared>,
     /// NODATA (SOA in the authority section, names written in full): the
     /// answer of a plain node for a type it does not have. Nodes for DO
     /// queries carry their own (with the name's proof).
@@ -234,11 +237,16 @@ impl CompiledZone {
             if let Some(d) = &node.below_dname {
                 return Lookup::Dname(d);
             }
-            let node = match (&node.dnssec, dnssec) {
-                (Some(n), true) => n,
-                _ => &**node,
+            return match (&node.dnssec, dnssec) {
+                (Some(n), true) => match (n.get(qtype), &self.nodata_signed) {
+                    (Some(p), _) => Lookup::Answer(p),
+                    (None, Some(nodata)) => {
+                        Lookup::Denial(nodata, [self.chain.about(&q.wire[..q.len]), None, None])
+                    }
+                    (None, None) => Lookup::Answer(&self.nodata),
+                },
+                _ => Lookup::Answer(node.get(qtype).unwrap_or(&self.nodata)),
             };
-            return Lookup::Answer(node.get(qtype).unwrap_or(&self.nodata));
         }
         self.lookup_missing(q, qtype, dnssec)
     }

@@ -1,0 +1,145 @@
+//! The signer's fast path: when a change only replaces RRsets at names
+//! that keep the same types (a remap, most UPDATEs), the last signed zone
+//! is kept (a persistent map, so the copy is cheap) and only those names
+//! are signed again; their NSEC/NSEC3 records cannot have changed. Anything
+//! else (names added or removed, types added or removed, a cut, the SOA's
+//! timers, the key set, a signature due for refresh) takes the full run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use hickory_proto::rr::{Name, RecordType};
+use imbl::ordmap::DiffItem;
+
+use super::{managed, KeyState, RRset, SignStats, Signer, ZoneData};
+
+/// What the last run was given and made.
+pub(super) struct Prev {
+    input: ZoneData,
+    output: ZoneData,
+    keys: Vec<(u16, KeyState)>,
+    /// Delegation points of the input.
+    cuts: BTreeSet<Name>,
+}
+
+/// The SOA's fields other than the serial, and its TTL (they set the
+/// TTLs of the denial records and of the key set).
+fn soa_timers(z: &ZoneData) -> (u32, Name, Name, i32, i32, i32, u32) {
+    let s = z.soa();
+    (
+        z.soa_ttl(),
+        s.mname.clone(),
+        s.rname.clone(),
+        s.refresh,
+        s.retry,
+        s.expire,
+        s.minimum,
+    )
+}
+
+impl Signer {
+    pub(super) fn remember(&mut self, input: &ZoneData, output: &ZoneData) {
+        let cuts = input
+            .rrsets
+            .iter()
+            .filter(|(n, t)| **n != input.origin && t.contains_key(&RecordType::NS))
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.prev = Some(Prev {
+            input: input.clone(),
+            output: output.clone(),
+            keys: self.key_states(),
+            cuts,
+        });
+    }
+
+    /// The names whose RRsets changed without changing shape, or None when
+    /// the change needs a full run.
+    fn reusable_change(&self, data: &ZoneData, now: u64) -> Option<Vec<Name>> {
+        let prev = self.prev.as_ref()?;
+        if prev.keys != self.key_states()
+            || now >= self.refresh_at
+            || prev.input.origin != data.origin
+            || soa_timers(&prev.input) != soa_timers(data)
+        {
+            return None;
+        }
+        let apex_labels = data.origin.num_labels();
+        let at_or_below_cut = |n: &Name| {
+            let mut a = n.clone();
+            while a.num_labels() > apex_labels {
+                if prev.cuts.contains(&a) {
+                    return true;
+                }
+                a = a.base_name();
+            }
+            false
+        };
+        let mut changed = Vec::new();
+        for d in prev.input.rrsets.diff(&data.rrsets) {
+            let DiffItem::Update {
+                old: (_, a),
+                new: (n, b),
+            } = d
+            else {
+                return None;
+            };
+            let at_apex = *n == data.origin;
+            if !a.keys().eq(b.keys())
+                || b.keys().any(|t| managed(at_apex, *t))
+                || at_or_below_cut(n)
+            {
+                return None;
+            }
+            changed.push(n.clone());
+        }
+        Some(changed)
+    }
+
+    /// Sign only what changed since the last run, if that is enough.
+    pub(super) fn sign_incremental(&mut self, data: &ZoneData, now: u64) -> Option<ZoneData> {
+        let changed = self.reusable_change(data, now)?;
+        let prev = self.prev.as_ref()?;
+        let mut out = prev.output.clone();
+        let mut fresh = HashMap::new();
+        let mut stats = SignStats::default();
+        let mut refresh_at = self.refresh_at;
+        for n in &changed {
+            let at_apex = *n == data.origin;
+            let mut types: BTreeMap<RecordType, RRset> = data.rrsets[n].clone();
+            // What the signer itself put there (keys, NSEC), as before.
+            if let Some(old) = prev.output.rrsets.get(n) {
+                for (t, s) in old {
+                    if *t != RecordType::RRSIG && managed(at_apex, *t) {
+                        types.insert(*t, s.clone());
+                    }
+                }
+            }
+            let mut ttls = Vec::new();
+            let mut sigs = Vec::new();
+            for (t, set) in &types {
+                let (exp, s) = self.signature(n, *t, set, now, &mut fresh, &mut stats);
+                refresh_at =
+                    refresh_at.min(u64::from(exp).saturating_sub(u64::from(self.policy.refresh)));
+                ttls.extend(std::iter::repeat_n(set.ttl, s.len()));
+                sigs.extend(s);
+            }
+            if !sigs.is_empty() {
+                let ttl = ttls.iter().copied().min().unwrap_or(0);
+                types.insert(
+                    RecordType::RRSIG,
+                    RRset {
+                        ttl,
+                        rdatas: sigs,
+                        ttls,
+                    },
+                );
+            }
+            out.rrsets.insert(n.clone(), types);
+        }
+        self.cache.extend(fresh);
+        self.refresh_at = refresh_at;
+        self.last = stats;
+        self.remember(data, &out);
+        Some(out)
+    }
+}
