@@ -47,10 +47,36 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cpu_ticks(pid):
+def proc_stat(pid):
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15])
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def tree(root):
+    """root and all its descendants (NSD forks its server processes)."""
+    children = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                children.setdefault(int(proc_stat(p)[1]), []).append(int(p))
+            except OSError:
+                pass
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_ticks(pid):
+    total = 0
+    for p in tree(pid):
+        try:
+            total += sum(int(x) for x in proc_stat(p)[11:15])
+        except OSError:
+            pass
+    return total
 
 
 def rss_kib(pid):
@@ -134,6 +160,8 @@ def start_nsd(tmp, zone_text):
         f.write(f"""server:
     ip-address: 127.0.0.1@{port}
     server-count: 1
+    # No response rate limiting: the flood comes from one address.
+    rrl-ratelimit: 0
     username: ""
     chroot: ""
     zonesdir: "{d}"
