@@ -209,7 +209,7 @@ pub enum DnssecCmd {
     /// the zone's `dnssec.keys`. No daemon needed.
     Keygen {
         zone: String,
-        /// ecdsap256sha256 (default) or ed25519.
+        /// ecdsap256sha256 (default), ed25519 or rsasha256 (2048 bits).
         #[arg(long, default_value = "ecdsap256sha256")]
         algorithm: String,
         /// A key-signing key (flags 257, signs the DNSKEY RRset; its DS goes

@@ -371,6 +371,7 @@ pub fn generate(zone: &str, algorithm: u8, ksk: bool, dir: &Path) -> Result<Path
             let pair = Ed25519KeyPair::from_seed_unchecked(&seed).expect("seed");
             (seed.to_vec(), pair.public_key().as_ref().to_vec())
         }
+        RSASHA256 => return generate_rsa(zone, ksk, dir),
         alg => {
             return Err(KeyError::Algorithm {
                 path: dir.to_path_buf(),
@@ -378,24 +379,78 @@ pub fn generate(zone: &str, algorithm: u8, ksk: bool, dir: &Path) -> Result<Path
             })
         }
     };
+    write_pair(
+        zone,
+        algorithm,
+        ksk,
+        dir,
+        &public,
+        &[("PrivateKey", private)],
+    )
+}
+
+/// A 2048-bit RSA pair (RSASHA256), made with the `rsa` crate.
+fn generate_rsa(zone: &str, ksk: bool, dir: &Path) -> Result<PathBuf, KeyError> {
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| {
+        KeyError::Format {
+            path: dir.to_path_buf(),
+            why: format!("RSA key generation failed: {e}"),
+        }
+    })?;
+    let b = |x: &rsa::BigUint| x.to_bytes_be();
+    let primes = key.primes();
+    let missing = || KeyError::Format {
+        path: dir.to_path_buf(),
+        why: "RSA key without CRT parameters".into(),
+    };
+    let fields = vec![
+        ("Modulus", b(key.n())),
+        ("PublicExponent", b(key.e())),
+        ("PrivateExponent", b(key.d())),
+        ("Prime1", b(&primes[0])),
+        ("Prime2", b(&primes[1])),
+        ("Exponent1", b(key.dp().ok_or_else(missing)?)),
+        ("Exponent2", b(key.dq().ok_or_else(missing)?)),
+        (
+            "Coefficient",
+            b(&key.crt_coefficient().ok_or_else(missing)?),
+        ),
+    ];
+    let public = rsa_public(&fields[1].1, &fields[0].1);
+    write_pair(zone, RSASHA256, ksk, dir, &public, &fields)
+}
+
+/// Write `K<zone>.+<alg>+<tag>.key` and `.private` (BIND's v1.3 format).
+fn write_pair(
+    zone: &str,
+    algorithm: u8,
+    ksk: bool,
+    dir: &Path,
+    public: &[u8],
+    private: &[(&str, Vec<u8>)],
+) -> Result<PathBuf, KeyError> {
     let flags = if ksk { KSK_FLAGS } else { ZSK_FLAGS };
-    let tag = key_tag(&dnskey_rdata(flags, algorithm, &public));
+    let tag = key_tag(&dnskey_rdata(flags, algorithm, public));
     let zone = zone.trim_end_matches('.').to_ascii_lowercase() + ".";
     let base = dir.join(format!("K{zone}+{algorithm:03}+{tag:05}"));
-    let name = if algorithm == ED25519 {
-        "ED25519"
-    } else {
-        "ECDSAP256SHA256"
+    let name = match algorithm {
+        ED25519 => "ED25519",
+        RSASHA256 => "RSASHA256",
+        _ => "ECDSAP256SHA256",
     };
     let now = crate::proto::dnssec::timestamp(unix_now());
     let key_text = format!(
         "; This is a {}-signing key, keyid {tag}, for {zone}\n; Created: {now}\n{zone} IN DNSKEY {flags} 3 {algorithm} {}\n",
         if ksk { "key" } else { "zone" },
-        BASE64.encode(&public)
+        BASE64.encode(public)
     );
+    let fields: String = private
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\n", BASE64.encode(v)))
+        .collect();
     let priv_text = format!(
-        "Private-key-format: v1.3\nAlgorithm: {algorithm} ({name})\nPrivateKey: {}\nCreated: {now}\nPublish: {now}\nActivate: {now}\n",
-        BASE64.encode(&private)
+        "Private-key-format: v1.3\nAlgorithm: {algorithm} ({name})\n{fields}Created: {now}\nPublish: {now}\nActivate: {now}\n"
     );
     let write = |p: PathBuf, text: &str, mode: u32| -> Result<(), KeyError> {
         use std::io::Write;

@@ -239,12 +239,33 @@ fn nsec3_zone_with_ggon_ctl_keys_validates_and_wrong_anchor_fails() {
 }
 
 #[test]
-fn rsa_keys_from_bind_sign_and_a_bind_secondary_gets_a_valid_copy() {
+fn rsa_keys_from_bind_and_ggon_ctl_sign_and_a_bind_secondary_gets_a_valid_copy() {
     let tmp = TestDir::new("dnssec-rsa");
     let kdir = tmp.sub("keys");
     std::fs::create_dir_all(&kdir).unwrap();
+    // The KSK from BIND's dnssec-keygen, the ZSK from ggon-ctl: both kinds
+    // of RSA key file sign.
     let ksk = bind_keygen(&kdir, "RSASHA256", true);
-    let zsk = bind_keygen(&kdir, "RSASHA256", false);
+    let out = run(
+        ctl_bin(),
+        &[
+            "dnssec",
+            "keygen",
+            "ggon.org",
+            "--algorithm",
+            "rsasha256",
+            "--dir",
+            &kdir.display().to_string(),
+        ],
+        None,
+        60,
+    );
+    assert!(
+        out.ok,
+        "ggon-ctl dnssec keygen --algorithm rsasha256 failed: {}",
+        out.text()
+    );
+    let zsk = PathBuf::from(out.stdout.lines().next().unwrap().trim_end_matches(".key"));
     let bind_port = free_port();
     let gdir = tmp.sub("ggond");
     std::fs::create_dir_all(&gdir).unwrap();

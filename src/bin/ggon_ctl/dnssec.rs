@@ -20,9 +20,10 @@ pub fn keygen(zone: &str, algorithm: &str, ksk: bool, dir: &Path) -> ExitCode {
     let alg = match algorithm.to_ascii_lowercase().as_str() {
         "ecdsap256sha256" | "13" => ECDSAP256SHA256,
         "ed25519" | "15" => ED25519,
+        "rsasha256" | "8" => keys::RSASHA256,
         other => {
             return fail(format!(
-                "--algorithm {other}: use ecdsap256sha256 or ed25519 (RSA keys: make them with dnssec-keygen, ggond reads them)"
+                "--algorithm {other}: use ecdsap256sha256 (default), ed25519 or rsasha256"
             ))
         }
     };
