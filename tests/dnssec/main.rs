@@ -59,6 +59,26 @@ pub fn bind_keygen(dir: &Path, alg: &str, ksk: bool) -> PathBuf {
     dir.join(out.stdout.trim())
 }
 
+/// `ggon-ctl dnssec keygen` in `dir`; returns the key's path without extension.
+pub fn ctl_keygen(dir: &Path, alg: &str, ksk: bool) -> PathBuf {
+    let d = dir.display().to_string();
+    let mut args = vec![
+        "dnssec",
+        "keygen",
+        "ggon.org",
+        "--algorithm",
+        alg,
+        "--dir",
+        d.as_str(),
+    ];
+    if ksk {
+        args.push("--ksk");
+    }
+    let out = run(ctl_bin(), &args, None, 60);
+    assert!(out.ok, "ggon-ctl dnssec keygen failed: {}", out.text());
+    PathBuf::from(out.stdout.lines().next().unwrap().trim_end_matches(".key"))
+}
+
 /// The DNSKEY line of a `.key` file (a trust anchor for unbound/delv).
 pub fn dnskey_line(base: &Path) -> String {
     let text = std::fs::read_to_string(format!("{}.key", base.display())).expect("key file");

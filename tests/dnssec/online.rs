@@ -150,23 +150,7 @@ fn nsec3_zone_with_ggon_ctl_keys_validates_and_wrong_anchor_fails() {
     let kdir = tmp.sub("keys");
     std::fs::create_dir_all(&kdir).unwrap();
     // One Ed25519 key that signs everything (a CSK), made by ggon-ctl.
-    let out = run(
-        ctl_bin(),
-        &[
-            "dnssec",
-            "keygen",
-            "ggon.org",
-            "--algorithm",
-            "ed25519",
-            "--ksk",
-            "--dir",
-            &kdir.display().to_string(),
-        ],
-        None,
-        10,
-    );
-    assert!(out.ok, "ggon-ctl dnssec keygen failed: {}", out.text());
-    let base = PathBuf::from(out.stdout.lines().next().unwrap().trim_end_matches(".key"));
+    let base = ctl_keygen(&kdir, "ed25519", true);
     let gdir = tmp.sub("ggond");
     std::fs::create_dir_all(&gdir).unwrap();
     let g = Ggond::start(
@@ -246,26 +230,7 @@ fn rsa_keys_from_bind_and_ggon_ctl_sign_and_a_bind_secondary_gets_a_valid_copy()
     // The KSK from BIND's dnssec-keygen, the ZSK from ggon-ctl: both kinds
     // of RSA key file sign.
     let ksk = bind_keygen(&kdir, "RSASHA256", true);
-    let out = run(
-        ctl_bin(),
-        &[
-            "dnssec",
-            "keygen",
-            "ggon.org",
-            "--algorithm",
-            "rsasha256",
-            "--dir",
-            &kdir.display().to_string(),
-        ],
-        None,
-        60,
-    );
-    assert!(
-        out.ok,
-        "ggon-ctl dnssec keygen --algorithm rsasha256 failed: {}",
-        out.text()
-    );
-    let zsk = PathBuf::from(out.stdout.lines().next().unwrap().trim_end_matches(".key"));
+    let zsk = ctl_keygen(&kdir, "rsasha256", false);
     let bind_port = free_port();
     let gdir = tmp.sub("ggond");
     std::fs::create_dir_all(&gdir).unwrap();
