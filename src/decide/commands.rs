@@ -502,16 +502,7 @@ impl Controller {
                 });
             }
             info!(service, target = %t, duration = ?dur, who = %actor.name, "drill started: target treated as failed");
-            self.record(
-                Event::new(now.unix, EventKind::DrillStart, EventCause::Drill)
-                    .service(service)
-                    .to_target(&t)
-                    .reason(format!(
-                        "{t} treated as failed for {}",
-                        humantime::format_duration(dur)
-                    ))
-                    .who(&actor.name),
-            );
+            self.record(Event::drill_start(now.unix, service, &t, dur, actor));
             self.evaluate(si, now);
             out.failing = Some((t, now.unix + dur.as_secs()));
         }

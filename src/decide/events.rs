@@ -137,6 +137,17 @@ impl std::fmt::Display for EventCause {
     }
 }
 
+impl From<super::policy::Cause> for EventKind {
+    /// What a move of the answer made for this cause is called.
+    fn from(c: super::policy::Cause) -> Self {
+        match c {
+            super::policy::Cause::Health => EventKind::Failover,
+            super::policy::Cause::Failback => EventKind::Failback,
+            super::policy::Cause::Operator => EventKind::Remap,
+        }
+    }
+}
+
 impl From<super::policy::Cause> for EventCause {
     fn from(c: super::policy::Cause) -> Self {
         match c {
@@ -185,6 +196,24 @@ impl Event {
             who: String::new(),
             region: None,
         }
+    }
+
+    /// A drill began: `target` is treated as failed for `dur`.
+    pub fn drill_start(
+        at: u64,
+        service: &str,
+        target: &str,
+        dur: std::time::Duration,
+        actor: &super::Actor,
+    ) -> Event {
+        Event::new(at, EventKind::DrillStart, EventCause::Drill)
+            .service(service)
+            .to_target(target)
+            .reason(format!(
+                "{target} treated as failed for {}",
+                humantime::format_duration(dur)
+            ))
+            .who(&actor.name)
     }
 
     pub fn region(mut self, r: &str) -> Event {

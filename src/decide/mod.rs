@@ -638,13 +638,8 @@ impl Controller {
         info!(service = %name, from = %from_n, to = %to_n,
             %cause, reason, who, serial = ?published.and_then(|p| p.1), "remap");
         self.persist_or_log();
-        let kind = match cause {
-            Cause::Health => EventKind::Failover,
-            Cause::Failback => EventKind::Failback,
-            Cause::Operator => EventKind::Remap,
-        };
         self.record(
-            Event::new(now.unix, kind, cause.into())
+            Event::new(now.unix, cause.into(), cause.into())
                 .service(&name)
                 .from_target(&from_n)
                 .to_target(&to_n)

@@ -286,13 +286,8 @@ impl Controller {
         let (from_n, to_n) = (svc.targets[from].name.clone(), svc.targets[to].name.clone());
         info!(service = %name, %region, from = %from_n, to = %to_n, %cause, reason, who, "regional remap");
         self.persist_or_log();
-        let kind = match cause {
-            Cause::Health => EventKind::Failover,
-            Cause::Failback => EventKind::Failback,
-            Cause::Operator => EventKind::Remap,
-        };
         self.record(
-            Event::new(now.unix, kind, cause.into())
+            Event::new(now.unix, cause.into(), cause.into())
                 .service(&name)
                 .region(&region)
                 .from_target(&from_n)
@@ -591,17 +586,7 @@ impl Controller {
             let name = self.services[si].name.clone();
             info!(service = %name, region, target = %t, duration = ?dur, who = %actor.name,
                 "region drill started: target treated as failed in this region");
-            self.record(
-                Event::new(now.unix, EventKind::DrillStart, EventCause::Drill)
-                    .service(&name)
-                    .region(region)
-                    .to_target(&t)
-                    .reason(format!(
-                        "{t} treated as failed for {}",
-                        humantime::format_duration(dur)
-                    ))
-                    .who(&actor.name),
-            );
+            self.record(Event::drill_start(now.unix, &name, &t, dur, actor).region(region));
             self.evaluate_regions(si, now);
             out.failing = Some((t, now.unix + dur.as_secs()));
         }

@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use super::ecs::{self, ClientSubnet};
+use super::respond::OPT_LEN;
 use super::wire::{Query, HEADER_LEN};
 use crate::proto::codes::rtype;
 use crate::snapshot::{Prepared, Snapshot};
@@ -69,24 +70,21 @@ pub fn locate<'a>(snap: &'a Snapshot, pkt: &[u8], q: &Query, src: Option<IpAddr>
     geo
 }
 
+impl Geo<'_> {
+    /// Octets the ECS option will add to the response (0: none).
+    pub fn ecs_len(&self) -> usize {
+        self.ecs.map_or(0, |(c, _)| c.wire_len())
+    }
+}
+
 /// Add the ECS option to the OPT record that ends `out` (a response built
-/// by [`super::respond`] for a query with EDNS); when that would pass
-/// `limit`, the response is cut to its question and marked truncated.
-pub fn append_ecs(geo: &Geo<'_>, q: &Query, limit: usize, out: &mut Vec<u8>) {
+/// by [`super::respond`], which left room for it).
+pub fn append_ecs(geo: &Geo<'_>, out: &mut Vec<u8>) {
     let Some((c, scope)) = geo.ecs else {
         return;
     };
-    const OPT_LEN: usize = 11;
-    if q.edns.is_none() || out.len() < HEADER_LEN + OPT_LEN {
+    if out.len() < HEADER_LEN + OPT_LEN {
         return;
-    }
-    if out.len() + c.wire_len() > limit {
-        // Keep header, question and OPT; no sections but the OPT.
-        let opt: [u8; OPT_LEN] = out[out.len() - OPT_LEN..].try_into().expect("length");
-        out.truncate(q.question_end);
-        out[2] |= 0x02;
-        out[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 1]);
-        out.extend_from_slice(&opt);
     }
     let rdlen_at = out.len() - 2;
     out[rdlen_at..].copy_from_slice(&(c.wire_len() as u16).to_be_bytes());

@@ -122,16 +122,19 @@ pub fn respond_from(
         return Action::Reply;
     }
     let dnssec = q.edns.is_some_and(|e| e.do_bit);
+    // The room the answer may take: what the transport allows, less the
+    // ECS option that goes back in the OPT (so one size check decides TC).
+    let room = limit(&q, transport).saturating_sub(geo.ecs_len());
     match geo
         .answer
         .map_or_else(|| snap.lookup(&q.qname, q.qtype, dnssec), Lookup::Answer)
     {
-        Lookup::Answer(p) => assemble(pkt, &q, p, &[None; 3], transport, out),
-        Lookup::Denial(p, proofs) => assemble(pkt, &q, p, &proofs, transport, out),
-        Lookup::Dname(d) => dname(pkt, &q, d, transport, out),
+        Lookup::Answer(p) => assemble(pkt, &q, p, &[None; 3], room, out),
+        Lookup::Denial(p, proofs) => assemble(pkt, &q, p, &proofs, room, out),
+        Lookup::Dname(d) => dname(pkt, &q, d, room, out),
         Lookup::NotAuth => error(pkt, &q, rcode::REFUSED, out),
     }
-    super::geo::append_ecs(&geo, &q, limit(&q, transport), out);
+    super::geo::append_ecs(&geo, out);
     Action::Reply
 }
 
@@ -169,7 +172,8 @@ fn opt(out: &mut Vec<u8>, e: Edns, ext_rcode: u8) {
     out.extend_from_slice(&[0, 0]);
 }
 
-const OPT_LEN: usize = 11;
+/// An OPT record without options.
+pub(super) const OPT_LEN: usize = 11;
 
 /// Header, question, the precomputed body, then any denial proofs (which
 /// extend the authority section: such bodies have no additional section).
@@ -178,7 +182,7 @@ fn assemble(
     q: &Query,
     p: &Prepared,
     proofs: &Proofs<'_>,
-    transport: Transport,
+    room: usize,
     out: &mut Vec<u8>,
 ) {
     let question = &pkt[HEADER_LEN..q.question_end];
@@ -188,7 +192,7 @@ fn assemble(
         .flatten()
         .fold((0, 0), |(l, c), p| (l + p.wire.len(), c + p.count));
     let size = HEADER_LEN + question.len() + p.body.len() + extra_len + OPT_LEN * edns as usize;
-    if size > limit(q, transport) {
+    if size > room {
         header(out, q, p.aa, true, p.rcode, [1, 0, 0, edns]);
         out.extend_from_slice(question);
     } else {
@@ -218,7 +222,7 @@ fn assemble(
 /// DNAME alone) when that name would be longer than 255 octets. The CNAME's
 /// owner points at the question; its target keeps the question's case for
 /// the labels it takes over. Written straight into `out`, no allocation.
-fn dname(pkt: &[u8], q: &Query, d: &Dname, transport: Transport, out: &mut Vec<u8>) {
+fn dname(pkt: &[u8], q: &Query, d: &Dname, room: usize, out: &mut Vec<u8>) {
     let question = &pkt[HEADER_LEN..q.question_end];
     // The labels of the question above the DNAME owner, as asked.
     let keep = q.qname.nlabels - d.owner_labels;
@@ -242,7 +246,7 @@ fn dname(pkt: &[u8], q: &Query, d: &Dname, transport: Transport, out: &mut Vec<u
         + if fits { cname_len } else { 0 }
         + OPT_LEN * edns as usize;
     let rc = if fits { 0 } else { rcode::YXDOMAIN };
-    if size > limit(q, transport) {
+    if size > room {
         header(out, q, true, true, rc, [1, 0, 0, edns]);
         out.extend_from_slice(question);
     } else {

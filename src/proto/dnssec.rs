@@ -2,7 +2,8 @@
 //! canonical (lowercase, uncompressed) wire form, NSEC3 owner hashes
 //! (RFC 5155 §5), and BIND's timestamp format. Pure functions.
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 
 /// Lowercase uncompressed wire form of a name (RFC 4034 §6.2's canonical
 /// form; also the key of every compiled answer).
@@ -14,6 +15,17 @@ pub fn name_wire(name: &Name) -> Vec<u8> {
     }
     out.push(0);
     out
+}
+
+/// The type an RRSIG covers (its first two RDATA octets; read from the
+/// typed record when hickory-proto parsed it, from the bytes otherwise).
+pub fn rrsig_covers(rd: &RData) -> Option<RecordType> {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    if let RData::DNSSEC(DNSSECRData::RRSIG(r)) = rd {
+        return Some(r.input().type_covered);
+    }
+    let b = rd.to_bytes().ok()?;
+    (b.len() >= 2).then(|| RecordType::from(u16::from_be_bytes([b[0], b[1]])))
 }
 
 /// RFC 5155 §5: the NSEC3 hash of an owner (SHA-1, iterated).

@@ -203,6 +203,15 @@ impl ZoneData {
         self.rrsets[&self.origin][&RecordType::SOA].ttl
     }
 
+    /// Whether `other`'s SOA is this one's but for the serial (same TTL,
+    /// names and timers): a change that only bumps the serial.
+    pub fn same_soa_but_serial(&self, other: &ZoneData) -> bool {
+        let (a, b) = (self.soa(), other.soa());
+        self.soa_ttl() == other.soa_ttl()
+            && (&a.mname, &a.rname, a.refresh, a.retry, a.expire, a.minimum)
+                == (&b.mname, &b.rname, b.refresh, b.retry, b.expire, b.minimum)
+    }
+
     pub fn serial(&self) -> u32 {
         self.soa().serial
     }

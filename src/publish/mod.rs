@@ -25,6 +25,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::mpsc;
 
 use crate::proto::codes::rcode;
+use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 use crate::sign::Signer;
 use crate::snapshot::{compile, recompile, Diff, Snapshot};
@@ -630,28 +631,17 @@ fn serial_only(old: &ZoneData, new: &ZoneData) -> bool {
     let (Some(a), Some(b)) = (old.rrsets.get(&old.origin), new.rrsets.get(&new.origin)) else {
         return false;
     };
-    let not_soa_sig = |rd: &&RData| {
-        use hickory_proto::serialize::binary::BinEncodable;
-        BinEncodable::to_bytes(*rd)
-            .map(|w| w.get(..2) != Some(&[0, 6][..]))
-            .unwrap_or(true)
-    };
-    let sigs = |m: &BTreeMap<RecordType, RRset>| -> Vec<RData> {
+    fn sigs(m: &BTreeMap<RecordType, RRset>) -> impl Iterator<Item = &RData> {
         m.get(&RecordType::RRSIG)
-            .map(|s| s.rdatas.iter().filter(not_soa_sig).cloned().collect())
-            .unwrap_or_default()
-    };
-    let rest = |m: &BTreeMap<RecordType, RRset>| -> Vec<(RecordType, RRset)> {
+            .into_iter()
+            .flat_map(|s| &s.rdatas)
+            .filter(|rd| rrsig_covers(rd) != Some(RecordType::SOA))
+    }
+    fn rest(m: &BTreeMap<RecordType, RRset>) -> impl Iterator<Item = (&RecordType, &RRset)> {
         m.iter()
             .filter(|(t, _)| !matches!(t, RecordType::SOA | RecordType::RRSIG))
-            .map(|(t, s)| (*t, s.clone()))
-            .collect()
-    };
-    rest(a) == rest(b) && sigs(a) == sigs(b) && {
-        let (x, y) = (old.soa(), new.soa());
-        (&x.mname, &x.rname, x.refresh, x.retry, x.expire, x.minimum)
-            == (&y.mname, &y.rname, y.refresh, y.retry, y.expire, y.minimum)
     }
+    rest(a).eq(rest(b)) && sigs(a).eq(sigs(b)) && old.same_soa_but_serial(new)
 }
 
 fn unix_now() -> u64 {

@@ -5,12 +5,12 @@
 //! else (names added or removed, types added or removed, a cut, the SOA's
 //! timers, the key set, a signature due for refresh) takes the full run.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use hickory_proto::rr::{Name, RecordType};
 use imbl::ordmap::DiffItem;
 
-use super::{managed, KeyState, RRset, SignStats, Signer, ZoneData};
+use super::{managed, Cache, KeyState, RRset, SignStats, Signer, ZoneData};
 
 /// What the last run was given and made.
 pub(super) struct Prev {
@@ -19,21 +19,6 @@ pub(super) struct Prev {
     keys: Vec<(u16, KeyState)>,
     /// Delegation points of the input.
     cuts: BTreeSet<Name>,
-}
-
-/// The SOA's fields other than the serial, and its TTL (they set the
-/// TTLs of the denial records and of the key set).
-fn soa_timers(z: &ZoneData) -> (u32, Name, Name, i32, i32, i32, u32) {
-    let s = z.soa();
-    (
-        z.soa_ttl(),
-        s.mname.clone(),
-        s.rname.clone(),
-        s.refresh,
-        s.retry,
-        s.expire,
-        s.minimum,
-    )
 }
 
 impl Signer {
@@ -59,7 +44,8 @@ impl Signer {
         if prev.keys != self.key_states()
             || now >= self.refresh_at
             || prev.input.origin != data.origin
-            || soa_timers(&prev.input) != soa_timers(data)
+            // The SOA's TTL and minimum set the denial records' TTLs.
+            || !prev.input.same_soa_but_serial(data)
         {
             return None;
         }
@@ -99,8 +85,9 @@ impl Signer {
     pub(super) fn sign_incremental(&mut self, data: &ZoneData, now: u64) -> Option<ZoneData> {
         let changed = self.reusable_change(data, now)?;
         let prev = self.prev.as_ref()?;
+        let mut cache = std::mem::take(&mut self.cache);
         let mut out = prev.output.clone();
-        let mut fresh = HashMap::new();
+        let mut fresh = Cache::new();
         let mut stats = SignStats::default();
         let mut refresh_at = self.refresh_at;
         for n in &changed {
@@ -117,7 +104,7 @@ impl Signer {
             let mut ttls = Vec::new();
             let mut sigs = Vec::new();
             for (t, set) in &types {
-                let (exp, s) = self.signature(n, *t, set, now, &mut fresh, &mut stats);
+                let (exp, s) = self.signature(n, *t, set, now, (&mut cache, &mut fresh), &mut stats);
                 refresh_at =
                     refresh_at.min(u64::from(exp).saturating_sub(u64::from(self.policy.refresh)));
                 ttls.extend(std::iter::repeat_n(set.ttl, s.len()));
@@ -136,7 +123,8 @@ impl Signer {
             }
             out.rrsets.insert(n.clone(), types);
         }
-        self.cache.extend(fresh);
+        cache.extend(fresh);
+        self.cache = cache;
         self.refresh_at = refresh_at;
         self.last = stats;
         self.remember(data, &out);

@@ -79,6 +79,9 @@ pub enum KeyState {
     Retired,
 }
 
+/// Signatures made, by (owner, type).
+type Cache = HashMap<(Name, RecordType), Cached>;
+
 struct Cached {
     ttl: u32,
     rdatas: Vec<RData>,
@@ -99,7 +102,7 @@ pub struct Signer {
     origin: Name,
     keys: Vec<(ZoneKey, KeyState)>,
     policy: Policy,
-    cache: HashMap<(Name, RecordType), Cached>,
+    cache: Cache,
     /// Earliest time (unix seconds) a signature needs making again.
     refresh_at: u64,
     pub last: SignStats,
@@ -429,7 +432,8 @@ impl Signer {
         // Sign every authoritative RRset.
         let mut stats = SignStats::default();
         let mut refresh_at = u64::MAX;
-        let mut fresh = HashMap::new();
+        let mut old = std::mem::take(&mut self.cache);
+        let mut fresh = Cache::new();
         let mut sigs: Vec<(Name, Vec<(u32, RData)>)> = Vec::new();
         for (name, types) in &z.rrsets {
             if below_cut(name) {
@@ -441,7 +445,7 @@ impl Signer {
                 if at_cut && !matches!(rtype, RecordType::DS | RecordType::NSEC) {
                     continue;
                 }
-                let c = self.signature(name, *rtype, set, now, &mut fresh, &mut stats);
+                let c = self.signature(name, *rtype, set, now, (&mut old, &mut fresh), &mut stats);
                 refresh_at =
                     refresh_at.min(u64::from(c.0).saturating_sub(u64::from(self.policy.refresh)));
                 here.extend(c.1.into_iter().map(|s| (set.ttl, s)));
@@ -464,21 +468,22 @@ impl Signer {
         z
     }
 
-    /// The signatures of one RRset, from the cache when still good.
-    /// Returns (earliest expiration, signatures).
+    /// The signatures of one RRset: moved from `old` (the cache of the
+    /// last run) when still good, else made. Either way the entry goes to
+    /// `fresh`. Returns (earliest expiration, signatures).
     fn signature(
         &self,
         name: &Name,
         rtype: RecordType,
         set: &RRset,
         now: u64,
-        fresh: &mut HashMap<(Name, RecordType), Cached>,
+        (old, fresh): (&mut Cache, &mut Cache),
         stats: &mut SignStats,
     ) -> (u32, Vec<RData>) {
         let signers = self.signers(rtype);
         let tags: Vec<u16> = signers.iter().map(|k| k.tag).collect();
         let key = (name.clone(), rtype);
-        if let Some(c) = self.cache.get(&key) {
+        if let Some(c) = old.remove(&key) {
             if c.ttl == set.ttl
                 && c.rdatas == set.rdatas
                 && c.tags == tags
@@ -486,16 +491,7 @@ impl Signer {
             {
                 stats.reused += 1;
                 let out = (c.expiration, c.sigs.clone());
-                fresh.insert(
-                    key,
-                    Cached {
-                        ttl: c.ttl,
-                        rdatas: c.rdatas.clone(),
-                        tags: c.tags.clone(),
-                        expiration: c.expiration,
-                        sigs: c.sigs.clone(),
-                    },
-                );
+                fresh.insert(key, c);
                 return out;
             }
         }

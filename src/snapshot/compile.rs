@@ -7,6 +7,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use super::denial::{Chain, Proof};
+use crate::proto::dnssec::rrsig_covers;
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, Dname, Node, Prepared};
 use crate::proto::zone::{RRset, ZoneData};
@@ -32,16 +33,6 @@ pub(super) struct Compiler<'z> {
     /// goes with its RRSIGs, negative answers with their proofs.
     pub(super) dnssec: bool,
     pub(super) chain: Arc<Chain>,
-}
-
-/// The type an RRSIG covers (its first two RDATA octets).
-pub(super) fn covered(rd: &RData) -> Option<RecordType> {
-    use hickory_proto::dnssec::rdata::DNSSECRData;
-    if let RData::DNSSEC(DNSSECRData::RRSIG(r)) = rd {
-        return Some(r.input().type_covered);
-    }
-    let b = rd.to_bytes().ok()?;
-    (b.len() >= 2).then(|| RecordType::from(u16::from_be_bytes([b[0], b[1]])))
 }
 
 /// A zone is served signed when its apex has keys and signatures.
@@ -114,7 +105,7 @@ impl<'z> Compiler<'z> {
             return Vec::new();
         };
         rrs(owner, sigs)
-            .filter(|rr| covered(rr.rdata) == Some(rtype))
+            .filter(|rr| rrsig_covers(rr.rdata) == Some(rtype))
             .collect()
     }
 

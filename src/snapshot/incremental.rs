@@ -27,7 +27,8 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::compile::{covered, dname_above, is_signed, node_for, Compiler};
+use super::compile::{dname_above, is_signed, node_for, Compiler};
+use crate::proto::dnssec::rrsig_covers;
 use super::denial::Chain;
 use super::encode::Mode;
 use super::{name_wire, CompiledZone, Dname, Node};
@@ -148,7 +149,7 @@ fn chain_same(old: &ZoneData, data: &ZoneData, changed: &BTreeSet<Name>) -> bool
             .map(|s| {
                 s.rdatas
                     .iter()
-                    .filter(|r| covered(r).is_some_and(denial))
+                    .filter(|r| rrsig_covers(r).is_some_and(denial))
                     .cloned()
                     .collect()
             })
@@ -161,11 +162,7 @@ fn chain_same(old: &ZoneData, data: &ZoneData, changed: &BTreeSet<Name>) -> bool
 /// Whether the change leaves the zone's shape and the index as they are.
 fn incremental_ok(prev: &CompiledZone, data: &ZoneData, changed: &BTreeSet<Name>) -> bool {
     let old = &*prev.data;
-    let (a, b) = (old.soa(), data.soa());
-    let soa_same = old.soa_ttl() == data.soa_ttl()
-        && (&a.mname, &a.rname, a.refresh, a.retry, a.expire, a.minimum)
-            == (&b.mname, &b.rname, b.refresh, b.retry, b.expire, b.minimum);
-    if !soa_same {
+    if !old.same_soa_but_serial(data) {
         return false;
     }
     let idx = &prev.index;
