@@ -104,7 +104,8 @@ impl Signer {
             let mut ttls = Vec::new();
             let mut sigs = Vec::new();
             for (t, set) in &types {
-                let (exp, s) = self.signature(n, *t, set, now, (&mut cache, &mut fresh), &mut stats);
+                let (exp, s) =
+                    self.signature(n, *t, set, now, (&mut cache, &mut fresh), &mut stats);
                 refresh_at =
                     refresh_at.min(u64::from(exp).saturating_sub(u64::from(self.policy.refresh)));
                 ttls.extend(std::iter::repeat_n(set.ttl, s.len()));

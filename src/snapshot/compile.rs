@@ -7,9 +7,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use super::denial::{Chain, Proof};
-use crate::proto::dnssec::rrsig_covers;
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, Dname, Node, Prepared};
+use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{RRset, ZoneData};
 
 /// What a name resolves to inside the zone, at compile time.

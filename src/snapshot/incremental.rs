@@ -28,10 +28,10 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::compile::{dname_above, is_signed, node_for, Compiler};
-use crate::proto::dnssec::rrsig_covers;
 use super::denial::Chain;
 use super::encode::Mode;
 use super::{name_wire, CompiledZone, Dname, Node};
+use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 
 /// What a full compile learned that an incremental one reuses.

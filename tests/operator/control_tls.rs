@@ -73,14 +73,7 @@ fn write_pair(dir: &Path) -> String {
 fn control_api_over_tls_with_ggon_ctl_and_a_secure_cookie() {
     let p = HttpTarget::start(ip("127.0.0.191"));
     let b = HttpTarget::start(ip("127.0.0.192"));
-    let services = http_service(
-        "cic",
-        "cic.ggon.org",
-        "manual",
-        "1s",
-        &[("primary", &p), ("backup", &b)],
-    );
-    let mut env = Env::demo(&services);
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let ca_pem = write_pair(env.dir.path());
     let mut config = std::fs::read_to_string(&env.config).unwrap();
     config.push_str(&format!(

@@ -21,14 +21,7 @@ fn lanes_svg<'a>(page: &'a str, service: &str) -> &'a str {
 fn health_lane_shows_the_failure_and_recovery_and_sparkline_has_points() {
     let mut p = HttpTarget::start(ip("127.0.0.181"));
     let b = HttpTarget::start(ip("127.0.0.182"));
-    let services = http_service(
-        "cic",
-        "cic.ggon.org",
-        "manual",
-        "1s",
-        &[("primary", &p), ("backup", &b)],
-    );
-    let mut env = Env::demo(&services);
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "primary", true, secs(10.0));
     std::thread::sleep(secs(0.5));

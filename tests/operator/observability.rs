@@ -77,16 +77,6 @@ fn pages(pages: Vec<(&'static str, String)>) -> SocketAddr {
     addr
 }
 
-fn service(p: &HttpTarget, b: &HttpTarget) -> String {
-    http_service(
-        "cic",
-        "cic.ggon.org",
-        "manual",
-        "1s",
-        &[("primary", p), ("backup", b)],
-    )
-}
-
 #[test]
 fn remaps_are_notified_by_webhook_and_command_with_a_rate_limit() {
     let p = HttpTarget::start(ip("127.0.0.161"));
@@ -109,7 +99,7 @@ fn remaps_are_notified_by_webhook_and_command_with_a_rate_limit() {
          [[notifier]]\ntype = \"command\"\ncommand = [\"{}\"]\n\n",
         script.display()
     );
-    let mut env = Env::demo(&format!("{notifiers}{}", service(&p, &b)));
+    let mut env = Env::demo(&format!("{notifiers}{}", cic_two_targets(&p, &b)));
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     assert!(g
@@ -159,7 +149,7 @@ fn remaps_are_notified_by_webhook_and_command_with_a_rate_limit() {
 fn metrics_are_prometheus_text_and_need_the_token() {
     let p = HttpTarget::start(ip("127.0.0.163"));
     let b = HttpTarget::start(ip("127.0.0.164"));
-    let mut env = Env::demo(&service(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "primary", true, secs(10.0));
     for _ in 0..5 {
@@ -220,7 +210,7 @@ fn the_status_page_renders_in_headless_chromium() {
         .expect("headless Chromium is needed for this test (scripts/test installs the `chromium` package)");
     let p = HttpTarget::start(ip("127.0.0.165"));
     let b = HttpTarget::start(ip("127.0.0.166"));
-    let mut env = Env::demo(&service(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let cfg = std::fs::read_to_string(&env.config).unwrap();
     std::fs::write(
         &env.config,
@@ -291,10 +281,10 @@ fn the_status_page_renders_in_headless_chromium() {
 fn verify_reports_servers_still_serving_the_old_answer() {
     let p = HttpTarget::start(ip("127.0.0.167"));
     let b = HttpTarget::start(ip("127.0.0.168"));
-    let mut env = Env::demo(&service(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     // A second server that never hears about the remap (a stale secondary).
-    let mut stale_env = Env::demo(&service(&p, &b));
+    let mut stale_env = Env::demo(&cic_two_targets(&p, &b));
     let stale = stale_env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     assert!(g.ctl(&["remap", "cic", "--to", "backup"]).ok());
@@ -354,7 +344,7 @@ fn audit_links_lists_links_to_unmanaged_names() {
     ]);
     let p = HttpTarget::start(ip("127.0.0.169"));
     let b = HttpTarget::start(ip("127.0.0.170"));
-    let env = Env::demo(&service(&p, &b));
+    let env = Env::demo(&cic_two_targets(&p, &b));
     let out = std::process::Command::new(GGON_CTL)
         .arg("--config")
         .arg(&env.config)

@@ -2,21 +2,11 @@
 
 use crate::support::ggond::*;
 
-fn two_targets(p: &HttpTarget, b: &HttpTarget) -> String {
-    http_service(
-        "cic",
-        "cic.ggon.org",
-        "manual",
-        "1s",
-        &[("primary", p), ("backup", b)],
-    )
-}
-
 #[test]
 fn drain_moves_the_service_and_undrain_expiry_and_history_are_recorded() {
     let p = HttpTarget::start(ip("127.0.0.151"));
     let b = HttpTarget::start(ip("127.0.0.152"));
-    let mut env = Env::demo(&two_targets(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     g.wait_answer("cic.ggon.org.", &[ip("127.0.0.151")], secs(5.0));
@@ -64,7 +54,7 @@ fn drain_moves_the_service_and_undrain_expiry_and_history_are_recorded() {
 fn drills_change_nothing_or_fail_a_target_for_a_while_then_revert() {
     let p = HttpTarget::start(ip("127.0.0.153"));
     let b = HttpTarget::start(ip("127.0.0.154"));
-    let mut env = Env::demo(&two_targets(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "primary", true, secs(10.0));
     g.wait_health("cic", "backup", true, secs(10.0));
@@ -112,7 +102,7 @@ fn drills_change_nothing_or_fail_a_target_for_a_while_then_revert() {
 fn reload_keeps_state_and_a_bad_config_keeps_the_old_one() {
     let p = HttpTarget::start(ip("127.0.0.155"));
     let b = HttpTarget::start(ip("127.0.0.156"));
-    let mut env = Env::demo(&two_targets(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     assert!(g.ctl(&["remap", "cic", "--to", "backup"]).ok());
@@ -157,7 +147,7 @@ fn reload_keeps_state_and_a_bad_config_keeps_the_old_one() {
 fn a_remap_that_cannot_be_persisted_is_refused_and_changes_nothing() {
     let p = HttpTarget::start(ip("127.0.0.157"));
     let b = HttpTarget::start(ip("127.0.0.158"));
-    let mut env = Env::demo(&two_targets(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     // Make the state file impossible to replace: a non-empty directory in its place.
@@ -182,7 +172,7 @@ fn a_remap_that_cannot_be_persisted_is_refused_and_changes_nothing() {
 fn draining_the_pinned_target_is_refused_then_forced_and_shown() {
     let p = HttpTarget::start(ip("127.0.0.161"));
     let b = HttpTarget::start(ip("127.0.0.162"));
-    let mut env = Env::demo(&two_targets(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     assert!(g.ctl(&["remap", "cic", "--to", "primary"]).ok());
@@ -241,7 +231,7 @@ fn draining_the_last_healthy_target_warns_and_fails() {
 fn status_into_a_closed_pipe_ends_quietly() {
     let p = HttpTarget::start(ip("127.0.0.171"));
     let b = HttpTarget::start(ip("127.0.0.172"));
-    let mut env = Env::demo(&two_targets(&p, &b));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     let cmd = format!(
         "\"{}\" --control {} --token-file {} status | (exec 0<&-; sleep 0.3)",

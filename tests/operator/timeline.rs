@@ -38,14 +38,7 @@ pub(crate) fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> &'a str {
 fn timeline_shows_failover_remap_and_drain_in_order() {
     let mut p = HttpTarget::start(ip("127.0.0.171"));
     let b = HttpTarget::start(ip("127.0.0.172"));
-    let services = http_service(
-        "cic",
-        "cic.ggon.org",
-        "manual",
-        "1s",
-        &[("primary", &p), ("backup", &b)],
-    );
-    let mut env = Env::demo(&services);
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     g.wait_answer("cic.ggon.org.", &[ip("127.0.0.171")], secs(5.0));

@@ -429,6 +429,17 @@ impl CtlOut {
 
 /// A `[[service]]` with HTTP-checked targets (fast checks: 200 ms, rise/fall 2).
 /// `targets` are (name, target server); each answers with its server's address.
+/// cic with a primary and a backup checked over HTTP, manual failback.
+pub fn cic_two_targets(p: &HttpTarget, b: &HttpTarget) -> String {
+    http_service(
+        "cic",
+        "cic.ggon.org",
+        "manual",
+        "1s",
+        &[("primary", p), ("backup", b)],
+    )
+}
+
 pub fn http_service(
     name: &str,
     fqdn: &str,
