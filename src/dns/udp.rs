@@ -119,10 +119,10 @@ pub(super) fn udp_loop(
             match respond_from(snap, pkt, Transport::Udp, src, &mut outs[i]) {
                 Action::Reply => {
                     if let Some(rrl) = rrl.as_mut() {
-                        let Some(peer) = peer_of(&addrs[i], rhdr[i].msg_hdr.msg_namelen) else {
+                        let Some(src) = src else {
                             continue;
                         };
-                        match rrl.check(peer.ip(), std::time::Instant::now()) {
+                        match rrl.check(src, std::time::Instant::now()) {
                             Verdict::Send => {}
                             Verdict::Slip => {
                                 super::rrl::truncate(&mut outs[i]);

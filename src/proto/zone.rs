@@ -203,6 +203,20 @@ impl ZoneData {
         self.rrsets[&self.origin][&RecordType::SOA].ttl
     }
 
+    /// The TTL of negative answers (RFC 2308 §5, RFC 9077): the lower of
+    /// the SOA's TTL and its minimum field.
+    pub fn negative_ttl(&self) -> u32 {
+        self.soa_ttl().min(self.soa().minimum)
+    }
+
+    /// The SOA RRset as negative answers carry it (with [`Self::negative_ttl`]).
+    pub fn negative_soa(&self) -> RRset {
+        RRset::new(
+            self.negative_ttl(),
+            self.rrsets[&self.origin][&RecordType::SOA].rdatas.clone(),
+        )
+    }
+
     /// Whether `other`'s SOA is this one's but for the serial (same TTL,
     /// names and timers): a change that only bumps the serial.
     pub fn same_soa_but_serial(&self, other: &ZoneData) -> bool {
@@ -284,6 +298,23 @@ fn normalized(rd: &RData) -> RData {
         }
         other => other.clone(),
     }
+}
+
+/// A service's addresses as its A and AAAA RRsets (None: no address of
+/// that family).
+pub fn address_rrsets(ttl: u32, addrs: &[std::net::IpAddr]) -> [Option<RRset>; 2] {
+    let set = |v4: bool| {
+        let rdatas: Vec<RData> = addrs
+            .iter()
+            .filter(|a| a.is_ipv4() == v4)
+            .map(|a| match a {
+                std::net::IpAddr::V4(a) => RData::A((*a).into()),
+                std::net::IpAddr::V6(a) => RData::AAAA((*a).into()),
+            })
+            .collect();
+        (!rdatas.is_empty()).then(|| RRset::new(ttl, rdatas))
+    };
+    [set(true), set(false)]
 }
 
 /// Lowercase, fully-qualified copy of a name: the key form used everywhere.

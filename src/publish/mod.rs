@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::proto::codes::rcode;
 use crate::proto::dnssec::rrsig_covers;
-use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
+use crate::proto::zone::{address_rrsets, fqdn_lower, RRset, ZoneData};
 use crate::sign::Signer;
 use crate::snapshot::{compile, recompile, Diff, Snapshot};
 pub use journal::JournalError;
@@ -601,22 +601,9 @@ impl Publisher {
 fn effective(z: &ZoneRt) -> ZoneData {
     let mut data = (*z.current).clone();
     for (name, rec) in &z.services {
-        let (v4, v6): (Vec<_>, Vec<_>) = rec.addresses.iter().partition(|a| a.is_ipv4());
-        let set = |addrs: Vec<&IpAddr>| {
-            Some(RRset {
-                ttl: rec.ttl,
-                ttls: Vec::new(),
-                rdatas: addrs
-                    .into_iter()
-                    .map(|a| match a {
-                        IpAddr::V4(a) => RData::A((*a).into()),
-                        IpAddr::V6(a) => RData::AAAA((*a).into()),
-                    })
-                    .collect(),
-            })
-        };
-        data.replace_rrset(name, RecordType::A, set(v4));
-        data.replace_rrset(name, RecordType::AAAA, set(v6));
+        let [v4, v6] = address_rrsets(rec.ttl, &rec.addresses);
+        data.replace_rrset(name, RecordType::A, v4);
+        data.replace_rrset(name, RecordType::AAAA, v6);
     }
     data.set_serial(z.serial);
     data

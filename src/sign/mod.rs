@@ -424,7 +424,7 @@ impl Signer {
             }
             false
         };
-        let neg_ttl = z.soa_ttl().min(z.soa().minimum);
+        let neg_ttl = z.negative_ttl();
         match self.policy.denial {
             Denial::Nsec => add_nsec(&mut z, &below_cut, neg_ttl),
             Denial::Nsec3 => add_nsec3(&mut z, &cuts, &below_cut, neg_ttl),

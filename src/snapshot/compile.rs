@@ -48,17 +48,11 @@ impl<'z> Compiler<'z> {
         names: Arc<BTreeSet<Name>>,
         cuts: Arc<BTreeSet<Name>>,
     ) -> Self {
-        let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
-        let neg_ttl = soa.ttl.min(zone.soa().minimum);
         Compiler {
             zone,
             names,
             cuts,
-            soa_neg: RRset {
-                ttl: neg_ttl,
-                rdatas: soa.rdatas.clone(),
-                ttls: Vec::new(),
-            },
+            soa_neg: zone.negative_soa(),
             dnssec: false,
             chain: Arc::new(Chain::None),
         }

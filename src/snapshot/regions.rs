@@ -11,14 +11,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, Prepared, QName};
 use crate::geo::{RegionMap, Slot};
 use crate::proto::codes::rtype;
-use crate::proto::zone::{RRset, ZoneData};
+use crate::proto::zone::{address_rrsets, RRset, ZoneData};
 
 /// A region's answers at one name.
 #[derive(Debug)]
@@ -104,42 +104,23 @@ pub fn compile_name(
     ttl: u32,
     slots: &[Option<Vec<IpAddr>>],
 ) -> RegionalName {
-    let soa = &zone.rrsets[&zone.origin][&RecordType::SOA];
-    let neg = RRset {
-        ttl: soa.ttl.min(zone.soa().minimum),
-        rdatas: soa.rdatas.clone(),
-        ttls: Vec::new(),
-    };
+    let neg = zone.negative_soa();
     let auth: Vec<Rr> = rrs(&zone.origin, &neg).collect();
     let nodata = encode(Some(name), Mode::Relative, [&[], &auth, &[]], 0, true);
-    let answer = |rdatas: Vec<RData>| {
-        if rdatas.is_empty() {
-            return nodata.clone();
+    let answer = |set: Option<RRset>| match set {
+        None => nodata.clone(),
+        Some(set) => {
+            let ans: Vec<Rr> = rrs(name, &set).collect();
+            encode(Some(name), Mode::Relative, [&ans, &[], &[]], 0, true)
         }
-        let set = RRset::new(ttl, rdatas);
-        let ans: Vec<Rr> = rrs(name, &set).collect();
-        encode(Some(name), Mode::Relative, [&ans, &[], &[]], 0, true)
     };
     let slots = slots
         .iter()
         .map(|s| {
             s.as_ref().map(|addrs| {
-                let v4: Vec<RData> = addrs
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V4(a) => Some(RData::A((*a).into())),
-                        IpAddr::V6(_) => None,
-                    })
-                    .collect();
-                let v6: Vec<RData> = addrs
-                    .iter()
-                    .filter_map(|a| match a {
-                        IpAddr::V6(a) => Some(RData::AAAA((*a).into())),
-                        IpAddr::V4(_) => None,
-                    })
-                    .collect();
+                let [v4, v6] = address_rrsets(ttl, addrs);
                 RegionAnswers {
-                    any_is_aaaa: v4.is_empty(),
+                    any_is_aaaa: v4.is_none(),
                     a: answer(v4),
                     aaaa: answer(v6),
                 }
