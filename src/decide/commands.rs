@@ -494,12 +494,7 @@ impl Controller {
             // Persisted with its deadline, so a restart neither forgets nor prolongs it.
             if let Err(e) = self.persist() {
                 self.services[si].drill = None;
-                return Err(match e {
-                    super::PersistError::Local(e) => {
-                        CtlError::Internal(format!("cannot persist state: {e}"))
-                    }
-                    other => CtlError::Unavailable(other.to_string()),
-                });
+                return Err(super::persist_refusal(e));
             }
             info!(service, target = %t, duration = ?dur, who = %actor.name, "drill started: target treated as failed");
             self.record(Event::drill_start(now.unix, service, &t, dur, actor));

@@ -406,10 +406,7 @@ impl Controller {
     fn persist_overrides(&mut self, si: usize, before: Overrides) -> Result<(), CtlError> {
         self.persist().map_err(|e| {
             (self.services[si].pin, self.services[si].drains) = before;
-            match e {
-                PersistError::Local(e) => CtlError::Internal(format!("cannot persist state: {e}")),
-                other => CtlError::Unavailable(other.to_string()),
-            }
+            persist_refusal(e)
         })
     }
 

@@ -97,6 +97,18 @@ impl Env {
         }
     }
 
+    /// Start ggond on this config and state dir with more on its command
+    /// line or in its environment (logs to `ggond.log`).
+    pub fn start_extra(&self, extra: &Extra) -> Ggond {
+        Ggond::start_with(
+            &self.config,
+            &self.state_dir,
+            &self.dir.path().join("ggond.log"),
+            &self.dir.path().join("ready.json"),
+            extra,
+        )
+    }
+
     /// Start ggond on this config and state dir (loopback, ephemeral ports).
     /// Each start logs to its own file (`ggond.N.log`).
     pub fn start(&mut self) -> Ggond {

@@ -12,17 +12,11 @@ use crate::support::ggond::{Env, Extra, Ggond};
 fn start(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Ggond {
     let mut all = vec!["--user", "root"];
     all.extend_from_slice(args);
-    Ggond::start_with(
-        &env.config,
-        &env.state_dir,
-        &env.dir.path().join("ggond.log"),
-        &env.dir.path().join("ready.json"),
-        &Extra {
-            listen: "127.0.0.1:0",
-            args: &all,
-            env: vars,
-        },
-    )
+    env.start_extra(&Extra {
+        listen: "127.0.0.1:0",
+        args: &all,
+        env: vars,
+    })
 }
 
 fn lines(text: &str) -> Vec<&str> {

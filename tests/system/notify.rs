@@ -72,17 +72,11 @@ fn start(env: &mut Env, systemd: &Systemd, extra_env: &[(&str, &str)]) -> Ggond 
     let path = systemd.path.to_str().unwrap().to_string();
     let mut vars: Vec<(&str, &str)> = vec![("NOTIFY_SOCKET", &path)];
     vars.extend_from_slice(extra_env);
-    Ggond::start_with(
-        &env.config,
-        &env.state_dir,
-        &env.dir.path().join("ggond.log"),
-        &env.dir.path().join("ready.json"),
-        &Extra {
-            listen: "127.0.0.1:0",
-            args: &["--user", "root"],
-            env: &vars,
-        },
-    )
+    env.start_extra(&Extra {
+        listen: "127.0.0.1:0",
+        args: &["--user", "root"],
+        env: &vars,
+    })
 }
 
 #[test]

@@ -142,17 +142,11 @@ fn root_without_a_user_is_refused_and_root_on_purpose_is_not() {
         stderr.contains("refusing to run as root") && stderr.contains("user = \"ggon\""),
         "{stderr}"
     );
-    let mut g = Ggond::start_with(
-        &env.config,
-        &env.state_dir,
-        &env.dir.path().join("ggond.log"),
-        &env.dir.path().join("ready.json"),
-        &Extra {
-            listen: "127.0.0.1:0",
-            args: &["--user", "root"],
-            env: &[],
-        },
-    );
+    let mut g = env.start_extra(&Extra {
+        listen: "127.0.0.1:0",
+        args: &["--user", "root"],
+        env: &[],
+    });
     assert_eq!(ids(g.pid).0, vec![0; 4]);
     assert!(g.stop().success());
 }
