@@ -28,6 +28,28 @@ pub fn rrsig_covers(rd: &RData) -> Option<RecordType> {
     (b.len() >= 2).then(|| RecordType::from(u16::from_be_bytes([b[0], b[1]])))
 }
 
+/// RFC 4034 §4.1.2: the type bit map of NSEC and NSEC3 for `codes`
+/// (sorted and deduplicated here), appended to `out`.
+pub fn write_type_bitmap(codes: &mut Vec<u16>, out: &mut Vec<u8>) {
+    codes.sort_unstable();
+    codes.dedup();
+    let mut i = 0;
+    while i < codes.len() {
+        let window = codes[i] >> 8;
+        let mut bits = [0u8; 32];
+        let mut len = 0;
+        while i < codes.len() && codes[i] >> 8 == window {
+            let low = (codes[i] & 0xff) as usize;
+            bits[low / 8] |= 0x80 >> (low % 8);
+            len = low / 8 + 1;
+            i += 1;
+        }
+        out.push(window as u8);
+        out.push(len as u8);
+        out.extend_from_slice(&bits[..len]);
+    }
+}
+
 /// RFC 5155 §5: the NSEC3 hash of an owner (SHA-1, iterated).
 pub fn nsec3_hash(owner_wire: &[u8], salt: &[u8], iterations: u16) -> [u8; 20] {
     use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};

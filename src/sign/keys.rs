@@ -246,39 +246,37 @@ pub fn key_tag(rdata: &[u8]) -> u16 {
     (ac & 0xFFFF) as u16
 }
 
-/// The `.key` file's DNSKEY line: owner, flags, algorithm, public key.
+/// The `.key` file's DNSKEY record (a master-file line, read by the zone
+/// file parser): owner, flags, algorithm, public key.
 fn read_public(path: &Path) -> Result<(String, u16, u8, Vec<u8>), KeyError> {
+    use hickory_proto::serialize::binary::BinEncodable;
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let bad = |why: &str| KeyError::Format {
+    let bad = |why: String| KeyError::Format {
         path: path.to_path_buf(),
-        why: why.to_string(),
+        why,
     };
-    for line in text.lines() {
-        let line = line.split(';').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(at) = words.iter().position(|w| w.eq_ignore_ascii_case("DNSKEY")) else {
-            continue;
-        };
-        if words.len() < at + 5 {
-            return Err(bad("the DNSKEY line is incomplete"));
-        }
-        let flags = words[at + 1].parse().map_err(|_| bad("bad DNSKEY flags"))?;
-        let alg = words[at + 3]
-            .parse()
-            .map_err(|_| bad("bad DNSKEY algorithm"))?;
-        let public = BASE64
-            .decode(words[at + 4..].concat().as_bytes())
-            .map_err(|_| bad("bad base64 in the DNSKEY public key"))?;
-        let owner = words[0].trim_end_matches('.').to_string() + ".";
-        return Ok((owner, flags, alg, public));
+    // The key's TTL does not matter here (the zone's sets the DNSKEY's).
+    let root = hickory_proto::rr::Name::root();
+    let parsed = crate::proto::zonefile::parse_with_ttl(&text, Some(path), &root, Some(0))
+        .map_err(|e| bad(e.join("; ")))?;
+    let rec = parsed
+        .records
+        .iter()
+        .find(|r| r.record_type() == hickory_proto::rr::RecordType::DNSKEY)
+        .ok_or_else(|| bad("no DNSKEY record in the file".into()))?;
+    let rd = rec.data.to_bytes().map_err(|e| bad(e.to_string()))?;
+    if rd.len() < 5 {
+        return Err(bad("the DNSKEY record is incomplete".into()));
     }
-    Err(bad("no DNSKEY record in the file"))
+    Ok((
+        rec.name.to_string(),
+        u16::from_be_bytes([rd[0], rd[1]]),
+        rd[3],
+        rd[4..].to_vec(),
+    ))
 }
 
 fn read_private(path: &Path) -> Result<Vec<(String, String)>, KeyError> {

@@ -67,27 +67,11 @@ pub fn sign_rrset(p: &SigParams<'_>, rdatas: &[RData], key: &ZoneKey) -> Vec<u8>
     rdata
 }
 
-/// RFC 4034 §4.1.2 type bitmap.
+/// RFC 4034 §4.1.2 type bitmap of RecordTypes.
 pub fn type_bitmap(types: &[RecordType]) -> Vec<u8> {
     let mut codes: Vec<u16> = types.iter().map(|t| u16::from(*t)).collect();
-    codes.sort_unstable();
-    codes.dedup();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < codes.len() {
-        let window = (codes[i] >> 8) as u8;
-        let mut bits = [0u8; 32];
-        let mut last = 0;
-        while i < codes.len() && (codes[i] >> 8) as u8 == window {
-            let low = (codes[i] & 0xFF) as usize;
-            bits[low / 8] |= 0x80 >> (low % 8);
-            last = low / 8;
-            i += 1;
-        }
-        out.push(window);
-        out.push(last as u8 + 1);
-        out.extend_from_slice(&bits[..=last]);
-    }
+    crate::proto::dnssec::write_type_bitmap(&mut codes, &mut out);
     out
 }
 

@@ -41,9 +41,20 @@ pub struct Parsed {
 /// Parse master-file `text` (from `path`, for messages and `$INCLUDE`).
 /// On failure every error found, each as `file:line: message`.
 pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<Parsed, Vec<String>> {
+    parse_with_ttl(text, path, origin, None)
+}
+
+/// [`parse`] with a TTL for records that give none, as if the text began
+/// with `$TTL ttl` (files with no SOA to take one from, like BIND's `.key`).
+pub fn parse_with_ttl(
+    text: &str,
+    path: Option<&Path>,
+    origin: &Name,
+    ttl: Option<u32>,
+) -> Result<Parsed, Vec<String>> {
     let mut p = State {
         origin: origin.clone(),
-        default_ttl: None,
+        default_ttl: ttl,
         last_ttl: None,
         soa_minimum: None,
         last_owner: None,

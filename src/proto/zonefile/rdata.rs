@@ -55,23 +55,7 @@ fn bitmap(types: &[Token], out: &mut Vec<u8>) -> R<()> {
                 .ok_or_else(|| format!("unknown type `{}` in the bit map", t.text))?,
         );
     }
-    codes.sort_unstable();
-    codes.dedup();
-    let mut i = 0;
-    while i < codes.len() {
-        let window = codes[i] >> 8;
-        let mut bits = [0u8; 32];
-        let mut len = 0;
-        while i < codes.len() && codes[i] >> 8 == window {
-            let low = (codes[i] & 0xff) as usize;
-            bits[low / 8] |= 0x80 >> (low % 8);
-            len = low / 8 + 1;
-            i += 1;
-        }
-        out.push(window as u8);
-        out.push(len as u8);
-        out.extend_from_slice(&bits[..len]);
-    }
+    crate::proto::dnssec::write_type_bitmap(&mut codes, out);
     Ok(())
 }
 
