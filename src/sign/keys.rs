@@ -232,18 +232,9 @@ pub fn dnskey_rdata(flags: u16, algorithm: u8, public: &[u8]) -> Vec<u8> {
     r
 }
 
-/// RFC 4034 appendix B.
+/// RFC 4034 appendix B, as hickory-proto computes it.
 pub fn key_tag(rdata: &[u8]) -> u16 {
-    let mut ac: u32 = 0;
-    for (i, b) in rdata.iter().enumerate() {
-        ac += if i & 1 == 1 {
-            u32::from(*b)
-        } else {
-            u32::from(*b) << 8
-        };
-    }
-    ac += (ac >> 16) & 0xFFFF;
-    (ac & 0xFFFF) as u16
+    hickory_proto::dnssec::rdata::DNSKEY::calculate_key_tag_internal(rdata)
 }
 
 /// The `.key` file's DNSKEY record (a master-file line, read by the zone

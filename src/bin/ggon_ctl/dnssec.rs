@@ -71,7 +71,7 @@ fn ds_text(ds: &[u8]) -> String {
 }
 
 async fn ask(server: SocketAddr, zone: &Name, t: RecordType) -> Result<Message, String> {
-    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     m.add_query(Query::query(zone.clone(), t));
     let mut edns = Edns::new();
     edns.set_dnssec_ok(true);
@@ -80,14 +80,6 @@ async fn ask(server: SocketAddr, zone: &Name, t: RecordType) -> Result<Message, 
     let wire = m.to_bytes().map_err(|e| e.to_string())?;
     let resp = ggon::proto::client::tcp_exchange(server, &wire, Duration::from_secs(5)).await?;
     Message::from_vec(&resp).map_err(|e| format!("{server}: unreadable answer: {e}"))
-}
-
-fn rand_id() -> u16 {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1)
-        & 0xFFFF) as u16
 }
 
 /// One zone's keys and signatures as served.
