@@ -50,6 +50,15 @@ pub fn write_type_bitmap(codes: &mut Vec<u16>, out: &mut Vec<u8>) {
     }
 }
 
+/// The owner of an NSEC3 record: the hash in base32hex, below the zone
+/// (None when the zone's name leaves no room for the label).
+pub fn nsec3_owner(zone: &Name, hash: &[u8; 20]) -> Option<Name> {
+    let label = data_encoding::BASE32HEX_NOPAD
+        .encode(hash)
+        .to_ascii_lowercase();
+    zone.prepend_label(label).ok()
+}
+
 /// RFC 5155 §5: the NSEC3 hash of an owner (SHA-1, iterated).
 pub fn nsec3_hash(owner_wire: &[u8], salt: &[u8], iterations: u16) -> [u8; 20] {
     use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};

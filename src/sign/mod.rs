@@ -644,10 +644,7 @@ fn add_nsec3(z: &mut ZoneData, cuts: &BTreeSet<Name>, below_cut: &dyn Fn(&Name) 
     chain.sort_by_key(|a| a.0);
     for (i, (h, types)) in chain.iter().enumerate() {
         let next = &chain.get(i + 1).unwrap_or(&chain[0]).0;
-        let label = data_encoding::BASE32HEX_NOPAD
-            .encode(h)
-            .to_ascii_lowercase();
-        let owner = origin.prepend_label(label).expect("hash label fits");
+        let owner = crate::proto::dnssec::nsec3_owner(&origin, h).expect("hash label fits");
         let rd = rdata(RecordType::NSEC3, &rrsig::nsec3_rdata(0, &[], next, types));
         z.replace_rrset(&owner, RecordType::NSEC3, Some(RRset::new(ttl, vec![rd])));
     }

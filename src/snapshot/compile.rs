@@ -124,12 +124,9 @@ impl<'z> Compiler<'z> {
                 salt, iterations, ..
             } => {
                 let h = crate::proto::dnssec::nsec3_hash(&name_wire(name), salt, *iterations);
-                let label = data_encoding::BASE32HEX_NOPAD
-                    .encode(&h)
-                    .to_ascii_lowercase();
-                match self.zone.origin.prepend_label(label) {
-                    Ok(n) => n,
-                    Err(_) => return Vec::new(),
+                match crate::proto::dnssec::nsec3_owner(&self.zone.origin, &h) {
+                    Some(n) => n,
+                    None => return Vec::new(),
                 }
             }
         };
