@@ -7,7 +7,7 @@
 //! (replace one RRset). It must not encode answers or know about the wire path:
 //! [`crate::snapshot`] compiles a `ZoneData` into ready answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
@@ -203,6 +203,15 @@ impl ZoneData {
         self.rrsets[&self.origin][&RecordType::SOA].ttl
     }
 
+    /// Delegation points: the owners below the apex with an NS RRset.
+    pub fn cuts(&self) -> BTreeSet<Name> {
+        self.rrsets
+            .iter()
+            .filter(|(n, t)| **n != self.origin && t.contains_key(&RecordType::NS))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// The TTL of negative answers (RFC 2308 §5, RFC 9077): the lower of
     /// the SOA's TTL and its minimum field.
     pub fn negative_ttl(&self) -> u32 {
@@ -298,6 +307,21 @@ fn normalized(rd: &RData) -> RData {
         }
         other => other.clone(),
     }
+}
+
+/// The topmost of `cuts` (from [`ZoneData::cuts`]) at or above `name`
+/// and below the apex `origin`: set when the name is a delegation point or
+/// delegated away.
+pub fn cut_of<'c>(origin: &Name, cuts: &'c BTreeSet<Name>, name: &Name) -> Option<&'c Name> {
+    let mut n = name.clone();
+    let mut found = None;
+    while n.num_labels() > origin.num_labels() {
+        if let Some(c) = cuts.get(&n) {
+            found = Some(c);
+        }
+        n = n.base_name();
+    }
+    found
 }
 
 /// A service's addresses as its A and AAAA RRsets (None: no address of

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use hickory_proto::rr::{Name, RecordType};
 use imbl::ordmap::DiffItem;
 
+use crate::proto::zone::cut_of;
+
 use super::{managed, Cache, KeyState, RRset, SignStats, Signer, ZoneData};
 
 /// What the last run was given and made.
@@ -23,12 +25,7 @@ pub(super) struct Prev {
 
 impl Signer {
     pub(super) fn remember(&mut self, input: &ZoneData, output: &ZoneData) {
-        let cuts = input
-            .rrsets
-            .iter()
-            .filter(|(n, t)| **n != input.origin && t.contains_key(&RecordType::NS))
-            .map(|(n, _)| n.clone())
-            .collect();
+        let cuts = input.cuts();
         self.prev = Some(Prev {
             input: input.clone(),
             output: output.clone(),
@@ -49,17 +46,7 @@ impl Signer {
         {
             return None;
         }
-        let apex_labels = data.origin.num_labels();
-        let at_or_below_cut = |n: &Name| {
-            let mut a = n.clone();
-            while a.num_labels() > apex_labels {
-                if prev.cuts.contains(&a) {
-                    return true;
-                }
-                a = a.base_name();
-            }
-            false
-        };
+        let at_or_below_cut = |n: &Name| cut_of(&data.origin, &prev.cuts, n).is_some();
         let mut changed = Vec::new();
         for d in prev.input.rrsets.diff(&data.rrsets) {
             let DiffItem::Update {

@@ -19,12 +19,12 @@ pub mod keys;
 pub mod roll;
 pub mod rrsig;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::proto::zone::{RRset, ZoneData};
+use crate::proto::zone::{cut_of, RRset, ZoneData};
 use crate::proto::zonefile::decode;
 pub use keys::{KeyError, ZoneKey};
 use roll::{Roll, RollAction, RollKind, RollStep};
@@ -391,39 +391,27 @@ impl Signer {
     }
 
     fn sign_full(&mut self, data: &ZoneData, now: u64) -> ZoneData {
-        let mut z = ZoneData {
-            origin: data.origin.clone(),
-            rrsets: Default::default(),
-        };
-        for (name, types) in &data.rrsets {
-            let at_apex = *name == data.origin;
-            let kept: BTreeMap<RecordType, RRset> = types
-                .iter()
-                .filter(|(t, _)| !managed(at_apex, **t))
-                .map(|(t, s)| (*t, s.clone()))
-                .collect();
-            if !kept.is_empty() {
-                z.rrsets.insert(name.clone(), kept);
+        // The data as given (a persistent map: the copy is cheap), without
+        // the DNSSEC records a pre-signed file or an UPDATE brought.
+        let mut z = data.clone();
+        let carrying: Vec<Name> = data
+            .rrsets
+            .iter()
+            .filter(|(n, t)| t.keys().any(|t| managed(**n == data.origin, *t)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in carrying {
+            let at_apex = name == data.origin;
+            let types: Vec<RecordType> = data.rrsets[&name].keys().copied().collect();
+            for t in types.into_iter().filter(|t| managed(at_apex, *t)) {
+                z.replace_rrset(&name, t, None);
             }
         }
         self.add_keys(&mut z);
-        let cuts: BTreeSet<Name> = z
-            .rrsets
-            .iter()
-            .filter(|(n, t)| **n != z.origin && t.contains_key(&RecordType::NS))
-            .map(|(n, _)| n.clone())
-            .collect();
-        let apex_labels = z.origin.num_labels();
-        let below_cut = |n: &Name| {
-            let mut a = n.base_name();
-            while a.num_labels() > apex_labels {
-                if cuts.contains(&a) {
-                    return true;
-                }
-                a = a.base_name();
-            }
-            false
-        };
+        let cuts = z.cuts();
+        let origin = z.origin.clone();
+        // Strictly below a cut: glue and occluded data, not signed.
+        let below_cut = |n: &Name| cut_of(&origin, &cuts, &n.base_name()).is_some();
         let neg_ttl = z.negative_ttl();
         match self.policy.denial {
             Denial::Nsec => add_nsec(&mut z, &below_cut, neg_ttl),

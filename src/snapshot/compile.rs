@@ -70,13 +70,7 @@ impl<'z> Compiler<'z> {
             }
         }
         names.insert(zone.origin.clone());
-        let cuts = zone
-            .rrsets
-            .iter()
-            .filter(|(n, t)| **n != zone.origin && t.contains_key(&RecordType::NS))
-            .map(|(n, _)| n.clone())
-            .collect();
-        Compiler::with_sets(zone, Arc::new(names), Arc::new(cuts))
+        Compiler::with_sets(zone, Arc::new(names), Arc::new(zone.cuts()))
     }
 
     /// An RRset's records, and in DNSSEC mode the RRSIGs that cover it.
@@ -146,15 +140,7 @@ impl<'z> Compiler<'z> {
 
     /// The cut at or above `name`, if `name` is delegated away.
     pub(super) fn cut_of(&self, name: &Name) -> Option<&Name> {
-        let mut n = name.clone();
-        let mut found = None;
-        while n != self.zone.origin && n.num_labels() > self.zone.origin.num_labels() {
-            if let Some(c) = self.cuts.get(&n) {
-                found = Some(c);
-            }
-            n = n.base_name();
-        }
-        found
+        crate::proto::zone::cut_of(&self.zone.origin, &self.cuts, name)
     }
 
     fn resolve(&self, name: &Name) -> Resolved<'z> {

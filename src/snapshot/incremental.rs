@@ -175,15 +175,7 @@ fn incremental_ok(prev: &CompiledZone, data: &ZoneData, changed: &BTreeSet<Name>
             return false;
         }
         let same = |t: &RecordType| was.and_then(|m| m.get(t)) == is.and_then(|m| m.get(t));
-        let under_cut = {
-            let mut up = n.clone();
-            let mut found = false;
-            while up.num_labels() > data.origin.num_labels() {
-                found |= idx.cuts.contains(&up);
-                up = up.base_name();
-            }
-            found
-        };
+        let under_cut = crate::proto::zone::cut_of(&data.origin, &idx.cuts, n).is_some();
         SHAPE.iter().all(same) && !under_cut && dname_above(&idx.dnames, n).is_none()
     })
 }
