@@ -46,16 +46,7 @@ pub fn geo_service(
         s.push_str(&format!("active = \"per-region\"\norder = {o}\n"));
     }
     s.push('\n');
-    for (tname, t) in targets {
-        s.push_str(&format!(
-            "[[service.target]]\nname = \"{tname}\"\naddresses = [\"{}\"]\n\
-             check = {{ type = \"http\", url = \"{}\", interval = \"200ms\", \
-             timeout = \"200ms\", rise = 2, fall = 2, jitter = \"20ms\" }}\n\n",
-            t.addr.ip(),
-            t.url()
-        ));
-    }
-    s
+    s + &http_targets(targets)
 }
 
 /// Turn on `ecs = true` for the zone whose file is `file_suffix`.

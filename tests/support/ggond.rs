@@ -459,10 +459,15 @@ pub fn http_service(
     hold_down: &str,
     targets: &[(&str, &HttpTarget)],
 ) -> String {
-    let mut s = format!(
+    format!(
         "[[service]]\nname = \"{name}\"\nfqdn = \"{fqdn}\"\nttl = 30\n\
          failback = \"{failback}\"\nhold_down = \"{hold_down}\"\n\n"
-    );
+    ) + &http_targets(targets)
+}
+
+/// `[[service.target]]` tables for HTTP targets, with fast checks.
+pub fn http_targets(targets: &[(&str, &HttpTarget)]) -> String {
+    let mut s = String::new();
     for (tname, t) in targets {
         s.push_str(&format!(
             "[[service.target]]\nname = \"{tname}\"\naddresses = [\"{}\"]\n\
