@@ -11,8 +11,7 @@
 use std::net::IpAddr;
 
 use super::ecs::{self, ClientSubnet};
-use super::respond::OPT_LEN;
-use super::wire::{Query, HEADER_LEN};
+use super::wire::{Query, HEADER_LEN, OPT_LEN};
 use crate::proto::codes::rtype;
 use crate::snapshot::{Prepared, Snapshot};
 

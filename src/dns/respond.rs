@@ -9,7 +9,7 @@
 //! or change any state: UPDATE, NOTIFY and zone transfers are handed back to
 //! the caller as [`Action::Special`].
 
-use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN};
+use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN, OPT_LEN};
 use crate::proto::codes::{opcode, rcode, rtype};
 use crate::snapshot::{Dname, Lookup, Prepared, Proofs, Snapshot};
 
@@ -171,9 +171,6 @@ fn opt(out: &mut Vec<u8>, e: Edns, ext_rcode: u8) {
     out.extend_from_slice(&(if e.do_bit { 0x8000u16 } else { 0 }).to_be_bytes());
     out.extend_from_slice(&[0, 0]);
 }
-
-/// An OPT record without options.
-pub(super) const OPT_LEN: usize = 11;
 
 /// Header, question, the precomputed body, then any denial proofs (which
 /// extend the authority section: such bodies have no additional section).

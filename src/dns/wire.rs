@@ -10,6 +10,9 @@ use crate::snapshot::QName;
 
 pub const HEADER_LEN: usize = 12;
 
+/// An OPT record without options (root owner, type, class, TTL, RDLENGTH).
+pub const OPT_LEN: usize = 11;
+
 /// EDNS(0) fields from the query's OPT record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edns {

@@ -441,44 +441,10 @@ impl CtlOut {
 
 /// A `[[service]]` with HTTP-checked targets (fast checks: 200 ms, rise/fall 2).
 /// `targets` are (name, target server); each answers with its server's address.
-/// cic with a primary and a backup checked over HTTP, manual failback.
-pub fn cic_two_targets(p: &HttpTarget, b: &HttpTarget) -> String {
-    http_service(
-        "cic",
-        "cic.ggon.org",
-        "manual",
-        "1s",
-        &[("primary", p), ("backup", b)],
-    )
-}
-
-pub fn http_service(
-    name: &str,
-    fqdn: &str,
-    failback: &str,
-    hold_down: &str,
-    targets: &[(&str, &HttpTarget)],
-) -> String {
-    format!(
-        "[[service]]\nname = \"{name}\"\nfqdn = \"{fqdn}\"\nttl = 30\n\
-         failback = \"{failback}\"\nhold_down = \"{hold_down}\"\n\n"
-    ) + &http_targets(targets)
-}
-
-/// `[[service.target]]` tables for HTTP targets, with fast checks.
-pub fn http_targets(targets: &[(&str, &HttpTarget)]) -> String {
-    let mut s = String::new();
-    for (tname, t) in targets {
-        s.push_str(&format!(
-            "[[service.target]]\nname = \"{tname}\"\naddresses = [\"{}\"]\n\
-             check = {{ type = \"http\", url = \"{}\", interval = \"200ms\", \
-             timeout = \"200ms\", rise = 2, fall = 2, jitter = \"20ms\" }}\n\n",
-            t.addr.ip(),
-            t.url()
-        ));
-    }
-    s
-}
+// Re-exported so `use support::ggond::*` keeps bringing them; suites that
+// use none of them would otherwise warn.
+#[allow(unused_imports)]
+pub use super::services::{cic_two_targets, http_service, http_targets};
 
 pub fn ip(s: &str) -> Ipv4Addr {
     s.parse().expect("IPv4 address")

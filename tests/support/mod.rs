@@ -27,5 +27,6 @@ pub mod packets;
 pub mod process;
 pub mod proxy;
 pub mod reliability;
+pub mod services;
 pub mod unbound;
 pub mod wire;
