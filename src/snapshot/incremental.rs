@@ -30,6 +30,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::compile::{dname_above, is_signed, node_for, Compiler};
 use super::denial::Chain;
 use super::encode::Mode;
+use super::nodes::NodeMap;
 use super::{name_wire, CompiledZone, Dname, Node};
 use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
@@ -188,7 +189,7 @@ fn incremental(
     changed: &BTreeSet<Name>,
 ) -> Result<CompiledZone, Arc<ZoneData>> {
     let idx = &prev.index;
-    let mut nodes = prev.nodes.clone();
+    let mut nodes = prev.nodes.next();
     let signer = |data| {
         prev.signed.then(|| {
             let mut s = Compiler::with_sets(data, idx.names.clone(), idx.cuts.clone());
@@ -234,6 +235,7 @@ fn incremental(
             nodes.insert(key, Arc::new(node));
         }
     }
+    nodes.settle();
     let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
     let mut z = finish(&c, &data, nodes, idx.clone());
     if let Some(s) = signer(&*data) {
@@ -289,7 +291,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
     }
     let index = Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
-    let mut z = finish(&c, &zone, nodes, Arc::new(index));
+    let mut z = finish(&c, &zone, nodes.into(), Arc::new(index));
     if let Some(s) = s {
         signed_parts(&mut z, s);
     }
@@ -300,7 +302,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
 pub(super) fn finish(
     c: &Compiler<'_>,
     zone: &Arc<ZoneData>,
-    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
+    nodes: NodeMap,
     index: Arc<Index>,
 ) -> CompiledZone {
     let nxdomain = c.neg(None, Mode::Independent, &[], 3);

@@ -22,11 +22,11 @@
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
-use rustc_hash::FxHashMap;
 
 use crate::proto::zone::ZoneData;
 pub use denial::{Chain, Proof, Proofs};
 
+mod nodes;
 pub mod regions;
 
 /// A ready response body and the header fields that go with it.
@@ -116,7 +116,7 @@ pub struct CompiledZone {
     apex: Box<[u8]>,
     apex_labels: usize,
     /// Behind Arc so that an incremental recompile shares unchanged nodes.
-    nodes: FxHashMap<Arc<[u8]>, Arc<Node>>,
+    nodes: nodes::NodeMap,
     nxdomain: Prepared,
     /// Signed zones: NXDOMAIN with the SOA's RRSIG (the proofs are added
     /// per query, see [`denial`]).
