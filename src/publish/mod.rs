@@ -595,6 +595,27 @@ impl Publisher {
             .map(|(o, z)| (o.to_string(), z.serial))
             .collect()
     }
+
+    /// The serials as they will be once `fqdn`'s records are published
+    /// (its own zone's next serial): for state persisted before the
+    /// publish, so that a restart never serves a serial again.
+    pub fn serials_after(&self, fqdn: &Name) -> BTreeMap<String, u32> {
+        let origin = self.zone_of(fqdn);
+        self.zones
+            .iter()
+            .map(|(o, z)| {
+                let next = Some(o) == origin.as_ref();
+                (
+                    o.to_string(),
+                    if next {
+                        next_serial(z.serial)
+                    } else {
+                        z.serial
+                    },
+                )
+            })
+            .collect()
+    }
 }
 
 /// The zone as served: file data, service records, current serial.
