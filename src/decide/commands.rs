@@ -169,7 +169,7 @@ impl Controller {
         }
     }
 
-    fn service_index(&self, name: &str) -> Result<usize, CtlError> {
+    pub(super) fn service_index(&self, name: &str) -> Result<usize, CtlError> {
         self.by_name
             .get(name)
             .copied()
@@ -199,22 +199,8 @@ impl Controller {
         if let Some(region) = regional(req.region.as_deref()) {
             return self.remap_region(si, region, req, actor, now);
         }
-        let ti = self.target_index(si, &req.to)?;
-        let duration = parse_duration(req.duration.as_deref())?;
+        let (ti, duration) = self.remap_target(si, req)?;
         let to = req.to.as_str();
-        let views = self.services[si].views();
-        if views[ti].unusable() && !req.force {
-            let why = if views[ti].drained {
-                "drained"
-            } else if views[ti].drill_failed {
-                "failed by a running drill"
-            } else {
-                "unhealthy"
-            };
-            return Err(CtlError::Conflict(format!(
-                "target `{to}` is {why}; use --force to remap to it anyway"
-            )));
-        }
         let from = self.services[si].active;
         if req.dry_run {
             let mut v = self.change_view(si, from, ti, true);
@@ -231,7 +217,7 @@ impl Controller {
         let mut state = self.persisted();
         self.services[si].active = from;
         if from != ti {
-            state.serials = self.publisher.serials_after(&self.services[si].fqdn);
+            state.serials = self.publisher.serials_after(&[&self.services[si].fqdn]);
         }
         if let Err(e) = self.persist_state(state) {
             (self.services[si].pin, self.services[si].drains) = before;
@@ -267,6 +253,32 @@ impl Controller {
             self.remap_region(si, &r, req, actor, now)?;
         }
         Ok(self.change_view(si, from, ti, false))
+    }
+
+    /// The target a (service-level) remap goes to and its pin's duration,
+    /// or why it is refused.
+    pub(super) fn remap_target(
+        &self,
+        si: usize,
+        req: &RemapRequest,
+    ) -> Result<(usize, Option<Duration>), CtlError> {
+        let ti = self.target_index(si, &req.to)?;
+        let duration = parse_duration(req.duration.as_deref())?;
+        let views = self.services[si].views();
+        if views[ti].unusable() && !req.force {
+            let why = if views[ti].drained {
+                "drained"
+            } else if views[ti].drill_failed {
+                "failed by a running drill"
+            } else {
+                "unhealthy"
+            };
+            return Err(CtlError::Conflict(format!(
+                "target `{}` is {why}; use --force to remap to it anyway",
+                req.to
+            )));
+        }
+        Ok((ti, duration))
     }
 
     /// Begin a key roll (single node only: the new key is made in this

@@ -26,15 +26,23 @@ impl History {
         &self.path
     }
 
-    /// Append one entry (flushed to the OS; fsync'd, changes are rare).
+    /// Append one entry, fsync'd.
     pub fn append(&self, e: &Event) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(e).map_err(std::io::Error::other)?;
-        line.push('\n');
+        self.append_all(std::slice::from_ref(e))
+    }
+
+    /// Append entries in one write and one fsync (a batch of remaps).
+    pub fn append_all(&self, events: &[Event]) -> std::io::Result<()> {
+        let mut lines = String::new();
+        for e in events {
+            lines += &serde_json::to_string(e).map_err(std::io::Error::other)?;
+            lines.push('\n');
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
-        f.write_all(line.as_bytes())?;
+        f.write_all(lines.as_bytes())?;
         f.sync_data()
     }
 

@@ -26,6 +26,7 @@
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
 
+mod batch;
 pub mod certs;
 pub mod checklog;
 mod commands;
@@ -83,7 +84,7 @@ impl Now {
 }
 
 /// A refused command's error when its change could not be made durable.
-fn persist_refusal(e: PersistError) -> CtlError {
+pub(super) fn persist_refusal(e: PersistError) -> CtlError {
     match e {
         PersistError::Local(e) => CtlError::Internal(format!("cannot persist state: {e}")),
         other => CtlError::Unavailable(other.to_string()),
@@ -422,14 +423,26 @@ impl Controller {
 
     /// Append to history and tell the sinks (the caller has logged it).
     fn record(&self, e: Event) {
-        if let (Some(shared), Role::Leader) = (&self.shared, self.role) {
-            shared.record(&e);
+        self.record_all(vec![e]);
+    }
+
+    /// [`Self::record`] for several events, with one history write.
+    fn record_all(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
         }
-        if let Err(err) = self.history.append(&e) {
+        if let (Some(shared), Role::Leader) = (&self.shared, self.role) {
+            for e in &events {
+                shared.record(e);
+            }
+        }
+        if let Err(err) = self.history.append_all(&events) {
             error!(error = %err, path = %self.history.path().display(), "cannot append to history");
         }
-        for s in &self.sinks {
-            s.event(&e);
+        for e in &events {
+            for s in &self.sinks {
+                s.event(e);
+            }
         }
     }
 
@@ -445,7 +458,18 @@ impl Controller {
         loop {
             tokio::select! {
                 Some(obs) = observations.recv() => self.observe(obs, Now::system()),
-                Some(cmd) = commands.recv() => self.command(cmd, Now::system()),
+                Some(cmd) = commands.recv() => {
+                    // Whatever else is queued is taken too: remaps that
+                    // arrive together share their writes (batch.rs).
+                    let mut batch = vec![cmd];
+                    while batch.len() < batch::MAX {
+                        match commands.try_recv() {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.commands(batch, Now::system());
+                }
                 _ = tick.tick() => self.tick(Now::system()),
                 _ = shutdown.requested() => break,
             }

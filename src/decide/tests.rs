@@ -607,3 +607,6 @@ fn timed_pins_and_drains_after_a_restart_follow_their_deadlines() {
     let e = h.iter().find(|e| e.kind == EventKind::Undrain).unwrap();
     assert!(e.reason.contains("while ggond was down"), "{}", e.reason);
 }
+
+#[path = "batch_tests.rs"]
+mod batch;

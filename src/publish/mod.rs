@@ -596,23 +596,19 @@ impl Publisher {
             .collect()
     }
 
-    /// The serials as they will be once `fqdn`'s records are published
-    /// (its own zone's next serial): for state persisted before the
-    /// publish, so that a restart never serves a serial again.
-    pub fn serials_after(&self, fqdn: &Name) -> BTreeMap<String, u32> {
-        let origin = self.zone_of(fqdn);
+    /// The serials as they will be once these names' records are
+    /// published in one go (their zones' next serials): for state persisted
+    /// before the publish, so that a restart never serves a serial again.
+    pub fn serials_after(&self, fqdns: &[&Name]) -> BTreeMap<String, u32> {
+        let origins: BTreeSet<Name> = fqdns.iter().filter_map(|n| self.zone_of(n)).collect();
         self.zones
             .iter()
             .map(|(o, z)| {
-                let next = Some(o) == origin.as_ref();
-                (
-                    o.to_string(),
-                    if next {
-                        next_serial(z.serial)
-                    } else {
-                        z.serial
-                    },
-                )
+                let serial = match origins.contains(o) {
+                    true => next_serial(z.serial),
+                    false => z.serial,
+                };
+                (o.to_string(), serial)
             })
             .collect()
     }
