@@ -338,7 +338,19 @@ pub async fn run(
         obs_tx.clone(),
         shutdown_rx.clone(),
     );
-    let ctl_task = tokio::spawn(controller.run(obs_rx, cmd_rx, shutdown_rx.clone()));
+    // The controller fsyncs its state and history on every change, so it
+    // runs on a thread of its own (its future driven with the runtime's
+    // handle; whatever it spawns goes to the runtime): a slow disk never
+    // stalls the runtime's workers, and the control API keeps queueing
+    // commands during a write, which are then written together
+    // (decide/batch.rs). On one core there is one worker, and remaps from
+    // several clients were served one write at a time.
+    let ctl_thread = {
+        let (handle, shutdown) = (tokio::runtime::Handle::current(), shutdown_rx.clone());
+        std::thread::Builder::new()
+            .name("controller".into())
+            .spawn(move || handle.block_on(controller.run(obs_rx, cmd_rx, shutdown)))?
+    };
 
     let listener = tokio::net::TcpListener::from_std(sockets.control)?;
     let control_addr = listener.local_addr()?;
@@ -468,7 +480,7 @@ pub async fn run(
         // It gives its lease back, so its votes and leadership go at once.
         let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
     }
-    let _ = ctl_task.await;
+    let _ = tokio::task::spawn_blocking(move || ctl_thread.join()).await;
     notifier.abort();
     let _ = failed_alerts.await;
     for t in secondary_tasks {
