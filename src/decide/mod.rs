@@ -21,7 +21,8 @@
 //! reported once.
 //!
 //! Files: this one holds the loop and the health-driven path (observe →
-//! evaluate → switch); [`commands`] the operator commands; [`reload`] the
+//! evaluate → switch); [`commands`] the operator commands; [`batch`] the
+//! commands queued together (remaps share one state write); [`reload`] the
 //! configuration reload and restoring saved state; [`views`] what is shown.
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
