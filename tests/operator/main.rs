@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod cert_audit;
 mod certs;
+mod concurrent_remaps;
 mod config_errors;
 mod control_tls;
 mod crash;
