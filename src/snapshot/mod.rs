@@ -161,7 +161,7 @@ pub struct Snapshot {
 pub struct QName {
     pub wire: [u8; 255],
     pub len: usize,
-    /// starts[i] is the offset of label i; starts[nlabels] is the root byte.
+    /// `starts[i]` is the offset of label i; `starts[nlabels]` is the root byte.
     pub starts: [u8; 128],
     pub nlabels: usize,
 }
