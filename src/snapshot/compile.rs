@@ -10,12 +10,12 @@ use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, Dname, Node, Prepared};
 use crate::proto::dnssec::rrsig_covers;
-use crate::proto::zone::{RRset, ZoneData};
+use crate::proto::zone::{RRset, Types, ZoneData};
 
 /// What a name resolves to inside the zone, at compile time.
 enum Resolved<'z> {
     /// Data at the name (possibly synthesized from a wildcard).
-    Data(&'z BTreeMap<RecordType, RRset>),
+    Data(&'z Types),
     /// The name exists but has no data (empty non-terminal).
     Empty,
     NxDomain,
@@ -320,7 +320,7 @@ impl<'z> Compiler<'z> {
 
     /// Answers for a name that exists (or a wildcard owner, in independent mode).
     pub(super) fn node(&self, name: &Name, mode: Mode) -> Node {
-        let empty = BTreeMap::new();
+        let empty = Types::new();
         let types = self.zone.rrsets.get(name).unwrap_or(&empty);
         let mut answers: Vec<(u16, Prepared)> = Vec::new();
         let other;
