@@ -25,8 +25,11 @@ enum Resolved<'z> {
 
 pub(super) struct Compiler<'z> {
     zone: &'z ZoneData,
-    /// Every name that exists: owners and empty non-terminals.
-    pub(super) names: Arc<BTreeSet<Name>>,
+    /// The names that exist without data (empty non-terminals, and the
+    /// apex if it had none): with the zone's owners, every name that
+    /// exists. Only these are kept because a set of every name was a
+    /// second copy of all the owners (about 150 bytes a name).
+    pub(super) ents: Arc<BTreeSet<Name>>,
     pub(super) cuts: Arc<BTreeSet<Name>>,
     soa_neg: RRset,
     /// Compiling the answers for DO queries of a signed zone: every RRset
@@ -45,12 +48,12 @@ impl<'z> Compiler<'z> {
     /// With the name and cut sets of an earlier compile of the same names.
     pub(super) fn with_sets(
         zone: &'z ZoneData,
-        names: Arc<BTreeSet<Name>>,
+        ents: Arc<BTreeSet<Name>>,
         cuts: Arc<BTreeSet<Name>>,
     ) -> Self {
         Compiler {
             zone,
-            names,
+            ents,
             cuts,
             soa_neg: zone.negative_soa(),
             dnssec: false,
@@ -59,18 +62,16 @@ impl<'z> Compiler<'z> {
     }
 
     pub(super) fn new(zone: &'z ZoneData) -> Self {
-        let mut names = BTreeSet::new();
-        for owner in zone.rrsets.keys() {
-            let mut n = owner.clone();
-            loop {
-                if !names.insert(n.clone()) || n == zone.origin {
-                    break;
-                }
-                n = n.base_name();
-            }
-        }
-        names.insert(zone.origin.clone());
-        Compiler::with_sets(zone, Arc::new(names), Arc::new(zone.cuts()))
+        Compiler::with_sets(
+            zone,
+            Arc::new(empty_non_terminals(zone)),
+            Arc::new(zone.cuts()),
+        )
+    }
+
+    /// Whether `name` exists in the zone (has data or names below it).
+    fn exists(&self, name: &Name) -> bool {
+        self.zone.rrsets.contains_key(name) || self.ents.contains(name)
     }
 
     /// An RRset's records, and in DNSSEC mode the RRSIGs that cover it.
@@ -150,11 +151,11 @@ impl<'z> Compiler<'z> {
         if let Some(types) = self.zone.rrsets.get(name) {
             return Resolved::Data(types);
         }
-        if self.names.contains(name) {
+        if self.ents.contains(name) {
             return Resolved::Empty;
         }
         let mut encloser = name.base_name();
-        while !self.names.contains(&encloser) {
+        while !self.exists(&encloser) {
             encloser = encloser.base_name();
         }
         match encloser
@@ -403,6 +404,30 @@ impl<'z> Compiler<'z> {
             ..Node::default()
         }
     }
+}
+
+/// The names of `zone` that exist but are not owners: the ancestors of
+/// owners up to the apex that have no data, and the apex if it has none.
+pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
+    let mut ents = BTreeSet::new();
+    for owner in zone.rrsets.keys() {
+        if *owner == zone.origin || owner.is_root() {
+            continue;
+        }
+        // Up to the apex (added below), an owner (its own turn adds its
+        // ancestors) or a name added before (and its ancestors with it).
+        let mut n = owner.base_name();
+        while n != zone.origin && !zone.rrsets.contains_key(&n) && ents.insert(n.clone()) {
+            if n.is_root() {
+                break;
+            }
+            n = n.base_name();
+        }
+    }
+    if !zone.rrsets.contains_key(&zone.origin) {
+        ents.insert(zone.origin.clone());
+    }
+    ents
 }
 
 /// The DNAME owner strictly above `name`, if any.

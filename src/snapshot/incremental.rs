@@ -37,7 +37,10 @@ use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 /// What a full compile learned that an incremental one reuses.
 #[derive(Debug)]
 pub(super) struct Index {
-    names: Arc<BTreeSet<Name>>,
+    /// The names without data (see [`Compiler`]'s `ents`); with the owners
+    /// of the zone compiled, which an incremental compile keeps, the names
+    /// that exist.
+    ents: Arc<BTreeSet<Name>>,
     cuts: Arc<BTreeSet<Name>>,
     dnames: BTreeMap<Name, Arc<Dname>>,
     /// Target name → the owners whose answers include its data.
@@ -76,7 +79,7 @@ fn target_of(rd: &RData) -> Option<&Name> {
 impl Index {
     pub(super) fn new(
         zone: &ZoneData,
-        names: Arc<BTreeSet<Name>>,
+        ents: Arc<BTreeSet<Name>>,
         cuts: Arc<BTreeSet<Name>>,
         dnames: BTreeMap<Name, Arc<Dname>>,
     ) -> Index {
@@ -99,12 +102,18 @@ impl Index {
         serial_deps.sort();
         serial_deps.dedup();
         Index {
-            names,
+            ents,
             cuts,
             dnames,
             dependents,
             serial_deps,
         }
+    }
+
+    /// Whether `n` exists in `zone`, a zone with the owners this index
+    /// was made for.
+    fn exists(&self, zone: &ZoneData, n: &Name) -> bool {
+        zone.rrsets.contains_key(n) || self.ents.contains(n)
     }
 }
 
@@ -171,7 +180,7 @@ fn incremental_ok(prev: &CompiledZone, data: &ZoneData, changed: &BTreeSet<Name>
             return true;
         }
         let (was, is) = (old.rrsets.get(n), data.rrsets.get(n));
-        if n.is_wildcard() || was.is_some() != is.is_some() || !idx.names.contains(n) {
+        if n.is_wildcard() || was.is_some() != is.is_some() || !idx.exists(old, n) {
             return false;
         }
         let same = |t: &RecordType| was.and_then(|m| m.get(t)) == is.and_then(|m| m.get(t));
@@ -191,14 +200,14 @@ fn incremental(
     let mut nodes = prev.nodes.clone();
     let signer = |data| {
         prev.signed.then(|| {
-            let mut s = Compiler::with_sets(data, idx.names.clone(), idx.cuts.clone());
+            let mut s = Compiler::with_sets(data, idx.ents.clone(), idx.cuts.clone());
             s.dnssec = true;
             s.chain = prev.chain.clone();
             s
         })
     };
     {
-        let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
+        let c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
         let s = signer(&*data);
         let mut todo: Vec<Name> = changed.iter().cloned().collect();
         todo.extend(idx.serial_deps.iter().cloned());
@@ -211,7 +220,7 @@ fn incremental(
             if let Some(deps) = idx.dependents.get(&n) {
                 todo.extend(deps.iter().filter(|d| !seen.contains(*d)).cloned());
             }
-            if !idx.names.contains(&n) || dname_above(&idx.dnames, &n).is_some() {
+            if !idx.exists(&prev.data, &n) || dname_above(&idx.dnames, &n).is_some() {
                 continue;
             }
             let key: Arc<[u8]> = Arc::from(name_wire(&n));
@@ -234,7 +243,7 @@ fn incremental(
             nodes.insert(key, Arc::new(node));
         }
     }
-    let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
+    let c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
     let mut z = finish(&c, &data, nodes, idx.clone());
     if let Some(s) = signer(&*data) {
         signed_parts(&mut z, s);
@@ -279,7 +288,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let dnames = c.dnames();
     let mut plain_referrals = BTreeMap::new();
     let mut signed_referrals = BTreeMap::new();
-    for name in c.names.iter() {
+    for name in zone.rrsets.keys().chain(c.ents.iter()) {
         let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
         if let Some(s) = &s {
             if node.below_dname.is_none() {
@@ -288,7 +297,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         }
         nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
     }
-    let index = Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
+    let index = Index::new(&zone, c.ents.clone(), c.cuts.clone(), dnames);
     let mut z = finish(&c, &zone, nodes, Arc::new(index));
     if let Some(s) = s {
         signed_parts(&mut z, s);
