@@ -325,6 +325,8 @@ impl<'z> Compiler<'z> {
         let types = self.zone.rrsets.get(name).unwrap_or(&empty);
         let mut answers: Vec<(u16, Prepared)> = Vec::new();
         let other;
+        // RFC 8482: ANY gets one RRset rather than everything (see Node::any).
+        let any;
         if let Some(cname) = types.get(&RecordType::CNAME) {
             // Follow the chain inside the zone (bounded, loop-safe).
             let mut hops: Vec<(Name, &RRset)> = vec![(name.clone(), cname)];
@@ -352,8 +354,8 @@ impl<'z> Compiler<'z> {
             }
             let first = self.set(name, RecordType::CNAME, cname);
             let cname_only = encode(Some(name), mode, [&first, &[], &[]], 0, true);
-            answers.push((u16::from(RecordType::CNAME), cname_only.clone()));
-            answers.push((255, cname_only));
+            answers.push((u16::from(RecordType::CNAME), cname_only));
+            any = Some(u16::from(RecordType::CNAME));
             let chain: Vec<Rr> = hops
                 .iter()
                 .flat_map(|(o, s)| self.set(o, RecordType::CNAME, s))
@@ -384,11 +386,11 @@ impl<'z> Compiler<'z> {
                     encode(Some(name), mode, [&ans, &[], &add], 0, true),
                 ));
             }
-            // RFC 8482: answer ANY with one RRset rather than everything.
-            if let Some((_, first)) = answers.first() {
-                let first = first.clone();
-                answers.push((255, first));
-            }
+            // The first type's answer, unless the data has type 255 itself.
+            any = match answers.first() {
+                Some((t, _)) if !types.contains_key(&RecordType::from(255)) => Some(*t),
+                _ => None,
+            };
             // Relative: the zone's shared NODATA (CompiledZone::nodata, or
             // for DO the signed one with the name's proof added per query),
             // so a new serial changes no node here.
@@ -398,6 +400,7 @@ impl<'z> Compiler<'z> {
         answers.dedup_by_key(|(t, _)| *t);
         Node {
             answers: answers.into_boxed_slice(),
+            any,
             other,
             referral: None,
             wildcard: mode == Mode::Independent,

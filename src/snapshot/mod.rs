@@ -73,6 +73,10 @@ pub struct Dname {
 struct Node {
     /// Sorted by type, for a binary search.
     answers: Box<[(u16, Prepared)]>,
+    /// The type whose answer ANY gets (RFC 8482: one RRset), when the name
+    /// has data: a type number rather than a copy of that body, which was
+    /// one more body and slot on every name.
+    any: Option<u16>,
     /// For every type not in `answers` (NODATA, or the CNAME chain's tail).
     /// None on a plain name: the zone's shared NODATA body answers, so a
     /// new SOA serial does not change every node (incremental remaps).
@@ -101,6 +105,10 @@ impl Node {
                 return Some(r);
             }
         }
+        let qtype = match (qtype, self.any) {
+            (255, Some(t)) => t,
+            _ => qtype,
+        };
         match self.answers.binary_search_by_key(&qtype, |(t, _)| *t) {
             Ok(i) => Some(&self.answers[i].1),
             Err(_) => self.other.as_ref(),
