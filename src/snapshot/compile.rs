@@ -8,7 +8,7 @@ use hickory_proto::serialize::binary::BinEncodable;
 
 use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
-use super::{name_wire, Dname, Node, Prepared};
+use super::{name_wire, Dname, Node, Prepared, Rare};
 use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{RRset, Types, ZoneData};
 
@@ -312,9 +312,12 @@ impl<'z> Compiler<'z> {
         }
         Node {
             answers: answers.into_boxed_slice(),
-            other: Some(self.neg(Some(name), Mode::Relative, &[], 0)),
-            referral: Some(referral),
-            cut_apex: true,
+            rare: Some(Box::new(Rare {
+                other: Some(self.neg(Some(name), Mode::Relative, &[], 0)),
+                referral: Some(referral),
+                cut_apex: true,
+                ..Rare::default()
+            })),
             ..Node::default()
         }
     }
@@ -401,8 +404,12 @@ impl<'z> Compiler<'z> {
         Node {
             answers: answers.into_boxed_slice(),
             any,
-            other,
-            referral: None,
+            rare: other.map(|other| {
+                Box::new(Rare {
+                    other: Some(other),
+                    ..Rare::default()
+                })
+            }),
             wildcard: mode == Mode::Independent,
             ..Node::default()
         }
@@ -464,22 +471,24 @@ pub(super) fn node_for(
             // The parent is authoritative for DS at the cut (RFC 4035 3.1.4.1).
             c.cut_apex(name, r)
         } else {
-            Node {
+            Node::of(Rare {
                 referral: Some(r),
-                ..Node::default()
-            }
+                ..Rare::default()
+            })
         }
     } else if let Some(d) = dname_above(dnames, name) {
         // Data below a DNAME is occluded: the DNAME rewrites the name.
-        Node {
+        Node::of(Rare {
             below_dname: Some(d),
-            ..Node::default()
-        }
+            ..Rare::default()
+        })
     } else if name.is_wildcard() {
         c.node(name, Mode::Independent)
     } else {
         let mut n = c.node(name, Mode::Relative);
-        n.dname = dnames.get(name).cloned();
+        if let Some(d) = dnames.get(name) {
+            n.rare_mut().dname = Some(d.clone());
+        }
         n
     }
 }

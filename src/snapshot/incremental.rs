@@ -255,11 +255,13 @@ fn incremental(
 /// referral; None when `old` lacks it.
 fn one_node(c: &Compiler<'_>, n: &Name, old: Option<&Node>, idx: &Index) -> Option<Node> {
     Some(match c.cut_of(n) {
-        Some(_) => c.cut_apex(n, old?.referral.clone()?),
+        Some(_) => c.cut_apex(n, old?.referral()?.clone()),
         None if n.is_wildcard() => c.node(n, Mode::Independent),
         None => {
             let mut node = c.node(n, Mode::Relative);
-            node.dname = idx.dnames.get(n).cloned();
+            if let Some(d) = idx.dnames.get(n) {
+                node.rare_mut().dname = Some(d.clone());
+            }
             node
         }
     })
@@ -291,7 +293,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     for name in zone.rrsets.keys().chain(c.ents.iter()) {
         let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
         if let Some(s) = &s {
-            if node.below_dname.is_none() {
+            if node.below_dname().is_none() {
                 node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
             }
         }
