@@ -15,5 +15,6 @@ pub mod client;
 pub mod codes;
 pub mod dnssec;
 pub mod tsig;
+pub mod types;
 pub mod zone;
 pub mod zonefile;

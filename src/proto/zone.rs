@@ -7,12 +7,14 @@
 //! (replace one RRset). It must not encode answers or know about the wire path:
 //! [`crate::snapshot`] compiles a `ZoneData` into ready answers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
+
+pub use super::types::Types;
 
 /// One RRset: the records of one type at one name share a TTL.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,7 @@ impl RRset {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneData {
     pub origin: Name,
-    pub rrsets: imbl::OrdMap<Name, BTreeMap<RecordType, RRset>>,
+    pub rrsets: imbl::OrdMap<Name, Types>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,14 +125,18 @@ impl ZoneData {
             .rrsets
             .entry(name)
             .or_default()
-            .entry(rec.record_type())
-            .or_insert_with(|| RRset::new(rec.ttl, Vec::new()));
+            .get_or_insert_with(rec.record_type(), || RRset::new(rec.ttl, Vec::new()));
         // RFC 2181 5.2: the TTLs of an RRset are equal; keep the lowest.
         set.ttl = set.ttl.min(rec.ttl);
         let data = normalized(&rec.data);
         if !set.rdatas.contains(&data) {
             if rec.record_type() == RecordType::RRSIG && set.ttls.len() == set.rdatas.len() {
                 set.ttls.push(rec.ttl);
+            }
+            if set.rdatas.len() < 4 {
+                // Most RRsets hold one or two records; the usual growth
+                // would reserve room for four RDATAs (184 bytes each).
+                set.rdatas.reserve_exact(1);
             }
             set.rdatas.push(data);
         }

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::proto::codes::rcode;
 use crate::proto::dnssec::rrsig_covers;
-use crate::proto::zone::{address_rrsets, fqdn_lower, RRset, ZoneData};
+use crate::proto::zone::{address_rrsets, fqdn_lower, RRset, Types, ZoneData};
 use crate::sign::Signer;
 use crate::snapshot::{compile, recompile, Diff, Snapshot};
 pub use journal::JournalError;
@@ -635,13 +635,13 @@ fn serial_only(old: &ZoneData, new: &ZoneData) -> bool {
     let (Some(a), Some(b)) = (old.rrsets.get(&old.origin), new.rrsets.get(&new.origin)) else {
         return false;
     };
-    fn sigs(m: &BTreeMap<RecordType, RRset>) -> impl Iterator<Item = &RData> {
+    fn sigs(m: &Types) -> impl Iterator<Item = &RData> {
         m.get(&RecordType::RRSIG)
             .into_iter()
             .flat_map(|s| &s.rdatas)
             .filter(|rd| rrsig_covers(rd) != Some(RecordType::SOA))
     }
-    fn rest(m: &BTreeMap<RecordType, RRset>) -> impl Iterator<Item = (&RecordType, &RRset)> {
+    fn rest(m: &Types) -> impl Iterator<Item = (&RecordType, &RRset)> {
         m.iter()
             .filter(|(t, _)| !matches!(t, RecordType::SOA | RecordType::RRSIG))
     }

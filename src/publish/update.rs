@@ -195,8 +195,7 @@ pub fn apply(
                     .rrsets
                     .entry(name.clone())
                     .or_default()
-                    .entry(rtype)
-                    .or_insert_with(|| RRset {
+                    .get_or_insert_with(rtype, || RRset {
                         ttl: rr.ttl,
                         rdatas: Vec::new(),
                         ttls: Vec::new(),

@@ -5,12 +5,12 @@
 //! else (names added or removed, types added or removed, a cut, the SOA's
 //! timers, the key set, a signature due for refresh) takes the full run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use hickory_proto::rr::{Name, RecordType};
 use imbl::ordmap::DiffItem;
 
-use crate::proto::zone::cut_of;
+use crate::proto::zone::{cut_of, Types};
 
 use super::{managed, Cache, KeyState, RRset, SignStats, Signer, ZoneData};
 
@@ -79,7 +79,7 @@ impl Signer {
         let mut refresh_at = self.refresh_at;
         for n in &changed {
             let at_apex = *n == data.origin;
-            let mut types: BTreeMap<RecordType, RRset> = data.rrsets[n].clone();
+            let mut types: Types = data.rrsets[n].clone();
             // What the signer itself put there (keys, NSEC), as before.
             if let Some(old) = prev.output.rrsets.get(n) {
                 for (t, s) in old {

@@ -8,14 +8,14 @@ use hickory_proto::serialize::binary::BinEncodable;
 
 use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
-use super::{name_wire, Dname, Node, Prepared};
+use super::{name_wire, Dname, Node, Prepared, Rare};
 use crate::proto::dnssec::rrsig_covers;
-use crate::proto::zone::{RRset, ZoneData};
+use crate::proto::zone::{RRset, Types, ZoneData};
 
 /// What a name resolves to inside the zone, at compile time.
 enum Resolved<'z> {
     /// Data at the name (possibly synthesized from a wildcard).
-    Data(&'z BTreeMap<RecordType, RRset>),
+    Data(&'z Types),
     /// The name exists but has no data (empty non-terminal).
     Empty,
     NxDomain,
@@ -25,8 +25,11 @@ enum Resolved<'z> {
 
 pub(super) struct Compiler<'z> {
     zone: &'z ZoneData,
-    /// Every name that exists: owners and empty non-terminals.
-    pub(super) names: Arc<BTreeSet<Name>>,
+    /// The names that exist without data (empty non-terminals, and the
+    /// apex if it had none): with the zone's owners, every name that
+    /// exists. Only these are kept because a set of every name was a
+    /// second copy of all the owners (about 150 bytes a name).
+    pub(super) ents: Arc<BTreeSet<Name>>,
     pub(super) cuts: Arc<BTreeSet<Name>>,
     soa_neg: RRset,
     /// Compiling the answers for DO queries of a signed zone: every RRset
@@ -45,12 +48,12 @@ impl<'z> Compiler<'z> {
     /// With the name and cut sets of an earlier compile of the same names.
     pub(super) fn with_sets(
         zone: &'z ZoneData,
-        names: Arc<BTreeSet<Name>>,
+        ents: Arc<BTreeSet<Name>>,
         cuts: Arc<BTreeSet<Name>>,
     ) -> Self {
         Compiler {
             zone,
-            names,
+            ents,
             cuts,
             soa_neg: zone.negative_soa(),
             dnssec: false,
@@ -59,18 +62,16 @@ impl<'z> Compiler<'z> {
     }
 
     pub(super) fn new(zone: &'z ZoneData) -> Self {
-        let mut names = BTreeSet::new();
-        for owner in zone.rrsets.keys() {
-            let mut n = owner.clone();
-            loop {
-                if !names.insert(n.clone()) || n == zone.origin {
-                    break;
-                }
-                n = n.base_name();
-            }
-        }
-        names.insert(zone.origin.clone());
-        Compiler::with_sets(zone, Arc::new(names), Arc::new(zone.cuts()))
+        Compiler::with_sets(
+            zone,
+            Arc::new(empty_non_terminals(zone)),
+            Arc::new(zone.cuts()),
+        )
+    }
+
+    /// Whether `name` exists in the zone (has data or names below it).
+    fn exists(&self, name: &Name) -> bool {
+        self.zone.rrsets.contains_key(name) || self.ents.contains(name)
     }
 
     /// An RRset's records, and in DNSSEC mode the RRSIGs that cover it.
@@ -150,11 +151,11 @@ impl<'z> Compiler<'z> {
         if let Some(types) = self.zone.rrsets.get(name) {
             return Resolved::Data(types);
         }
-        if self.names.contains(name) {
+        if self.ents.contains(name) {
             return Resolved::Empty;
         }
         let mut encloser = name.base_name();
-        while !self.names.contains(&encloser) {
+        while !self.exists(&encloser) {
             encloser = encloser.base_name();
         }
         match encloser
@@ -311,19 +312,24 @@ impl<'z> Compiler<'z> {
         }
         Node {
             answers: answers.into_boxed_slice(),
-            other: Some(self.neg(Some(name), Mode::Relative, &[], 0)),
-            referral: Some(referral),
-            cut_apex: true,
+            rare: Some(Box::new(Rare {
+                other: Some(self.neg(Some(name), Mode::Relative, &[], 0)),
+                referral: Some(referral),
+                cut_apex: true,
+                ..Rare::default()
+            })),
             ..Node::default()
         }
     }
 
     /// Answers for a name that exists (or a wildcard owner, in independent mode).
     pub(super) fn node(&self, name: &Name, mode: Mode) -> Node {
-        let empty = BTreeMap::new();
+        let empty = Types::new();
         let types = self.zone.rrsets.get(name).unwrap_or(&empty);
         let mut answers: Vec<(u16, Prepared)> = Vec::new();
         let other;
+        // RFC 8482: ANY gets one RRset rather than everything (see Node::any).
+        let any;
         if let Some(cname) = types.get(&RecordType::CNAME) {
             // Follow the chain inside the zone (bounded, loop-safe).
             let mut hops: Vec<(Name, &RRset)> = vec![(name.clone(), cname)];
@@ -351,8 +357,8 @@ impl<'z> Compiler<'z> {
             }
             let first = self.set(name, RecordType::CNAME, cname);
             let cname_only = encode(Some(name), mode, [&first, &[], &[]], 0, true);
-            answers.push((u16::from(RecordType::CNAME), cname_only.clone()));
-            answers.push((255, cname_only));
+            answers.push((u16::from(RecordType::CNAME), cname_only));
+            any = Some(u16::from(RecordType::CNAME));
             let chain: Vec<Rr> = hops
                 .iter()
                 .flat_map(|(o, s)| self.set(o, RecordType::CNAME, s))
@@ -383,11 +389,11 @@ impl<'z> Compiler<'z> {
                     encode(Some(name), mode, [&ans, &[], &add], 0, true),
                 ));
             }
-            // RFC 8482: answer ANY with one RRset rather than everything.
-            if let Some((_, first)) = answers.first() {
-                let first = first.clone();
-                answers.push((255, first));
-            }
+            // The first type's answer, unless the data has type 255 itself.
+            any = match answers.first() {
+                Some((t, _)) if !types.contains_key(&RecordType::from(255)) => Some(*t),
+                _ => None,
+            };
             // Relative: the zone's shared NODATA (CompiledZone::nodata, or
             // for DO the signed one with the name's proof added per query),
             // so a new serial changes no node here.
@@ -397,12 +403,41 @@ impl<'z> Compiler<'z> {
         answers.dedup_by_key(|(t, _)| *t);
         Node {
             answers: answers.into_boxed_slice(),
-            other,
-            referral: None,
+            any,
+            rare: other.map(|other| {
+                Box::new(Rare {
+                    other: Some(other),
+                    ..Rare::default()
+                })
+            }),
             wildcard: mode == Mode::Independent,
             ..Node::default()
         }
     }
+}
+
+/// The names of `zone` that exist but are not owners: the ancestors of
+/// owners up to the apex that have no data, and the apex if it has none.
+pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
+    let mut ents = BTreeSet::new();
+    for owner in zone.rrsets.keys() {
+        if *owner == zone.origin || owner.is_root() {
+            continue;
+        }
+        // Up to the apex (added below), an owner (its own turn adds its
+        // ancestors) or a name added before (and its ancestors with it).
+        let mut n = owner.base_name();
+        while n != zone.origin && !zone.rrsets.contains_key(&n) && ents.insert(n.clone()) {
+            if n.is_root() {
+                break;
+            }
+            n = n.base_name();
+        }
+    }
+    if !zone.rrsets.contains_key(&zone.origin) {
+        ents.insert(zone.origin.clone());
+    }
+    ents
 }
 
 /// The DNAME owner strictly above `name`, if any.
@@ -436,22 +471,24 @@ pub(super) fn node_for(
             // The parent is authoritative for DS at the cut (RFC 4035 3.1.4.1).
             c.cut_apex(name, r)
         } else {
-            Node {
+            Node::of(Rare {
                 referral: Some(r),
-                ..Node::default()
-            }
+                ..Rare::default()
+            })
         }
     } else if let Some(d) = dname_above(dnames, name) {
         // Data below a DNAME is occluded: the DNAME rewrites the name.
-        Node {
+        Node::of(Rare {
             below_dname: Some(d),
-            ..Node::default()
-        }
+            ..Rare::default()
+        })
     } else if name.is_wildcard() {
         c.node(name, Mode::Independent)
     } else {
         let mut n = c.node(name, Mode::Relative);
-        n.dname = dnames.get(name).cloned();
+        if let Some(d) = dnames.get(name) {
+            n.rare_mut().dname = Some(d.clone());
+        }
         n
     }
 }

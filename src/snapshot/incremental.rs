@@ -38,7 +38,10 @@ use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
 /// What a full compile learned that an incremental one reuses.
 #[derive(Debug)]
 pub(super) struct Index {
-    names: Arc<BTreeSet<Name>>,
+    /// The names without data (see [`Compiler`]'s `ents`); with the owners
+    /// of the zone compiled, which an incremental compile keeps, the names
+    /// that exist.
+    ents: Arc<BTreeSet<Name>>,
     cuts: Arc<BTreeSet<Name>>,
     dnames: BTreeMap<Name, Arc<Dname>>,
     /// Target name → the owners whose answers include its data.
@@ -77,7 +80,7 @@ fn target_of(rd: &RData) -> Option<&Name> {
 impl Index {
     pub(super) fn new(
         zone: &ZoneData,
-        names: Arc<BTreeSet<Name>>,
+        ents: Arc<BTreeSet<Name>>,
         cuts: Arc<BTreeSet<Name>>,
         dnames: BTreeMap<Name, Arc<Dname>>,
     ) -> Index {
@@ -100,12 +103,18 @@ impl Index {
         serial_deps.sort();
         serial_deps.dedup();
         Index {
-            names,
+            ents,
             cuts,
             dnames,
             dependents,
             serial_deps,
         }
+    }
+
+    /// Whether `n` exists in `zone`, a zone with the owners this index
+    /// was made for.
+    fn exists(&self, zone: &ZoneData, n: &Name) -> bool {
+        zone.rrsets.contains_key(n) || self.ents.contains(n)
     }
 }
 
@@ -172,7 +181,7 @@ fn incremental_ok(prev: &CompiledZone, data: &ZoneData, changed: &BTreeSet<Name>
             return true;
         }
         let (was, is) = (old.rrsets.get(n), data.rrsets.get(n));
-        if n.is_wildcard() || was.is_some() != is.is_some() || !idx.names.contains(n) {
+        if n.is_wildcard() || was.is_some() != is.is_some() || !idx.exists(old, n) {
             return false;
         }
         let same = |t: &RecordType| was.and_then(|m| m.get(t)) == is.and_then(|m| m.get(t));
@@ -192,14 +201,14 @@ fn incremental(
     let mut nodes = prev.nodes.next();
     let signer = |data| {
         prev.signed.then(|| {
-            let mut s = Compiler::with_sets(data, idx.names.clone(), idx.cuts.clone());
+            let mut s = Compiler::with_sets(data, idx.ents.clone(), idx.cuts.clone());
             s.dnssec = true;
             s.chain = prev.chain.clone();
             s
         })
     };
     {
-        let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
+        let c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
         let s = signer(&*data);
         let mut todo: Vec<Name> = changed.iter().cloned().collect();
         todo.extend(idx.serial_deps.iter().cloned());
@@ -212,7 +221,7 @@ fn incremental(
             if let Some(deps) = idx.dependents.get(&n) {
                 todo.extend(deps.iter().filter(|d| !seen.contains(*d)).cloned());
             }
-            if !idx.names.contains(&n) || dname_above(&idx.dnames, &n).is_some() {
+            if !idx.exists(&prev.data, &n) || dname_above(&idx.dnames, &n).is_some() {
                 continue;
             }
             let key: Arc<[u8]> = Arc::from(name_wire(&n));
@@ -236,7 +245,7 @@ fn incremental(
         }
     }
     nodes.settle();
-    let c = Compiler::with_sets(&data, idx.names.clone(), idx.cuts.clone());
+    let c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
     let mut z = finish(&c, &data, nodes, idx.clone());
     if let Some(s) = signer(&*data) {
         signed_parts(&mut z, s);
@@ -248,11 +257,13 @@ fn incremental(
 /// referral; None when `old` lacks it.
 fn one_node(c: &Compiler<'_>, n: &Name, old: Option<&Node>, idx: &Index) -> Option<Node> {
     Some(match c.cut_of(n) {
-        Some(_) => c.cut_apex(n, old?.referral.clone()?),
+        Some(_) => c.cut_apex(n, old?.referral()?.clone()),
         None if n.is_wildcard() => c.node(n, Mode::Independent),
         None => {
             let mut node = c.node(n, Mode::Relative);
-            node.dname = idx.dnames.get(n).cloned();
+            if let Some(d) = idx.dnames.get(n) {
+                node.rare_mut().dname = Some(d.clone());
+            }
             node
         }
     })
@@ -281,16 +292,16 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let dnames = c.dnames();
     let mut plain_referrals = BTreeMap::new();
     let mut signed_referrals = BTreeMap::new();
-    for name in c.names.iter() {
+    for name in zone.rrsets.keys().chain(c.ents.iter()) {
         let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
         if let Some(s) = &s {
-            if node.below_dname.is_none() {
+            if node.below_dname().is_none() {
                 node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
             }
         }
         nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
     }
-    let index = Index::new(&zone, c.names.clone(), c.cuts.clone(), dnames);
+    let index = Index::new(&zone, c.ents.clone(), c.cuts.clone(), dnames);
     let mut z = finish(&c, &zone, nodes.into(), Arc::new(index));
     if let Some(s) = s {
         signed_parts(&mut z, s);
