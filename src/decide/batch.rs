@@ -23,9 +23,10 @@ use hickory_proto::rr::Name;
 use tracing::info;
 
 use super::commands::new_override;
+use super::durable::persist_refusal;
 use super::requests::{RemapRequest, Reply};
 use super::views::ChangeView;
-use super::{persist_refusal, Actor, Cause, Command, Controller, EventCause, EventKind};
+use super::{Actor, Cause, Command, Controller, EventCause, EventKind};
 use super::{Event, Now, Overrides};
 
 /// The most commands taken from the queue at once.

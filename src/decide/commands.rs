@@ -221,7 +221,7 @@ impl Controller {
         }
         if let Err(e) = self.persist_state(state) {
             (self.services[si].pin, self.services[si].drains) = before;
-            return Err(super::persist_refusal(e));
+            return Err(super::durable::persist_refusal(e));
         }
         info!(service, target = to, reason = %req.reason, who = %actor.name, force = req.force,
             "operator pinned target");
@@ -522,7 +522,7 @@ impl Controller {
             // Persisted with its deadline, so a restart neither forgets nor prolongs it.
             if let Err(e) = self.persist() {
                 self.services[si].drill = None;
-                return Err(super::persist_refusal(e));
+                return Err(super::durable::persist_refusal(e));
             }
             info!(service, target = %t, duration = ?dur, who = %actor.name, "drill started: target treated as failed");
             self.record(Event::drill_start(now.unix, service, &t, dur, actor));

@@ -22,7 +22,9 @@
 //!
 //! Files: this one holds the loop and the health-driven path (observe →
 //! evaluate → switch); [`commands`] the operator commands; [`batch`] the
-//! commands queued together (remaps share one state write); [`reload`] the
+//! commands queued together (remaps share one state write); [`durable`]
+//! the state write, the history fan-out and restoring a saved drill;
+//! [`reload`] the
 //! configuration reload and restoring saved state; [`views`] what is shown.
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
@@ -31,6 +33,7 @@ mod batch;
 pub mod certs;
 pub mod checklog;
 mod commands;
+mod durable;
 pub mod events;
 pub mod history;
 pub mod policy;
@@ -64,7 +67,7 @@ use history::History;
 use policy::{Cause, ServiceView, TargetView};
 pub use requests::{Actor, Command, ControllerHandle, CtlError, Reply};
 pub use shared::{PersistError, Role, SharedState, Verdicts};
-use state::{Loaded, Override, PersistedState, ServiceState, StateStore};
+use state::{Loaded, Override, PersistedState, StateStore};
 pub use views::{ChangeView, DrillView, Mode, StatusView};
 
 /// The time, injected: the monotonic clock for health and drills, the wall
@@ -81,14 +84,6 @@ impl Now {
             at: Instant::now(),
             unix: unix_now(),
         }
-    }
-}
-
-/// A refused command's error when its change could not be made durable.
-pub(super) fn persist_refusal(e: PersistError) -> CtlError {
-    match e {
-        PersistError::Local(e) => CtlError::Internal(format!("cannot persist state: {e}")),
-        other => CtlError::Unavailable(other.to_string()),
     }
 }
 
@@ -350,101 +345,6 @@ impl Controller {
         self.publisher.set_remotes_active(false);
         self.index();
         self
-    }
-
-    fn persisted(&self) -> PersistedState {
-        PersistedState {
-            services: self
-                .services
-                .iter()
-                .map(|s| {
-                    (
-                        s.name.clone(),
-                        ServiceState {
-                            active: s.targets[s.active].name.clone(),
-                            pin: s.pin.clone(),
-                            drains: s.drains.clone(),
-                            drill: s.drill_state(),
-                            regions: s.region_state(),
-                        },
-                    )
-                })
-                .collect(),
-            serials: self.publisher.serials(),
-        }
-    }
-
-    /// Make the current state durable: in a cluster, the leader's fenced
-    /// write to the shared store first (a follower may not write), then
-    /// the local file (what a restart starts from if the cluster is away).
-    fn persist(&self) -> Result<(), PersistError> {
-        self.persist_state(self.persisted())
-    }
-
-    fn persist_state(&self, state: PersistedState) -> Result<(), PersistError> {
-        if let Some(shared) = &self.shared {
-            if self.role != Role::Leader {
-                return Err(PersistError::NotLeader);
-            }
-            shared.save(&state).map_err(PersistError::Shared)?;
-        }
-        self.store.save(&state)?;
-        Ok(())
-    }
-
-    fn persist_or_log(&self) {
-        let result = if self.role == Role::Follower {
-            self.store
-                .save(&self.persisted())
-                .map_err(PersistError::from)
-        } else {
-            self.persist()
-        };
-        if let Err(e) = result {
-            error!(error = %e, "cannot persist state");
-        }
-    }
-
-    /// Persist after an operator changed a service's overrides (pin,
-    /// drains); if that fails, put them back as they were and refuse: an
-    /// acknowledged command must survive a crash.
-    fn persist_overrides(&mut self, si: usize, before: Overrides) -> Result<(), CtlError> {
-        self.persist().map_err(|e| {
-            (self.services[si].pin, self.services[si].drains) = before;
-            persist_refusal(e)
-        })
-    }
-
-    fn overrides(&self, si: usize) -> Overrides {
-        (
-            self.services[si].pin.clone(),
-            self.services[si].drains.clone(),
-        )
-    }
-
-    /// Append to history and tell the sinks (the caller has logged it).
-    fn record(&self, e: Event) {
-        self.record_all(vec![e]);
-    }
-
-    /// [`Self::record`] for several events, with one history write.
-    fn record_all(&self, events: Vec<Event>) {
-        if events.is_empty() {
-            return;
-        }
-        if let (Some(shared), Role::Leader) = (&self.shared, self.role) {
-            for e in &events {
-                shared.record(e);
-            }
-        }
-        if let Err(err) = self.history.append_all(&events) {
-            error!(error = %err, path = %self.history.path().display(), "cannot append to history");
-        }
-        for e in &events {
-            for s in &self.sinks {
-                s.event(e);
-            }
-        }
     }
 
     /// Run until shutdown; saves state on the way out.

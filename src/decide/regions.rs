@@ -101,7 +101,7 @@ pub(super) fn restore_regions(
             }
             r.drill = s.drill.as_ref().and_then(|d| {
                 let (t, p) = (svc.target(&d.target), svc.target(&d.previous));
-                super::reload::restore_drill(&svc.name, d, t, p, now)
+                super::durable::restore_drill(&svc.name, d, t, p, now)
             });
         }
         svc.regions.push(r);
@@ -187,7 +187,7 @@ impl ServiceRt {
             let active = self.target(&s.active);
             let drill = s.drill.as_ref().and_then(|d| {
                 let (t, p) = (self.target(&d.target), self.target(&d.previous));
-                super::reload::restore_drill(&self.name, d, t, p, now)
+                super::durable::restore_drill(&self.name, d, t, p, now)
             });
             let r = &mut self.regions[ri];
             r.pin = s.pin.clone();
@@ -353,7 +353,7 @@ impl Controller {
         ));
         if let Err(e) = self.persist() {
             self.services[si].regions[ri].pin = before;
-            return Err(super::persist_refusal(e));
+            return Err(super::durable::persist_refusal(e));
         }
         info!(service = %self.services[si].name, region, target = %req.to, who = %actor.name,
             "operator pinned a region's target");
@@ -393,7 +393,7 @@ impl Controller {
             for (&ri, p) in which.iter().zip(before) {
                 self.services[si].regions[ri].pin = p;
             }
-            return Err(super::persist_refusal(e));
+            return Err(super::durable::persist_refusal(e));
         }
         let mut view = None;
         for ri in which {
@@ -581,7 +581,7 @@ impl Controller {
             });
             if let Err(e) = self.persist() {
                 self.services[si].regions[ri].drill = None;
-                return Err(super::persist_refusal(e));
+                return Err(super::durable::persist_refusal(e));
             }
             let name = self.services[si].name.clone();
             info!(service = %name, region, target = %t, duration = ?dur, who = %actor.name,

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracing::{info, warn};
 
+use super::durable::restore_drill;
 use super::state::ServiceState;
-use super::Drill;
 use super::{Actor, Controller, CtlError, Event, EventCause, EventKind, Now, ServiceRt, TargetRt};
 use crate::config::{Config, ServiceConfig, TargetConfig};
 use crate::monitor::health::TargetHealth;
@@ -193,27 +193,4 @@ pub(super) fn restore(cfg: &ServiceConfig, saved: Option<&ServiceState>, now: No
         regions: Vec::new(),
         slots: 1,
     }
-}
-
-/// A saved drill as a running one: its monotonic end is as far from `now`
-/// as its wall-clock end (already passed: ends at the next look).
-pub(super) fn restore_drill(
-    service: &str,
-    d: &super::state::DrillState,
-    target: Option<usize>,
-    previous: Option<usize>,
-    now: Now,
-) -> Option<Drill> {
-    let (Some(target), Some(previous)) = (target, previous) else {
-        warn!(service, target = %d.target, previous = %d.previous,
-            "saved drill names a target that no longer exists; dropped");
-        return None;
-    };
-    Some(Drill {
-        target,
-        until: now.at + std::time::Duration::from_secs(d.until.saturating_sub(now.unix)),
-        until_unix: d.until,
-        previous,
-        who: d.who.clone(),
-    })
 }

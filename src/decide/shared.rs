@@ -130,7 +130,7 @@ impl Controller {
             // goes on with the drill and ends it at its deadline.
             svc.drill = s.drill.as_ref().and_then(|d| {
                 let (t, p) = (svc.target(&d.target), svc.target(&d.previous));
-                super::reload::restore_drill(&svc.name, d, t, p, now)
+                super::durable::restore_drill(&svc.name, d, t, p, now)
             });
             if svc.apply_region_state(&s.regions, now) {
                 regional.push((svc.fqdn.clone(), svc.ttl, svc.regional_records()));

@@ -1,0 +1,146 @@
+//! Making the controller's state durable and recorded, and bringing a
+//! saved drill back.
+//!
+//! Owns: the persisted form of the current state ([`Controller::persisted`]),
+//! the write that makes it durable (shared store first in a cluster, then
+//! the local file), the refusal an operator gets when it fails, the
+//! history/sink fan-out of events, and turning a saved drill into a running
+//! one (restart, reload, a cluster follower's apply). It must not decide
+//! anything: callers change the state, then call these.
+
+use tracing::{error, warn};
+
+use super::state::{DrillState, PersistedState, ServiceState};
+use super::{Controller, CtlError, Drill, Event, Now, Overrides, PersistError, Role};
+
+/// A refused command's error when its change could not be made durable.
+pub(super) fn persist_refusal(e: PersistError) -> CtlError {
+    match e {
+        PersistError::Local(e) => CtlError::Internal(format!("cannot persist state: {e}")),
+        other => CtlError::Unavailable(other.to_string()),
+    }
+}
+
+impl Controller {
+    pub(super) fn persisted(&self) -> PersistedState {
+        PersistedState {
+            services: self
+                .services
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        ServiceState {
+                            active: s.targets[s.active].name.clone(),
+                            pin: s.pin.clone(),
+                            drains: s.drains.clone(),
+                            drill: s.drill_state(),
+                            regions: s.region_state(),
+                        },
+                    )
+                })
+                .collect(),
+            serials: self.publisher.serials(),
+        }
+    }
+
+    /// Make the current state durable: in a cluster, the leader's fenced
+    /// write to the shared store first (a follower may not write), then
+    /// the local file (what a restart starts from if the cluster is away).
+    pub(super) fn persist(&self) -> Result<(), PersistError> {
+        self.persist_state(self.persisted())
+    }
+
+    pub(super) fn persist_state(&self, state: PersistedState) -> Result<(), PersistError> {
+        if let Some(shared) = &self.shared {
+            if self.role != Role::Leader {
+                return Err(PersistError::NotLeader);
+            }
+            shared.save(&state).map_err(PersistError::Shared)?;
+        }
+        self.store.save(&state)?;
+        Ok(())
+    }
+
+    pub(super) fn persist_or_log(&self) {
+        let result = if self.role == Role::Follower {
+            self.store
+                .save(&self.persisted())
+                .map_err(PersistError::from)
+        } else {
+            self.persist()
+        };
+        if let Err(e) = result {
+            error!(error = %e, "cannot persist state");
+        }
+    }
+
+    /// Persist after an operator changed a service's overrides (pin,
+    /// drains); if that fails, put them back as they were and refuse: an
+    /// acknowledged command must survive a crash.
+    pub(super) fn persist_overrides(
+        &mut self,
+        si: usize,
+        before: Overrides,
+    ) -> Result<(), CtlError> {
+        self.persist().map_err(|e| {
+            (self.services[si].pin, self.services[si].drains) = before;
+            persist_refusal(e)
+        })
+    }
+
+    pub(super) fn overrides(&self, si: usize) -> Overrides {
+        (
+            self.services[si].pin.clone(),
+            self.services[si].drains.clone(),
+        )
+    }
+
+    /// Append to history and tell the sinks (the caller has logged it).
+    pub(super) fn record(&self, e: Event) {
+        self.record_all(vec![e]);
+    }
+
+    /// [`Self::record`] for several events, with one history write.
+    pub(super) fn record_all(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        if let (Some(shared), Role::Leader) = (&self.shared, self.role) {
+            for e in &events {
+                shared.record(e);
+            }
+        }
+        if let Err(err) = self.history.append_all(&events) {
+            error!(error = %err, path = %self.history.path().display(), "cannot append to history");
+        }
+        for e in &events {
+            for s in &self.sinks {
+                s.event(e);
+            }
+        }
+    }
+}
+
+/// A saved drill as a running one: its monotonic end is as far from `now`
+/// as its wall-clock end (already passed: ends at the next look).
+pub(super) fn restore_drill(
+    service: &str,
+    d: &DrillState,
+    target: Option<usize>,
+    previous: Option<usize>,
+    now: Now,
+) -> Option<Drill> {
+    let (Some(target), Some(previous)) = (target, previous) else {
+        warn!(service, target = %d.target, previous = %d.previous,
+            "saved drill names a target that no longer exists; dropped");
+        return None;
+    };
+    Some(Drill {
+        target,
+        until: now.at + std::time::Duration::from_secs(d.until.saturating_sub(now.unix)),
+        until_unix: d.until,
+        previous,
+        who: d.who.clone(),
+    })
+}
