@@ -15,7 +15,10 @@
 //! running them one after the other would: each is checked against the
 //! state the previous ones left, and each is acknowledged only after the
 //! one state write that holds all of them. If that write fails, every
-//! remap of the run is refused and the state is put back.
+//! remap of the run is refused and the state is put back. [`Controller::remaps`]
+//! is the one way a service-level remap is made: a lone remap (and the
+//! service-level part of one on a service with regions, commands.rs) is a
+//! run of one.
 
 use std::collections::BTreeSet;
 
@@ -26,7 +29,7 @@ use super::commands::new_override;
 use super::durable::persist_refusal;
 use super::requests::{RemapRequest, Reply};
 use super::views::ChangeView;
-use super::{Actor, Cause, Command, Controller, EventCause, EventKind};
+use super::{Actor, Cause, Command, Controller, CtlError, EventCause, EventKind};
 use super::{Event, Now, Overrides};
 
 /// The most commands taken from the queue at once.
@@ -35,15 +38,16 @@ pub(super) const MAX: usize = 256;
 type Remap = (String, RemapRequest, Actor, Reply<ChangeView>);
 
 /// One remap of a run, applied in memory, not yet durable.
-struct Applied {
+struct Applied<'r> {
+    /// Its place in the run (for its result).
+    at: usize,
     si: usize,
     from: usize,
     to: usize,
     before: Overrides,
     view: ChangeView,
-    request: RemapRequest,
-    who: String,
-    reply: Reply<ChangeView>,
+    request: &'r RemapRequest,
+    who: &'r str,
 }
 
 impl Controller {
@@ -78,26 +82,75 @@ impl Controller {
                 .is_some_and(|&si| self.services[si].regions.is_empty())
     }
 
-    /// A run of plain remaps; a run of one takes the ordinary path.
+    /// A run of queued remaps: made together, answered each.
     fn remap_run(&mut self, run: Vec<Remap>, now: Now) {
-        if run.len() <= 1 {
-            for (service, request, actor, reply) in run {
-                let cmd = Command::Remap {
-                    service,
-                    request,
-                    actor,
-                    reply,
-                };
-                self.command(cmd, now);
-            }
+        if run.is_empty() {
             return;
         }
-        let applied = self.apply_remaps(run, now);
-        if applied.is_empty() {
-            return;
+        let asked: Vec<(&str, &RemapRequest, &Actor)> =
+            run.iter().map(|(s, r, a, _)| (s.as_str(), r, a)).collect();
+        let results = self.remaps(&asked, now);
+        for ((_, _, _, reply), result) in run.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
+    }
+
+    /// Service-level remaps (not dry runs), in order: each checked against
+    /// the state the earlier ones left and applied, then all made durable
+    /// in one state write (with the serials their publish will serve),
+    /// published together and recorded with one history write. If the
+    /// write fails, every applied one is put back and refused.
+    pub(super) fn remaps(
+        &mut self,
+        asked: &[(&str, &RemapRequest, &Actor)],
+        now: Now,
+    ) -> Vec<Result<ChangeView, CtlError>> {
+        let mut results: Vec<Option<Result<ChangeView, CtlError>>> = vec![None; asked.len()];
+        let mut applied = Vec::with_capacity(asked.len());
+        for (at, &(service, request, actor)) in asked.iter().enumerate() {
+            let checked = self
+                .service_index(service)
+                .and_then(|si| Ok((si, self.remap_target(si, request)?)));
+            let (si, (to, duration)) = match checked {
+                Ok(c) => c,
+                Err(e) => {
+                    results[at] = Some(Err(e));
+                    continue;
+                }
+            };
+            let before = self.overrides(si);
+            let from = self.services[si].active;
+            let pin = new_override(&request.to, &request.reason, actor, duration, now);
+            self.services[si].pin = Some(pin);
+            self.services[si].active = to;
+            applied.push(Applied {
+                at,
+                si,
+                from,
+                to,
+                before,
+                view: self.change_view(si, from, to, false),
+                request,
+                who: &actor.name,
+            });
+        }
+        if !applied.is_empty() {
+            self.make_durable(applied, &mut results, now);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every remap answered"))
+            .collect()
+    }
+
+    fn make_durable(
+        &mut self,
+        applied: Vec<Applied<'_>>,
+        results: &mut [Option<Result<ChangeView, CtlError>>],
+        now: Now,
+    ) {
         // The services whose answer changes, and the serials their
-        // publish will serve (saved with the state, as a lone remap does).
+        // publish will serve.
         let moved: BTreeSet<usize> = applied
             .iter()
             .filter(|a| a.from != a.to)
@@ -114,7 +167,7 @@ impl Controller {
                 let svc = &mut self.services[a.si];
                 svc.active = a.from;
                 (svc.pin, svc.drains) = a.before;
-                let _ = a.reply.send(Err(refusal.clone()));
+                results[a.at] = Some(Err(refusal.clone()));
             }
             return;
         }
@@ -126,60 +179,25 @@ impl Controller {
             })
             .collect();
         self.publisher.publish_at(changes, &serials);
-        let mut events = Vec::with_capacity(applied.len());
-        for a in &applied {
-            events.push(self.remap_event(a, now));
-        }
+        let events = applied.iter().map(|a| self.remap_event(a, now)).collect();
         self.record_all(events);
-        info!(
-            remaps = applied.len(),
-            services = moved.len(),
-            "remaps written together"
-        );
+        if applied.len() > 1 {
+            info!(
+                remaps = applied.len(),
+                services = moved.len(),
+                "remaps written together"
+            );
+        }
         for a in applied {
-            let _ = a.reply.send(Ok(a.view));
+            results[a.at] = Some(Ok(a.view));
         }
-    }
-
-    /// Check and apply each remap in memory, in order; a refused one is
-    /// answered at once and changes nothing.
-    fn apply_remaps(&mut self, run: Vec<Remap>, now: Now) -> Vec<Applied> {
-        let mut applied = Vec::with_capacity(run.len());
-        for (service, request, actor, reply) in run {
-            let checked = self
-                .service_index(&service)
-                .and_then(|si| Ok((si, self.remap_target(si, &request)?)));
-            let (si, (to, duration)) = match checked {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    continue;
-                }
-            };
-            let before = self.overrides(si);
-            let from = self.services[si].active;
-            let pin = new_override(&request.to, &request.reason, &actor, duration, now);
-            self.services[si].pin = Some(pin);
-            self.services[si].active = to;
-            applied.push(Applied {
-                si,
-                from,
-                to,
-                before,
-                view: self.change_view(si, from, to, false),
-                request,
-                who: actor.name,
-                reply,
-            });
-        }
-        applied
     }
 
     /// Log one remap of a run and the history event it leaves.
-    fn remap_event(&self, a: &Applied, now: Now) -> Event {
+    fn remap_event(&self, a: &Applied<'_>, now: Now) -> Event {
         let svc = &self.services[a.si];
         let (from, to) = (&svc.targets[a.from].name, &svc.targets[a.to].name);
-        let (service, reason, who) = (&svc.name, &a.request.reason, &a.who);
+        let (service, reason, who) = (&svc.name, &a.request.reason, a.who);
         info!(%service, target = %to, %reason, %who, force = a.request.force,
             "operator pinned target");
         let kind = if a.from == a.to {

@@ -199,47 +199,16 @@ impl Controller {
         if let Some(region) = regional(req.region.as_deref()) {
             return self.remap_region(si, region, req, actor, now);
         }
-        let (ti, duration) = self.remap_target(si, req)?;
-        let to = req.to.as_str();
-        let from = self.services[si].active;
         if req.dry_run {
+            let (ti, _) = self.remap_target(si, req)?;
+            let from = self.services[si].active;
             let mut v = self.change_view(si, from, ti, true);
             v.mode = Mode::Manual;
             return Ok(v);
         }
-        let before = self.overrides(si);
-        self.services[si].pin = Some(new_override(to, &req.reason, actor, duration, now));
-        // The pin and the target it makes active are persisted, in one
-        // write, before they are acted on (one state write per remap: at
-        // a thousand remaps a second the fsyncs are most of the cost).
-        // The serials saved are the ones the publish below will serve.
-        self.services[si].active = ti;
-        let mut state = self.persisted();
-        self.services[si].active = from;
-        if from != ti {
-            state.serials = self.publisher.serials_after(&[&self.services[si].fqdn]);
-        }
-        if let Err(e) = self.persist_state(state) {
-            (self.services[si].pin, self.services[si].drains) = before;
-            return Err(super::durable::persist_refusal(e));
-        }
-        info!(service, target = to, reason = %req.reason, who = %actor.name, force = req.force,
-            "operator pinned target");
-        if from == ti {
-            self.record(
-                Event::new(now.unix, EventKind::Pin, EventCause::Operator)
-                    .service(service)
-                    .from_target(to)
-                    .to_target(to)
-                    .reason(&req.reason)
-                    .who(&actor.name),
-            );
-        }
-        if let Some(event) =
-            self.publish_switch(si, ti, Cause::Operator, &req.reason, &actor.name, now)
-        {
-            self.record(event);
-        }
+        // Made durable, published and recorded like a remap queued with
+        // others (batch.rs): one state write, before the answer changes.
+        let view = self.remaps(&[(service, req, actor)], now).remove(0)?;
         // A per-region service: every region too (unless `--region default`).
         let regions: Vec<String> = match req.region {
             Some(_) => Vec::new(),
@@ -252,7 +221,7 @@ impl Controller {
         for r in regions {
             self.remap_region(si, &r, req, actor, now)?;
         }
-        Ok(self.change_view(si, from, ti, false))
+        Ok(view)
     }
 
     /// The target a (service-level) remap goes to and its pin's duration,

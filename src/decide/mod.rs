@@ -545,29 +545,10 @@ impl Controller {
 
     /// Make `to` the active target: publish, log, persist, record.
     fn switch(&mut self, si: usize, to: usize, cause: Cause, reason: &str, who: &str, now: Now) {
-        if let Some(event) = self.publish_switch(si, to, cause, reason, who, now) {
-            self.persist_or_log();
-            self.record(event);
-        }
-    }
-
-    /// The part of [`Self::switch`] before persisting: make `to` active,
-    /// publish and log it; the event to record, or None when `to` already
-    /// was the active target. For callers that persisted the new state
-    /// themselves (a remap writes the pin and the new target at once).
-    fn publish_switch(
-        &mut self,
-        si: usize,
-        to: usize,
-        cause: Cause,
-        reason: &str,
-        who: &str,
-        now: Now,
-    ) -> Option<Event> {
         let svc = &mut self.services[si];
         let from = svc.active;
         if from == to {
-            return None;
+            return;
         }
         svc.active = to;
         let records = svc.records(to);
@@ -581,14 +562,15 @@ impl Controller {
         );
         info!(service = %name, from = %from_n, to = %to_n,
             %cause, reason, who, serial = ?published.and_then(|p| p.1), "remap");
-        Some(
+        self.persist_or_log();
+        self.record(
             Event::new(now.unix, cause.into(), cause.into())
                 .service(&name)
                 .from_target(&from_n)
                 .to_target(&to_n)
                 .reason(reason)
                 .who(who),
-        )
+        );
     }
 
     /// After a pin is released or expires: the most preferred available target.
