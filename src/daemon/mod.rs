@@ -137,7 +137,7 @@ pub async fn run(
     let keys = Arc::new(keys);
     let store = StateStore::new(&cfg.server.state_dir)
         .with_context(|| format!("state directory {}", cfg.server.state_dir.display()))?;
-    let tokens = crate::ops::auth::load_or_create_tokens(&cfg.token_file())?;
+    let tokens = crate::ops::tokens::load_or_create_tokens(&cfg.token_file())?;
     // This first load sets an unreadable file aside, so the controller's own
     // load below finds none: the error must be reported here or never.
     let persisted_serials = match store.load() {

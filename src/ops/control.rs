@@ -20,8 +20,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
-use super::auth::{auth, Gate, Token};
+use super::auth::{auth, Gate};
 use super::limits::{bounded_body, Limits};
+use super::tokens::Token;
 use crate::decide::requests::{DrainRequest, DrillRequest, HistoryQuery, RemapRequest};
 use crate::decide::{Actor, Command, ControllerHandle, CtlError};
 
@@ -330,9 +331,9 @@ pub fn router(
     let login = Router::new()
         .route(
             "/login",
-            get(super::session::login_page).post(super::session::login),
+            get(super::login::login_page).post(super::login::login),
         )
-        .route("/logout", post(super::session::logout))
+        .route("/logout", post(super::login::logout))
         .with_state(tokens);
     api.merge(read_only)
         .with_state(app)

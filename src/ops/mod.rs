@@ -1,6 +1,8 @@
 //! Operations: how people and their tools see and steer ggond.
 //!
-//! Owns: the control API ([`control`]: HTTP + JSON; [`auth`]: tokens and roles;
+//! Owns: the control API ([`control`]: HTTP + JSON; [`tokens`]: the token
+//! file and roles; [`auth`]: the check in front of the routes; [`session`]
+//! and [`login`]: the status page's browser sessions;
 //! [`limits`]: connection, request and failed-authentication bounds), the
 //! Prometheus text ([`metrics`]; the certificate audit's gauges in
 //! [`certmetrics`]), the HTML status page ([`status_page`]; its pictures:
@@ -22,9 +24,11 @@ pub mod control;
 mod forward;
 pub mod lanes;
 pub mod limits;
+mod login;
 pub mod metrics;
 mod region_metrics;
 pub mod session;
 pub mod status_page;
 pub mod timeline;
 pub mod tls;
+pub mod tokens;

@@ -3,29 +3,23 @@
 //! browser without `public_status`.
 //!
 //! Owns: the session table (in memory, bounded, each session with a fixed
-//! lifetime), the `/login` form, `POST /login` and `POST /logout`, and the
-//! cookie's flags (HttpOnly, SameSite=Strict, Path=/, Max-Age; Secure when
+//! lifetime) and the cookie's flags (HttpOnly, SameSite=Strict, Path=/, Max-Age; Secure when
 //! the request came over TLS: on ggond's own TLS listener ([`super::tls`]),
 //! or through a TLS-terminating proxy that sets `X-Forwarded-Proto: https`). A session only opens read-only pages (GET):
 //! every change still needs the bearer header, so a forged cross-site POST
-//! carries no authority. Login and logout are CSRF-safe: SameSite=Strict, a
+//! carries no authority. Login and logout ([`super::login`]) are CSRF-safe: SameSite=Strict, a
 //! cross-origin `Origin`/`Sec-Fetch-Site` is refused, and logout needs the
 //! session's own random CSRF value from the page's form.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::{Extension, Form};
-use serde::Deserialize;
-use tracing::{info, warn};
+use axum::http::{header, HeaderMap};
+use axum::Extension;
 
-use super::auth::{find_token, Gate, Role};
 use super::tls::OverTls;
+use super::tokens::Role;
 
 /// The cookie's name.
 pub const COOKIE: &str = "ggon_session";
@@ -60,7 +54,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Sessions {
-    fn create(&self, name: &str, role: Role, now: Instant) -> String {
+    pub(super) fn create(&self, name: &str, role: Role, now: Instant) -> String {
         let id = random_hex(32);
         let mut m = self.map.lock().expect("not poisoned");
         m.retain(|_, s| s.expires > now);
@@ -99,7 +93,7 @@ impl Sessions {
         }
     }
 
-    fn remove(&self, id: &str) {
+    pub(super) fn remove(&self, id: &str) {
         self.map.lock().expect("not poisoned").remove(id);
     }
 }
@@ -116,7 +110,7 @@ pub fn cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn over_tls(tls: &Option<Extension<OverTls>>, headers: &HeaderMap) -> bool {
+pub(super) fn over_tls(tls: &Option<Extension<OverTls>>, headers: &HeaderMap) -> bool {
     tls.is_some()
         || headers
             .get("x-forwarded-proto")
@@ -137,7 +131,7 @@ pub fn set_cookie(id: Option<&str>, secure: bool) -> String {
 
 /// False for a request sent from another site (login CSRF): a browser says
 /// so in `Sec-Fetch-Site`, or in an `Origin` that is not this host.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     if let Some(site) = get("sec-fetch-site") {
         if site != "same-origin" && site != "none" {
@@ -153,24 +147,6 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-const STYLE: &str = "body{font-family:sans-serif;max-width:24em;margin:4em auto}\
-input,button{font-size:1em;padding:.4em;margin:.3em 0;width:100%}\
-.err{color:#b00020}";
-
-fn login_html(error: Option<&str>) -> String {
-    let err = error
-        .map(|e| format!("<p class=\"err\" id=\"error\">{e}</p>\n"))
-        .unwrap_or_default();
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>ggond: log in</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <h1>ggond status</h1>\n{err}<form method=\"post\" action=\"/login\" id=\"login\">\n\
-         <label for=\"token\">Control token (read or operator)</label>\n\
-         <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"current-password\" required>\n\
-         <button type=\"submit\" id=\"login-button\">Log in</button>\n</form>\n</body>\n</html>\n"
-    )
-}
-
 /// The logout form added to pages served through a session.
 pub fn logout_form(csrf: &str) -> String {
     format!(
@@ -178,96 +154,6 @@ pub fn logout_form(csrf: &str) -> String {
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\" id=\"logout-button\">Log out</button></form>\n"
     )
-}
-
-/// `GET /login`.
-pub(super) async fn login_page() -> Response {
-    Html(login_html(None)).into_response()
-}
-
-#[derive(Deserialize)]
-pub(super) struct LoginForm {
-    token: String,
-}
-
-/// `POST /login`: a valid token sets the cookie and goes to `/`.
-pub(super) async fn login(
-    State(gate): State<Arc<Gate>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    tls: Option<Extension<OverTls>>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    if !same_origin(&headers) {
-        warn!(%peer, "login refused: cross-site request");
-        return (StatusCode::FORBIDDEN, "cross-site login refused\n").into_response();
-    }
-    let Some(token) = find_token(&gate.tokens, form.token.trim()) else {
-        use super::limits::AuthVerdict;
-        let verdict = gate.limits.auth_failed(peer.ip(), Instant::now());
-        if verdict == AuthVerdict::Refuse {
-            warn!(%peer, "login refused: invalid token");
-        }
-        let status = if verdict == AuthVerdict::Refuse {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::TOO_MANY_REQUESTS
-        };
-        return (status, Html(login_html(Some("Wrong token.")))).into_response();
-    };
-    let id = gate
-        .sessions
-        .create(&token.name, token.role, Instant::now());
-    info!(%peer, token = %token.name, "status page login");
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, "/".to_string()),
-            (
-                header::SET_COOKIE,
-                set_cookie(Some(&id), over_tls(&tls, &headers)),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
-    )
-        .into_response()
-}
-
-#[derive(Deserialize)]
-pub(super) struct LogoutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-/// `POST /logout`: ends the session named by the cookie, given its CSRF value.
-pub(super) async fn logout(
-    State(gate): State<Arc<Gate>>,
-    tls: Option<Extension<OverTls>>,
-    headers: HeaderMap,
-    Form(form): Form<LogoutForm>,
-) -> Response {
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "cross-site logout refused\n").into_response();
-    }
-    if let Some(id) = cookie(&headers) {
-        if let Some((_, _, csrf)) = gate.sessions.get(&id, Instant::now()) {
-            if !super::auth::ct_eq(csrf.as_bytes(), form.csrf.as_bytes()) {
-                return (StatusCode::FORBIDDEN, "bad CSRF value\n").into_response();
-            }
-            gate.sessions.remove(&id);
-        }
-    }
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, "/login".to_string()),
-            (
-                header::SET_COOKIE,
-                set_cookie(None, over_tls(&tls, &headers)),
-            ),
-        ],
-    )
-        .into_response()
 }
 
 #[cfg(test)]
