@@ -481,13 +481,7 @@ impl Controller {
                 )));
             }
             let previous = self.services[si].active;
-            self.services[si].drill = Some(Drill {
-                target: ti,
-                until: now.at + dur,
-                until_unix: now.unix + dur.as_secs(),
-                previous,
-                who: actor.name.clone(),
-            });
+            self.services[si].drill = Some(Drill::start(ti, previous, dur, actor, now));
             // Persisted with its deadline, so a restart neither forgets nor prolongs it.
             if let Err(e) = self.persist() {
                 self.services[si].drill = None;

@@ -151,6 +151,20 @@ struct Drill {
     who: String,
 }
 
+impl Drill {
+    /// A drill of `target` for `dur` from `now`, begun while `previous` was
+    /// active (service or region alike).
+    fn start(target: usize, previous: usize, dur: Duration, actor: &Actor, now: Now) -> Drill {
+        Drill {
+            target,
+            until: now.at + dur,
+            until_unix: now.unix + dur.as_secs(),
+            previous,
+            who: actor.name.clone(),
+        }
+    }
+}
+
 impl ServiceRt {
     fn target(&self, name: &str) -> Option<usize> {
         self.targets.iter().position(|t| t.name == name)

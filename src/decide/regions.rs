@@ -572,13 +572,7 @@ impl Controller {
                 )));
             }
             let previous = self.services[si].regions[ri].active;
-            self.services[si].regions[ri].drill = Some(Drill {
-                target: ti,
-                until: now.at + dur,
-                until_unix: now.unix + dur.as_secs(),
-                previous,
-                who: actor.name.clone(),
-            });
+            self.services[si].regions[ri].drill = Some(Drill::start(ti, previous, dur, actor, now));
             if let Err(e) = self.persist() {
                 self.services[si].regions[ri].drill = None;
                 return Err(super::durable::persist_refusal(e));
