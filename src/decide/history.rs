@@ -26,12 +26,8 @@ impl History {
         &self.path
     }
 
-    /// Append one entry, fsync'd.
-    pub fn append(&self, e: &Event) -> std::io::Result<()> {
-        self.append_all(std::slice::from_ref(e))
-    }
-
-    /// Append entries in one write and one fsync (a batch of remaps).
+    /// Append entries in one write and one fsync (one event, or a batch of
+    /// remaps).
     pub fn append_all(&self, events: &[Event]) -> std::io::Result<()> {
         let mut lines = String::new();
         for e in events {
@@ -82,14 +78,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::new(dir.path());
         for (i, s) in ["cic", "gocdb", "cic"].iter().enumerate() {
-            h.append(
-                &Event::new(100 + i as u64, EventKind::Remap, EventCause::Operator)
+            h.append_all(&[
+                Event::new(100 + i as u64, EventKind::Remap, EventCause::Operator)
                     .service(s)
                     .from_target("primary")
                     .to_target("backup")
                     .reason("test")
                     .who("operator"),
-            )
+            ])
             .unwrap();
         }
         assert_eq!(h.read(None, None, 100).len(), 3);

@@ -81,6 +81,8 @@ impl NodeMap {
     }
 }
 
+/// `nodes[name]` in tests.
+#[cfg(test)]
 impl std::ops::Index<&[u8]> for NodeMap {
     type Output = Arc<Node>;
 

@@ -82,11 +82,8 @@ fn dnsviz_finds_nothing_wrong_with_signed_zones() {
     let tmp = TestDir::new("dnssec-dnsviz");
     for denial in ["nsec", "nsec3"] {
         let kdir = tmp.sub(&format!("{denial}/keys"));
-        std::fs::create_dir_all(&kdir).unwrap();
-        let ksk = bind_keygen(&kdir, "ECDSAP256SHA256", true);
-        let zsk = bind_keygen(&kdir, "ECDSAP256SHA256", false);
+        let (ksk, zsk) = bind_ecdsa_pair(&kdir);
         let gdir = tmp.sub(&format!("{denial}/ggond"));
-        std::fs::create_dir_all(&gdir).unwrap();
         let zone = gdir.join("ggon.org.zone");
         std::fs::write(&zone, zone_text()).unwrap();
         let cfg = format!(
@@ -103,7 +100,6 @@ fn dnsviz_finds_nothing_wrong_with_signed_zones() {
     let (file, ksk) =
         super::presigned::presign(&tmp.sub("presigned/keys"), &["-3", "-", "-H", "0"]);
     let gdir = tmp.sub("presigned/ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let g = Ggond::start(
         gdir,
         &format!(

@@ -59,6 +59,14 @@ pub fn bind_keygen(dir: &Path, alg: &str, ksk: bool) -> PathBuf {
     dir.join(out.stdout.trim())
 }
 
+/// An ECDSA P-256 KSK and ZSK from `dnssec-keygen` in `dir`.
+pub fn bind_ecdsa_pair(dir: &Path) -> (PathBuf, PathBuf) {
+    (
+        bind_keygen(dir, "ECDSAP256SHA256", true),
+        bind_keygen(dir, "ECDSAP256SHA256", false),
+    )
+}
+
 /// `ggon-ctl dnssec keygen` in `dir`; returns the key's path without extension.
 pub fn ctl_keygen(dir: &Path, alg: &str, ksk: bool) -> PathBuf {
     let d = dir.display().to_string();

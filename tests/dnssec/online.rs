@@ -85,11 +85,8 @@ fn assert_denials_validate(u: &Unbound) {
 fn online_signed_zone_validates_across_failover_and_remaps() {
     let tmp = TestDir::new("dnssec-online");
     let kdir = tmp.sub("keys");
-    std::fs::create_dir_all(&kdir).unwrap();
-    let ksk = bind_keygen(&kdir, "ECDSAP256SHA256", true);
-    let zsk = bind_keygen(&kdir, "ECDSAP256SHA256", false);
+    let (ksk, zsk) = bind_ecdsa_pair(&kdir);
     let gdir = tmp.sub("ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let g = Ggond::start(
         gdir.clone(),
         &signed_config(&gdir, &[ksk.clone(), zsk], "nsec", ""),
@@ -148,11 +145,9 @@ fn online_signed_zone_validates_across_failover_and_remaps() {
 fn nsec3_zone_with_ggon_ctl_keys_validates_and_wrong_anchor_fails() {
     let tmp = TestDir::new("dnssec-nsec3");
     let kdir = tmp.sub("keys");
-    std::fs::create_dir_all(&kdir).unwrap();
     // One Ed25519 key that signs everything (a CSK), made by ggon-ctl.
     let base = ctl_keygen(&kdir, "ed25519", true);
     let gdir = tmp.sub("ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let g = Ggond::start(
         gdir.clone(),
         &signed_config(&gdir, std::slice::from_ref(&base), "nsec3", ""),
@@ -226,14 +221,12 @@ fn nsec3_zone_with_ggon_ctl_keys_validates_and_wrong_anchor_fails() {
 fn rsa_keys_from_bind_and_ggon_ctl_sign_and_a_bind_secondary_gets_a_valid_copy() {
     let tmp = TestDir::new("dnssec-rsa");
     let kdir = tmp.sub("keys");
-    std::fs::create_dir_all(&kdir).unwrap();
     // The KSK from BIND's dnssec-keygen, the ZSK from ggon-ctl: both kinds
     // of RSA key file sign.
     let ksk = bind_keygen(&kdir, "RSASHA256", true);
     let zsk = ctl_keygen(&kdir, "rsasha256", false);
     let bind_port = free_port();
     let gdir = tmp.sub("ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let secondary = format!("secondaries = [{{ address = \"127.0.0.1:{bind_port}\" }}]\n");
     let g = Ggond::start(
         gdir.clone(),

@@ -88,7 +88,6 @@ fn a_service_in_a_presigned_zone_needs_keys() {
     let tmp = TestDir::new("dnssec-presigned-service");
     let (file, _) = presign(&tmp.sub("keys"), &[]);
     let gdir = tmp.sub("ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let cfg = gdir.join("ggon.toml");
     std::fs::write(
         &cfg,

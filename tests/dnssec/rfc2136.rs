@@ -44,7 +44,6 @@ fn remap_through_a_signing_bind_primary_validates() {
     )
     .unwrap();
     let gdir = tmp.sub("ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let zone = gdir.join("ggon.org.zone");
     std::fs::write(&zone, zone_text()).unwrap();
     let cfg = format!(

@@ -79,11 +79,8 @@ fn validate_until(rs: &[&Unbound], g: &Ggond, limit: Duration, done: impl Fn() -
 fn zsk_and_ksk_rolls_validate_at_every_step() {
     let tmp = TestDir::new("dnssec-roll");
     let kdir = tmp.sub("keys");
-    std::fs::create_dir_all(&kdir).unwrap();
-    let ksk = bind_keygen(&kdir, "ECDSAP256SHA256", true);
-    let zsk = bind_keygen(&kdir, "ECDSAP256SHA256", false);
+    let (ksk, zsk) = bind_ecdsa_pair(&kdir);
     let gdir = tmp.sub("ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let zone = gdir.join("ggon.org.zone");
     std::fs::write(&zone, SHORT_ZONE).unwrap();
     let cfg = format!(

@@ -71,7 +71,6 @@ fn dname_and_ds_at_a_cut_answer_like_bind() {
         },
     );
     let gdir = tmp.sub("ggond");
-    std::fs::create_dir_all(&gdir).unwrap();
     let file = gdir.join("ggon.org.zone");
     std::fs::write(&file, &zone).unwrap();
     let g = Ggond::start(
