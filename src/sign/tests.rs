@@ -31,6 +31,12 @@ fn signer(denial: Denial) -> Signer {
     )
 }
 
+/// Replaces `name`'s A RRset with one address (TTL 60).
+fn set_a(z: &mut ZoneData, name: &Name, addr: &str) {
+    let rrset = RRset::new(60, vec![RData::A(addr.parse().unwrap())]);
+    z.replace_rrset(name, RecordType::A, Some(rrset));
+}
+
 fn has(z: &ZoneData, name: &str, t: RecordType) -> bool {
     let n = Name::from_ascii(name).unwrap();
     z.rrsets.get(&n).is_some_and(|s| s.contains_key(&t))
@@ -54,14 +60,7 @@ fn signs_authoritative_data_not_glue_and_reuses_signatures() {
     // Change one RRset: only it is signed again.
     let mut z = zone();
     let www = Name::from_ascii("www.ggon.org.").unwrap();
-    z.replace_rrset(
-        &www,
-        RecordType::A,
-        Some(RRset::new(
-            60,
-            vec![RData::A("127.0.0.81".parse().unwrap())],
-        )),
-    );
+    set_a(&mut z, &www, "127.0.0.81");
     let again = s.sign(&signed, 1_800_000_100);
     assert_eq!(again, signed, "signing signed data again changes nothing");
     s.sign(&z, 1_800_000_200);
@@ -91,14 +90,7 @@ fn a_remap_takes_the_incremental_path_and_signs_like_a_full_run() {
         s.sign(&z0, 1_800_000_000);
         let mut z1 = z0.clone();
         let www = Name::from_ascii("www.ggon.org.").unwrap();
-        z1.replace_rrset(
-            &www,
-            RecordType::A,
-            Some(RRset::new(
-                60,
-                vec![RData::A("127.0.0.82".parse().unwrap())],
-            )),
-        );
+        set_a(&mut z1, &www, "127.0.0.82");
         z1.set_serial(2);
         let fast = s.sign_incremental(&z1, 1_800_000_100).expect("incremental");
         assert_eq!(s.last.signed, 2, "www's A and the SOA: {:?}", s.last);
@@ -108,14 +100,7 @@ fn a_remap_takes_the_incremental_path_and_signs_like_a_full_run() {
         // A new name changes the chain: no incremental path.
         let mut z2 = z1.clone();
         let new = Name::from_ascii("new.ggon.org.").unwrap();
-        z2.replace_rrset(
-            &new,
-            RecordType::A,
-            Some(RRset::new(
-                60,
-                vec![RData::A("127.0.0.83".parse().unwrap())],
-            )),
-        );
+        set_a(&mut z2, &new, "127.0.0.83");
         s.sign(&z1, 1_800_000_200);
         assert!(s.sign_incremental(&z2, 1_800_000_300).is_none());
         // Nor a new type at a name (its NSEC bitmap changes).
