@@ -22,7 +22,12 @@ fn drain_moves_the_service_and_undrain_expiry_and_history_are_recorded() {
     let out = g.ctl(&["remap", "cic", "--to", "primary"]);
     assert!(!out.ok() && out.stderr.contains("drained"), "{out:?}");
 
-    assert!(g.ctl(&["undrain", "cic", "primary"]).ok());
+    let out = g.ctl(&["undrain", "cic", "primary"]);
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "cic: undrained primary (back in selection)\ncic: stays on backup (127.0.0.152), mode auto\n"
+    );
     // Manual failback: undraining does not move the service back.
     g.assert_answer_holds("cic.ggon.org.", &[ip("127.0.0.152")], secs(1.0));
 
@@ -189,7 +194,11 @@ fn draining_the_pinned_target_is_refused_then_forced_and_shown() {
 
     let out = g.ctl(&["drain", "cic", "primary", "--force", "--for", "1h"]);
     assert!(out.ok(), "{out:?}");
-    assert!(out.stdout.contains("cic: primary -> backup"), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("cic: drained primary (for 1h)\ncic: primary -> backup"),
+        "{out:?}"
+    );
     assert_eq!(g.a("cic.ggon.org."), vec![ip("127.0.0.162")]);
     assert_eq!(g.service("cic")["mode"], "auto");
 

@@ -172,11 +172,30 @@ async fn verify(
 enum Shown {
     Status,
     Cluster,
-    Change,
+    /// A change of a service, after a line saying what the command did when
+    /// the from/to line alone would not (a drain that leaves the service
+    /// where it is must still read as done).
+    Change(Option<String>),
     Drill,
     History,
     Reload,
     Message,
+}
+
+/// ` (reason "R", for 30m)` after "drained TARGET", or nothing.
+fn drain_detail(reason: &str, duration: Option<&str>) -> String {
+    let parts: Vec<String> = [
+        (!reason.is_empty()).then(|| format!("reason {reason:?}")),
+        duration.map(|d| format!("for {d}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
@@ -199,7 +218,10 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
                 Some(c) => print::cluster(&c, true),
                 None => return Err("this ggond runs alone (no [cluster] in its config)".into()),
             },
-            Shown::Change => {
+            Shown::Change(done) => {
+                if let Some(done) = done {
+                    println!("{done}");
+                }
                 print::change(&parse::<ChangeView>(v)?);
             }
             Shown::Drill => print::drill(&parse::<DrillView>(v)?),
@@ -385,7 +407,7 @@ fn main() -> ExitCode {
                 region: region.clone(),
             }),
             *json,
-            Shown::Change,
+            Shown::Change(None),
         ),
         Cmd::Cluster { json } => (
             Method::GET,
@@ -417,7 +439,12 @@ fn main() -> ExitCode {
             },
             None,
             *json,
-            Shown::Change,
+            Shown::Change(Some(match region {
+                Some(r) => {
+                    format!("{service} region {r}: released to automatic policy")
+                }
+                None => format!("{service}: released to automatic policy"),
+            })),
         ),
         Cmd::Drain {
             service,
@@ -435,7 +462,10 @@ fn main() -> ExitCode {
                 force: *force,
             }),
             *json,
-            Shown::Change,
+            Shown::Change(Some(format!(
+                "{service}: drained {target}{}",
+                drain_detail(reason, duration.as_deref())
+            ))),
         ),
         Cmd::Undrain {
             service,
@@ -446,7 +476,9 @@ fn main() -> ExitCode {
             format!("/v1/services/{service}/targets/{target}/undrain"),
             None,
             *json,
-            Shown::Change,
+            Shown::Change(Some(format!(
+                "{service}: undrained {target} (back in selection)"
+            ))),
         ),
         Cmd::Drill {
             service,
