@@ -67,8 +67,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// reqwest's own message is "error sending request for url (...)"; the cause
-/// at the bottom of the chain is what an operator needs.
-fn http_error_detail(e: &reqwest::Error) -> String {
+/// at the bottom of the chain is what an operator needs. ggon-ctl uses it for
+/// its own requests to ggond too.
+pub fn http_error_detail(e: &reqwest::Error) -> String {
     let mut innermost: &dyn std::error::Error = e;
     let mut io_kind = None;
     while let Some(source) = innermost.source() {

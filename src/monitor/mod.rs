@@ -31,6 +31,7 @@ mod dns;
 mod exec;
 pub mod health;
 mod http;
+pub use http::http_error_detail;
 mod tcp;
 #[cfg(test)]
 mod tests;

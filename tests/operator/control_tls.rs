@@ -212,3 +212,32 @@ fn bad_control_tls_paths_are_config_errors_naming_field_and_file() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("not supported in cluster mode"), "{err}");
 }
+
+/// With nothing listening at `--control`, ggon-ctl says why (the refused
+/// connection, not reqwest's "error sending request") and what to check.
+#[test]
+fn ggon_ctl_names_why_it_cannot_reach_ggond() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "t0ken\n").unwrap();
+    let control = format!("http://127.0.0.1:{port}");
+    let (code, out, err) = ctl(&[
+        "--control",
+        &control,
+        "--token-file",
+        token.path().to_str().unwrap(),
+        "status",
+    ]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "ggon-ctl: error: cannot reach ggond at {control}: connect refused \
+             (is ggond running, and is --control its control address?)"
+        )
+    );
+}

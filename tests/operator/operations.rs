@@ -181,6 +181,12 @@ fn draining_the_pinned_target_is_refused_then_forced_and_shown() {
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     assert!(g.ctl(&["remap", "cic", "--to", "primary"]).ok());
+    let out = g.ctl(&["status", "cic"]);
+    assert!(
+        out.stdout
+            .contains("mode: manual (pinned by operator, until released)"),
+        "{out:?}"
+    );
 
     let out = g.ctl(&["drain", "cic", "primary", "--reason", "kernel update"]);
     assert!(!out.ok(), "{out:?}");

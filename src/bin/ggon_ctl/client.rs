@@ -111,7 +111,13 @@ impl Client {
         let resp = req
             .send()
             .await
-            .map_err(|e| format!("cannot reach ggond at {}: {e}", self.base))?;
+            .map_err(|e| {
+                format!(
+                    "cannot reach ggond at {}: {} (is ggond running, and is --control its control address?)",
+                    self.base,
+                    ggon::monitor::http_error_detail(&e)
+                )
+            })?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {

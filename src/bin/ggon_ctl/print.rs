@@ -34,7 +34,9 @@ fn rfc3339(unix: u64) -> String {
 }
 
 /// "by ops: disk swap, until 2026-11-30T03:00:00Z (in 25m)" for an override.
-fn by_until(o: &Override) -> String {
+/// "by AUTHOR: REASON, until WHEN (in LEFT)", or "…, until ENDED_BY" for an
+/// override with no expiry ("undrained" for a drain, "released" for a pin).
+fn by_until(o: &Override, ended_by: &str) -> String {
     let mut s = format!("by {}", if o.author.is_empty() { "?" } else { &o.author });
     if !o.reason.is_empty() {
         s.push_str(&format!(": {}", o.reason));
@@ -48,7 +50,7 @@ fn by_until(o: &Override) -> String {
                 humantime::format_duration(Duration::from_secs(left))
             ));
         }
-        None => s.push_str(", until undrained"),
+        None => s.push_str(&format!(", until {ended_by}")),
     }
     s
 }
@@ -120,15 +122,7 @@ pub fn status(v: &StatusView) {
     for s in &v.services {
         let pin = match &s.pin {
             None => String::new(),
-            Some(p) => format!(
-                " (pinned by {}{})",
-                if p.author.is_empty() { "?" } else { &p.author },
-                if p.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", p.reason)
-                }
-            ),
+            Some(p) => format!(" (pinned {})", by_until(p, "released")),
         };
         println!(
             "{} ({})  active: {}  mode: {}{}  failback: {}{}",
@@ -173,7 +167,7 @@ pub fn status(v: &StatusView) {
                 last
             );
             if let Some(d) = &t.drained {
-                println!("      DRAINED {}", by_until(d));
+                println!("      DRAINED {}", by_until(d, "undrained"));
             }
         }
         if !s.regions.is_empty() {
@@ -190,7 +184,7 @@ pub fn status(v: &StatusView) {
                 addrs(&r.addresses),
                 r.order.join(" > "),
                 match &r.pin {
-                    Some(p) => format!("  PINNED {}", by_until(p)),
+                    Some(p) => format!("  PINNED {}", by_until(p, "released")),
                     None => String::new(),
                 }
             );
