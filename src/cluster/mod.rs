@@ -10,7 +10,9 @@
 //! dead node's votes vanish), the election (one leader, by a lease-bound
 //! key), the agreed verdicts ([`verdict`], the quorum rule) handed to the
 //! controller, the shared state (active targets, pins, drains, serials)
-//! applied on followers, and the shared history. [`store`] is the leader's
+//! applied on followers (each then records in `applied/NODE` which state
+//! it answers, so the leader can wait for all of them before it reports an
+//! operator's change as done), and the shared history. [`store`] is the leader's
 //! fenced write of that state, which the controller calls through
 //! [`crate::decide::SharedState`]: a deposed leader's write fails.
 //!
@@ -24,7 +26,9 @@ mod node;
 mod store;
 pub mod verdict;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::decide::views::ClusterView;
 use crate::decide::Event;
@@ -59,6 +63,13 @@ impl Keys {
     pub fn history(&self) -> String {
         format!("{}history/", self.prefix)
     }
+    /// `applied/NODE`: the mod revision of `state` that NODE serves.
+    pub fn applied(&self) -> String {
+        format!("{}applied/", self.prefix)
+    }
+    pub fn applied_by(&self, node: &str) -> String {
+        format!("{}applied/{node}", self.prefix)
+    }
 
     /// The fence of every leader write: the leader key still has the create
     /// revision `node` won it at, and still names `node`.
@@ -76,6 +87,9 @@ pub struct ClusterHandle {
     pub view: Arc<Mutex<ClusterView>>,
     pub etcd: Arc<etcd::Etcd>,
     pub keys: Keys,
+    /// How long the leader waits for the other nodes to confirm a change
+    /// (the lease TTL: a node silent for longer has lost its lease).
+    pub confirm_within: Duration,
 }
 
 impl ClusterHandle {
@@ -96,6 +110,51 @@ impl ClusterHandle {
             .iter()
             .find(|m| &m.node == leader)
             .and_then(|m| m.control.clone())
+    }
+
+    /// After the leader made a change: wait until every other member serves
+    /// the shared state as it is now (its `applied/` key has reached the
+    /// `state` key's revision), for at most [`Self::confirm_within`].
+    /// Returns the members that did not confirm: they may still answer the
+    /// state before the change. The operator is told, so that "done" means
+    /// every node answers it, not only the leader.
+    pub async fn wait_applied(&self) -> Result<Vec<String>, etcd::EtcdError> {
+        let Some(state) = self.etcd.get(&self.keys.state()).await? else {
+            return Ok(Vec::new());
+        };
+        let me = self.view.lock().unwrap().node.clone();
+        let nodes = self.keys.nodes();
+        let others: Vec<String> = self
+            .etcd
+            .get_prefix(&nodes)
+            .await?
+            .into_iter()
+            .filter_map(|kv| kv.key.strip_prefix(&nodes).map(str::to_string))
+            .filter(|n| *n != me)
+            .collect();
+        let deadline = Instant::now() + self.confirm_within;
+        let applied = self.keys.applied();
+        loop {
+            let revs: BTreeMap<String, i64> = self
+                .etcd
+                .get_prefix(&applied)
+                .await?
+                .into_iter()
+                .filter_map(|kv| {
+                    let node = kv.key.strip_prefix(&applied)?.to_string();
+                    Some((node, kv.value.parse().ok()?))
+                })
+                .collect();
+            let behind: Vec<String> = others
+                .iter()
+                .filter(|n| revs.get(*n).is_none_or(|r| *r < state.mod_revision))
+                .cloned()
+                .collect();
+            if behind.is_empty() || Instant::now() >= deadline {
+                return Ok(behind);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The shared history, oldest first, filtered like the local one.

@@ -117,6 +117,7 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
         view: view.clone(),
         etcd: etcd.clone(),
         keys: keys.clone(),
+        confirm_within: c.lease_ttl,
     };
     let prepared = Prepared {
         etcd,
@@ -168,6 +169,8 @@ impl Prepared {
             dirty,
             role: Role::Follower,
             state_rev: 0,
+            served_rev: 0,
+            applied_rev: 0,
             agreed: BTreeMap::new(),
             history: VecDeque::new(),
             history_seq: 0,
@@ -195,6 +198,11 @@ struct Node {
     dirty: BTreeSet<TargetKey>,
     role: Role,
     state_rev: i64,
+    /// The revision of `state` this node answers.
+    served_rev: i64,
+    /// The revision of `state` last written to this node's `applied/` key
+    /// (0 after joining: the key went with the old lease).
+    applied_rev: i64,
     agreed: BTreeMap<TargetKey, Option<bool>>,
     history: VecDeque<Event>,
     history_seq: u64,
@@ -322,6 +330,7 @@ impl Node {
             etcd.put(&self.p.keys.node(&self.p.node), &value, lease)
                 .await?;
             self.dirty = self.votes.keys().cloned().collect();
+            self.applied_rev = 0;
             self.registered = true;
             info!(node = %self.p.node, lease, "joined the cluster");
         }
@@ -442,24 +451,40 @@ impl Node {
         let Some(kv) = self.p.etcd.get(&self.p.keys.state()).await? else {
             return Ok(());
         };
-        if kv.mod_revision == self.state_rev {
-            return Ok(());
-        }
-        self.state_rev = kv.mod_revision;
-        if self.role == Role::Leader {
-            return Ok(());
-        }
-        match serde_json::from_str(&kv.value) {
-            Ok(state) => {
-                let _ = self
-                    .controller
-                    .commands
-                    .send(Command::ClusterApply {
-                        state: Box::new(state),
-                    })
-                    .await;
+        if kv.mod_revision != self.state_rev {
+            self.state_rev = kv.mod_revision;
+            if self.role == Role::Leader {
+                // The leader wrote it and serves it already.
+                self.served_rev = kv.mod_revision;
+                return Ok(());
             }
-            Err(e) => warn!(error = %e, "the shared state in etcd does not parse; not applied"),
+            match serde_json::from_str(&kv.value) {
+                Ok(state) => {
+                    let applied = self
+                        .controller
+                        .call(|reply| Command::ClusterApply {
+                            state: Box::new(state),
+                            reply,
+                        })
+                        .await;
+                    if applied.is_ok() {
+                        self.served_rev = kv.mod_revision;
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "the shared state in etcd does not parse; not applied")
+                }
+            }
+        }
+        // Tell the leader which state this node answers (it waits for
+        // every member before it reports an operator's change as done).
+        if self.role == Role::Follower && self.applied_rev != self.served_rev {
+            if let Some(lease) = self.lease {
+                let key = self.p.keys.applied_by(&self.p.node);
+                let rev = self.served_rev.to_string();
+                self.p.etcd.put(&key, &rev, lease).await?;
+                self.applied_rev = self.served_rev;
+            }
         }
         Ok(())
     }

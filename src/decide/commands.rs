@@ -105,7 +105,10 @@ impl Controller {
             }
             Command::ClusterRole { role } => self.set_role(role, now),
             Command::ClusterVerdicts { verdicts } => self.set_verdicts(verdicts, now),
-            Command::ClusterApply { state } => self.apply_shared(*state, now),
+            Command::ClusterApply { state, reply } => {
+                self.apply_shared(*state, now);
+                let _ = reply.send(());
+            }
             Command::Update {
                 origin,
                 message: _,

@@ -205,8 +205,11 @@ pub enum Command {
         verdicts: super::Verdicts,
     },
     /// Cluster mode: the shared state changed (a follower answers it).
+    /// Answered once the state is what this node serves, so the node can
+    /// tell the leader it has applied it.
     ClusterApply {
         state: Box<super::state::PersistedState>,
+        reply: oneshot::Sender<()>,
     },
     /// Begin a DNSSEC key roll of a zone ggond signs.
     DnssecRoll {

@@ -6,7 +6,9 @@
 //! body and bearer token) and hands back the leader's answer. The leader
 //! applies it with a fenced write, so the change happens once or not at
 //! all. With no leader known the call is refused with 503 and nothing
-//! changes. Reads (status, history) are answered locally.
+//! changes. On the leader, a change is answered once every other member
+//! answers it too, or with a warning naming those that did not confirm.
+//! Reads (status, history) are answered locally.
 
 use std::time::Duration;
 
@@ -52,6 +54,46 @@ fn unavailable(msg: String) -> Response {
         .into_response()
 }
 
+/// On the leader, after a change succeeded: wait until the other members
+/// answer it too, and if some did not confirm within the lease, say so in
+/// the answer's `warning` (ggon-ctl prints it and exits 1): the change is
+/// made and durable, but those nodes may still answer the state before it.
+async fn confirmed(cluster: &ClusterHandle, resp: Response) -> Response {
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let behind = match cluster.wait_applied().await {
+        Ok(behind) if behind.is_empty() => return resp,
+        Ok(behind) => format!(
+            "{} did not confirm the change within {}: {} may still answer the state \
+             before it (paused, dead, or cut off from etcd; see `ggon-ctl cluster`). \
+             The change is made and every node that follows etcd will answer it",
+            behind.join(", "),
+            humantime::format_duration(cluster.confirm_within),
+            if behind.len() == 1 { "it" } else { "they" },
+        ),
+        Err(e) => format!(
+            "the change is made, but whether the other nodes answer it is unknown \
+             (etcd: {e}); see `ggon-ctl cluster`"
+        ),
+    };
+    warn!(warning = %behind, "change not confirmed by every node");
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return (parts.status, "answer too large").into_response();
+    };
+    let mut v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => json!({ "answer": String::from_utf8_lossy(&bytes) }),
+    };
+    let warning = match v["warning"].as_str() {
+        Some(w) => format!("{w}. Also: {behind}"),
+        None => behind,
+    };
+    v["warning"] = json!(warning);
+    (parts.status, Json(v)).into_response()
+}
+
 /// Middleware on the state-changing routes.
 pub(super) async fn to_leader(
     State(fwd): State<Option<Forwarder>>,
@@ -62,7 +104,8 @@ pub(super) async fn to_leader(
         return next.run(req).await;
     };
     if fwd.cluster.is_leader() {
-        return next.run(req).await;
+        let resp = next.run(req).await;
+        return confirmed(&fwd.cluster, resp).await;
     }
     let node = fwd.cluster.view.lock().unwrap().node.clone();
     if req.headers().contains_key(FORWARDED) {

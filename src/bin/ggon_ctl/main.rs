@@ -206,9 +206,11 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
 /// Print a successful answer; the exit code says whether it is cause for concern.
 fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
     let warned = v.get("warning").is_some_and(|w| !w.is_null());
+    let warning = v["warning"].as_str().map(str::to_string);
+    let change = matches!(shown, Shown::Change(_));
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        if let Some(w) = v["warning"].as_str() {
+        if let Some(w) = &warning {
             eprintln!("ggon-ctl: WARNING: {w}");
         }
     } else {
@@ -228,6 +230,10 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
             Shown::History => print::history(&parse::<Vec<Event>>(v["entries"].clone())?),
             Shown::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
             Shown::Message => println!("{}", v.as_str().unwrap_or("")),
+        }
+        // print::change prints a change's warning itself, after its lines.
+        if let Some(w) = warning.filter(|_| !change) {
+            eprintln!("ggon-ctl: WARNING: {w}");
         }
     }
     Ok(if warned {
