@@ -91,9 +91,14 @@ fn drills_change_nothing_or_fail_a_target_for_a_while_then_revert() {
     assert_eq!(g.service("cic")["mode"], "auto");
 
     // A real drill: the primary is treated as failed for 2 s, then reverted.
-    assert!(g
-        .ctl(&["drill", "cic", "--fail", "primary", "--for", "2s"])
-        .ok());
+    let out = g.ctl(&["drill", "cic", "--fail", "primary", "--for", "2s"]);
+    assert!(out.ok(), "{out:?}");
+    // The end of the drill is a time an operator can read.
+    assert!(
+        out.stdout
+            .contains("DRILL RUNNING: primary treated as failed until 20"),
+        "{out:?}"
+    );
     g.wait_answer("cic.ggon.org.", &[ip("127.0.0.154")], secs(2.0));
     g.wait_answer("cic.ggon.org.", &[ip("127.0.0.153")], secs(6.0));
     let log = g.log_text();

@@ -260,7 +260,10 @@ pub fn drill(v: &DrillView) {
     );
     println!("note:      {}", v.note);
     if let Some((t, until)) = &v.failing {
-        println!("DRILL RUNNING: {t} treated as failed until {until} (unix)");
+        println!(
+            "DRILL RUNNING: {t} treated as failed until {}",
+            rfc3339(*until)
+        );
     }
 }
 
