@@ -95,6 +95,18 @@ fn per_region_remap_release_and_drill_and_the_state_survives_a_restart() {
     assert!(d.ctl(&["release", "geo"]).ok());
     assert_eq!(answers(port), [a, n, f]);
 
+    // A dry-run drill of one region says which region it is about.
+    let out = d.ctl(&["drill", "geo", "--region", "us"]);
+    assert!(out.ok(), "{out:?}");
+    assert!(
+        out.stdout
+            .starts_with("service:   geo (geo.ggon.org.) region us\n")
+            && out
+                .stdout
+                .contains("note:      ams would take over in region us"),
+        "{out:?}"
+    );
+
     // A drill in us only: nyc treated as failed there; eu and the default
     // are not touched; it ends by itself and us goes back.
     let out = d.ctl(&[

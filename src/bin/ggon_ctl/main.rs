@@ -176,7 +176,8 @@ enum Shown {
     /// the from/to line alone would not (a drain that leaves the service
     /// where it is must still read as done).
     Change(Option<String>),
-    Drill,
+    /// A drill, of one region if given.
+    Drill(Option<String>),
     History,
     Reload,
     Message,
@@ -226,7 +227,7 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
                 }
                 print::change(&parse::<ChangeView>(v)?);
             }
-            Shown::Drill => print::drill(&parse::<DrillView>(v)?),
+            Shown::Drill(region) => print::drill(&parse::<DrillView>(v)?, region.as_deref()),
             Shown::History => print::history(&parse::<Vec<Event>>(v["entries"].clone())?),
             Shown::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
             Shown::Message => println!("{}", v.as_str().unwrap_or("")),
@@ -501,7 +502,7 @@ fn main() -> ExitCode {
                 region: region.clone(),
             }),
             *json,
-            Shown::Drill,
+            Shown::Drill(region.clone()),
         ),
         Cmd::History {
             service,

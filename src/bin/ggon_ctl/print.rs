@@ -238,8 +238,11 @@ pub fn change(v: &ChangeView) -> bool {
     }
 }
 
-pub fn drill(v: &DrillView) {
-    println!("service:   {} ({})", v.service, v.fqdn);
+pub fn drill(v: &DrillView, region: Option<&str>) {
+    match region {
+        Some(r) => println!("service:   {} ({}) region {r}", v.service, v.fqdn),
+        None => println!("service:   {} ({})", v.service, v.fqdn),
+    }
     println!("active:    {}", v.active);
     match &v.takeover {
         Some(t) => println!(
@@ -252,11 +255,12 @@ pub fn drill(v: &DrillView) {
         None => println!("takeover:  none"),
     }
     println!(
-        "would answer: {} A/AAAA {}  ttl {}  serial {}",
+        "would answer: {} A/AAAA {}  ttl {}{}",
         v.fqdn,
         addrs(&v.answers),
         v.ttl,
-        v.serial.map_or("null".to_string(), |s| s.to_string())
+        // No serial when nothing would be published (no takeover).
+        v.serial.map_or(String::new(), |s| format!("  serial {s}"))
     );
     println!("note:      {}", v.note);
     if let Some((t, until)) = &v.failing {
