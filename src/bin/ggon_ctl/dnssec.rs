@@ -54,7 +54,8 @@ pub fn keygen(zone: &str, algorithm: &str, ksk: bool, dir: &Path) -> ExitCode {
         println!("give the DS line to the parent zone once the zone is served signed");
     }
     println!(
-        "add to the zone's config: dnssec = {{ keys = [\"{}\"] }}",
+        "add it to the zone's config, beside the zone's other keys (a KSK and a ZSK go together): \
+         dnssec = {{ keys = [..., \"{}\"] }}",
         base.display()
     );
     ExitCode::SUCCESS
