@@ -3,7 +3,7 @@
 //!
 //! Validation only (side-effect free like the rest of [`crate::config`]): the
 //! region map itself, with a GeoIP database read, is built at load time by
-//! [`crate::geo::RegionMap`].
+//! [`crate::geo::map::RegionMap`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;

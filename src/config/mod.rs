@@ -58,7 +58,7 @@ pub struct Config {
     pub path: PathBuf,
     /// The regions' prefix map, with GeoIP read (set by the daemon's load).
     #[serde(skip)]
-    pub region_map: Option<std::sync::Arc<crate::geo::RegionMap>>,
+    pub region_map: Option<std::sync::Arc<crate::geo::map::RegionMap>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use maxminddb::{geoip2, Reader, WithinOptions};
 
-use super::{Prefix, Slot, Source};
+use super::map::{Prefix, Slot, Source};
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
