@@ -127,9 +127,24 @@ impl StateStore {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let kept_at = self.dir.join(format!("state.json.bad-{now}"));
-        let _ = std::fs::rename(self.path(), &kept_at);
-        Loaded::Corrupt { error, kept_at }
+        // A name no earlier bad file has: two set aside within one second
+        // (a crash loop) must not overwrite each other.
+        let kept_at = (0..)
+            .map(|n| match n {
+                0 => self.dir.join(format!("state.json.bad-{now}")),
+                n => self.dir.join(format!("state.json.bad-{now}.{n}")),
+            })
+            .find(|p| !p.exists())
+            .expect("an unused name");
+        match std::fs::rename(self.path(), &kept_at) {
+            Ok(()) => Loaded::Corrupt { error, kept_at },
+            Err(e) => Loaded::Corrupt {
+                error: format!(
+                    "{error} (and it could not be set aside: {e}; the next save replaces it)"
+                ),
+                kept_at: self.path(),
+            },
+        }
     }
 
     /// Atomically replace the state file.
@@ -195,13 +210,20 @@ mod tests {
             Loaded::Ok(l) => assert_eq!(l.services["cic"].drill, None),
             other => panic!("{other:?}"),
         }
-        std::fs::write(store.path(), b"{\"services\": {\"cic\": ").unwrap();
-        match store.load() {
-            Loaded::Corrupt { kept_at, .. } => {
-                assert!(kept_at.exists());
-                assert!(!store.path().exists());
+        // Two bad files in a row (the same second, as in a crash loop) are
+        // both kept, under different names.
+        let mut kept = Vec::new();
+        for bad in [&b"{\"services\": {\"cic\": "[..], b"not json"] {
+            std::fs::write(store.path(), bad).unwrap();
+            match store.load() {
+                Loaded::Corrupt { kept_at, .. } => {
+                    assert_eq!(std::fs::read(&kept_at).unwrap(), bad);
+                    assert!(!store.path().exists());
+                    kept.push(kept_at);
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        assert_ne!(kept[0], kept[1]);
     }
 }
