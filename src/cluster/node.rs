@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::etcd::{Compare, Etcd, EtcdError, Kv, Op};
@@ -32,6 +32,9 @@ use crate::shutdown::Shutdown;
 const STEP: Duration = Duration::from_millis(200);
 /// How often members' remaining lease time is asked (status only).
 const TTL_EVERY: Duration = Duration::from_secs(1);
+/// How long a step waits for the controller to apply a new shared state
+/// before it goes on (and checks again at the next step).
+const APPLY_WAIT: Duration = Duration::from_millis(50);
 
 /// What other nodes learn about this one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +173,7 @@ impl Prepared {
             role: Role::Follower,
             state_rev: 0,
             served_rev: 0,
+            applying: None,
             applied_rev: 0,
             agreed: BTreeMap::new(),
             history: VecDeque::new(),
@@ -200,6 +204,10 @@ struct Node {
     state_rev: i64,
     /// The revision of `state` this node answers.
     served_rev: i64,
+    /// A state handed to the controller and not yet confirmed applied (its
+    /// revision): the loop does not wait on the controller beyond a moment,
+    /// so a long reload cannot hold up the lease keep-alive.
+    applying: Option<(i64, oneshot::Receiver<()>)>,
     /// The revision of `state` last written to this node's `applied/` key
     /// (0 after joining: the key went with the old lease).
     applied_rev: i64,
@@ -460,20 +468,30 @@ impl Node {
             }
             match serde_json::from_str(&kv.value) {
                 Ok(state) => {
-                    let applied = self
-                        .controller
-                        .call(|reply| Command::ClusterApply {
-                            state: Box::new(state),
-                            reply,
-                        })
-                        .await;
-                    if applied.is_ok() {
-                        self.served_rev = kv.mod_revision;
+                    let (reply, applied) = oneshot::channel();
+                    let cmd = Command::ClusterApply {
+                        state: Box::new(state),
+                        reply,
+                    };
+                    if self.controller.commands.send(cmd).await.is_ok() {
+                        self.applying = Some((kv.mod_revision, applied));
                     }
                 }
                 Err(e) => {
                     warn!(error = %e, "the shared state in etcd does not parse; not applied")
                 }
+            }
+        }
+        if let Some((rev, applied)) = self.applying.as_mut() {
+            // Usually applied within a few milliseconds; otherwise checked
+            // again at the next step.
+            match tokio::time::timeout(APPLY_WAIT, applied).await {
+                Ok(Ok(())) => {
+                    self.served_rev = *rev;
+                    self.applying = None;
+                }
+                Ok(Err(_)) => self.applying = None,
+                Err(_) => {}
             }
         }
         // Tell the leader which state this node answers (it waits for
