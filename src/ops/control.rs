@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::auth::{auth, Gate};
+use super::extract::{Body, Params};
 use super::limits::{bounded_body, Limits};
 use super::tokens::Token;
 use crate::decide::requests::{DrainRequest, DrillRequest, HistoryQuery, RemapRequest};
@@ -76,7 +77,7 @@ struct StatusQuery {
     service: Option<String>,
 }
 
-async fn status(State(app): State<AppState>, Query(q): Query<StatusQuery>) -> Response {
+async fn status(State(app): State<AppState>, Params(q): Params<StatusQuery>) -> Response {
     match app.ctl.call(|reply| Command::Status { reply }).await {
         Ok(mut s) => {
             if let Some(name) = q.service {
@@ -97,7 +98,7 @@ async fn remap(
     State(app): State<AppState>,
     UrlPath(service): UrlPath<String>,
     Extension(actor): Extension<Actor>,
-    Json(request): Json<RemapRequest>,
+    Body(request): Body<RemapRequest>,
 ) -> Response {
     reply(
         app.ctl
@@ -121,7 +122,7 @@ async fn release(
     State(app): State<AppState>,
     UrlPath(service): UrlPath<String>,
     Extension(actor): Extension<Actor>,
-    Query(params): Query<ReleaseParams>,
+    Params(params): Params<ReleaseParams>,
 ) -> Response {
     reply(
         app.ctl
@@ -144,7 +145,7 @@ async fn dnssec_roll(
     State(app): State<AppState>,
     UrlPath(zone): UrlPath<String>,
     Extension(actor): Extension<Actor>,
-    Json(request): Json<RollRequest>,
+    Body(request): Body<RollRequest>,
 ) -> Response {
     reply(
         app.ctl
@@ -162,7 +163,7 @@ async fn drain(
     State(app): State<AppState>,
     UrlPath((service, target)): UrlPath<(String, String)>,
     Extension(actor): Extension<Actor>,
-    Json(request): Json<DrainRequest>,
+    Body(request): Body<DrainRequest>,
 ) -> Response {
     reply(
         app.ctl
@@ -198,7 +199,7 @@ async fn drill(
     State(app): State<AppState>,
     UrlPath(service): UrlPath<String>,
     Extension(actor): Extension<Actor>,
-    Json(request): Json<DrillRequest>,
+    Body(request): Body<DrillRequest>,
 ) -> Response {
     reply(
         app.ctl
@@ -220,7 +221,7 @@ struct HistoryParams {
     limit: Option<usize>,
 }
 
-async fn history(State(app): State<AppState>, Query(q): Query<HistoryParams>) -> Response {
+async fn history(State(app): State<AppState>, Params(q): Params<HistoryParams>) -> Response {
     let since = match q.since.as_deref() {
         None => None,
         Some(s) => match s.parse::<u64>() {

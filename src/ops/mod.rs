@@ -21,6 +21,7 @@ pub mod alerts;
 pub mod auth;
 pub mod certmetrics;
 pub mod control;
+mod extract;
 mod forward;
 pub mod lanes;
 pub mod limits;

@@ -224,3 +224,31 @@ fn readable_tsig_secrets_are_warned_about() {
     );
     assert!(!check(inline, 0o600, 0o600).contains("readable by group or others"));
 }
+
+/// Every error of the control API is `{"error": "…"}`, including those for
+/// a body or query string that cannot be read (axum answered them in plain
+/// text), and such a call changes nothing.
+#[test]
+fn unreadable_calls_get_json_errors_and_change_nothing() {
+    let env = Env::new("");
+    let d = env.start();
+    let remap = "/v1/services/cic/remap";
+    let token = Some(OPERATOR_TOKEN);
+    for (method, path, body, want) in [
+        ("POST", remap, Some(r#"{"to":5}"#), 422),
+        ("POST", remap, Some(r#"{"reason":"no target"}"#), 422),
+        ("POST", remap, Some("not json"), 400),
+        ("GET", "/v1/history?limit=many", None, 400),
+    ] {
+        let (code, resp) = http(d.control, method, path, token, body).unwrap();
+        assert_eq!(code, want, "{method} {path} {body:?}: {resp}");
+        let v: serde_json::Value = serde_json::from_str(&resp)
+            .unwrap_or_else(|e| panic!("{method} {path} {body:?}: not JSON ({e}): {resp}"));
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{resp}");
+    }
+    let (code, status) = http(d.control, "GET", "/v1/status", token, None).unwrap();
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["services"][0]["active"], "primary", "{status}");
+    assert_eq!(v["services"][0]["mode"], "auto", "{status}");
+}
