@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 #[allow(unused_imports)] // re-exported for the suites that use them
 pub use super::etcd_client::*;
-use super::process::{poll, stable_port, tail};
+use super::process::{poll, stable_port, tail, wait_stopped};
 #[allow(unused_imports)]
 pub use super::proxy::TcpProxy;
 
@@ -335,6 +335,11 @@ impl EtcdCluster {
         assert!(m.child.is_some(), "pause: etcd member {i} is not running");
         m.signal(libc::SIGSTOP);
         m.paused = true;
+        let pid = m.child.as_ref().expect("running").id();
+        assert!(
+            wait_stopped(pid, Duration::from_secs(2)),
+            "etcd member {i} (pid {pid}) did not stop"
+        );
     }
 
     /// SIGCONT member `i`.

@@ -262,11 +262,19 @@ impl Ggond {
         }
     }
 
-    /// Send a signal to the daemon.
+    /// Send a signal to the daemon; after SIGSTOP, return once it has
+    /// stopped.
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
         let rc = unsafe { libc::kill(self.pid as libc::pid_t, sig) };
         assert_eq!(rc, 0, "kill({}, {sig})", self.pid);
+        if sig == libc::SIGSTOP {
+            assert!(
+                super::process::wait_stopped(self.pid, Duration::from_secs(2)),
+                "ggond (pid {}) did not stop",
+                self.pid
+            );
+        }
     }
 
     /// SIGTERM and wait (bounded) for a clean exit; returns its status.

@@ -233,3 +233,29 @@ pub fn term_and_reap(child: &mut Child, grace: Duration) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Wait until every thread of process `pid` is stopped (SIGSTOP): kill(2)
+/// only queues the stop, and a request sent right after it may still be
+/// answered (seen once on a loaded 2-core machine). False after `limit`.
+pub fn wait_stopped(pid: u32, limit: Duration) -> bool {
+    let stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+                // The state follows the ")" that ends the command name.
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+        })
+    };
+    let deadline = Instant::now() + limit;
+    while !stopped() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
