@@ -206,8 +206,10 @@ fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
 
 /// Print a successful answer; the exit code says whether it is cause for concern.
 fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
-    let warned = v.get("warning").is_some_and(|w| !w.is_null());
+    // ggond's `warning` is always a string (ChangeView, or the cluster's
+    // "did not confirm" added in ops/forward.rs).
     let warning = v["warning"].as_str().map(str::to_string);
+    let warned = warning.is_some();
     let change = matches!(shown, Shown::Change(_));
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
