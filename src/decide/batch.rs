@@ -4,21 +4,22 @@
 //! Why: once the compile is incremental, a remap's cost is its fsyncs (the
 //! state file, its directory, the history line: about 0.2 ms each on the
 //! bench VM, ten times that on a busy disk). A thousand remaps a second
-//! (issue 13; also what cluster fan-out needs) only fit if they share them.
+//! (what a site failover driven by operators, or a cluster's fan-out,
+//! needs) only fit if they share them.
 //! The run loop takes whatever is queued when it wakes, without waiting to
 //! fill a batch, so a lone remap is not delayed; under load the queue fills
 //! while one batch is written and the next batch takes all of it.
 //!
-//! Owns: splitting a batch into runs of plain remaps (service level, not a
-//! dry run, on a service without regions) and everything else, which runs
-//! one command at a time, in order, as before. A run of remaps means what
+//! Owns: splitting a batch into runs of remaps (not dry runs) and
+//! everything else, which runs one command at a time, in order. A remap
+//! pins the region it names, or every region of the service (the default
+//! one and, for a per-region service, each listed one). A run of remaps means what
 //! running them one after the other would: each is checked against the
 //! state the previous ones left, and each is acknowledged only after the
 //! one state write that holds all of them. If that write fails, every
 //! remap of the run is refused and the state is put back. [`Controller::remaps`]
-//! is the one way a service-level remap is made: a lone remap (and the
-//! service-level part of one on a service with regions, commands.rs) is a
-//! run of one.
+//! is the one way a remap is made: a lone remap (commands.rs) is a run of
+//! one.
 
 use std::collections::BTreeSet;
 
@@ -28,24 +29,28 @@ use tracing::info;
 use super::commands::new_override;
 use super::durable::persist_refusal;
 use super::requests::{RemapRequest, Reply};
+use super::state::Override;
 use super::views::ChangeView;
 use super::{Actor, Cause, Command, Controller, CtlError, EventCause, EventKind};
-use super::{Event, Now, Overrides};
+use super::{Event, Now, DEFAULT};
 
 /// The most commands taken from the queue at once.
 pub(super) const MAX: usize = 256;
 
 type Remap = (String, RemapRequest, Actor, Reply<ChangeView>);
 
-/// One remap of a run, applied in memory, not yet durable.
+/// One region's remap of a run, applied in memory, not yet durable.
 struct Applied<'r> {
     /// Its place in the run (for its result).
     at: usize,
     si: usize,
+    ri: usize,
     from: usize,
     to: usize,
-    before: Overrides,
-    view: ChangeView,
+    /// The region's pin before.
+    before: Option<Override>,
+    /// What the operator is answered (the first region a remap names).
+    view: Option<ChangeView>,
     request: &'r RemapRequest,
     who: &'r str,
 }
@@ -61,7 +66,7 @@ impl Controller {
                     request,
                     actor,
                     reply,
-                } if self.groupable(&service, &request) => {
+                } if !request.dry_run => {
                     run.push((service, request, actor, reply));
                 }
                 other => {
@@ -71,15 +76,6 @@ impl Controller {
             }
         }
         self.remap_run(run, now);
-    }
-
-    fn groupable(&self, service: &str, req: &RemapRequest) -> bool {
-        !req.dry_run
-            && req.region.is_none()
-            && self
-                .by_name
-                .get(service)
-                .is_some_and(|&si| self.services[si].regions.is_empty())
     }
 
     /// A run of queued remaps: made together, answered each.
@@ -95,11 +91,11 @@ impl Controller {
         }
     }
 
-    /// Service-level remaps (not dry runs), in order: each checked against
-    /// the state the earlier ones left and applied, then all made durable
-    /// in one state write (with the serials their publish will serve),
-    /// published together and recorded with one history write. If the
-    /// write fails, every applied one is put back and refused.
+    /// Remaps (not dry runs), in order: each checked against the state
+    /// the earlier ones left and applied, then all made durable in one
+    /// state write (with the serials their publish will serve), published
+    /// together and recorded with one history write. If the write fails,
+    /// every applied one is put back and refused.
     pub(super) fn remaps(
         &mut self,
         asked: &[(&str, &RemapRequest, &Actor)],
@@ -108,31 +104,10 @@ impl Controller {
         let mut results: Vec<Option<Result<ChangeView, CtlError>>> = vec![None; asked.len()];
         let mut applied = Vec::with_capacity(asked.len());
         for (at, &(service, request, actor)) in asked.iter().enumerate() {
-            let checked = self
-                .service_index(service)
-                .and_then(|si| Ok((si, self.remap_target(si, request)?)));
-            let (si, (to, duration)) = match checked {
-                Ok(c) => c,
-                Err(e) => {
-                    results[at] = Some(Err(e));
-                    continue;
-                }
-            };
-            let before = self.overrides(si);
-            let from = self.services[si].active;
-            let pin = new_override(&request.to, &request.reason, actor, duration, now);
-            self.services[si].pin = Some(pin);
-            self.services[si].active = to;
-            applied.push(Applied {
-                at,
-                si,
-                from,
-                to,
-                before,
-                view: self.change_view(si, from, to, false),
-                request,
-                who: &actor.name,
-            });
+            match self.pin_regions(at, service, request, actor, now) {
+                Ok(a) => applied.extend(a),
+                Err(e) => results[at] = Some(Err(e)),
+            }
         }
         if !applied.is_empty() {
             self.make_durable(applied, &mut results, now);
@@ -143,53 +118,100 @@ impl Controller {
             .collect()
     }
 
+    /// Check a remap against every region it names, then pin them all (in
+    /// memory): a remap refused for one region changes none.
+    fn pin_regions<'r>(
+        &mut self,
+        at: usize,
+        service: &str,
+        request: &'r RemapRequest,
+        actor: &'r Actor,
+        now: Now,
+    ) -> Result<Vec<Applied<'r>>, CtlError> {
+        let si = self.service_index(service)?;
+        let which = self.services[si].regions_named(request.region.as_deref())?;
+        let mut to = Vec::with_capacity(which.len());
+        for &ri in &which {
+            to.push(self.remap_target(si, ri, request)?);
+        }
+        let mut applied = Vec::with_capacity(which.len());
+        for (ri, (ti, duration)) in which.into_iter().zip(to) {
+            let pin = new_override(&request.to, &request.reason, actor, duration, now);
+            let r = &mut self.services[si].regions[ri];
+            let from = r.active;
+            let before = r.pin.replace(pin);
+            r.active = ti;
+            let first = applied.is_empty();
+            applied.push(Applied {
+                at,
+                si,
+                ri,
+                from,
+                to: ti,
+                before,
+                view: first.then(|| self.change_view((si, ri), from, ti, false)),
+                request,
+                who: &actor.name,
+            });
+        }
+        Ok(applied)
+    }
+
     fn make_durable(
         &mut self,
         applied: Vec<Applied<'_>>,
         results: &mut [Option<Result<ChangeView, CtlError>>],
         now: Now,
     ) {
-        // The services whose answer changes, and the serials their
-        // publish will serve.
-        let moved: BTreeSet<usize> = applied
-            .iter()
-            .filter(|a| a.from != a.to)
-            .map(|a| a.si)
-            .collect();
-        let fqdns: Vec<&Name> = moved.iter().map(|&si| &self.services[si].fqdn).collect();
+        // The answers that change: the zone's (with the serials their
+        // publish will serve) and the listed regions'.
+        let moved = |default: bool| -> BTreeSet<usize> {
+            applied
+                .iter()
+                .filter(|a| a.from != a.to && (a.ri == DEFAULT) == default)
+                .map(|a| a.si)
+                .collect()
+        };
+        let (zone, regional) = (moved(true), moved(false));
+        let fqdns: Vec<&Name> = zone.iter().map(|&si| &self.services[si].fqdn).collect();
         let serials = self.publisher.serials_after(&fqdns);
         let mut state = self.persisted();
         state.serials = serials.clone();
         if let Err(e) = self.persist_state(state) {
             let refusal = persist_refusal(e);
-            // Undone last first, so each service ends as it was.
+            // Undone last first, so each region ends as it was.
             for a in applied.into_iter().rev() {
-                let svc = &mut self.services[a.si];
-                svc.active = a.from;
-                (svc.pin, svc.drains) = a.before;
+                let r = &mut self.services[a.si].regions[a.ri];
+                r.active = a.from;
+                r.pin = a.before;
                 results[a.at] = Some(Err(refusal.clone()));
             }
             return;
         }
-        let changes = moved
+        let changes = zone
             .iter()
             .map(|&si| {
                 let svc = &self.services[si];
-                (svc.fqdn.clone(), svc.records(svc.active))
+                (svc.fqdn.clone(), svc.records(svc.active()))
             })
             .collect();
         self.publisher.publish_at(changes, &serials);
+        for &si in &regional {
+            self.publish_regions(si);
+        }
         let events = applied.iter().map(|a| self.remap_event(a, now)).collect();
         self.record_all(events);
         if applied.len() > 1 {
             info!(
                 remaps = applied.len(),
-                services = moved.len(),
+                services = zone.len() + regional.len(),
                 "remaps written together"
             );
         }
         for a in applied {
-            results[a.at] = Some(Ok(a.view));
+            if let Some(view) = a.view {
+                results[a.at] = Some(Ok(view));
+            }
         }
     }
 
@@ -198,16 +220,18 @@ impl Controller {
         let svc = &self.services[a.si];
         let (from, to) = (&svc.targets[a.from].name, &svc.targets[a.to].name);
         let (service, reason, who) = (&svc.name, &a.request.reason, a.who);
-        info!(%service, target = %to, %reason, %who, force = a.request.force,
+        let region = svc.regions[a.ri].listed();
+        info!(%service, region, target = %to, %reason, %who, force = a.request.force,
             "operator pinned target");
         let kind = if a.from == a.to {
             EventKind::Pin
         } else {
-            info!(%service, %from, %to, cause = %Cause::Operator, %reason, %who, "remap");
+            info!(%service, region, %from, %to, cause = %Cause::Operator, %reason, %who, "remap");
             Cause::Operator.into()
         };
         Event::new(now.unix, kind, EventCause::Operator)
             .service(service)
+            .region(region)
             .from_target(from)
             .to_target(to)
             .reason(reason)

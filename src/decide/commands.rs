@@ -13,7 +13,7 @@ use super::requests::{parse_duration, DrainRequest, DrillRequest, RemapRequest};
 use super::state::Override;
 use super::views::{ChangeView, DrillView, Mode};
 use super::{policy, Actor, Cause, Command, Controller, CtlError, Drill, Event, EventCause};
-use super::{EventKind, Now};
+use super::{EventKind, Now, DEFAULT};
 
 /// An operator override of `target`, with its expiry.
 pub(super) fn new_override(
@@ -30,12 +30,6 @@ pub(super) fn new_override(
         since: now.unix,
         expires: duration.map(|d| now.unix + d.as_secs().max(1)),
     }
-}
-
-/// A region named in a command, unless it is the default region (whose
-/// state is the service-level state).
-fn regional(region: Option<&str>) -> Option<&str> {
-    region.filter(|r| *r != crate::config::geo::DEFAULT_REGION)
 }
 
 impl Controller {
@@ -191,52 +185,38 @@ impl Controller {
         })
     }
 
-    fn remap(
+    pub(super) fn remap(
         &mut self,
         service: &str,
         req: &RemapRequest,
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
-        let si = self.service_index(service)?;
-        if let Some(region) = regional(req.region.as_deref()) {
-            return self.remap_region(si, region, req, actor, now);
-        }
         if req.dry_run {
-            let (ti, _) = self.remap_target(si, req)?;
-            let from = self.services[si].active;
-            let mut v = self.change_view(si, from, ti, true);
+            let si = self.service_index(service)?;
+            let ri = self.services[si].regions_named(req.region.as_deref())?[0];
+            let (ti, _) = self.remap_target(si, ri, req)?;
+            let from = self.services[si].regions[ri].active;
+            let mut v = self.change_view((si, ri), from, ti, true);
             v.mode = Mode::Manual;
             return Ok(v);
         }
         // Made durable, published and recorded like a remap queued with
         // others (batch.rs): one state write, before the answer changes.
-        let view = self.remaps(&[(service, req, actor)], now).remove(0)?;
-        // A per-region service: every region too (unless `--region default`).
-        let regions: Vec<String> = match req.region {
-            Some(_) => Vec::new(),
-            None => self.services[si]
-                .regions
-                .iter()
-                .map(|r| r.name.clone())
-                .collect(),
-        };
-        for r in regions {
-            self.remap_region(si, &r, req, actor, now)?;
-        }
-        Ok(view)
+        self.remaps(&[(service, req, actor)], now).remove(0)
     }
 
-    /// The target a (service-level) remap goes to and its pin's duration,
+    /// The target a remap of region `ri` goes to and its pin's duration,
     /// or why it is refused.
     pub(super) fn remap_target(
         &self,
         si: usize,
+        ri: usize,
         req: &RemapRequest,
     ) -> Result<(usize, Option<Duration>), CtlError> {
         let ti = self.target_index(si, &req.to)?;
         let duration = parse_duration(req.duration.as_deref())?;
-        let views = self.services[si].views();
+        let views = self.services[si].views(ri);
         if views[ti].unusable() && !req.force {
             let why = if views[ti].drained {
                 "drained"
@@ -285,6 +265,7 @@ impl Controller {
         Ok(what)
     }
 
+    /// Back to the policy: the named region, or every region.
     fn release(
         &mut self,
         service: &str,
@@ -293,33 +274,40 @@ impl Controller {
         now: Now,
     ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
-        if let Some(region) = regional(region) {
-            let view = self.release_regions(si, Some(region), actor, now)?;
-            return Ok(view.expect("one region released"));
+        let which = self.services[si].regions_named(region)?;
+        let before: Vec<_> = which
+            .iter()
+            .map(|&ri| self.services[si].regions[ri].pin.take())
+            .collect();
+        if let Err(e) = self.persist() {
+            for (&ri, pin) in which.iter().zip(before) {
+                self.services[si].regions[ri].pin = pin;
+            }
+            return Err(super::durable::persist_refusal(e));
         }
-        let from = self.services[si].active;
-        let before = self.overrides(si);
-        self.services[si].pin = None;
-        self.persist_overrides(si, before)?;
-        info!(service, who = %actor.name, "operator released the service to automatic policy");
-        self.record(
-            Event::new(now.unix, EventKind::Release, EventCause::Operator)
-                .service(service)
+        let mut view = None;
+        for ri in which {
+            let r = &self.services[si].regions[ri];
+            info!(service, region = r.listed(), who = %actor.name,
+                "operator released the answer to automatic policy");
+            let event = self
+                .event((si, ri), now, EventKind::Release, EventCause::Operator)
                 .reason("released")
-                .who(&actor.name),
-        );
-        self.choose_afresh(si, "released", &actor.name, now);
-        if region.is_none() {
-            self.release_regions(si, None, actor, now)?;
+                .who(&actor.name);
+            self.record(event);
+            let from = self.services[si].regions[ri].active;
+            self.choose_afresh(si, ri, "released", &actor.name, now);
+            let to = self.services[si].regions[ri].active;
+            view.get_or_insert(self.change_view((si, ri), from, to, false));
         }
-        let to = self.services[si].active;
-        Ok(self.change_view(si, from, to, false))
+        Ok(view.expect("every service has a region"))
     }
 
-    /// Take a target out of selection. Draining the target a pin holds the
-    /// service on would leave traffic where it is, which is the opposite of
-    /// what a drain before maintenance is for: it is refused unless
-    /// `force`, which releases the pin so the service can move.
+    /// Take a target out of selection. Draining the target a pin holds an
+    /// answer on (the service's, or a region's) would leave traffic where
+    /// it is, which is the opposite of what a drain before maintenance is
+    /// for: it is refused unless `force`, which releases those pins so the
+    /// answers can move.
     fn drain(
         &mut self,
         service: &str,
@@ -331,24 +319,40 @@ impl Controller {
         let si = self.service_index(service)?;
         let ti = self.target_index(si, target)?;
         let duration = parse_duration(req.duration.as_deref())?;
-        let pinned_here = self.services[si].pin_index() == Some(ti);
-        if pinned_here && !req.force {
-            let pin = self.services[si].pin.as_ref().expect("pinned");
+        let svc = &self.services[si];
+        let pinned: Vec<usize> = (0..svc.regions.len())
+            .filter(|&ri| {
+                svc.regions[ri]
+                    .pin
+                    .as_ref()
+                    .is_some_and(|p| p.target == target)
+            })
+            .collect();
+        if let (Some(&ri), false) = (pinned.first(), req.force) {
+            let r = &svc.regions[ri];
+            let pin = r.pin.as_ref().expect("pinned");
             let by = match pin.reason.as_str() {
                 "" => format!("by {}", pin.author),
-                r => format!("by {}: {r}", pin.author),
+                why => format!("by {}: {why}", pin.author),
+            };
+            let (what, region) = match r.listed() {
+                Some(region) => (
+                    format!("region `{region}` of `{service}`"),
+                    format!(" --region {region}"),
+                ),
+                None => (format!("`{service}`"), String::new()),
             };
             return Err(CtlError::Conflict(format!(
-                "`{service}` is pinned to `{target}` ({by}), so draining `{target}` would not move \
+                "{what} is pinned to `{target}` ({by}), so draining `{target}` would not move \
                  the service: traffic would stay on it. Remap the service to another target first \
-                 (ggon-ctl remap {service} --to TARGET), or drain with --force to release the pin \
+                 (ggon-ctl remap {service}{region} --to TARGET), or drain with --force to release the pin \
                  and let the service move"
             )));
         }
-        let from = self.services[si].active;
+        let from = self.services[si].active();
         let before = self.overrides(si);
-        if pinned_here {
-            self.services[si].pin = None;
+        for &ri in &pinned {
+            self.services[si].regions[ri].pin = None;
         }
         self.services[si].drains.insert(
             target.to_string(),
@@ -363,18 +367,18 @@ impl Controller {
                 .reason(&req.reason)
                 .who(&actor.name),
         );
-        if pinned_here {
-            info!(service, target, who = %actor.name, "pin released to drain its target (--force)");
-            self.record(
-                Event::new(now.unix, EventKind::Release, EventCause::Operator)
-                    .service(service)
-                    .reason(format!("pin on {target} released to drain it (--force)"))
-                    .who(&actor.name),
-            );
+        for ri in pinned {
+            let region = self.services[si].regions[ri].listed();
+            info!(service, region, target, who = %actor.name, "pin released to drain its target (--force)");
+            let event = self
+                .event((si, ri), now, EventKind::Release, EventCause::Operator)
+                .reason(format!("pin on {target} released to drain it (--force)"))
+                .who(&actor.name);
+            self.record(event);
         }
         self.evaluate(si, now);
-        let to = self.services[si].active;
-        let mut view = self.change_view(si, from, to, false);
+        let to = self.services[si].active();
+        let mut view = self.change_view((si, DEFAULT), from, to, false);
         if to == ti {
             view.warning = Some(format!(
                 "`{target}` is drained but still answered: no other target of `{service}` is \
@@ -393,7 +397,7 @@ impl Controller {
     ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
         self.target_index(si, target)?;
-        let from = self.services[si].active;
+        let from = self.services[si].active();
         let before = self.overrides(si);
         if self.services[si].drains.remove(target).is_none() {
             return Err(CtlError::Conflict(format!(
@@ -409,10 +413,13 @@ impl Controller {
                 .who(&actor.name),
         );
         self.evaluate(si, now);
-        let to = self.services[si].active;
-        Ok(self.change_view(si, from, to, false))
+        let to = self.services[si].active();
+        Ok(self.change_view((si, DEFAULT), from, to, false))
     }
 
+    /// What a failure would do now, and with `--fail` a drill: the target
+    /// treated as failed for a while, in one region or (the default
+    /// region's drill) for the whole service.
     fn drill(
         &mut self,
         service: &str,
@@ -421,111 +428,112 @@ impl Controller {
         now: Now,
     ) -> Result<DrillView, CtlError> {
         let si = self.service_index(service)?;
-        if let Some(region) = regional(req.region.as_deref()) {
-            return self.drill_region(si, region, req, actor, now);
-        }
+        let ri = match req.region.as_deref() {
+            Some(r) => self.services[si].region(r)?,
+            None => DEFAULT,
+        };
         let fail = req.failure()?;
         let fail_idx = match &fail {
             Some((t, _)) => Some(self.target_index(si, t)?),
             None => None,
         };
-        let svc = &self.services[si];
-        // Which target takes over if `failing` (default: the active one) fails now.
-        let failing = fail_idx.unwrap_or(svc.active);
-        let mut views = svc.views();
-        views[failing].drill_failed = true;
-        let view = svc.policy_view(&views, svc.pin_index());
-        let takeover = if svc.pin.is_some() || failing != svc.active {
-            None
-        } else {
-            policy::decide(&view, now.at).map(|d| d.to)
-        };
-        let zone_serial = self
-            .publisher
-            .zone_of(&svc.fqdn)
-            .and_then(|o| self.publisher.serials().get(&o.to_string()).copied());
-        let shown = takeover.unwrap_or(svc.active);
-        let note = match (svc.pin.is_some(), takeover, failing == svc.active) {
-            (true, _, _) => {
-                "the service is pinned: a failure would not move it (release it first)".to_string()
-            }
-            (false, None, true) => {
-                "no healthy target could take over: the current answer would stay (fail-open)"
-                    .to_string()
-            }
-            (false, None, false) => format!(
-                "{} is not active: its failure would not change the answer",
-                svc.targets[failing].name
-            ),
-            (false, Some(t), _) => format!("{} would take over", svc.targets[t].name),
-        };
-        let mut out = DrillView {
-            service: svc.name.clone(),
-            fqdn: svc.fqdn.to_string(),
-            active: svc.targets[svc.active].name.clone(),
-            takeover: takeover.map(|t| svc.targets[t].name.clone()),
-            takeover_healthy: takeover.map(|t| views[t].healthy == Some(true)),
-            answers: svc.targets[shown].addresses.clone(),
-            ttl: svc.ttl,
-            serial: zone_serial.map(|s| {
-                if takeover.is_some() {
-                    s.wrapping_add(1)
-                } else {
-                    s
-                }
-            }),
-            failing: None,
-            note,
-        };
+        let mut out = self.drill_view(si, ri, fail_idx, now);
         if let (Some((t, dur)), Some(ti)) = (fail, fail_idx) {
-            if self.services[si].drill.is_some() {
-                return Err(CtlError::Conflict(format!(
-                    "a drill is already running on `{service}`"
-                )));
+            let r = &mut self.services[si].regions[ri];
+            if r.drill.is_some() {
+                return Err(CtlError::Conflict(match r.listed() {
+                    Some(region) => format!("a drill is already running in region `{region}`"),
+                    None => format!("a drill is already running on `{service}`"),
+                }));
             }
-            let previous = self.services[si].active;
-            self.services[si].drill = Some(Drill::start(ti, previous, dur, actor, now));
+            r.drill = Some(Drill::start(ti, r.active, dur, actor, now));
             // Persisted with its deadline, so a restart neither forgets nor prolongs it.
             if let Err(e) = self.persist() {
-                self.services[si].drill = None;
+                self.services[si].regions[ri].drill = None;
                 return Err(super::durable::persist_refusal(e));
             }
-            info!(service, target = %t, duration = ?dur, who = %actor.name, "drill started: target treated as failed");
-            self.record(Event::drill_start(now.unix, service, &t, dur, actor));
+            let region = self.services[si].regions[ri].listed();
+            info!(service, region, target = %t, duration = ?dur, who = %actor.name,
+                "drill started: target treated as failed");
+            self.record(Event::drill_start(now.unix, service, &t, dur, actor).region(region));
             self.evaluate(si, now);
             out.failing = Some((t, now.unix + dur.as_secs()));
         }
         Ok(out)
     }
 
-    /// End a drill; `late` is said in the log and history (see `late_note`).
-    pub(super) fn end_drill(&mut self, si: usize, now: Now, late: &str) {
-        let Some(d) = self.services[si].drill.take() else {
+    /// What region `ri` would answer if `failing` (default: its answer)
+    /// failed now.
+    fn drill_view(&self, si: usize, ri: usize, failing: Option<usize>, now: Now) -> DrillView {
+        let svc = &self.services[si];
+        let r = &svc.regions[ri];
+        let failing = failing.unwrap_or(r.active);
+        let mut views = svc.views(ri);
+        views[failing].drill_failed = true;
+        let takeover = if r.pin.is_some() || failing != r.active {
+            None
+        } else {
+            policy::decide(&svc.policy_view(ri, &views), now.at).map(|d| d.to)
+        };
+        // Only the default region's answer is in the zone (and its serial).
+        let zone_serial = self
+            .publisher
+            .zone_of(&svc.fqdn)
+            .and_then(|o| self.publisher.serials().get(&o.to_string()).copied())
+            .filter(|_| ri == DEFAULT);
+        let (what, place) = match r.listed() {
+            Some(region) => ("region", format!(" in region {region}")),
+            None => ("service", String::new()),
+        };
+        let note = match (r.pin.is_some(), takeover) {
+            (true, _) => {
+                format!("the {what} is pinned: a failure would not move it (release it first)")
+            }
+            (false, None) if failing == r.active => format!(
+                "no healthy target could take over: the {what}'s answer would stay (fail-open)"
+            ),
+            (false, None) => format!(
+                "{} is not the {what}'s answer: its failure would not change it",
+                svc.targets[failing].name
+            ),
+            (false, Some(t)) => format!("{} would take over{place}", svc.targets[t].name),
+        };
+        DrillView {
+            service: svc.name.clone(),
+            fqdn: svc.fqdn.to_string(),
+            active: svc.targets[r.active].name.clone(),
+            takeover: takeover.map(|t| svc.targets[t].name.clone()),
+            takeover_healthy: takeover.map(|t| views[t].healthy == Some(true)),
+            answers: svc.targets[takeover.unwrap_or(r.active)].addresses.clone(),
+            ttl: svc.ttl,
+            serial: zone_serial.map(|s| s.wrapping_add(u32::from(takeover.is_some()))),
+            failing: None,
+            note,
+        }
+    }
+
+    /// End region `ri`'s drill; `late` is said in the log and history (see `late_note`).
+    pub(super) fn end_drill(&mut self, si: usize, ri: usize, now: Now, late: &str) {
+        let Some(d) = self.services[si].regions[ri].drill.take() else {
             return;
         };
         let svc = &self.services[si];
-        let name = svc.name.clone();
         let target = svc.targets[d.target].name.clone();
-        info!(service = %name, target = %target, "drill over{late}: target back to its real health");
-        self.record(
-            Event::new(now.unix, EventKind::DrillEnd, EventCause::Drill)
-                .service(&name)
-                .to_target(&target)
-                .reason(format!("drill over{late}"))
-                .who(&d.who),
-        );
-        // Revert: back to where the service was before the drill, if that is
+        info!(service = %svc.name, region = svc.regions[ri].listed(), %target,
+            "drill over{late}: target back to its real health");
+        let event = self
+            .event((si, ri), now, EventKind::DrillEnd, EventCause::Drill)
+            .to_target(&target)
+            .reason(format!("drill over{late}"))
+            .who(&d.who);
+        self.record(event);
+        // Revert: back to where the answer was before the drill, if that is
         // still a sound choice (no pin took over meanwhile, and it is not down).
-        let views = svc.views();
-        if svc.pin.is_none() && svc.active != d.previous && !views[d.previous].unusable() {
-            self.switch(
-                si,
-                d.previous,
-                Cause::Operator,
-                &format!("drill over{late}: reverting"),
-                "ggond",
-                now,
-            );
+        let svc = &self.services[si];
+        let r = &svc.regions[ri];
+        if r.pin.is_none() && r.active != d.previous && !svc.views(ri)[d.previous].unusable() {
+            let reason = format!("drill over{late}: reverting");
+            self.switch(si, ri, d.previous, Cause::Operator, &reason, "ggond", now);
         }
         self.persist_or_log();
     }

@@ -1,17 +1,21 @@
-//! Making the controller's state durable and recorded, and bringing a
-//! saved drill back.
+//! Making the controller's state durable and recorded.
 //!
 //! Owns: the persisted form of the current state ([`Controller::persisted`]),
 //! the write that makes it durable (shared store first in a cluster, then
 //! the local file), the refusal an operator gets when it fails, the
-//! history/sink fan-out of events, and turning a saved drill into a running
-//! one (restart, reload, a cluster follower's apply). It must not decide
+//! history/sink fan-out of events. It must not decide
 //! anything: callers change the state, then call these.
 
-use tracing::{error, warn};
+use std::collections::BTreeMap;
 
-use super::state::{DrillState, PersistedState, ServiceState};
-use super::{Controller, CtlError, Drill, Event, Now, Overrides, PersistError, Role};
+use tracing::error;
+
+use super::state::{Override, PersistedState};
+use super::{Controller, CtlError, Event, PersistError, Role};
+
+/// A service's pins (one per region) and drains, as they were before a
+/// command changed them.
+pub(super) type Overrides = (Vec<Option<Override>>, BTreeMap<String, Override>);
 
 /// A refused command's error when its change could not be made durable.
 pub(super) fn persist_refusal(e: PersistError) -> CtlError {
@@ -27,18 +31,7 @@ impl Controller {
             services: self
                 .services
                 .iter()
-                .map(|s| {
-                    (
-                        s.name.clone(),
-                        ServiceState {
-                            active: s.targets[s.active].name.clone(),
-                            pin: s.pin.clone(),
-                            drains: s.drains.clone(),
-                            drill: s.drill_state(),
-                            regions: s.region_state(),
-                        },
-                    )
-                })
+                .map(|s| (s.name.clone(), s.state()))
                 .collect(),
             serials: self.publisher.serials(),
         }
@@ -84,16 +77,20 @@ impl Controller {
         before: Overrides,
     ) -> Result<(), CtlError> {
         self.persist().map_err(|e| {
-            (self.services[si].pin, self.services[si].drains) = before;
+            let svc = &mut self.services[si];
+            let (pins, drains) = before;
+            for (r, pin) in svc.regions.iter_mut().zip(pins) {
+                r.pin = pin;
+            }
+            svc.drains = drains;
             persist_refusal(e)
         })
     }
 
     pub(super) fn overrides(&self, si: usize) -> Overrides {
-        (
-            self.services[si].pin.clone(),
-            self.services[si].drains.clone(),
-        )
+        let svc = &self.services[si];
+        let pins = svc.regions.iter().map(|r| r.pin.clone()).collect();
+        (pins, svc.drains.clone())
     }
 
     /// Append to history and tell the sinks (the caller has logged it).
@@ -120,27 +117,4 @@ impl Controller {
             }
         }
     }
-}
-
-/// A saved drill as a running one: its monotonic end is as far from `now`
-/// as its wall-clock end (already passed: ends at the next look).
-pub(super) fn restore_drill(
-    service: &str,
-    d: &DrillState,
-    target: Option<usize>,
-    previous: Option<usize>,
-    now: Now,
-) -> Option<Drill> {
-    let (Some(target), Some(previous)) = (target, previous) else {
-        warn!(service, target = %d.target, previous = %d.previous,
-            "saved drill names a target that no longer exists; dropped");
-        return None;
-    };
-    Some(Drill {
-        target,
-        until: now.at + std::time::Duration::from_secs(d.until.saturating_sub(now.unix)),
-        until_unix: d.until,
-        previous,
-        who: d.who.clone(),
-    })
 }

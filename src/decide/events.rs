@@ -216,8 +216,9 @@ impl Event {
             .who(&actor.name)
     }
 
-    pub fn region(mut self, r: &str) -> Event {
-        self.region = Some(r.to_string());
+    /// The listed region it concerns (None: the service's default answer).
+    pub fn region(mut self, r: Option<&str>) -> Event {
+        self.region = r.map(str::to_string);
         self
     }
 

@@ -20,8 +20,13 @@
 //! would break a failover (from the periodic certificate audit), each
 //! reported once.
 //!
+//! One decision model ([`service`]): every service has a default region,
+//! and a per-region service one more per listed region; every rule is
+//! written once, for a region.
+//!
 //! Files: this one holds the loop and the health-driven path (observe →
-//! evaluate → switch); [`commands`] the operator commands; [`batch`] the
+//! evaluate → switch), for every region alike; [`service`] a service's
+//! run-time state and its regions; [`commands`] the operator commands; [`batch`] the
 //! commands queued together (remaps share one state write); [`durable`]
 //! the state write, the history fan-out and restoring a saved drill;
 //! [`reload`] the
@@ -39,35 +44,33 @@ pub mod history;
 pub mod policy;
 #[cfg(test)]
 mod region_tests;
-mod regions;
 mod reload;
 pub mod requests;
+mod service;
 mod shared;
 pub mod state;
 #[cfg(test)]
 mod tests;
 pub mod views;
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::rr::Name;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use crate::config::{Config, FailbackMode, TargetConfig};
-use crate::monitor::health::TargetHealth;
+use crate::config::Config;
 use crate::monitor::{CheckOutcome, Observation};
 use crate::publish::rfc2136::SharedStatus;
-use crate::publish::{Publisher, ServiceRecords};
+use crate::publish::Publisher;
 use crate::shutdown::Shutdown;
 pub use events::{Event, EventCause, EventKind};
 use history::History;
-use policy::{Cause, ServiceView, TargetView};
+use policy::Cause;
 pub use requests::{Actor, Command, ControllerHandle, CtlError, Reply};
+use service::{Drill, ServiceRt, DEFAULT};
 pub use shared::{PersistError, Role, SharedState, Verdicts};
-use state::{Loaded, Override, PersistedState, StateStore};
+use state::{Loaded, PersistedState, StateStore};
 pub use views::{ChangeView, DrillView, Mode, StatusView};
 
 /// The time, injected: the monotonic clock for health and drills, the wall
@@ -104,135 +107,6 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
-
-struct ServiceRt {
-    name: String,
-    fqdn: Name,
-    ttl: u32,
-    failback: FailbackMode,
-    hold_down: Duration,
-    targets: Vec<TargetRt>,
-    active: usize,
-    pin: Option<Override>,
-    /// Drained targets by name.
-    drains: BTreeMap<String, Override>,
-    drill: Option<Drill>,
-    all_down_alarm: bool,
-    /// Cluster mode: decide on the agreed verdicts, not this node's own.
-    agreed: bool,
-    /// The config it was built from (reload keeps state when it is unchanged).
-    config: Vec<TargetConfig>,
-    /// Per-region services: each region's own answer (empty: single).
-    regions: Vec<regions::RegionRt>,
-    /// Region slots of the region map, the default's included.
-    slots: usize,
-}
-
-struct TargetRt {
-    name: String,
-    addresses: Vec<IpAddr>,
-    health: TargetHealth,
-    last: Option<CheckOutcome>,
-    /// Cluster mode: what a quorum of live nodes sees, and since when.
-    agreed: Option<bool>,
-    agreed_since: Option<Instant>,
-}
-
-/// A running drill: `target` is treated as failed until `until`.
-#[derive(Debug, Clone)]
-struct Drill {
-    target: usize,
-    until: Instant,
-    /// The same end in unix seconds: what is persisted, and what a restart
-    /// compares with.
-    until_unix: u64,
-    /// The target that was active when the drill began, restored at its end.
-    previous: usize,
-    who: String,
-}
-
-impl Drill {
-    /// A drill of `target` for `dur` from `now`, begun while `previous` was
-    /// active (service or region alike).
-    fn start(target: usize, previous: usize, dur: Duration, actor: &Actor, now: Now) -> Drill {
-        Drill {
-            target,
-            until: now.at + dur,
-            until_unix: now.unix + dur.as_secs(),
-            previous,
-            who: actor.name.clone(),
-        }
-    }
-}
-
-impl ServiceRt {
-    fn target(&self, name: &str) -> Option<usize> {
-        self.targets.iter().position(|t| t.name == name)
-    }
-
-    fn views(&self) -> Vec<TargetView> {
-        self.targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| TargetView {
-                healthy: if self.agreed {
-                    t.agreed
-                } else {
-                    t.health.healthy()
-                },
-                since: if self.agreed {
-                    t.agreed_since
-                } else {
-                    t.health.since()
-                },
-                drained: self.drains.contains_key(&t.name),
-                drill_failed: self.drill.as_ref().is_some_and(|d| d.target == i),
-            })
-            .collect()
-    }
-
-    fn pin_index(&self) -> Option<usize> {
-        self.pin.as_ref().and_then(|p| self.target(&p.target))
-    }
-
-    /// The policy's view of this service, with `views` as its targets.
-    fn policy_view<'a>(&self, views: &'a [TargetView], pin: Option<usize>) -> ServiceView<'a> {
-        ServiceView {
-            failback: self.failback,
-            hold_down: self.hold_down,
-            active: self.active,
-            pin,
-            targets: views,
-        }
-    }
-
-    fn records(&self, idx: usize) -> ServiceRecords {
-        ServiceRecords {
-            ttl: self.ttl,
-            addresses: self.targets[idx].addresses.clone(),
-        }
-    }
-
-    fn drill_state(&self) -> Option<state::DrillState> {
-        self.drill.as_ref().map(|d| state::DrillState {
-            target: self.targets[d.target].name.clone(),
-            previous: self.targets[d.previous].name.clone(),
-            who: d.who.clone(),
-            until: d.until_unix,
-        })
-    }
-
-    fn mode(&self) -> Mode {
-        if self.pin.is_some() {
-            Mode::Manual
-        } else {
-            Mode::Auto
-        }
-    }
-}
-
-/// A service's operator overrides: its pin and its drains.
-type Overrides = (Option<Override>, BTreeMap<String, Override>);
 
 /// Where the controller reports what it does, besides the log and history
 /// (alerts, metrics). Implementations must not block.
@@ -284,21 +158,16 @@ impl Controller {
         let services: Vec<ServiceRt> = cfg
             .services
             .iter()
-            .map(|s| {
-                let saved = persisted.services.get(s.name.get_ref());
-                let mut rt = reload::restore(s, saved, now);
-                regions::restore_regions(cfg, s, &mut rt, saved, now);
-                rt
-            })
+            .map(|s| service::restore(cfg, s, persisted.services.get(s.name.get_ref()), now))
             .collect();
         publisher.set_geo(cfg);
         for s in &services {
-            if !s.regions.is_empty() {
+            if s.is_regional() {
                 publisher.stage_regional(&s.fqdn, s.ttl, s.regional_records());
             }
-            publisher.stage(&s.fqdn, s.records(s.active));
-            info!(service = %s.name, active = %s.targets[s.active].name,
-                pinned = s.pin.is_some(), "service starts");
+            publisher.stage(&s.fqdn, s.records(s.active()));
+            info!(service = %s.name, active = %s.targets[s.active()].name,
+                pinned = s.regions[DEFAULT].pin.is_some(), "service starts");
         }
         publisher.publish_all();
         let history = History::new(&cfg.server.state_dir);
@@ -428,7 +297,7 @@ impl Controller {
         }
     }
 
-    /// End what is due: timed pins and drains (wall clock) and a drill
+    /// End what is due: timed drains and pins (wall clock) and drills
     /// (monotonic clock; at start, `late`, the wall clock, since the
     /// deadline may have passed while ggond was down).
     fn expire(&mut self, si: usize, now: Now, late: bool) {
@@ -454,36 +323,48 @@ impl Controller {
             );
             self.persist_or_log();
         }
-        let expired_pin = self.services[si]
-            .pin
-            .as_ref()
-            .is_some_and(|p| p.expires.is_some_and(|t| t <= now.unix));
-        if expired_pin {
-            let pin = self.services[si].pin.take().expect("checked");
-            let name = self.services[si].name.clone();
-            let late = late_note(late, pin.expires.unwrap_or(now.unix));
-            info!(service = %name, target = %pin.target, "pin expired{late}; automatic policy resumes");
-            self.record(
-                Event::new(now.unix, EventKind::Expire, EventCause::Expired)
-                    .service(&name)
+        for ri in 0..self.services[si].regions.len() {
+            let r = &self.services[si].regions[ri];
+            if r.pin
+                .as_ref()
+                .is_some_and(|p| p.expires.is_some_and(|t| t <= now.unix))
+            {
+                let pin = self.services[si].regions[ri].pin.take().expect("checked");
+                let late = late_note(late, pin.expires.unwrap_or(now.unix));
+                let r = &self.services[si].regions[ri];
+                info!(service = %self.services[si].name, region = r.listed(), target = %pin.target,
+                    "pin expired{late}; automatic policy resumes");
+                let event = self
+                    .event((si, ri), now, EventKind::Expire, EventCause::Expired)
                     .from_target(&pin.target)
                     .reason(format!("{}{late}", pin.reason))
-                    .who(&pin.author),
-            );
-            self.choose_afresh(si, &format!("pin expired{late}"), "ggond", now);
+                    .who(&pin.author);
+                self.record(event);
+                self.choose_afresh(si, ri, &format!("pin expired{late}"), "ggond", now);
+            }
+            let due = self.services[si].regions[ri]
+                .drill
+                .as_ref()
+                .filter(|d| d.due(now, late));
+            if let Some(until) = due.map(|d| d.until_unix) {
+                self.end_drill(si, ri, now, &late_note(late, until));
+            }
         }
-        let drill_over = self.services[si].drill.as_ref().map(|d| {
-            let due = if late {
-                d.until_unix <= now.unix
-            } else {
-                d.until <= now.at
-            };
-            (due, d.until_unix)
-        });
-        if let Some((true, until)) = drill_over {
-            self.end_drill(si, now, &late_note(late, until));
-        }
-        self.expire_regions(si, now, late);
+    }
+
+    /// An event about region `ri` of service `si` (the default region's
+    /// are the service's and name no region).
+    fn event(
+        &self,
+        (si, ri): (usize, usize),
+        now: Now,
+        kind: EventKind,
+        cause: EventCause,
+    ) -> Event {
+        let svc = &self.services[si];
+        Event::new(now.unix, kind, cause)
+            .service(&svc.name)
+            .region(svc.regions[ri].listed())
     }
 
     fn observe(&mut self, obs: Observation, now: Now) {
@@ -509,90 +390,112 @@ impl Controller {
         self.evaluate(si, now);
     }
 
-    /// Ask the policy and act on its answer; raise or clear the all-down alarm.
+    /// Ask the policy about every region and act on its answers; raise or
+    /// clear the all-down alarm.
     fn evaluate(&mut self, si: usize, now: Now) {
         if !self.decides() {
             return;
         }
-        let svc = &self.services[si];
-        let views = svc.views();
-        let view = svc.policy_view(&views, svc.pin_index());
-        let decision = policy::decide(&view, now.at);
-        let all_down = policy::all_down(&view);
-        if all_down != svc.all_down_alarm {
-            let name = svc.name.clone();
-            let answering = svc.targets[svc.active].name.clone();
-            self.services[si].all_down_alarm = all_down;
-            let event = if all_down {
-                error!(service = %name, %answering,
-                    "ALARM: every target is down; still answering the current one (fail-open)");
-                Event::new(now.unix, EventKind::AllDown, EventCause::Health)
-                    .to_target(&answering)
-                    .reason("every target is down")
-            } else {
-                info!(service = %name, "alarm cleared: a target is healthy again");
-                Event::new(now.unix, EventKind::Recovered, EventCause::Health)
-                    .reason("a target is healthy again")
-            };
-            self.record(event.service(&name).who("ggond"));
-        }
-        if let Some(d) = decision {
+        self.alarm(si, now);
+        for ri in 0..self.services[si].regions.len() {
             let svc = &self.services[si];
-            let reason = match d.cause {
-                Cause::Health => {
-                    let cur = &svc.targets[svc.active].name;
-                    if svc.drill.as_ref().is_some_and(|x| x.target == svc.active) {
-                        format!("{cur} failed by a drill")
-                    } else if svc.drains.contains_key(cur) {
-                        format!("{cur} is drained")
-                    } else {
-                        format!("{cur} is unhealthy")
-                    }
-                }
-                Cause::Failback => "preferred target healthy for the hold-down".to_string(),
-                Cause::Operator => "pinned by operator".to_string(),
-            };
-            self.switch(si, d.to, d.cause, &reason, "ggond", now);
+            let views = svc.views(ri);
+            if let Some(d) = policy::decide(&svc.policy_view(ri, &views), now.at) {
+                let reason = svc.reason(ri, d.cause);
+                self.switch(si, ri, d.to, d.cause, &reason, "ggond", now);
+            }
         }
-        self.evaluate_regions(si, now);
     }
 
-    /// Make `to` the active target: publish, log, persist, record.
-    fn switch(&mut self, si: usize, to: usize, cause: Cause, reason: &str, who: &str, now: Now) {
-        let svc = &mut self.services[si];
-        let from = svc.active;
+    /// Raise or clear the all-down alarm (every target of the service is
+    /// unusable: it answers a dead target, fail-open).
+    fn alarm(&mut self, si: usize, now: Now) {
+        let svc = &self.services[si];
+        let views = svc.views(DEFAULT);
+        let all_down = policy::all_down(&svc.policy_view(DEFAULT, &views));
+        if all_down == svc.all_down_alarm {
+            return;
+        }
+        let name = svc.name.clone();
+        let answering = svc.targets[svc.active()].name.clone();
+        self.services[si].all_down_alarm = all_down;
+        let event = if all_down {
+            error!(service = %name, %answering,
+                "ALARM: every target is down; still answering the current one (fail-open)");
+            Event::new(now.unix, EventKind::AllDown, EventCause::Health)
+                .to_target(&answering)
+                .reason("every target is down")
+        } else {
+            info!(service = %name, "alarm cleared: a target is healthy again");
+            Event::new(now.unix, EventKind::Recovered, EventCause::Health)
+                .reason("a target is healthy again")
+        };
+        self.record(event.service(&name).who("ggond"));
+    }
+
+    /// Make `to` region `ri`'s answer: publish, log, persist, record.
+    #[allow(clippy::too_many_arguments)]
+    fn switch(
+        &mut self,
+        si: usize,
+        ri: usize,
+        to: usize,
+        cause: Cause,
+        reason: &str,
+        who: &str,
+        now: Now,
+    ) {
+        let from = self.services[si].regions[ri].active;
         if from == to {
             return;
         }
-        svc.active = to;
-        let records = svc.records(to);
-        let fqdn = svc.fqdn.clone();
-        let published = self.publisher.publish(&fqdn, records);
+        self.services[si].regions[ri].active = to;
+        let serial = self.publish(si, ri);
         let svc = &self.services[si];
-        let (name, from_n, to_n) = (
-            svc.name.clone(),
-            svc.targets[from].name.clone(),
-            svc.targets[to].name.clone(),
-        );
-        info!(service = %name, from = %from_n, to = %to_n,
-            %cause, reason, who, serial = ?published.and_then(|p| p.1), "remap");
+        let (from_n, to_n) = (&svc.targets[from].name, &svc.targets[to].name);
+        info!(service = %svc.name, region = svc.regions[ri].listed(), from = %from_n, to = %to_n,
+            %cause, reason, who, serial, "remap");
+        let event = self
+            .event((si, ri), now, cause.into(), cause.into())
+            .from_target(from_n)
+            .to_target(to_n)
+            .reason(reason)
+            .who(who);
         self.persist_or_log();
-        self.record(
-            Event::new(now.unix, cause.into(), cause.into())
-                .service(&name)
-                .from_target(&from_n)
-                .to_target(&to_n)
-                .reason(reason)
-                .who(who),
-        );
+        self.record(event);
+    }
+
+    /// Publish region `ri`'s answer: the default region's is the zone's
+    /// record (a new serial, returned), a listed region's the regional
+    /// answer table.
+    fn publish(&mut self, si: usize, ri: usize) -> Option<u32> {
+        let svc = &self.services[si];
+        if ri == DEFAULT {
+            let (fqdn, records) = (svc.fqdn.clone(), svc.records(svc.active()));
+            return self.publisher.publish(&fqdn, records).and_then(|p| p.1);
+        }
+        self.publish_regions(si);
+        None
+    }
+
+    /// Hand the publisher what every listed region of service `si` answers now.
+    pub(super) fn publish_regions(&mut self, si: usize) {
+        let s = &self.services[si];
+        if !s.is_regional() {
+            return;
+        }
+        let (fqdn, ttl, records) = (s.fqdn.clone(), s.ttl, s.regional_records());
+        self.publisher.publish_regional(&fqdn, ttl, records);
     }
 
     /// After a pin is released or expires: the most preferred available target.
-    fn choose_afresh(&mut self, si: usize, reason: &str, who: &str, now: Now) {
+    fn choose_afresh(&mut self, si: usize, ri: usize, reason: &str, who: &str, now: Now) {
         let svc = &self.services[si];
-        let views = svc.views();
-        let to = policy::fresh_choice(&svc.policy_view(&views, None));
-        self.switch(si, to, Cause::Operator, reason, who, now);
+        let views = svc.views(ri);
+        let mut view = svc.policy_view(ri, &views);
+        view.pin = None;
+        let to = policy::fresh_choice(&view);
+        self.switch(si, ri, to, Cause::Operator, reason, who, now);
         self.persist_or_log();
     }
 }

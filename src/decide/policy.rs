@@ -41,16 +41,32 @@ impl TargetView {
     }
 }
 
+/// One answer's choice: a service's default answer, or one region's.
 #[derive(Debug, Clone)]
 pub struct ServiceView<'a> {
     pub failback: FailbackMode,
     pub hold_down: Duration,
-    /// Index of the target answered now.
-    pub active: usize,
-    /// Operator pin, if any.
-    pub pin: Option<usize>,
-    /// In order of preference.
+    /// Every target of the service, by index.
     pub targets: &'a [TargetView],
+    /// The targets this answer may use, most preferred first (indices into
+    /// `targets`; a region's order may leave some out).
+    pub order: &'a [usize],
+    /// The target answered now (it may lie outside `order`, where a pin
+    /// that has ended left it; it then counts as unusable).
+    pub active: usize,
+    /// Operator pin: the target to answer whatever health says.
+    pub pin: Option<usize>,
+}
+
+impl ServiceView<'_> {
+    /// The targets in order of preference, with their indices.
+    fn preferred(&self) -> impl Iterator<Item = (usize, &TargetView)> + '_ {
+        self.order.iter().map(|&i| (i, &self.targets[i]))
+    }
+
+    fn first(&self, pred: impl Fn(&TargetView) -> bool) -> Option<usize> {
+        self.preferred().find(|(_, t)| pred(t)).map(|(i, _)| i)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -88,16 +104,18 @@ pub fn decide(s: &ServiceView<'_>, now: Instant) -> Option<Decision> {
             cause: Cause::Operator,
         });
     }
-    let cur = s.targets.get(s.active)?;
-    if cur.unusable() {
-        let best = s.targets.iter().position(TargetView::available)?;
+    let place = s.order.iter().position(|&i| i == s.active);
+    let cur = &s.targets[s.active];
+    let Some(place) = place.filter(|_| !cur.unusable()) else {
+        let best = s.first(TargetView::available)?;
         return (best != s.active).then_some(Decision {
             to: best,
             cause: Cause::Health,
         });
-    }
+    };
     if s.failback == FailbackMode::Auto && cur.healthy == Some(true) {
-        let best = s.targets[..s.active].iter().position(|t| {
+        let best = s.order[..place].iter().copied().find(|&i| {
+            let t = &s.targets[i];
             t.available()
                 && t.since
                     .is_some_and(|since| now.duration_since(since) >= s.hold_down)
@@ -117,20 +135,15 @@ pub fn fresh_choice(s: &ServiceView<'_>) -> usize {
     // Before any verdict (just started: a pin that expired while ggond was
     // down), the most preferred target not known to be unusable, as on a
     // fresh start; the checks move it on if it turns out down.
-    s.targets
-        .iter()
-        .position(TargetView::available)
-        .or_else(|| {
-            s.targets
-                .iter()
-                .position(|t| t.healthy.is_none() && !t.unusable())
-        })
+    s.first(TargetView::available)
+        .or_else(|| s.first(|t| t.healthy.is_none() && !t.unusable()))
         .unwrap_or(s.active)
 }
 
-/// Every target is unusable: the service is answering a dead target (fail-open).
+/// Every target of the order is unusable: the answer is a dead target
+/// (fail-open).
 pub fn all_down(s: &ServiceView<'_>) -> bool {
-    s.targets.iter().all(TargetView::unusable)
+    s.preferred().all(|(_, t)| t.unusable())
 }
 
 /// When the next automatic failback could happen, for a caller that wants to
@@ -139,10 +152,10 @@ pub fn next_failback_at(s: &ServiceView<'_>) -> Option<Instant> {
     if s.pin.is_some() || s.failback != FailbackMode::Auto {
         return None;
     }
-    s.targets[..s.active.min(s.targets.len())]
-        .iter()
-        .filter(|t| t.available())
-        .filter_map(|t| t.since.map(|since| since + s.hold_down))
+    s.preferred()
+        .take_while(|&(i, _)| i != s.active)
+        .filter(|(_, t)| t.available())
+        .filter_map(|(_, t)| t.since.map(|since| since + s.hold_down))
         .min()
 }
 
@@ -171,13 +184,16 @@ mod tests {
         drill_failed: false,
     };
 
+    const ORDER: [usize; 4] = [0, 1, 2, 3];
+
     fn view(targets: &[TargetView], active: usize, failback: FailbackMode) -> ServiceView<'_> {
         ServiceView {
             failback,
             hold_down: Duration::from_secs(60),
+            targets,
+            order: &ORDER[..targets.len()],
             active,
             pin: None,
-            targets,
         }
     }
 

@@ -1,19 +1,17 @@
-//! Per-region services in the controller, without sockets: each region's
-//! answer as the query path serves it (a client address in each region),
-//! failover per region, auto failback per region, and the region state
-//! carried by the persisted state (what a cluster follower applies).
+//! What only per-region services have, without sockets: regions with
+//! different orders moving independently on one site failure, and the
+//! region state carried by the persisted state (what a cluster follower
+//! applies). Every other rule is tested on both kinds of service by
+//! `tests.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_proto::serialize::binary::BinDecodable;
+use hickory_proto::rr::Name;
 
 use super::*;
-use crate::dns::{respond_from, Transport};
 use crate::monitor::ProbeKey;
 use crate::proto::zone::ZoneData;
 use crate::snapshot::Snapshot;
@@ -112,34 +110,8 @@ impl Rig {
 
     /// What a client at `src` is answered, through the query path.
     fn answer(&self, src: &str) -> String {
-        answer(&self.snap, src)
+        super::tests::answer(&self.snap, "geo.ggon.org.", src)
     }
-}
-
-fn answer(snap: &ArcSwap<Snapshot>, src: &str) -> String {
-    let mut m = Message::new(7, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(
-        Name::from_ascii("geo.ggon.org.").unwrap(),
-        RecordType::A,
-    ));
-    let mut out = Vec::new();
-    let snap = snap.load();
-    respond_from(
-        &snap,
-        &m.to_vec().unwrap(),
-        Transport::Udp,
-        Some(src.parse().unwrap()),
-        &mut out,
-    );
-    let r = Message::from_bytes(&out).unwrap();
-    r.answers
-        .iter()
-        .filter_map(|a| match &a.data {
-            RData::A(a) => Some(a.to_string()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[test]
@@ -173,11 +145,12 @@ fn region_state_travels_in_the_persisted_state() {
     // A region pin alone: the service-level answer and the serial stay.
     let req = super::requests::RemapRequest {
         to: "nyc".into(),
+        region: Some("eu".into()),
         ..Default::default()
     };
     let view = leader
         .ctl
-        .remap_region(0, "eu", &req, &Actor::new("ops"), leader.at(2))
+        .remap("geo", &req, &Actor::new("ops"), leader.at(2))
         .unwrap();
     assert_eq!(view.region.as_deref(), Some("eu"));
     assert_eq!(leader.answer("10.1.0.1"), "127.0.0.12");

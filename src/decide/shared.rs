@@ -124,24 +124,17 @@ impl Controller {
             let Some(s) = state.services.get(&svc.name) else {
                 continue;
             };
-            svc.pin = s.pin.clone();
-            svc.drains = s.drains.clone();
-            // Kept, not acted on (a follower decides nothing): a new leader
-            // goes on with the drill and ends it at its deadline.
-            svc.drill = s.drill.as_ref().and_then(|d| {
-                let (t, p) = (svc.target(&d.target), svc.target(&d.previous));
-                super::durable::restore_drill(&svc.name, d, t, p, now)
-            });
-            if svc.apply_region_state(&s.regions, now) {
+            let before = svc.active();
+            // Drills are kept, not acted on (a follower decides nothing): a
+            // new leader goes on with them and ends them at their deadline.
+            let (zone, regions) = svc.follow(s, now);
+            if regions {
                 regional.push((svc.fqdn.clone(), svc.ttl, svc.regional_records()));
             }
-            if let Some(ti) = svc.target(&s.active) {
-                if ti != svc.active {
-                    info!(service = %svc.name, from = %svc.targets[svc.active].name,
-                        to = %s.active, "following the cluster's decision");
-                    svc.active = ti;
-                    changed.push((svc.fqdn.clone(), svc.records(ti)));
-                }
+            if zone {
+                info!(service = %svc.name, from = %svc.targets[before].name,
+                    to = %svc.targets[svc.active()].name, "following the cluster's decision");
+                changed.push((svc.fqdn.clone(), svc.records(svc.active())));
             }
         }
         // Live at once, even when no zone changes (a region's pin alone).

@@ -43,7 +43,39 @@ pub struct ServiceState {
     pub regions: BTreeMap<String, RegionState>,
 }
 
-/// One region of a per-region service.
+impl ServiceState {
+    /// The service's state from its regions': the default region's is
+    /// kept at the top (the layout every state file has), the listed
+    /// regions' under `regions`.
+    pub fn from_regions(
+        default: RegionState,
+        drains: BTreeMap<String, Override>,
+        regions: BTreeMap<String, RegionState>,
+    ) -> ServiceState {
+        ServiceState {
+            active: default.active,
+            pin: default.pin,
+            drains,
+            drill: default.drill,
+            regions,
+        }
+    }
+
+    /// One region's state by name (`default`: the top-level one).
+    pub fn region(&self, name: &str) -> Option<RegionState> {
+        if name == crate::config::geo::DEFAULT_REGION {
+            return Some(RegionState {
+                active: self.active.clone(),
+                pin: self.pin.clone(),
+                drill: self.drill.clone(),
+            });
+        }
+        self.regions.get(name).cloned()
+    }
+}
+
+/// One region of a service: the default one (kept at the top of
+/// [`ServiceState`]) or a listed one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegionState {
     /// Name of the target the region answers.

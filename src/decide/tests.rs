@@ -1,254 +1,59 @@
 //! The controller without sockets or sleeping: a real state directory
 //! (tempdir), a real publisher and snapshot, and time passed in by hand.
+//!
+//! One suite for both kinds of service: every scenario runs on a plain
+//! service (its default region) and on one region of a per-region service,
+//! through the same commands (`both!`), and reads the answer the way a
+//! client in that region gets it.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-use arc_swap::ArcSwap;
+use super::requests::{DrainRequest, DrillRequest, RemapRequest};
+use super::*;
+use crate::proto::zone::ZoneData;
 use hickory_proto::rr::Name;
+pub(super) use rig::{answer, rig, Rig};
+use rig::{config_for, rig_of, to, Kind, ZONE};
 use tokio::sync::oneshot;
 
-use super::requests::{DrainRequest, DrillRequest, HistoryQuery, RemapRequest};
-use super::*;
-use crate::monitor::ProbeKey;
-use crate::proto::zone::ZoneData;
-use crate::snapshot::Snapshot;
+#[path = "test_rig.rs"]
+mod rig;
 
-const ZONE: &str = "@ 60 IN SOA ns1 h 10 1 1 1 1\n@ 60 IN NS ns1\nns1 60 IN A 127.0.0.1\n";
-
-fn config(failback: &str) -> Config {
-    let text = format!(
-        r#"
-[[zone]]
-origin = "ggon.org"
-file = "zones/ggon.org.zone"
-
-[[service]]
-name = "cic"
-fqdn = "cic.ggon.org"
-failback = "{failback}"
-hold_down = "10s"
-
-[[service.target]]
-name = "primary"
-addresses = ["127.0.0.11"]
-check = {{ type = "tcp", address = "127.0.0.11:8080", rise = 1, fall = 1 }}
-
-[[service.target]]
-name = "backup"
-addresses = ["127.0.0.12"]
-check = {{ type = "tcp", address = "127.0.0.12:8080", rise = 1, fall = 1 }}
-
-[[service.target]]
-name = "backup2"
-addresses = ["127.0.0.13"]
-check = {{ type = "tcp", address = "127.0.0.13:8080", rise = 1, fall = 1 }}
-"#
-    );
-    Config::parse(&text, Path::new("test.toml")).expect("valid test config")
-}
-
-/// A controller over a tempdir, and the clock it is driven with.
-struct Rig {
-    ctl: Controller,
-    snap: Arc<ArcSwap<Snapshot>>,
-    dir: tempfile::TempDir,
-    t0: Instant,
-    u0: u64,
-}
-
-fn start(cfg: &Config, dir: tempfile::TempDir) -> Rig {
-    start_at(cfg, dir, None)
-}
-
-/// As [`start`], at `secs` on the rig's clocks when given (a restart).
-fn start_at(cfg: &Config, dir: tempfile::TempDir, secs: Option<u64>) -> Rig {
-    let (t0, u0) = (Instant::now(), 1_800_000_000);
-    let now = secs.map_or_else(Now::system, |s| Now {
-        at: t0 + Duration::from_secs(s),
-        unix: u0 + s,
-    });
-    let mut cfg = cfg.clone();
-    cfg.server.state_dir = dir.path().to_path_buf();
-    let snap = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let mut publisher = Publisher::new(snap.clone());
-    let origin = Name::from_ascii("ggon.org.").unwrap();
-    let zone = ZoneData::parse(ZONE, None, &origin).unwrap();
-    let store = StateStore::new(dir.path()).unwrap();
-    // As the daemon does: the zone resumes after its last published serial.
-    let last = match store.load() {
-        Loaded::Ok(s) => s.serials.get("ggon.org.").copied(),
-        _ => None,
-    };
-    publisher.add_zone(zone, last).unwrap();
-    Rig {
-        ctl: Controller::new_at(&cfg, publisher, store, now),
-        snap,
-        dir,
-        t0,
-        u0,
-    }
-}
-
-fn rig(failback: &str) -> Rig {
-    start(&config(failback), tempfile::tempdir().unwrap())
-}
-
-impl Rig {
-    fn at(&self, secs: u64) -> Now {
-        Now {
-            at: self.t0 + Duration::from_secs(secs),
-            unix: self.u0 + secs,
+/// Each scenario as a module with two tests: on a plain service and on
+/// region `eu` of a per-region one, through the same calls.
+macro_rules! both {
+    ($(fn $name:ident($kind:ident) $body:block)*) => {$(
+        mod $name {
+            use super::*;
+            #[test]
+            fn plain() {
+                body(Kind::Plain)
+            }
+            #[test]
+            fn regional() {
+                body(Kind::Regional)
+            }
+            fn body($kind: Kind) $body
         }
-    }
-
-    fn check(&mut self, target: &str, ok: bool, secs: u64) {
-        let obs = Observation {
-            key: ProbeKey {
-                service: "cic".into(),
-                target: target.into(),
-            },
-            outcome: CheckOutcome {
-                ok,
-                detail: if ok { "connected" } else { "refused" }.into(),
-                latency: Duration::from_millis(1),
-                at: SystemTime::now(),
-            },
-        };
-        self.ctl.observe(obs, self.at(secs));
-    }
-
-    fn all_up(&mut self, secs: u64) {
-        for t in ["primary", "backup", "backup2"] {
-            self.check(t, true, secs);
-        }
-    }
-
-    fn active(&self) -> String {
-        self.ctl.status().services[0].active.clone()
-    }
-
-    /// The addresses the snapshot answers for cic (what DNS clients see).
-    fn answered(&self) -> String {
-        let snap = self.snap.load();
-        let zone = snap
-            .zone(&Name::from_ascii("ggon.org.").unwrap())
-            .expect("zone served");
-        let name = Name::from_ascii("cic.ggon.org.").unwrap();
-        let set = zone.data.rrsets[&name][&hickory_proto::rr::RecordType::A].clone();
-        set.rdatas
-            .iter()
-            .map(|r| r.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    fn call<T>(&mut self, secs: u64, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> T {
-        let (tx, mut rx) = oneshot::channel();
-        let now = self.at(secs);
-        self.ctl.command(make(tx), now);
-        rx.try_recv().expect("the controller answers at once")
-    }
-
-    fn remap(&mut self, secs: u64, req: RemapRequest) -> Result<ChangeView, CtlError> {
-        self.call(secs, |reply| Command::Remap {
-            service: "cic".into(),
-            request: req,
-            actor: Actor::new("ops"),
-            reply,
-        })
-    }
-
-    fn drain(
-        &mut self,
-        secs: u64,
-        target: &str,
-        req: DrainRequest,
-    ) -> Result<ChangeView, CtlError> {
-        self.call(secs, |reply| Command::Drain {
-            service: "cic".into(),
-            target: target.into(),
-            request: req,
-            actor: Actor::new("ops"),
-            reply,
-        })
-    }
-
-    fn kinds(&mut self) -> Vec<EventKind> {
-        self.history().into_iter().map(|e| e.kind).collect()
-    }
-
-    /// Stop (as a crash would: nothing more is saved) and start again on
-    /// the same state directory at `secs`.
-    fn restart_at(mut self, secs: u64) -> Rig {
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        drop(self);
-        start_at(&config("manual"), dir, Some(secs))
-    }
-
-    fn history(&mut self) -> Vec<Event> {
-        self.call(0, |reply| Command::History {
-            query: HistoryQuery {
-                limit: 100,
-                ..HistoryQuery::default()
-            },
-            reply,
-        })
-    }
-
-    fn drill(&mut self, secs: u64, target: &str, duration: &str) -> DrillView {
-        let request = DrillRequest {
-            fail: Some(target.into()),
-            duration: Some(duration.into()),
-            region: None,
-        };
-        self.drill_request(secs, request).unwrap()
-    }
-
-    fn drill_request(&mut self, secs: u64, request: DrillRequest) -> Result<DrillView, CtlError> {
-        self.call(secs, |reply| Command::Drill {
-            service: "cic".into(),
-            request,
-            actor: Actor::new("ops"),
-            reply,
-        })
-    }
-
-    fn saved(&self) -> PersistedState {
-        match StateStore::new(self.dir.path()).unwrap().load() {
-            Loaded::Ok(s) => s,
-            other => panic!("state file: {other:?}"),
-        }
-    }
+    )*};
 }
 
-fn to(target: &str) -> RemapRequest {
-    RemapRequest {
-        to: target.into(),
-        ..RemapRequest::default()
-    }
-}
-
-#[test]
-fn failover_to_the_next_healthy_and_failback_is_manual() {
-    let mut r = rig("manual");
+both! {
+fn failover_to_the_next_healthy_and_failback_is_manual(kind) {
+    let mut r = rig_of(kind, "manual");
     assert_eq!(r.active(), "primary");
     assert_eq!(r.answered(), "127.0.0.11");
     r.all_up(1);
     r.check("primary", false, 2);
     assert_eq!(r.active(), "backup");
     assert_eq!(r.answered(), "127.0.0.12");
-    assert_eq!(r.saved().services["cic"].active, "backup");
+    assert_eq!(r.saved_answer().active, "backup");
     r.check("primary", true, 3);
     r.ctl.tick(r.at(100));
     assert_eq!(r.active(), "backup", "manual failback: stays on the backup");
     assert!(r.kinds().contains(&EventKind::Failover));
 }
 
-#[test]
-fn auto_failback_waits_for_the_hold_down() {
-    let mut r = rig("auto");
+fn auto_failback_waits_for_the_hold_down(kind) {
+    let mut r = rig_of(kind, "auto");
     r.all_up(1);
     r.check("primary", false, 2);
     assert_eq!(r.active(), "backup");
@@ -260,9 +65,8 @@ fn auto_failback_waits_for_the_hold_down() {
     assert!(r.kinds().contains(&EventKind::Failback));
 }
 
-#[test]
-fn all_down_keeps_the_current_answer_and_raises_the_alarm() {
-    let mut r = rig("manual");
+fn all_down_keeps_the_current_answer_and_raises_the_alarm(kind) {
+    let mut r = rig_of(kind, "manual");
     for t in ["primary", "backup", "backup2"] {
         r.check(t, false, 1);
     }
@@ -274,9 +78,8 @@ fn all_down_keeps_the_current_answer_and_raises_the_alarm() {
     assert!(kinds.contains(&EventKind::AllDown) && kinds.contains(&EventKind::Recovered));
 }
 
-#[test]
-fn remap_pins_persists_and_release_chooses_afresh() {
-    let mut r = rig("manual");
+fn remap_pins_persists_and_release_chooses_afresh(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     let v = r.remap(2, to("backup")).unwrap();
     assert!(v.changed);
@@ -285,27 +88,19 @@ fn remap_pins_persists_and_release_chooses_afresh() {
         ("primary", "backup", Mode::Manual)
     );
     assert_eq!(r.answered(), "127.0.0.12");
-    let saved = r.saved();
-    assert_eq!(saved.services["cic"].pin.as_ref().unwrap().target, "backup");
-    assert_eq!(saved.services["cic"].pin.as_ref().unwrap().author, "ops");
+    let saved = r.saved_answer();
+    assert_eq!(saved.pin.as_ref().unwrap().target, "backup");
+    assert_eq!(saved.pin.as_ref().unwrap().author, "ops");
     // A pinned service does not fail back, even with the primary healthy.
     r.ctl.tick(r.at(100));
     assert_eq!(r.active(), "backup");
-    let v = r
-        .call(101, |reply| Command::Release {
-            service: "cic".into(),
-            region: None,
-            actor: Actor::new("ops"),
-            reply,
-        })
-        .unwrap();
+    let v = r.release(101).unwrap();
     assert_eq!((v.to.as_str(), v.mode), ("primary", Mode::Auto));
-    assert!(r.saved().services["cic"].pin.is_none());
+    assert!(r.saved_answer().pin.is_none());
 }
 
-#[test]
-fn remap_refusals_change_nothing() {
-    let mut r = rig("manual");
+fn remap_refusals_change_nothing(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     r.check("backup", false, 2);
     let e = r.remap(3, to("backup")).unwrap_err();
@@ -328,7 +123,7 @@ fn remap_refusals_change_nothing() {
     let v = r.remap(3, dry).unwrap();
     assert!(v.dry_run && v.changed);
     assert_eq!(r.active(), "primary");
-    assert!(r.ctl.status().services[0].pin.is_none());
+    assert!(!r.pinned());
     let forced = RemapRequest {
         force: true,
         ..to("backup")
@@ -336,9 +131,8 @@ fn remap_refusals_change_nothing() {
     assert_eq!(r.remap(4, forced).unwrap().to, "backup");
 }
 
-#[test]
-fn a_timed_pin_expires_on_the_wall_clock() {
-    let mut r = rig("manual");
+fn a_timed_pin_expires_on_the_wall_clock(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     let timed = RemapRequest {
         duration: Some("30s".into()),
@@ -346,7 +140,7 @@ fn a_timed_pin_expires_on_the_wall_clock() {
     };
     r.remap(2, timed).unwrap();
     assert_eq!(
-        r.saved().services["cic"].pin.as_ref().unwrap().expires,
+        r.saved_answer().pin.as_ref().unwrap().expires,
         Some(r.u0 + 32)
     );
     r.ctl.tick(r.at(31));
@@ -360,9 +154,8 @@ fn a_timed_pin_expires_on_the_wall_clock() {
     assert!(r.kinds().contains(&EventKind::Expire));
 }
 
-#[test]
-fn drain_moves_the_service_and_expires() {
-    let mut r = rig("manual");
+fn drain_moves_the_service_and_expires(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     let req = DrainRequest {
         reason: "disk swap".into(),
@@ -391,9 +184,8 @@ fn drain_moves_the_service_and_expires() {
     assert!(matches!(undrain, Err(CtlError::Conflict(m)) if m.contains("not drained")));
 }
 
-#[test]
-fn draining_the_pinned_target_is_refused_unless_forced() {
-    let mut r = rig("manual");
+fn draining_the_pinned_target_is_refused_unless_forced(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     r.remap(2, to("primary")).unwrap();
     let e = r.drain(3, "primary", DrainRequest::default()).unwrap_err();
@@ -407,7 +199,7 @@ fn draining_the_pinned_target_is_refused_unless_forced() {
     // Refused: nothing changed, nothing saved.
     assert_eq!(r.active(), "primary");
     assert!(r.saved().services["cic"].drains.is_empty());
-    assert!(r.ctl.status().services[0].pin.is_some());
+    assert!(r.pinned());
     let forced = DrainRequest {
         force: true,
         ..DrainRequest::default()
@@ -415,13 +207,12 @@ fn draining_the_pinned_target_is_refused_unless_forced() {
     let v = r.drain(4, "primary", forced).unwrap();
     assert_eq!((v.to.as_str(), v.mode), ("backup", Mode::Auto));
     assert_eq!(r.answered(), "127.0.0.12");
-    assert!(r.saved().services["cic"].pin.is_none());
+    assert!(r.saved_answer().pin.is_none());
     assert!(r.kinds().contains(&EventKind::Release));
 }
 
-#[test]
-fn draining_when_nothing_else_is_up_warns_that_traffic_stays() {
-    let mut r = rig("manual");
+fn draining_when_nothing_else_is_up_warns_that_traffic_stays(kind) {
+    let mut r = rig_of(kind, "manual");
     r.check("primary", true, 1);
     r.check("backup", false, 1);
     r.check("backup2", false, 1);
@@ -434,9 +225,8 @@ fn draining_when_nothing_else_is_up_warns_that_traffic_stays() {
     );
 }
 
-#[test]
-fn a_failure_drill_moves_and_reverts() {
-    let mut r = rig("manual");
+fn a_failure_drill_moves_and_reverts(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     let dry = r.drill_request(2, DrillRequest::default()).unwrap();
     assert_eq!(dry.takeover.as_deref(), Some("backup"));
@@ -459,34 +249,30 @@ fn a_failure_drill_moves_and_reverts() {
     assert!(matches!(e, Err(CtlError::BadRequest(_))));
 }
 
-#[test]
-fn a_restart_resumes_the_saved_target_pin_and_serial() {
-    let mut r = rig("manual");
+fn a_restart_resumes_the_saved_target_pin_and_serial(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     r.remap(2, to("backup2")).unwrap();
     let serial = r.ctl.status().zones[0].serial;
-    let dir = std::mem::replace(&mut r.dir, tempfile::tempdir().unwrap());
-    drop(r);
-    let r = start(&config("manual"), dir);
+    let r = r.restart_at(3);
     assert_eq!(r.active(), "backup2");
     assert_eq!(r.answered(), "127.0.0.13");
-    assert!(r.ctl.status().services[0].pin.is_some());
+    assert!(r.pinned());
     assert!(
         r.ctl.status().zones[0].serial > serial,
         "serials never go back"
     );
 }
 
-#[test]
-fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
-    let mut r = rig("manual");
+fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     r.remap(2, to("backup")).unwrap();
     let zone =
         || vec![ZoneData::parse(ZONE, None, &Name::from_ascii("ggon.org.").unwrap()).unwrap()];
     let summary = r
         .call(3, |reply| Command::Reload {
-            config: Box::new(config("auto")),
+            config: Box::new(config_for("auto", kind == Kind::Regional)),
             zones: zone(),
             signers: Vec::new(),
             actor: Actor::new("reload"),
@@ -497,11 +283,11 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
         summary.starts_with("1 services kept their state"),
         "{summary}"
     );
+    assert_eq!(r.active(), "backup");
     let st = r.ctl.status();
-    assert_eq!(st.services[0].active, "backup");
     assert_eq!(st.services[0].targets[0].healthy, Some(true), "health kept");
     // A changed target list: state restored from what was saved, health anew.
-    let mut changed = config("manual");
+    let mut changed = config_for("manual", kind == Kind::Regional);
     changed.services[0].targets.get_mut().pop();
     let summary = r
         .call(4, |reply| Command::Reload {
@@ -513,21 +299,21 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones() {
         })
         .unwrap();
     assert!(summary.contains("1 new or changed"), "{summary}");
+    assert_eq!(r.active(), "backup");
+    assert!(r.pinned());
     let st = r.ctl.status();
-    assert_eq!(st.services[0].active, "backup");
-    assert!(st.services[0].pin.is_some());
     assert_eq!(st.services[0].targets.len(), 2);
     assert_eq!(st.services[0].targets[0].healthy, None);
     assert!(r.kinds().contains(&EventKind::Reload));
 }
 
-#[test]
-fn a_drill_survives_a_restart_and_ends_at_its_deadline() {
-    let mut r = rig("manual");
+fn a_drill_survives_a_restart_and_ends_at_its_deadline(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     r.drill(2, "primary", "60s");
     assert_eq!(r.active(), "backup");
-    let saved = r.saved().services["cic"]
+    let saved = r
+        .saved_answer()
         .drill
         .clone()
         .expect("drill saved");
@@ -539,25 +325,24 @@ fn a_drill_survives_a_restart_and_ends_at_its_deadline() {
     let mut r = r.restart_at(30);
     assert_eq!(r.active(), "backup");
     assert_eq!(r.answered(), "127.0.0.12");
-    let shown = r.ctl.status().services[0].drill.clone();
+    let shown = r.drill_shown();
     assert_eq!(shown.map(|d| d.0), Some("primary".to_string()));
     r.ctl.tick(r.at(61));
     assert_eq!(r.active(), "backup");
     r.ctl.tick(r.at(62));
     assert_eq!(r.active(), "primary", "drill over on time: reverted");
-    assert_eq!(r.saved().services["cic"].drill, None);
+    assert_eq!(r.saved_answer().drill, None);
 }
 
-#[test]
-fn a_drill_whose_deadline_passed_while_down_is_reverted_at_start() {
-    let mut r = rig("manual");
+fn a_drill_whose_deadline_passed_while_down_is_reverted_at_start(kind) {
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     r.drill(2, "primary", "60s");
     assert_eq!(r.active(), "backup");
     let mut r = r.restart_at(300);
     assert_eq!(r.active(), "primary", "reverted before answering anything");
     assert_eq!(r.answered(), "127.0.0.11");
-    assert_eq!(r.saved().services["cic"].drill, None);
+    assert_eq!(r.saved_answer().drill, None);
     let h = r.history();
     let end = h
         .iter()
@@ -572,11 +357,10 @@ fn a_drill_whose_deadline_passed_while_down_is_reverted_at_start() {
     assert_eq!(back.to.as_deref(), Some("primary"));
 }
 
-#[test]
-fn timed_pins_and_drains_after_a_restart_follow_their_deadlines() {
+fn timed_pins_and_drains_after_a_restart_follow_their_deadlines(kind) {
     // Restarted before the deadline: still pinned; after it: expired at start.
     for (restart, pinned) in [(20, true), (100, false)] {
-        let mut r = rig("manual");
+        let mut r = rig_of(kind, "manual");
         r.all_up(1);
         let timed = RemapRequest {
             duration: Some("60s".into()),
@@ -584,7 +368,7 @@ fn timed_pins_and_drains_after_a_restart_follow_their_deadlines() {
         };
         r.remap(2, timed).unwrap();
         let mut r = r.restart_at(restart);
-        assert_eq!(r.ctl.status().services[0].pin.is_some(), pinned);
+        assert_eq!(r.pinned(), pinned);
         assert_eq!(r.active(), if pinned { "backup2" } else { "primary" });
         if !pinned {
             let h = r.history();
@@ -592,7 +376,7 @@ fn timed_pins_and_drains_after_a_restart_follow_their_deadlines() {
             assert!(e.reason.contains("while ggond was down"), "{}", e.reason);
         }
     }
-    let mut r = rig("manual");
+    let mut r = rig_of(kind, "manual");
     r.all_up(1);
     let req = DrainRequest {
         reason: "disk swap".into(),
@@ -606,6 +390,7 @@ fn timed_pins_and_drains_after_a_restart_follow_their_deadlines() {
     let h = r.history();
     let e = h.iter().find(|e| e.kind == EventKind::Undrain).unwrap();
     assert!(e.reason.contains("while ggond was down"), "{}", e.reason);
+}
 }
 
 #[path = "batch_tests.rs"]

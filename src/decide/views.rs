@@ -11,6 +11,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::service::{Region, ServiceRt, DEFAULT};
 use super::state::Override;
 use super::Controller;
 use crate::config::FailbackMode;
@@ -197,43 +198,69 @@ impl Controller {
     /// monotonic deadline into wall-clock time.
     pub fn status(&self) -> StatusView {
         let (now, unix) = (Instant::now(), super::unix_now());
+        let drill = |s: &ServiceRt, r: &Region| {
+            r.drill.as_ref().map(|d| {
+                let left = d.until.saturating_duration_since(now);
+                (s.targets[d.target].name.clone(), unix + left.as_secs())
+            })
+        };
         StatusView {
             services: self
                 .services
                 .iter()
-                .map(|s| ServiceStatus {
-                    name: s.name.clone(),
-                    fqdn: s.fqdn.to_string(),
-                    ttl: s.ttl,
-                    active: s.targets[s.active].name.clone(),
-                    mode: s.mode(),
-                    failback: s.failback,
-                    pin: s.pin.clone(),
-                    all_down: s.all_down_alarm,
-                    drill: s.drill.as_ref().map(|d| {
-                        let left = d.until.saturating_duration_since(now);
-                        (s.targets[d.target].name.clone(), unix + left.as_secs())
-                    }),
-                    targets: s
-                        .targets
-                        .iter()
-                        .map(|t| TargetStatus {
-                            name: t.name.clone(),
-                            addresses: t.addresses.clone(),
-                            healthy: t.health.healthy(),
-                            drained: s.drains.get(&t.name).cloned(),
-                            last_check: t.last.as_ref().map(|o| CheckView {
-                                ok: o.ok,
-                                detail: o.detail.clone(),
-                                latency_ms: o.latency.as_secs_f64() * 1000.0,
-                                at: o
-                                    .at
-                                    .duration_since(UNIX_EPOCH)
-                                    .map_or(0.0, |d| d.as_secs_f64()),
-                            }),
-                        })
-                        .collect(),
-                    regions: self.region_status(s),
+                .map(|s| {
+                    let default = &s.regions[DEFAULT];
+                    ServiceStatus {
+                        name: s.name.clone(),
+                        fqdn: s.fqdn.to_string(),
+                        ttl: s.ttl,
+                        active: s.targets[default.active].name.clone(),
+                        mode: default.mode(),
+                        failback: s.failback,
+                        pin: default.pin.clone(),
+                        all_down: s.all_down_alarm,
+                        drill: drill(s, default),
+                        targets: s
+                            .targets
+                            .iter()
+                            .map(|t| TargetStatus {
+                                name: t.name.clone(),
+                                addresses: t.addresses.clone(),
+                                healthy: t.health.healthy(),
+                                drained: s.drains.get(&t.name).cloned(),
+                                last_check: t.last.as_ref().map(|o| CheckView {
+                                    ok: o.ok,
+                                    detail: o.detail.clone(),
+                                    latency_ms: o.latency.as_secs_f64() * 1000.0,
+                                    at: o
+                                        .at
+                                        .duration_since(UNIX_EPOCH)
+                                        .map_or(0.0, |d| d.as_secs_f64()),
+                                }),
+                            })
+                            .collect(),
+                        // A per-region service: its listed regions, then
+                        // the default one, which answers everybody else.
+                        regions: match s.is_regional() {
+                            false => Vec::new(),
+                            true => s.regions[1..]
+                                .iter()
+                                .chain(std::iter::once(default))
+                                .map(|r| RegionStatus {
+                                    name: r.name.clone(),
+                                    active: s.targets[r.active].name.clone(),
+                                    addresses: s.targets[r.active].addresses.clone(),
+                                    order: r
+                                        .order
+                                        .iter()
+                                        .map(|&t| s.targets[t].name.clone())
+                                        .collect(),
+                                    pin: r.pin.clone(),
+                                    drill: drill(s, r),
+                                })
+                                .collect(),
+                        },
+                    }
                 })
                 .collect(),
             zones: self
@@ -254,24 +281,26 @@ impl Controller {
         }
     }
 
+    /// The result of a change to region `ri` of service `si`.
     pub(super) fn change_view(
         &self,
-        si: usize,
+        (si, ri): (usize, usize),
         from: usize,
         to: usize,
         dry_run: bool,
     ) -> ChangeView {
         let s = &self.services[si];
+        let r = &s.regions[ri];
         ChangeView {
             service: s.name.clone(),
             from: s.targets[from].name.clone(),
             to: s.targets[to].name.clone(),
             changed: from != to,
-            mode: s.mode(),
+            mode: r.mode(),
             addresses: s.targets[to].addresses.clone(),
             dry_run,
             warning: None,
-            region: None,
+            region: r.listed().map(str::to_string),
         }
     }
 }
