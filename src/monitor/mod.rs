@@ -192,6 +192,54 @@ pub async fn run_check(checker: &Checker, kind: &CheckKind, timeout: Duration) -
     }
 }
 
+/// The probes stage: one probe task per target of `config`, all started
+/// afresh when a reload brings a new configuration, until shutdown.
+pub async fn run_probes(
+    checker: Arc<Checker>,
+    mut config: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
+    tx: mpsc::Sender<Observation>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let list = probe_list(&config.borrow_and_update());
+        let probes = spawn_probes(checker.clone(), list, tx.clone(), shutdown.clone());
+        let restart = tokio::select! {
+            changed = config.changed() => changed.is_ok(),
+            _ = shutdown.requested() => false,
+        };
+        for p in &probes {
+            if restart {
+                p.abort();
+            }
+        }
+        if !restart {
+            // Each probe ends at the signal by itself.
+            for p in probes {
+                let _ = p.await;
+            }
+            return;
+        }
+    }
+}
+
+/// Every target's probe key and check.
+fn probe_list(cfg: &crate::config::Config) -> Vec<(ProbeKey, CheckConfig)> {
+    cfg.services
+        .iter()
+        .flat_map(|s| {
+            s.targets.get_ref().iter().map(move |t| {
+                (
+                    ProbeKey {
+                        service: s.name.get_ref().clone(),
+                        target: t.name.get_ref().clone(),
+                    },
+                    t.check.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Spawn one task per (service, target) that runs its check every `interval`
 /// (+ random jitter up to `jitter`; the first run comes after a random delay in
 /// `[0, jitter]`) and sends an [`Observation`] on `tx`.

@@ -73,8 +73,11 @@ pub struct RemoteConfig {
     pub on_error: Option<ErrorHook>,
 }
 
-/// Start the sync task for one zone.
-pub fn spawn(cfg: RemoteConfig, mut shutdown: Shutdown) -> (Remote, SharedStatus) {
+/// Start the sync task for one zone (it ends at `shutdown`).
+pub fn spawn(
+    cfg: RemoteConfig,
+    mut shutdown: Shutdown,
+) -> (Remote, SharedStatus, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = watch::channel(BTreeMap::new());
     let status = Arc::new(Mutex::new(PublisherStatus {
         zone: cfg.origin.to_string(),
@@ -86,71 +89,79 @@ pub fn spawn(cfg: RemoteConfig, mut shutdown: Shutdown) -> (Remote, SharedStatus
         last_success: None,
     }));
     let st = status.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         // What the primary is known to hold, per name.
         let mut confirmed: BTreeMap<Name, ServiceRecords> = BTreeMap::new();
         let mut backoff = cfg.min_backoff;
         let mut next_reconcile = tokio::time::Instant::now();
         loop {
-            if tokio::time::Instant::now() >= next_reconcile {
-                let want = rx.borrow().clone();
-                match read_back(&cfg, &want).await {
-                    Ok(actual) => {
-                        for (name, recs) in actual {
-                            if confirmed.get(&name) != Some(&recs) {
-                                confirmed.insert(name, recs);
+            // A round of reading back and sending; shutdown cancels it
+            // mid-flight (the primary is reconciled again at the next start).
+            let round = async {
+                if tokio::time::Instant::now() >= next_reconcile {
+                    let want = rx.borrow().clone();
+                    match read_back(&cfg, &want).await {
+                        Ok(actual) => {
+                            for (name, recs) in actual {
+                                if confirmed.get(&name) != Some(&recs) {
+                                    confirmed.insert(name, recs);
+                                }
                             }
+                            next_reconcile = tokio::time::Instant::now() + cfg.reconcile;
                         }
-                        next_reconcile = tokio::time::Instant::now() + cfg.reconcile;
+                        Err(e) => {
+                            // Cannot read: assume nothing, retry soon.
+                            confirmed.clear();
+                            report(&cfg, &st, &e);
+                            next_reconcile = tokio::time::Instant::now() + backoff;
+                        }
                     }
-                    Err(e) => {
-                        // Cannot read: assume nothing, retry soon.
-                        confirmed.clear();
+                }
+                let desired = rx.borrow_and_update().clone();
+                let mut failed = None;
+                for (name, want) in &desired {
+                    if confirmed.get(name) == Some(want) {
+                        continue;
+                    }
+                    match send_update(&cfg, name, want).await {
+                        Ok(()) => {
+                            info!(zone = %cfg.origin, %name, primary = %cfg.primary,
+                                addresses = ?want.addresses, "primary updated (RFC 2136)");
+                            confirmed.insert(name.clone(), want.clone());
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => {
+                        warn!(zone = %cfg.origin, primary = %cfg.primary, error = %e,
+                            retry_in = ?backoff, "RFC 2136 update failed");
                         report(&cfg, &st, &e);
-                        next_reconcile = tokio::time::Instant::now() + backoff;
+                        let w = backoff;
+                        backoff = (backoff * 2).min(cfg.max_backoff);
+                        // Read back before retrying: the primary may have taken
+                        // the update even though the answer was lost.
+                        next_reconcile = tokio::time::Instant::now() + w;
+                        w
+                    }
+                    None => {
+                        backoff = cfg.min_backoff;
+                        let mut s = st.lock().unwrap();
+                        s.ok = true;
+                        s.pending = false;
+                        s.last_error = None;
+                        s.last_success = Some(crate::proto::tsig::unix_time());
+                        drop(s);
+                        next_reconcile.saturating_duration_since(tokio::time::Instant::now())
                     }
                 }
-            }
-            let desired = rx.borrow_and_update().clone();
-            let mut failed = None;
-            for (name, want) in &desired {
-                if confirmed.get(name) == Some(want) {
-                    continue;
-                }
-                match send_update(&cfg, name, want).await {
-                    Ok(()) => {
-                        info!(zone = %cfg.origin, %name, primary = %cfg.primary,
-                            addresses = ?want.addresses, "primary updated (RFC 2136)");
-                        confirmed.insert(name.clone(), want.clone());
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            let wait = match failed {
-                Some(e) => {
-                    warn!(zone = %cfg.origin, primary = %cfg.primary, error = %e,
-                        retry_in = ?backoff, "RFC 2136 update failed");
-                    report(&cfg, &st, &e);
-                    let w = backoff;
-                    backoff = (backoff * 2).min(cfg.max_backoff);
-                    // Read back before retrying: the primary may have taken
-                    // the update even though the answer was lost.
-                    next_reconcile = tokio::time::Instant::now() + w;
-                    w
-                }
-                None => {
-                    backoff = cfg.min_backoff;
-                    let mut s = st.lock().unwrap();
-                    s.ok = true;
-                    s.pending = false;
-                    s.last_error = None;
-                    s.last_success = Some(crate::proto::tsig::unix_time());
-                    drop(s);
-                    next_reconcile.saturating_duration_since(tokio::time::Instant::now())
-                }
+            };
+            let wait = tokio::select! {
+                wait = round => wait,
+                _ = shutdown.requested() => break,
             };
             tokio::select! {
                 r = rx.changed() => if r.is_err() { break },
@@ -160,7 +171,7 @@ pub fn spawn(cfg: RemoteConfig, mut shutdown: Shutdown) -> (Remote, SharedStatus
             st.lock().unwrap().pending = true;
         }
     });
-    (Remote { desired: tx }, status)
+    (Remote { desired: tx }, status, task)
 }
 
 /// Record an error; tell `on_error` when it is new (was fine, or a different error).

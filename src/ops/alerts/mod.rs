@@ -109,6 +109,15 @@ impl Notifier {
     /// Start one worker task per notifier. Must be called inside a tokio
     /// runtime. Workers stop at shutdown, after giving what is already queued one attempt each.
     pub fn spawn(configs: &[NotifierConfig], shutdown: Shutdown) -> Notifier {
+        Notifier::start(configs, shutdown).0
+    }
+
+    /// [`Notifier::spawn`], with the worker tasks for the caller to wait for.
+    pub fn start(
+        configs: &[NotifierConfig],
+        shutdown: Shutdown,
+    ) -> (Notifier, Vec<tokio::task::JoinHandle<()>>) {
+        let mut workers = Vec::with_capacity(configs.len());
         let counters = Arc::new(Counters::default());
         let mut queues = Vec::with_capacity(configs.len());
         for cfg in configs {
@@ -119,12 +128,13 @@ impl Notifier {
                 attempts: cfg.attempts.max(1),
                 counters: counters.clone(),
             };
-            tokio::spawn(worker.run(rx, shutdown.clone()));
+            workers.push(tokio::spawn(worker.run(rx, shutdown.clone())));
             queues.push(tx);
         }
-        Notifier {
+        let notifier = Notifier {
             inner: Arc::new(Inner { queues, counters }),
-        }
+        };
+        (notifier, workers)
     }
 
     /// A notifier that sends nothing.

@@ -1,0 +1,84 @@
+//! The signal and reload loop: SIGHUP and the control API's `reload`
+//! reload the configuration; SIGTERM and SIGINT end the loop (the caller
+//! then stops every stage).
+//!
+//! A reload reads and validates config and zones on a blocking thread and
+//! hands them to the controller only if everything loads: a bad file
+//! changes nothing. A new configuration then goes to every stage that
+//! follows it (health checks, certificate audit) through `config`.
+
+use std::sync::Arc;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use super::load::{load, Source};
+use super::systemd::Notify;
+use crate::config::Config;
+use crate::decide::{Actor, Command, ControllerHandle};
+use crate::ops::control::ReloadRequest;
+
+/// Serve reloads until SIGTERM or SIGINT.
+pub async fn serve(
+    source: &Source,
+    handle: &ControllerHandle,
+    config: &watch::Sender<Arc<Config>>,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    notify: &Notify,
+) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        let reply = tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => { info!("SIGHUP: reloading configuration"); None }
+            r = requests.recv() => match r { Some(r) => Some(r), None => continue },
+        };
+        notify.reloading();
+        let result = reload(source, handle).await;
+        match &result {
+            Ok((summary, cfg)) => {
+                let _ = config.send(Arc::new(cfg.clone()));
+                info!(%summary, "reload done");
+                notify.send(&format!("READY=1\nSTATUS=reload done: {summary}"));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected; still serving the previous configuration");
+                notify.send(&format!(
+                    "READY=1\nSTATUS=reload rejected: {}",
+                    e.replace('\n', " ")
+                ));
+            }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map(|(s, _)| s));
+        }
+    }
+}
+
+/// Read and validate config and zones again, then hand them to the
+/// controller. Nothing changes unless everything loads.
+async fn reload(source: &Source, handle: &ControllerHandle) -> Result<(String, Config), String> {
+    let path = source.path.clone();
+    let overrides = source.overrides.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(&path, &overrides))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let cfg = loaded.cfg.clone();
+    let summary = handle
+        .call(|reply| Command::Reload {
+            config: Box::new(loaded.cfg),
+            zones: loaded.zones,
+            signers: loaded.signers,
+            actor: Actor::new("reload"),
+            reply,
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| e.to_string())?;
+    Ok((summary, cfg))
+}
