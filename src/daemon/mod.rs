@@ -100,6 +100,7 @@ pub async fn run(
     source: Source,
     opts: RunOptions,
 ) -> anyhow::Result<()> {
+    let signals = signals::Signals::install()?;
     let Loaded {
         cfg,
         zones,
@@ -146,7 +147,15 @@ pub async fn run(
         stages::cluster_session(&mut a, prepared, info, &handle);
     }
     stages::announce_ready(&mut a, &opts, &dns, control, &handle)?;
-    signals::serve(&source, &handle, &config_tx, reload_rx, &opts.notify).await?;
+    signals::serve(
+        signals,
+        &source,
+        &handle,
+        &config_tx,
+        reload_rx,
+        &opts.notify,
+    )
+    .await;
     info!("shutting down");
     opts.notify.send("STOPPING=1\nSTATUS=stopping");
     a.tasks.stop().await;

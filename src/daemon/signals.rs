@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
@@ -19,21 +19,43 @@ use crate::config::Config;
 use crate::decide::{Actor, Command, ControllerHandle};
 use crate::ops::control::ReloadRequest;
 
+/// The signals ggond answers, taken over before anything else starts: a
+/// signal that arrives while the stages start (a SIGTERM right after the
+/// ready file appears) must stop ggond cleanly, not kill it.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Serve reloads until SIGTERM or SIGINT.
 pub async fn serve(
+    signals: Signals,
     source: &Source,
     handle: &ControllerHandle,
     config: &watch::Sender<Arc<Config>>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     notify: &Notify,
-) -> std::io::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+) {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         let reply = tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
+            _ = term.recv() => return,
+            _ = int.recv() => return,
             _ = hup.recv() => { info!("SIGHUP: reloading configuration"); None }
             r = requests.recv() => match r { Some(r) => Some(r), None => continue },
         };
