@@ -4,7 +4,8 @@
 //! Why: once the compile is incremental, a remap's cost is its fsyncs (the
 //! state file, its directory, the history line: about 0.2 ms each on the
 //! bench VM, ten times that on a busy disk). A thousand remaps a second
-//! (issue 13; also what cluster fan-out needs) only fit if they share them.
+//! (the remap benchmark's rate, and what cluster fan-out needs) only fit if
+//! they share them.
 //! The run loop takes whatever is queued when it wakes, without waiting to
 //! fill a batch, so a lone remap is not delayed; under load the queue fills
 //! while one batch is written and the next batch takes all of it.
