@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scripts/bench --dnssec: what signing costs ggond (issue 12).
+"""scripts/bench --dnssec: what signing costs ggond.
 
 1. Queries per server CPU-second of the same ggon-perf flood (bench/queries.txt)
    against ggond serving bench/ggon.org.zone signed online (ECDSA P-256 KSK +

@@ -18,6 +18,8 @@ mod certaudit;
 mod control;
 mod dnssec;
 mod errors;
+#[cfg(test)]
+mod fields;
 pub mod geo;
 mod validate;
 

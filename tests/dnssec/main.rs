@@ -1,4 +1,4 @@
-//! DNSSEC (issue 12) with real validators and real tools: `unbound` as a
+//! DNSSEC with real validators and real tools: `unbound` as a
 //! validating resolver with a stub zone pointing at ggond and the zone's
 //! trust anchor, `delv`, `dnssec-verify` and `ldns-verify-zone` on
 //! transfers, keys from `dnssec-keygen` and `ggon-ctl dnssec keygen`, zones

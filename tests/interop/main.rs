@@ -1,4 +1,4 @@
-//! Interop with real BIND 9 (`named`, `dig`, `nsupdate`) for issue 3: ggond
+//! Interop with real BIND 9 (`named`, `dig`, `nsupdate`): ggond
 //! publishing to an existing primary over RFC 2136, accepting TSIG-signed
 //! UPDATEs itself, and feeding secondaries with NOTIFY + AXFR/IXFR.
 //!

@@ -178,7 +178,7 @@ fn check_config_starts_nothing() {
 }
 
 /// Data outside the zone is left out with a warning naming it, as BIND
-/// does (issue 11: every file BIND loads, ggond loads); the zone is served.
+/// does (every file BIND loads, ggond loads); the zone is served.
 #[test]
 fn data_outside_the_zone_is_left_out_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();

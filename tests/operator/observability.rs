@@ -1,4 +1,4 @@
-//! Issue 5 over real sockets: notifications (webhook and command), /metrics,
+//! Observability over real sockets: notifications (webhook and command), /metrics,
 //! the status page in headless Chromium, propagation check, link audit.
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,4 +1,5 @@
-//! Issue 5 over real sockets: drain, drills, dry runs, history, reload.
+//! Operator commands over real sockets: drain, drills, dry runs, history,
+//! reload.
 
 use crate::support::ggond::*;
 

@@ -1,4 +1,4 @@
-//! Remaps under load (issue 4, functional, not timed): while clients query
+//! Remaps under load (functional, not timed): while clients query
 //! the service name as fast as they can, the service is remapped 100 times.
 //! No query may be lost to a change, none may get SERVFAIL or an empty
 //! answer, and every answer must be exactly one target's address set.

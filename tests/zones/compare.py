@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Zone compatibility harness (issue 11): ggond against BIND and NSD on a
+"""Zone compatibility harness: ggond against BIND and NSD on a
 corpus of zone files written by others (tests/data/zones/).
 
 For every manifest entry (path, origin[, include base dir]):

@@ -1,4 +1,4 @@
-//! Zone compatibility (issue 11): `tests/zones/compare.py` runs the corpus of
+//! Zone compatibility: `tests/zones/compare.py` runs the corpus of
 //! zone files written by others (`tests/data/zones/`) through
 //! named-checkzone, ggond (load, AXFR against named-compilezone's canonical
 //! form) and NSD (answers), and this test holds the counts to the minima in
