@@ -1,21 +1,25 @@
-//! A small etcd v3 client over etcd's own JSON gateway (`/v3/...`, served
-//! by every etcd member on its client URL since 3.4).
+//! ggon's etcd calls, through the `etcd-client` crate (etcd's v3 gRPC API).
 //!
-//! Why not the gRPC client crate: ggond already speaks HTTP through
-//! `reqwest` (rustls), the gateway is part of etcd itself, and the handful
-//! of calls ggon needs (lease grant/keep-alive, range, put, delete and
-//! transactions) are plain request/response. Keys and values are bytes,
-//! base64 in JSON; 64-bit integers arrive as strings.
-//!
-//! Endpoints are tried in order, starting with the last one that answered:
-//! losing one member of three is invisible to callers.
+//! Why that crate: ggon needs watches that resume from a revision, lease
+//! keep-alive streams, transactions and TLS with client certificates, and
+//! its requests spread over the members (one balanced channel to every
+//! endpoint). This module only adapts it to ggon: string keys and values,
+//! a deadline on every unary call (a member that does not answer must not
+//! hold a step up), one error type that says whether etcd was reached, and
+//! the request latencies and bytes written that `/metrics` shows.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use etcd_client::{
+    Client, Compare as EtcdCompare, CompareOp, ConnectOptions, GetOptions, KeyValue, TxnOp,
+    WatchOptions,
+};
+use tokio::sync::OnceCell;
+
+pub use etcd_client::{EventType, WatchResponse, WatchStream};
 
 /// Why an etcd call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,49 +30,100 @@ pub enum EtcdError {
     /// An endpoint answered with an error.
     #[error("etcd refused the request: {0}")]
     Refused(String),
+    /// A certificate or key file of `[cluster]` cannot be used.
+    #[error("{0}")]
+    Setup(String),
 }
 
-fn b64(s: &[u8]) -> String {
-    data_encoding::BASE64.encode(s)
-}
-
-fn unb64(s: &str) -> Vec<u8> {
-    data_encoding::BASE64
-        .decode(s.as_bytes())
-        .unwrap_or_default()
-}
-
-/// int64 fields come as JSON strings; accept numbers too.
-fn de_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let v = Value::deserialize(d)?;
-    match v {
-        Value::String(s) => s.parse().map_err(serde::de::Error::custom),
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| serde::de::Error::custom("not an i64")),
-        Value::Null => Ok(0),
-        other => Err(serde::de::Error::custom(format!("not an integer: {other}"))),
+impl From<etcd_client::Error> for EtcdError {
+    fn from(e: etcd_client::Error) -> EtcdError {
+        use etcd_client::Error as E;
+        match e {
+            E::GRpcStatus(s) => match s.code() {
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled => EtcdError::Unreachable(s.message().to_string()),
+                _ => EtcdError::Refused(format!("{}: {}", code_name(s.code()), s.message())),
+            },
+            E::TransportError(t) => EtcdError::Unreachable(t.to_string()),
+            E::IoError(io) => EtcdError::Unreachable(io.to_string()),
+            other => EtcdError::Refused(other.to_string()),
+        }
     }
 }
 
+fn code_name(c: tonic::Code) -> &'static str {
+    match c {
+        tonic::Code::ResourceExhausted => "resource exhausted",
+        tonic::Code::PermissionDenied => "permission denied",
+        tonic::Code::Unauthenticated => "unauthenticated",
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::FailedPrecondition => "failed precondition",
+        tonic::Code::NotFound => "not found",
+        _ => "error",
+    }
+}
+
+/// The request never reached a member (so trying another is safe).
+fn not_delivered(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("connect") || m.contains("connection refused") || m.contains("transport error")
+}
+
 /// One key-value pair as etcd stores it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Kv {
-    #[serde(default, deserialize_with = "de_b64")]
     pub key: String,
-    #[serde(default, deserialize_with = "de_b64")]
     pub value: String,
-    #[serde(default, deserialize_with = "de_i64")]
     pub create_revision: i64,
-    #[serde(default, deserialize_with = "de_i64")]
     pub mod_revision: i64,
-    #[serde(default, deserialize_with = "de_i64")]
     pub lease: i64,
 }
 
-fn de_b64<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    Ok(String::from_utf8_lossy(&unb64(&s)).into_owned())
+impl From<&KeyValue> for Kv {
+    fn from(kv: &KeyValue) -> Kv {
+        Kv {
+            key: String::from_utf8_lossy(kv.key()).into_owned(),
+            value: String::from_utf8_lossy(kv.value()).into_owned(),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+            lease: kv.lease(),
+        }
+    }
+}
+
+/// A condition of a transaction.
+#[derive(Debug, Clone)]
+pub enum Compare {
+    /// The key was created at this revision (0: it does not exist).
+    CreateRevision(String, i64),
+    /// The key was last changed at this revision (0: it does not exist).
+    ModRevision(String, i64),
+    Value(String, String),
+}
+
+/// An operation of a transaction.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Put, bound to a lease unless 0.
+    Put {
+        key: String,
+        value: String,
+        lease: i64,
+    },
+    Delete(String),
+    /// Delete every key in `[from, to)`.
+    DeleteRange(String, Vec<u8>),
+}
+
+impl Op {
+    fn size(&self) -> u64 {
+        match self {
+            Op::Put { key, value, .. } => (key.len() + value.len()) as u64,
+            Op::Delete(k) => k.len() as u64,
+            Op::DeleteRange(k, e) => (k.len() + e.len()) as u64,
+        }
+    }
 }
 
 /// The end of the key range that holds every key starting with `prefix`.
@@ -83,332 +138,338 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// One comparison of a transaction.
-#[derive(Debug, Clone)]
-pub enum Compare {
-    /// The key's create revision (0: the key does not exist).
-    CreateRevision(String, i64),
-    /// The key's value.
-    Value(String, String),
-    /// The key's last modification revision (0: the key does not exist).
-    ModRevision(String, i64),
+/// What the cluster's calls to etcd cost, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct EtcdStats {
+    pub requests: AtomicU64,
+    pub failures: AtomicU64,
+    /// Total latency of the requests, microseconds.
+    pub latency_us: AtomicU64,
+    /// Requests slower than 100 ms.
+    pub slow: AtomicU64,
+    /// Bytes of keys and values written (puts and deletes).
+    pub bytes_written: AtomicU64,
+    pub txns: AtomicU64,
 }
 
-/// One operation of a transaction.
-#[derive(Debug, Clone)]
-pub enum Op {
-    Put {
-        key: String,
-        value: String,
-        lease: i64,
-    },
-    Delete(String),
+/// How to reach etcd.
+pub struct EtcdSettings<'a> {
+    pub endpoints: Vec<String>,
+    pub credentials: Option<(String, String)>,
+    pub ca_file: Option<&'a Path>,
+    /// Client certificate and key (PEM), for an etcd with --client-cert-auth.
+    pub identity: Option<(&'a Path, &'a Path)>,
+    /// A unary call that has not answered by then counts as unreachable.
+    pub timeout: Duration,
 }
 
-impl Compare {
-    fn json(&self) -> Value {
-        match self {
-            Compare::CreateRevision(k, r) => json!({
-                "result": "EQUAL", "target": "CREATE", "key": b64(k.as_bytes()),
-                "create_revision": r.to_string(),
-            }),
-            Compare::Value(k, v) => json!({
-                "result": "EQUAL", "target": "VALUE", "key": b64(k.as_bytes()),
-                "value": b64(v.as_bytes()),
-            }),
-            Compare::ModRevision(k, r) => json!({
-                "result": "EQUAL", "target": "MOD", "key": b64(k.as_bytes()),
-                "mod_revision": r.to_string(),
-            }),
-        }
-    }
-}
-
-impl Op {
-    fn json(&self) -> Value {
-        match self {
-            Op::Put { key, value, lease } => json!({"request_put": {
-                "key": b64(key.as_bytes()), "value": b64(value.as_bytes()),
-                "lease": lease.to_string(),
-            }}),
-            Op::Delete(key) => json!({"request_delete_range": {"key": b64(key.as_bytes())}}),
-        }
-    }
-}
-
-/// A client for one etcd cluster.
+/// The client, connected on first use (ggond starts while etcd is away).
 pub struct Etcd {
     endpoints: Vec<String>,
-    /// Index of the endpoint that answered last.
-    current: AtomicUsize,
-    http: reqwest::Client,
-    credentials: Option<(String, String)>,
-    token: Mutex<Option<String>>,
+    options: ConnectOptions,
+    client: OnceCell<Client>,
+    timeout: Duration,
+    pub stats: Arc<EtcdStats>,
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, EtcdError> {
+    std::fs::read(path).map_err(|e| {
+        EtcdError::Setup(format!(
+            "cluster: cannot read the {what} {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 impl Etcd {
-    /// `timeout` bounds every request (a cut-off member must not stall the
-    /// node for long: the next endpoint is tried).
-    pub fn new(
-        endpoints: Vec<String>,
-        credentials: Option<(String, String)>,
-        ca_file: Option<&std::path::Path>,
-        timeout: Duration,
-    ) -> Result<Etcd, EtcdError> {
-        let mut b = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .no_proxy()
-            .pool_max_idle_per_host(2);
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| EtcdError::Refused(format!("{}: {e}", path.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| EtcdError::Refused(format!("{}: {e}", path.display())))?;
-            b = b.add_root_certificate(cert);
+    pub fn new(s: EtcdSettings<'_>) -> Result<Etcd, EtcdError> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(s.timeout)
+            // A member that died is noticed by its silent connection, so a
+            // watch moves to another member within a few seconds.
+            .with_keep_alive(
+                Duration::from_secs(1),
+                s.timeout.max(Duration::from_secs(1)),
+            )
+            .with_keep_alive_while_idle(true);
+        if let Some((user, password)) = s.credentials {
+            options = options.with_user(user, password);
         }
-        let http = b.build().map_err(|e| EtcdError::Refused(e.to_string()))?;
+        let tls = s.endpoints.iter().any(|e| e.starts_with("https://"));
+        if tls || s.ca_file.is_some() || s.identity.is_some() {
+            let mut t = etcd_client::TlsOptions::new();
+            if let Some(ca) = s.ca_file {
+                let pem = read(ca, "CA file")?;
+                t = t.ca_certificate(etcd_client::Certificate::from_pem(pem));
+            } else {
+                t = t.with_webpki_roots();
+            }
+            if let Some((cert, key)) = s.identity {
+                let (c, k) = (read(cert, "certificate")?, read(key, "key")?);
+                t = t.identity(etcd_client::Identity::from_pem(c, k));
+            }
+            options = options.with_tls(t);
+        }
         Ok(Etcd {
-            endpoints: endpoints
-                .into_iter()
-                .map(|e| e.trim_end_matches('/').to_string())
-                .collect(),
-            current: AtomicUsize::new(0),
-            http,
-            credentials,
-            token: Mutex::new(None),
+            endpoints: s.endpoints,
+            options,
+            client: OnceCell::new(),
+            timeout: s.timeout,
+            stats: Arc::default(),
         })
     }
 
-    async fn authenticate(&self, base: &str) -> Result<Option<String>, EtcdError> {
-        let Some((name, password)) = &self.credentials else {
-            return Ok(None);
+    async fn client(&self) -> Result<Client, EtcdError> {
+        let connect = || async {
+            let c = Client::connect(&self.endpoints, Some(self.options.clone()));
+            match tokio::time::timeout(self.timeout, c).await {
+                Ok(r) => r.map_err(EtcdError::from),
+                Err(_) => Err(EtcdError::Unreachable("connect timed out".into())),
+            }
         };
-        if let Some(t) = self.token.lock().unwrap().clone() {
-            return Ok(Some(t));
-        }
-        let resp = self
-            .http
-            .post(format!("{base}/v3/auth/authenticate"))
-            .json(&json!({"name": name, "password": password}))
-            .send()
-            .await
-            .map_err(|e| EtcdError::Unreachable(e.to_string()))?;
-        let v: Value = resp
-            .json()
-            .await
-            .map_err(|e| EtcdError::Unreachable(e.to_string()))?;
-        let token = v["token"]
-            .as_str()
-            .ok_or_else(|| EtcdError::Refused(format!("authentication failed: {v}")))?
-            .to_string();
-        *self.token.lock().unwrap() = Some(token.clone());
-        Ok(Some(token))
+        self.client.get_or_try_init(connect).await.cloned()
     }
 
-    /// POST `body` to `path` on the first endpoint that answers.
-    async fn call(&self, path: &str, body: Value) -> Result<Value, EtcdError> {
-        let n = self.endpoints.len();
-        let start = self.current.load(Ordering::Relaxed);
-        let mut last = String::from("no endpoint configured");
-        for i in 0..n {
-            let idx = (start + i) % n;
-            let base = &self.endpoints[idx];
-            let token = match self.authenticate(base).await {
-                Ok(t) => t,
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
+    /// Run one unary call with the deadline, counted in the stats. A call
+    /// the channel could not deliver (the member it picked is down) is tried
+    /// again on another, within the same deadline: losing one member of
+    /// three is invisible to callers.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, EtcdError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut result = Err(EtcdError::Unreachable("no endpoint tried".into()));
+        for _ in 0..self.endpoints.len().max(1) + 1 {
+            result = match self.client().await {
+                Ok(c) => match tokio::time::timeout_at(deadline, f(c)).await {
+                    Ok(r) => r.map_err(EtcdError::from),
+                    Err(_) => Err(EtcdError::Unreachable(format!(
+                        "no answer within {}",
+                        humantime::format_duration(self.timeout)
+                    ))),
+                },
+                Err(e) => Err(e),
             };
-            let mut req = self.http.post(format!("{base}{path}")).json(&body);
-            if let Some(t) = &token {
-                req = req.header("Authorization", t);
-            }
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    // The keep-alive endpoint streams: the first line is the answer.
-                    let first = text.lines().next().unwrap_or("");
-                    let v: Value = serde_json::from_str(first).unwrap_or(Value::Null);
-                    if status.is_success() && v.get("error").is_none() {
-                        self.current.store(idx, Ordering::Relaxed);
-                        return Ok(v);
-                    }
-                    if status.is_server_error() || status.as_u16() == 404 {
-                        // An unhealthy member (no leader, stopping): try the next.
-                        last = format!("{base}: HTTP {status}: {first}");
-                        if v["error"].as_str().is_some_and(|e| e.contains("token")) {
-                            *self.token.lock().unwrap() = None;
-                        }
-                        continue;
-                    }
-                    return Err(EtcdError::Refused(format!("HTTP {status}: {first}")));
+            match &result {
+                Err(EtcdError::Unreachable(m))
+                    if not_delivered(m) && tokio::time::Instant::now() < deadline =>
+                {
+                    continue
                 }
-                Err(e) => last = format!("{base}: {e}"),
+                _ => break,
             }
         }
-        Err(EtcdError::Unreachable(last))
+        let took = started.elapsed();
+        let st = &self.stats;
+        st.requests.fetch_add(1, Ordering::Relaxed);
+        st.latency_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if took > Duration::from_millis(100) {
+            st.slow.fetch_add(1, Ordering::Relaxed);
+        }
+        if result.is_err() {
+            st.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
-    /// A new lease of `ttl`; returns its ID.
-    pub async fn grant(&self, ttl: Duration) -> Result<i64, EtcdError> {
-        let v = self
-            .call("/v3/lease/grant", json!({"TTL": ttl.as_secs().max(1)}))
-            .await?;
-        let id: i64 = v["ID"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .or_else(|| v["ID"].as_i64())
-            .ok_or_else(|| EtcdError::Refused(format!("no lease ID in {v}")))?;
-        Ok(id)
-    }
-
-    /// Refresh a lease; false if it has expired (or never existed).
-    pub async fn keep_alive(&self, lease: i64) -> Result<bool, EtcdError> {
-        let v = self
-            .call("/v3/lease/keepalive", json!({"ID": lease.to_string()}))
-            .await?;
-        let ttl = v["result"]["TTL"]
-            .as_str()
-            .and_then(|s| s.parse::<i64>().ok())
-            .or_else(|| v["result"]["TTL"].as_i64())
-            .unwrap_or(0);
-        Ok(ttl > 0)
-    }
-
-    /// Seconds left on a lease (None: expired or unknown).
-    pub async fn time_to_live(&self, lease: i64) -> Result<Option<i64>, EtcdError> {
-        let v = self
-            .call("/v3/lease/timetolive", json!({"ID": lease.to_string()}))
-            .await?;
-        let ttl = v["TTL"]
-            .as_str()
-            .and_then(|s| s.parse::<i64>().ok())
-            .or_else(|| v["TTL"].as_i64())
-            .unwrap_or(-1);
-        Ok((ttl >= 0).then_some(ttl))
-    }
-
-    /// Give a lease back (its keys go at once).
-    pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
-        self.call("/v3/lease/revoke", json!({"ID": lease.to_string()}))
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn put(&self, key: &str, value: &str, lease: i64) -> Result<(), EtcdError> {
-        self.call(
-            "/v3/kv/put",
-            json!({"key": b64(key.as_bytes()), "value": b64(value.as_bytes()), "lease": lease.to_string()}),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// One key, if it exists.
     pub async fn get(&self, key: &str) -> Result<Option<Kv>, EtcdError> {
-        let v = self
-            .call("/v3/kv/range", json!({"key": b64(key.as_bytes())}))
+        let key = key.to_string();
+        let r = self
+            .call(|mut c| {
+                let key = key.clone();
+                async move { c.get(key, None).await }
+            })
             .await?;
-        Ok(kvs(&v).into_iter().next())
+        Ok(r.kvs().first().map(Kv::from))
     }
 
-    /// Every key under `prefix`, in key order.
-    pub async fn get_prefix(&self, prefix: &str) -> Result<Vec<Kv>, EtcdError> {
-        let v = self
-            .call(
-                "/v3/kv/range",
-                json!({"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix))}),
-            )
+    /// Every key under `prefix`, and the store's revision they were read at.
+    pub async fn get_prefix(&self, prefix: &str) -> Result<(Vec<Kv>, i64), EtcdError> {
+        let p = prefix.to_string();
+        let opts = GetOptions::new().with_prefix();
+        let r = self
+            .call(|mut c| {
+                let (p, opts) = (p.clone(), opts.clone());
+                async move { c.get(p, Some(opts)).await }
+            })
             .await?;
-        Ok(kvs(&v))
+        let rev = r.header().map_or(0, |h| h.revision());
+        Ok((r.kvs().iter().map(Kv::from).collect(), rev))
     }
 
-    /// If every comparison holds, do `then`; else `otherwise`. Returns
-    /// whether the comparisons held.
+    /// How many keys are under `prefix`.
+    pub async fn count_prefix(&self, prefix: &str) -> Result<i64, EtcdError> {
+        let p = prefix.to_string();
+        let opts = GetOptions::new().with_prefix().with_count_only();
+        let r = self
+            .call(|mut c| {
+                let (p, opts) = (p.clone(), opts.clone());
+                async move { c.get(p, Some(opts)).await }
+            })
+            .await?;
+        Ok(r.count())
+    }
+
+    /// The first `limit` keys under `prefix`, in key order (keys only).
+    pub async fn first_keys(&self, prefix: &str, limit: i64) -> Result<Vec<String>, EtcdError> {
+        let p = prefix.to_string();
+        let opts = GetOptions::new()
+            .with_prefix()
+            .with_keys_only()
+            .with_limit(limit);
+        let r = self
+            .call(|mut c| {
+                let (p, opts) = (p.clone(), opts.clone());
+                async move { c.get(p, Some(opts)).await }
+            })
+            .await?;
+        Ok(r.kvs().iter().map(|kv| Kv::from(kv).key).collect())
+    }
+
+    /// A transaction: `then` if every compare holds, else `otherwise`.
+    /// Returns the store's revision after it if the compares held.
     pub async fn txn(
         &self,
         compare: &[Compare],
         then: &[Op],
         otherwise: &[Op],
-    ) -> Result<bool, EtcdError> {
-        let body = json!({
-            "compare": compare.iter().map(Compare::json).collect::<Vec<_>>(),
-            "success": then.iter().map(Op::json).collect::<Vec<_>>(),
-            "failure": otherwise.iter().map(Op::json).collect::<Vec<_>>(),
-        });
-        let v = self.call("/v3/kv/txn", body).await?;
-        // The gateway leaves out false booleans.
-        Ok(v["succeeded"].as_bool().unwrap_or(false))
-    }
-
-    /// Like [`Etcd::txn`]; on success, the store's revision after it (the
-    /// mod revision of every key it put).
-    pub async fn txn_revision(
-        &self,
-        compare: &[Compare],
-        then: &[Op],
     ) -> Result<Option<i64>, EtcdError> {
-        let body = json!({
-            "compare": compare.iter().map(Compare::json).collect::<Vec<_>>(),
-            "success": then.iter().map(Op::json).collect::<Vec<_>>(),
-            "failure": [],
-        });
-        let v = self.call("/v3/kv/txn", body).await?;
-        if !v["succeeded"].as_bool().unwrap_or(false) {
-            return Ok(None);
-        }
-        let rev = &v["header"]["revision"];
-        let rev = rev
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .or_else(|| rev.as_i64())
-            .ok_or_else(|| EtcdError::Refused(format!("no revision in a txn answer: {v}")))?;
-        Ok(Some(rev))
-    }
-}
-
-fn kvs(v: &Value) -> Vec<Kv> {
-    v["kvs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|kv| serde_json::from_value(kv.clone()).ok())
+        let cmp: Vec<EtcdCompare> = compare
+            .iter()
+            .map(|c| match c {
+                Compare::CreateRevision(k, r) => {
+                    EtcdCompare::create_revision(k.as_str(), CompareOp::Equal, *r)
+                }
+                Compare::ModRevision(k, r) => {
+                    EtcdCompare::mod_revision(k.as_str(), CompareOp::Equal, *r)
+                }
+                Compare::Value(k, v) => {
+                    EtcdCompare::value(k.as_str(), CompareOp::Equal, v.as_str())
+                }
+            })
+            .collect();
+        let ops = |ops: &[Op]| -> Vec<TxnOp> {
+            ops.iter()
+                .map(|o| match o {
+                    Op::Put { key, value, lease } => {
+                        let opts = (*lease != 0)
+                            .then(|| etcd_client::PutOptions::new().with_lease(*lease));
+                        TxnOp::put(key.as_str(), value.as_str(), opts)
+                    }
+                    Op::Delete(k) => TxnOp::delete(k.as_str(), None),
+                    Op::DeleteRange(k, end) => TxnOp::delete(
+                        k.as_str(),
+                        Some(etcd_client::DeleteOptions::new().with_range(end.clone())),
+                    ),
+                })
                 .collect()
-        })
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_end_is_the_next_key_after_the_prefix() {
-        assert_eq!(prefix_end("/ggon/obs/"), b"/ggon/obs0".to_vec());
-        assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+        };
+        let txn = etcd_client::Txn::new()
+            .when(cmp)
+            .and_then(ops(then))
+            .or_else(ops(otherwise));
+        let written: u64 = then.iter().map(Op::size).sum();
+        let r = self
+            .call(|mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        self.stats.txns.fetch_add(1, Ordering::Relaxed);
+        if r.succeeded() {
+            self.stats
+                .bytes_written
+                .fetch_add(written, Ordering::Relaxed);
+        }
+        Ok(r.succeeded()
+            .then(|| r.header().map_or(0, |h| h.revision())))
     }
 
-    #[test]
-    fn kvs_decode_base64_and_string_integers() {
-        let v = json!({"kvs": [{"key": b64(b"/k"), "value": b64(b"v"),
-            "create_revision": "7", "mod_revision": "9", "lease": "694d"}]});
-        // "694d" is not decimal: such a lease reads as an error, the pair is dropped.
-        assert!(kvs(&v).is_empty());
-        let v = json!({"kvs": [{"key": b64(b"/k"), "value": b64(b"v"),
-            "create_revision": "7", "mod_revision": "9", "lease": "12"}]});
-        let kv = &kvs(&v)[0];
-        assert_eq!(
-            (
-                kv.key.as_str(),
-                kv.value.as_str(),
-                kv.create_revision,
-                kv.mod_revision,
-                kv.lease
-            ),
-            ("/k", "v", 7, 9, 12)
-        );
+    pub async fn put(&self, key: &str, value: &str, lease: i64) -> Result<i64, EtcdError> {
+        let op = Op::Put {
+            key: key.to_string(),
+            value: value.to_string(),
+            lease,
+        };
+        Ok(self.txn(&[], &[op], &[]).await?.unwrap_or(0))
+    }
+
+    pub async fn grant(&self, ttl: Duration) -> Result<i64, EtcdError> {
+        let secs = ttl.as_secs().max(1) as i64;
+        let r = self
+            .call(|mut c| async move { c.lease_grant(secs, None).await })
+            .await?;
+        Ok(r.id())
+    }
+
+    pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
+        self.call(|mut c| async move { c.lease_revoke(lease).await })
+            .await?;
+        Ok(())
+    }
+
+    /// Seconds left on `lease` (None: expired or unknown).
+    pub async fn time_to_live(&self, lease: i64) -> Result<Option<i64>, EtcdError> {
+        let r = self
+            .call(|mut c| async move { c.lease_time_to_live(lease, None).await })
+            .await?;
+        Ok((r.ttl() > 0).then_some(r.ttl()))
+    }
+
+    /// A keep-alive stream for `lease` (see [`super::lease`]).
+    pub async fn keep_alive(
+        &self,
+        lease: i64,
+    ) -> Result<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream), EtcdError> {
+        self.call(|mut c| async move { c.lease_keep_alive(lease).await })
+            .await
+    }
+
+    /// Watch every key under `prefix` from revision `from` on.
+    pub async fn watch_prefix(&self, prefix: &str, from: i64) -> Result<WatchStream, EtcdError> {
+        let p = prefix.to_string();
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(from)
+            .with_progress_notify();
+        self.call(|mut c| {
+            let (p, opts) = (p.clone(), opts.clone());
+            async move { c.watch(p, Some(opts)).await }
+        })
+        .await
+    }
+
+    /// Forget revisions before `revision` (the keys' current values stay).
+    pub async fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        self.call(|mut c| async move { c.compact(revision, None).await })
+            .await?;
+        Ok(())
+    }
+
+    /// The alarms raised on the cluster (e.g. NOSPACE), by name.
+    pub async fn alarms(&self) -> Result<Vec<String>, EtcdError> {
+        use etcd_client::{AlarmAction, AlarmType};
+        let r = self
+            .call(|mut c| async move { c.alarm(AlarmAction::Get, AlarmType::None, None).await })
+            .await?;
+        Ok(r.alarms()
+            .iter()
+            .map(|a| match a.alarm() {
+                AlarmType::Nospace => "NOSPACE".to_string(),
+                AlarmType::Corrupt => "CORRUPT".to_string(),
+                AlarmType::None => "NONE".to_string(),
+            })
+            .collect())
+    }
+
+    /// The answering member's database size in bytes, and its quota (0:
+    /// not reported by this etcd version).
+    pub async fn db_size(&self) -> Result<(i64, i64), EtcdError> {
+        let r = self.call(|mut c| async move { c.status().await }).await?;
+        Ok((r.db_size(), r.db_size_quota()))
     }
 }

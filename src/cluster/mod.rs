@@ -1,19 +1,24 @@
 //! Cluster: several ggond nodes that agree through etcd.
 //!
 //! Why etcd: agreement under failures is a solved problem, and etcd is the
-//! proven store for it (Raft, leases, transactions). ggon uses it, and never
-//! a protocol of its own. See docs/cluster.md for the design and the failure
-//! table.
+//! proven store for it (Raft, leases, transactions, watches). ggon uses it,
+//! and never a protocol of its own. See docs/cluster.md for the design, the
+//! key layout and the failure table.
 //!
-//! Owns: this node's etcd session ([`node`]): its lease, its membership key,
-//! its votes (its own verdict on every target, attached to its lease, so a
-//! dead node's votes vanish), the election (one leader, by a lease-bound
-//! key), the agreed verdicts ([`verdict`], the quorum rule) handed to the
-//! controller, the shared state (active targets, pins, drains, serials)
-//! applied on followers (each then records in `applied/NODE` which state
-//! it answers, so the leader can wait for all of them before it reports an
-//! operator's change as done), and the shared history. [`store`] is the leader's
-//! fenced write of that state, which the controller calls through
+//! Owns: this node's etcd session ([`node`]): its lease, kept alive on a
+//! task of its own ([`lease`]); its membership key; its votes (its own
+//! verdicts, packed into buckets bound to its lease, so a dead node's votes
+//! vanish: [`votes`]); the election (one leader, by a lease-bound key); the
+//! agreed verdicts ([`verdict`], the quorum rule) handed to the controller;
+//! the shared state (one key per service, and the zones' serials) applied
+//! on followers, each of which then records in `applied/NODE` which
+//! revision it answers, so the leader can wait for all of them before it
+//! reports an operator's change as done; the shared history; and keeping
+//! etcd small ([`housekeeping`]: compaction, history retention, alarms).
+//! Everything is learnt by one watch of ggon's prefix that resumes from the
+//! last revision seen; a full read happens only at start and when that
+//! revision was compacted away. [`store`] is the leader's fenced write of
+//! the changed services, which the controller calls through
 //! [`crate::decide::SharedState`]: a deposed leader's write fails.
 //!
 //! Hands on: commands to the controller ([`crate::decide::Command`]) and a
@@ -22,14 +27,20 @@
 //! zone data or sockets.
 
 pub mod etcd;
+mod housekeeping;
+mod lease;
+mod model;
 mod node;
 mod store;
 pub mod verdict;
+pub mod votes;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::decide::state::{PersistedState, ServiceState};
 use crate::decide::views::ClusterView;
 use crate::decide::Event;
 pub use node::{spawn, NodeInfo, Prepared, VoteSink};
@@ -49,21 +60,32 @@ impl Keys {
         format!("{}nodes/{node}", self.prefix)
     }
     pub fn votes(&self) -> String {
-        format!("{}obs/", self.prefix)
+        format!("{}votes/", self.prefix)
     }
-    pub fn vote(&self, service: &str, target: &str, node: &str) -> String {
-        format!("{}obs/{service}/{target}/{node}", self.prefix)
+    /// `votes/NODE/BUCKET`: a node's verdicts on the services of a bucket.
+    pub fn vote_bucket(&self, node: &str, bucket: u32) -> String {
+        format!("{}votes/{node}/{bucket:04}", self.prefix)
     }
     pub fn leader(&self) -> String {
         format!("{}leader", self.prefix)
     }
+    /// `state/`: the shared state, one key per service and the serials.
     pub fn state(&self) -> String {
-        format!("{}state", self.prefix)
+        format!("{}state/", self.prefix)
+    }
+    pub fn service_state(&self, service: &str) -> String {
+        format!("{}state/svc/{service}", self.prefix)
+    }
+    pub fn service_prefix(&self) -> String {
+        format!("{}state/svc/", self.prefix)
+    }
+    pub fn serials(&self) -> String {
+        format!("{}state/serials", self.prefix)
     }
     pub fn history(&self) -> String {
         format!("{}history/", self.prefix)
     }
-    /// `applied/NODE`: the mod revision of `state` that NODE serves.
+    /// `applied/NODE`: the revision of the shared state NODE serves.
     pub fn applied(&self) -> String {
         format!("{}applied/", self.prefix)
     }
@@ -79,6 +101,42 @@ impl Keys {
             etcd::Compare::Value(self.leader(), node.to_string()),
         ]
     }
+
+    /// The shared state from the keys under [`Self::state`].
+    pub fn parse_state(&self, kvs: &[etcd::Kv]) -> PersistedState {
+        let mut out = PersistedState::default();
+        let svc = self.service_prefix();
+        for kv in kvs {
+            if let Some(name) = kv.key.strip_prefix(&svc) {
+                if let Ok(s) = serde_json::from_str::<ServiceState>(&kv.value) {
+                    out.services.insert(name.to_string(), s);
+                }
+            } else if kv.key == self.serials() {
+                out.serials = serde_json::from_str(&kv.value).unwrap_or_default();
+            }
+        }
+        out
+    }
+}
+
+/// How the cluster session is doing, for `/metrics` and `status`.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Times this node saw the leader change.
+    pub leader_changes: AtomicU64,
+    /// Vote buckets changed and not yet written.
+    pub votes_pending: AtomicU64,
+    /// The newest revision etcd reported, and the newest this node's watch
+    /// has delivered: the difference is how far behind it is.
+    pub etcd_revision: AtomicI64,
+    pub watch_revision: AtomicI64,
+    /// Bytes the last shared-state write put (the services it changed).
+    pub last_change_bytes: AtomicU64,
+    /// etcd's database size (bytes) as last seen, and its quota if known.
+    pub db_size: AtomicI64,
+    pub db_quota: AtomicI64,
+    /// An alarm is raised on etcd (NOSPACE: every write is refused).
+    pub nospace: std::sync::atomic::AtomicBool,
 }
 
 /// What the control API needs from the cluster.
@@ -90,11 +148,14 @@ pub struct ClusterHandle {
     /// How long the leader waits for the other nodes to confirm a change
     /// (the lease TTL: a node silent for longer has lost its lease).
     pub confirm_within: Duration,
+    /// The revision of the leader's last write of the shared state.
+    pub last_write: Arc<AtomicI64>,
+    pub stats: Arc<ClusterStats>,
 }
 
 impl ClusterHandle {
     pub fn is_leader(&self) -> bool {
-        self.view.lock().unwrap().role == "leader"
+        self.view.lock().unwrap().role == crate::decide::Role::Leader
     }
 
     /// The leader's control API address, if a leader is known.
@@ -112,33 +173,37 @@ impl ClusterHandle {
             .and_then(|m| m.control.clone())
     }
 
+    /// The shared state as etcd holds it now (at start, before the first
+    /// query: answer what the cluster agreed, not this node's last copy).
+    pub async fn read_state(&self) -> Result<Option<PersistedState>, etcd::EtcdError> {
+        let (kvs, _) = self.etcd.get_prefix(&self.keys.state()).await?;
+        Ok((!kvs.is_empty()).then(|| self.keys.parse_state(&kvs)))
+    }
+
     /// After the leader made a change: wait until every other member serves
     /// the shared state as it is now (its `applied/` key has reached the
-    /// `state` key's revision), for at most [`Self::confirm_within`].
-    /// Returns the members that did not confirm: they may still answer the
-    /// state before the change. The operator is told, so that "done" means
-    /// every node answers it, not only the leader.
+    /// revision of the leader's last write), for at most
+    /// [`Self::confirm_within`]. Returns the members that did not confirm:
+    /// they may still answer the state before the change. The operator is
+    /// told, so that "done" means every node answers it, not only the leader.
     pub async fn wait_applied(&self) -> Result<Vec<String>, etcd::EtcdError> {
-        let Some(state) = self.etcd.get(&self.keys.state()).await? else {
+        let target = self.last_write.load(Ordering::Acquire);
+        if target == 0 {
             return Ok(Vec::new());
+        }
+        let others: Vec<String> = {
+            let v = self.view.lock().unwrap();
+            v.members
+                .iter()
+                .map(|m| m.node.clone())
+                .filter(|n| *n != v.node)
+                .collect()
         };
-        let me = self.view.lock().unwrap().node.clone();
-        let nodes = self.keys.nodes();
-        let others: Vec<String> = self
-            .etcd
-            .get_prefix(&nodes)
-            .await?
-            .into_iter()
-            .filter_map(|kv| kv.key.strip_prefix(&nodes).map(str::to_string))
-            .filter(|n| *n != me)
-            .collect();
         let deadline = Instant::now() + self.confirm_within;
         let applied = self.keys.applied();
         loop {
-            let revs: BTreeMap<String, i64> = self
-                .etcd
-                .get_prefix(&applied)
-                .await?
+            let (kvs, _) = self.etcd.get_prefix(&applied).await?;
+            let revs: BTreeMap<String, i64> = kvs
                 .into_iter()
                 .filter_map(|kv| {
                     let node = kv.key.strip_prefix(&applied)?.to_string();
@@ -147,7 +212,7 @@ impl ClusterHandle {
                 .collect();
             let behind: Vec<String> = others
                 .iter()
-                .filter(|n| revs.get(*n).is_none_or(|r| *r < state.mod_revision))
+                .filter(|n| revs.get(*n).is_none_or(|r| *r < target))
                 .cloned()
                 .collect();
             if behind.is_empty() || Instant::now() >= deadline {
@@ -164,7 +229,7 @@ impl ClusterHandle {
         since: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Event>, etcd::EtcdError> {
-        let kvs = self.etcd.get_prefix(&self.keys.history()).await?;
+        let (kvs, _) = self.etcd.get_prefix(&self.keys.history()).await?;
         let mut out: Vec<Event> = kvs
             .iter()
             .filter_map(|kv| serde_json::from_str::<Event>(&kv.value).ok())

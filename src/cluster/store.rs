@@ -1,4 +1,11 @@
-//! The leader's fenced write of the shared state.
+//! The leader's fenced write of the shared state: only what changed.
+//!
+//! Layout: one key per service (`state/svc/NAME`, its active targets, pins,
+//! drains and drills of every region) and one for the zones' serials
+//! (`state/serials`). A remap writes its service's key and the serials, a
+//! few hundred bytes whatever the number of services; the controller hands
+//! over the whole state and this store writes the keys whose value differs
+//! from what it last wrote (or read, when it became leader).
 //!
 //! Fencing: the write is one etcd transaction that holds only if the leader
 //! key still exists with the create revision this node won it at and names
@@ -7,21 +14,33 @@
 //! refuses (an operator command) or logs (a health decision); the node then
 //! follows the new leader's state.
 //!
-//! Compare-and-swap: the write also holds only if the state key is still at
-//! the revision this leader last wrote (or read). The etcd client tries the
-//! next member when one does not answer, and the request it gave up on may
-//! still be applied later (a paused member resumes and passes it on): found
-//! by the nemesis test, such a late write of an older state rolled the
-//! shared state back under the same leader. With the compare it fails.
+//! Compare-and-swap: each key written must still be at the revision this
+//! leader last wrote or read. The etcd client may give up on a member that
+//! does not answer and the request may still be applied later (a paused
+//! member resumes and passes it on): such a late write of an older state
+//! would roll a service back under the same leader. With the compare it
+//! fails.
+//!
+//! etcd takes at most 128 operations in one transaction (its default
+//! `--max-txn-ops`): a change of more services is written in several
+//! transactions, each fenced; if one of them is refused the ones before it
+//! stay written, the controller refuses the change and the next write
+//! starts again from what etcd holds.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::etcd::{Compare, Etcd, Op};
-use super::Keys;
-use crate::decide::state::PersistedState;
+use super::etcd::{Compare, Etcd, EtcdError, Op};
+use super::{ClusterStats, Keys};
+use crate::decide::state::{PersistedState, ServiceState};
 use crate::decide::{Event, SharedState};
+
+/// Keys per transaction (etcd's limit is 128 operations and 128 compares;
+/// the fence takes two compares).
+const PER_TXN: usize = 120;
 
 pub struct Store {
     pub(super) etcd: Arc<Etcd>,
@@ -29,70 +48,177 @@ pub struct Store {
     pub(super) node: String,
     /// The leader key's create revision while this node leads.
     pub(super) fence: Arc<Mutex<Option<i64>>>,
-    /// (fence, the state key's mod revision) of this leader's last write or read.
-    pub(super) base: Mutex<Option<(i64, i64)>>,
+    /// What this leader last wrote or read, for its current fence.
+    pub(super) written: Mutex<Option<Written>>,
     pub(super) history: mpsc::UnboundedSender<Event>,
     pub(super) rt: tokio::runtime::Handle,
+    pub(super) last_write: Arc<AtomicI64>,
+    pub(super) stats: Arc<ClusterStats>,
+}
+
+/// The shared state as etcd holds it, with each key's revision.
+pub(super) struct Written {
+    fence: i64,
+    services: HashMap<String, (ServiceState, i64)>,
+    serials: (BTreeMap<String, u32>, i64),
+}
+
+/// Why the shared state could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("this node does not hold the leadership")]
+    NotLeader,
+    #[error(
+        "leadership lost or the shared state changed under this leader: the fenced write was refused"
+    )]
+    Fenced,
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
 }
 
 impl Store {
-    async fn current(&self, key: &str) -> Result<Option<super::etcd::Kv>, String> {
-        self.etcd.get(key).await.map_err(|e| e.to_string())
+    fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        // The controller is synchronous; it may block its thread for the
+        // etcd calls.
+        tokio::task::block_in_place(|| self.rt.block_on(f))
     }
 
-    fn fenced(&self) -> Result<Vec<Compare>, String> {
-        let fence = self
-            .fence
-            .lock()
-            .unwrap()
-            .ok_or_else(|| "this node does not hold the leadership".to_string())?;
-        Ok(self.keys.fenced(fence, &self.node))
+    /// What etcd holds now, as this leader's starting point.
+    async fn read(&self, fence: i64) -> Result<Written, EtcdError> {
+        let (kvs, _) = self.etcd.get_prefix(&self.keys.state()).await?;
+        let svc = self.keys.service_prefix();
+        let mut w = Written {
+            fence,
+            services: HashMap::new(),
+            serials: (BTreeMap::new(), 0),
+        };
+        for kv in kvs {
+            if let Some(name) = kv.key.strip_prefix(&svc) {
+                if let Ok(s) = serde_json::from_str(&kv.value) {
+                    w.services.insert(name.to_string(), (s, kv.mod_revision));
+                }
+            } else if kv.key == self.keys.serials() {
+                let serials = serde_json::from_str(&kv.value).unwrap_or_default();
+                w.serials = (serials, kv.mod_revision);
+            }
+        }
+        Ok(w)
+    }
+
+    /// The puts and deletes that turn `w` into `state`, each with the
+    /// revision its key must still have.
+    fn changes(&self, w: &Written, state: &PersistedState) -> Vec<(Op, i64)> {
+        let mut out = Vec::new();
+        for (name, s) in &state.services {
+            let known = w.services.get(name);
+            if known.map(|k| &k.0) != Some(s) {
+                let put = Op::Put {
+                    key: self.keys.service_state(name),
+                    value: serde_json::to_string(s).expect("plain data"),
+                    lease: 0,
+                };
+                out.push((put, known.map_or(0, |k| k.1)));
+            }
+        }
+        for (name, (_, rev)) in &w.services {
+            if !state.services.contains_key(name) {
+                out.push((Op::Delete(self.keys.service_state(name)), *rev));
+            }
+        }
+        if w.serials.0 != state.serials || w.serials.1 == 0 {
+            let put = Op::Put {
+                key: self.keys.serials(),
+                value: serde_json::to_string(&state.serials).expect("plain data"),
+                lease: 0,
+            };
+            out.push((put, w.serials.1));
+        }
+        out
+    }
+
+    fn write(&self, state: &PersistedState) -> Result<(), StoreError> {
+        let fence = self.fence.lock().unwrap().ok_or(StoreError::NotLeader)?;
+        let mut guard = self.written.lock().unwrap();
+        if guard.as_ref().is_none_or(|w| w.fence != fence) {
+            *guard = Some(self.block(self.read(fence))?);
+        }
+        let w = guard.as_mut().expect("read");
+        let changes = self.changes(w, state);
+        let mut bytes = 0;
+        for chunk in changes.chunks(PER_TXN) {
+            let mut compare = self.keys.fenced(fence, &self.node);
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (op, rev) in chunk {
+                let key = match op {
+                    Op::Put { key, value, .. } => {
+                        bytes += key.len() + value.len();
+                        key
+                    }
+                    Op::Delete(key) | Op::DeleteRange(key, _) => key,
+                };
+                compare.push(Compare::ModRevision(key.clone(), *rev));
+                ops.push(op.clone());
+            }
+            let rev = match self.block(self.etcd.txn(&compare, &ops, &[]))? {
+                Some(rev) => rev,
+                // Refused: this very write may have landed already (a
+                // request the client retried elsewhere), or the leadership
+                // is gone.
+                None => match self.block(self.landed(&ops))? {
+                    Some(rev) => rev,
+                    None => {
+                        *guard = None;
+                        *self.fence.lock().unwrap() = None;
+                        return Err(StoreError::Fenced);
+                    }
+                },
+            };
+            for op in &ops {
+                match op {
+                    Op::Put { key, value, .. } if *key == self.keys.serials() => {
+                        w.serials = (serde_json::from_str(value).unwrap_or_default(), rev);
+                    }
+                    Op::Put { key, value, .. } => {
+                        let name = key.strip_prefix(&self.keys.service_prefix()).unwrap_or(key);
+                        let s = serde_json::from_str(value).expect("written by us");
+                        w.services.insert(name.to_string(), (s, rev));
+                    }
+                    Op::Delete(key) | Op::DeleteRange(key, _) => {
+                        let name = key.strip_prefix(&self.keys.service_prefix()).unwrap_or(key);
+                        w.services.remove(name);
+                    }
+                }
+            }
+            self.last_write.store(rev, Ordering::Release);
+        }
+        if bytes > 0 {
+            self.stats
+                .last_change_bytes
+                .store(bytes as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Whether every put of `ops` is in etcd as written (then: the
+    /// revision it landed at).
+    async fn landed(&self, ops: &[Op]) -> Result<Option<i64>, EtcdError> {
+        let mut at = 0;
+        for op in ops {
+            let Op::Put { key, value, .. } = op else {
+                continue;
+            };
+            match self.etcd.get(key).await? {
+                Some(kv) if kv.value == *value => at = at.max(kv.mod_revision),
+                _ => return Ok(None),
+            }
+        }
+        Ok((at > 0).then_some(at))
     }
 }
 
 impl SharedState for Store {
     fn save(&self, state: &PersistedState) -> Result<(), String> {
-        let mut compare = self.fenced()?;
-        let fence = self.fence.lock().unwrap().unwrap_or(0);
-        let value = serde_json::to_string(state).map_err(|e| e.to_string())?;
-        let key = self.keys.state();
-        // The controller is synchronous; it runs on a multi-threaded
-        // runtime, so it may block this worker for the etcd calls.
-        let block = |f| tokio::task::block_in_place(|| self.rt.block_on(f));
-        let known = *self.base.lock().unwrap();
-        let base = match known {
-            Some((f, rev)) if f == fence => rev,
-            _ => block(Box::pin(self.current(&key)))?
-                .map_or(0, |kv: super::etcd::Kv| kv.mod_revision),
-        };
-        compare.push(Compare::ModRevision(key.clone(), base));
-        let put = [Op::Put {
-            key: key.clone(),
-            value: value.clone(),
-            lease: 0,
-        }];
-        let done = tokio::task::block_in_place(|| {
-            self.rt.block_on(self.etcd.txn_revision(&compare, &put))
-        })
-        .map_err(|e| e.to_string())?;
-        if let Some(rev) = done {
-            *self.base.lock().unwrap() = Some((fence, rev));
-            return Ok(());
-        }
-        // Refused: this very write may have landed already (a request the
-        // client retried elsewhere), or the leadership is gone.
-        let now = block(Box::pin(self.current(&key)))?;
-        match now {
-            Some(kv) if kv.value == value => {
-                *self.base.lock().unwrap() = Some((fence, kv.mod_revision));
-                Ok(())
-            }
-            _ => {
-                *self.base.lock().unwrap() = None;
-                *self.fence.lock().unwrap() = None;
-                Err("leadership lost or the shared state changed under this leader: the fenced write was refused".into())
-            }
-        }
+        self.write(state).map_err(|e| e.to_string())
     }
 
     fn record(&self, e: &Event) {

@@ -306,6 +306,33 @@ pub struct ClusterConfig {
     /// CA certificate (PEM) for https:// endpoints with a private CA.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Client certificate and its key (PEM), for an etcd that checks
+    /// client certificates (--client-cert-auth): both or neither.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The leader compacts etcd's revision history to this many revisions.
+    #[serde(default = "default_keep_revisions")]
+    pub keep_revisions: Spanned<u64>,
+    /// The shared history keeps at most this many events ...
+    #[serde(default = "default_history_keep")]
+    pub history_keep: usize,
+    /// ... none older than this.
+    #[serde(default = "default_history_max_age", with = "humantime_serde")]
+    pub history_max_age: Duration,
+}
+
+fn default_keep_revisions() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
+
+fn default_history_keep() -> usize {
+    10_000
+}
+
+fn default_history_max_age() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 
 /// How many checkers must agree that a target is down.

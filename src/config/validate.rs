@@ -98,6 +98,23 @@ impl Config {
                     format!("`{}`: a prefix starts and ends with `/`", c.prefix),
                 ));
             }
+            if *c.keep_revisions.get_ref() == 0 {
+                return Err(err(
+                    c.keep_revisions.span(),
+                    "cluster.keep_revisions",
+                    "at least 1: a window of 0 revisions would compact away what a watch \
+                     resumes from"
+                        .into(),
+                ));
+            }
+            if c.cert_file.is_some() != c.key_file.is_some() {
+                return Err(err(
+                    c.node.span(),
+                    "cluster.cert_file",
+                    "give both `cert_file` and `key_file` (the client certificate and its key), or neither"
+                        .into(),
+                ));
+            }
             if c.username.is_some() != c.password.is_some() {
                 return Err(err(
                     c.node.span(),

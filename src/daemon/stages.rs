@@ -239,12 +239,8 @@ pub async fn join_cluster(
     controller = controller
         .with_shared(Box::new(store), cluster.view.clone())
         .with_sink(Box::new(votes));
-    let key = cluster.keys.state();
-    match tokio::time::timeout(Duration::from_secs(3), cluster.etcd.get(&key)).await {
-        Ok(Ok(Some(kv))) => match serde_json::from_str(&kv.value) {
-            Ok(state) => controller.start_from_shared(state),
-            Err(e) => warn!(error = %e, "the shared state in etcd does not parse"),
-        },
+    match tokio::time::timeout(Duration::from_secs(3), cluster.read_state()).await {
+        Ok(Ok(Some(state))) => controller.start_from_shared(state),
         Ok(Ok(None)) => info!("no shared state in etcd yet: a new cluster"),
         Ok(Err(e)) => warn!(error = %e,
             "etcd unreachable at start: answering this node's last copy of the agreed state"),

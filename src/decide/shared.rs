@@ -14,14 +14,26 @@ use super::{Controller, Event, Now};
 use crate::publish::ServiceRecords;
 
 /// What this node may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// No cluster: this node decides and keeps its own state.
     Single,
     /// Cluster leader: decides, and writes the shared state (fenced).
     Leader,
     /// Cluster follower: answers the shared state, decides nothing.
+    #[default]
     Follower,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Role::Single => "single",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+        })
+    }
 }
 
 /// Why a change could not be made durable.

@@ -59,8 +59,7 @@ pub struct StatusView {
 pub struct ClusterView {
     /// This node.
     pub node: String,
-    /// "leader" or "follower".
-    pub role: String,
+    pub role: super::Role,
     /// Reaching etcd now. While false the node answers the last agreed
     /// state (fail-static) and takes no decisions.
     pub connected: bool,
@@ -70,6 +69,35 @@ pub struct ClusterView {
     /// The last error talking to etcd, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// etcd's database and alarms as this node last saw them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdView>,
+}
+
+/// etcd's health, as a node of the cluster sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EtcdView {
+    /// Database size in bytes, and the space quota (0: not reported).
+    pub db_size: i64,
+    pub db_quota: i64,
+    /// The NOSPACE alarm is raised: etcd refuses every write.
+    pub nospace: bool,
+    /// etcd's newest revision seen, and the newest this node's watch delivered.
+    pub revision: i64,
+    pub watch_revision: i64,
+    /// Requests to etcd, failed ones, their total latency (µs), and those
+    /// slower than 100 ms.
+    pub requests: u64,
+    pub failures: u64,
+    pub latency_us: u64,
+    pub slow: u64,
+    /// Bytes this node wrote to etcd, and the last shared-state change's.
+    pub bytes_written: u64,
+    pub last_change_bytes: u64,
+    /// Vote buckets changed and not yet written.
+    pub votes_pending: u64,
+    /// Leader changes this node saw.
+    pub leader_changes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

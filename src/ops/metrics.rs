@@ -286,12 +286,15 @@ fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
             connected,
         );
         let leader = Gauge::<i64>::default();
-        leader.set(i64::from(c.role == "leader"));
+        leader.set(i64::from(c.role == crate::decide::Role::Leader));
         reg.register(
             "ggon_cluster_leader",
             "Cluster mode: 1 while this node leads the cluster",
             leader,
         );
+        if let Some(e) = &c.etcd {
+            super::cluster_metrics::register(&mut reg, e);
+        }
         let members = Gauge::<i64>::default();
         members.set(c.members.len() as i64);
         reg.register(

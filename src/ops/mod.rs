@@ -20,6 +20,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod certmetrics;
+pub mod cluster_metrics;
 pub mod control;
 mod extract;
 mod forward;

@@ -1,0 +1,141 @@
+//! Keeping etcd small, and saying when it is not.
+//!
+//! etcd keeps every revision of every key until it is compacted, and its
+//! database grows until its space quota (2 GiB by default), when it raises
+//! the NOSPACE alarm and refuses every write. So the leader compacts the
+//! revision history to a window (`[cluster] keep_revisions`) and prunes the
+//! shared history by count and age (`history_keep`, `history_max_age`);
+//! every node reads etcd's alarms and database size and says clearly, in
+//! the log, `status` and `/metrics`, when etcd is near or at its quota and
+//! what to run. Work here is a few calls every half minute, whatever the
+//! number of services.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use super::etcd::{Compare, Op};
+use super::node::Node;
+use super::ClusterStats;
+use crate::decide::views::EtcdView;
+use crate::decide::Role;
+
+const EVERY: Duration = Duration::from_secs(30);
+/// A database past this share of its quota is "near" it.
+const NEAR: f64 = 0.8;
+
+impl Node {
+    pub(super) async fn housekeep(&mut self) {
+        if self.housekeeping.elapsed() < EVERY && self.compacted != 0 {
+            return;
+        }
+        self.housekeeping = Instant::now();
+        self.check_space().await;
+        if self.role == Role::Leader {
+            self.compact().await;
+            self.prune_history().await;
+        }
+    }
+
+    async fn check_space(&mut self) {
+        let stats = &self.p.stats;
+        if let Ok(alarms) = self.p.etcd.alarms().await {
+            let nospace = alarms.iter().any(|a| a == "NOSPACE");
+            let was = stats.nospace.swap(nospace, Ordering::Relaxed);
+            if nospace && !was {
+                error!("ALARM: etcd is out of space (NOSPACE): every change is refused until it is \
+                    compacted, defragmented and the alarm disarmed \
+                    (etcdctl compact REV; etcdctl defrag; etcdctl alarm disarm; see docs/cluster.md)");
+            } else if was && !nospace {
+                info!("etcd's NOSPACE alarm is cleared");
+            }
+        }
+        if let Ok((size, quota)) = self.p.etcd.db_size().await {
+            stats.db_size.store(size, Ordering::Relaxed);
+            if quota > 0 {
+                stats.db_quota.store(quota, Ordering::Relaxed);
+            }
+            let quota = stats.db_quota.load(Ordering::Relaxed);
+            if quota > 0 && size as f64 > NEAR * quota as f64 {
+                warn!(
+                    size,
+                    quota,
+                    "etcd's database is near its space quota: compact and defragment it \
+                    (etcdctl defrag), or raise --quota-backend-bytes"
+                );
+            }
+        }
+    }
+
+    /// Forget revisions older than the window (values stay).
+    async fn compact(&mut self) {
+        let target = self.rev - self.p.keep_revisions;
+        if target <= self.compacted.max(0) {
+            if self.compacted == 0 {
+                self.compacted = -1;
+            }
+            return;
+        }
+        match self.p.etcd.compact(target).await {
+            Ok(()) => {
+                info!(revision = target, "compacted etcd's revision history");
+                self.compacted = target;
+            }
+            // Already compacted further (by etcd's own auto-compaction).
+            Err(e) if e.to_string().contains("compacted") => self.compacted = target,
+            Err(e) => warn!(error = %e, "could not compact etcd's revision history"),
+        }
+    }
+
+    /// Keep at most `history_keep` events, none older than `history_max_age`.
+    async fn prune_history(&mut self) {
+        let Some(fence) = *self.p.fence.lock().unwrap() else {
+            return;
+        };
+        let keys = &self.p.keys;
+        let prefix = keys.history();
+        let mut ops = Vec::new();
+        let cutoff = crate::decide::unix_now().saturating_sub(self.p.history_max_age.as_secs());
+        ops.push(Op::DeleteRange(
+            prefix.clone(),
+            format!("{prefix}{cutoff:020}").into_bytes(),
+        ));
+        if let Ok(count) = self.p.etcd.count_prefix(&prefix).await {
+            let excess = count - self.p.history_keep as i64;
+            if excess > 0 {
+                if let Ok(first) = self.p.etcd.first_keys(&prefix, excess).await {
+                    if let Some(last) = first.last() {
+                        let mut end = last.as_bytes().to_vec();
+                        end.push(0);
+                        ops.push(Op::DeleteRange(prefix.clone(), end));
+                    }
+                }
+            }
+        }
+        let cmp: Vec<Compare> = keys.fenced(fence, &self.p.node);
+        if let Err(e) = self.p.etcd.txn(&cmp, &ops, &[]).await {
+            warn!(error = %e, "could not prune the shared history");
+        }
+    }
+}
+
+/// etcd's health and this node's use of it, for status and `/metrics`.
+pub fn etcd_view(stats: &ClusterStats, etcd: &super::etcd::EtcdStats) -> EtcdView {
+    let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    EtcdView {
+        db_size: stats.db_size.load(Ordering::Relaxed),
+        db_quota: stats.db_quota.load(Ordering::Relaxed),
+        nospace: stats.nospace.load(Ordering::Relaxed),
+        revision: stats.etcd_revision.load(Ordering::Relaxed),
+        watch_revision: stats.watch_revision.load(Ordering::Relaxed),
+        requests: r(&etcd.requests),
+        failures: r(&etcd.failures),
+        latency_us: r(&etcd.latency_us),
+        slow: r(&etcd.slow),
+        bytes_written: r(&etcd.bytes_written),
+        last_change_bytes: r(&stats.last_change_bytes),
+        votes_pending: r(&stats.votes_pending),
+        leader_changes: r(&stats.leader_changes),
+    }
+}
