@@ -1,102 +1,52 @@
-#!/usr/bin/env python3
-"""bench/cluster_soak.py: the driver of `scripts/bench --cluster`.
-
-scripts/bench starts the etcd members and writes one ggond config per node
-plus a spec (JSON); this program does the rest and writes a result (JSON):
-
-  run SPEC OUT     start the ggond nodes (and restart them after kills),
-                   flood every node with ggon-perf in segments, remap cic
-                   between primary and backup through random nodes, kill
-                   the leader's ggond a few times, sample every node's
-                   answer for cic every ~50 ms, and check the SOA serials
-                   at the end.
-  report OUT META FILE
-                   print the table and save OUT plus META as FILE.
+"""The cluster soak's driver (cluster.py starts the etcd members and writes
+the node configs and the spec): start the three ggond nodes (and restart
+them after kills), flood every node with ggon-perf in segments, remap cic
+between primary and backup through random nodes, kill the leader's ggond
+a few times, sample every node's answer for cic every ~50 ms, and check
+the SOA serials at the end. drive() returns the result (a dict) that
+cluster.py reports and saves.
 
 Every wait is bounded; only 127.0.0.1 is used; every process started here
-is killed when the run ends (also on SIGTERM/SIGINT).
-"""
+is stopped when the run ends."""
+
 import json
 import os
 import random
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 
-SERVICE = "cic.ggon.org"
-ZONE = "ggon.org"
-QTYPE_A, QTYPE_SOA = 1, 6
+import dns.exception
+import dns.message
+import dns.rdatatype
+
+from .common import log
+
+SERVICE = "cic.ggon.org."
+ZONE = "ggon.org."
 SAMPLE_EVERY = 0.05
 LONG_DISAGREEMENT = 1.0
 CONVERGE_LIMIT = 10.0
 CTL_LIMIT = 15.0
 
 
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------
-# A small DNS client (UDP, one question, A and SOA answers).
+# Asking the nodes (UDP, one question; dnspython builds and reads the messages).
 
-def build_query(qid, name, qtype):
-    q = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
-    return struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0) + q + struct.pack(">HH", qtype, 1)
-
-
-def read_name(buf, off):
-    """The name at off and the offset after it (compression pointers followed)."""
-    labels, end, jumps = [], None, 0
-    while True:
-        n = buf[off]
-        if n & 0xC0 == 0xC0:
-            if end is None:
-                end = off + 2
-            off = ((n & 0x3F) << 8) | buf[off + 1]
-            jumps += 1
-            if jumps > 64:
-                raise ValueError("compression loop")
-            continue
-        if n == 0:
-            return ".".join(labels), (end if end is not None else off + 1)
-        labels.append(buf[off + 1:off + 1 + n].decode("ascii", "replace"))
-        off += 1 + n
+def a_addresses(msg):
+    """(rcode, sorted A addresses of the answer section)."""
+    addrs = [rr.address for rrset in msg.answer if rrset.rdtype == dns.rdatatype.A for rr in rrset]
+    return msg.rcode(), sorted(addrs)
 
 
-def parse_response(buf):
-    """(id, rcode, [(type, rdata bytes offset, rdlength)]) of the answer section."""
-    qid, flags, qd, an, _, _ = struct.unpack(">HHHHHH", buf[:12])
-    off = 12
-    for _ in range(qd):
-        _, off = read_name(buf, off)
-        off += 4
-    answers = []
-    for _ in range(an):
-        _, off = read_name(buf, off)
-        rtype, _, _, rdlen = struct.unpack(">HHIH", buf[off:off + 10])
-        off += 10
-        answers.append((rtype, off, rdlen))
-        off += rdlen
-    return qid, flags & 0xF, answers
-
-
-def a_addresses(buf):
-    _, rcode, answers = parse_response(buf)
-    return rcode, sorted(socket.inet_ntoa(buf[o:o + 4]) for t, o, n in answers if t == QTYPE_A and n == 4)
-
-
-def soa_serial(buf):
-    _, rcode, answers = parse_response(buf)
-    for t, o, _ in answers:
-        if t == QTYPE_SOA:
-            _, o = read_name(buf, o)
-            _, o = read_name(buf, o)
-            return struct.unpack(">I", buf[o:o + 4])[0]
+def soa_serial(msg):
+    for rrset in msg.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return rrset[0].serial
     return None
 
 
@@ -115,11 +65,13 @@ class Asker:
             self.socks[port] = s
         return s
 
-    def ask(self, ports, name, qtype, timeout):
-        """{port: raw answer} for the ports that answered within timeout."""
+    def ask(self, ports, name, rdtype, timeout):
+        """{port: answer (dns.message.Message)} for the ports that answered within timeout."""
         want, out = {}, {}
+        query = dns.message.make_query(name, rdtype)
+        query.flags = 0
         for p in ports:
-            qid = random.randrange(65536)
+            query.id = random.randrange(65536)
             s = self.sock(p)
             try:
                 while True:  # drop late answers to earlier questions
@@ -127,8 +79,8 @@ class Asker:
             except (BlockingIOError, ConnectionRefusedError):
                 pass
             try:
-                s.send(build_query(qid, name, qtype))
-                want[s] = (p, qid)
+                s.send(query.to_wire())
+                want[s] = (p, query.id)
             except OSError:
                 pass
         deadline = time.monotonic() + timeout
@@ -145,8 +97,12 @@ class Asker:
                     want.pop(s, None)
                     continue
                 p, qid = want[s]
-                if len(buf) >= 12 and struct.unpack(">H", buf[:2])[0] == qid:
-                    out[p] = buf
+                try:
+                    msg = dns.message.from_wire(buf)
+                except dns.exception.DNSException:
+                    continue
+                if msg.id == qid:
+                    out[p] = msg
                     del want[s]
         return out
 
@@ -182,12 +138,7 @@ class Node:
             # ggond refuses to stay root unless told to (as scripts/bench's
             # own ggond is): the soak binds only unprivileged ports anyway.
             cmd += ["--user", "root"]
-        with open(self.log_file, "wb") as logf:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
-        # For scripts/bench's exit trap, should this driver die without cleaning up.
-        if self.run.spec.get("pidfile"):
-            with open(self.run.spec["pidfile"], "a") as f:
-                f.write(f"{self.proc.pid}\n")
+        self.proc = self.run.procs.start(cmd, stdout=self.log_file)
 
     def wait_ready(self, limit):
         """Seconds from now until the ready file names our pid and DNS answers; None on failure."""
@@ -201,7 +152,7 @@ class Node:
                     with open(self.ready_file) as f:
                         ready = json.load(f)
                     if ready.get("pid") == self.proc.pid:
-                        if asker.ask([self.port], ZONE, QTYPE_SOA, 0.2):
+                        if asker.ask([self.port], ZONE, "SOA", 0.2):
                             return time.monotonic() - t0
                 except (OSError, ValueError):
                     pass
@@ -233,8 +184,9 @@ class Node:
 
 
 class Run:
-    def __init__(self, spec):
+    def __init__(self, spec, procs):
         self.spec = spec
+        self.procs = procs
         self.ggond = spec["ggond"]
         self.ctl_bin = spec["ctl"]
         self.perf = spec["perf"]
@@ -318,7 +270,7 @@ def flood(run, node, t_end, out):
                           "-l", f"{length:.2f}", "-q", str(spec["outstanding"]), "-t", str(spec["timeout_s"]), "--json"]
         if spec["qps"] > 0:
             cmd += ["-Q", str(spec["qps"])]
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        p = run.procs.start(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         with run.lock:
             run.perfs.add(p)
         try:
@@ -345,7 +297,7 @@ def sampler(run, samples):
         while not run.stop.is_set():
             t = run.now()
             up = run.up_nodes()
-            got = asker.ask([n.port for n in up], SERVICE, QTYPE_A, 0.2)
+            got = asker.ask([n.port for n in up], SERVICE, "A", 0.2)
             row = {}
             for n in up:
                 if n.port in got:
@@ -500,7 +452,7 @@ def converge(run, target, t_ack, asker):
         pending = [n for n in run.up_nodes() if n.name not in first]
         if not pending:
             break
-        got = asker.ask([n.port for n in pending], SERVICE, QTYPE_A, 0.05)
+        got = asker.ask([n.port for n in pending], SERVICE, "A", 0.05)
         t = run.now()
         for n in pending:
             buf = got.get(n.port)
@@ -573,8 +525,8 @@ def final_check(run, limit=10.0):
     try:
         while True:
             up = run.up_nodes()
-            soa = asker.ask([n.port for n in run.nodes], ZONE, QTYPE_SOA, 0.5)
-            a = asker.ask([n.port for n in run.nodes], SERVICE, QTYPE_A, 0.5)
+            soa = asker.ask([n.port for n in run.nodes], ZONE, "SOA", 0.5)
+            a = asker.ask([n.port for n in run.nodes], SERVICE, "A", 0.5)
             serials = {n.name: (soa_serial(soa[n.port]) if n.port in soa else None) for n in run.nodes}
             answers = {n.name: (run.target_of(a[n.port]) if n.port in a else None) for n in run.nodes}
             agree = len(up) == len(run.nodes) and None not in serials.values() and len(set(serials.values())) == 1
@@ -617,22 +569,14 @@ def log_findings(run):
     return out
 
 
-def do_run(spec_file, out_file):
-    with open(spec_file) as f:
-        spec = json.load(f)
-    run = Run(spec)
-
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+def drive(spec, procs):
+    """The soak described by spec (cluster.py); its result. Every process
+    it started is stopped before it returns."""
+    run = Run(spec, procs)
     try:
-        result = soak(run, spec)
+        return soak(run, spec)
     finally:
         run.cleanup()
-    with open(out_file, "w") as f:
-        json.dump(result, f, indent=1)
-    return 0 if result.get("started") else 1
 
 
 def soak(run, spec):
@@ -670,7 +614,7 @@ def soak(run, spec):
         return result
     asker = Asker()
     lat, lagging, _ = converge(run, "primary", run.now(), asker)
-    soa = asker.ask([n.port for n in run.nodes], ZONE, QTYPE_SOA, 1.0)
+    soa = asker.ask([n.port for n in run.nodes], ZONE, "SOA", 1.0)
     asker.close()
     if lagging:
         log(f"nodes {lagging} do not answer primary after the initial remap")
@@ -785,89 +729,3 @@ def pct(xs, p):
         return None
     k = max(0, min(len(xs) - 1, -(-p * len(xs) // 100) - 1))
     return xs[int(k)]
-
-
-# ---------------------------------------------------------------------------
-# The report.
-
-def ms(v):
-    return "-" if v is None else f"{v * 1000:.0f} ms"
-
-
-def report(out_file, meta_file, result_file):
-    with open(out_file) as f:
-        r = json.load(f)
-    with open(meta_file) as f:
-        meta = json.load(f)
-    sp = r["spec"]
-    print()
-    print(f"Cluster soak: 3 ggond nodes, 3 etcd members (lease {sp['lease_ttl']}), all on 127.0.0.1;"
-          f" {sp['seconds']} s of ggon-perf per node at {sp['qps'] or 'unlimited'} qps"
-          f" ({sp['outstanding']} in flight, {sp['timeout_s']} s timeout, {sp['segment_s']} s segments),"
-          f" {sp['remaps']} remaps, {sp['kills']} leader kills (restart after {sp['down_s']} s)")
-    if not r.get("started"):
-        print("the cluster did not start; see the messages above")
-    else:
-        hdr = f"{'node':<7} {'sent':>9} {'lost':>7} {'lost %':>8} {'lost up':>8} {'lost kill':>9} {'down s':>7}  rcodes"
-        print(hdr)
-        print("-" * len(hdr))
-        for n in r["nodes"]:
-            a = n["all"]
-            pctl = "-" if a["lost_pct"] is None else f"{a['lost_pct']:.3f}"
-            print(f"{n['node']:<7} {a['sent']:>9} {a['lost']:>7} {pctl:>8} {n['up']['lost']:>8}"
-                  f" {n['around_kill']['lost']:>9} {n['down_s']:>7.2f}  {a['rcodes']}")
-        print("lost up: in segments while the node was serving throughout; lost kill: in segments"
-              " overlapping its own kill..restart (queries to a dead node are lost by design)")
-        rm = r["remaps"]
-        print()
-        print(f"Remaps: {rm['acknowledged']}/{rm['planned']} acknowledged; {rm['refused_attempts']} refused"
-              f" attempts (retried) over {rm['remaps_with_refusals']} remaps; {rm['never_acknowledged']} never acknowledged;"
-              f" {rm['acknowledged_unconfirmed']} acknowledged with a node named as not confirming (exit 1)")
-        for msg, cnt in sorted(rm["refusal_messages"].items(), key=lambda x: -x[1])[:5]:
-            print(f"  {cnt:>3} x {msg[:150]}")
-        lat = rm["latency_s"]
-        print(f"Decision to all live nodes (ggon-ctl return -> every node answers the new target):"
-              f" p50 {ms(lat['p50'])}, p99 {ms(lat['p99'])}, max {ms(lat['max'])} (n={lat['n']});"
-              f" ggon-ctl itself p50 {ms(rm['ctl_s']['p50'])}, p99 {ms(rm['ctl_s']['p99'])}")
-        if rm["not_converged"]:
-            print(f"  NOT converged within {CONVERGE_LIMIT:.0f} s: remaps {rm['not_converged']}")
-        d = r["disagreement"]
-        print(f"Disagreement after a decision (two live nodes answer different targets; {d['samples']} samples"
-              f" every {d['sample_every_s'] * 1000:.0f} ms): {d['episodes']} episodes, {d['longer_than_1s']} longer"
-              f" than 1 s ({d['long_total_s']:.2f} s in all), longest {d['longest_s']:.2f} s")
-        shown = d["long"][:5] or [e for e in d["each"] if e["duration_s"] == d["longest_s"] and e["duration_s"] >= 0.5][:1]
-        for e in shown:
-            print(f"  at {e['start']:.2f} s for {e['duration_s']:.2f} s (until {e['ended_by']}): {e['answers']}")
-        print()
-        print(f"{'kill':<5} {'killed':<7} {'at s':>6} {'new leader':<10} {'named s':>8} {'all s':>6} {'back s':>7}")
-        for k in r["kills"]:
-            if "skipped" in k:
-                print(f"{k['kill']:<5} skipped: {k['skipped']}")
-                continue
-            def f(v):
-                return "-" if v is None else f"{v:.2f}"
-            print(f"{k['kill']:<5} {k['killed']:<7} {k['at']:>6.2f} {str(k.get('new_leader')):<10}"
-                  f" {f(k.get('named_after_s')):>8} {f(k.get('all_survivors_after_s')):>6} {f(k.get('down_s')):>7}")
-        print("named s: kill -9 to the first survivor's `ggon-ctl cluster` naming a new leader; all s: both"
-              " survivors; back s: kill to the restarted node serving again")
-        fin = r["final"]
-        print()
-        print(f"End: SOA serials {fin['serials']} {'AGREE' if fin['serials_agree'] else 'DIFFER'};"
-              f" answers {fin['answers']} {'agree' if fin['answers_agree'] else 'DIFFER'}"
-              f" (checked {fin['after_s']:.1f} s after the run)")
-        warn = {k: v["count"] for k, v in r["log_warnings"].items()}
-        print(f"WARN/ERROR log lines per node: {warn}")
-    meta["cluster"] = r
-    with open(result_file, "w") as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
-    print(f"\nsaved {result_file}")
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "run":
-        sys.exit(do_run(sys.argv[2], sys.argv[3]))
-    if len(sys.argv) == 5 and sys.argv[1] == "report":
-        report(sys.argv[2], sys.argv[3], sys.argv[4])
-        sys.exit(0)
-    sys.exit(__doc__)
