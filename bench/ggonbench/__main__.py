@@ -5,6 +5,7 @@ Usage: scripts/bench [--scale] [--workers2] [--servers "..."] [--no-build]
        scripts/bench --geo [--no-build]       (also: scripts/bench-geo)
        scripts/bench --dnssec [--no-build]
        scripts/bench --nemesis [SECONDS]
+       scripts/bench --cluster-scale N [options: --cluster-scale --help]
 
 Without a mode: ggond against gdnsd, NSD, Knot and a C echo reflector
 (bench/reflector.c: recvmmsg, set QR, sendmmsg, no DNS work: the kernel's
@@ -49,6 +50,13 @@ apt-get (as root); the release binaries are built with cargo.
               a signed 100k-record zone; saves DATE-HOST-dnssec.json
   --nemesis   the cluster nemesis test (tests/cluster/nemesis.rs) with
               SECONDS (300) of faults; seed and schedule are printed
+  --cluster-scale N
+              3 etcd members and 3 ggond nodes with N services of 2
+              TCP-checked targets, started together: time to a leader and
+              every node answering, steady CPU per process, lease losses,
+              etcd's size, remaps through a follower, a site failure of 10 %
+              of the primaries; optionally restart, etcd outage, a remap
+              storm and a single ggond for comparison (ggonbench/cluster_scale.py)
 
 Environment: BENCH_SECONDS (flood length, default 10), BENCH_ROUNDS (2),
   BENCH_OUTSTANDING (queries in flight, 500), BENCH_SERVER_CPU (0),
@@ -133,6 +141,12 @@ def on_signal(signum, _frame):
 
 
 def main(argv):
+    if argv[:1] == ["--cluster-scale"]:
+        with TempDir() as tmp:
+            install_missing({"etcd": "etcd-server", "cc": "gcc"}, tmp / "apt.log", dnspython=True)
+        from . import cluster_scale
+        cluster_scale.main(argv[1:])
+        return 0
     opts = Options(argv)
     if opts.mode == "nemesis":
         from . import nemesis

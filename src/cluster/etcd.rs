@@ -64,6 +64,9 @@ fn code_name(c: tonic::Code) -> &'static str {
     }
 }
 
+/// Keys per answer of a range read.
+const PAGE: i64 = 2_000;
+
 /// The request never reached a member (so trying another is safe).
 fn not_delivered(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
@@ -288,17 +291,37 @@ impl Etcd {
     }
 
     /// Every key under `prefix`, and the store's revision they were read at.
+    /// Read in pages of [`PAGE`] keys, all at that one revision, so that no
+    /// answer grows with the number of services (gRPC's 4 MiB message limit
+    /// is reached by about 15,000 pinned services in one answer).
     pub async fn get_prefix(&self, prefix: &str) -> Result<(Vec<Kv>, i64), EtcdError> {
-        let p = prefix.to_string();
-        let opts = GetOptions::new().with_prefix();
-        let r = self
-            .call(|mut c| {
-                let (p, opts) = (p.clone(), opts.clone());
-                async move { c.get(p, Some(opts)).await }
-            })
-            .await?;
-        let rev = r.header().map_or(0, |h| h.revision());
-        Ok((r.kvs().iter().map(Kv::from).collect(), rev))
+        let end = prefix_end(prefix);
+        let mut from = prefix.as_bytes().to_vec();
+        let (mut out, mut rev) = (Vec::new(), 0);
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if rev != 0 {
+                opts = opts.with_revision(rev);
+            }
+            let key = from.clone();
+            let r = self
+                .call(|mut c| {
+                    let (key, opts) = (key.clone(), opts.clone());
+                    async move { c.get(key, Some(opts)).await }
+                })
+                .await?;
+            if rev == 0 {
+                rev = r.header().map_or(0, |h| h.revision());
+            }
+            out.extend(r.kvs().iter().map(Kv::from));
+            match r.kvs().last() {
+                Some(last) if r.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok((out, rev)),
+            }
+        }
     }
 
     /// How many keys are under `prefix`.

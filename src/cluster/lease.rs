@@ -6,7 +6,8 @@
 //! state, waiting for the controller). The task renews it over etcd's
 //! keep-alive stream at a third of its TTL, reopens the stream when it
 //! breaks, and says the lease is lost only when etcd answered that it
-//! expired or nothing was renewed for a whole TTL.
+//! expired, or when no renewal was confirmed for a whole TTL and etcd,
+//! asked directly, says so or cannot be reached.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,13 +40,25 @@ pub async fn grant(etcd: Arc<Etcd>, ttl: Duration) -> Result<Lease, EtcdError> {
 
 async fn keep(etcd: Arc<Etcd>, id: i64, ttl: Duration, lost: watch::Sender<bool>) {
     let every = ttl / 3;
+    // When etcd last confirmed a renewal.
     let mut renewed = Instant::now();
-    let expired = |renewed: Instant| renewed.elapsed() >= ttl;
     loop {
-        if expired(renewed) {
-            warn!(lease = id, "lease not renewed for its whole TTL: lost");
-            let _ = lost.send(true);
-            return;
+        if renewed.elapsed() >= ttl {
+            // No confirmation for a whole TTL (etcd slow, or this process
+            // starved of CPU): ask etcd itself before giving the lease up.
+            match etcd.time_to_live(id).await {
+                Ok(Some(_)) => renewed = Instant::now(),
+                Ok(None) => {
+                    warn!(lease = id, "etcd says the lease expired: lost");
+                    let _ = lost.send(true);
+                    return;
+                }
+                Err(e) => {
+                    warn!(lease = id, error = %e, "lease not renewed for its whole TTL and etcd unreachable: lost");
+                    let _ = lost.send(true);
+                    return;
+                }
+            }
         }
         let (mut keeper, mut answers) = match etcd.keep_alive(id).await {
             Ok(s) => s,
@@ -55,24 +68,29 @@ async fn keep(etcd: Arc<Etcd>, id: i64, ttl: Duration, lost: watch::Sender<bool>
                 continue;
             }
         };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Renewals go out on schedule whatever the answers do; a slow answer
+        // is waited for, not taken as a broken stream.
         loop {
-            if keeper.keep_alive().await.is_err() {
-                break;
-            }
-            match tokio::time::timeout(every.max(Duration::from_millis(500)), answers.message())
-                .await
-            {
-                Ok(Ok(Some(a))) if a.ttl() > 0 => renewed = Instant::now(),
-                Ok(Ok(Some(_))) => {
-                    warn!(lease = id, "etcd says the lease expired");
-                    let _ = lost.send(true);
-                    return;
+            tokio::select! {
+                _ = tick.tick() => {
+                    if keeper.keep_alive().await.is_err() {
+                        break;
+                    }
                 }
-                // The stream broke or went silent: open it again.
-                _ => break,
+                a = answers.message() => match a {
+                    Ok(Some(a)) if a.ttl() > 0 => renewed = Instant::now(),
+                    Ok(Some(_)) => {
+                        warn!(lease = id, "etcd says the lease expired");
+                        let _ = lost.send(true);
+                        return;
+                    }
+                    // The stream ended or broke: open it again.
+                    _ => break,
+                },
             }
-            tokio::time::sleep(every).await;
-            if expired(renewed) {
+            if renewed.elapsed() >= ttl {
                 break;
             }
         }

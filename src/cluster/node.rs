@@ -191,6 +191,7 @@ impl Prepared {
             role: Role::Follower,
             applied_rev: 0,
             applying: None,
+            served_rev: 0,
             compacted: 0,
             history: VecDeque::new(),
             history_seq: 0,
@@ -226,6 +227,8 @@ pub(super) struct Node {
     /// A state handed to the controller and not yet confirmed applied (its
     /// revision): recorded once the controller answers.
     applying: Option<(i64, oneshot::Receiver<()>)>,
+    /// The newest revision of the shared state the controller has applied.
+    served_rev: i64,
     /// The revision the leader last compacted etcd to.
     pub(super) compacted: i64,
     history: VecDeque<Event>,
@@ -295,6 +298,9 @@ impl Node {
     /// housekeeping. The view is published even when etcd is away (that is
     /// when it matters most).
     async fn tick(&mut self) -> Result<(), EtcdError> {
+        if self.view_dirty {
+            self.publish_view();
+        }
         let result = self.tick_work().await;
         if self.view_dirty {
             self.publish_view();
@@ -312,8 +318,16 @@ impl Node {
             self.sync().await?;
         }
         self.check_applied().await?;
+        if self.served_rev > self.applied_rev && self.applying.is_none() {
+            // A write of `applied/` that failed earlier.
+            self.record_applied(self.served_rev).await?;
+        }
         if self.model.leader.is_none() {
             self.elect().await?;
+        }
+        if (!self.dirty.is_empty() || !self.history.is_empty()) && self.flush_at.is_none() {
+            // A flush that failed earlier: again.
+            self.flush_at = Some(tokio::time::Instant::now());
         }
         if !self.connected() {
             return Ok(());
@@ -369,7 +383,9 @@ impl Node {
             "lease lost (etcd away for longer than the lease): answering the last agreed state, taking no decisions");
         self.lease = None;
         self.demote().await;
-        self.view_dirty = true;
+        // At once: the control API must stop sending changes to this node's
+        // controller now, not after the next (slow, etcd being away) tick.
+        self.publish_view();
     }
 
     /// A full read of ggon's prefix, then a watch from the next revision.
@@ -515,6 +531,7 @@ impl Node {
         match tokio::time::timeout(APPLY_WAIT, applied).await {
             Ok(Ok(())) => {
                 self.applying = None;
+                self.served_rev = self.served_rev.max(rev);
                 self.record_applied(rev).await
             }
             Ok(Err(_)) => {
@@ -594,12 +611,13 @@ impl Node {
             info!(node = %self.p.node, fence, "this node now leads the cluster");
             self.role = Role::Leader;
             self.p.stats.leader_changes.fetch_add(1, Ordering::Relaxed);
-            self.view_dirty = true;
+            // The controller first, then the view the control API routes by.
             let _ = self
                 .controller
                 .commands
                 .send(Command::ClusterRole { role: Role::Leader })
                 .await;
+            self.publish_view();
         }
     }
 
@@ -609,7 +627,7 @@ impl Node {
             info!(node = %self.p.node, "this node no longer leads the cluster");
             self.role = Role::Follower;
             self.p.stats.leader_changes.fetch_add(1, Ordering::Relaxed);
-            self.view_dirty = true;
+            self.publish_view();
             let _ = self
                 .controller
                 .commands

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod certaudit;
+pub mod client;
 mod control;
 mod dnssec;
 mod errors;
@@ -448,7 +449,7 @@ pub enum CheckKind {
 fn default_listen() -> Vec<SocketAddr> {
     vec!["127.0.0.1:5353".parse().unwrap()]
 }
-fn default_state_dir() -> PathBuf {
+pub(super) fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
 }
 fn default_tcp_max() -> usize {

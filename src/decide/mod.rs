@@ -129,6 +129,18 @@ pub struct Controller {
     /// Cluster mode: the shared store (None: single node).
     shared: Option<Box<dyn SharedState>>,
     cluster_view: Option<std::sync::Arc<std::sync::Mutex<views::ClusterView>>>,
+    /// Inside [`Controller::in_one_write`]: the state writes and history
+    /// events waiting for the end of the batch.
+    deferred: std::cell::RefCell<Option<Deferred>>,
+    /// Cluster follower: the local copy of the agreed state is behind.
+    local_copy_due: bool,
+}
+
+/// What a batch of health-driven changes has left to write.
+#[derive(Default)]
+struct Deferred {
+    persist: bool,
+    events: Vec<Event>,
 }
 
 impl Controller {
@@ -182,6 +194,8 @@ impl Controller {
             role: Role::Single,
             shared: None,
             cluster_view: None,
+            deferred: Default::default(),
+            local_copy_due: false,
         };
         c.index();
         for si in 0..c.services.len() {
@@ -241,7 +255,19 @@ impl Controller {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(obs) = observations.recv() => self.observe(obs, Now::system()),
+                Some(obs) = observations.recv() => {
+                    // Whatever else is queued is taken too: a site failure
+                    // moves its services with one state write.
+                    let mut batch = vec![obs];
+                    while batch.len() < batch::MAX {
+                        match observations.try_recv() {
+                            Ok(o) => batch.push(o),
+                            Err(_) => break,
+                        }
+                    }
+                    let now = Now::system();
+                    self.in_one_write(|c| batch.into_iter().for_each(|o| c.observe(o, now)));
+                }
                 Some(cmd) = commands.recv() => {
                     // Whatever else is queued is taken too: remaps that
                     // arrive together share their writes (batch.rs).
@@ -254,7 +280,7 @@ impl Controller {
                     }
                     self.commands(batch, Now::system());
                 }
-                _ = tick.tick() => self.tick(Now::system()),
+                _ = tick.tick() => self.in_one_write(|c| c.tick(Now::system())),
                 _ = shutdown.requested() => break,
             }
         }
@@ -266,6 +292,7 @@ impl Controller {
 
     /// Time-driven work: expiring overrides, ending drills, hold-downs.
     fn tick(&mut self, now: Now) {
+        self.save_local_copy();
         if !self.decides() {
             return;
         }

@@ -112,9 +112,7 @@ impl Controller {
         }
         touched.dedup();
         if self.decides() {
-            for si in touched {
-                self.evaluate(si, now);
-            }
+            self.in_one_write(|c| touched.into_iter().for_each(|si| c.evaluate(si, now)));
         }
     }
 
@@ -154,8 +152,18 @@ impl Controller {
             self.publisher.publish_regional(&fqdn, ttl, records);
         }
         self.publisher.publish_at(changed, &state.serials);
-        if let Err(e) = self.store.save(&self.persisted()) {
-            warn!(error = %e, "cannot write the local copy of the cluster state");
+        // The local copy (what a restart answers if etcd is away) is written
+        // at the next tick, not before this node tells the leader it
+        // answers the change: at 10,000 services it is a file of megabytes.
+        self.local_copy_due = true;
+    }
+
+    /// Write the local copy of the agreed state if an apply left it due.
+    pub(super) fn save_local_copy(&mut self) {
+        if std::mem::take(&mut self.local_copy_due) {
+            if let Err(e) = self.store.save(&self.persisted()) {
+                warn!(error = %e, "cannot write the local copy of the cluster state");
+            }
         }
     }
 }

@@ -12,33 +12,31 @@ pub struct Client {
 }
 
 pub fn client(args: &Args) -> Result<Client, String> {
-    let cfg =
-        if args.control.is_none() || args.token_file.is_none() {
-            Some(ggon::config::Config::load(&args.config_file()).map_err(|e| {
-            format!("{e} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)")
-        })?)
-        } else {
-            None
-        };
+    // Only [server] and [control] are read: fast at any size, and a
+    // mistake elsewhere in the file (mid-edit) does not lock the operator out.
+    let cfg = if args.control.is_none() || args.token_file.is_none() {
+        Some(
+            ggon::config::client::control_settings(&args.config_file()).map_err(|e| {
+                format!(
+                    "{e} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)"
+                )
+            })?,
+        )
+    } else {
+        None
+    };
     let base = match &args.control {
         Some(c) => base_url(c)?,
         None => {
-            let c = &cfg
-                .as_ref()
-                .expect("loaded when --control is not given")
-                .control;
-            let scheme = if c.tls_certificate.is_some() {
-                "https"
-            } else {
-                "http"
-            };
+            let c = cfg.as_ref().expect("loaded when --control is not given");
+            let scheme = if c.tls { "https" } else { "http" };
             format!("{scheme}://{}", c.listen)
         }
     };
     let token_file = args
         .token_file
         .clone()
-        .or(cfg.as_ref().map(|c| c.token_file()))
+        .or(cfg.as_ref().map(|c| c.token_file.clone()))
         .expect("one of them is set");
     let text = std::fs::read_to_string(&token_file)
         .map_err(|e| format!("cannot read token file {}: {e}", token_file.display()))?;
