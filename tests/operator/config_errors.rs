@@ -230,3 +230,34 @@ fn static_records_at_a_service_name_are_reported_with_their_line() {
         "want a warning at {at}: {stderr}"
     );
 }
+
+/// `[cluster]` settings that cannot work: each is refused at start, naming
+/// the file, the line and the field.
+#[test]
+fn cluster_settings_that_cannot_work_are_refused() {
+    let cluster = |extra: &str| {
+        format!("{GOOD}\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"n1\"\n{extra}\n")
+    };
+    // Lines: 15 [cluster], 16 etcd, 17 node, 18 the extra setting.
+    let msg = expect_error(
+        &cluster("lease_ttl = \"1s\""),
+        "ggon.toml:17",
+        "cluster.lease_ttl",
+    );
+    assert!(msg.contains("at least 2s"), "{msg}");
+    let msg = expect_error(
+        &cluster("keep_revisions = 0"),
+        "ggon.toml:18",
+        "cluster.keep_revisions",
+    );
+    assert!(msg.contains("at least 1"), "{msg}");
+    let bad_scheme = cluster("").replace("http://127.0.0.1:2379", "etcd://127.0.0.1:2379");
+    let msg = expect_error(&bad_scheme, "ggon.toml:16", "cluster.etcd");
+    assert!(msg.contains("http:// or https://"), "{msg}");
+    let msg = expect_error(
+        &cluster("cert_file = \"c.pem\""),
+        "ggon.toml:17",
+        "cluster.cert_file",
+    );
+    assert!(msg.contains("key_file"), "{msg}");
+}
