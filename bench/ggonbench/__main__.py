@@ -142,6 +142,8 @@ def on_signal(signum, _frame):
 
 def main(argv):
     if argv[:1] == ["--cluster-scale"]:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         with TempDir() as tmp:
             install_missing({"etcd": "etcd-server", "cc": "gcc"}, tmp / "apt.log", dnspython=True)
         from . import cluster_scale

@@ -431,7 +431,10 @@ def main(argv):
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=1)
-        shutil.rmtree(b.dir, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP_TMP") == "1":
+            print(f"kept {b.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(b.dir, ignore_errors=True)
     print(json.dumps(result))
 
 

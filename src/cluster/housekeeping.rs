@@ -17,8 +17,6 @@ use tracing::{error, info, warn};
 
 use super::etcd::{Compare, Op};
 use super::node::Node;
-use super::ClusterStats;
-use crate::decide::views::EtcdView;
 use crate::decide::Role;
 
 const EVERY: Duration = Duration::from_secs(30);
@@ -117,25 +115,5 @@ impl Node {
         if let Err(e) = self.p.etcd.txn(&cmp, &ops, &[]).await {
             warn!(error = %e, "could not prune the shared history");
         }
-    }
-}
-
-/// etcd's health and this node's use of it, for status and `/metrics`.
-pub fn etcd_view(stats: &ClusterStats, etcd: &super::etcd::EtcdStats) -> EtcdView {
-    let r = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    EtcdView {
-        db_size: stats.db_size.load(Ordering::Relaxed),
-        db_quota: stats.db_quota.load(Ordering::Relaxed),
-        nospace: stats.nospace.load(Ordering::Relaxed),
-        revision: stats.etcd_revision.load(Ordering::Relaxed),
-        watch_revision: stats.watch_revision.load(Ordering::Relaxed),
-        requests: r(&etcd.requests),
-        failures: r(&etcd.failures),
-        latency_us: r(&etcd.latency_us),
-        slow: r(&etcd.slow),
-        bytes_written: r(&etcd.bytes_written),
-        last_change_bytes: r(&stats.last_change_bytes),
-        votes_pending: r(&stats.votes_pending),
-        leader_changes: r(&stats.leader_changes),
     }
 }

@@ -8,7 +8,8 @@
 //! Owns: this node's etcd session ([`node`]): its lease, kept alive on a
 //! task of its own ([`lease`]); its membership key; its votes (its own
 //! verdicts, packed into buckets bound to its lease, so a dead node's votes
-//! vanish: [`votes`]); the election (one leader, by a lease-bound key); the
+//! vanish: [`votes`], written by [`writes`]); what the watch tells it
+//! ([`model`]); the election ([`election`]: one leader, by a lease-bound key); the
 //! agreed verdicts ([`verdict`], the quorum rule) handed to the controller;
 //! the shared state (one key per service, and the zones' serials) applied
 //! on followers, each of which then records in `applied/NODE` which
@@ -26,6 +27,7 @@
 //! not decide anything itself (the controller does, on the leader) or touch
 //! zone data or sockets.
 
+mod election;
 pub mod etcd;
 mod housekeeping;
 mod lease;
@@ -34,6 +36,7 @@ mod node;
 mod store;
 pub mod verdict;
 pub mod votes;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -41,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::decide::state::{PersistedState, ServiceState};
-use crate::decide::views::ClusterView;
+use crate::decide::views::{ClusterView, EtcdView};
 use crate::decide::Event;
 pub use node::{spawn, NodeInfo, Prepared, VoteSink};
 pub use store::Store;
@@ -137,6 +140,28 @@ pub struct ClusterStats {
     pub db_quota: AtomicI64,
     /// An alarm is raised on etcd (NOSPACE: every write is refused).
     pub nospace: std::sync::atomic::AtomicBool,
+}
+
+impl ClusterStats {
+    /// etcd's health and this node's use of it, for status and `/metrics`.
+    pub fn view(&self, etcd: &etcd::EtcdStats) -> EtcdView {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        EtcdView {
+            db_size: self.db_size.load(Ordering::Relaxed),
+            db_quota: self.db_quota.load(Ordering::Relaxed),
+            nospace: self.nospace.load(Ordering::Relaxed),
+            revision: self.etcd_revision.load(Ordering::Relaxed),
+            watch_revision: self.watch_revision.load(Ordering::Relaxed),
+            requests: r(&etcd.requests),
+            failures: r(&etcd.failures),
+            latency_us: r(&etcd.latency_us),
+            slow: r(&etcd.slow),
+            bytes_written: r(&etcd.bytes_written),
+            last_change_bytes: r(&self.last_change_bytes),
+            votes_pending: r(&self.votes_pending),
+            leader_changes: r(&self.leader_changes),
+        }
+    }
 }
 
 /// What the control API needs from the cluster.

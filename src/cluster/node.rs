@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use super::etcd::{Compare, Etcd, EtcdError, EtcdSettings, EventType, Kv, Op, WatchStream};
+use super::etcd::{Etcd, EtcdError, EtcdSettings, EventType, Kv, WatchStream};
 use super::lease::{self, Lease};
 use super::model::{Changed, Member, Model, Service};
 use super::votes::{self, Bucket};
@@ -37,12 +37,7 @@ use crate::decide::{Command, ControllerHandle, Event, EventSink, Role};
 use crate::shutdown::Shutdown;
 
 /// How long verdict changes are gathered before their buckets are written.
-const COALESCE: Duration = Duration::from_millis(50);
-/// Operations per transaction (etcd's default limit is 128).
-const PER_TXN: usize = 120;
-/// How long this node waits for the controller to apply a new shared state
-/// before it goes on (it records the revision once applied).
-const APPLY_WAIT: Duration = Duration::from_millis(50);
+pub(super) const COALESCE: Duration = Duration::from_millis(50);
 /// Members' remaining lease time (status only) and the view are refreshed
 /// this often.
 const VIEW_EVERY: Duration = Duration::from_millis(500);
@@ -176,6 +171,7 @@ impl Prepared {
                 .or_default()
                 .push(i);
         }
+        let (applied_tx, applied_rx) = mpsc::unbounded_channel();
         let node = Node {
             p: self,
             info,
@@ -190,7 +186,8 @@ impl Prepared {
             flush_at: None,
             role: Role::Follower,
             applied_rev: 0,
-            applying: None,
+            applied_tx,
+            applied_rx,
             served_rev: 0,
             compacted: 0,
             history: VecDeque::new(),
@@ -207,37 +204,37 @@ impl Prepared {
 
 pub(super) struct Node {
     pub(super) p: Prepared,
-    info: NodeInfo,
-    controller: ControllerHandle,
+    pub(super) info: NodeInfo,
+    pub(super) controller: ControllerHandle,
     /// Indices of `p.services` by vote bucket.
-    by_bucket: HashMap<u32, Vec<usize>>,
-    lease: Option<Lease>,
-    watch: Option<WatchStream>,
+    pub(super) by_bucket: HashMap<u32, Vec<usize>>,
+    pub(super) lease: Option<Lease>,
+    pub(super) watch: Option<WatchStream>,
     /// The last revision this node has seen through its watch (0: none).
     pub(super) rev: i64,
-    model: Model,
+    pub(super) model: Model,
     /// This node's own verdicts, by bucket; `dirty` buckets are not yet in etcd.
-    mine: HashMap<u32, Bucket>,
-    dirty: BTreeSet<u32>,
-    flush_at: Option<tokio::time::Instant>,
+    pub(super) mine: HashMap<u32, Bucket>,
+    pub(super) dirty: BTreeSet<u32>,
+    pub(super) flush_at: Option<tokio::time::Instant>,
     pub(super) role: Role,
     /// The revision of the shared state this node last recorded in its
     /// `applied/` key.
-    applied_rev: i64,
-    /// A state handed to the controller and not yet confirmed applied (its
-    /// revision): recorded once the controller answers.
-    applying: Option<(i64, oneshot::Receiver<()>)>,
+    pub(super) applied_rev: i64,
+    /// Revisions the controller has applied, as it confirms them.
+    pub(super) applied_tx: mpsc::UnboundedSender<i64>,
+    pub(super) applied_rx: mpsc::UnboundedReceiver<i64>,
     /// The newest revision of the shared state the controller has applied.
-    served_rev: i64,
+    pub(super) served_rev: i64,
     /// The revision the leader last compacted etcd to.
     pub(super) compacted: i64,
-    history: VecDeque<Event>,
-    history_seq: u64,
-    ttls: HashMap<String, i64>,
-    last_ttls: Option<Instant>,
+    pub(super) history: VecDeque<Event>,
+    pub(super) history_seq: u64,
+    pub(super) ttls: HashMap<String, i64>,
+    pub(super) last_ttls: Option<Instant>,
     pub(super) last_error: Option<String>,
     pub(super) housekeeping: Instant,
-    view_dirty: bool,
+    pub(super) view_dirty: bool,
 }
 
 impl Node {
@@ -252,6 +249,11 @@ impl Node {
                 Some(e) = self.p.history_rx.recv() => {
                     self.history.push_back(e);
                     self.flush_at.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
+                }
+                Some(rev) = self.applied_rx.recv() => {
+                    self.served_rev = self.served_rev.max(rev);
+                    let r = self.record_applied(rev).await;
+                    self.report(r);
                 }
                 msg = next_watch(&mut self.watch) => {
                     let r = self.on_watch(msg).await;
@@ -305,7 +307,7 @@ impl Node {
         if self.view_dirty {
             self.publish_view();
         }
-        let etcd = super::housekeeping::etcd_view(&self.p.stats, &self.p.etcd.stats);
+        let etcd = self.p.stats.view(&self.p.etcd.stats);
         self.p.view.lock().unwrap().etcd = Some(etcd);
         result
     }
@@ -317,8 +319,7 @@ impl Node {
         if self.watch.is_none() {
             self.sync().await?;
         }
-        self.check_applied().await?;
-        if self.served_rev > self.applied_rev && self.applying.is_none() {
+        if self.served_rev > self.applied_rev {
             // A write of `applied/` that failed earlier.
             self.record_applied(self.served_rev).await?;
         }
@@ -516,30 +517,15 @@ impl Node {
         if self.controller.commands.send(cmd).await.is_err() {
             return Ok(());
         }
-        self.applying = Some((rev, applied));
-        self.check_applied().await
-    }
-
-    /// Usually applied within a few milliseconds; a controller busy for
-    /// longer (a reload) must not hold this task up: then checked again at
-    /// the next tick.
-    async fn check_applied(&mut self) -> Result<(), EtcdError> {
-        let Some((rev, applied)) = self.applying.as_mut() else {
-            return Ok(());
-        };
-        let rev = *rev;
-        match tokio::time::timeout(APPLY_WAIT, applied).await {
-            Ok(Ok(())) => {
-                self.applying = None;
-                self.served_rev = self.served_rev.max(rev);
-                self.record_applied(rev).await
+        // Confirmed as soon as the controller has applied it (usually within
+        // milliseconds), without holding this task up meanwhile.
+        let tx = self.applied_tx.clone();
+        tokio::spawn(async move {
+            if applied.await.is_ok() {
+                let _ = tx.send(rev);
             }
-            Ok(Err(_)) => {
-                self.applying = None;
-                Ok(())
-            }
-            Err(_) => Ok(()),
-        }
+        });
+        Ok(())
     }
 
     /// Tell the leader which revision this node answers (it waits for
@@ -556,178 +542,7 @@ impl Node {
         Ok(())
     }
 
-    /// The election: campaign when there is no leader key, lead when it is
-    /// ours, follow otherwise.
-    async fn elect(&mut self) -> Result<(), EtcdError> {
-        let Some(lease) = self.lease.as_ref().map(|l| l.id) else {
-            return Ok(());
-        };
-        let keys = self.p.keys.clone();
-        match self.model.leader.clone() {
-            None => {
-                self.demote().await;
-                let won = self
-                    .p
-                    .etcd
-                    .txn(
-                        &[Compare::CreateRevision(keys.leader(), 0)],
-                        &[Op::Put {
-                            key: keys.leader(),
-                            value: self.p.node.clone(),
-                            lease,
-                        }],
-                        &[],
-                    )
-                    .await?;
-                if won.is_some() {
-                    // The watch brings the new key, and with it the promotion.
-                    info!(node = %self.p.node, "campaigned for the leadership");
-                }
-            }
-            Some(kv) if kv.value == self.p.node && kv.lease == lease => {
-                self.promote(kv.create_revision).await;
-            }
-            Some(kv) => {
-                self.demote().await;
-                if kv.value == self.p.node {
-                    // This node's key from a lease it lost (etcd was away):
-                    // remove it, so that the election does not wait for that
-                    // lease to run out.
-                    let cmp = [Compare::CreateRevision(keys.leader(), kv.create_revision)];
-                    self.p
-                        .etcd
-                        .txn(&cmp, &[Op::Delete(keys.leader())], &[])
-                        .await?;
-                    info!(node = %self.p.node, "removed its stale leader key; new election");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn promote(&mut self, fence: i64) {
-        *self.p.fence.lock().unwrap() = Some(fence);
-        if self.role != Role::Leader {
-            info!(node = %self.p.node, fence, "this node now leads the cluster");
-            self.role = Role::Leader;
-            self.p.stats.leader_changes.fetch_add(1, Ordering::Relaxed);
-            // The controller first, then the view the control API routes by.
-            let _ = self
-                .controller
-                .commands
-                .send(Command::ClusterRole { role: Role::Leader })
-                .await;
-            self.publish_view();
-        }
-    }
-
-    async fn demote(&mut self) {
-        *self.p.fence.lock().unwrap() = None;
-        if self.role == Role::Leader {
-            info!(node = %self.p.node, "this node no longer leads the cluster");
-            self.role = Role::Follower;
-            self.p.stats.leader_changes.fetch_add(1, Ordering::Relaxed);
-            self.publish_view();
-            let _ = self
-                .controller
-                .commands
-                .send(Command::ClusterRole {
-                    role: Role::Follower,
-                })
-                .await;
-        }
-        // Events of a leadership this node lost are not the cluster's.
-        self.history.clear();
-    }
-
-    fn note_verdict(&mut self, service: &str, target: &str, healthy: Option<bool>) {
-        let b = votes::bucket_of(service);
-        if votes::set(self.mine.entry(b).or_default(), service, target, healthy) {
-            self.dirty.insert(b);
-            self.p
-                .stats
-                .votes_pending
-                .store(self.dirty.len() as u64, Ordering::Relaxed);
-            self.flush_at
-                .get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
-        }
-    }
-
-    /// Write the changed vote buckets and the leader's pending history, in
-    /// transactions of at most [`PER_TXN`] operations.
-    async fn flush(&mut self) -> Result<(), EtcdError> {
-        let Some(lease) = self.lease.as_ref().map(|l| l.id) else {
-            return Ok(());
-        };
-        let dirty: Vec<u32> = self.dirty.iter().copied().collect();
-        for chunk in dirty.chunks(PER_TXN) {
-            let ops: Vec<Op> = chunk
-                .iter()
-                .map(|b| {
-                    let key = self.p.keys.vote_bucket(&self.p.node, *b);
-                    match self.mine.get(b).filter(|m| !m.is_empty()) {
-                        Some(m) => Op::Put {
-                            key,
-                            value: votes::encode(m),
-                            lease,
-                        },
-                        None => Op::Delete(key),
-                    }
-                })
-                .collect();
-            self.p.etcd.txn(&[], &ops, &[]).await?;
-            for b in chunk {
-                self.dirty.remove(b);
-            }
-            self.p
-                .stats
-                .votes_pending
-                .store(self.dirty.len() as u64, Ordering::Relaxed);
-        }
-        self.flush_history().await
-    }
-
-    /// The leader's events, fenced like the state.
-    async fn flush_history(&mut self) -> Result<(), EtcdError> {
-        if self.role != Role::Leader || self.history.is_empty() {
-            return Ok(());
-        }
-        let Some(fence) = *self.p.fence.lock().unwrap() else {
-            return Ok(());
-        };
-        while !self.history.is_empty() {
-            let n = self.history.len().min(PER_TXN);
-            let ops: Vec<Op> = self
-                .history
-                .iter()
-                .take(n)
-                .map(|e| {
-                    self.history_seq += 1;
-                    Op::Put {
-                        key: format!(
-                            "{}{:020}-{}-{:06}",
-                            self.p.keys.history(),
-                            e.time,
-                            self.p.node,
-                            self.history_seq
-                        ),
-                        value: serde_json::to_string(e).expect("plain data"),
-                        lease: 0,
-                    }
-                })
-                .collect();
-            let cmp = self.p.keys.fenced(fence, &self.p.node);
-            if self.p.etcd.txn(&cmp, &ops, &[]).await?.is_none() {
-                // No longer the leader: these events are not the cluster's.
-                self.history.clear();
-                return Ok(());
-            }
-            self.history.drain(..n);
-        }
-        Ok(())
-    }
-
-    fn publish_view(&mut self) {
+    pub(super) fn publish_view(&mut self) {
         self.view_dirty = false;
         let mut v = self.p.view.lock().unwrap();
         v.role = self.role;

@@ -132,8 +132,9 @@ pub struct Controller {
     /// Inside [`Controller::in_one_write`]: the state writes and history
     /// events waiting for the end of the batch.
     deferred: std::cell::RefCell<Option<Deferred>>,
-    /// Cluster follower: the local copy of the agreed state is behind.
-    local_copy_due: bool,
+    /// Cluster mode: the local copy of the agreed state is behind (written
+    /// at the next tick).
+    local_copy_due: std::cell::Cell<bool>,
 }
 
 /// What a batch of health-driven changes has left to write.
@@ -195,7 +196,7 @@ impl Controller {
             shared: None,
             cluster_view: None,
             deferred: Default::default(),
-            local_copy_due: false,
+            local_copy_due: Default::default(),
         };
         c.index();
         for si in 0..c.services.len() {
@@ -278,7 +279,10 @@ impl Controller {
                             Err(_) => break,
                         }
                     }
-                    self.commands(batch, Now::system());
+                    // Health-driven changes the batch causes (agreed verdicts
+                    // in a cluster) share one state write; operator commands
+                    // in it are each durable before they are answered.
+                    self.in_one_write(|c| c.commands(batch, Now::system()));
                 }
                 _ = tick.tick() => self.in_one_write(|c| c.tick(Now::system())),
                 _ = shutdown.requested() => break,

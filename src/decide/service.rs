@@ -27,7 +27,6 @@ use tracing::warn;
 
 use super::policy::{Cause, ServiceView, TargetView};
 use super::state::{DrillState, Override, RegionState, ServiceState};
-use super::views::Mode;
 use super::{Actor, CtlError, Now};
 use crate::config::geo::DEFAULT_REGION;
 use crate::config::{Config, FailbackMode, ServiceConfig, TargetConfig};
@@ -130,14 +129,6 @@ impl Region {
     /// the default region, whose changes are the service's).
     pub fn listed(&self) -> Option<&str> {
         (!self.is_default()).then_some(self.name.as_str())
-    }
-
-    pub fn mode(&self) -> Mode {
-        if self.pin.is_some() {
-            Mode::Manual
-        } else {
-            Mode::Auto
-        }
     }
 }
 

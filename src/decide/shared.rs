@@ -155,12 +155,12 @@ impl Controller {
         // The local copy (what a restart answers if etcd is away) is written
         // at the next tick, not before this node tells the leader it
         // answers the change: at 10,000 services it is a file of megabytes.
-        self.local_copy_due = true;
+        self.local_copy_due.set(true);
     }
 
     /// Write the local copy of the agreed state if an apply left it due.
     pub(super) fn save_local_copy(&mut self) {
-        if std::mem::take(&mut self.local_copy_due) {
+        if self.local_copy_due.take() {
             if let Err(e) = self.store.save(&self.persisted()) {
                 warn!(error = %e, "cannot write the local copy of the cluster state");
             }

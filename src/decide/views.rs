@@ -28,6 +28,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// How region `r`'s answer is chosen now.
+    fn of(r: &Region) -> Mode {
+        if r.pin.is_some() {
+            Mode::Manual
+        } else {
+            Mode::Auto
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Auto => "auto",
@@ -243,7 +252,7 @@ impl Controller {
                         fqdn: s.fqdn.to_string(),
                         ttl: s.ttl,
                         active: s.targets[default.active].name.clone(),
-                        mode: default.mode(),
+                        mode: Mode::of(default),
                         failback: s.failback,
                         pin: default.pin.clone(),
                         all_down: s.all_down_alarm,
@@ -324,7 +333,7 @@ impl Controller {
             from: s.targets[from].name.clone(),
             to: s.targets[to].name.clone(),
             changed: from != to,
-            mode: r.mode(),
+            mode: Mode::of(r),
             addresses: s.targets[to].addresses.clone(),
             dry_run,
             warning: None,

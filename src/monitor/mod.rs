@@ -241,8 +241,14 @@ fn probe_list(cfg: &crate::config::Config) -> Vec<(ProbeKey, CheckConfig)> {
 }
 
 /// Spawn one task per (service, target) that runs its check every `interval`
-/// (+ random jitter up to `jitter`; the first run comes after a random delay in
-/// `[0, jitter]`) and sends an [`Observation`] on `tx`.
+/// (+ random jitter up to `jitter`) and sends an [`Observation`] on `tx`.
+///
+/// The first run comes after a random delay in `[0, jitter]`, plus, with
+/// many probes, a random phase that spreads their starts at no more than
+/// [`STARTS_PER_SECOND`] (at most one interval): with 20,000 targets on one
+/// interval, starting every check within the same 100 ms burst overflowed
+/// the listeners' accept queues (false failures) and starved every other
+/// task of the runtime, a cluster node's lease keep-alive among them.
 ///
 /// Intervals are measured start to start; a check that takes longer than its
 /// interval is followed by the next one at once, never by a burst. Checks run
@@ -256,13 +262,16 @@ pub fn spawn_probes(
     tx: mpsc::Sender<Observation>,
     shutdown: Shutdown,
 ) -> Vec<JoinHandle<()>> {
+    let spread = Duration::from_secs_f64(probes.len() as f64 / STARTS_PER_SECOND);
     probes
         .into_iter()
         .map(|(key, cfg)| {
+            let phase = random_up_to(spread.min(cfg.interval.max(MIN_INTERVAL)));
             tokio::spawn(probe_loop(
                 checker.clone(),
                 key,
                 cfg,
+                phase,
                 tx.clone(),
                 shutdown.clone(),
             ))
@@ -270,15 +279,19 @@ pub fn spawn_probes(
         .collect()
 }
 
+/// How many check starts a second the first round is spread to, at most.
+pub const STARTS_PER_SECOND: f64 = 2_000.0;
+
 async fn probe_loop(
     checker: Arc<Checker>,
     key: ProbeKey,
     cfg: CheckConfig,
+    phase: Duration,
     tx: mpsc::Sender<Observation>,
     mut shutdown: Shutdown,
 ) {
     let interval = cfg.interval.max(MIN_INTERVAL);
-    let mut next = Instant::now() + random_up_to(cfg.jitter);
+    let mut next = Instant::now() + phase + random_up_to(cfg.jitter);
     loop {
         tokio::select! {
             biased;
