@@ -255,7 +255,7 @@ impl Controller {
         let what = self
             .publisher
             .start_roll(&origin, kind)
-            .map_err(CtlError::Conflict)?;
+            .map_err(|e| CtlError::Conflict(e.to_string()))?;
         info!(who = %actor.name, "{what}");
         self.record(
             Event::new(now.unix, EventKind::KeyRoll, EventCause::Operator)

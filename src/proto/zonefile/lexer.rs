@@ -24,11 +24,13 @@ pub struct Entry {
     pub tokens: Vec<Token>,
 }
 
+use super::error::{EscapeError, LexProblem};
+
 /// A lexing error at a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LexError {
     pub line: usize,
-    pub message: String,
+    pub problem: LexProblem,
 }
 
 /// Split master-file text into entries.
@@ -81,7 +83,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
                 if depth == 0 {
                     return Err(LexError {
                         line,
-                        message: "`)` without `(`".into(),
+                        problem: LexProblem::CloseWithoutOpen,
                     });
                 }
                 depth -= 1;
@@ -95,7 +97,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
                     let Some(&b) = bytes.get(i) else {
                         return Err(LexError {
                             line: start_line,
-                            message: "quoted string not closed".into(),
+                            problem: LexProblem::OpenQuote,
                         });
                     };
                     match b {
@@ -161,7 +163,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
     if depth > 0 {
         return Err(LexError {
             line: paren_line,
-            message: "`(` not closed".into(),
+            problem: LexProblem::OpenParen,
         });
     }
     if let Some(e) = cur.take() {
@@ -183,19 +185,19 @@ fn push_byte(s: &mut String, text: &str, i: usize) {
 }
 
 /// Decode a character string's escapes (`\X` is X, `\DDD` is the byte DDD).
-pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+pub fn unescape(s: &str) -> Result<Vec<u8>, EscapeError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
             if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-                let v: u32 = std::str::from_utf8(&b[i + 1..i + 4])
+                let v: u16 = std::str::from_utf8(&b[i + 1..i + 4])
                     .unwrap()
                     .parse()
                     .unwrap();
                 if v > 255 {
-                    return Err(format!("`\\{v}` is not a byte"));
+                    return Err(EscapeError::NotAByte(v));
                 }
                 out.push(v as u8);
                 i += 4;
@@ -203,7 +205,7 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
                 out.push(b[i + 1]);
                 i += 2;
             } else {
-                return Err("a lone `\\` at the end".into());
+                return Err(EscapeError::LoneBackslash);
             }
         } else {
             out.push(b[i]);

@@ -13,11 +13,26 @@ use data_encoding::BASE32HEX_NOPAD;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::complex::{apl, loc, svcb, wks};
+use super::error::SyntaxError;
 use super::fields::{b64, char_string, hex, Fields};
 use super::lexer::{unescape, Token};
 pub use super::names::{name, name_wire, rtype};
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, SyntaxError>;
+
+fn bad(what: &'static str, text: &str) -> SyntaxError {
+    SyntaxError::Bad {
+        what,
+        text: text.to_string(),
+    }
+}
+
+fn unknown(what: &'static str, text: &str) -> SyntaxError {
+    SyntaxError::Unknown {
+        what,
+        text: text.to_string(),
+    }
+}
 
 /// DNSSEC time: YYYYMMDDHHmmSS or seconds since the epoch.
 fn dnssec_time(s: &str) -> R<u32> {
@@ -35,8 +50,7 @@ fn dnssec_time(s: &str) -> R<u32> {
         let t = days * 86400 + h * 3600 + mi * 60 + se;
         Ok(t as u32)
     } else {
-        s.parse::<u32>()
-            .map_err(|_| format!("bad DNSSEC time `{s}`"))
+        s.parse::<u32>().map_err(|_| bad("DNSSEC time", s))
     }
 }
 
@@ -50,10 +64,7 @@ fn type_code(s: &str) -> Option<u16> {
 fn bitmap(types: &[Token], out: &mut Vec<u8>) -> R<()> {
     let mut codes = Vec::new();
     for t in types {
-        codes.push(
-            type_code(&t.text)
-                .ok_or_else(|| format!("unknown type `{}` in the bit map", t.text))?,
-        );
+        codes.push(type_code(&t.text).ok_or_else(|| SyntaxError::BitmapType(t.text.clone()))?);
     }
     crate::proto::dnssec::write_type_bitmap(&mut codes, out);
     Ok(())
@@ -80,7 +91,7 @@ fn alg_or_num(s: &str) -> R<u8> {
         "INDIRECT" => 252,
         "PRIVATEDNS" => 253,
         "PRIVATEOID" => 254,
-        _ => return Err(format!("unknown algorithm `{s}`")),
+        _ => return Err(unknown("algorithm", s)),
     })
 }
 
@@ -94,7 +105,10 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         let len: usize = f.num("length")?;
         let data = hex(&f.joined())?;
         if data.len() != len {
-            return Err(format!("\\# says {len} octets but {} follow", data.len()));
+            return Err(SyntaxError::GenericLength {
+                said: len,
+                found: data.len(),
+            });
         }
         return Ok(data);
     }
@@ -116,8 +130,12 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
             for what in ["refresh", "retry", "expire", "minimum"] {
                 let t = f.text(what)?;
-                let v = hickory_proto::serialize::txt::parse_ttl(t)
-                    .map_err(|_| format!("{what} `{t}` is not a valid time"))?;
+                let v = hickory_proto::serialize::txt::parse_ttl(t).map_err(|_| {
+                    SyntaxError::NotATime {
+                        what,
+                        text: t.to_string(),
+                    }
+                })?;
                 out.extend_from_slice(&v.to_be_bytes());
             }
         }
@@ -129,7 +147,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         // TXT SPF
         16 | 99 => {
             if toks.is_empty() {
-                return Err("TXT needs at least one string".into());
+                return Err(SyntaxError::NoString);
             }
             for t in f.rest() {
                 char_string(&t.text, &mut out)?;
@@ -202,7 +220,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         // RRSIG SIG
         46 | 24 => {
             let covered = f.text("type covered")?;
-            let rt = rtype(covered).ok_or_else(|| format!("unknown type covered `{covered}`"))?;
+            let rt = rtype(covered).ok_or_else(|| unknown("type covered", covered))?;
             out.extend_from_slice(&u16::from(rt).to_be_bytes());
             out.push(alg_or_num(f.text("algorithm")?)?);
             out.push(f.num::<u8>("labels")?);
@@ -227,7 +245,10 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let next = f.text("next hashed owner")?;
             let h = BASE32HEX_NOPAD
                 .decode(next.to_ascii_uppercase().as_bytes())
-                .map_err(|e| format!("bad base32hex `{next}`: {e}"))?;
+                .map_err(|source| SyntaxError::Base32Hex {
+                    text: next.to_string(),
+                    source,
+                })?;
             out.push(h.len() as u8);
             out.extend(h);
             bitmap(f.rest(), &mut out)?;
@@ -243,7 +264,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         37 => {
             let t = f.text("certificate type")?;
             let ty: u16 = t.parse().or_else(|_| {
-                Ok::<u16, String>(match t.to_ascii_uppercase().as_str() {
+                Ok::<u16, SyntaxError>(match t.to_ascii_uppercase().as_str() {
                     "PKIX" => 1,
                     "SPKI" => 2,
                     "PGP" => 3,
@@ -254,7 +275,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
                     "IACPKIX" => 8,
                     "URI" => 253,
                     "OID" => 254,
-                    _ => return Err(format!("unknown certificate type `{t}`")),
+                    _ => return Err(unknown("certificate type", t)),
                 })
             })?;
             out.extend_from_slice(&ty.to_be_bytes());
@@ -276,10 +297,13 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let parts: Vec<&str> = t.split('-').collect();
             let want = if code == 108 { 6 } else { 8 };
             if parts.len() != want || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
-                return Err(format!("`{t}`: {want} hex pairs separated by `-`"));
+                return Err(SyntaxError::Eui {
+                    text: t.to_string(),
+                    pairs: want,
+                });
             }
             for p in parts {
-                out.push(u8::from_str_radix(p, 16).map_err(|_| format!("bad hex `{p}`"))?);
+                out.push(u8::from_str_radix(p, 16).map_err(|_| bad("hex", p))?);
             }
         }
         63 => {
@@ -303,16 +327,16 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
                 0 => {}
                 1 => out.extend_from_slice(
                     &gw.parse::<Ipv4Addr>()
-                        .map_err(|_| format!("bad gateway `{gw}`"))?
+                        .map_err(|_| bad("gateway", gw))?
                         .octets(),
                 ),
                 2 => out.extend_from_slice(
                     &gw.parse::<Ipv6Addr>()
-                        .map_err(|_| format!("bad gateway `{gw}`"))?
+                        .map_err(|_| bad("gateway", gw))?
                         .octets(),
                 ),
                 3 => name_wire(&name(gw, origin)?, &mut out),
-                _ => return Err(format!("unknown gateway type {gt}")),
+                _ => return Err(SyntaxError::GatewayType(gt)),
             }
             out.extend(b64(&f.joined())?);
         }
@@ -331,7 +355,10 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         }
         22 => {
             let t = f.joined();
-            let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(&t);
+            let t = t
+                .strip_prefix("0x")
+                .or_else(|| t.strip_prefix("0X"))
+                .unwrap_or(&t);
             out.extend(hex(&t.replace('.', ""))?);
         }
         30 => {
@@ -340,9 +367,10 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let mut bits = [0u8; 16];
             let mut max = 0;
             for t in f.rest() {
-                let c = type_code(&t.text).ok_or_else(|| format!("unknown type `{}`", t.text))?;
+                let c =
+                    type_code(&t.text).ok_or_else(|| SyntaxError::UnknownType(t.text.clone()))?;
                 if c >= 128 {
-                    return Err("NXT bit maps hold types below 128".into());
+                    return Err(SyntaxError::NxtType);
                 }
                 bits[c as usize / 8] |= 0x80 >> (c % 8);
                 max = max.max(c as usize / 8 + 1);
@@ -370,12 +398,12 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         // DSYNC: rrtype, scheme, port, target
         66 => {
             let t = f.text("type")?;
-            let rt = rtype(t).ok_or_else(|| format!("unknown type `{t}`"))?;
+            let rt = rtype(t).ok_or_else(|| SyntaxError::UnknownType(t.to_string()))?;
             out.extend_from_slice(&u16::from(rt).to_be_bytes());
             let scheme = f.text("scheme")?;
             out.push(match scheme.to_ascii_uppercase().as_str() {
                 "NOTIFY" => 1,
-                n => n.parse().map_err(|_| format!("unknown scheme `{scheme}`"))?,
+                n => n.parse().map_err(|_| unknown("scheme", scheme))?,
             });
             out.extend_from_slice(&f.num::<u16>("port")?.to_be_bytes());
             f.name("target", &mut out)?;
@@ -386,10 +414,10 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let t = f.text("locator")?;
             let groups: Vec<&str> = t.split(':').collect();
             if groups.len() != 4 {
-                return Err(format!("`{t}`: four 16-bit hex groups separated by `:`"));
+                return Err(SyntaxError::Locator(t.to_string()));
             }
             for g in groups {
-                let v = u16::from_str_radix(g, 16).map_err(|_| format!("bad hex `{g}`"))?;
+                let v = u16::from_str_radix(g, 16).map_err(|_| bad("hex", g))?;
                 out.extend_from_slice(&v.to_be_bytes());
             }
         }
@@ -404,11 +432,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
             f.name("FQDN", &mut out)?;
         }
-        _ => {
-            return Err(format!(
-                "type {rt} cannot be written in presentation form here; use the generic form `\\# LENGTH HEX` (RFC 3597)"
-            ))
-        }
+        _ => return Err(SyntaxError::NoPresentationForm(rt)),
     }
     f.done()?;
     Ok(out)
