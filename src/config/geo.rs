@@ -74,21 +74,30 @@ impl RegionConfig {
     }
 }
 
+/// Why a text is not a region's prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    #[error("`{0}` is not a CIDR prefix")]
+    NotAPrefix(String),
+    #[error("`{text}` has host bits set (did you mean {}?)", net.trunc())]
+    HostBits { text: String, net: IpNet },
+}
+
 /// A CIDR prefix, or a single address as its host prefix. Host bits must
 /// be zero (a typo like 192.0.2.1/24 is refused, not guessed at).
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
+pub fn parse_net(s: &str) -> Result<IpNet, NetError> {
     let net: IpNet = match s.parse() {
         Ok(n) => n,
         Err(_) => match s.parse::<std::net::IpAddr>() {
             Ok(a) => IpNet::from(a),
-            Err(_) => return Err(format!("`{s}` is not a CIDR prefix")),
+            Err(_) => return Err(NetError::NotAPrefix(s.to_string())),
         },
     };
     if net.trunc() != net {
-        return Err(format!(
-            "`{s}` has host bits set (did you mean {}?)",
-            net.trunc()
-        ));
+        return Err(NetError::HostBits {
+            text: s.to_string(),
+            net,
+        });
     }
     Ok(net)
 }
@@ -134,7 +143,7 @@ impl Config {
                 ));
             }
             for n in &r.nets {
-                parse_net(n.get_ref()).map_err(|m| err(n.span(), "region.nets", m))?;
+                parse_net(n.get_ref()).map_err(|e| err(n.span(), "region.nets", e.to_string()))?;
             }
             if let Some(g) = &r.geoip {
                 let gc = g.get_ref();

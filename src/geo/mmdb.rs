@@ -29,11 +29,11 @@ pub enum GeoError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {message}")]
+    #[error("{path}:{line}: {error}")]
     NetsLine {
         path: PathBuf,
         line: usize,
-        message: String,
+        error: crate::config::geo::NetError,
     },
 }
 
@@ -101,10 +101,10 @@ fn nets_file(path: &Path, slot: Slot, out: &mut Vec<Prefix>) -> Result<(), GeoEr
         if text.is_empty() {
             continue;
         }
-        let net = crate::config::geo::parse_net(text).map_err(|message| GeoError::NetsLine {
+        let net = crate::config::geo::parse_net(text).map_err(|error| GeoError::NetsLine {
             path: path.to_path_buf(),
             line: i + 1,
-            message,
+            error,
         })?;
         out.push((net, slot, Source::Nets));
     }
