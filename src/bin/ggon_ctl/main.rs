@@ -18,7 +18,7 @@ mod linkaudit;
 mod print;
 mod verify;
 
-use client::{client, fail, Client};
+use client::{client, fail, Client, ClientError};
 
 /// Service names ggond manages: from the config file, else from the daemon.
 fn managed_names(args: &Args) -> Vec<String> {
@@ -199,13 +199,12 @@ fn drain_detail(reason: &str, duration: Option<&str>) -> String {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
-    serde_json::from_value(v)
-        .map_err(|e| format!("ggond answered something this ggon-ctl cannot read: {e}"))
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ClientError> {
+    serde_json::from_value(v).map_err(ClientError::Unreadable)
 }
 
 /// Print a successful answer; the exit code says whether it is cause for concern.
-fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
+fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, ClientError> {
     // ggond's `warning` is always a string (ChangeView, or the cluster's
     // "did not confirm" added in ops/forward.rs).
     let warning = v["warning"].as_str().map(str::to_string);
@@ -221,7 +220,7 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
             Shown::Status => print::status(&parse::<StatusView>(v)?),
             Shown::Cluster => match parse::<StatusView>(v)?.cluster {
                 Some(c) => print::cluster(&c, true),
-                None => return Err("this ggond runs alone (no [cluster] in its config)".into()),
+                None => return Err(ClientError::NoCluster),
             },
             Shown::Change(done) => {
                 if let Some(done) = done {

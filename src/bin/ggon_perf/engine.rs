@@ -12,8 +12,6 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-
 use super::inflight::{InFlight, IDS};
 use super::interval::{Intervals, Progress};
 use super::queries::WireSet;
@@ -131,7 +129,7 @@ fn on_answer(
 }
 
 impl<'a> Engine<'a> {
-    fn new(cfg: &'a Config, wire: &'a mut WireSet) -> anyhow::Result<Self> {
+    fn new(cfg: &'a Config, wire: &'a mut WireSet) -> Result<Self, EngineError> {
         let mut conns = Vec::with_capacity(cfg.clients);
         let max_framed = wire
             .queries
@@ -141,8 +139,11 @@ impl<'a> Engine<'a> {
             .unwrap_or(0);
         for _ in 0..cfg.clients {
             let link = if cfg.tcp {
-                let stream = tcp_connect(cfg.server, cfg.timeout)
-                    .with_context(|| format!("cannot connect over TCP to {}", cfg.server))?;
+                let stream =
+                    tcp_connect(cfg.server, cfg.timeout).map_err(|error| EngineError::Tcp {
+                        server: cfg.server,
+                        error,
+                    })?;
                 Link::Tcp(TcpLink {
                     stream: Some(stream),
                     wbuf: Vec::with_capacity(TCP_WRITE_HIGH + BATCH * max_framed),
@@ -572,9 +573,23 @@ impl<'a> Engine<'a> {
     }
 }
 
-pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
+/// Why the flood cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the query file holds no queries")]
+    NoQueries,
+    #[error("cannot connect over TCP to {server}: {error}")]
+    Tcp {
+        server: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Udp(#[from] super::sockets::SocketError),
+}
+
+pub fn run(cfg: &Config, wire: &mut WireSet) -> Result<Outcome, EngineError> {
     if wire.queries.is_empty() {
-        bail!("the query file holds no queries");
+        return Err(EngineError::NoQueries);
     }
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
