@@ -27,8 +27,8 @@ pub use certaudit::CertAuditConfig;
 pub use control::{ControlConfig, ControlLimits};
 pub use dnssec::{DenialConfig, DnssecConfig};
 
-pub use errors::ConfigError;
 use errors::{field_from_toml_error, line_of};
+pub use errors::{ConfigError, Place};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -544,12 +544,22 @@ impl Config {
         field: &str,
         message: String,
     ) -> ConfigError {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let Place { file, line, field } = self.place(span, field);
         ConfigError {
+            file,
+            line,
+            field,
+            message,
+        }
+    }
+
+    /// Where `span` of the config file is, naming `field`.
+    pub fn place(&self, span: std::ops::Range<usize>, field: &str) -> Place {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        Place {
             file: self.path.clone(),
             line: (!text.is_empty()).then(|| line_of(&text, span.start)),
             field: field.to_string(),
-            message,
         }
     }
 

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::RecordType;
 use tracing::warn;
 
-use crate::config::{Config, ConfigError, DenialConfig, ZoneMode};
+use crate::config::{Config, ConfigError, DenialConfig, Place, ZoneMode};
 use crate::geo::mmdb::GeoError;
-use crate::proto::tsig::{KeySource, Keyring};
-use crate::proto::zone::{fqdn_lower, ZoneData};
-use crate::sign::{Denial, KeyState, Policy, Signer, ZoneKey};
+use crate::proto::tsig::{KeyError, KeySource, Keyring};
+use crate::proto::zone::{fqdn_lower, ZoneData, ZoneError};
+use crate::sign::{Denial, KeyError as SignKeyError, KeyState, Policy, Signer, ZoneKey};
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -39,18 +39,39 @@ pub struct Source {
 pub enum LoadError {
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("{0}")]
-    Zone(ConfigError),
+    /// A zone file named by the config.
+    #[error("{at}: {source}")]
+    Zone { at: Place, source: Box<ZoneError> },
+    /// A DNSSEC key file named by a zone's `dnssec`.
+    #[error("{at}: {source}")]
+    ZoneKey {
+        at: Place,
+        source: Box<SignKeyError>,
+    },
     #[error("{path}: service `{service}` owns {fqdn}, but the zone file has a CNAME there")]
     CnameAtService {
         path: String,
         service: String,
         fqdn: String,
     },
-    #[error("{path}: {message}")]
-    Keys { path: String, message: String },
-    #[error("{0}")]
-    Geoip(ConfigError),
+    /// The TSIG keys of `[[key]]`.
+    #[error("{path}: {source}")]
+    Keys { path: String, source: Box<KeyError> },
+    /// The saved key set of a zone ggond signs.
+    #[error("{path}: {source}")]
+    KeySet {
+        path: String,
+        source: Box<SignKeyError>,
+    },
+    /// The control listener's certificate or key.
+    #[error("{at}: {source}")]
+    ControlTls {
+        at: Place,
+        source: Box<crate::ops::tls::TlsFileError>,
+    },
+    /// A region's nets file or GeoIP database.
+    #[error("{at}: {source}")]
+    Geoip { at: Place, source: Box<GeoError> },
     #[error(
         "{path}: zone {zone} is signed (its file holds RRSIGs) and service `{service}` is in it: \
          ggond changes the service's records and must sign them; add \
@@ -88,8 +109,11 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
         ];
         for (list, state) in lists {
             for k in list {
-                let key = ZoneKey::load(k.get_ref(), &origin.to_string()).map_err(|e| {
-                    LoadError::Zone(cfg.error_at(k.span(), "zone.dnssec.keys", e.to_string()))
+                let key = ZoneKey::load(k.get_ref(), &origin.to_string()).map_err(|source| {
+                    LoadError::ZoneKey {
+                        at: cfg.place(k.span(), "zone.dnssec.keys"),
+                        source: Box::new(source),
+                    }
                 })?;
                 keys.push((key, state));
             }
@@ -107,9 +131,9 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
         let dir = cfg.server.state_dir.join("dnssec");
         let signer = Signer::new(origin, keys, policy)
             .with_state_dir(&dir)
-            .map_err(|e| LoadError::Keys {
+            .map_err(|source| LoadError::KeySet {
                 path: dir.display().to_string(),
-                message: e.to_string(),
+                source: Box::new(source),
             })?;
         out.push(signer);
     }
@@ -142,7 +166,10 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
                 (_, _, Some(g)) => (g.span(), "region.geoip"),
                 _ => (r.name.span(), "region"),
             };
-            LoadError::Geoip(cfg.error_at(span, field, e.to_string()))
+            LoadError::Geoip {
+                at: cfg.place(span, field),
+                source: Box::new(e),
+            }
         })?;
         cfg.region_map = Some(std::sync::Arc::new(map));
     }
@@ -154,8 +181,10 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         if (z.mode == ZoneMode::Rfc2136 && !z.serve) || z.mode == ZoneMode::Secondary {
             continue;
         }
-        let data = ZoneData::load(file.get_ref(), &origin)
-            .map_err(|e| LoadError::Zone(cfg.error_at(file.span(), "zone.file", e.to_string())))?;
+        let data = ZoneData::load(file.get_ref(), &origin).map_err(|source| LoadError::Zone {
+            at: cfg.place(file.span(), "zone.file"),
+            source: Box::new(source),
+        })?;
         zones.push(data);
         files.push(file.get_ref().clone());
     }
@@ -229,9 +258,9 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         algorithm: k.algorithm.as_deref(),
         secret: k.secret.as_deref(),
     });
-    let keys = Keyring::load(sources).map_err(|e| LoadError::Keys {
+    let keys = Keyring::load(sources).map_err(|source| LoadError::Keys {
         path: cfg.path.display().to_string(),
-        message: e.to_string(),
+        source: Box::new(source),
     })?;
     let signers = signers(&cfg)?;
     Ok(Loaded {

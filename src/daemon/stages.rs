@@ -12,13 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::sinks::Sinks;
 use super::tasks::{Phase, Tasks};
+use super::StartError;
 use crate::config::{Config, ZoneMode};
 use crate::decide::checklog::CheckLog;
 use crate::decide::state::{self, StateStore};
@@ -105,7 +105,7 @@ pub fn zones(
     a: &mut Assembly,
     (loaded, signers): (Vec<crate::proto::zone::ZoneData>, Vec<crate::sign::Signer>),
     snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
-) -> anyhow::Result<Zones> {
+) -> Result<Zones, StartError> {
     let (cfg, keys, out, tasks) = (&a.cfg, &a.keys, &a.out, &mut a.tasks);
     // This first load sets an unreadable state file aside, so the
     // controller's own load finds none: the error must be reported here.
@@ -207,10 +207,12 @@ pub fn controller(
     publisher: Publisher,
     remote_status: Vec<crate::publish::rfc2136::SharedStatus>,
     checklog: &Arc<CheckLog>,
-) -> anyhow::Result<Controller> {
+) -> Result<Controller, StartError> {
     let (cfg, out, dir) = (&a.cfg, &a.out, &a.cfg.server.state_dir);
-    let store =
-        StateStore::new(dir).with_context(|| format!("state directory {}", dir.display()))?;
+    let store = StateStore::new(dir).map_err(|source| StartError::StateDir {
+        dir: dir.clone(),
+        source,
+    })?;
     Ok(Controller::new(cfg, publisher, store)
         .with_remote_status(remote_status)
         .with_sink(Box::new(Sinks {
@@ -227,15 +229,21 @@ pub fn controller(
 pub async fn join_cluster(
     cfg: &Config,
     mut controller: Controller,
-) -> anyhow::Result<(
-    Controller,
-    Option<(crate::cluster::Prepared, crate::cluster::ClusterHandle)>,
-)> {
+) -> Result<
+    (
+        Controller,
+        Option<(crate::cluster::Prepared, crate::cluster::ClusterHandle)>,
+    ),
+    StartError,
+> {
     let Some(c) = &cfg.cluster else {
         return Ok((controller, None));
     };
-    let (prepared, store, votes, cluster) = crate::cluster::spawn(cfg)
-        .with_context(|| format!("cluster: etcd {:?}", c.etcd.get_ref()))?;
+    let (prepared, store, votes, cluster) =
+        crate::cluster::spawn(cfg).map_err(|source| StartError::Cluster {
+            etcd: c.etcd.get_ref().clone(),
+            source,
+        })?;
     controller = controller
         .with_shared(Box::new(store), cluster.view.clone())
         .with_sink(Box::new(votes));
@@ -314,7 +322,7 @@ pub fn checks(
     a: &mut Assembly,
     config: watch::Receiver<Arc<Config>>,
     handle: &ControllerHandle,
-) -> anyhow::Result<mpsc::Receiver<crate::monitor::Observation>> {
+) -> Result<mpsc::Receiver<crate::monitor::Observation>, StartError> {
     let (metrics, notifier) = (a.out.metrics.clone(), a.out.notifier.clone());
     let stop = a.tasks.signal(Phase::Producers);
     let audit = super::certaudit::spawn(config.clone(), handle.clone(), metrics, notifier, stop);
@@ -353,7 +361,7 @@ pub fn dns(
     sockets: crate::dns::server::Bound,
     snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
     handler: crate::replicate::ProtocolHandler,
-) -> anyhow::Result<Serving> {
+) -> Result<Serving, StartError> {
     let cfg = &a.cfg;
     let limits = crate::dns::server::TcpLimits {
         max_connections: cfg.server.tcp_max_connections,
@@ -363,7 +371,7 @@ pub fn dns(
     let stats = Arc::new(crate::dns::stats::Stats::default());
     let dns =
         crate::dns::DnsServer::serve(sockets, snapshot, Arc::new(handler), limits, stats.clone())
-            .context("binding DNS sockets")?;
+            .map_err(StartError::BindDns)?;
     let serving = Serving {
         addrs: dns.local_addrs().to_vec(),
         heartbeats: dns.heartbeats(),
@@ -393,10 +401,7 @@ pub fn control_api(
     listener: std::net::TcpListener,
     handle: &ControllerHandle,
     api: ControlApi,
-) -> anyhow::Result<(
-    SocketAddr,
-    mpsc::Receiver<crate::ops::control::ReloadRequest>,
-)> {
+) -> Result<(SocketAddr, mpsc::Receiver<super::ReloadRequest>), StartError> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -438,7 +443,7 @@ pub fn announce_ready(
     dns: &Serving,
     control: SocketAddr,
     handle: &ControllerHandle,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     if let Some(path) = &opts.ready_file {
         let ready = super::Ready {
             dns: dns.addrs.clone(),

@@ -24,11 +24,9 @@ use super::auth::{auth, Gate};
 use super::extract::{Body, Params};
 use super::limits::{bounded_body, Limits};
 use super::tokens::Token;
+use crate::daemon::ReloadRequest;
 use crate::decide::requests::{DrainRequest, DrillRequest, HistoryQuery, RemapRequest};
 use crate::decide::{Actor, Command, ControllerHandle, CtlError};
-
-/// Asks the daemon to re-read config and zones; answers with a summary or the error.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
 
 #[derive(Clone)]
 struct AppState {
@@ -273,7 +271,7 @@ async fn reload(
         Ok(Ok(summary)) => Json(json!({ "reloaded": true, "summary": summary })).into_response(),
         Ok(Err(e)) => {
             warn!(%peer, error = %e, "reload rejected; the running configuration stays");
-            error_response(CtlError::BadRequest(e))
+            error_response(CtlError::BadRequest(e.to_string()))
         }
         Err(_) => error_response(CtlError::Internal("shutting down".into())),
     }
