@@ -90,69 +90,16 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
                 i += 1;
             }
             b'"' => {
-                let start_line = line;
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    let Some(&b) = bytes.get(i) else {
-                        return Err(LexError {
-                            line: start_line,
-                            problem: LexProblem::OpenQuote,
-                        });
-                    };
-                    match b {
-                        b'"' => {
-                            i += 1;
-                            break;
-                        }
-                        b'\\' => {
-                            s.push('\\');
-                            if let Some(&n) = bytes.get(i + 1) {
-                                push_byte(&mut s, text, i + 1);
-                                if n == b'\n' {
-                                    line += 1;
-                                }
-                                i += char_len(text, i + 1) + 1;
-                            } else {
-                                i += 1;
-                            }
-                        }
-                        b'\n' => {
-                            line += 1;
-                            s.push('\n');
-                            i += 1;
-                        }
-                        _ => {
-                            push_byte(&mut s, text, i);
-                            i += char_len(text, i);
-                        }
-                    }
-                }
+                let (s, next) = quoted(text, i + 1, &mut line)?;
+                i = next;
                 cur.as_mut().expect("an entry").tokens.push(Token {
                     text: s,
                     quoted: true,
                 });
             }
             _ => {
-                let mut s = String::new();
-                while let Some(&b) = bytes.get(i) {
-                    match b {
-                        b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
-                        b'\\' => {
-                            s.push('\\');
-                            if bytes.get(i + 1).is_some() {
-                                push_byte(&mut s, text, i + 1);
-                                i += char_len(text, i + 1) + 1;
-                            } else {
-                                i += 1;
-                            }
-                        }
-                        _ => {
-                            push_byte(&mut s, text, i);
-                            i += char_len(text, i);
-                        }
-                    }
-                }
+                let (s, next) = word(text, i);
+                i = next;
                 cur.as_mut().expect("an entry").tokens.push(Token {
                     text: s,
                     quoted: false,
@@ -172,6 +119,71 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
         }
     }
     Ok(out)
+}
+
+/// A quoted string whose text starts at `i` (after the `"`): its text,
+/// escapes kept, and where lexing goes on. Newlines inside it count in `line`.
+fn quoted(text: &str, mut i: usize, line: &mut usize) -> Result<(String, usize), LexError> {
+    let bytes = text.as_bytes();
+    let start_line = *line;
+    let mut s = String::new();
+    loop {
+        let Some(&b) = bytes.get(i) else {
+            return Err(LexError {
+                line: start_line,
+                problem: LexProblem::OpenQuote,
+            });
+        };
+        match b {
+            b'"' => return Ok((s, i + 1)),
+            b'\\' => {
+                s.push('\\');
+                if let Some(&n) = bytes.get(i + 1) {
+                    push_byte(&mut s, text, i + 1);
+                    if n == b'\n' {
+                        *line += 1;
+                    }
+                    i += char_len(text, i + 1) + 1;
+                } else {
+                    i += 1;
+                }
+            }
+            b'\n' => {
+                *line += 1;
+                s.push('\n');
+                i += 1;
+            }
+            _ => {
+                push_byte(&mut s, text, i);
+                i += char_len(text, i);
+            }
+        }
+    }
+}
+
+/// A bare word starting at `i`, escapes kept, and where it ends.
+fn word(text: &str, mut i: usize) -> (String, usize) {
+    let bytes = text.as_bytes();
+    let mut s = String::new();
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
+            b'\\' => {
+                s.push('\\');
+                if bytes.get(i + 1).is_some() {
+                    push_byte(&mut s, text, i + 1);
+                    i += char_len(text, i + 1) + 1;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => {
+                push_byte(&mut s, text, i);
+                i += char_len(text, i);
+            }
+        }
+    }
+    (s, i)
 }
 
 fn char_len(text: &str, i: usize) -> usize {

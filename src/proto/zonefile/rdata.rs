@@ -113,6 +113,24 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         return Ok(data);
     }
     let code = u16::from(rt);
+    let known = names_and_addresses(code, &mut f, &mut out)?
+        || strings_and_opaque(code, &mut f, &mut out)?
+        || dnssec(code, &mut f, &mut out)?
+        || keys_and_fingerprints(code, &mut f, &mut out, origin)?
+        || own_grammar(code, &mut f, &mut out)?;
+    if !known {
+        return Err(SyntaxError::NoPresentationForm(rt));
+    }
+    f.done()?;
+    Ok(out)
+}
+
+// Each family below writes the RDATA of the types it knows and answers
+// whether `code` was one of them.
+
+/// Addresses, names and numbers: A, AAAA, the name-only types, SOA, the
+/// MX family, RP/MINFO, SRV, NAPTR, NSAP-PTR, PX and the ILNP locators.
+fn names_and_addresses(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
     match code {
         1 => {
             let a: Ipv4Addr = f.num("IPv4 address")?;
@@ -123,10 +141,10 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend_from_slice(&a.octets());
         }
         // NS CNAME PTR DNAME MB MG MR
-        2 | 5 | 12 | 39 | 7 | 8 | 9 => f.name("name", &mut out)?,
+        2 | 5 | 12 | 39 | 7 | 8 | 9 => f.name("name", out)?,
         6 => {
-            f.name("primary server", &mut out)?;
-            f.name("mailbox", &mut out)?;
+            f.name("primary server", out)?;
+            f.name("mailbox", out)?;
             out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
             for what in ["refresh", "retry", "expire", "minimum"] {
                 let t = f.text(what)?;
@@ -142,46 +160,88 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         // MX AFSDB RT KX
         15 | 18 | 21 | 36 => {
             out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.name("host", &mut out)?;
-        }
-        // TXT SPF
-        16 | 99 => {
-            if toks.is_empty() {
-                return Err(SyntaxError::NoString);
-            }
-            for t in f.rest() {
-                char_string(&t.text, &mut out)?;
-            }
-        }
-        13 => {
-            f.string("CPU", &mut out)?;
-            f.string("OS", &mut out)?;
-        }
-        19 => f.string("address", &mut out)?,
-        20 => {
-            f.string("address", &mut out)?;
-            if f.toks.len() > 1 {
-                f.string("subaddress", &mut out)?;
-            }
+            f.name("host", out)?;
         }
         // RP MINFO
         17 | 14 => {
-            f.name("mailbox", &mut out)?;
-            f.name("text domain", &mut out)?;
+            f.name("mailbox", out)?;
+            f.name("text domain", out)?;
         }
         33 => {
             for what in ["priority", "weight", "port"] {
                 out.extend_from_slice(&f.num::<u16>(what)?.to_be_bytes());
             }
-            f.name("target", &mut out)?;
+            f.name("target", out)?;
         }
         35 => {
             out.extend_from_slice(&f.num::<u16>("order")?.to_be_bytes());
             out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.string("flags", &mut out)?;
-            f.string("services", &mut out)?;
-            f.string("regexp", &mut out)?;
-            f.name("replacement", &mut out)?;
+            f.string("flags", out)?;
+            f.string("services", out)?;
+            f.string("regexp", out)?;
+            f.name("replacement", out)?;
+        }
+        // NSAP-PTR
+        23 => f.name("name", out)?,
+        // PX: preference, MAP822, MAPX400
+        26 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            f.name("MAP822", out)?;
+            f.name("MAPX400", out)?;
+        }
+        // NID L64: preference, 64-bit as four 16-bit hex groups
+        104 | 106 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            let t = f.text("locator")?;
+            let groups: Vec<&str> = t.split(':').collect();
+            if groups.len() != 4 {
+                return Err(SyntaxError::Locator(t.to_string()));
+            }
+            for g in groups {
+                let v = u16::from_str_radix(g, 16).map_err(|_| bad("hex", g))?;
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        // L32: preference, IPv4-style locator
+        105 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            let a: Ipv4Addr = f.num("locator")?;
+            out.extend_from_slice(&a.octets());
+        }
+        // LP: preference, FQDN
+        107 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            f.name("FQDN", out)?;
+        }
+
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Character strings and opaque values: TXT/SPF, HINFO, X25, ISDN, CAA,
+/// URI, GPOS, NSAP, EUI48/EUI64.
+fn strings_and_opaque(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
+    match code {
+        // TXT SPF
+        16 | 99 => {
+            if f.toks.is_empty() {
+                return Err(SyntaxError::NoString);
+            }
+            for t in f.rest() {
+                char_string(&t.text, out)?;
+            }
+        }
+        13 => {
+            f.string("CPU", out)?;
+            f.string("OS", out)?;
+        }
+        19 => f.string("address", out)?,
+        20 => {
+            f.string("address", out)?;
+            if f.toks.len() > 1 {
+                f.string("subaddress", out)?;
+            }
         }
         257 => {
             out.push(f.num::<u8>("flags")?);
@@ -191,18 +251,49 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let v = f.next("value")?;
             out.extend_from_slice(&unescape(&v.text)?);
         }
-        44 => {
-            out.push(f.num::<u8>("algorithm")?);
-            out.push(f.num::<u8>("fingerprint type")?);
-            out.extend(hex(&f.joined())?);
+        256 => {
+            out.extend_from_slice(&f.num::<u16>("priority")?.to_be_bytes());
+            out.extend_from_slice(&f.num::<u16>("weight")?.to_be_bytes());
+            let t = f.next("target")?;
+            out.extend(unescape(&t.text)?);
         }
-        // TLSA SMIMEA
-        52 | 53 => {
-            out.push(f.num::<u8>("usage")?);
-            out.push(f.num::<u8>("selector")?);
-            out.push(f.num::<u8>("matching type")?);
-            out.extend(hex(&f.joined())?);
+        // GPOS: longitude, latitude, altitude as strings
+        27 => {
+            for what in ["longitude", "latitude", "altitude"] {
+                f.string(what, out)?;
+            }
         }
+        22 => {
+            let t = f.joined();
+            let t = t
+                .strip_prefix("0x")
+                .or_else(|| t.strip_prefix("0X"))
+                .unwrap_or(&t);
+            out.extend(hex(&t.replace('.', ""))?);
+        }
+        108 | 109 => {
+            let t = f.text("address")?;
+            let parts: Vec<&str> = t.split('-').collect();
+            let want = if code == 108 { 6 } else { 8 };
+            if parts.len() != want || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
+                return Err(SyntaxError::Eui {
+                    text: t.to_string(),
+                    pairs: want,
+                });
+            }
+            for p in parts {
+                out.push(u8::from_str_radix(p, 16).map_err(|_| bad("hex", p))?);
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// DNSSEC: DS and its kin, DNSKEY/KEY, RRSIG/SIG, NSEC, NSEC3(PARAM), NXT,
+/// CSYNC, ZONEMD.
+fn dnssec(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
+    match code {
         // DS CDS TA DLV
         43 | 59 | 32768 | 32769 => {
             out.extend_from_slice(&f.num::<u16>("key tag")?.to_be_bytes());
@@ -228,12 +319,12 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend_from_slice(&dnssec_time(f.text("expiration")?)?.to_be_bytes());
             out.extend_from_slice(&dnssec_time(f.text("inception")?)?.to_be_bytes());
             out.extend_from_slice(&f.num::<u16>("key tag")?.to_be_bytes());
-            f.name("signer", &mut out)?;
+            f.name("signer", out)?;
             out.extend(b64(&f.joined())?);
         }
         47 => {
-            f.name("next name", &mut out)?;
-            bitmap(f.rest(), &mut out)?;
+            f.name("next name", out)?;
+            bitmap(f.rest(), out)?;
         }
         50 => {
             out.push(f.num::<u8>("hash algorithm")?);
@@ -251,7 +342,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
                 })?;
             out.push(h.len() as u8);
             out.extend(h);
-            bitmap(f.rest(), &mut out)?;
+            bitmap(f.rest(), out)?;
         }
         51 => {
             out.push(f.num::<u8>("hash algorithm")?);
@@ -260,6 +351,54 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let salt = hex(f.text("salt")?)?;
             out.push(salt.len() as u8);
             out.extend(salt);
+        }
+        30 => {
+            f.name("next name", out)?;
+            // RFC 2535 bit map: bit N set for type N (types < 128).
+            let mut bits = [0u8; 16];
+            let mut max = 0;
+            for t in f.rest() {
+                let c =
+                    type_code(&t.text).ok_or_else(|| SyntaxError::UnknownType(t.text.clone()))?;
+                if c >= 128 {
+                    return Err(SyntaxError::NxtType);
+                }
+                bits[c as usize / 8] |= 0x80 >> (c % 8);
+                max = max.max(c as usize / 8 + 1);
+            }
+            out.extend_from_slice(&bits[..max]);
+        }
+        62 => {
+            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
+            out.extend_from_slice(&f.num::<u16>("flags")?.to_be_bytes());
+            bitmap(f.rest(), out)?;
+        }
+        63 => {
+            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
+            out.push(f.num::<u8>("scheme")?);
+            out.push(f.num::<u8>("hash algorithm")?);
+            out.extend(hex(&f.joined())?);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Keys and fingerprints outside DNSSEC: SSHFP, TLSA/SMIMEA, CERT,
+/// OPENPGPKEY/DHCID, IPSECKEY, HIP.
+fn keys_and_fingerprints(code: u16, f: &mut Fields, out: &mut Vec<u8>, origin: &Name) -> R<bool> {
+    match code {
+        44 => {
+            out.push(f.num::<u8>("algorithm")?);
+            out.push(f.num::<u8>("fingerprint type")?);
+            out.extend(hex(&f.joined())?);
+        }
+        // TLSA SMIMEA
+        52 | 53 => {
+            out.push(f.num::<u8>("usage")?);
+            out.push(f.num::<u8>("selector")?);
+            out.push(f.num::<u8>("matching type")?);
+            out.extend(hex(&f.joined())?);
         }
         37 => {
             let t = f.text("certificate type")?;
@@ -285,38 +424,6 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         }
         // OPENPGPKEY DHCID
         61 | 49 => out.extend(b64(&f.joined())?),
-        29 => loc(&mut f, &mut out)?,
-        256 => {
-            out.extend_from_slice(&f.num::<u16>("priority")?.to_be_bytes());
-            out.extend_from_slice(&f.num::<u16>("weight")?.to_be_bytes());
-            let t = f.next("target")?;
-            out.extend(unescape(&t.text)?);
-        }
-        108 | 109 => {
-            let t = f.text("address")?;
-            let parts: Vec<&str> = t.split('-').collect();
-            let want = if code == 108 { 6 } else { 8 };
-            if parts.len() != want || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
-                return Err(SyntaxError::Eui {
-                    text: t.to_string(),
-                    pairs: want,
-                });
-            }
-            for p in parts {
-                out.push(u8::from_str_radix(p, 16).map_err(|_| bad("hex", p))?);
-            }
-        }
-        63 => {
-            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
-            out.push(f.num::<u8>("scheme")?);
-            out.push(f.num::<u8>("hash algorithm")?);
-            out.extend(hex(&f.joined())?);
-        }
-        62 => {
-            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
-            out.extend_from_slice(&f.num::<u16>("flags")?.to_be_bytes());
-            bitmap(f.rest(), &mut out)?;
-        }
         45 => {
             out.push(f.num::<u8>("precedence")?);
             let gt: u8 = f.num("gateway type")?;
@@ -335,7 +442,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
                         .map_err(|_| bad("gateway", gw))?
                         .octets(),
                 ),
-                3 => name_wire(&name(gw, origin)?, &mut out),
+                3 => name_wire(&name(gw, origin)?, out),
                 _ => return Err(SyntaxError::GatewayType(gt)),
             }
             out.extend(b64(&f.joined())?);
@@ -350,51 +457,22 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend(hit);
             out.extend(pk);
             for t in f.rest() {
-                name_wire(&name(&t.text, origin)?, &mut out);
+                name_wire(&name(&t.text, origin)?, out);
             }
         }
-        22 => {
-            let t = f.joined();
-            let t = t
-                .strip_prefix("0x")
-                .or_else(|| t.strip_prefix("0X"))
-                .unwrap_or(&t);
-            out.extend(hex(&t.replace('.', ""))?);
-        }
-        30 => {
-            f.name("next name", &mut out)?;
-            // RFC 2535 bit map: bit N set for type N (types < 128).
-            let mut bits = [0u8; 16];
-            let mut max = 0;
-            for t in f.rest() {
-                let c =
-                    type_code(&t.text).ok_or_else(|| SyntaxError::UnknownType(t.text.clone()))?;
-                if c >= 128 {
-                    return Err(SyntaxError::NxtType);
-                }
-                bits[c as usize / 8] |= 0x80 >> (c % 8);
-                max = max.max(c as usize / 8 + 1);
-            }
-            out.extend_from_slice(&bits[..max]);
-        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The forms with a grammar of their own ([`super::complex`]) and DSYNC.
+fn own_grammar(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
+    match code {
+        29 => loc(f, out)?,
         // SVCB HTTPS
-        64 | 65 => svcb(&mut f, &mut out)?,
-        // NSAP-PTR
-        23 => f.name("name", &mut out)?,
-        // PX: preference, MAP822, MAPX400
-        26 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.name("MAP822", &mut out)?;
-            f.name("MAPX400", &mut out)?;
-        }
-        // GPOS: longitude, latitude, altitude as strings
-        27 => {
-            for what in ["longitude", "latitude", "altitude"] {
-                f.string(what, &mut out)?;
-            }
-        }
-        11 => wks(&mut f, &mut out)?,
-        42 => apl(&mut f, &mut out)?,
+        64 | 65 => svcb(f, out)?,
+        11 => wks(f, out)?,
+        42 => apl(f, out)?,
         // DSYNC: rrtype, scheme, port, target
         66 => {
             let t = f.text("type")?;
@@ -406,36 +484,11 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
                 n => n.parse().map_err(|_| unknown("scheme", scheme))?,
             });
             out.extend_from_slice(&f.num::<u16>("port")?.to_be_bytes());
-            f.name("target", &mut out)?;
+            f.name("target", out)?;
         }
-        // NID L64: preference, 64-bit as four 16-bit hex groups
-        104 | 106 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            let t = f.text("locator")?;
-            let groups: Vec<&str> = t.split(':').collect();
-            if groups.len() != 4 {
-                return Err(SyntaxError::Locator(t.to_string()));
-            }
-            for g in groups {
-                let v = u16::from_str_radix(g, 16).map_err(|_| bad("hex", g))?;
-                out.extend_from_slice(&v.to_be_bytes());
-            }
-        }
-        // L32: preference, IPv4-style locator
-        105 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            let a: Ipv4Addr = f.num("locator")?;
-            out.extend_from_slice(&a.octets());
-        }
-        // LP: preference, FQDN
-        107 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.name("FQDN", &mut out)?;
-        }
-        _ => return Err(SyntaxError::NoPresentationForm(rt)),
+        _ => return Ok(false),
     }
-    f.done()?;
-    Ok(out)
+    Ok(true)
 }
 
 #[cfg(test)]
