@@ -144,35 +144,72 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
 /// started.
 pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     let mut cfg = Config::load(path)?;
-    if !o.listen.is_empty() {
-        cfg.server.listen = o.listen.clone();
-    }
-    if let Some(c) = o.control {
-        cfg.control.listen = c;
-    }
-    if let Some(d) = &o.state_dir {
-        cfg.server.state_dir = d.clone();
-    }
-    if let Some(w) = o.workers {
-        cfg.server.workers = w;
-    }
+    o.apply(&mut cfg);
     if !cfg.regions.is_empty() {
-        let map = crate::geo::load_map(&cfg).map_err(|(i, e)| {
-            let r = &cfg.regions[i];
-            let (span, field) = match (&e, &r.nets_file, &r.geoip) {
-                (GeoError::NetsFile { .. } | GeoError::NetsLine { .. }, Some(f), _) => {
-                    (f.span(), "region.nets_file")
-                }
-                (_, _, Some(g)) => (g.span(), "region.geoip"),
-                _ => (r.name.span(), "region"),
-            };
-            LoadError::Geoip {
-                at: cfg.place(span, field),
-                source: Box::new(e),
-            }
-        })?;
-        cfg.region_map = Some(std::sync::Arc::new(map));
+        cfg.region_map = Some(std::sync::Arc::new(region_map(&cfg)?));
     }
+    let (zones, files) = zone_files(&cfg)?;
+    let warnings = services_in_zones(&cfg, &zones, &files)?;
+    warn_if_secrets_readable(&cfg, path);
+    let sources = cfg.keys.iter().map(|k| KeySource {
+        name: k.name.get_ref(),
+        file: k.file.as_deref(),
+        algorithm: k.algorithm.as_deref(),
+        secret: k.secret.as_deref(),
+    });
+    let keys = Keyring::load(sources).map_err(|source| LoadError::Keys {
+        path: cfg.path.display().to_string(),
+        source: Box::new(source),
+    })?;
+    let signers = signers(&cfg)?;
+    Ok(Loaded {
+        cfg,
+        zones,
+        keys,
+        warnings,
+        signers,
+    })
+}
+
+impl Overrides {
+    /// The command line wins over the file.
+    fn apply(&self, cfg: &mut Config) {
+        if !self.listen.is_empty() {
+            cfg.server.listen = self.listen.clone();
+        }
+        if let Some(c) = self.control {
+            cfg.control.listen = c;
+        }
+        if let Some(d) = &self.state_dir {
+            cfg.server.state_dir = d.clone();
+        }
+        if let Some(w) = self.workers {
+            cfg.server.workers = w;
+        }
+    }
+}
+
+/// The regions' map, its nets files and GeoIP databases read; an error
+/// names the region's field that points at the file.
+fn region_map(cfg: &Config) -> Result<crate::geo::RegionMap, LoadError> {
+    crate::geo::load_map(cfg).map_err(|(i, e)| {
+        let r = &cfg.regions[i];
+        let (span, field) = match (&e, &r.nets_file, &r.geoip) {
+            (GeoError::NetsFile { .. } | GeoError::NetsLine { .. }, Some(f), _) => {
+                (f.span(), "region.nets_file")
+            }
+            (_, _, Some(g)) => (g.span(), "region.geoip"),
+            _ => (r.name.span(), "region"),
+        };
+        LoadError::Geoip {
+            at: cfg.place(span, field),
+            source: Box::new(e),
+        }
+    })
+}
+
+/// The zones ggond serves itself, read from their files, and those files.
+fn zone_files(cfg: &Config) -> Result<(Vec<ZoneData>, Vec<PathBuf>), LoadError> {
     let mut zones = Vec::new();
     let mut files = Vec::new();
     for z in &cfg.zones {
@@ -188,12 +225,23 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         zones.push(data);
         files.push(file.get_ref().clone());
     }
+    Ok((zones, files))
+}
+
+/// What the zone files hold at the services' names: a CNAME there, or a
+/// signed zone ggond has no keys for, is an error; A/AAAA records there are
+/// ignored, with a warning (returned, and logged).
+fn services_in_zones(
+    cfg: &Config,
+    zones: &[ZoneData],
+    files: &[PathBuf],
+) -> Result<Vec<String>, LoadError> {
     let mut warnings = Vec::new();
     for s in &cfg.services {
         let fqdn = s.fqdn_name();
         let Some((zone, file)) = zones
             .iter()
-            .zip(&files)
+            .zip(files)
             .filter(|(z, _)| z.origin.zone_of(&fqdn))
             .max_by_key(|(z, _)| z.origin.num_labels())
         else {
@@ -221,12 +269,11 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
                 fqdn: fqdn.to_string(),
             });
         }
-        let mut owned: Vec<&str> = Vec::new();
-        for t in [RecordType::A, RecordType::AAAA] {
-            if types.contains_key(&t) {
-                owned.push(if t == RecordType::A { "A" } else { "AAAA" });
-            }
-        }
+        let owned: Vec<&str> = [(RecordType::A, "A"), (RecordType::AAAA, "AAAA")]
+            .into_iter()
+            .filter(|(t, _)| types.contains_key(t))
+            .map(|(_, name)| name)
+            .collect();
         if !owned.is_empty() {
             let at = match line_of_owner(file, &fqdn.to_string(), &zone.origin.to_string()) {
                 Some(line) => format!("{}:{line}", file.display()),
@@ -243,6 +290,11 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
             warnings.push(w);
         }
     }
+    Ok(warnings)
+}
+
+/// Inline TSIG secrets in a config file others may read deserve a word.
+fn warn_if_secrets_readable(cfg: &Config, path: &Path) {
     if cfg.keys.iter().any(|k| k.secret.is_some()) {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
@@ -252,24 +304,6 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
             }
         }
     }
-    let sources = cfg.keys.iter().map(|k| KeySource {
-        name: k.name.get_ref(),
-        file: k.file.as_deref(),
-        algorithm: k.algorithm.as_deref(),
-        secret: k.secret.as_deref(),
-    });
-    let keys = Keyring::load(sources).map_err(|source| LoadError::Keys {
-        path: cfg.path.display().to_string(),
-        source: Box::new(source),
-    })?;
-    let signers = signers(&cfg)?;
-    Ok(Loaded {
-        cfg,
-        zones,
-        keys,
-        warnings,
-        signers,
-    })
 }
 
 /// The first line of a zone file whose owner field names `fqdn` (written

@@ -105,45 +105,12 @@ impl Controller {
             }
             Command::Update {
                 origin,
-                message: _,
-                key,
-                peer,
-                reply,
-            } if self.cluster_mode() => {
-                warn!(zone = %origin, key, %peer,
-                    "UPDATE refused: in cluster mode zone data changes through the zone files on every node");
-                let _ = reply.send(crate::proto::codes::rcode::REFUSED);
-            }
-            Command::Update {
-                origin,
                 message,
                 key,
                 peer,
                 reply,
             } => {
-                let rcode = match self.publisher.apply_update(&origin, &message) {
-                    Ok((change, serial)) => {
-                        info!(zone = %origin, key, %peer, serial,
-                            added = change.added.len(), removed = change.removed.len(),
-                            "UPDATE applied");
-                        self.persist_or_log();
-                        self.record(
-                            Event::new(now.unix, EventKind::Update, EventCause::Update)
-                                .reason(format!(
-                                    "{} added, {} removed at serial {serial}",
-                                    change.added.len(),
-                                    change.removed.len()
-                                ))
-                                .who(&key),
-                        );
-                        0
-                    }
-                    Err(r) => {
-                        warn!(zone = %origin, key, %peer, rcode = r.rcode, why = %r.why, "UPDATE refused");
-                        r.rcode
-                    }
-                };
-                let _ = reply.send(rcode);
+                let _ = reply.send(self.update(&origin, &message, &key, peer, now));
             }
             Command::SecondaryLoaded { zone, reply } => {
                 self.publisher.replace_zone(*zone);
@@ -162,6 +129,44 @@ impl Controller {
                 reply,
             } => {
                 let _ = reply.send(self.reload(&config, zones, signers, &actor, now));
+            }
+        }
+    }
+
+    /// An authenticated RFC 2136 UPDATE to a local zone; the rcode to answer.
+    fn update(
+        &mut self,
+        origin: &hickory_proto::rr::Name,
+        message: &hickory_proto::op::Message,
+        key: &str,
+        peer: std::net::SocketAddr,
+        now: Now,
+    ) -> u8 {
+        if self.cluster_mode() {
+            warn!(zone = %origin, key, %peer,
+                "UPDATE refused: in cluster mode zone data changes through the zone files on every node");
+            return crate::proto::codes::rcode::REFUSED;
+        }
+        match self.publisher.apply_update(origin, message) {
+            Ok((change, serial)) => {
+                info!(zone = %origin, key, %peer, serial,
+                    added = change.added.len(), removed = change.removed.len(),
+                    "UPDATE applied");
+                self.persist_or_log();
+                self.record(
+                    Event::new(now.unix, EventKind::Update, EventCause::Update)
+                        .reason(format!(
+                            "{} added, {} removed at serial {serial}",
+                            change.added.len(),
+                            change.removed.len()
+                        ))
+                        .who(key),
+                );
+                0
+            }
+            Err(r) => {
+                warn!(zone = %origin, key, %peer, rcode = r.rcode, why = %r.why, "UPDATE refused");
+                r.rcode
             }
         }
     }

@@ -128,27 +128,14 @@ pub fn spawn(
         );
         // The first check: now, or when the saved copy's refresh is due.
         let mut wait = Duration::ZERO;
-        if let Some((zone, age)) = load_saved(&cfg) {
-            let (serial, records) = (zone.serial(), zone.record_count());
-            let copy = zone.clone();
-            let taken = controller
-                .call(|reply| Command::SecondaryLoaded {
-                    zone: Box::new(zone),
-                    reply,
-                })
-                .await
-                .and_then(|r| r);
-            if taken.is_ok() {
-                info!(zone = %cfg.origin, serial, records, primary_last_reached = %humantime::format_duration(age),
-                    "secondary zone served from its saved copy");
-                let (r, t, e) = timers(&copy);
-                (refresh, retry, expire) = (r, t, Some(e));
-                last_ok = tokio::time::Instant::now()
-                    .checked_sub(age)
-                    .unwrap_or_else(tokio::time::Instant::now);
-                wait = refresh.saturating_sub(age);
-                ours = Some(copy);
-            }
+        if let Some((copy, age)) = serve_saved(&cfg, &controller).await {
+            let (r, t, e) = timers(&copy);
+            (refresh, retry, expire) = (r, t, Some(e));
+            last_ok = tokio::time::Instant::now()
+                .checked_sub(age)
+                .unwrap_or_else(tokio::time::Instant::now);
+            wait = refresh.saturating_sub(age);
+            ours = Some(copy);
         }
         loop {
             // Wake by the expire time at the latest, to stop serving on time.
@@ -164,28 +151,11 @@ pub fn spawn(
             }
             wait = match check(&cfg, ours.as_ref()).await {
                 Ok(Some((zone, how))) => {
-                    let serial = zone.serial();
                     let (r, t, e) = timers(&zone);
                     (refresh, retry, expire) = (r, t, Some(e));
-                    let records = zone.record_count();
-                    let origin = cfg.origin.clone();
-                    let copy = zone.clone();
-                    match controller
-                        .call(|reply| Command::SecondaryLoaded {
-                            zone: Box::new(zone),
-                            reply,
-                        })
-                        .await
-                        .and_then(|r| r)
-                    {
-                        Ok(()) => {
-                            info!(zone = %origin, serial, records, primary = %cfg.primary,
-                                transfer = how, "secondary zone transferred");
-                            save(&cfg, &copy);
-                            ours = Some(copy);
-                            last_ok = tokio::time::Instant::now();
-                        }
-                        Err(e) => warn!(zone = %origin, error = %e, "transferred zone not taken"),
+                    if let Some(copy) = hand_over(&cfg, &controller, zone, how).await {
+                        ours = Some(copy);
+                        last_ok = tokio::time::Instant::now();
                     }
                     refresh
                 }
@@ -214,6 +184,59 @@ pub fn spawn(
             };
         }
     })
+}
+
+/// Hand the saved copy, if it is still good, to the controller to serve;
+/// the copy and how long ago the primary was last reached.
+async fn serve_saved(
+    cfg: &SecondaryConfig,
+    controller: &ControllerHandle,
+) -> Option<(ZoneData, Duration)> {
+    let (zone, age) = load_saved(cfg)?;
+    let (serial, records) = (zone.serial(), zone.record_count());
+    let copy = zone.clone();
+    controller
+        .call(|reply| Command::SecondaryLoaded {
+            zone: Box::new(zone),
+            reply,
+        })
+        .await
+        .and_then(|r| r)
+        .ok()?;
+    info!(zone = %cfg.origin, serial, records, primary_last_reached = %humantime::format_duration(age),
+        "secondary zone served from its saved copy");
+    Some((copy, age))
+}
+
+/// Hand a transferred copy to the controller to serve, and save it; the
+/// copy if the controller took it.
+async fn hand_over(
+    cfg: &SecondaryConfig,
+    controller: &ControllerHandle,
+    zone: ZoneData,
+    how: &str,
+) -> Option<ZoneData> {
+    let (serial, records) = (zone.serial(), zone.record_count());
+    let copy = zone.clone();
+    let taken = controller
+        .call(|reply| Command::SecondaryLoaded {
+            zone: Box::new(zone),
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+    match taken {
+        Ok(()) => {
+            info!(zone = %cfg.origin, serial, records, primary = %cfg.primary,
+                transfer = how, "secondary zone transferred");
+            save(cfg, &copy);
+            Some(copy)
+        }
+        Err(e) => {
+            warn!(zone = %cfg.origin, error = %e, "transferred zone not taken");
+            None
+        }
+    }
 }
 
 /// Ask the primary's serial; when it is newer than ours, transfer: IXFR
