@@ -83,24 +83,11 @@ pub async fn audit_links(
     }
     let managed: HashSet<String> = managed.iter().map(|m| normalize_host(m)).collect();
 
-    let mut queue = VecDeque::new();
-    let mut seen = HashSet::new();
-    let mut hosts = HashSet::new();
-    for s in start {
-        let url = Url::parse(s.trim()).map_err(|error| AuditError::BadUrl {
-            url: s.clone(),
-            error,
-        })?;
-        if !(matches!(url.scheme(), "http" | "https") && url.host_str().is_some()) {
-            return Err(AuditError::NotHttp(s.clone()));
-        }
-        hosts.insert(site(&url));
-        let url = without_fragment(url);
-        if seen.insert(url.clone()) {
-            queue.push_back((url, 0u32, true));
-        }
-    }
-
+    let StartPages {
+        mut queue,
+        mut seen,
+        hosts,
+    } = start_pages(start)?;
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -181,6 +168,37 @@ pub async fn audit_links(
         }
     }
     Ok(findings)
+}
+
+/// Where a crawl begins: the start pages queued (URL, depth, is a start
+/// page), the URLs seen, and the sites links are followed on.
+struct StartPages {
+    queue: VecDeque<(Url, u32, bool)>,
+    seen: HashSet<Url>,
+    hosts: HashSet<(String, String, Option<u16>)>,
+}
+
+fn start_pages(start: &[String]) -> Result<StartPages, AuditError> {
+    let mut pages = StartPages {
+        queue: VecDeque::new(),
+        seen: HashSet::new(),
+        hosts: HashSet::new(),
+    };
+    for s in start {
+        let url = Url::parse(s.trim()).map_err(|error| AuditError::BadUrl {
+            url: s.clone(),
+            error,
+        })?;
+        if !(matches!(url.scheme(), "http" | "https") && url.host_str().is_some()) {
+            return Err(AuditError::NotHttp(s.clone()));
+        }
+        pages.hosts.insert(site(&url));
+        let url = without_fragment(url);
+        if pages.seen.insert(url.clone()) {
+            pages.queue.push_back((url, 0u32, true));
+        }
+    }
+    Ok(pages)
 }
 
 enum Page {
