@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::requests::{parse_duration, DrainRequest, DrillRequest, RemapRequest};
+use super::requests::{Drain, DrillPlan, Remap};
 use super::state::Override;
 use super::views::{ChangeView, DrillView, Mode};
 use super::{policy, Actor, Cause, Command, Controller, CtlError, Drill, Event, EventCause};
@@ -193,7 +193,7 @@ impl Controller {
     pub(super) fn remap(
         &mut self,
         service: &str,
-        req: &RemapRequest,
+        req: &Remap,
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
@@ -217,10 +217,10 @@ impl Controller {
         &self,
         si: usize,
         ri: usize,
-        req: &RemapRequest,
+        req: &Remap,
     ) -> Result<(usize, Option<Duration>), CtlError> {
         let ti = self.target_index(si, &req.to)?;
-        let duration = parse_duration(req.duration.as_deref())?;
+        let duration = req.duration;
         let views = self.services[si].views(ri);
         if views[ti].unusable() && !req.force {
             let why = if views[ti].drained {
@@ -317,13 +317,13 @@ impl Controller {
         &mut self,
         service: &str,
         target: &str,
-        req: &DrainRequest,
+        req: &Drain,
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
         let ti = self.target_index(si, target)?;
-        let duration = parse_duration(req.duration.as_deref())?;
+        let duration = req.duration;
         let svc = &self.services[si];
         let pinned: Vec<usize> = (0..svc.regions.len())
             .filter(|&ri| {
@@ -428,7 +428,7 @@ impl Controller {
     fn drill(
         &mut self,
         service: &str,
-        req: &DrillRequest,
+        req: &DrillPlan,
         actor: &Actor,
         now: Now,
     ) -> Result<DrillView, CtlError> {
@@ -437,7 +437,7 @@ impl Controller {
             Some(r) => self.services[si].region(r)?,
             None => DEFAULT,
         };
-        let fail = req.failure()?;
+        let fail = req.fail.clone();
         let fail_idx = match &fail {
             Some((t, _)) => Some(self.target_index(si, t)?),
             None => None,

@@ -1,7 +1,9 @@
 //! Control API: HTTP + JSON on a loopback listener, for `ggon-ctl` and scripts.
 //!
 //! Owns: the routes, turning requests into typed [`Command`]s (the bodies
-//! are the shared request types of [`crate::decide::requests`]), and mapping
+//! are the shared request types of [`crate::decide::requests`], parsed here
+//! into what the controller acts on, so a bad duration is a 400 before the
+//! controller sees it), and mapping
 //! controller results to HTTP statuses. Authentication is [`super::auth`],
 //! applied once in front of every protected route. It must not change
 //! service state itself: it sends commands to the controller, the single
@@ -98,6 +100,10 @@ async fn remap(
     Extension(actor): Extension<Actor>,
     Body(request): Body<RemapRequest>,
 ) -> Response {
+    let request = match request.parse() {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
     reply(
         app.ctl
             .call(|reply| Command::Remap {
@@ -163,6 +169,10 @@ async fn drain(
     Extension(actor): Extension<Actor>,
     Body(request): Body<DrainRequest>,
 ) -> Response {
+    let request = match request.parse() {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
     reply(
         app.ctl
             .call(|reply| Command::Drain {
@@ -199,6 +209,10 @@ async fn drill(
     Extension(actor): Extension<Actor>,
     Body(request): Body<DrillRequest>,
 ) -> Response {
+    let request = match request.parse() {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
     reply(
         app.ctl
             .call(|reply| Command::Drill {
