@@ -58,9 +58,6 @@ pub struct Config {
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
     pub path: PathBuf,
-    /// The regions' prefix map, with GeoIP read (set by the daemon's load).
-    #[serde(skip)]
-    pub region_map: Option<std::sync::Arc<crate::geo::map::RegionMap>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

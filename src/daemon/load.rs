@@ -7,12 +7,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
 use tracing::warn;
 
 use crate::config::{Config, ConfigError, DenialConfig, Place, ZoneMode};
 use crate::geo::mmdb::GeoError;
+use crate::geo::RegionMap;
 use crate::proto::tsig::{KeyError, KeySource, Keyring};
 use crate::proto::zone::{fqdn_lower, ZoneData, ZoneError};
 use crate::sign::{Denial, KeyError as SignKeyError, KeyState, Policy, Signer, ZoneKey};
@@ -87,6 +89,9 @@ pub enum LoadError {
 /// A validated configuration with its zone files and keys read.
 pub struct Loaded {
     pub cfg: Config,
+    /// The regions' map, nets files and GeoIP databases read (empty
+    /// without regions).
+    pub regions: Arc<RegionMap>,
     /// Zones ggond serves itself (local, or rfc2136 with `serve = true`).
     pub zones: Vec<ZoneData>,
     pub keys: Keyring,
@@ -145,9 +150,7 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
 pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     let mut cfg = Config::load(path)?;
     o.apply(&mut cfg);
-    if !cfg.regions.is_empty() {
-        cfg.region_map = Some(std::sync::Arc::new(region_map(&cfg)?));
-    }
+    let regions = Arc::new(region_map(&cfg)?);
     let (zones, files) = zone_files(&cfg)?;
     let warnings = services_in_zones(&cfg, &zones, &files)?;
     warn_if_secrets_readable(&cfg, path);
@@ -164,6 +167,7 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     let signers = signers(&cfg)?;
     Ok(Loaded {
         cfg,
+        regions,
         zones,
         keys,
         warnings,
@@ -191,7 +195,7 @@ impl Overrides {
 
 /// The regions' map, its nets files and GeoIP databases read; an error
 /// names the region's field that points at the file.
-fn region_map(cfg: &Config) -> Result<crate::geo::RegionMap, LoadError> {
+fn region_map(cfg: &Config) -> Result<RegionMap, LoadError> {
     crate::geo::load_map(cfg).map_err(|(i, e)| {
         let r = &cfg.regions[i];
         let (span, field) = match (&e, &r.nets_file, &r.geoip) {

@@ -144,6 +144,7 @@ pub async fn run(
     let signals = signals::Signals::install()?;
     let Loaded {
         cfg,
+        regions,
         zones,
         keys,
         signers,
@@ -155,7 +156,8 @@ pub async fn run(
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let zones = stages::zones(&mut a, (zones, signers), snapshot.clone())?;
     let checks = crate::decide::checklog::CheckLog::new();
-    let controller = stages::controller(&a, zones.publisher, zones.remote_status, &checks)?;
+    let controller =
+        stages::controller(&a, regions, zones.publisher, zones.remote_status, &checks)?;
     let (controller, cluster) = stages::join_cluster(&a.cfg, controller).await?;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };

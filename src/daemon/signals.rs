@@ -111,6 +111,7 @@ async fn reload(
     let summary = handle
         .call(|reply| Command::Reload {
             config: Box::new(loaded.cfg),
+            regions: loaded.regions,
             zones: loaded.zones,
             signers: loaded.signers,
             actor: Actor::new("reload"),

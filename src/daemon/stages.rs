@@ -204,6 +204,7 @@ fn publisher_alarm(out: &Outbound, zone: &Name) -> crate::publish::rfc2136::Erro
 /// status page's check log.
 pub fn controller(
     a: &Assembly,
+    regions: Arc<crate::geo::RegionMap>,
     publisher: Publisher,
     remote_status: Vec<crate::publish::rfc2136::SharedStatus>,
     checklog: &Arc<CheckLog>,
@@ -213,7 +214,7 @@ pub fn controller(
         dir: dir.clone(),
         source,
     })?;
-    Ok(Controller::new(cfg, publisher, store)
+    Ok(Controller::new(cfg, regions, publisher, store)
         .with_remote_status(remote_status)
         .with_sink(Box::new(Sinks {
             notifier: out.notifier.clone(),

@@ -123,12 +123,13 @@ impl Controller {
             }
             Command::Reload {
                 config,
+                regions,
                 zones,
                 signers,
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.reload(&config, zones, signers, &actor, now));
+                let _ = reply.send(self.reload(&config, regions, zones, signers, &actor, now));
             }
         }
     }

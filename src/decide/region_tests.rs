@@ -77,7 +77,7 @@ fn rig() -> Rig {
     };
     let store = StateStore::new(dir.path()).unwrap();
     Rig {
-        ctl: Controller::new_at(&cfg, publisher, store, now),
+        ctl: Controller::new_at(&cfg, crate::geo::nets_map(&cfg), publisher, store, now),
         snap,
         _dir: dir,
         t0,

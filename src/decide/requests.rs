@@ -278,9 +278,10 @@ pub enum Command {
         actor: Actor,
         reply: Reply<String>,
     },
-    /// A validated new configuration and its zones.
+    /// A validated new configuration, its regions' map and its zones.
     Reload {
         config: Box<Config>,
+        regions: std::sync::Arc<crate::geo::RegionMap>,
         zones: Vec<ZoneData>,
         /// The zones ggond signs, keys read.
         signers: Vec<crate::sign::Signer>,

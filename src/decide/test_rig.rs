@@ -163,7 +163,7 @@ pub(crate) fn start_at(cfg: &Config, dir: tempfile::TempDir, secs: Option<u64>) 
     };
     publisher.add_zone(zone, last).unwrap();
     Rig {
-        ctl: Controller::new_at(&cfg, publisher, store, now),
+        ctl: Controller::new_at(&cfg, crate::geo::nets_map(&cfg), publisher, store, now),
         snap,
         dir,
         t0,
