@@ -184,25 +184,23 @@ pub struct ZoneConfig {
     /// Sign the zone online (local zones; see docs/dnssec.md).
     #[serde(default)]
     pub dnssec: Option<DnssecConfig>,
+    /// `origin` as a DNS name, read once by validation.
+    #[serde(skip)]
+    name: hickory_proto::rr::Name,
 }
 
 impl ZoneConfig {
-    /// The origin as a DNS name (valid once the config has been validated).
+    /// The origin as a DNS name, lowercase and fully qualified.
     pub fn name(&self) -> hickory_proto::rr::Name {
-        dns_name(self.origin.get_ref())
+        self.name.clone()
     }
 }
 
 impl ServiceConfig {
-    /// The service's name as a DNS name (valid once validated).
+    /// The service's name as a DNS name, lowercase and fully qualified.
     pub fn fqdn_name(&self) -> hickory_proto::rr::Name {
-        dns_name(self.fqdn.get_ref())
+        self.fqdn_name.clone()
     }
-}
-
-/// A validated name from the config as a lowercase, fully qualified DNS name.
-fn dns_name(s: &str) -> hickory_proto::rr::Name {
-    hickory_proto::rr::Name::from_ascii(normalize_name(s)).expect("validated by Config::parse")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -274,6 +272,9 @@ pub struct ServiceConfig {
     pub active: geo::ActiveMode,
     #[serde(default)]
     pub order: Option<Spanned<geo::Orders>>,
+    /// `fqdn` as a DNS name, read once by validation.
+    #[serde(skip)]
+    fqdn_name: hickory_proto::rr::Name,
 }
 
 /// `[cluster]`: this node's place in a cluster of ggond nodes that agree
@@ -513,7 +514,13 @@ impl Config {
             }
         })?;
         cfg.path = path.to_path_buf();
-        cfg.validate(text)?;
+        let names = cfg.validate(text)?;
+        for (z, name) in cfg.zones.iter_mut().zip(names.zones) {
+            z.name = name;
+        }
+        for (s, name) in cfg.services.iter_mut().zip(names.services) {
+            s.fqdn_name = name;
+        }
         Ok(cfg)
     }
 

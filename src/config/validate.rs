@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use hickory_proto::rr::Name;
+
 use super::*;
 use crate::proto::codes::parse_rcode;
 
@@ -39,8 +41,15 @@ impl Rules<'_> {
     }
 }
 
+/// What validation reads once, so nothing after it parses text again: the
+/// zones' origins and the services' names as DNS names, in file order.
+pub(super) struct Names {
+    pub zones: Vec<Name>,
+    pub services: Vec<Name>,
+}
+
 impl Config {
-    pub(super) fn validate(&self, text: &str) -> Result<(), ConfigError> {
+    pub(super) fn validate(&self, text: &str) -> Result<Names, ConfigError> {
         let rules = Rules { cfg: self, text };
         if let Some((field, message)) = self.control.limits.problem() {
             return Err(rules.unplaced(field, message));
@@ -56,8 +65,9 @@ impl Config {
         }
         rules.accounts()?;
         let key_names = rules.keys()?;
-        let origins = rules.zones(&key_names)?;
-        rules.services(&origins)
+        let (origins, zones) = rules.zones(&key_names)?;
+        let services = rules.services(&origins)?;
+        Ok(Names { zones, services })
     }
 }
 
@@ -190,18 +200,23 @@ impl Rules<'_> {
     }
 
     /// `[[zone]]`: valid, unique origins and what each mode needs. Returns
-    /// the origins (normalized).
-    fn zones(&self, key_names: &HashSet<&str>) -> Result<HashSet<String>, ConfigError> {
+    /// the origins (normalized), and each zone's as a DNS name.
+    fn zones(
+        &self,
+        key_names: &HashSet<&str>,
+    ) -> Result<(HashSet<String>, Vec<Name>), ConfigError> {
         let mut origins = HashSet::new();
+        let mut names = Vec::with_capacity(self.cfg.zones.len());
         for z in &self.cfg.zones {
             let origin = normalize_name(z.origin.get_ref());
-            if hickory_proto::rr::Name::from_ascii(&origin).is_err() {
+            let Ok(name) = Name::from_ascii(&origin) else {
                 return Err(self.err(
                     z.origin.span(),
                     "zone.origin",
                     format!("`{}` is not a valid domain name", z.origin.get_ref()),
                 ));
-            }
+            };
+            names.push(name);
             if !origins.insert(origin.clone()) {
                 return Err(self.err(
                     z.origin.span(),
@@ -212,7 +227,7 @@ impl Rules<'_> {
             self.zone_mode(z, &origin)?;
             self.zone_keys(z, key_names)?;
         }
-        Ok(origins)
+        Ok((origins, names))
     }
 
     /// What a zone's mode needs: a file when ggond serves it, a primary when
@@ -300,10 +315,11 @@ impl Rules<'_> {
     }
 
     /// `[[service]]`: unique names and names inside a zone ggond or its
-    /// primary answers, then each target.
-    fn services(&self, origins: &HashSet<String>) -> Result<(), ConfigError> {
+    /// primary answers, then each target. Returns each service's DNS name.
+    fn services(&self, origins: &HashSet<String>) -> Result<Vec<Name>, ConfigError> {
         let mut names = HashSet::new();
         let mut fqdns = HashSet::new();
+        let mut dns_names = Vec::with_capacity(self.cfg.services.len());
         for s in &self.cfg.services {
             let name = s.name.get_ref();
             if name.is_empty()
@@ -325,7 +341,7 @@ impl Rules<'_> {
                 ));
             }
             let fqdn = normalize_name(s.fqdn.get_ref());
-            self.service_name(s, &fqdn, origins)?;
+            dns_names.push(self.service_name(s, &fqdn, origins)?);
             if !fqdns.insert(fqdn.clone()) {
                 return Err(self.err(
                     s.fqdn.span(),
@@ -335,7 +351,7 @@ impl Rules<'_> {
             }
             self.targets(s)?;
         }
-        Ok(())
+        Ok(dns_names)
     }
 
     /// A service's name: valid, inside a configured zone, not a secondary's.
@@ -344,14 +360,14 @@ impl Rules<'_> {
         s: &ServiceConfig,
         fqdn: &str,
         origins: &HashSet<String>,
-    ) -> Result<(), ConfigError> {
-        if hickory_proto::rr::Name::from_ascii(fqdn).is_err() {
+    ) -> Result<Name, ConfigError> {
+        let Ok(name) = Name::from_ascii(fqdn) else {
             return Err(self.err(
                 s.fqdn.span(),
                 "service.fqdn",
                 format!("`{}` is not a valid domain name", s.fqdn.get_ref()),
             ));
-        }
+        };
         if !origins.iter().any(|o| in_zone(fqdn, o)) {
             return Err(self.err(
                 s.fqdn.span(),
@@ -367,7 +383,7 @@ impl Rules<'_> {
                 format!("`{fqdn}` is in a secondary zone: its primary owns the records"),
             ));
         }
-        Ok(())
+        Ok(name)
     }
 
     /// A service's targets: at least one, unique names, addresses, a check.

@@ -132,10 +132,10 @@ pub fn zones(
     let (mut access, mut notify, mut remote_status) = (HashMap::new(), HashMap::new(), Vec::new());
     for z in &cfg.zones {
         let origin = z.name();
-        if z.mode == ZoneMode::Rfc2136 {
+        if let (ZoneMode::Rfc2136, Some(primary)) = (z.mode, &z.primary) {
             let remote = crate::publish::rfc2136::RemoteConfig {
                 origin: origin.clone(),
-                primary: *z.primary.as_ref().expect("validated").get_ref(),
+                primary: *primary.get_ref(),
                 key: z.key.as_ref().and_then(|k| key(k.get_ref())),
                 reconcile: z.reconcile,
                 min_backoff: Duration::from_millis(500),
@@ -272,9 +272,13 @@ pub fn secondaries(
 ) -> HashMap<Name, (std::net::IpAddr, Arc<tokio::sync::Notify>)> {
     let (cfg, keys, tasks) = (&a.cfg, &a.keys, &mut a.tasks);
     let mut zones = HashMap::new();
-    for z in cfg.zones.iter().filter(|z| z.mode == ZoneMode::Secondary) {
+    // Validation saw to it that every secondary zone has its primary.
+    let secondaries = cfg.zones.iter().filter_map(|z| match (z.mode, &z.primary) {
+        (ZoneMode::Secondary, Some(p)) => Some((z, *p.get_ref())),
+        _ => None,
+    });
+    for (z, primary) in secondaries {
         let origin = z.name();
-        let primary = *z.primary.as_ref().expect("validated").get_ref();
         let trigger = Arc::new(tokio::sync::Notify::new());
         let task = crate::replicate::secondary::spawn(
             crate::replicate::secondary::SecondaryConfig {
