@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod certaudit;
+mod check;
 mod control;
 mod dnssec;
 mod errors;
@@ -24,6 +25,7 @@ pub mod geo;
 mod validate;
 
 pub use certaudit::CertAuditConfig;
+pub use check::{BadQuery, CheckConfig, CheckKind, DnsCheck, DnsQuery};
 pub use control::{ControlConfig, ControlLimits};
 pub use dnssec::{DenialConfig, DnssecConfig};
 
@@ -362,60 +364,6 @@ pub struct TargetConfig {
     pub check: CheckConfig,
 }
 
-/// How a target is checked. Monitoring is separate from resolution: the probed
-/// address may differ from the answered one (internal vs public address).
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckConfig {
-    #[serde(flatten)]
-    pub kind: CheckKind,
-    #[serde(default = "default_interval", with = "humantime_serde")]
-    pub interval: Duration,
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Consecutive successes to become healthy.
-    #[serde(default = "default_rise")]
-    pub rise: u32,
-    /// Consecutive failures to become unhealthy.
-    #[serde(default = "default_fall")]
-    pub fall: u32,
-    /// Up to this much random delay added to each interval, so checks spread out.
-    #[serde(default = "default_jitter", with = "humantime_serde")]
-    pub jitter: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum CheckKind {
-    /// Healthy if a TCP connection to `address` succeeds.
-    Tcp { address: SocketAddr },
-    /// Healthy if an HTTP(S) GET of `url` returns one of `expect_status`
-    /// (default 200..=399) and, if set, the body contains `body_contains`.
-    #[serde(alias = "https")]
-    Http {
-        url: String,
-        #[serde(default)]
-        expect_status: Vec<u16>,
-        #[serde(default)]
-        body_contains: Option<String>,
-        /// Host header to send (e.g. the public name when probing an internal address).
-        #[serde(default)]
-        host: Option<String>,
-        #[serde(default = "default_true")]
-        tls_verify: bool,
-    },
-    /// Healthy if a DNS query to `server` for `qname`/`qtype` answers with `expect_rcode`.
-    Dns {
-        server: SocketAddr,
-        qname: String,
-        #[serde(default = "default_qtype")]
-        qtype: String,
-        #[serde(default = "default_rcode")]
-        expect_rcode: String,
-    },
-    /// Healthy if `command` (argv, no shell) exits 0 within the timeout.
-    Exec { command: Vec<String> },
-}
-
 fn default_listen() -> Vec<SocketAddr> {
     vec!["127.0.0.1:5353".parse().unwrap()]
 }
@@ -448,30 +396,6 @@ fn default_ttl() -> u32 {
 }
 fn default_hold_down() -> Duration {
     Duration::from_secs(300)
-}
-fn default_interval() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_check_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-fn default_rise() -> u32 {
-    2
-}
-fn default_fall() -> u32 {
-    3
-}
-fn default_jitter() -> Duration {
-    Duration::from_millis(100)
-}
-fn default_true() -> bool {
-    true
-}
-fn default_qtype() -> String {
-    "A".into()
-}
-fn default_rcode() -> String {
-    "NOERROR".into()
 }
 
 impl Default for ServerConfig {
@@ -674,6 +598,29 @@ check = { type = "tcp", address = "127.0.0.11:8080", interval = "1s" }
             let e = Config::parse(&bad, Path::new("x.toml")).unwrap_err();
             assert_eq!(e.field, field, "{e}");
         }
+    }
+
+    #[test]
+    fn a_dns_check_is_read_once_and_a_bad_one_named() {
+        let dns = |qtype: &str| {
+            GOOD.replace(
+                "type = \"tcp\", address = \"127.0.0.11:8080\"",
+                &format!(
+                    "type = \"dns\", server = \"127.0.0.11:53\", qname = \"x.ggon.org\", \
+                     qtype = \"{qtype}\", expect_rcode = \"nxdomain\""
+                ),
+            )
+        };
+        let c = Config::parse(&dns("MX"), Path::new("x.toml")).unwrap();
+        let CheckKind::Dns(d) = &c.services[0].targets.get_ref()[0].check.kind else {
+            panic!("a dns check")
+        };
+        let q = d.query.as_ref().unwrap();
+        assert_eq!(q.qtype, hickory_proto::rr::RecordType::MX);
+        assert_eq!(q.expect_rcode, hickory_proto::op::ResponseCode::NXDomain);
+        let e = Config::parse(&dns("AX"), Path::new("x.toml")).unwrap_err();
+        assert_eq!(e.field, "service.target.check.qtype", "{e}");
+        assert_eq!(e.message, "target `primary`: unknown record type `AX`");
     }
 
     #[test]

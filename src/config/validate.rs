@@ -10,7 +10,6 @@ use std::ops::Range;
 use hickory_proto::rr::Name;
 
 use super::*;
-use crate::proto::codes::parse_rcode;
 
 /// The config under validation and the text it was read from.
 pub(super) struct Rules<'a> {
@@ -450,31 +449,19 @@ impl Rules<'_> {
                     ));
                 }
             }
-            CheckKind::Dns {
-                qname,
-                qtype,
-                expect_rcode,
-                ..
-            } => {
-                if hickory_proto::rr::Name::from_ascii(qname).is_err() {
-                    return Err(check_err(
-                        "qname",
-                        format!("target `{tn}`: `{qname}` is not a valid name"),
-                    ));
-                }
-                if qtype.parse::<hickory_proto::rr::RecordType>().is_err() {
-                    return Err(check_err(
-                        "qtype",
-                        format!("target `{tn}`: unknown record type `{qtype}`"),
-                    ));
-                }
-                if parse_rcode(expect_rcode).is_none() {
-                    return Err(check_err(
-                        "expect_rcode",
-                        format!("target `{tn}`: unknown rcode `{expect_rcode}`"),
-                    ));
-                }
+            CheckKind::Dns(DnsCheck {
+                query: Err(bad), ..
+            }) => {
+                let (field, why) = match bad {
+                    BadQuery::Qname { qname, .. } => {
+                        ("qname", format!("`{qname}` is not a valid name"))
+                    }
+                    BadQuery::Qtype(qtype) => ("qtype", format!("unknown record type `{qtype}`")),
+                    BadQuery::Rcode(rcode) => ("expect_rcode", format!("unknown rcode `{rcode}`")),
+                };
+                return Err(check_err(field, format!("target `{tn}`: {why}")));
             }
+            CheckKind::Dns(_) => {}
             CheckKind::Exec { command } => {
                 if command.is_empty() {
                     return Err(check_err(

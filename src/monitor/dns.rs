@@ -1,29 +1,21 @@
 //! The `dns` check: one query over UDP, the answer's rcode compared.
 
 use super::*;
+use crate::config::DnsCheck;
 
-pub(super) async fn check_dns(
-    server: SocketAddr,
-    qname: &str,
-    qtype: &str,
-    expect_rcode: &str,
-    timeout: Duration,
-) -> Verdict {
-    let expected = parse_rcode(expect_rcode)
-        .ok_or_else(|| CheckFailure::UnknownRcode(expect_rcode.to_string()))?;
-    let name = Name::from_ascii(qname).map_err(|error| CheckFailure::BadQname {
-        qname: qname.to_string(),
-        error,
-    })?;
-    let rtype: RecordType = qtype
-        .parse()
-        .map_err(|_| CheckFailure::UnknownQtype(qtype.to_string()))?;
+pub(super) async fn check_dns(check: &DnsCheck, timeout: Duration) -> Verdict {
+    let q = check
+        .query
+        .as_ref()
+        .map_err(|bad| CheckFailure::Query(bad.clone()))?;
+    let expected = u16::from(q.expect_rcode);
+    let server = check.server;
     let id: u16 = rand::random();
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
     // Set like `dig` does, so the same check works against a resolver; an
     // authoritative server answers its own names whatever RD says.
     query.metadata.recursion_desired = true;
-    query.add_query(Query::query(name, rtype));
+    query.add_query(Query::query(q.qname.clone(), q.qtype));
     let wire = query.to_vec().map_err(CheckFailure::Encode)?;
     with_timeout(timeout, async {
         let rcode = dns_exchange(server, id, &wire).await?;

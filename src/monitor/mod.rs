@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RecordType};
+
 use rand::Rng as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
@@ -52,7 +52,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{CheckConfig, CheckKind};
-use crate::proto::codes::parse_rcode;
 use crate::shutdown::Shutdown;
 use dns::check_dns;
 use exec::check_exec;
@@ -192,12 +191,7 @@ pub async fn run_check(checker: &Checker, kind: &CheckKind, timeout: Duration) -
                 };
                 with_timeout(timeout, check_http(client, req)).await
             }
-            CheckKind::Dns {
-                server,
-                qname,
-                qtype,
-                expect_rcode,
-            } => check_dns(*server, qname, qtype, expect_rcode, timeout).await,
+            CheckKind::Dns(check) => check_dns(check, timeout).await,
             CheckKind::Exec { command } => check_exec(command, timeout).await,
         }
     };
@@ -389,15 +383,9 @@ enum CheckFailure {
     /// alone would read like the REFUSED rcode.
     #[error("port unreachable")]
     PortUnreachable,
-    #[error("unknown rcode {0:?}")]
-    UnknownRcode(String),
-    #[error("bad qname {qname:?}: {error}")]
-    BadQname {
-        qname: String,
-        error: hickory_proto::ProtoError,
-    },
-    #[error("unknown qtype {0:?}")]
-    UnknownQtype(String),
+    /// A `dns` check whose query does not read (refused by validation).
+    #[error(transparent)]
+    Query(crate::config::BadQuery),
     #[error("cannot encode query: {0}")]
     Encode(hickory_proto::ProtoError),
     #[error("malformed response: {0}")]
