@@ -50,6 +50,9 @@ pub struct RegionConfig {
     /// country) whose country or continent code is listed.
     #[serde(default)]
     pub geoip: Option<Spanned<GeoipConfig>>,
+    /// `nets` as prefixes, read once by validation.
+    #[serde(skip)]
+    pub(super) prefixes: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -65,12 +68,9 @@ pub struct GeoipConfig {
 }
 
 impl RegionConfig {
-    /// The prefixes of `nets` (valid once the config has been validated).
-    pub fn prefixes(&self) -> Vec<IpNet> {
-        self.nets
-            .iter()
-            .filter_map(|n| parse_net(n.get_ref()).ok())
-            .collect()
+    /// The prefixes of `nets`.
+    pub fn prefixes(&self) -> &[IpNet] {
+        &self.prefixes
     }
 }
 
@@ -113,9 +113,11 @@ impl Config {
 }
 
 impl Rules<'_> {
-    /// `[[region]]`: names, and nets or GeoIP codes for each.
-    pub(super) fn regions(&self) -> Result<(), ConfigError> {
+    /// `[[region]]`: names, and nets or GeoIP codes for each. Returns each
+    /// region's `nets` as prefixes.
+    pub(super) fn regions(&self) -> Result<Vec<Vec<IpNet>>, ConfigError> {
         let mut names = HashSet::new();
+        let mut prefixes = Vec::with_capacity(self.cfg.regions.len());
         if self.cfg.regions.len() >= usize::from(u16::MAX) {
             return Err(self.err(0..0, "region", "too many regions".into()));
         }
@@ -139,16 +141,21 @@ impl Rules<'_> {
                     format!("region `{name}` is declared twice"),
                 ));
             }
-            self.region_sources(r)?;
+            prefixes.push(self.region_sources(r)?);
         }
-        Ok(())
+        Ok(prefixes)
     }
 
     /// Where a region's clients are found: `nets`, `nets_file` or `geoip`.
-    fn region_sources(&self, r: &RegionConfig) -> Result<(), ConfigError> {
+    /// Returns the `nets`.
+    fn region_sources(&self, r: &RegionConfig) -> Result<Vec<IpNet>, ConfigError> {
         let name = r.name.get_ref();
+        let mut nets = Vec::with_capacity(r.nets.len());
         for n in &r.nets {
-            parse_net(n.get_ref()).map_err(|e| self.err(n.span(), "region.nets", e.to_string()))?;
+            nets.push(
+                parse_net(n.get_ref())
+                    .map_err(|e| self.err(n.span(), "region.nets", e.to_string()))?,
+            );
         }
         if let Some(g) = &r.geoip {
             let gc = g.get_ref();
@@ -178,7 +185,7 @@ impl Rules<'_> {
                 format!("region `{name}` has no `nets`, `nets_file` or `geoip`"),
             ));
         }
-        Ok(())
+        Ok(nets)
     }
 
     /// Per-region services: an `order` (and only they), in a zone ggond

@@ -189,12 +189,20 @@ pub struct ZoneConfig {
     /// `origin` as a DNS name, read once by validation.
     #[serde(skip)]
     name: hickory_proto::rr::Name,
+    /// `allow_transfer` as prefixes, read once by validation.
+    #[serde(skip)]
+    transfer_acl: Vec<crate::proto::acl::Net>,
 }
 
 impl ZoneConfig {
     /// The origin as a DNS name, lowercase and fully qualified.
     pub fn name(&self) -> hickory_proto::rr::Name {
         self.name.clone()
+    }
+
+    /// `allow_transfer` as prefixes.
+    pub fn transfer_acl(&self) -> &[crate::proto::acl::Net] {
+        &self.transfer_acl
     }
 }
 
@@ -438,11 +446,15 @@ impl Config {
             }
         })?;
         cfg.path = path.to_path_buf();
-        let names = cfg.validate(text)?;
-        for (z, name) in cfg.zones.iter_mut().zip(names.zones) {
-            z.name = name;
+        let read = cfg.validate(text)?;
+        for (r, prefixes) in cfg.regions.iter_mut().zip(read.regions) {
+            r.prefixes = prefixes;
         }
-        for (s, name) in cfg.services.iter_mut().zip(names.services) {
+        for ((z, name), acl) in cfg.zones.iter_mut().zip(read.zones).zip(read.transfer) {
+            z.name = name;
+            z.transfer_acl = acl;
+        }
+        for (s, name) in cfg.services.iter_mut().zip(read.services) {
             s.fqdn_name = name;
         }
         Ok(cfg)

@@ -9,6 +9,8 @@ use std::ops::Range;
 
 use hickory_proto::rr::Name;
 
+use crate::proto::acl::Net;
+
 use super::*;
 
 /// The config under validation and the text it was read from.
@@ -40,20 +42,32 @@ impl Rules<'_> {
     }
 }
 
-/// What validation reads once, so nothing after it parses text again: the
-/// zones' origins and the services' names as DNS names, in file order.
-pub(super) struct Names {
+/// What validation reads once, so nothing after it parses text again, in
+/// file order: the regions' nets, the zones' origins and transfer ACLs, the
+/// services' names.
+pub(super) struct Read {
+    pub regions: Vec<Vec<ipnet::IpNet>>,
     pub zones: Vec<Name>,
+    pub transfer: Vec<Vec<Net>>,
     pub services: Vec<Name>,
 }
 
+/// The zones as validation read them: the origins (normalized text, to
+/// find a service's zone), and in file order each origin as a DNS name and
+/// its `allow_transfer` as prefixes.
+struct Zones {
+    origins: HashSet<String>,
+    names: Vec<Name>,
+    transfer: Vec<Vec<Net>>,
+}
+
 impl Config {
-    pub(super) fn validate(&self, text: &str) -> Result<Names, ConfigError> {
+    pub(super) fn validate(&self, text: &str) -> Result<Read, ConfigError> {
         let rules = Rules { cfg: self, text };
         if let Some((field, message)) = self.control.limits.problem() {
             return Err(rules.unplaced(field, message));
         }
-        rules.regions()?;
+        let regions = rules.regions()?;
         rules.per_region_services()?;
         rules.control_tls()?;
         if self.cert_audit.warn_days < 0 {
@@ -64,9 +78,14 @@ impl Config {
         }
         rules.accounts()?;
         let key_names = rules.keys()?;
-        let (origins, zones) = rules.zones(&key_names)?;
-        let services = rules.services(&origins)?;
-        Ok(Names { zones, services })
+        let zones = rules.zones(&key_names)?;
+        let services = rules.services(&zones.origins)?;
+        Ok(Read {
+            regions,
+            zones: zones.names,
+            transfer: zones.transfer,
+            services,
+        })
     }
 }
 
@@ -199,13 +218,12 @@ impl Rules<'_> {
     }
 
     /// `[[zone]]`: valid, unique origins and what each mode needs. Returns
-    /// the origins (normalized), and each zone's as a DNS name.
-    fn zones(
-        &self,
-        key_names: &HashSet<&str>,
-    ) -> Result<(HashSet<String>, Vec<Name>), ConfigError> {
+    /// the origins (normalized), and each zone's as a DNS name and its
+    /// `allow_transfer` as prefixes.
+    fn zones(&self, key_names: &HashSet<&str>) -> Result<Zones, ConfigError> {
         let mut origins = HashSet::new();
         let mut names = Vec::with_capacity(self.cfg.zones.len());
+        let mut transfer = Vec::with_capacity(self.cfg.zones.len());
         for z in &self.cfg.zones {
             let origin = normalize_name(z.origin.get_ref());
             let Ok(name) = Name::from_ascii(&origin) else {
@@ -224,9 +242,13 @@ impl Rules<'_> {
                 ));
             }
             self.zone_mode(z, &origin)?;
-            self.zone_keys(z, key_names)?;
+            transfer.push(self.zone_keys(z, key_names)?);
         }
-        Ok((origins, names))
+        Ok(Zones {
+            origins,
+            names,
+            transfer,
+        })
     }
 
     /// What a zone's mode needs: a file when ggond serves it, a primary when
@@ -274,8 +296,12 @@ impl Rules<'_> {
     }
 
     /// Every key a zone names is a `[[key]]`; `allow_transfer` holds
-    /// addresses and prefixes.
-    fn zone_keys(&self, z: &ZoneConfig, key_names: &HashSet<&str>) -> Result<(), ConfigError> {
+    /// addresses and prefixes, returned.
+    fn zone_keys(
+        &self,
+        z: &ZoneConfig,
+        key_names: &HashSet<&str>,
+    ) -> Result<Vec<Net>, ConfigError> {
         for k in z
             .update_keys
             .iter()
@@ -301,16 +327,18 @@ impl Rules<'_> {
                 }
             }
         }
+        let mut nets = Vec::with_capacity(z.allow_transfer.len());
         for a in &z.allow_transfer {
-            if crate::proto::acl::Net::parse(a.get_ref()).is_none() {
+            let Some(net) = Net::parse(a.get_ref()) else {
                 return Err(self.err(
                     a.span(),
                     "zone.allow_transfer",
                     format!("`{}` is not an IP address or CIDR prefix", a.get_ref()),
                 ));
-            }
+            };
+            nets.push(net);
         }
-        Ok(())
+        Ok(nets)
     }
 
     /// `[[service]]`: unique names and names inside a zone ggond or its

@@ -25,7 +25,6 @@ use crate::decide::state::{self, StateStore};
 use crate::decide::{Controller, ControllerHandle, Event, EventCause, EventKind};
 use crate::ops::alerts::{Alert, Notifier};
 use crate::ops::metrics::Metrics;
-use crate::proto::acl::Net;
 use crate::proto::tsig;
 use crate::publish::{Publisher, ZoneChanged};
 use crate::replicate::ZoneAccess;
@@ -151,11 +150,7 @@ pub fn zones(
         let names = |v: &[toml::Spanned<String>]| v.iter().map(|k| k.get_ref().clone()).collect();
         let zone_access = ZoneAccess {
             origin: origin.clone(),
-            allow_transfer: z
-                .allow_transfer
-                .iter()
-                .filter_map(|a| Net::parse(a.get_ref()))
-                .collect(),
+            allow_transfer: z.transfer_acl().to_vec(),
             transfer_keys: names(&z.transfer_keys),
             secondaries: z
                 .secondaries

@@ -62,7 +62,7 @@ pub fn prefixes(cfg: &Config) -> Result<Vec<Prefix>, (usize, GeoError)> {
     let mut by_db: BTreeMap<&Path, (usize, Vec<Wanted>)> = BTreeMap::new();
     for (i, r) in cfg.regions.iter().enumerate() {
         let slot = i as Slot;
-        out.extend(r.prefixes().into_iter().map(|n| (n, slot, Source::Nets)));
+        out.extend(r.prefixes().iter().map(|&n| (n, slot, Source::Nets)));
         if let Some(f) = &r.nets_file {
             nets_file(f.get_ref(), slot, &mut out).map_err(|e| (i, e))?;
         }

@@ -34,8 +34,8 @@ pub fn nets_map(cfg: &Config) -> Arc<RegionMap> {
         .enumerate()
         .flat_map(|(i, r)| {
             r.prefixes()
-                .into_iter()
-                .map(move |n| (n, i as Slot, Source::Nets))
+                .iter()
+                .map(move |&n| (n, i as Slot, Source::Nets))
         })
         .collect();
     Arc::new(RegionMap::build(region_names(cfg), nets))
