@@ -5,6 +5,13 @@
 //! zone files or touch running state: `ggond --check-config` and `reload` rely on
 //! validation being side-effect free, so a bad file can be rejected while the
 //! running instance keeps serving.
+//!
+//! What later stages need typed is read once, by parsing or validation
+//! (zone origins and service names as DNS names, region nets and transfer
+//! ACLs as prefixes, a `dns` check's query) and kept beside its text,
+//! rather than parsed again, and expected to parse, where it is used. The
+//! config holds only what the file says: the region map built from it
+//! (GeoIP databases read) is handed on beside it by the loader.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
