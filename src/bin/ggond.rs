@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     let sockets = match daemon::bind(&loaded.cfg) {
         Ok(s) => s,
         Err(e) => {
-            logging::fatal(format!("{e:#}"));
+            logging::fatal(e);
             return ExitCode::from(exit::FAILURE);
         }
     };
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     match rt.block_on(daemon::run(loaded, sockets, source, opts)) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            logging::fatal(format!("{e:#}"));
+            logging::fatal(e);
             ExitCode::from(exit::FAILURE)
         }
     }

@@ -11,7 +11,6 @@ use super::node::Node;
 use crate::decide::{Command, Role};
 
 impl Node {
-
     /// The election: campaign when there is no leader key, lead when it is
     /// ours, follow otherwise.
     pub(super) async fn elect(&mut self) -> Result<(), EtcdError> {

@@ -14,7 +14,6 @@ use crate::decide::Role;
 pub(super) const PER_TXN: usize = 120;
 
 impl Node {
-
     pub(super) fn note_verdict(&mut self, service: &str, target: &str, healthy: Option<bool>) {
         let b = votes::bucket_of(service);
         if votes::set(self.mine.entry(b).or_default(), service, target, healthy) {

@@ -16,7 +16,36 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// Where the error is.
+    pub fn place(&self) -> Place {
+        Place {
+            file: self.file.clone(),
+            line: self.line,
+            field: self.field.clone(),
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where in the config file a value is: for errors found in what a value
+/// names (a zone file, a key, a GeoIP database), which carry their own
+/// typed cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub field: String,
+}
+
+impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;
         if let Some(line) = self.line {
@@ -25,11 +54,9 @@ impl fmt::Display for ConfigError {
         if !self.field.is_empty() {
             write!(f, ": field `{}`", self.field)?;
         }
-        write!(f, ": {}", self.message)
+        Ok(())
     }
 }
-
-impl std::error::Error for ConfigError {}
 
 pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]

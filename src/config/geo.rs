@@ -12,8 +12,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::errors::line_of;
-use super::{normalize_name, Config, ConfigError, ZoneMode};
+use super::validate::Rules;
+use super::{normalize_name, Config, ConfigError, ServiceConfig, ZoneMode};
 
 /// How many targets answer a service at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -50,6 +50,9 @@ pub struct RegionConfig {
     /// country) whose country or continent code is listed.
     #[serde(default)]
     pub geoip: Option<Spanned<GeoipConfig>>,
+    /// `nets` as prefixes, read once by validation.
+    #[serde(skip)]
+    pub(super) prefixes: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -65,30 +68,36 @@ pub struct GeoipConfig {
 }
 
 impl RegionConfig {
-    /// The prefixes of `nets` (valid once the config has been validated).
-    pub fn prefixes(&self) -> Vec<IpNet> {
-        self.nets
-            .iter()
-            .filter_map(|n| parse_net(n.get_ref()).ok())
-            .collect()
+    /// The prefixes of `nets`.
+    pub fn prefixes(&self) -> &[IpNet] {
+        &self.prefixes
     }
+}
+
+/// Why a text is not a region's prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    #[error("`{0}` is not a CIDR prefix")]
+    NotAPrefix(String),
+    #[error("`{text}` has host bits set (did you mean {}?)", net.trunc())]
+    HostBits { text: String, net: IpNet },
 }
 
 /// A CIDR prefix, or a single address as its host prefix. Host bits must
 /// be zero (a typo like 192.0.2.1/24 is refused, not guessed at).
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
+pub fn parse_net(s: &str) -> Result<IpNet, NetError> {
     let net: IpNet = match s.parse() {
         Ok(n) => n,
         Err(_) => match s.parse::<std::net::IpAddr>() {
             Ok(a) => IpNet::from(a),
-            Err(_) => return Err(format!("`{s}` is not a CIDR prefix")),
+            Err(_) => return Err(NetError::NotAPrefix(s.to_string())),
         },
     };
     if net.trunc() != net {
-        return Err(format!(
-            "`{s}` has host bits set (did you mean {}?)",
-            net.trunc()
-        ));
+        return Err(NetError::HostBits {
+            text: s.to_string(),
+            net,
+        });
     }
     Ok(net)
 }
@@ -101,83 +110,100 @@ impl Config {
         }
         self.regions.iter().position(|r| r.name.get_ref() == name)
     }
+}
 
-    pub(super) fn validate_geo(&self, text: &str) -> Result<(), ConfigError> {
-        let err = |span: std::ops::Range<usize>, field: &str, message: String| ConfigError {
-            file: self.path.clone(),
-            line: Some(line_of(text, span.start)),
-            field: field.to_string(),
-            message,
-        };
+impl Rules<'_> {
+    /// `[[region]]`: names, and nets or GeoIP codes for each. Returns each
+    /// region's `nets` as prefixes.
+    pub(super) fn regions(&self) -> Result<Vec<Vec<IpNet>>, ConfigError> {
         let mut names = HashSet::new();
-        if self.regions.len() >= usize::from(u16::MAX) {
-            return Err(err(0..0, "region", "too many regions".into()));
+        let mut prefixes = Vec::with_capacity(self.cfg.regions.len());
+        if self.cfg.regions.len() >= usize::from(u16::MAX) {
+            return Err(self.err(0..0, "region", "too many regions".into()));
         }
-        for r in &self.regions {
+        for r in &self.cfg.regions {
             let name = r.name.get_ref();
             let ok = !name.is_empty()
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok || name == DEFAULT_REGION {
-                return Err(err(
+                return Err(self.err(
                     r.name.span(),
                     "region.name",
                     format!("`{name}`: use letters, digits, '-' or '_' (and not `default`)"),
                 ));
             }
             if !names.insert(name.clone()) {
-                return Err(err(
+                return Err(self.err(
                     r.name.span(),
                     "region.name",
                     format!("region `{name}` is declared twice"),
                 ));
             }
-            for n in &r.nets {
-                parse_net(n.get_ref()).map_err(|m| err(n.span(), "region.nets", m))?;
-            }
-            if let Some(g) = &r.geoip {
-                let gc = g.get_ref();
-                if gc.countries.is_empty() && gc.continents.is_empty() {
-                    return Err(err(
-                        g.span(),
-                        "region.geoip",
-                        format!("region `{name}`: list `countries` or `continents`"),
-                    ));
-                }
-                let bad = gc
-                    .countries
-                    .iter()
-                    .chain(&gc.continents)
-                    .find(|c| c.len() != 2 || !c.chars().all(|x| x.is_ascii_uppercase()));
-                if let Some(bad) = bad {
-                    return Err(err(
-                        g.span(),
-                        "region.geoip",
-                        format!("`{bad}` is not a two-letter upper-case country or continent code"),
-                    ));
-                }
-            } else if r.nets.is_empty() && r.nets_file.is_none() {
-                return Err(err(
-                    r.name.span(),
-                    "region.nets",
-                    format!("region `{name}` has no `nets`, `nets_file` or `geoip`"),
+            prefixes.push(self.region_sources(r)?);
+        }
+        Ok(prefixes)
+    }
+
+    /// Where a region's clients are found: `nets`, `nets_file` or `geoip`.
+    /// Returns the `nets`.
+    fn region_sources(&self, r: &RegionConfig) -> Result<Vec<IpNet>, ConfigError> {
+        let name = r.name.get_ref();
+        let mut nets = Vec::with_capacity(r.nets.len());
+        for n in &r.nets {
+            nets.push(
+                parse_net(n.get_ref())
+                    .map_err(|e| self.err(n.span(), "region.nets", e.to_string()))?,
+            );
+        }
+        if let Some(g) = &r.geoip {
+            let gc = g.get_ref();
+            if gc.countries.is_empty() && gc.continents.is_empty() {
+                return Err(self.err(
+                    g.span(),
+                    "region.geoip",
+                    format!("region `{name}`: list `countries` or `continents`"),
                 ));
             }
+            let bad = gc
+                .countries
+                .iter()
+                .chain(&gc.continents)
+                .find(|c| c.len() != 2 || !c.chars().all(|x| x.is_ascii_uppercase()));
+            if let Some(bad) = bad {
+                return Err(self.err(
+                    g.span(),
+                    "region.geoip",
+                    format!("`{bad}` is not a two-letter upper-case country or continent code"),
+                ));
+            }
+        } else if r.nets.is_empty() && r.nets_file.is_none() {
+            return Err(self.err(
+                r.name.span(),
+                "region.nets",
+                format!("region `{name}` has no `nets`, `nets_file` or `geoip`"),
+            ));
         }
-        for s in &self.services {
+        Ok(nets)
+    }
+
+    /// Per-region services: an `order` (and only they), in a zone ggond
+    /// answers unsigned, naming known regions and the service's targets.
+    pub(super) fn per_region_services(&self) -> Result<(), ConfigError> {
+        for s in &self.cfg.services {
             let sname = s.name.get_ref();
             let order = match (s.active, &s.order) {
                 (ActiveMode::Single, None) => continue,
                 (ActiveMode::Single, Some(o)) => {
-                    return Err(err(
+                    return Err(self.err(
                         o.span(),
                         "service.order",
                         format!("service `{sname}`: `order` needs active = \"per-region\""),
                     ))
                 }
                 (ActiveMode::PerRegion, None) => {
-                    return Err(err(
+                    return Err(self.err(
                         s.name.span(),
                         "service.order",
                         format!("service `{sname}` is per-region: give an `order` per region"),
@@ -185,81 +211,100 @@ impl Config {
                 }
                 (ActiveMode::PerRegion, Some(o)) => o,
             };
-            let fqdn = normalize_name(s.fqdn.get_ref());
-            if let Some(z) = self.zone_for(&fqdn).filter(|z| z.mode != ZoneMode::Local) {
-                let mode = if z.mode == ZoneMode::Rfc2136 {
-                    "rfc2136"
-                } else {
-                    "secondary"
-                };
-                return Err(err(
-                    s.name.span(),
-                    "service.active",
-                    format!(
-                        "service `{sname}` is per-region, but its zone `{}` is in {mode} mode: \
-                         per-region answers need ggond to answer the zone (mode = \"local\")",
-                        z.origin.get_ref()
-                    ),
-                ));
-            }
-            if let Some(z) = self.zone_for(&fqdn).filter(|z| z.dnssec.is_some()) {
-                return Err(err(
-                    s.name.span(),
-                    "service.active",
-                    format!(
-                        "service `{sname}` is per-region, but its zone `{}` is signed \
-                         (dnssec): per-region answers are not signed yet",
-                        z.origin.get_ref()
-                    ),
-                ));
-            }
-            if order.get_ref().is_empty() {
-                return Err(err(
+            self.per_region_zone(s)?;
+            self.order(s, order)?;
+        }
+        Ok(())
+    }
+
+    /// A per-region service's zone is local and unsigned.
+    fn per_region_zone(&self, s: &ServiceConfig) -> Result<(), ConfigError> {
+        let sname = s.name.get_ref();
+        let fqdn = normalize_name(s.fqdn.get_ref());
+        if let Some(z) = self
+            .cfg
+            .zone_for(&fqdn)
+            .filter(|z| z.mode != ZoneMode::Local)
+        {
+            let mode = if z.mode == ZoneMode::Rfc2136 {
+                "rfc2136"
+            } else {
+                "secondary"
+            };
+            return Err(self.err(
+                s.name.span(),
+                "service.active",
+                format!(
+                    "service `{sname}` is per-region, but its zone `{}` is in {mode} mode: \
+                     per-region answers need ggond to answer the zone (mode = \"local\")",
+                    z.origin.get_ref()
+                ),
+            ));
+        }
+        if let Some(z) = self.cfg.zone_for(&fqdn).filter(|z| z.dnssec.is_some()) {
+            return Err(self.err(
+                s.name.span(),
+                "service.active",
+                format!(
+                    "service `{sname}` is per-region, but its zone `{}` is signed \
+                     (dnssec): per-region answers are not signed yet",
+                    z.origin.get_ref()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A per-region service's `order`: known regions, each a non-empty list
+    /// of the service's own targets, none twice.
+    fn order(&self, s: &ServiceConfig, order: &Spanned<Orders>) -> Result<(), ConfigError> {
+        let sname = s.name.get_ref();
+        if order.get_ref().is_empty() {
+            return Err(self.err(
+                order.span(),
+                "service.order",
+                format!("service `{sname}`: the order is empty"),
+            ));
+        }
+        let targets: HashSet<&String> = s
+            .targets
+            .get_ref()
+            .iter()
+            .map(|t| t.name.get_ref())
+            .collect();
+        for (region, list) in order.get_ref() {
+            if self.cfg.region_slot(region).is_none() {
+                return Err(self.err(
                     order.span(),
                     "service.order",
-                    format!("service `{sname}`: the order is empty"),
+                    format!("service `{sname}`: no [[region]] is named `{region}`"),
                 ));
             }
-            let targets: HashSet<&String> = s
-                .targets
-                .get_ref()
-                .iter()
-                .map(|t| t.name.get_ref())
-                .collect();
-            for (region, list) in order.get_ref() {
-                if self.region_slot(region).is_none() {
-                    return Err(err(
-                        order.span(),
+            if list.is_empty() {
+                return Err(self.err(
+                    order.span(),
+                    "service.order",
+                    format!("service `{sname}`: the order for `{region}` is empty"),
+                ));
+            }
+            let mut seen = HashSet::new();
+            for t in list {
+                if !targets.contains(t.get_ref()) {
+                    return Err(self.err(
+                        t.span(),
                         "service.order",
-                        format!("service `{sname}`: no [[region]] is named `{region}`"),
+                        format!("service `{sname}` has no target `{}`", t.get_ref()),
                     ));
                 }
-                if list.is_empty() {
-                    return Err(err(
-                        order.span(),
+                if !seen.insert(t.get_ref()) {
+                    return Err(self.err(
+                        t.span(),
                         "service.order",
-                        format!("service `{sname}`: the order for `{region}` is empty"),
+                        format!(
+                            "`{}` appears twice in the order for `{region}`",
+                            t.get_ref()
+                        ),
                     ));
-                }
-                let mut seen = HashSet::new();
-                for t in list {
-                    if !targets.contains(t.get_ref()) {
-                        return Err(err(
-                            t.span(),
-                            "service.order",
-                            format!("service `{sname}` has no target `{}`", t.get_ref()),
-                        ));
-                    }
-                    if !seen.insert(t.get_ref()) {
-                        return Err(err(
-                            t.span(),
-                            "service.order",
-                            format!(
-                                "`{}` appears twice in the order for `{region}`",
-                                t.get_ref()
-                            ),
-                        ));
-                    }
                 }
             }
         }

@@ -5,6 +5,13 @@
 //! zone files or touch running state: `ggond --check-config` and `reload` rely on
 //! validation being side-effect free, so a bad file can be rejected while the
 //! running instance keeps serving.
+//!
+//! What later stages need typed is read once, by parsing or validation
+//! (zone origins and service names as DNS names, region nets and transfer
+//! ACLs as prefixes, a `dns` check's query) and kept beside its text,
+//! rather than parsed again, and expected to parse, where it is used. The
+//! config holds only what the file says: the region map built from it
+//! (GeoIP databases read) is handed on beside it by the loader.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +22,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod certaudit;
+mod check;
 pub mod client;
 mod control;
 mod dnssec;
@@ -25,11 +33,12 @@ pub mod geo;
 mod validate;
 
 pub use certaudit::CertAuditConfig;
+pub use check::{BadQuery, CheckConfig, CheckKind, DnsCheck, DnsQuery};
 pub use control::{ControlConfig, ControlLimits};
 pub use dnssec::{DenialConfig, DnssecConfig};
 
-pub use errors::ConfigError;
 use errors::{field_from_toml_error, line_of};
+pub use errors::{ConfigError, Place};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,9 +68,6 @@ pub struct Config {
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
     pub path: PathBuf,
-    /// The regions' prefix map, with GeoIP read (set by the daemon's load).
-    #[serde(skip)]
-    pub region_map: Option<std::sync::Arc<crate::geo::map::RegionMap>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,25 +194,31 @@ pub struct ZoneConfig {
     /// Sign the zone online (local zones; see docs/dnssec.md).
     #[serde(default)]
     pub dnssec: Option<DnssecConfig>,
+    /// `origin` as a DNS name, read once by validation.
+    #[serde(skip)]
+    name: hickory_proto::rr::Name,
+    /// `allow_transfer` as prefixes, read once by validation.
+    #[serde(skip)]
+    transfer_acl: Vec<crate::proto::acl::Net>,
 }
 
 impl ZoneConfig {
-    /// The origin as a DNS name (valid once the config has been validated).
+    /// The origin as a DNS name, lowercase and fully qualified.
     pub fn name(&self) -> hickory_proto::rr::Name {
-        dns_name(self.origin.get_ref())
+        self.name.clone()
+    }
+
+    /// `allow_transfer` as prefixes.
+    pub fn transfer_acl(&self) -> &[crate::proto::acl::Net] {
+        &self.transfer_acl
     }
 }
 
 impl ServiceConfig {
-    /// The service's name as a DNS name (valid once validated).
+    /// The service's name as a DNS name, lowercase and fully qualified.
     pub fn fqdn_name(&self) -> hickory_proto::rr::Name {
-        dns_name(self.fqdn.get_ref())
+        self.fqdn_name.clone()
     }
-}
-
-/// A validated name from the config as a lowercase, fully qualified DNS name.
-fn dns_name(s: &str) -> hickory_proto::rr::Name {
-    hickory_proto::rr::Name::from_ascii(normalize_name(s)).expect("validated by Config::parse")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -278,6 +290,9 @@ pub struct ServiceConfig {
     pub active: geo::ActiveMode,
     #[serde(default)]
     pub order: Option<Spanned<geo::Orders>>,
+    /// `fqdn` as a DNS name, read once by validation.
+    #[serde(skip)]
+    fqdn_name: hickory_proto::rr::Name,
 }
 
 /// `[cluster]`: this node's place in a cluster of ggond nodes that agree
@@ -392,60 +407,6 @@ pub struct TargetConfig {
     pub check: CheckConfig,
 }
 
-/// How a target is checked. Monitoring is separate from resolution: the probed
-/// address may differ from the answered one (internal vs public address).
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckConfig {
-    #[serde(flatten)]
-    pub kind: CheckKind,
-    #[serde(default = "default_interval", with = "humantime_serde")]
-    pub interval: Duration,
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Consecutive successes to become healthy.
-    #[serde(default = "default_rise")]
-    pub rise: u32,
-    /// Consecutive failures to become unhealthy.
-    #[serde(default = "default_fall")]
-    pub fall: u32,
-    /// Up to this much random delay added to each interval, so checks spread out.
-    #[serde(default = "default_jitter", with = "humantime_serde")]
-    pub jitter: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum CheckKind {
-    /// Healthy if a TCP connection to `address` succeeds.
-    Tcp { address: SocketAddr },
-    /// Healthy if an HTTP(S) GET of `url` returns one of `expect_status`
-    /// (default 200..=399) and, if set, the body contains `body_contains`.
-    #[serde(alias = "https")]
-    Http {
-        url: String,
-        #[serde(default)]
-        expect_status: Vec<u16>,
-        #[serde(default)]
-        body_contains: Option<String>,
-        /// Host header to send (e.g. the public name when probing an internal address).
-        #[serde(default)]
-        host: Option<String>,
-        #[serde(default = "default_true")]
-        tls_verify: bool,
-    },
-    /// Healthy if a DNS query to `server` for `qname`/`qtype` answers with `expect_rcode`.
-    Dns {
-        server: SocketAddr,
-        qname: String,
-        #[serde(default = "default_qtype")]
-        qtype: String,
-        #[serde(default = "default_rcode")]
-        expect_rcode: String,
-    },
-    /// Healthy if `command` (argv, no shell) exits 0 within the timeout.
-    Exec { command: Vec<String> },
-}
-
 fn default_listen() -> Vec<SocketAddr> {
     vec!["127.0.0.1:5353".parse().unwrap()]
 }
@@ -478,30 +439,6 @@ fn default_ttl() -> u32 {
 }
 fn default_hold_down() -> Duration {
     Duration::from_secs(300)
-}
-fn default_interval() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_check_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-fn default_rise() -> u32 {
-    2
-}
-fn default_fall() -> u32 {
-    3
-}
-fn default_jitter() -> Duration {
-    Duration::from_millis(100)
-}
-fn default_true() -> bool {
-    true
-}
-fn default_qtype() -> String {
-    "A".into()
-}
-fn default_rcode() -> String {
-    "NOERROR".into()
 }
 
 impl Default for ServerConfig {
@@ -544,7 +481,17 @@ impl Config {
             }
         })?;
         cfg.path = path.to_path_buf();
-        cfg.validate(text)?;
+        let read = cfg.validate(text)?;
+        for (r, prefixes) in cfg.regions.iter_mut().zip(read.regions) {
+            r.prefixes = prefixes;
+        }
+        for ((z, name), acl) in cfg.zones.iter_mut().zip(read.zones).zip(read.transfer) {
+            z.name = name;
+            z.transfer_acl = acl;
+        }
+        for (s, name) in cfg.services.iter_mut().zip(read.services) {
+            s.fqdn_name = name;
+        }
         Ok(cfg)
     }
 
@@ -572,12 +519,22 @@ impl Config {
         field: &str,
         message: String,
     ) -> ConfigError {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let Place { file, line, field } = self.place(span, field);
         ConfigError {
+            file,
+            line,
+            field,
+            message,
+        }
+    }
+
+    /// Where `span` of the config file is, naming `field`.
+    pub fn place(&self, span: std::ops::Range<usize>, field: &str) -> Place {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        Place {
             file: self.path.clone(),
             line: (!text.is_empty()).then(|| line_of(&text, span.start)),
             field: field.to_string(),
-            message,
         }
     }
 
@@ -688,6 +645,29 @@ check = { type = "tcp", address = "127.0.0.11:8080", interval = "1s" }
             let e = Config::parse(&bad, Path::new("x.toml")).unwrap_err();
             assert_eq!(e.field, field, "{e}");
         }
+    }
+
+    #[test]
+    fn a_dns_check_is_read_once_and_a_bad_one_named() {
+        let dns = |qtype: &str| {
+            GOOD.replace(
+                "type = \"tcp\", address = \"127.0.0.11:8080\"",
+                &format!(
+                    "type = \"dns\", server = \"127.0.0.11:53\", qname = \"x.ggon.org\", \
+                     qtype = \"{qtype}\", expect_rcode = \"nxdomain\""
+                ),
+            )
+        };
+        let c = Config::parse(&dns("MX"), Path::new("x.toml")).unwrap();
+        let CheckKind::Dns(d) = &c.services[0].targets.get_ref()[0].check.kind else {
+            panic!("a dns check")
+        };
+        let q = d.query.as_ref().unwrap();
+        assert_eq!(q.qtype, hickory_proto::rr::RecordType::MX);
+        assert_eq!(q.expect_rcode, hickory_proto::op::ResponseCode::NXDomain);
+        let e = Config::parse(&dns("AX"), Path::new("x.toml")).unwrap_err();
+        assert_eq!(e.field, "service.target.check.qtype", "{e}");
+        assert_eq!(e.message, "target `primary`: unknown record type `AX`");
     }
 
     #[test]

@@ -7,15 +7,17 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hickory_proto::rr::RecordType;
 use tracing::warn;
 
-use crate::config::{Config, ConfigError, DenialConfig, ZoneMode};
+use crate::config::{Config, ConfigError, DenialConfig, Place, ZoneMode};
 use crate::geo::mmdb::GeoError;
-use crate::proto::tsig::{KeySource, Keyring};
-use crate::proto::zone::{fqdn_lower, ZoneData};
-use crate::sign::{Denial, KeyState, Policy, Signer, ZoneKey};
+use crate::geo::RegionMap;
+use crate::proto::tsig::{KeyError, KeySource, Keyring};
+use crate::proto::zone::{fqdn_lower, ZoneData, ZoneError};
+use crate::sign::{Denial, KeyError as SignKeyError, KeyState, Policy, Signer, ZoneKey};
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -39,18 +41,39 @@ pub struct Source {
 pub enum LoadError {
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("{0}")]
-    Zone(ConfigError),
+    /// A zone file named by the config.
+    #[error("{at}: {source}")]
+    Zone { at: Place, source: Box<ZoneError> },
+    /// A DNSSEC key file named by a zone's `dnssec`.
+    #[error("{at}: {source}")]
+    ZoneKey {
+        at: Place,
+        source: Box<SignKeyError>,
+    },
     #[error("{path}: service `{service}` owns {fqdn}, but the zone file has a CNAME there")]
     CnameAtService {
         path: String,
         service: String,
         fqdn: String,
     },
-    #[error("{path}: {message}")]
-    Keys { path: String, message: String },
-    #[error("{0}")]
-    Geoip(ConfigError),
+    /// The TSIG keys of `[[key]]`.
+    #[error("{path}: {source}")]
+    Keys { path: String, source: Box<KeyError> },
+    /// The saved key set of a zone ggond signs.
+    #[error("{path}: {source}")]
+    KeySet {
+        path: String,
+        source: Box<SignKeyError>,
+    },
+    /// The control listener's certificate or key.
+    #[error("{at}: {source}")]
+    ControlTls {
+        at: Place,
+        source: Box<crate::ops::tls::TlsFileError>,
+    },
+    /// A region's nets file or GeoIP database.
+    #[error("{at}: {source}")]
+    Geoip { at: Place, source: Box<GeoError> },
     #[error(
         "{path}: zone {zone} is signed (its file holds RRSIGs) and service `{service}` is in it: \
          ggond changes the service's records and must sign them; add \
@@ -66,6 +89,9 @@ pub enum LoadError {
 /// A validated configuration with its zone files and keys read.
 pub struct Loaded {
     pub cfg: Config,
+    /// The regions' map, nets files and GeoIP databases read (empty
+    /// without regions).
+    pub regions: Arc<RegionMap>,
     /// Zones ggond serves itself (local, or rfc2136 with `serve = true`).
     pub zones: Vec<ZoneData>,
     pub keys: Keyring,
@@ -88,8 +114,11 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
         ];
         for (list, state) in lists {
             for k in list {
-                let key = ZoneKey::load(k.get_ref(), &origin.to_string()).map_err(|e| {
-                    LoadError::Zone(cfg.error_at(k.span(), "zone.dnssec.keys", e.to_string()))
+                let key = ZoneKey::load(k.get_ref(), &origin.to_string()).map_err(|source| {
+                    LoadError::ZoneKey {
+                        at: cfg.place(k.span(), "zone.dnssec.keys"),
+                        source: Box::new(source),
+                    }
                 })?;
                 keys.push((key, state));
             }
@@ -107,9 +136,9 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
         let dir = cfg.server.state_dir.join("dnssec");
         let signer = Signer::new(origin, keys, policy)
             .with_state_dir(&dir)
-            .map_err(|e| LoadError::Keys {
+            .map_err(|source| LoadError::KeySet {
                 path: dir.display().to_string(),
-                message: e.to_string(),
+                source: Box::new(source),
             })?;
         out.push(signer);
     }
@@ -120,32 +149,71 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
 /// started.
 pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     let mut cfg = Config::load(path)?;
-    if !o.listen.is_empty() {
-        cfg.server.listen = o.listen.clone();
+    o.apply(&mut cfg);
+    let regions = Arc::new(region_map(&cfg)?);
+    let (zones, files) = zone_files(&cfg)?;
+    let warnings = services_in_zones(&cfg, &zones, &files)?;
+    warn_if_secrets_readable(&cfg, path);
+    let sources = cfg.keys.iter().map(|k| KeySource {
+        name: k.name.get_ref(),
+        file: k.file.as_deref(),
+        algorithm: k.algorithm.as_deref(),
+        secret: k.secret.as_deref(),
+    });
+    let keys = Keyring::load(sources).map_err(|source| LoadError::Keys {
+        path: cfg.path.display().to_string(),
+        source: Box::new(source),
+    })?;
+    let signers = signers(&cfg)?;
+    Ok(Loaded {
+        cfg,
+        regions,
+        zones,
+        keys,
+        warnings,
+        signers,
+    })
+}
+
+impl Overrides {
+    /// The command line wins over the file.
+    fn apply(&self, cfg: &mut Config) {
+        if !self.listen.is_empty() {
+            cfg.server.listen = self.listen.clone();
+        }
+        if let Some(c) = self.control {
+            cfg.control.listen = c;
+        }
+        if let Some(d) = &self.state_dir {
+            cfg.server.state_dir = d.clone();
+        }
+        if let Some(w) = self.workers {
+            cfg.server.workers = w;
+        }
     }
-    if let Some(c) = o.control {
-        cfg.control.listen = c;
-    }
-    if let Some(d) = &o.state_dir {
-        cfg.server.state_dir = d.clone();
-    }
-    if let Some(w) = o.workers {
-        cfg.server.workers = w;
-    }
-    if !cfg.regions.is_empty() {
-        let map = crate::geo::load_map(&cfg).map_err(|(i, e)| {
-            let r = &cfg.regions[i];
-            let (span, field) = match (&e, &r.nets_file, &r.geoip) {
-                (GeoError::NetsFile { .. } | GeoError::NetsLine { .. }, Some(f), _) => {
-                    (f.span(), "region.nets_file")
-                }
-                (_, _, Some(g)) => (g.span(), "region.geoip"),
-                _ => (r.name.span(), "region"),
-            };
-            LoadError::Geoip(cfg.error_at(span, field, e.to_string()))
-        })?;
-        cfg.region_map = Some(std::sync::Arc::new(map));
-    }
+}
+
+/// The regions' map, its nets files and GeoIP databases read; an error
+/// names the region's field that points at the file.
+fn region_map(cfg: &Config) -> Result<RegionMap, LoadError> {
+    crate::geo::load_map(cfg).map_err(|(i, e)| {
+        let r = &cfg.regions[i];
+        let (span, field) = match (&e, &r.nets_file, &r.geoip) {
+            (GeoError::NetsFile { .. } | GeoError::NetsLine { .. }, Some(f), _) => {
+                (f.span(), "region.nets_file")
+            }
+            (_, _, Some(g)) => (g.span(), "region.geoip"),
+            _ => (r.name.span(), "region"),
+        };
+        LoadError::Geoip {
+            at: cfg.place(span, field),
+            source: Box::new(e),
+        }
+    })
+}
+
+/// The zones ggond serves itself, read from their files, and those files.
+fn zone_files(cfg: &Config) -> Result<(Vec<ZoneData>, Vec<PathBuf>), LoadError> {
     let mut zones = Vec::new();
     let mut files = Vec::new();
     for z in &cfg.zones {
@@ -154,17 +222,30 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
         if (z.mode == ZoneMode::Rfc2136 && !z.serve) || z.mode == ZoneMode::Secondary {
             continue;
         }
-        let data = ZoneData::load(file.get_ref(), &origin)
-            .map_err(|e| LoadError::Zone(cfg.error_at(file.span(), "zone.file", e.to_string())))?;
+        let data = ZoneData::load(file.get_ref(), &origin).map_err(|source| LoadError::Zone {
+            at: cfg.place(file.span(), "zone.file"),
+            source: Box::new(source),
+        })?;
         zones.push(data);
         files.push(file.get_ref().clone());
     }
+    Ok((zones, files))
+}
+
+/// What the zone files hold at the services' names: a CNAME there, or a
+/// signed zone ggond has no keys for, is an error; A/AAAA records there are
+/// ignored, with a warning (returned, and logged).
+fn services_in_zones(
+    cfg: &Config,
+    zones: &[ZoneData],
+    files: &[PathBuf],
+) -> Result<Vec<String>, LoadError> {
     let mut warnings = Vec::new();
     for s in &cfg.services {
         let fqdn = s.fqdn_name();
         let Some((zone, file)) = zones
             .iter()
-            .zip(&files)
+            .zip(files)
             .filter(|(z, _)| z.origin.zone_of(&fqdn))
             .max_by_key(|(z, _)| z.origin.num_labels())
         else {
@@ -192,12 +273,11 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
                 fqdn: fqdn.to_string(),
             });
         }
-        let mut owned: Vec<&str> = Vec::new();
-        for t in [RecordType::A, RecordType::AAAA] {
-            if types.contains_key(&t) {
-                owned.push(if t == RecordType::A { "A" } else { "AAAA" });
-            }
-        }
+        let owned: Vec<&str> = [(RecordType::A, "A"), (RecordType::AAAA, "AAAA")]
+            .into_iter()
+            .filter(|(t, _)| types.contains_key(t))
+            .map(|(_, name)| name)
+            .collect();
         if !owned.is_empty() {
             let at = match line_of_owner(file, &fqdn.to_string(), &zone.origin.to_string()) {
                 Some(line) => format!("{}:{line}", file.display()),
@@ -214,6 +294,11 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
             warnings.push(w);
         }
     }
+    Ok(warnings)
+}
+
+/// Inline TSIG secrets in a config file others may read deserve a word.
+fn warn_if_secrets_readable(cfg: &Config, path: &Path) {
     if cfg.keys.iter().any(|k| k.secret.is_some()) {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
@@ -223,24 +308,6 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
             }
         }
     }
-    let sources = cfg.keys.iter().map(|k| KeySource {
-        name: k.name.get_ref(),
-        file: k.file.as_deref(),
-        algorithm: k.algorithm.as_deref(),
-        secret: k.secret.as_deref(),
-    });
-    let keys = Keyring::load(sources).map_err(|e| LoadError::Keys {
-        path: cfg.path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let signers = signers(&cfg)?;
-    Ok(Loaded {
-        cfg,
-        zones,
-        keys,
-        warnings,
-        signers,
-    })
 }
 
 /// The first line of a zone file whose owner field names `fqdn` (written

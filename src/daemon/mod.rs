@@ -9,7 +9,8 @@
 //! READY=1) and the stop: [`tasks`] holds every task with the phase it
 //! stops in (control API, producers, cluster, controller, outbound, DNS)
 //! and stops them phase by phase. [`stages`] builds each stage from the
-//! config, [`signals`] runs the signal and reload loop, [`logging`] and
+//! config, [`signals`] runs the signal and reload loop (and owns the reload
+//! request the control API sends, [`ReloadRequest`]), [`logging`] and
 //! [`systemd`] the log and systemd's protocol and watchdog. It must not
 //! contain stage logic: each stage lives in its module.
 
@@ -27,16 +28,52 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::decide::ControllerHandle;
 use crate::replicate::ProtocolHandler;
 use crate::snapshot::Snapshot;
 pub use load::{load, LoadError, Loaded, Overrides, Source};
+pub use signals::{ReloadError, ReloadRequest};
+
+/// Why ggond could not start serving: the step and its cause (ggond logs
+/// it and exits 1).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("binding DNS sockets: {0}")]
+    BindDns(std::io::Error),
+    #[error("binding the control API on {addr}: {source}")]
+    BindControl {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Paths(#[from] privileges::PathError),
+    #[error("{0}")]
+    Tokens(#[from] crate::ops::tokens::TokenFileError),
+    #[error("state directory {}: {source}", dir.display())]
+    StateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// A zone's UPDATE journal cannot be replayed.
+    #[error("{0}")]
+    Journal(#[from] crate::publish::JournalError),
+    #[error("cluster: etcd {etcd:?}: {source}")]
+    Cluster {
+        etcd: Vec<String>,
+        source: crate::cluster::etcd::EtcdError,
+    },
+    #[error("{0}")]
+    Checker(#[from] crate::monitor::CheckerError),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
 
 /// What a running daemon reports once it is ready (written to --ready-file).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -54,11 +91,12 @@ pub struct Sockets {
 
 /// Bind the DNS sockets (UDP per worker, TCP) and the control listener of
 /// `cfg`. Needs no runtime, so it can run before the user switch.
-pub fn bind(cfg: &Config) -> anyhow::Result<Sockets> {
+pub fn bind(cfg: &Config) -> Result<Sockets, StartError> {
     let dns = crate::dns::server::bind(&cfg.server.listen, cfg.server.workers)
-        .context("binding DNS sockets")?;
-    let control = std::net::TcpListener::bind(cfg.control.listen)
-        .with_context(|| format!("binding the control API on {}", cfg.control.listen))?;
+        .map_err(StartError::BindDns)?;
+    let addr = cfg.control.listen;
+    let control = std::net::TcpListener::bind(addr)
+        .map_err(|source| StartError::BindControl { addr, source })?;
     control.set_nonblocking(true)?;
     Ok(Sockets { dns, control })
 }
@@ -66,19 +104,22 @@ pub fn bind(cfg: &Config) -> anyhow::Result<Sockets> {
 /// The control listener's TLS configuration, if `[control]` asks for TLS:
 /// read at start (and by `--check-config`), before privileges are given up,
 /// so the key file may be readable by root only. Reload keeps it.
-pub fn control_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+pub fn control_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, LoadError> {
     let (Some(cert), Some(key)) = (&cfg.control.tls_certificate, &cfg.control.tls_key) else {
         return Ok(None);
     };
     crate::ops::tls::server_config(cert.get_ref(), key.get_ref())
         .map(Some)
-        .map_err(|e| {
-            let span = if e.field == "control.tls_key" {
+        .map_err(|source| {
+            let span = if source.field == "control.tls_key" {
                 key.span()
             } else {
                 cert.span()
             };
-            cfg.error_at(span, e.field, e.message)
+            LoadError::ControlTls {
+                at: cfg.place(span, source.field),
+                source: Box::new(source),
+            }
         })
 }
 
@@ -99,22 +140,24 @@ pub async fn run(
     sockets: Sockets,
     source: Source,
     opts: RunOptions,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     let signals = signals::Signals::install()?;
     let Loaded {
         cfg,
+        regions,
         zones,
         keys,
         signers,
         ..
     } = loaded;
-    privileges::check_paths(&cfg, &cfg.token_file()).map_err(anyhow::Error::msg)?;
+    privileges::check_paths(&cfg, &cfg.token_file())?;
     let tokens = crate::ops::tokens::load_or_create_tokens(&cfg.token_file())?;
     let mut a = stages::Assembly::new(cfg, keys);
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let zones = stages::zones(&mut a, (zones, signers), snapshot.clone())?;
     let checks = crate::decide::checklog::CheckLog::new();
-    let controller = stages::controller(&a, zones.publisher, zones.remote_status, &checks)?;
+    let controller =
+        stages::controller(&a, regions, zones.publisher, zones.remote_status, &checks)?;
     let (controller, cluster) = stages::join_cluster(&a.cfg, controller).await?;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let handle = ControllerHandle { commands: cmd_tx };

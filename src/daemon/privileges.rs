@@ -63,6 +63,61 @@ impl PrivilegeError {
     }
 }
 
+/// A path ggond must write or read again is not open to the account it
+/// runs as. Each names the path, the user and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error(
+        "state directory {} cannot be created by user {who}: {source}; create it and chown \
+         it to that user, or set [server] state_dir",
+        dir.display()
+    )]
+    StateDir {
+        dir: PathBuf,
+        who: String,
+        source: io::Error,
+    },
+    /// `what`: "state directory" or "state file".
+    #[error("{what} {} is not writable by user {who}: {source}; chown it to that user", path.display())]
+    NotWritable {
+        what: &'static str,
+        path: PathBuf,
+        who: String,
+        source: io::Error,
+    },
+    #[error(
+        "control token file {} is not readable by user {who}: {source}; chown it to that user",
+        path.display()
+    )]
+    TokenUnreadable {
+        path: PathBuf,
+        who: String,
+        source: io::Error,
+    },
+    #[error(
+        "control token file {} cannot be created by user {who} ({} is not writable: {source})",
+        path.display(),
+        dir.display()
+    )]
+    TokenUncreatable {
+        path: PathBuf,
+        dir: PathBuf,
+        who: String,
+        source: io::Error,
+    },
+    /// A config, zone or key file: a reload would fail.
+    #[error(
+        "{} is not readable by user {who}: {source}; a reload would fail (chgrp it to the \
+         user's group and make it group-readable)",
+        path.display()
+    )]
+    Unreadable {
+        path: PathBuf,
+        who: String,
+        source: io::Error,
+    },
+}
+
 /// Where a user or group name came from, for error messages.
 struct Named<'a> {
     value: &'a str,
@@ -240,16 +295,16 @@ pub fn current() -> String {
 /// read again: the state directory and what is in it (state, history,
 /// UPDATE journal, token), the config, zone and key files (reload reads
 /// them). The error names the path and the user.
-pub fn check_paths(cfg: &Config, token_file: &Path) -> Result<(), String> {
+pub fn check_paths(cfg: &Config, token_file: &Path) -> Result<(), PathError> {
     let who = current();
     let dir = &cfg.server.state_dir;
     if !dir.exists() {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return Err(format!(
-                "state directory {} cannot be created by user {who}: {e}; create it and chown \
-                 it to that user, or set [server] state_dir",
-                dir.display()
-            ));
+        if let Err(source) = std::fs::create_dir_all(dir) {
+            return Err(PathError::StateDir {
+                dir: dir.clone(),
+                who,
+                source,
+            });
         }
     }
     let mut writable: Vec<PathBuf> = vec![dir.clone()];
@@ -262,33 +317,36 @@ pub fn check_paths(cfg: &Config, token_file: &Path) -> Result<(), String> {
         writable.push(dir.join(f));
     }
     for p in writable.iter().filter(|p| p.exists()) {
-        if let Err(e) = access(p, libc::W_OK) {
+        if let Err(source) = access(p, libc::W_OK) {
             let what = if p == dir {
                 "state directory"
             } else {
                 "state file"
             };
-            return Err(format!(
-                "{what} {} is not writable by user {who}: {e}; chown it to that user",
-                p.display()
-            ));
+            return Err(PathError::NotWritable {
+                what,
+                path: p.clone(),
+                who,
+                source,
+            });
         }
     }
     if token_file.exists() {
-        if let Err(e) = access(token_file, libc::R_OK) {
-            return Err(format!(
-                "control token file {} is not readable by user {who}: {e}; chown it to that user",
-                token_file.display()
-            ));
+        if let Err(source) = access(token_file, libc::R_OK) {
+            return Err(PathError::TokenUnreadable {
+                path: token_file.to_path_buf(),
+                who,
+                source,
+            });
         }
     } else if let Some(parent) = token_file.parent().filter(|p| p.exists()) {
-        if let Err(e) = access(parent, libc::W_OK) {
-            return Err(format!(
-                "control token file {} cannot be created by user {who} ({} is not writable: \
-                 {e})",
-                token_file.display(),
-                parent.display()
-            ));
+        if let Err(source) = access(parent, libc::W_OK) {
+            return Err(PathError::TokenUncreatable {
+                path: token_file.to_path_buf(),
+                dir: parent.to_path_buf(),
+                who,
+                source,
+            });
         }
     }
     let mut readable: Vec<&Path> = vec![&cfg.path];
@@ -299,12 +357,12 @@ pub fn check_paths(cfg: &Config, token_file: &Path) -> Result<(), String> {
     );
     readable.extend(cfg.keys.iter().filter_map(|k| k.file.as_deref()));
     for p in readable {
-        if let Err(e) = access(p, libc::R_OK) {
-            return Err(format!(
-                "{} is not readable by user {who}: {e}; a reload would fail (chgrp it to the \
-                 user's group and make it group-readable)",
-                p.display()
-            ));
+        if let Err(source) = access(p, libc::R_OK) {
+            return Err(PathError::Unreadable {
+                path: p.to_path_buf(),
+                who,
+                source,
+            });
         }
     }
     Ok(())

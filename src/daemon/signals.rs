@@ -13,11 +13,28 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use super::load::{load, Source};
+use super::load::{load, LoadError, Source};
 use super::systemd::Notify;
 use crate::config::Config;
-use crate::decide::{Actor, Command, ControllerHandle};
-use crate::ops::control::ReloadRequest;
+use crate::decide::{Actor, Command, ControllerHandle, CtlError};
+
+/// Asks the daemon to re-read config and zones; answered with a summary or
+/// why nothing changed.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, ReloadError>>;
+
+/// Why a reload changed nothing: the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config, a zone file or a key does not load.
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    /// The thread reading the files ended without an answer.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The controller refused the new configuration, or is stopping.
+    #[error("{0}")]
+    Controller(#[from] CtlError),
+}
 
 /// The signals ggond answers, taken over before anything else starts: a
 /// signal that arrives while the stages start (a SIGTERM right after the
@@ -71,7 +88,7 @@ pub async fn serve(
                 tracing::error!(error = %e, "reload rejected; still serving the previous configuration");
                 notify.send(&format!(
                     "READY=1\nSTATUS=reload rejected: {}",
-                    e.replace('\n', " ")
+                    e.to_string().replace('\n', " ")
                 ));
             }
         }
@@ -83,24 +100,24 @@ pub async fn serve(
 
 /// Read and validate config and zones again, then hand them to the
 /// controller. Nothing changes unless everything loads.
-async fn reload(source: &Source, handle: &ControllerHandle) -> Result<(String, Config), String> {
+async fn reload(
+    source: &Source,
+    handle: &ControllerHandle,
+) -> Result<(String, Config), ReloadError> {
     let path = source.path.clone();
     let overrides = source.overrides.clone();
-    let loaded = tokio::task::spawn_blocking(move || load(&path, &overrides))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let loaded = tokio::task::spawn_blocking(move || load(&path, &overrides)).await??;
     let cfg = loaded.cfg.clone();
     let summary = handle
         .call(|reply| Command::Reload {
             config: Box::new(loaded.cfg),
+            regions: loaded.regions,
             zones: loaded.zones,
             signers: loaded.signers,
             actor: Actor::new("reload"),
             reply,
         })
         .await
-        .and_then(|r| r)
-        .map_err(|e| e.to_string())?;
+        .and_then(|r| r)?;
     Ok((summary, cfg))
 }

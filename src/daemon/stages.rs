@@ -12,20 +12,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::sinks::Sinks;
 use super::tasks::{Phase, Tasks};
+use super::StartError;
 use crate::config::{Config, ZoneMode};
 use crate::decide::checklog::CheckLog;
 use crate::decide::state::{self, StateStore};
 use crate::decide::{Controller, ControllerHandle, Event, EventCause, EventKind};
 use crate::ops::alerts::{Alert, Notifier};
 use crate::ops::metrics::Metrics;
-use crate::proto::acl::Net;
 use crate::proto::tsig;
 use crate::publish::{Publisher, ZoneChanged};
 use crate::replicate::ZoneAccess;
@@ -105,7 +104,7 @@ pub fn zones(
     a: &mut Assembly,
     (loaded, signers): (Vec<crate::proto::zone::ZoneData>, Vec<crate::sign::Signer>),
     snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
-) -> anyhow::Result<Zones> {
+) -> Result<Zones, StartError> {
     let (cfg, keys, out, tasks) = (&a.cfg, &a.keys, &a.out, &mut a.tasks);
     // This first load sets an unreadable state file aside, so the
     // controller's own load finds none: the error must be reported here.
@@ -132,10 +131,10 @@ pub fn zones(
     let (mut access, mut notify, mut remote_status) = (HashMap::new(), HashMap::new(), Vec::new());
     for z in &cfg.zones {
         let origin = z.name();
-        if z.mode == ZoneMode::Rfc2136 {
+        if let (ZoneMode::Rfc2136, Some(primary)) = (z.mode, &z.primary) {
             let remote = crate::publish::rfc2136::RemoteConfig {
                 origin: origin.clone(),
-                primary: *z.primary.as_ref().expect("validated").get_ref(),
+                primary: *primary.get_ref(),
                 key: z.key.as_ref().and_then(|k| key(k.get_ref())),
                 reconcile: z.reconcile,
                 min_backoff: Duration::from_millis(500),
@@ -151,11 +150,7 @@ pub fn zones(
         let names = |v: &[toml::Spanned<String>]| v.iter().map(|k| k.get_ref().clone()).collect();
         let zone_access = ZoneAccess {
             origin: origin.clone(),
-            allow_transfer: z
-                .allow_transfer
-                .iter()
-                .filter_map(|a| Net::parse(a.get_ref()))
-                .collect(),
+            allow_transfer: z.transfer_acl().to_vec(),
             transfer_keys: names(&z.transfer_keys),
             secondaries: z
                 .secondaries
@@ -204,14 +199,17 @@ fn publisher_alarm(out: &Outbound, zone: &Name) -> crate::publish::rfc2136::Erro
 /// status page's check log.
 pub fn controller(
     a: &Assembly,
+    regions: Arc<crate::geo::RegionMap>,
     publisher: Publisher,
     remote_status: Vec<crate::publish::rfc2136::SharedStatus>,
     checklog: &Arc<CheckLog>,
-) -> anyhow::Result<Controller> {
+) -> Result<Controller, StartError> {
     let (cfg, out, dir) = (&a.cfg, &a.out, &a.cfg.server.state_dir);
-    let store =
-        StateStore::new(dir).with_context(|| format!("state directory {}", dir.display()))?;
-    Ok(Controller::new(cfg, publisher, store)
+    let store = StateStore::new(dir).map_err(|source| StartError::StateDir {
+        dir: dir.clone(),
+        source,
+    })?;
+    Ok(Controller::new(cfg, regions, publisher, store)
         .with_remote_status(remote_status)
         .with_sink(Box::new(Sinks {
             notifier: out.notifier.clone(),
@@ -227,15 +225,21 @@ pub fn controller(
 pub async fn join_cluster(
     cfg: &Config,
     mut controller: Controller,
-) -> anyhow::Result<(
-    Controller,
-    Option<(crate::cluster::Prepared, crate::cluster::ClusterHandle)>,
-)> {
+) -> Result<
+    (
+        Controller,
+        Option<(crate::cluster::Prepared, crate::cluster::ClusterHandle)>,
+    ),
+    StartError,
+> {
     let Some(c) = &cfg.cluster else {
         return Ok((controller, None));
     };
-    let (prepared, store, votes, cluster) = crate::cluster::spawn(cfg)
-        .with_context(|| format!("cluster: etcd {:?}", c.etcd.get_ref()))?;
+    let (prepared, store, votes, cluster) =
+        crate::cluster::spawn(cfg).map_err(|source| StartError::Cluster {
+            etcd: c.etcd.get_ref().clone(),
+            source,
+        })?;
     controller = controller
         .with_shared(Box::new(store), cluster.view.clone())
         .with_sink(Box::new(votes));
@@ -259,9 +263,13 @@ pub fn secondaries(
 ) -> HashMap<Name, (std::net::IpAddr, Arc<tokio::sync::Notify>)> {
     let (cfg, keys, tasks) = (&a.cfg, &a.keys, &mut a.tasks);
     let mut zones = HashMap::new();
-    for z in cfg.zones.iter().filter(|z| z.mode == ZoneMode::Secondary) {
+    // Validation saw to it that every secondary zone has its primary.
+    let secondaries = cfg.zones.iter().filter_map(|z| match (z.mode, &z.primary) {
+        (ZoneMode::Secondary, Some(p)) => Some((z, *p.get_ref())),
+        _ => None,
+    });
+    for (z, primary) in secondaries {
         let origin = z.name();
-        let primary = *z.primary.as_ref().expect("validated").get_ref();
         let trigger = Arc::new(tokio::sync::Notify::new());
         let task = crate::replicate::secondary::spawn(
             crate::replicate::secondary::SecondaryConfig {
@@ -310,7 +318,7 @@ pub fn checks(
     a: &mut Assembly,
     config: watch::Receiver<Arc<Config>>,
     handle: &ControllerHandle,
-) -> anyhow::Result<mpsc::Receiver<crate::monitor::Observation>> {
+) -> Result<mpsc::Receiver<crate::monitor::Observation>, StartError> {
     let (metrics, notifier) = (a.out.metrics.clone(), a.out.notifier.clone());
     let stop = a.tasks.signal(Phase::Producers);
     let audit = super::certaudit::spawn(config.clone(), handle.clone(), metrics, notifier, stop);
@@ -349,7 +357,7 @@ pub fn dns(
     sockets: crate::dns::server::Bound,
     snapshot: Arc<arc_swap::ArcSwap<Snapshot>>,
     handler: crate::replicate::ProtocolHandler,
-) -> anyhow::Result<Serving> {
+) -> Result<Serving, StartError> {
     let cfg = &a.cfg;
     let limits = crate::dns::server::TcpLimits {
         max_connections: cfg.server.tcp_max_connections,
@@ -359,7 +367,7 @@ pub fn dns(
     let stats = Arc::new(crate::dns::stats::Stats::default());
     let dns =
         crate::dns::DnsServer::serve(sockets, snapshot, Arc::new(handler), limits, stats.clone())
-            .context("binding DNS sockets")?;
+            .map_err(StartError::BindDns)?;
     let serving = Serving {
         addrs: dns.local_addrs().to_vec(),
         heartbeats: dns.heartbeats(),
@@ -389,10 +397,7 @@ pub fn control_api(
     listener: std::net::TcpListener,
     handle: &ControllerHandle,
     api: ControlApi,
-) -> anyhow::Result<(
-    SocketAddr,
-    mpsc::Receiver<crate::ops::control::ReloadRequest>,
-)> {
+) -> Result<(SocketAddr, mpsc::Receiver<super::ReloadRequest>), StartError> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -434,7 +439,7 @@ pub fn announce_ready(
     dns: &Serving,
     control: SocketAddr,
     handle: &ControllerHandle,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     if let Some(path) = &opts.ready_file {
         let ready = super::Ready {
             dns: dns.addrs.clone(),

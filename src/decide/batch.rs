@@ -28,7 +28,7 @@ use tracing::info;
 
 use super::commands::new_override;
 use super::durable::persist_refusal;
-use super::requests::{RemapRequest, Reply};
+use super::requests::{Remap, Reply};
 use super::state::Override;
 use super::views::ChangeView;
 use super::{Actor, Cause, Command, Controller, CtlError, EventCause, EventKind};
@@ -37,7 +37,8 @@ use super::{Event, Now, DEFAULT};
 /// The most commands taken from the queue at once.
 pub(super) const MAX: usize = 256;
 
-type Remap = (String, RemapRequest, Actor, Reply<ChangeView>);
+/// A remap taken from the queue: service, request, who, where to answer.
+type Queued = (String, Remap, Actor, Reply<ChangeView>);
 
 /// One region's remap of a run, applied in memory, not yet durable.
 struct Applied<'r> {
@@ -51,14 +52,14 @@ struct Applied<'r> {
     before: Option<Override>,
     /// What the operator is answered (the first region a remap names).
     view: Option<ChangeView>,
-    request: &'r RemapRequest,
+    request: &'r Remap,
     who: &'r str,
 }
 
 impl Controller {
     /// Run commands taken from the queue together, in order.
     pub(super) fn commands(&mut self, batch: Vec<Command>, now: Now) {
-        let mut run: Vec<Remap> = Vec::new();
+        let mut run: Vec<Queued> = Vec::new();
         for cmd in batch {
             match cmd {
                 Command::Remap {
@@ -79,11 +80,11 @@ impl Controller {
     }
 
     /// A run of queued remaps: made together, answered each.
-    fn remap_run(&mut self, run: Vec<Remap>, now: Now) {
+    fn remap_run(&mut self, run: Vec<Queued>, now: Now) {
         if run.is_empty() {
             return;
         }
-        let asked: Vec<(&str, &RemapRequest, &Actor)> =
+        let asked: Vec<(&str, &Remap, &Actor)> =
             run.iter().map(|(s, r, a, _)| (s.as_str(), r, a)).collect();
         let results = self.remaps(&asked, now);
         for ((_, _, _, reply), result) in run.into_iter().zip(results) {
@@ -98,7 +99,7 @@ impl Controller {
     /// every applied one is put back and refused.
     pub(super) fn remaps(
         &mut self,
-        asked: &[(&str, &RemapRequest, &Actor)],
+        asked: &[(&str, &Remap, &Actor)],
         now: Now,
     ) -> Vec<Result<ChangeView, CtlError>> {
         let mut results: Vec<Option<Result<ChangeView, CtlError>>> = vec![None; asked.len()];
@@ -124,7 +125,7 @@ impl Controller {
         &mut self,
         at: usize,
         service: &str,
-        request: &'r RemapRequest,
+        request: &'r Remap,
         actor: &'r Actor,
         now: Now,
     ) -> Result<Vec<Applied<'r>>, CtlError> {

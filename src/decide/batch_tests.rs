@@ -9,7 +9,7 @@ fn remap_cmd(target: &str) -> (Command, Answer) {
     let (reply, rx) = oneshot::channel();
     let cmd = Command::Remap {
         service: "cic".into(),
-        request: to(target),
+        request: to(target).parse().expect("no duration to read"),
         actor: Actor::new("ops"),
         reply,
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::requests::{parse_duration, DrainRequest, DrillRequest, RemapRequest};
+use super::requests::{Drain, DrillPlan, Remap};
 use super::state::Override;
 use super::views::{ChangeView, DrillView, Mode};
 use super::{policy, Actor, Cause, Command, Controller, CtlError, Drill, Event, EventCause};
@@ -105,45 +105,12 @@ impl Controller {
             }
             Command::Update {
                 origin,
-                message: _,
-                key,
-                peer,
-                reply,
-            } if self.cluster_mode() => {
-                warn!(zone = %origin, key, %peer,
-                    "UPDATE refused: in cluster mode zone data changes through the zone files on every node");
-                let _ = reply.send(crate::proto::codes::rcode::REFUSED);
-            }
-            Command::Update {
-                origin,
                 message,
                 key,
                 peer,
                 reply,
             } => {
-                let rcode = match self.publisher.apply_update(&origin, &message) {
-                    Ok((change, serial)) => {
-                        info!(zone = %origin, key, %peer, serial,
-                            added = change.added.len(), removed = change.removed.len(),
-                            "UPDATE applied");
-                        self.persist_or_log();
-                        self.record(
-                            Event::new(now.unix, EventKind::Update, EventCause::Update)
-                                .reason(format!(
-                                    "{} added, {} removed at serial {serial}",
-                                    change.added.len(),
-                                    change.removed.len()
-                                ))
-                                .who(&key),
-                        );
-                        0
-                    }
-                    Err(r) => {
-                        warn!(zone = %origin, key, %peer, rcode = r.rcode, why = %r.why, "UPDATE refused");
-                        r.rcode
-                    }
-                };
-                let _ = reply.send(rcode);
+                let _ = reply.send(self.update(&origin, &message, &key, peer, now));
             }
             Command::SecondaryLoaded { zone, reply } => {
                 self.publisher.replace_zone(*zone);
@@ -156,12 +123,51 @@ impl Controller {
             }
             Command::Reload {
                 config,
+                regions,
                 zones,
                 signers,
                 actor,
                 reply,
             } => {
-                let _ = reply.send(self.reload(&config, zones, signers, &actor, now));
+                let _ = reply.send(self.reload(&config, regions, zones, signers, &actor, now));
+            }
+        }
+    }
+
+    /// An authenticated RFC 2136 UPDATE to a local zone; the rcode to answer.
+    fn update(
+        &mut self,
+        origin: &hickory_proto::rr::Name,
+        message: &hickory_proto::op::Message,
+        key: &str,
+        peer: std::net::SocketAddr,
+        now: Now,
+    ) -> u8 {
+        if self.cluster_mode() {
+            warn!(zone = %origin, key, %peer,
+                "UPDATE refused: in cluster mode zone data changes through the zone files on every node");
+            return crate::proto::codes::rcode::REFUSED;
+        }
+        match self.publisher.apply_update(origin, message) {
+            Ok((change, serial)) => {
+                info!(zone = %origin, key, %peer, serial,
+                    added = change.added.len(), removed = change.removed.len(),
+                    "UPDATE applied");
+                self.persist_or_log();
+                self.record(
+                    Event::new(now.unix, EventKind::Update, EventCause::Update)
+                        .reason(format!(
+                            "{} added, {} removed at serial {serial}",
+                            change.added.len(),
+                            change.removed.len()
+                        ))
+                        .who(key),
+                );
+                0
+            }
+            Err(r) => {
+                warn!(zone = %origin, key, %peer, rcode = r.rcode, why = %r.why, "UPDATE refused");
+                r.rcode
             }
         }
     }
@@ -188,7 +194,7 @@ impl Controller {
     pub(super) fn remap(
         &mut self,
         service: &str,
-        req: &RemapRequest,
+        req: &Remap,
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
@@ -212,10 +218,10 @@ impl Controller {
         &self,
         si: usize,
         ri: usize,
-        req: &RemapRequest,
+        req: &Remap,
     ) -> Result<(usize, Option<Duration>), CtlError> {
         let ti = self.target_index(si, &req.to)?;
-        let duration = parse_duration(req.duration.as_deref())?;
+        let duration = req.duration;
         let views = self.services[si].views(ri);
         if views[ti].unusable() && !req.force {
             let why = if views[ti].drained {
@@ -255,7 +261,7 @@ impl Controller {
         let what = self
             .publisher
             .start_roll(&origin, kind)
-            .map_err(CtlError::Conflict)?;
+            .map_err(|e| CtlError::Conflict(e.to_string()))?;
         info!(who = %actor.name, "{what}");
         self.record(
             Event::new(now.unix, EventKind::KeyRoll, EventCause::Operator)
@@ -312,13 +318,13 @@ impl Controller {
         &mut self,
         service: &str,
         target: &str,
-        req: &DrainRequest,
+        req: &Drain,
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
         let si = self.service_index(service)?;
         let ti = self.target_index(si, target)?;
-        let duration = parse_duration(req.duration.as_deref())?;
+        let duration = req.duration;
         let svc = &self.services[si];
         let pinned: Vec<usize> = (0..svc.regions.len())
             .filter(|&ri| {
@@ -423,7 +429,7 @@ impl Controller {
     fn drill(
         &mut self,
         service: &str,
-        req: &DrillRequest,
+        req: &DrillPlan,
         actor: &Actor,
         now: Now,
     ) -> Result<DrillView, CtlError> {
@@ -432,7 +438,7 @@ impl Controller {
             Some(r) => self.services[si].region(r)?,
             None => DEFAULT,
         };
-        let fail = req.failure()?;
+        let fail = req.fail.clone();
         let fail_idx = match &fail {
             Some((t, _)) => Some(self.target_index(si, t)?),
             None => None,

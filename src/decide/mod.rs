@@ -54,12 +54,14 @@ mod tests;
 pub mod views;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
 use crate::config::Config;
+use crate::geo::RegionMap;
 use crate::monitor::{CheckOutcome, Observation};
 use crate::publish::rfc2136::SharedStatus;
 use crate::publish::Publisher;
@@ -145,9 +147,15 @@ struct Deferred {
 }
 
 impl Controller {
-    /// Build from config and the persisted state; publishes the initial zones.
-    pub fn new(cfg: &Config, publisher: Publisher, store: StateStore) -> Controller {
-        Controller::new_at(cfg, publisher, store, Now::system())
+    /// Build from config (with its `regions` map) and the persisted state;
+    /// publishes the initial zones.
+    pub fn new(
+        cfg: &Config,
+        regions: Arc<RegionMap>,
+        publisher: Publisher,
+        store: StateStore,
+    ) -> Controller {
+        Controller::new_at(cfg, regions, publisher, store, Now::system())
     }
 
     /// [`Controller::new`] at a given time: overrides and drills whose
@@ -155,6 +163,7 @@ impl Controller {
     /// time, with a history entry saying so.
     pub(super) fn new_at(
         cfg: &Config,
+        regions: Arc<RegionMap>,
         mut publisher: Publisher,
         store: StateStore,
         now: Now,
@@ -173,7 +182,7 @@ impl Controller {
             .iter()
             .map(|s| service::restore(cfg, s, persisted.services.get(s.name.get_ref()), now))
             .collect();
-        publisher.set_geo(cfg);
+        publisher.set_geo(cfg, regions);
         for s in &services {
             if s.is_regional() {
                 publisher.stage_regional(&s.fqdn, s.ttl, s.regional_records());

@@ -77,7 +77,7 @@ fn rig() -> Rig {
     };
     let store = StateStore::new(dir.path()).unwrap();
     Rig {
-        ctl: Controller::new_at(&cfg, publisher, store, now),
+        ctl: Controller::new_at(&cfg, crate::geo::nets_map(&cfg), publisher, store, now),
         snap,
         _dir: dir,
         t0,
@@ -143,7 +143,7 @@ fn region_state_travels_in_the_persisted_state() {
         r.check("nyc", true, 1);
     }
     // A region pin alone: the service-level answer and the serial stay.
-    let req = super::requests::RemapRequest {
+    let req = super::requests::Remap {
         to: "nyc".into(),
         region: Some("eu".into()),
         ..Default::default()

@@ -18,6 +18,7 @@ impl Controller {
     pub(super) fn reload(
         &mut self,
         cfg: &Config,
+        regions: std::sync::Arc<crate::geo::RegionMap>,
         zones: Vec<ZoneData>,
         signers: Vec<crate::sign::Signer>,
         actor: &Actor,
@@ -43,7 +44,7 @@ impl Controller {
             .reload_zones(zones)
             .map_err(|e| CtlError::BadRequest(e.to_string()))?;
         self.publisher.set_signers(signers);
-        self.publisher.set_geo(cfg);
+        self.publisher.set_geo(cfg, regions);
         for s in &self.services {
             if s.is_regional() {
                 self.publisher

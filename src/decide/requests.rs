@@ -3,9 +3,11 @@
 //! Why one set of types: the control API, the controller and `ggon-ctl`
 //! used to spell out each request's fields three times (an enum variant, an
 //! HTTP body struct and a `json!` literal) and could drift apart. The request
-//! structs below are the HTTP bodies themselves: `ggon-ctl` serializes them,
-//! the control API deserializes them and hands them on inside a [`Command`],
-//! and the controller validates them ([`parse_duration`]) where it acts.
+//! structs below are the HTTP bodies themselves: `ggon-ctl` serializes them
+//! and the control API deserializes them. Where the body is read, each is
+//! parsed once into what the controller acts on ([`Remap`], [`Drain`],
+//! [`DrillPlan`]: durations as [`Duration`]s), handed on inside a
+//! [`Command`]; a bad value is refused there, before the controller sees it.
 
 use std::time::Duration;
 
@@ -53,7 +55,7 @@ pub enum CtlError {
 }
 
 /// A duration as operators type it ("90s", "2h"); None stays None.
-pub fn parse_duration(s: Option<&str>) -> Result<Option<Duration>, CtlError> {
+fn parse_duration(s: Option<&str>) -> Result<Option<Duration>, CtlError> {
     s.map(|d| {
         humantime::parse_duration(d)
             .map_err(|e| CtlError::BadRequest(format!("bad duration `{d}`: {e}")))
@@ -108,16 +110,74 @@ pub struct DrillRequest {
     pub region: Option<String>,
 }
 
+/// A remap as the controller takes it: [`RemapRequest`] with its duration read.
+#[derive(Debug, Clone, Default)]
+pub struct Remap {
+    pub to: String,
+    pub reason: String,
+    pub force: bool,
+    pub dry_run: bool,
+    /// How long the pin holds; None: until released.
+    pub duration: Option<Duration>,
+    pub region: Option<String>,
+}
+
+impl RemapRequest {
+    pub fn parse(self) -> Result<Remap, CtlError> {
+        Ok(Remap {
+            duration: parse_duration(self.duration.as_deref())?,
+            to: self.to,
+            reason: self.reason,
+            force: self.force,
+            dry_run: self.dry_run,
+            region: self.region,
+        })
+    }
+}
+
+/// A drain as the controller takes it: [`DrainRequest`] with its duration read.
+#[derive(Debug, Clone, Default)]
+pub struct Drain {
+    pub reason: String,
+    /// Undrain after this long; None: until undrained.
+    pub duration: Option<Duration>,
+    pub force: bool,
+}
+
+impl DrainRequest {
+    pub fn parse(self) -> Result<Drain, CtlError> {
+        Ok(Drain {
+            duration: parse_duration(self.duration.as_deref())?,
+            reason: self.reason,
+            force: self.force,
+        })
+    }
+}
+
+/// A drill as the controller takes it: what a failure would do, or with
+/// `fail` a failure of that target for that long.
+#[derive(Debug, Clone, Default)]
+pub struct DrillPlan {
+    pub fail: Option<(String, Duration)>,
+    pub region: Option<String>,
+}
+
 impl DrillRequest {
-    /// The target to fail and for how long, if this is a failure drill.
-    pub fn failure(&self) -> Result<Option<(String, Duration)>, CtlError> {
-        match (&self.fail, parse_duration(self.duration.as_deref())?) {
-            (Some(t), Some(d)) => Ok(Some((t.clone(), d))),
-            (Some(_), None) => Err(CtlError::BadRequest(
-                "a failure drill needs a duration (--for)".into(),
-            )),
-            (None, _) => Ok(None),
-        }
+    /// A failure drill needs a duration; a dry run's is read but not used.
+    pub fn parse(self) -> Result<DrillPlan, CtlError> {
+        let fail = match (self.fail, parse_duration(self.duration.as_deref())?) {
+            (Some(t), Some(d)) => Some((t, d)),
+            (Some(_), None) => {
+                return Err(CtlError::BadRequest(
+                    "a failure drill needs a duration (--for)".into(),
+                ))
+            }
+            (None, _) => None,
+        };
+        Ok(DrillPlan {
+            fail,
+            region: self.region,
+        })
     }
 }
 
@@ -144,7 +204,7 @@ pub enum Command {
     },
     Remap {
         service: String,
-        request: RemapRequest,
+        request: Remap,
         actor: Actor,
         reply: Reply<ChangeView>,
     },
@@ -158,7 +218,7 @@ pub enum Command {
     Drain {
         service: String,
         target: String,
-        request: DrainRequest,
+        request: Drain,
         actor: Actor,
         reply: Reply<ChangeView>,
     },
@@ -170,7 +230,7 @@ pub enum Command {
     },
     Drill {
         service: String,
-        request: DrillRequest,
+        request: DrillPlan,
         actor: Actor,
         reply: Reply<DrillView>,
     },
@@ -218,9 +278,10 @@ pub enum Command {
         actor: Actor,
         reply: Reply<String>,
     },
-    /// A validated new configuration and its zones.
+    /// A validated new configuration, its regions' map and its zones.
     Reload {
         config: Box<Config>,
+        regions: std::sync::Arc<crate::geo::RegionMap>,
         zones: Vec<ZoneData>,
         /// The zones ggond signs, keys read.
         signers: Vec<crate::sign::Signer>,

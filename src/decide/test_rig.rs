@@ -163,7 +163,7 @@ pub(crate) fn start_at(cfg: &Config, dir: tempfile::TempDir, secs: Option<u64>) 
     };
     publisher.add_zone(zone, last).unwrap();
     Rig {
-        ctl: Controller::new_at(&cfg, publisher, store, now),
+        ctl: Controller::new_at(&cfg, crate::geo::nets_map(&cfg), publisher, store, now),
         snap,
         dir,
         t0,
@@ -289,6 +289,8 @@ impl Rig {
         mut req: RemapRequest,
     ) -> Result<ChangeView, CtlError> {
         req.region = self.kind.region();
+        // Parsed as the control API parses the body.
+        let req = req.parse()?;
         self.call(secs, |reply| Command::Remap {
             service: "cic".into(),
             request: req,
@@ -303,6 +305,7 @@ impl Rig {
         target: &str,
         req: DrainRequest,
     ) -> Result<ChangeView, CtlError> {
+        let req = req.parse()?;
         self.call(secs, |reply| Command::Drain {
             service: "cic".into(),
             target: target.into(),
@@ -363,6 +366,7 @@ impl Rig {
         mut request: DrillRequest,
     ) -> Result<DrillView, CtlError> {
         request.region = self.kind.region();
+        let request = request.parse()?;
         self.call(secs, |reply| Command::Drill {
             service: "cic".into(),
             request,

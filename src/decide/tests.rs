@@ -273,6 +273,7 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
     let summary = r
         .call(3, |reply| Command::Reload {
             config: Box::new(config_for("auto", kind == Kind::Regional)),
+            regions: crate::geo::nets_map(&config_for("auto", kind == Kind::Regional)),
             zones: zone(),
             signers: Vec::new(),
             actor: Actor::new("reload"),
@@ -291,6 +292,7 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
     changed.services[0].targets.get_mut().pop();
     let summary = r
         .call(4, |reply| Command::Reload {
+            regions: crate::geo::nets_map(&changed),
             config: Box::new(changed),
             zones: zone(),
             signers: Vec::new(),

@@ -39,6 +39,133 @@ fn wedge_file() -> Option<&'static std::path::Path> {
         .as_deref()
 }
 
+/// One batch's buffers, allocated once per thread: the queries and their
+/// addresses as `recvmmsg` fills them, the answers and the headers
+/// `sendmmsg` reads. The headers point into the buffers' heap memory, which
+/// never moves.
+struct Batch {
+    bufs: Vec<[u8; QUERY_MAX]>,
+    outs: Vec<Vec<u8>>,
+    addrs: Vec<libc::sockaddr_storage>,
+    riov: Vec<libc::iovec>,
+    rhdr: Vec<libc::mmsghdr>,
+    siov: Vec<libc::iovec>,
+    shdr: Vec<libc::mmsghdr>,
+}
+
+/// [`BATCH`] all-zero values of a plain C struct.
+///
+/// # Safety
+/// All-zero bytes must be a valid `T` (true of `sockaddr_storage`, `iovec`
+/// and `mmsghdr`).
+unsafe fn zeroed<T: Clone>() -> Vec<T> {
+    // SAFETY: the caller vouches for `T`.
+    vec![unsafe { std::mem::zeroed() }; BATCH]
+}
+
+impl Batch {
+    fn new() -> Batch {
+        // SAFETY: all-zero is a valid value for these plain C structs.
+        unsafe {
+            Batch {
+                bufs: vec![[0u8; QUERY_MAX]; BATCH],
+                outs: (0..BATCH).map(|_| Vec::with_capacity(4096)).collect(),
+                addrs: zeroed(),
+                riov: zeroed(),
+                rhdr: zeroed(),
+                siov: zeroed(),
+                shdr: zeroed(),
+            }
+        }
+    }
+
+    /// Wait for the first query (up to the socket's receive timeout) and
+    /// take every other one queued, up to [`BATCH`]; how many arrived.
+    fn receive(&mut self, fd: libc::c_int) -> io::Result<usize> {
+        for i in 0..BATCH {
+            self.riov[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr().cast(),
+                iov_len: QUERY_MAX,
+            };
+            let h = &mut self.rhdr[i].msg_hdr;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut self.riov[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.rhdr[i].msg_len = 0;
+        }
+        // SAFETY: every header points at live buffers of the stated sizes;
+        // the socket's receive timeout bounds the wait for the first packet.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.rhdr.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// The length of query `i` (in `bufs[i]`) and the address it came from.
+    fn query(&self, i: usize) -> (usize, Option<SocketAddr>) {
+        let len = self.rhdr[i].msg_len as usize;
+        let peer = peer_of(&self.addrs[i], self.rhdr[i].msg_hdr.msg_namelen);
+        (len.min(QUERY_MAX), peer)
+    }
+
+    /// Send answer `i` back to its query's address, as the `m`-th of this
+    /// batch's answers.
+    fn queue(&mut self, i: usize, m: usize) {
+        self.siov[m] = libc::iovec {
+            iov_base: self.outs[i].as_mut_ptr().cast(),
+            iov_len: self.outs[i].len(),
+        };
+        let h = &mut self.shdr[m].msg_hdr;
+        h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = self.rhdr[i].msg_hdr.msg_namelen;
+        h.msg_iov = &mut self.siov[m];
+        h.msg_iovlen = 1;
+        h.msg_control = std::ptr::null_mut();
+        h.msg_controllen = 0;
+        h.msg_flags = 0;
+    }
+
+    /// Send the `m` queued answers; a datagram that fails (an unreachable
+    /// peer) is skipped.
+    fn send(&mut self, fd: libc::c_int, m: usize) {
+        let mut sent = 0;
+        while sent < m {
+            // SAFETY: headers 0..m point at live answer buffers and addresses.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.shdr[sent..].as_mut_ptr(),
+                    (m - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if r <= 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                sent += 1;
+                continue;
+            }
+            sent += r as usize;
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn udp_loop(
     sock: UdpSocket,
@@ -53,14 +180,7 @@ pub(super) fn udp_loop(
     let wedge = wedge_file();
     let mut rrl = rrl.map(super::rrl::Rrl::new);
     let fd = sock.as_raw_fd();
-    let mut bufs = vec![[0u8; QUERY_MAX]; BATCH];
-    let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
-    // SAFETY: all-zero is a valid value for these plain C structs.
-    let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
-    let mut riov: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
-    let mut rhdr: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
-    let mut siov: Vec<libc::iovec> = vec![unsafe { std::mem::zeroed() }; BATCH];
-    let mut shdr: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let mut batch = Batch::new();
     // A per-thread cache of the current snapshot: a load is then a pointer
     // comparison, not a reference-count update on a shared cache line.
     let mut cache = arc_swap::Cache::new(&*snapshot);
@@ -74,49 +194,27 @@ pub(super) fn udp_loop(
             }
             return;
         }
-        for i in 0..BATCH {
-            riov[i] = libc::iovec {
-                iov_base: bufs[i].as_mut_ptr().cast(),
-                iov_len: QUERY_MAX,
-            };
-            rhdr[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-            rhdr[i].msg_hdr.msg_namelen =
-                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            rhdr[i].msg_hdr.msg_iov = &mut riov[i];
-            rhdr[i].msg_hdr.msg_iovlen = 1;
-            rhdr[i].msg_hdr.msg_control = std::ptr::null_mut();
-            rhdr[i].msg_hdr.msg_controllen = 0;
-            rhdr[i].msg_hdr.msg_flags = 0;
-            rhdr[i].msg_len = 0;
-        }
-        // SAFETY: every header points at live buffers of the stated sizes;
-        // the socket's receive timeout bounds the wait for the first packet.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                rhdr.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-            ) {
-                debug!(error = %e, "udp receive error");
+        let n = match batch.receive(fd) {
+            Ok(n) => n,
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) {
+                    debug!(error = %e, "udp receive error");
+                }
+                continue;
             }
-            continue;
-        }
+        };
         let snap = cache.load();
         let mut m = 0;
-        for i in 0..n as usize {
-            let len = rhdr[i].msg_len as usize;
-            let pkt = &bufs[i][..len.min(QUERY_MAX)];
-            let src = peer_of(&addrs[i], rhdr[i].msg_hdr.msg_namelen).map(|p| p.ip());
-            match respond_from(snap, pkt, Transport::Udp, src, &mut outs[i]) {
+        for i in 0..n {
+            let (len, peer) = batch.query(i);
+            let pkt = &batch.bufs[i][..len];
+            let src = peer.map(|p| p.ip());
+            match respond_from(snap, pkt, Transport::Udp, src, &mut batch.outs[i]) {
                 Action::Reply => {
                     if let Some(rrl) = rrl.as_mut() {
                         let Some(src) = src else {
@@ -125,7 +223,7 @@ pub(super) fn udp_loop(
                         match rrl.check(src, std::time::Instant::now()) {
                             Verdict::Send => {}
                             Verdict::Slip => {
-                                super::rrl::truncate(&mut outs[i]);
+                                super::rrl::truncate(&mut batch.outs[i]);
                                 local.rrl_slipped();
                             }
                             Verdict::Drop => {
@@ -134,24 +232,13 @@ pub(super) fn udp_loop(
                             }
                         }
                     }
-                    local.count(&outs[i]);
-                    siov[m] = libc::iovec {
-                        iov_base: outs[i].as_mut_ptr().cast(),
-                        iov_len: outs[i].len(),
-                    };
-                    shdr[m].msg_hdr.msg_name =
-                        (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-                    shdr[m].msg_hdr.msg_namelen = rhdr[i].msg_hdr.msg_namelen;
-                    shdr[m].msg_hdr.msg_iov = &mut siov[m];
-                    shdr[m].msg_hdr.msg_iovlen = 1;
-                    shdr[m].msg_hdr.msg_control = std::ptr::null_mut();
-                    shdr[m].msg_hdr.msg_controllen = 0;
-                    shdr[m].msg_hdr.msg_flags = 0;
+                    local.count(&batch.outs[i]);
+                    batch.queue(i, m);
                     m += 1;
                 }
                 Action::Drop => local.dropped(),
                 Action::Special(kind) => {
-                    let Some(peer) = peer_of(&addrs[i], rhdr[i].msg_hdr.msg_namelen) else {
+                    let Some(peer) = peer else {
                         continue;
                     };
                     let fut = special.handle(kind, pkt.to_vec(), peer, Transport::Udp);
@@ -164,23 +251,7 @@ pub(super) fn udp_loop(
                 }
             }
         }
-        let mut sent = 0;
-        while sent < m {
-            // SAFETY: headers 0..m point at live answer buffers and addresses.
-            let r = unsafe {
-                libc::sendmmsg(fd, shdr[sent..].as_mut_ptr(), (m - sent) as libc::c_uint, 0)
-            };
-            if r <= 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // A failed datagram (e.g. unreachable peer) is skipped.
-                sent += 1;
-                continue;
-            }
-            sent += r as usize;
-        }
+        batch.send(fd, m);
     }
 }
 

@@ -29,11 +29,11 @@ pub enum GeoError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {message}")]
+    #[error("{path}:{line}: {error}")]
     NetsLine {
         path: PathBuf,
         line: usize,
-        message: String,
+        error: crate::config::geo::NetError,
     },
 }
 
@@ -62,7 +62,7 @@ pub fn prefixes(cfg: &Config) -> Result<Vec<Prefix>, (usize, GeoError)> {
     let mut by_db: BTreeMap<&Path, (usize, Vec<Wanted>)> = BTreeMap::new();
     for (i, r) in cfg.regions.iter().enumerate() {
         let slot = i as Slot;
-        out.extend(r.prefixes().into_iter().map(|n| (n, slot, Source::Nets)));
+        out.extend(r.prefixes().iter().map(|&n| (n, slot, Source::Nets)));
         if let Some(f) = &r.nets_file {
             nets_file(f.get_ref(), slot, &mut out).map_err(|e| (i, e))?;
         }
@@ -101,10 +101,10 @@ fn nets_file(path: &Path, slot: Slot, out: &mut Vec<Prefix>) -> Result<(), GeoEr
         if text.is_empty() {
             continue;
         }
-        let net = crate::config::geo::parse_net(text).map_err(|message| GeoError::NetsLine {
+        let net = crate::config::geo::parse_net(text).map_err(|error| GeoError::NetsLine {
             path: path.to_path_buf(),
             line: i + 1,
-            message,
+            error,
         })?;
         out.push((net, slot, Source::Nets));
     }

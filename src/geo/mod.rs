@@ -1,7 +1,8 @@
 //! Client regions: which `[[region]]` a client address belongs to.
 //!
 //! Owns: the region map ([`map`]), built once at load time from the
-//! regions' `nets` and GeoIP databases ([`mmdb`]), and the lookup the query
+//! regions' `nets` and GeoIP databases ([`mmdb`]) and handed on beside the
+//! configuration (which holds only what the file says), and the lookup the query
 //! path does for per-region names. The map is a sorted table of disjoint address ranges
 //! per family (every CIDR prefix flattened, longest prefix winning), so a
 //! lookup is a binary search with no allocation, and the same table tells
@@ -24,22 +25,20 @@ pub fn load_map(cfg: &Config) -> Result<RegionMap, (usize, mmdb::GeoError)> {
     Ok(RegionMap::build(region_names(cfg), prefixes))
 }
 
-/// The map a controller uses: the one loaded with the config, or (a config
-/// parsed without loading, as in unit tests) one from the `nets` alone.
-pub fn map_of(cfg: &Config) -> Arc<RegionMap> {
-    cfg.region_map.clone().unwrap_or_else(|| {
-        let nets = cfg
-            .regions
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                r.prefixes()
-                    .into_iter()
-                    .map(move |n| (n, i as Slot, Source::Nets))
-            })
-            .collect();
-        Arc::new(RegionMap::build(region_names(cfg), nets))
-    })
+/// The map from the regions' `nets` alone, no file read: for a config
+/// parsed without loading (unit tests).
+pub fn nets_map(cfg: &Config) -> Arc<RegionMap> {
+    let nets = cfg
+        .regions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.prefixes()
+                .iter()
+                .map(move |&n| (n, i as Slot, Source::Nets))
+        })
+        .collect();
+    Arc::new(RegionMap::build(region_names(cfg), nets))
 }
 
 fn region_names(cfg: &Config) -> Vec<String> {

@@ -71,6 +71,52 @@ pub fn short(error: &str) -> &'static str {
     }
 }
 
+/// Why the audit could not run at all (one broken certificate is a finding,
+/// not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The extra CA file (`--ca-file`, `cert_audit.ca_file`) cannot be used.
+    #[error("{}: {error}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        error: CaFileError,
+    },
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+    #[error("{0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+    /// Stopped between handshakes (ggond is shutting down).
+    #[error("stopped")]
+    Stopped,
+    #[error("no service `{0}` in the config")]
+    NoService(String),
+}
+
+/// What is wrong with an extra CA file.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("{0}")]
+    Pem(#[from] rustls::pki_types::pem::Error),
+    #[error("{0}")]
+    Certificate(#[from] rustls::Error),
+}
+
+/// Why one handshake did not prove the certificate ready.
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("{0}")]
+    Name(#[from] rustls::pki_types::InvalidDnsNameError),
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    /// The TLS exchange failed: rustls's own error when it gave one.
+    #[error("{}", .0.get_ref().map_or_else(|| "handshake failed".to_string(), ToString::to_string))]
+    Exchange(std::io::Error),
+    #[error("handshake did not finish")]
+    Unfinished,
+}
+
 /// Records the leaf certificate, then verifies with webpki.
 #[derive(Debug)]
 struct Capture {
@@ -112,19 +158,21 @@ impl ServerCertVerifier for Capture {
     }
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<Arc<RootCertStore>, String> {
+fn roots(ca_file: Option<&Path>) -> Result<Arc<RootCertStore>, AuditError> {
     let mut store = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some(path) = ca_file {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for c in certs {
-            let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
-            store
-                .add(c)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        let add = |store: &mut RootCertStore| -> Result<(), CaFileError> {
+            for c in CertificateDer::pem_file_iter(path)? {
+                store.add(c?)?;
+            }
+            Ok(())
+        };
+        add(&mut store).map_err(|error| AuditError::CaFile {
+            path: path.to_path_buf(),
+            error,
+        })?;
     }
     Ok(Arc::new(store))
 }
@@ -201,14 +249,13 @@ fn handshake(
     addr: SocketAddr,
     name: &str,
     timeout: Duration,
-) -> (Option<Vec<u8>>, Result<(), String>) {
+) -> (Option<Vec<u8>>, Result<(), HandshakeError>) {
     *capture.leaf.lock().expect("not poisoned") = None;
-    let run = || -> Result<(), String> {
-        let server_name = ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
-        let mut conn =
-            ClientConnection::new(cfg.clone(), server_name).map_err(|e| e.to_string())?;
-        let mut sock = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| format!("cannot connect: {e}"))?;
+    let run = || -> Result<(), HandshakeError> {
+        let server_name = ServerName::try_from(name.to_string())?;
+        let mut conn = ClientConnection::new(cfg.clone(), server_name)?;
+        let mut sock =
+            TcpStream::connect_timeout(&addr, timeout).map_err(HandshakeError::Connect)?;
         let _ = sock.set_read_timeout(Some(timeout));
         let _ = sock.set_write_timeout(Some(timeout));
         // Bounded: a handshake is a few round trips.
@@ -217,13 +264,10 @@ fn handshake(
                 break;
             }
             conn.complete_io(&mut sock)
-                .map_err(|e| match e.into_inner() {
-                    Some(inner) => inner.to_string(),
-                    None => "handshake failed".to_string(),
-                })?;
+                .map_err(HandshakeError::Exchange)?;
         }
         if conn.is_handshaking() {
-            return Err("handshake did not finish".into());
+            return Err(HandshakeError::Unfinished);
         }
         conn.send_close_notify();
         let _ = conn.complete_io(&mut sock);
@@ -242,7 +286,7 @@ pub fn audit(
     warn_days: i64,
     ca_file: Option<&Path>,
     timeout: Duration,
-) -> Result<Vec<CertCheck>, String> {
+) -> Result<Vec<CertCheck>, AuditError> {
     audit_until(
         cfg,
         service,
@@ -262,19 +306,17 @@ pub fn audit_until(
     ca_file: Option<&Path>,
     timeout: Duration,
     stop: &AtomicBool,
-) -> Result<Vec<CertCheck>, String> {
+) -> Result<Vec<CertCheck>, AuditError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let inner = WebPkiServerVerifier::builder_with_provider(roots(ca_file)?, provider.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
+    let inner =
+        WebPkiServerVerifier::builder_with_provider(roots(ca_file)?, provider.clone()).build()?;
     let capture = Arc::new(Capture {
         inner,
         leaf: Mutex::new(None),
     });
     let client = Arc::new(
         ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .with_safe_default_protocol_versions()?
             .dangerous()
             .with_custom_certificate_verifier(capture.clone())
             .with_no_client_auth(),
@@ -300,7 +342,7 @@ pub fn audit_until(
             let port = u.port().unwrap_or(443);
             for ip in t.addresses.get_ref() {
                 if stop.load(Ordering::Relaxed) {
-                    return Err("stopped".into());
+                    return Err(AuditError::Stopped);
                 }
                 let addr = SocketAddr::new(*ip, port);
                 let (leaf, verdict) = handshake(&client, &capture, addr, &name, timeout);
@@ -315,7 +357,7 @@ pub fn audit_until(
                     address: addr.to_string(),
                     name: name.clone(),
                     valid,
-                    error: verdict.err(),
+                    error: verdict.err().map(|e| e.to_string()),
                     days_left: days,
                     not_after,
                     expiring: valid && days.is_some_and(|d| d < warn_days),
@@ -324,7 +366,7 @@ pub fn audit_until(
         }
     }
     if let (Some(s), false) = (service, found) {
-        return Err(format!("no service `{s}` in the config"));
+        return Err(AuditError::NoService(s.to_string()));
     }
     Ok(out)
 }

@@ -1,39 +1,31 @@
 //! The `dns` check: one query over UDP, the answer's rcode compared.
 
 use super::*;
+use crate::config::DnsCheck;
 
-pub(super) async fn check_dns(
-    server: SocketAddr,
-    qname: &str,
-    qtype: &str,
-    expect_rcode: &str,
-    timeout: Duration,
-) -> Verdict {
-    let expected =
-        parse_rcode(expect_rcode).ok_or_else(|| format!("unknown rcode {expect_rcode:?}"))?;
-    let name = Name::from_ascii(qname).map_err(|e| format!("bad qname {qname:?}: {e}"))?;
-    let rtype: RecordType = qtype
-        .parse()
-        .map_err(|_| format!("unknown qtype {qtype:?}"))?;
+pub(super) async fn check_dns(check: &DnsCheck, timeout: Duration) -> Verdict {
+    let q = check
+        .query
+        .as_ref()
+        .map_err(|bad| CheckFailure::Query(bad.clone()))?;
+    let expected = u16::from(q.expect_rcode);
+    let server = check.server;
     let id: u16 = rand::random();
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
     // Set like `dig` does, so the same check works against a resolver; an
     // authoritative server answers its own names whatever RD says.
     query.metadata.recursion_desired = true;
-    query.add_query(Query::query(name, rtype));
-    let wire = query
-        .to_vec()
-        .map_err(|e| format!("cannot encode query: {e}"))?;
+    query.add_query(Query::query(q.qname.clone(), q.qtype));
+    let wire = query.to_vec().map_err(CheckFailure::Encode)?;
     with_timeout(timeout, async {
         let rcode = dns_exchange(server, id, &wire).await?;
         if rcode == expected {
             Ok(format!("rcode {}", crate::proto::codes::rcode_label(rcode)))
         } else {
-            Err(format!(
-                "rcode {}, expected {}",
-                crate::proto::codes::rcode_label(rcode),
-                crate::proto::codes::rcode_label(expected)
-            ))
+            Err(CheckFailure::Rcode {
+                got: rcode,
+                expected,
+            })
         }
     })
     .await
@@ -42,20 +34,19 @@ pub(super) async fn check_dns(
 /// Send `wire` to `server` over UDP and return the rcode of the first response
 /// carrying `id`. The socket is connected, so only the server's datagrams
 /// arrive; others with a wrong ID (late answers, spoofs) are skipped.
-async fn dns_exchange(server: SocketAddr, id: u16, wire: &[u8]) -> Result<u16, String> {
+async fn dns_exchange(server: SocketAddr, id: u16, wire: &[u8]) -> Result<u16, CheckFailure> {
+    let io = |what, error| CheckFailure::Io { what, error };
     let socket = crate::proto::client::connected_udp(server)
         .await
-        .map_err(|(what, e)| io_detail(what, &e))?;
-    socket.send(wire).await.map_err(|e| io_detail("send", &e))?;
+        .map_err(|(what, e)| io(what, e))?;
+    socket.send(wire).await.map_err(|e| io("send", e))?;
     let mut buf = vec![0u8; 4096];
     loop {
         let n = socket.recv(&mut buf).await.map_err(|e| {
-            // An ICMP port-unreachable surfaces as ECONNREFUSED; "refused" alone
-            // would read like the REFUSED rcode.
             if e.kind() == io::ErrorKind::ConnectionRefused {
-                "port unreachable".to_string()
+                CheckFailure::PortUnreachable
             } else {
-                io_detail("receive", &e)
+                io("receive", e)
             }
         })?;
         let datagram = &buf[..n];
@@ -69,7 +60,7 @@ async fn dns_exchange(server: SocketAddr, id: u16, wire: &[u8]) -> Result<u16, S
                 return Ok(u16::from(resp.metadata.response_code));
             }
             Ok(_) => continue,
-            Err(e) => return Err(format!("malformed response: {e}")),
+            Err(e) => return Err(CheckFailure::Malformed(e)),
         }
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) async fn check_exec(argv: &[String], timeout: Duration) -> Verdict {
     let Some((program, args)) = argv.split_first() else {
-        return Err("empty command".into());
+        return Err(CheckFailure::EmptyCommand);
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
@@ -15,9 +15,10 @@ pub(super) async fn check_exec(argv: &[String], timeout: Duration) -> Verdict {
         .kill_on_drop(true);
     #[cfg(unix)]
     cmd.process_group(0);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {program:?}: {e}"))?;
+    let mut child = cmd.spawn().map_err(|error| CheckFailure::Spawn {
+        program: program.clone(),
+        error,
+    })?;
     // Declared after `child`, so dropped before it: the group is killed while
     // its leader is not yet reaped, so the group id cannot have been reused.
     let mut group = KillGroupOnDrop::new(child.id());
@@ -50,8 +51,13 @@ pub(super) async fn check_exec(argv: &[String], timeout: Duration) -> Verdict {
 
     let status = match waited {
         // `group` (then `child`) is dropped on return: the process group is killed.
-        Err(_) => return Err(timeout_detail(timeout)),
-        Ok(Err(e)) => return Err(format!("waiting for {program:?}: {e}")),
+        Err(_) => return Err(CheckFailure::Timeout(timeout)),
+        Ok(Err(error)) => {
+            return Err(CheckFailure::Wait {
+                program: program.clone(),
+                error,
+            })
+        }
         Ok(Ok(status)) => status,
     };
     // Reaped: from here on the group id may be reused, so never signal it.
@@ -61,15 +67,16 @@ pub(super) async fn check_exec(argv: &[String], timeout: Duration) -> Verdict {
     } else {
         (&err, &out)
     };
-    let mut detail = exit_detail(status);
-    if let Some(line) = first_line(first).or_else(|| first_line(second)) {
-        detail.push_str(": ");
-        detail.push_str(&line);
-    }
+    let line = first_line(first).or_else(|| first_line(second));
     if status.success() {
+        let mut detail = exit_detail(status);
+        if let Some(line) = line {
+            detail.push_str(": ");
+            detail.push_str(&line);
+        }
         Ok(detail)
     } else {
-        Err(detail)
+        Err(CheckFailure::Command { status, line })
     }
 }
 
@@ -97,7 +104,7 @@ fn first_line(captured: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
-fn exit_detail(status: ExitStatus) -> String {
+pub(super) fn exit_detail(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         return format!("exit status {code}");
     }

@@ -16,7 +16,7 @@ pub(super) async fn check_http(client: &reqwest::Client, check: HttpCheck<'_>) -
     if let Some(host) = check.host {
         req = req.header(reqwest::header::HOST, host);
     }
-    let mut resp = req.send().await.map_err(|e| http_error_detail(&e))?;
+    let mut resp = req.send().await.map_err(CheckFailure::Http)?;
     let status = resp.status().as_u16();
     let status_ok = if check.expect_status.is_empty() {
         (200..=399).contains(&status)
@@ -30,19 +30,18 @@ pub(super) async fn check_http(client: &reqwest::Client, check: HttpCheck<'_>) -
             let list: Vec<String> = check.expect_status.iter().map(u16::to_string).collect();
             list.join(" or ")
         };
-        return Err(format!("HTTP {status}, expected {expected}"));
+        return Err(CheckFailure::Status { status, expected });
     }
     if let Some(needle) = check.body_contains {
         let body = read_body_prefix(&mut resp, BODY_LIMIT)
             .await
-            .map_err(|e| format!("HTTP {status}, reading body: {}", http_error_detail(&e)))?;
+            .map_err(|error| CheckFailure::Body { status, error })?;
         if !contains(&body, needle.as_bytes()) {
-            let scope = if body.len() >= BODY_LIMIT {
-                " in the first 64 KiB"
-            } else {
-                ""
-            };
-            return Err(format!("HTTP {status}, body lacks {needle:?}{scope}"));
+            return Err(CheckFailure::BodyLacks {
+                status,
+                needle: needle.to_string(),
+                cut: body.len() >= BODY_LIMIT,
+            });
         }
     }
     Ok(format!("HTTP {status}"))

@@ -42,9 +42,8 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RecordType};
+
 use rand::Rng as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
@@ -53,7 +52,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{CheckConfig, CheckKind};
-use crate::proto::codes::parse_rcode;
 use crate::shutdown::Shutdown;
 use dns::check_dns;
 use exec::check_exec;
@@ -102,12 +100,37 @@ pub struct Checker {
     unverified: reqwest::Client,
 }
 
+/// The HTTP check clients cannot be built (no TLS backend, ...).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "building the HTTP check client{}: {}",
+    if *verify_tls { "" } else { " without TLS verification" },
+    error_chain(source)
+)]
+pub struct CheckerError {
+    verify_tls: bool,
+    source: reqwest::Error,
+}
+
+/// An error and every cause below it, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
+}
+
 impl Checker {
-    pub fn new() -> anyhow::Result<Checker> {
+    pub fn new() -> Result<Checker, CheckerError> {
+        let client = |verify_tls| {
+            http_client(verify_tls).map_err(|source| CheckerError { verify_tls, source })
+        };
         Ok(Checker {
-            verified: http_client(true).context("building the HTTP check client")?,
-            unverified: http_client(false)
-                .context("building the HTTP check client without TLS verification")?,
+            verified: client(true)?,
+            unverified: client(false)?,
         })
     }
 }
@@ -168,21 +191,16 @@ pub async fn run_check(checker: &Checker, kind: &CheckKind, timeout: Duration) -
                 };
                 with_timeout(timeout, check_http(client, req)).await
             }
-            CheckKind::Dns {
-                server,
-                qname,
-                qtype,
-                expect_rcode,
-            } => check_dns(*server, qname, qtype, expect_rcode, timeout).await,
+            CheckKind::Dns(check) => check_dns(check, timeout).await,
             CheckKind::Exec { command } => check_exec(command, timeout).await,
         }
     };
     let result = tokio::time::timeout(timeout + SLACK, check)
         .await
-        .unwrap_or_else(|_| Err(timeout_detail(timeout)));
+        .unwrap_or_else(|_| Err(CheckFailure::Timeout(timeout)));
     let (ok, detail) = match result {
         Ok(d) => (true, d),
-        Err(d) => (false, d),
+        Err(why) => (false, why.to_string()),
     };
     CheckOutcome {
         ok,
@@ -358,9 +376,69 @@ fn random_up_to(max: Duration) -> Duration {
 }
 
 // ---------------------------------------------------------------------------
-// The checks. Each returns Ok(detail) for healthy, Err(detail) for not.
+// The checks. Each returns Ok(detail) for healthy, Err(why) for not; the
+// outcome's `detail` is either one's text.
 
-type Verdict = Result<String, String>;
+type Verdict = Result<String, CheckFailure>;
+
+/// Why a check says its target is down.
+#[derive(Debug, thiserror::Error)]
+enum CheckFailure {
+    #[error("timeout after {}ms", .0.as_millis())]
+    Timeout(Duration),
+    /// A socket step (`connect`, `send`, `receive`, ...) failed.
+    #[error("{}", io_detail(what, error))]
+    Io {
+        what: &'static str,
+        error: io::Error,
+    },
+    /// An ICMP port-unreachable (ECONNREFUSED on a UDP socket); "refused"
+    /// alone would read like the REFUSED rcode.
+    #[error("port unreachable")]
+    PortUnreachable,
+    /// A `dns` check whose query does not read (refused by validation).
+    #[error(transparent)]
+    Query(crate::config::BadQuery),
+    #[error("cannot encode query: {0}")]
+    Encode(hickory_proto::ProtoError),
+    #[error("malformed response: {0}")]
+    Malformed(hickory_proto::serialize::binary::DecodeError),
+    #[error(
+        "rcode {}, expected {}",
+        crate::proto::codes::rcode_label(*got),
+        crate::proto::codes::rcode_label(*expected)
+    )]
+    Rcode { got: u16, expected: u16 },
+    #[error("{}", http_error_detail(.0))]
+    Http(reqwest::Error),
+    /// `expected`: the accepted statuses, as configured.
+    #[error("HTTP {status}, expected {expected}")]
+    Status { status: u16, expected: String },
+    #[error("HTTP {status}, reading body: {}", http_error_detail(error))]
+    Body { status: u16, error: reqwest::Error },
+    #[error(
+        "HTTP {status}, body lacks {needle:?}{}",
+        if *cut { " in the first 64 KiB" } else { "" }
+    )]
+    BodyLacks {
+        status: u16,
+        needle: String,
+        /// The body was longer than what is read of it.
+        cut: bool,
+    },
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("cannot run {program:?}: {error}")]
+    Spawn { program: String, error: io::Error },
+    #[error("waiting for {program:?}: {error}")]
+    Wait { program: String, error: io::Error },
+    /// The command ran and failed: how it ended, and its first output line.
+    #[error("{}{}", exec::exit_detail(*status), line.as_ref().map(|l| format!(": {l}")).unwrap_or_default())]
+    Command {
+        status: ExitStatus,
+        line: Option<String>,
+    },
+}
 
 async fn with_timeout(
     timeout: Duration,
@@ -368,11 +446,7 @@ async fn with_timeout(
 ) -> Verdict {
     tokio::time::timeout(timeout, check)
         .await
-        .unwrap_or_else(|_| Err(timeout_detail(timeout)))
-}
-
-fn timeout_detail(timeout: Duration) -> String {
-    format!("timeout after {}ms", timeout.as_millis())
+        .unwrap_or_else(|_| Err(CheckFailure::Timeout(timeout)))
 }
 
 fn io_detail(what: &str, e: &io::Error) -> String {

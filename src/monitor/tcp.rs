@@ -4,8 +4,11 @@ use super::*;
 
 pub(super) async fn check_tcp(address: SocketAddr, timeout: Duration) -> Verdict {
     match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-        Err(_) => Err(timeout_detail(timeout)),
-        Ok(Err(e)) => Err(io_detail("connect", &e)),
+        Err(_) => Err(CheckFailure::Timeout(timeout)),
+        Ok(Err(error)) => Err(CheckFailure::Io {
+            what: "connect",
+            error,
+        }),
         Ok(Ok(_stream)) => Ok("connected".into()),
     }
 }

@@ -1,6 +1,7 @@
 //! The checks and the probe schedule, against real local listeners.
 
 use super::*;
+use crate::config::DnsCheck;
 use hickory_proto::op::ResponseCode;
 use std::future::Future;
 use tokio::io::AsyncWriteExt;
@@ -353,12 +354,7 @@ async fn dns_responder(rcode: ResponseCode, decoy: bool) -> SocketAddr {
 }
 
 fn dns(server: SocketAddr, expect_rcode: &str) -> CheckKind {
-    CheckKind::Dns {
-        server,
-        qname: "probe.ggon.test".into(),
-        qtype: "A".into(),
-        expect_rcode: expect_rcode.into(),
-    }
+    CheckKind::Dns(DnsCheck::read(server, "probe.ggon.test", "A", expect_rcode))
 }
 
 #[tokio::test]
@@ -408,10 +404,7 @@ async fn dns_no_responder_fails() {
 #[tokio::test]
 async fn dns_bad_input_is_a_failed_outcome() {
     let server = dns_responder(ResponseCode::NoError, false).await;
-    let mut kind = dns(server, "NOERROR");
-    if let CheckKind::Dns { qtype, .. } = &mut kind {
-        *qtype = "NOPE".into();
-    }
+    let kind = CheckKind::Dns(DnsCheck::read(server, "probe.ggon.test", "NOPE", "NOERROR"));
     let o = check(kind, T).await;
     assert!(!o.ok, "{o:?}");
     assert_eq!(o.detail, "unknown qtype \"NOPE\"");

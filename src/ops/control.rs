@@ -1,7 +1,9 @@
 //! Control API: HTTP + JSON on a loopback listener, for `ggon-ctl` and scripts.
 //!
 //! Owns: the routes, turning requests into typed [`Command`]s (the bodies
-//! are the shared request types of [`crate::decide::requests`]), and mapping
+//! are the shared request types of [`crate::decide::requests`], parsed here
+//! into what the controller acts on, so a bad duration is a 400 before the
+//! controller sees it), and mapping
 //! controller results to HTTP statuses. Authentication is [`super::auth`],
 //! applied once in front of every protected route. It must not change
 //! service state itself: it sends commands to the controller, the single
@@ -24,11 +26,9 @@ use super::auth::{auth, Gate};
 use super::extract::{Body, Params};
 use super::limits::{bounded_body, Limits};
 use super::tokens::Token;
+use crate::daemon::ReloadRequest;
 use crate::decide::requests::{DrainRequest, DrillRequest, HistoryQuery, RemapRequest};
 use crate::decide::{Actor, Command, ControllerHandle, CtlError};
-
-/// Asks the daemon to re-read config and zones; answers with a summary or the error.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
 
 #[derive(Clone)]
 struct AppState {
@@ -100,6 +100,10 @@ async fn remap(
     Extension(actor): Extension<Actor>,
     Body(request): Body<RemapRequest>,
 ) -> Response {
+    let request = match request.parse() {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
     reply(
         app.ctl
             .call(|reply| Command::Remap {
@@ -165,6 +169,10 @@ async fn drain(
     Extension(actor): Extension<Actor>,
     Body(request): Body<DrainRequest>,
 ) -> Response {
+    let request = match request.parse() {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
     reply(
         app.ctl
             .call(|reply| Command::Drain {
@@ -201,6 +209,10 @@ async fn drill(
     Extension(actor): Extension<Actor>,
     Body(request): Body<DrillRequest>,
 ) -> Response {
+    let request = match request.parse() {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
     reply(
         app.ctl
             .call(|reply| Command::Drill {
@@ -273,7 +285,7 @@ async fn reload(
         Ok(Ok(summary)) => Json(json!({ "reloaded": true, "summary": summary })).into_response(),
         Ok(Err(e)) => {
             warn!(%peer, error = %e, "reload rejected; the running configuration stays");
-            error_response(CtlError::BadRequest(e))
+            error_response(CtlError::BadRequest(e.to_string()))
         }
         Err(_) => error_response(CtlError::Internal("shutting down".into())),
     }

@@ -7,7 +7,7 @@
 //! tells handlers a request came over TLS (the session cookie is then
 //! `Secure`). Accepting and serving connections stays in [`super::limits`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -17,41 +17,61 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 #[derive(Debug, Clone, Copy)]
 pub struct OverTls;
 
-/// What is wrong with the TLS files: the config field and the message
-/// (which names the file).
-#[derive(Debug, Clone, PartialEq)]
+/// What is wrong with the TLS files: the config field, the file, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", path.display())]
 pub struct TlsFileError {
     pub field: &'static str,
-    pub message: String,
+    pub path: PathBuf,
+    pub problem: TlsProblem,
+}
+
+/// Why a certificate or key file cannot serve TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsProblem {
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    #[error("not a PEM certificate file: {0}")]
+    NotPem(rustls::pki_types::pem::Error),
+    #[error("no CERTIFICATE in the file")]
+    NoCertificate,
+    #[error("no private key (PKCS#8, PKCS#1 or SEC1 PEM): {0}")]
+    NoKey(rustls::pki_types::pem::Error),
+    #[error("{0}")]
+    Tls(rustls::Error),
+    #[error("does not fit the certificate: {0}")]
+    KeyMismatch(rustls::Error),
 }
 
 /// The server configuration from a certificate chain file and a key file.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsFileError> {
-    let cert_err = |m: String| TlsFileError {
+    let cert_err = |problem| TlsFileError {
         field: "control.tls_certificate",
-        message: format!("{}: {m}", cert.display()),
+        path: cert.to_path_buf(),
+        problem,
     };
-    let key_err = |m: String| TlsFileError {
+    let key_err = |problem| TlsFileError {
         field: "control.tls_key",
-        message: format!("{}: {m}", key.display()),
+        path: key.to_path_buf(),
+        problem,
     };
-    let cert_pem = std::fs::read(cert).map_err(|e| cert_err(format!("cannot read: {e}")))?;
+    let cert_pem = std::fs::read(cert).map_err(|e| cert_err(TlsProblem::Read(e)))?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| cert_err(format!("not a PEM certificate file: {e}")))?;
+        .map_err(|e| cert_err(TlsProblem::NotPem(e)))?;
     if chain.is_empty() {
-        return Err(cert_err("no CERTIFICATE in the file".into()));
+        return Err(cert_err(TlsProblem::NoCertificate));
     }
-    let key_pem = std::fs::read(key).map_err(|e| key_err(format!("cannot read: {e}")))?;
-    let private = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| key_err(format!("no private key (PKCS#8, PKCS#1 or SEC1 PEM): {e}")))?;
+    let key_pem = std::fs::read(key).map_err(|e| key_err(TlsProblem::Read(e)))?;
+    let private =
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| key_err(TlsProblem::NoKey(e)))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| cert_err(e.to_string()))?
+        .map_err(|e| cert_err(TlsProblem::Tls(e)))?
         .with_no_client_auth()
         .with_single_cert(chain, private)
-        .map_err(|e| key_err(format!("does not fit the certificate: {e}")))?;
+        .map_err(|e| key_err(TlsProblem::KeyMismatch(e)))?;
     Ok(Arc::new(cfg))
 }
 
@@ -66,10 +86,12 @@ mod tests {
         let key = dir.path().join("key.pem");
         let e = server_config(&cert, &key).unwrap_err();
         assert_eq!(e.field, "control.tls_certificate");
-        assert!(e.message.contains("cert.pem: cannot read"), "{e:?}");
+        assert!(matches!(e.problem, TlsProblem::Read(_)), "{e:?}");
+        assert!(e.to_string().contains("cert.pem: cannot read"), "{e:?}");
         std::fs::write(&cert, "not pem").unwrap();
         let e = server_config(&cert, &key).unwrap_err();
         assert_eq!(e.field, "control.tls_certificate");
-        assert!(e.message.contains("no CERTIFICATE"), "{e:?}");
+        assert!(matches!(e.problem, TlsProblem::NoCertificate), "{e:?}");
+        assert!(e.to_string().contains("no CERTIFICATE"), "{e:?}");
     }
 }

@@ -16,9 +16,20 @@ use tracing::warn;
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("line {line}: {why}")]
-    Line { line: usize, why: String },
+    Line { line: usize, why: LineError },
     #[error("no token in file")]
     Empty,
+}
+
+/// What is wrong with one line of a token file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("role must be `read` or `operator`, not `{0}`")]
+    Role(String),
+    #[error("expected `TOKEN` or `NAME ROLE TOKEN`")]
+    Form,
+    #[error("token too short (16 characters at least)")]
+    Short,
 }
 
 /// The token file cannot be used.
@@ -78,7 +89,7 @@ pub fn parse_tokens(text: &str) -> Result<Vec<Token>, TokenError> {
                     other => {
                         return Err(TokenError::Line {
                             line: i + 1,
-                            why: format!("role must be `read` or `operator`, not `{other}`"),
+                            why: LineError::Role(other.to_string()),
                         })
                     }
                 },
@@ -87,14 +98,14 @@ pub fn parse_tokens(text: &str) -> Result<Vec<Token>, TokenError> {
             _ => {
                 return Err(TokenError::Line {
                     line: i + 1,
-                    why: "expected `TOKEN` or `NAME ROLE TOKEN`".into(),
+                    why: LineError::Form,
                 })
             }
         };
         if token.secret.len() < 16 {
             return Err(TokenError::Line {
                 line: i + 1,
-                why: "token too short (16 characters at least)".into(),
+                why: LineError::Short,
             });
         }
         out.push(token);

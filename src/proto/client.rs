@@ -32,12 +32,21 @@ pub async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<
     Ok(buf)
 }
 
+/// Why an exchange with a server got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("{addr}: {source}")]
+    Io { addr: SocketAddr, source: io::Error },
+    #[error("{addr}: no answer within {timeout:?}")]
+    Timeout { addr: SocketAddr, timeout: Duration },
+}
+
 /// Send a message over TCP and read one response, all within `timeout`.
 pub async fn tcp_exchange(
     addr: SocketAddr,
     msg: &[u8],
     timeout: Duration,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ExchangeError> {
     let io = async {
         let mut s = TcpStream::connect(addr).await?;
         write_frame(&mut s, msg).await?;
@@ -45,8 +54,8 @@ pub async fn tcp_exchange(
     };
     match tokio::time::timeout(timeout, io).await {
         Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => Err(format!("{addr}: {e}")),
-        Err(_) => Err(format!("{addr}: no answer within {timeout:?}")),
+        Ok(Err(source)) => Err(ExchangeError::Io { addr, source }),
+        Err(_) => Err(ExchangeError::Timeout { addr, timeout }),
     }
 }
 

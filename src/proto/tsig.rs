@@ -35,18 +35,16 @@ pub struct Keyring {
     by_name: HashMap<String, Key>,
 }
 
-fn algorithm(s: &str) -> Result<TsigAlgorithm, String> {
+fn algorithm(s: &str) -> Result<TsigAlgorithm, KeyProblem> {
     match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
         "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
         "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
         "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
-        other => Err(format!(
-            "algorithm `{other}` is not supported (use hmac-sha256, hmac-sha384 or hmac-sha512)"
-        )),
+        other => Err(KeyProblem::Algorithm(other.to_string())),
     }
 }
 
-fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
+fn decode_b64(s: &str) -> Result<Vec<u8>, KeyProblem> {
     fn val(c: u8) -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',
@@ -60,13 +58,13 @@ fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
     let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
     let body: Vec<u8> = clean.iter().copied().take_while(|&c| c != b'=').collect();
     if clean[body.len()..].iter().any(|&c| c != b'=') || body.len() % 4 == 1 {
-        return Err("secret is not valid base64".into());
+        return Err(KeyProblem::Base64);
     }
     let mut out = Vec::with_capacity(body.len() * 3 / 4);
     for chunk in body.chunks(4) {
         let mut acc = 0u32;
         for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c).ok_or("secret is not valid base64")? << (18 - 6 * i);
+            acc |= val(c).ok_or(KeyProblem::Base64)? << (18 - 6 * i);
         }
         let bytes = acc.to_be_bytes();
         out.extend_from_slice(&bytes[1..chunk.len()]);
@@ -74,9 +72,30 @@ fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// What is wrong in a BIND key file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("expected `key`, found `{0}`")]
+    NotAKey(String),
+    #[error("key name missing")]
+    NoName,
+    /// A token the key statement needs (`{`, `;`, `}`) is not where it should be.
+    #[error("key `{key}`: expected `{expected}`")]
+    Expected { key: String, expected: &'static str },
+    #[error("key `{key}`: unexpected `{found}`")]
+    Unexpected { key: String, found: String },
+    #[error("key `{0}`: missing `}}`")]
+    Unclosed(String),
+    #[error("key `{key}`: no {what}")]
+    Incomplete { key: String, what: &'static str },
+}
+
+/// One key of a BIND key file: name, algorithm, secret (base64).
+pub type BindKey = (String, String, String);
+
 /// Parse BIND's key statement syntax: `key "name" { algorithm X; secret "Y"; };`,
 /// several per file, with `#`, `//` and `/* */` comments.
-pub fn parse_bind_keys(text: &str) -> Result<Vec<(String, String, String)>, String> {
+pub fn parse_bind_keys(text: &str) -> Result<Vec<BindKey>, KeyFileError> {
     let mut toks = Vec::new();
     let b = text.as_bytes();
     let mut i = 0;
@@ -120,11 +139,15 @@ pub fn parse_bind_keys(text: &str) -> Result<Vec<(String, String, String)>, Stri
     let mut t = toks.iter().map(String::as_str).peekable();
     while let Some(tok) = t.next() {
         if tok != "key" {
-            return Err(format!("expected `key`, found `{tok}`"));
+            return Err(KeyFileError::NotAKey(tok.to_string()));
         }
-        let name = t.next().ok_or("key name missing")?.to_string();
+        let name = t.next().ok_or(KeyFileError::NoName)?.to_string();
+        let expected = |expected| KeyFileError::Expected {
+            key: name.clone(),
+            expected,
+        };
         if t.next() != Some("{") {
-            return Err(format!("key `{name}`: expected `{{`"));
+            return Err(expected("{"));
         }
         let (mut alg, mut secret) = (None, None);
         loop {
@@ -132,21 +155,28 @@ pub fn parse_bind_keys(text: &str) -> Result<Vec<(String, String, String)>, Stri
                 Some("}") => break,
                 Some("algorithm") => alg = t.next().map(str::to_string),
                 Some("secret") => secret = t.next().map(str::to_string),
-                Some(other) => return Err(format!("key `{name}`: unexpected `{other}`")),
-                None => return Err(format!("key `{name}`: missing `}}`")),
+                Some(other) => {
+                    return Err(KeyFileError::Unexpected {
+                        key: name.clone(),
+                        found: other.to_string(),
+                    })
+                }
+                None => return Err(KeyFileError::Unclosed(name.clone())),
             }
             if t.next() != Some(";") {
-                return Err(format!("key `{name}`: expected `;`"));
+                return Err(expected(";"));
             }
         }
         if t.peek() == Some(&";") {
             t.next();
         }
-        keys.push((
-            name.clone(),
-            alg.ok_or(format!("key `{name}`: no algorithm"))?,
-            secret.ok_or(format!("key `{name}`: no secret"))?,
-        ));
+        let incomplete = |what| KeyFileError::Incomplete {
+            key: name.clone(),
+            what,
+        };
+        let alg = alg.ok_or_else(|| incomplete("algorithm"))?;
+        let secret = secret.ok_or_else(|| incomplete("secret"))?;
+        keys.push((name, alg, secret));
     }
     Ok(keys)
 }
@@ -162,12 +192,56 @@ pub struct KeySource<'a> {
 }
 
 /// A configured key that cannot be used: which key, which file, why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("key `{key}`: {}{why}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
 pub struct KeyError {
     pub key: String,
     pub file: Option<std::path::PathBuf>,
-    pub why: String,
+    pub why: KeyProblem,
+}
+
+/// Why a configured key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error(transparent)]
+    File(#[from] KeyFileError),
+    #[error("not found in the file")]
+    NotInFile,
+    #[error("no secret")]
+    NoSecret,
+    #[error("algorithm `{0}` is not supported (use hmac-sha256, hmac-sha384 or hmac-sha512)")]
+    Algorithm(String),
+    #[error("secret is not valid base64")]
+    Base64,
+    /// The key's name is not a DNS name.
+    #[error("{0}")]
+    Name(Box<hickory_proto::ProtoError>),
+    /// hickory-proto refuses the key.
+    #[error("{0}")]
+    Signer(Box<hickory_proto::dnssec::DnsSecError>),
+}
+
+/// Why a message could not be signed or encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("{0}")]
+    Encode(Box<hickory_proto::ProtoError>),
+    #[error("{0}")]
+    Sign(Box<hickory_proto::dnssec::DnsSecError>),
+}
+
+impl From<hickory_proto::ProtoError> for SignError {
+    fn from(e: hickory_proto::ProtoError) -> SignError {
+        SignError::Encode(Box::new(e))
+    }
+}
+
+impl From<hickory_proto::dnssec::DnsSecError> for SignError {
+    fn from(e: hickory_proto::dnssec::DnsSecError) -> SignError {
+        SignError::Sign(Box::new(e))
+    }
 }
 
 impl Keyring {
@@ -176,7 +250,7 @@ impl Keyring {
         let mut ring = Keyring::default();
         for k in keys {
             let name = k.name;
-            let err = |file: Option<&Path>, why: String| KeyError {
+            let err = |file: Option<&Path>, why: KeyProblem| KeyError {
                 key: name.to_string(),
                 file: file.map(Path::to_path_buf),
                 why,
@@ -184,26 +258,27 @@ impl Keyring {
             let (alg, secret) = match (k.file, k.secret) {
                 (Some(file), _) => {
                     let text = std::fs::read_to_string(file)
-                        .map_err(|e| err(Some(file), e.to_string()))?;
+                        .map_err(|e| err(Some(file), KeyProblem::Read(e)))?;
                     warn_if_readable(file);
-                    let found = parse_bind_keys(&text).map_err(|e| err(Some(file), e))?;
+                    let found = parse_bind_keys(&text).map_err(|e| err(Some(file), e.into()))?;
                     let (_, alg, secret) = found
                         .into_iter()
                         .find(|(n, _, _)| n.trim_end_matches('.') == name.trim_end_matches('.'))
-                        .ok_or_else(|| err(Some(file), "not found in the file".into()))?;
+                        .ok_or_else(|| err(Some(file), KeyProblem::NotInFile))?;
                     (alg, secret)
                 }
                 (None, Some(secret)) => (
                     k.algorithm.unwrap_or("hmac-sha256").to_string(),
                     secret.to_string(),
                 ),
-                (None, None) => return Err(err(None, "no secret".into())),
+                (None, None) => return Err(err(None, KeyProblem::NoSecret)),
             };
             let alg = algorithm(&alg).map_err(|e| err(k.file, e))?;
             let secret = decode_b64(&secret).map_err(|e| err(k.file, e))?;
-            let key_name = Name::from_ascii(name).map_err(|e| err(None, e.to_string()))?;
+            let key_name =
+                Name::from_ascii(name).map_err(|e| err(None, KeyProblem::Name(Box::new(e))))?;
             let signer = TSigner::new(secret, alg, key_name.clone(), FUDGE)
-                .map_err(|e| err(None, e.to_string()))?;
+                .map_err(|e| err(None, KeyProblem::Signer(Box::new(e))))?;
             ring.by_name.insert(
                 name.to_string(),
                 Key {
@@ -317,17 +392,14 @@ pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[St
 /// the first message against the request's MAC with all TSIG variables, each
 /// later one against the previous message's MAC with only the timers.
 /// Unsigned or refused requests get their messages encoded as they are.
-pub fn sign_chain(messages: &[Message], v: &Verified) -> Result<Vec<Vec<u8>>, String> {
+pub fn sign_chain(messages: &[Message], v: &Verified) -> Result<Vec<Vec<u8>>, SignError> {
     let Verified::Ok { key, mac, .. } = v else {
-        return messages
-            .iter()
-            .map(|m| m.to_vec().map_err(|e| e.to_string()))
-            .collect();
+        return messages.iter().map(|m| Ok(m.to_vec()?)).collect();
     };
     let mut out = Vec::with_capacity(messages.len());
     let mut prev = mac.clone();
     for (i, m) in messages.iter().enumerate() {
-        let mut bytes = m.to_vec().map_err(|e| e.to_string())?;
+        let mut bytes = m.to_vec()?;
         let now = unix_time();
         let mut tbs = Vec::with_capacity(bytes.len() + prev.len() + 10);
         tbs.extend_from_slice(&(prev.len() as u16).to_be_bytes());
@@ -345,14 +417,13 @@ pub fn sign_chain(messages: &[Message], v: &Verified) -> Result<Vec<Vec<u8>>, St
         if i == 0 {
             let mut enc = BinEncoder::new(&mut tbs);
             enc.set_offset(enc.len());
-            stub.emit_tsig_for_mac(&mut enc, key.signer.signer_name())
-                .map_err(|e| e.to_string())?;
+            stub.emit_tsig_for_mac(&mut enc, key.signer.signer_name())?;
         } else {
             tbs.extend_from_slice(&((now >> 32) as u16).to_be_bytes());
             tbs.extend_from_slice(&(now as u32).to_be_bytes());
             tbs.extend_from_slice(&key.signer.fudge().to_be_bytes());
         }
-        let this_mac = key.signer.sign(&tbs).map_err(|e| e.to_string())?;
+        let this_mac = key.signer.sign(&tbs)?;
         let rec = make_tsig_record(
             key.signer.signer_name().clone(),
             stub.set_mac(this_mac.clone()),
@@ -366,9 +437,9 @@ pub fn sign_chain(messages: &[Message], v: &Verified) -> Result<Vec<Vec<u8>>, St
 
 /// Encode `resp` and append a TSIG record answering a verified request.
 /// For BADSIG/BADKEY the TSIG is unsigned (RFC 8945 5.3.2).
-pub fn sign_response(resp: &Message, context: TSigResponseContext) -> Result<Vec<u8>, String> {
-    let mut bytes = resp.to_vec().map_err(|e| e.to_string())?;
-    let tsig = context.sign(&bytes).map_err(|e| e.to_string())?;
+pub fn sign_response(resp: &Message, context: TSigResponseContext) -> Result<Vec<u8>, SignError> {
+    let mut bytes = resp.to_vec()?;
+    let tsig = context.sign(&bytes)?;
     append_record(&mut bytes, &tsig)?;
     Ok(bytes)
 }
@@ -376,11 +447,11 @@ pub fn sign_response(resp: &Message, context: TSigResponseContext) -> Result<Vec
 fn append_record<R: hickory_proto::rr::RecordData>(
     bytes: &mut Vec<u8>,
     rec: &Record<R>,
-) -> Result<(), String> {
+) -> Result<(), SignError> {
     {
         let mut enc = BinEncoder::new(bytes);
         enc.set_offset(enc.len());
-        rec.emit(&mut enc).map_err(|e| e.to_string())?;
+        rec.emit(&mut enc)?;
     }
     let ar = u16::from_be_bytes([bytes[10], bytes[11]]) + 1;
     bytes[10..12].copy_from_slice(&ar.to_be_bytes());

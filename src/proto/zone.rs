@@ -8,8 +8,7 @@
 //! [`crate::snapshot`] compiles a `ZoneData` into ready answers.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
@@ -53,24 +52,57 @@ pub struct ZoneData {
     pub rrsets: imbl::OrdMap<Name, Types>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ZoneError(pub String);
-
-impl fmt::Display for ZoneError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Why zone data cannot be loaded or served: the file, its syntax, or a
+/// rule every served zone must keep.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Every problem of the master file, one per line.
+    #[error("{}", super::zonefile::lines(.0))]
+    Syntax(Vec<super::zonefile::FileError>),
+    /// A problem found in this file.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        source: Box<ZoneError>,
+    },
+    #[error("{0}: only class IN is served")]
+    Class(Name),
+    #[error("{name} is outside the zone {origin}")]
+    OutsideZone { name: Box<Name>, origin: Box<Name> },
+    #[error("more than one SOA at the apex")]
+    SoaCount,
+    #[error("no SOA at the apex {0}")]
+    NoSoa(Name),
+    #[error("{name} {rtype}: this record cannot be encoded: {source}")]
+    Unencodable {
+        name: Name,
+        rtype: RecordType,
+        source: Box<hickory_proto::ProtoError>,
+    },
+    #[error("SOA at {0}, which is not the apex")]
+    SoaBelowApex(Name),
+    #[error("{0} has a CNAME and other data (RFC 1034 3.6.2)")]
+    CnameAndOther(Name),
+    #[error("CNAME at the zone apex")]
+    CnameAtApex,
 }
-
-impl std::error::Error for ZoneError {}
 
 impl ZoneData {
     /// Load a master file. Errors name the file.
     pub fn load(path: &Path, origin: &Name) -> Result<ZoneData, ZoneError> {
-        let text = super::zonefile::read_text(path)
-            .map_err(|e| ZoneError(format!("{}: cannot read: {e}", path.display())))?;
-        Self::parse(&text, Some(path), origin)
-            .map_err(|e| ZoneError(format!("{}: {}", path.display(), e.0)))
+        let text = super::zonefile::read_text(path).map_err(|source| ZoneError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, Some(path), origin).map_err(|e| ZoneError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Parse master-file text for the zone `origin` (see
@@ -79,8 +111,7 @@ impl ZoneData {
     /// warning, as BIND does.
     pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<ZoneData, ZoneError> {
         let origin = fqdn_lower(origin);
-        let parsed = super::zonefile::parse(text, path, &origin)
-            .map_err(|errors| ZoneError(errors.join("\n")))?;
+        let parsed = super::zonefile::parse(text, path, &origin).map_err(ZoneError::Syntax)?;
         let file = path.map_or_else(|| "zone".to_string(), |p| p.display().to_string());
         for w in &parsed.warnings {
             tracing::warn!("{file}: {w}");
@@ -112,14 +143,14 @@ impl ZoneData {
     /// Add one record (used by loading and by dynamic updates).
     pub fn add_record(&mut self, rec: &Record) -> Result<(), ZoneError> {
         if rec.dns_class != DNSClass::IN {
-            return Err(ZoneError(format!("{}: only class IN is served", rec.name)));
+            return Err(ZoneError::Class(rec.name.clone()));
         }
         let name = fqdn_lower(&rec.name);
         if !self.origin.zone_of(&name) {
-            return Err(ZoneError(format!(
-                "{name} is outside the zone {}",
-                self.origin
-            )));
+            return Err(ZoneError::OutsideZone {
+                name: Box::new(name),
+                origin: Box::new(self.origin.clone()),
+            });
         }
         let set = self
             .rrsets
@@ -151,8 +182,8 @@ impl ZoneData {
             .and_then(|t| t.get(&RecordType::SOA));
         match soa {
             Some(s) if s.rdatas.len() == 1 => {}
-            Some(_) => return Err(ZoneError("more than one SOA at the apex".into())),
-            None => return Err(ZoneError(format!("no SOA at the apex {}", self.origin))),
+            Some(_) => return Err(ZoneError::SoaCount),
+            None => return Err(ZoneError::NoSoa(self.origin.clone())),
         }
         for (name, types) in &self.rrsets {
             // What the answer compiler will have to write, written once here:
@@ -161,14 +192,16 @@ impl ZoneData {
             for (rtype, set) in types {
                 for rd in &set.rdatas {
                     if let Err(e) = rd.to_bytes() {
-                        return Err(ZoneError(format!(
-                            "{name} {rtype}: this record cannot be encoded: {e}"
-                        )));
+                        return Err(ZoneError::Unencodable {
+                            name: name.clone(),
+                            rtype: *rtype,
+                            source: Box::new(e),
+                        });
                     }
                 }
             }
             if name != &self.origin && types.contains_key(&RecordType::SOA) {
-                return Err(ZoneError(format!("SOA at {name}, which is not the apex")));
+                return Err(ZoneError::SoaBelowApex(name.clone()));
             }
             // DNSSEC data (RRSIG, NSEC, and KEY, RFC 2535) may sit beside a
             // CNAME (RFC 4035 2.5), as BIND allows.
@@ -182,12 +215,10 @@ impl ZoneData {
                 })
                 .count();
             if types.contains_key(&RecordType::CNAME) && others > 0 {
-                return Err(ZoneError(format!(
-                    "{name} has a CNAME and other data (RFC 1034 3.6.2)"
-                )));
+                return Err(ZoneError::CnameAndOther(name.clone()));
             }
             if name == &self.origin && types.contains_key(&RecordType::CNAME) {
-                return Err(ZoneError("CNAME at the zone apex".into()));
+                return Err(ZoneError::CnameAtApex);
             }
         }
         Ok(())
@@ -379,14 +410,16 @@ mod tests {
     fn rejects_cname_with_other_data() {
         let bad = format!("{ZONE}www IN A 127.0.0.9\n");
         let e = ZoneData::parse(&bad, None, &origin()).unwrap_err();
-        assert!(e.0.contains("CNAME and other data"), "{e}");
+        assert!(matches!(e, ZoneError::CnameAndOther(_)), "{e}");
+        assert!(e.to_string().contains("CNAME and other data"), "{e}");
     }
 
     #[test]
     fn rejects_missing_soa() {
         let e =
             ZoneData::parse("$ORIGIN ggon.org.\n@ 60 IN NS ns1\n", None, &origin()).unwrap_err();
-        assert!(e.0.contains("no SOA"), "{e}");
+        assert!(matches!(e, ZoneError::NoSoa(_)), "{e}");
+        assert!(e.to_string().contains("no SOA"), "{e}");
     }
 
     #[test]

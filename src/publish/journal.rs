@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::update::Change;
-use crate::proto::zone::{fqdn_lower, ZoneData};
+use crate::proto::zone::{fqdn_lower, ZoneData, ZoneError};
 
 /// The journal cannot be replayed: the zone is not served rather than
 /// served without updates that were acknowledged.
@@ -22,8 +22,29 @@ pub enum JournalError {
     Record {
         path: PathBuf,
         line: usize,
-        why: String,
+        why: RecordProblem,
     },
+}
+
+/// Why one journaled record cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordProblem {
+    #[error("{0}")]
+    Parse(Box<hickory_proto::serialize::txt::ParseError>),
+    #[error("{0}")]
+    Zone(Box<ZoneError>),
+}
+
+impl From<hickory_proto::serialize::txt::ParseError> for RecordProblem {
+    fn from(e: hickory_proto::serialize::txt::ParseError) -> RecordProblem {
+        RecordProblem::Parse(Box::new(e))
+    }
+}
+
+impl From<ZoneError> for RecordProblem {
+    fn from(e: ZoneError) -> RecordProblem {
+        RecordProblem::Zone(Box::new(e))
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -64,9 +85,9 @@ pub(super) fn replay(zone: &mut ZoneData, path: &Path) -> Result<(), JournalErro
         }
     };
     let origin = zone.origin.clone();
-    let parse = |rr: &str| -> Result<Vec<hickory_proto::rr::Record>, String> {
+    let parse = |rr: &str| -> Result<Vec<hickory_proto::rr::Record>, RecordProblem> {
         let parser = hickory_proto::serialize::txt::Parser::new(rr, None, Some(origin.clone()));
-        let (_, sets) = parser.parse().map_err(|e| e.to_string())?;
+        let (_, sets) = parser.parse()?;
         Ok(sets
             .into_values()
             .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>())
@@ -109,7 +130,7 @@ pub(super) fn replay(zone: &mut ZoneData, path: &Path) -> Result<(), JournalErro
                 zone.add_record(&rec).map_err(|e| JournalError::Record {
                     path: path.to_path_buf(),
                     line: i + 1,
-                    why: e.to_string(),
+                    why: e.into(),
                 })?;
             }
         }

@@ -97,6 +97,25 @@ fn next_serial(s: u32) -> u32 {
     s.wrapping_add(1)
 }
 
+/// Why a key roll cannot begin.
+#[derive(Debug, thiserror::Error)]
+pub enum StartRollError {
+    #[error("{0} is not a zone ggond serves")]
+    NotServed(Name),
+    #[error("ggond does not sign {0} (no `dnssec` in its config)")]
+    NotSigned(Name),
+    #[error("{0}")]
+    Roll(#[from] crate::sign::RollError),
+}
+
+/// A key-roll step that was due and failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{zone}: {source}")]
+pub struct RollStepError {
+    pub zone: Name,
+    pub source: crate::sign::RollError,
+}
+
 impl Publisher {
     pub fn new(snapshot: Arc<ArcSwap<Snapshot>>) -> Self {
         Publisher {
@@ -142,25 +161,21 @@ impl Publisher {
         &mut self,
         origin: &Name,
         kind: crate::sign::roll::RollKind,
-    ) -> Result<String, String> {
+    ) -> Result<String, StartRollError> {
         let Some(z) = self.zones.get(origin) else {
-            return Err(format!("{origin} is not a zone ggond serves"));
+            return Err(StartRollError::NotServed(origin.clone()));
         };
         let data = z.current.clone();
         let Some(s) = self.signers.get_mut(origin) else {
-            return Err(format!(
-                "ggond does not sign {origin} (no `dnssec` in its config)"
-            ));
+            return Err(StartRollError::NotSigned(origin.clone()));
         };
-        let what = s
-            .start_roll(kind, &data, unix_now())
-            .map_err(|e| e.to_string())?;
+        let what = s.start_roll(kind, &data, unix_now())?;
         self.commit(origin, &BTreeSet::new(), None);
         Ok(what)
     }
 
     /// Take the key-roll steps that are due; what each did.
-    pub fn roll_tick(&mut self, now: u64) -> Vec<Result<String, String>> {
+    pub fn roll_tick(&mut self, now: u64) -> Vec<Result<String, RollStepError>> {
         let mut out = Vec::new();
         let origins: Vec<Name> = self.signers.keys().cloned().collect();
         for origin in origins {
@@ -176,7 +191,10 @@ impl Publisher {
                     out.push(Ok(what));
                 }
                 Ok(None) => {}
-                Err(e) => out.push(Err(format!("{origin}: {e}"))),
+                Err(source) => out.push(Err(RollStepError {
+                    zone: origin,
+                    source,
+                })),
             }
         }
         out

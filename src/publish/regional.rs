@@ -32,17 +32,18 @@ pub(super) struct GeoState {
 }
 
 impl Publisher {
-    /// Take the regions of `cfg` (start and reload); per-region names are
-    /// staged again by the caller. Without per-region services or `ecs`
-    /// zones there is no table and the query path skips the geographic step.
-    pub fn set_geo(&mut self, cfg: &Config) {
+    /// Take the regions of `cfg` and their `map` (start and reload);
+    /// per-region names are staged again by the caller. Without per-region
+    /// services or `ecs` zones there is no table and the query path skips
+    /// the geographic step.
+    pub fn set_geo(&mut self, cfg: &Config, map: Arc<RegionMap>) {
         let any = cfg
             .services
             .iter()
             .any(|s| s.active == ActiveMode::PerRegion)
             || cfg.zones.iter().any(|z| z.ecs);
         self.geo = any.then(|| GeoState {
-            map: crate::geo::map_of(cfg),
+            map,
             ecs_zones: cfg
                 .zones
                 .iter()

@@ -57,6 +57,39 @@ impl RemoteZone for Remote {
     }
 }
 
+/// Why the primary does not hold what it should (shown in status).
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("cannot sign: {0}")]
+    Sign(Box<hickory_proto::ProtoError>),
+    #[error("{0}")]
+    Encode(Box<hickory_proto::ProtoError>),
+    #[error(transparent)]
+    Exchange(#[from] crate::proto::client::ExchangeError),
+    #[error("malformed or mismatched response")]
+    Mismatched,
+    /// The primary refused the UPDATE; `tsig`: the TSIG error it gave.
+    #[error("primary answered {}{}", crate::proto::codes::rcode_label(*rcode), tsig_note(*rcode, tsig.as_deref()))]
+    Refused { rcode: u16, tsig: Option<String> },
+    #[error("response signature does not verify: {0}")]
+    Unverified(Box<hickory_proto::ProtoError>),
+    #[error("bad answer from primary: {0}")]
+    BadAnswer(hickory_proto::serialize::binary::DecodeError),
+    #[error(
+        "primary answered {} to a query for {name}",
+        crate::proto::codes::rcode_label(*rcode)
+    )]
+    QueryRefused { rcode: u16, name: Name },
+}
+
+fn tsig_note(rcode: u16, tsig: Option<&str>) -> String {
+    match tsig {
+        Some(t) => format!(" (TSIG {t})"),
+        None if rcode == 9 => " (TSIG: key or signature not accepted)".into(),
+        None => String::new(),
+    }
+}
+
 /// Called with each new publisher error.
 pub type ErrorHook = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -112,7 +145,7 @@ pub fn spawn(
                         Err(e) => {
                             // Cannot read: assume nothing, retry soon.
                             confirmed.clear();
-                            report(&cfg, &st, &e);
+                            report(&cfg, &st, &e.to_string());
                             next_reconcile = tokio::time::Instant::now() + backoff;
                         }
                     }
@@ -139,7 +172,7 @@ pub fn spawn(
                     Some(e) => {
                         warn!(zone = %cfg.origin, primary = %cfg.primary, error = %e,
                             retry_in = ?backoff, "RFC 2136 update failed");
-                        report(&cfg, &st, &e);
+                        report(&cfg, &st, &e.to_string());
                         let w = backoff;
                         backoff = (backoff * 2).min(cfg.max_backoff);
                         // Read back before retrying: the primary may have taken
@@ -214,15 +247,19 @@ pub fn build_update(origin: &Name, name: &Name, want: &ServiceRecords) -> Messag
     m
 }
 
-async fn send_update(cfg: &RemoteConfig, name: &Name, want: &ServiceRecords) -> Result<(), String> {
+async fn send_update(
+    cfg: &RemoteConfig,
+    name: &Name,
+    want: &ServiceRecords,
+) -> Result<(), RemoteError> {
     let mut m = build_update(&cfg.origin, name, want);
     let mut verifier = None;
     if let Some(k) = &cfg.key {
         verifier = m
             .finalize(&k.signer, crate::proto::tsig::unix_time())
-            .map_err(|e| format!("cannot sign: {e}"))?;
+            .map_err(|e| RemoteError::Sign(Box::new(e)))?;
     }
-    let bytes = m.to_vec().map_err(|e| e.to_string())?;
+    let bytes = m.to_vec().map_err(|e| RemoteError::Encode(Box::new(e)))?;
     let resp =
         crate::proto::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
     check_response(&resp, m.metadata.id, verifier)
@@ -234,9 +271,9 @@ pub fn check_response(
     resp: &[u8],
     id: u16,
     verifier: Option<hickory_proto::rr::TSigVerifier>,
-) -> Result<(), String> {
+) -> Result<(), RemoteError> {
     if resp.len() < 12 || u16::from_be_bytes([resp[0], resp[1]]) != id {
-        return Err("malformed or mismatched response".into());
+        return Err(RemoteError::Mismatched);
     }
     let rcode = u16::from(resp[3] & 0xF);
     let parsed = Message::from_bytes(resp).ok();
@@ -246,20 +283,14 @@ pub fn check_response(
         .and_then(|s| s.data.error)
         .map(|e| format!("{e:?}").to_uppercase());
     if rcode != 0 || tsig_error.is_some() {
-        let mut msg = format!(
-            "primary answered {}",
-            crate::proto::codes::rcode_label(rcode)
-        );
-        if let Some(t) = tsig_error {
-            msg.push_str(&format!(" (TSIG {t})"));
-        } else if rcode == 9 {
-            msg.push_str(" (TSIG: key or signature not accepted)");
-        }
-        return Err(msg);
+        return Err(RemoteError::Refused {
+            rcode,
+            tsig: tsig_error,
+        });
     }
     if let Some(mut v) = verifier {
         v.verify(resp)
-            .map_err(|e| format!("response signature does not verify: {e}"))?;
+            .map_err(|e| RemoteError::Unverified(Box::new(e)))?;
     }
     Ok(())
 }
@@ -268,7 +299,7 @@ pub fn check_response(
 async fn read_back(
     cfg: &RemoteConfig,
     desired: &BTreeMap<Name, ServiceRecords>,
-) -> Result<BTreeMap<Name, ServiceRecords>, String> {
+) -> Result<BTreeMap<Name, ServiceRecords>, RemoteError> {
     let mut out = BTreeMap::new();
     for (name, want) in desired {
         let mut addresses = Vec::new();
@@ -278,18 +309,17 @@ async fn read_back(
             q.add_query(Query::query(name.clone(), t));
             let resp = crate::proto::client::tcp_exchange(
                 cfg.primary,
-                &q.to_vec().map_err(|e| e.to_string())?,
+                &q.to_vec().map_err(|e| RemoteError::Encode(Box::new(e)))?,
                 Duration::from_secs(5),
             )
             .await?;
-            let m =
-                Message::from_bytes(&resp).map_err(|e| format!("bad answer from primary: {e}"))?;
+            let m = Message::from_bytes(&resp).map_err(RemoteError::BadAnswer)?;
             let rc = u16::from(m.metadata.response_code);
             if rc != 0 && rc != 3 {
-                return Err(format!(
-                    "primary answered {} to a query for {name}",
-                    crate::proto::codes::rcode_label(rc)
-                ));
+                return Err(RemoteError::QueryRefused {
+                    rcode: rc,
+                    name: name.clone(),
+                });
             }
             for r in &m.answers {
                 if crate::proto::zone::fqdn_lower(&r.name) != *name {

@@ -133,7 +133,19 @@ pub fn apply(
     msg: &Message,
     owned: &dyn Fn(&Name) -> bool,
 ) -> Result<Change, Rejected> {
-    // Prescan (RFC 2136 3.4.1): reject the whole update before changing anything.
+    prescan(zone, msg, owned)?;
+    let before = zone.clone();
+    let mut touched = BTreeSet::new();
+    for rr in &msg.authorities {
+        if apply_record(zone, rr) {
+            touched.insert(fqdn_lower(&rr.name));
+        }
+    }
+    Ok(diff(&before, zone, &touched))
+}
+
+/// RFC 2136 3.4.1: the whole update is rejected before anything changes.
+fn prescan(zone: &ZoneData, msg: &Message, owned: &dyn Fn(&Name) -> bool) -> Result<(), Rejected> {
     for rr in &msg.authorities {
         let name = fqdn_lower(&rr.name);
         if !zone.origin.zone_of(&name) {
@@ -167,78 +179,79 @@ pub fn apply(
             _ => return Err(reject(FORMERR, "update with a bad class")),
         }
     }
-    let before = zone.clone();
-    let mut touched = BTreeSet::new();
-    for rr in &msg.authorities {
-        let name = fqdn_lower(&rr.name);
-        let rtype = rr.record_type();
-        let apex = name == zone.origin;
-        match rr.dns_class {
-            DNSClass::IN => {
-                let types = zone.rrsets.get(&name);
-                let has_cname = types.is_some_and(|t| t.contains_key(&RecordType::CNAME));
-                let has_other = types.is_some_and(|t| t.keys().any(|k| *k != RecordType::CNAME));
-                // RFC 2136 3.4.2.2: CNAME and other data do not mix; the
-                // conflicting add is ignored.
-                if (rtype == RecordType::CNAME && has_other)
-                    || (rtype != RecordType::CNAME && has_cname)
-                {
-                    continue;
-                }
-                if rtype == RecordType::SOA {
-                    continue; // the serial is ggond's; other SOA edits are not taken
-                }
-                if rtype == RecordType::CNAME {
-                    zone.replace_rrset(&name, rtype, None);
-                }
-                let set = zone
-                    .rrsets
-                    .entry(name.clone())
-                    .or_default()
-                    .get_or_insert_with(rtype, || RRset {
-                        ttl: rr.ttl,
-                        rdatas: Vec::new(),
-                        ttls: Vec::new(),
-                    });
-                set.ttl = rr.ttl;
-                if !set.rdatas.contains(&rr.data) {
-                    set.rdatas.push(rr.data.clone());
-                }
+    Ok(())
+}
+
+/// Apply one prescanned update record (RFC 2136 3.4.2); false when it is
+/// ignored (a CNAME conflict, an SOA edit, the last apex NS).
+fn apply_record(zone: &mut ZoneData, rr: &Record) -> bool {
+    let name = fqdn_lower(&rr.name);
+    let rtype = rr.record_type();
+    let apex = name == zone.origin;
+    match rr.dns_class {
+        DNSClass::IN => {
+            let types = zone.rrsets.get(&name);
+            let has_cname = types.is_some_and(|t| t.contains_key(&RecordType::CNAME));
+            let has_other = types.is_some_and(|t| t.keys().any(|k| *k != RecordType::CNAME));
+            // RFC 2136 3.4.2.2: CNAME and other data do not mix; the
+            // conflicting add is ignored.
+            if (rtype == RecordType::CNAME && has_other)
+                || (rtype != RecordType::CNAME && has_cname)
+            {
+                return false;
             }
-            DNSClass::ANY => {
-                if rtype == RecordType::ANY {
-                    if apex {
-                        // Keep the apex SOA and NS (3.4.2.3).
-                        if let Some(types) = zone.rrsets.get_mut(&name) {
-                            types.retain(|t, _| matches!(t, RecordType::SOA | RecordType::NS));
-                        }
-                    } else {
-                        zone.rrsets.remove(&name);
-                    }
-                } else if !(apex && matches!(rtype, RecordType::SOA | RecordType::NS)) {
-                    zone.replace_rrset(&name, rtype, None);
-                }
+            if rtype == RecordType::SOA {
+                return false; // the serial is ggond's; other SOA edits are not taken
             }
-            DNSClass::NONE => {
-                if apex && rtype == RecordType::SOA {
-                    continue;
-                }
-                if let Some(set) = zone.rrsets.get_mut(&name).and_then(|t| t.get_mut(&rtype)) {
-                    // Never remove the last apex NS.
-                    if apex && rtype == RecordType::NS && set.rdatas.len() == 1 {
-                        continue;
-                    }
-                    set.rdatas.retain(|d| d != &rr.data);
-                    if set.rdatas.is_empty() {
-                        zone.replace_rrset(&name, rtype, None);
-                    }
-                }
+            if rtype == RecordType::CNAME {
+                zone.replace_rrset(&name, rtype, None);
             }
-            _ => unreachable!("prescanned"),
+            let set = zone
+                .rrsets
+                .entry(name.clone())
+                .or_default()
+                .get_or_insert_with(rtype, || RRset {
+                    ttl: rr.ttl,
+                    rdatas: Vec::new(),
+                    ttls: Vec::new(),
+                });
+            set.ttl = rr.ttl;
+            if !set.rdatas.contains(&rr.data) {
+                set.rdatas.push(rr.data.clone());
+            }
         }
-        touched.insert(name);
+        DNSClass::ANY => {
+            if rtype == RecordType::ANY {
+                if apex {
+                    // Keep the apex SOA and NS (3.4.2.3).
+                    if let Some(types) = zone.rrsets.get_mut(&name) {
+                        types.retain(|t, _| matches!(t, RecordType::SOA | RecordType::NS));
+                    }
+                } else {
+                    zone.rrsets.remove(&name);
+                }
+            } else if !(apex && matches!(rtype, RecordType::SOA | RecordType::NS)) {
+                zone.replace_rrset(&name, rtype, None);
+            }
+        }
+        DNSClass::NONE => {
+            if apex && rtype == RecordType::SOA {
+                return false;
+            }
+            if let Some(set) = zone.rrsets.get_mut(&name).and_then(|t| t.get_mut(&rtype)) {
+                // Never remove the last apex NS.
+                if apex && rtype == RecordType::NS && set.rdatas.len() == 1 {
+                    return false;
+                }
+                set.rdatas.retain(|d| d != &rr.data);
+                if set.rdatas.is_empty() {
+                    zone.replace_rrset(&name, rtype, None);
+                }
+            }
+        }
+        _ => unreachable!("prescanned"),
     }
-    Ok(diff(&before, zone, &touched))
+    true
 }
 
 /// Records removed and added at `names` between two versions of a zone.

@@ -85,12 +85,28 @@ pub fn spawn_notifier(
     })
 }
 
+/// Why a secondary did not acknowledge a NOTIFY (after the last try).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The socket could not be opened or the NOTIFY not sent.
+    #[error("{0}")]
+    Socket(std::io::Error),
+    #[error("{0}")]
+    Encode(Box<hickory_proto::ProtoError>),
+    #[error("no answer")]
+    NoAnswer,
+    #[error("answered rcode {0}")]
+    Rcode(u8),
+    #[error("{0}")]
+    Receive(std::io::Error),
+}
+
 /// One NOTIFY, retried until acknowledged (5 tries, 1 s then 2 s apart).
 pub async fn send_notify(
     origin: &Name,
     addr: SocketAddr,
     key: Option<&tsig::Key>,
-) -> Result<(), String> {
+) -> Result<(), NotifyError> {
     let bind: SocketAddr = match addr.ip() {
         IpAddr::V4(ip) if ip.is_loopback() => "127.0.0.1:0".parse().unwrap(),
         IpAddr::V4(_) => "0.0.0.0:0".parse().unwrap(),
@@ -98,8 +114,8 @@ pub async fn send_notify(
     };
     let sock = tokio::net::UdpSocket::bind(bind)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut last = String::from("no answer");
+        .map_err(NotifyError::Socket)?;
+    let mut last = NotifyError::NoAnswer;
     for attempt in 0..5u32 {
         let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Notify);
         m.metadata.authoritative = true;
@@ -108,12 +124,12 @@ pub async fn send_notify(
         m.add_query(q);
         if let Some(k) = key {
             m.finalize(&k.signer, tsig::unix_time())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NotifyError::Encode(Box::new(e)))?;
         }
-        let bytes = m.to_vec().map_err(|e| e.to_string())?;
+        let bytes = m.to_vec().map_err(|e| NotifyError::Encode(Box::new(e)))?;
         sock.send_to(&bytes, addr)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(NotifyError::Socket)?;
         let wait = Duration::from_secs(if attempt == 0 { 1 } else { 2 });
         let deadline = tokio::time::Instant::now() + wait;
         let mut buf = [0u8; 4096];
@@ -128,12 +144,12 @@ pub async fn send_notify(
                     if rcode == 0 {
                         return Ok(());
                     }
-                    last = format!("answered rcode {rcode}");
+                    last = NotifyError::Rcode(rcode);
                     break;
                 }
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => {
-                    last = e.to_string();
+                    last = NotifyError::Receive(e);
                     break;
                 }
                 Err(_) => break,

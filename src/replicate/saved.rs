@@ -29,6 +29,37 @@ struct File {
     records: Vec<String>,
 }
 
+/// Why the saved copy cannot be used (the zone is transferred afresh).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", path.display())]
+pub struct SavedError {
+    pub path: PathBuf,
+    pub problem: SavedProblem,
+}
+
+/// What is wrong with a saved copy.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedProblem {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("record {index}: {source}")]
+    Base64 {
+        index: usize,
+        source: data_encoding::DecodeError,
+    },
+    #[error("record {index}: {source}")]
+    Record {
+        index: usize,
+        source: hickory_proto::serialize::binary::DecodeError,
+    },
+    #[error("{0}")]
+    Zone(#[from] crate::proto::zone::ZoneError),
+    #[error("serial {records} in the records, {file} in the file")]
+    Serial { records: u32, file: u32 },
+}
+
 /// What was loaded.
 pub struct Copy {
     pub zone: ZoneData,
@@ -77,15 +108,17 @@ impl Saved {
     }
 
     /// The saved copy, if there is one; an error says why it cannot be used.
-    pub fn load(&self, origin: &Name) -> Result<Option<Copy>, String> {
+    pub fn load(&self, origin: &Name) -> Result<Option<Copy>, SavedError> {
+        let bad = |problem: SavedProblem| SavedError {
+            path: self.path.clone(),
+            problem,
+        };
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+            Err(e) => return Err(bad(SavedProblem::Read(e))),
         };
-        let file: File =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
-        let bad = |e: String| format!("{}: {e}", self.path.display());
+        let file: File = serde_json::from_slice(&bytes).map_err(|e| bad(SavedProblem::Json(e)))?;
         let b64 = data_encoding::BASE64;
         let mut zone = ZoneData {
             origin: origin.clone(),
@@ -94,18 +127,17 @@ impl Saved {
         for (i, r) in file.records.iter().enumerate() {
             let bytes = b64
                 .decode(r.as_bytes())
-                .map_err(|e| bad(format!("record {i}: {e}")))?;
-            let rec = Record::from_bytes(&bytes).map_err(|e| bad(format!("record {i}: {e}")))?;
-            zone.add_record(&rec).map_err(|e| bad(e.to_string()))?;
+                .map_err(|source| bad(SavedProblem::Base64 { index: i, source }))?;
+            let rec = Record::from_bytes(&bytes)
+                .map_err(|source| bad(SavedProblem::Record { index: i, source }))?;
+            zone.add_record(&rec).map_err(|e| bad(e.into()))?;
         }
-        zone.check().map_err(|e| bad(e.to_string()))?;
+        zone.check().map_err(|e| bad(e.into()))?;
         if zone.serial() != file.serial {
-            return Err(format!(
-                "{}: serial {} in the records, {} in the file",
-                self.path.display(),
-                zone.serial(),
-                file.serial
-            ));
+            return Err(bad(SavedProblem::Serial {
+                records: zone.serial(),
+                file: file.serial,
+            }));
         }
         Ok(Some(Copy {
             zone,

@@ -38,6 +38,34 @@ pub struct SecondaryConfig {
     pub saved: Option<super::saved::Saved>,
 }
 
+/// Why a refresh did not bring a current copy (logged; retried).
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("{0}")]
+    Encode(Box<hickory_proto::ProtoError>),
+    #[error(transparent)]
+    Exchange(#[from] crate::proto::client::ExchangeError),
+    #[error("bad answer: {0}")]
+    BadAnswer(hickory_proto::serialize::binary::DecodeError),
+    #[error("no SOA in the answer ({0})")]
+    NoSoa(hickory_proto::op::ResponseCode),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad transfer message: {0}")]
+    BadMessage(hickory_proto::serialize::binary::DecodeError),
+    #[error("transfer refused: {}", crate::proto::codes::rcode_label(*.0))]
+    Refused(u16),
+    #[error("transfer did not end")]
+    Unended,
+    #[error("transfer timed out")]
+    TimedOut,
+    #[error("transfer does not start with an SOA")]
+    NoStartSoa,
+    /// The transferred records do not make a zone ggond can serve.
+    #[error("{0}")]
+    Zone(#[from] crate::proto::zone::ZoneError),
+}
+
 fn unix_now() -> u64 {
     crate::decide::unix_now()
 }
@@ -100,27 +128,14 @@ pub fn spawn(
         );
         // The first check: now, or when the saved copy's refresh is due.
         let mut wait = Duration::ZERO;
-        if let Some((zone, age)) = load_saved(&cfg) {
-            let (serial, records) = (zone.serial(), zone.record_count());
-            let copy = zone.clone();
-            let taken = controller
-                .call(|reply| Command::SecondaryLoaded {
-                    zone: Box::new(zone),
-                    reply,
-                })
-                .await
-                .and_then(|r| r);
-            if taken.is_ok() {
-                info!(zone = %cfg.origin, serial, records, primary_last_reached = %humantime::format_duration(age),
-                    "secondary zone served from its saved copy");
-                let (r, t, e) = timers(&copy);
-                (refresh, retry, expire) = (r, t, Some(e));
-                last_ok = tokio::time::Instant::now()
-                    .checked_sub(age)
-                    .unwrap_or_else(tokio::time::Instant::now);
-                wait = refresh.saturating_sub(age);
-                ours = Some(copy);
-            }
+        if let Some((copy, age)) = serve_saved(&cfg, &controller).await {
+            let (r, t, e) = timers(&copy);
+            (refresh, retry, expire) = (r, t, Some(e));
+            last_ok = tokio::time::Instant::now()
+                .checked_sub(age)
+                .unwrap_or_else(tokio::time::Instant::now);
+            wait = refresh.saturating_sub(age);
+            ours = Some(copy);
         }
         loop {
             // Wake by the expire time at the latest, to stop serving on time.
@@ -136,28 +151,11 @@ pub fn spawn(
             }
             wait = match check(&cfg, ours.as_ref()).await {
                 Ok(Some((zone, how))) => {
-                    let serial = zone.serial();
                     let (r, t, e) = timers(&zone);
                     (refresh, retry, expire) = (r, t, Some(e));
-                    let records = zone.record_count();
-                    let origin = cfg.origin.clone();
-                    let copy = zone.clone();
-                    match controller
-                        .call(|reply| Command::SecondaryLoaded {
-                            zone: Box::new(zone),
-                            reply,
-                        })
-                        .await
-                        .and_then(|r| r)
-                    {
-                        Ok(()) => {
-                            info!(zone = %origin, serial, records, primary = %cfg.primary,
-                                transfer = how, "secondary zone transferred");
-                            save(&cfg, &copy);
-                            ours = Some(copy);
-                            last_ok = tokio::time::Instant::now();
-                        }
-                        Err(e) => warn!(zone = %origin, error = %e, "transferred zone not taken"),
+                    if let Some(copy) = hand_over(&cfg, &controller, zone, how).await {
+                        ours = Some(copy);
+                        last_ok = tokio::time::Instant::now();
                     }
                     refresh
                 }
@@ -188,13 +186,66 @@ pub fn spawn(
     })
 }
 
+/// Hand the saved copy, if it is still good, to the controller to serve;
+/// the copy and how long ago the primary was last reached.
+async fn serve_saved(
+    cfg: &SecondaryConfig,
+    controller: &ControllerHandle,
+) -> Option<(ZoneData, Duration)> {
+    let (zone, age) = load_saved(cfg)?;
+    let (serial, records) = (zone.serial(), zone.record_count());
+    let copy = zone.clone();
+    controller
+        .call(|reply| Command::SecondaryLoaded {
+            zone: Box::new(zone),
+            reply,
+        })
+        .await
+        .and_then(|r| r)
+        .ok()?;
+    info!(zone = %cfg.origin, serial, records, primary_last_reached = %humantime::format_duration(age),
+        "secondary zone served from its saved copy");
+    Some((copy, age))
+}
+
+/// Hand a transferred copy to the controller to serve, and save it; the
+/// copy if the controller took it.
+async fn hand_over(
+    cfg: &SecondaryConfig,
+    controller: &ControllerHandle,
+    zone: ZoneData,
+    how: &str,
+) -> Option<ZoneData> {
+    let (serial, records) = (zone.serial(), zone.record_count());
+    let copy = zone.clone();
+    let taken = controller
+        .call(|reply| Command::SecondaryLoaded {
+            zone: Box::new(zone),
+            reply,
+        })
+        .await
+        .and_then(|r| r);
+    match taken {
+        Ok(()) => {
+            info!(zone = %cfg.origin, serial, records, primary = %cfg.primary,
+                transfer = how, "secondary zone transferred");
+            save(cfg, &copy);
+            Some(copy)
+        }
+        Err(e) => {
+            warn!(zone = %cfg.origin, error = %e, "transferred zone not taken");
+            None
+        }
+    }
+}
+
 /// Ask the primary's serial; when it is newer than ours, transfer: IXFR
 /// from our copy when we have one (the primary may still answer with the
 /// whole zone), AXFR otherwise. Returns the new copy and how it came.
 async fn check(
     cfg: &SecondaryConfig,
     ours: Option<&ZoneData>,
-) -> Result<Option<(ZoneData, &'static str)>, String> {
+) -> Result<Option<(ZoneData, &'static str)>, RefreshError> {
     let serial = primary_serial(cfg).await?;
     if ours.is_some_and(|o| !serial_gt(serial, o.serial())) {
         return Ok(None);
@@ -202,18 +253,23 @@ async fn check(
     transfer(cfg, ours).await
 }
 
-async fn exchange_first(cfg: &SecondaryConfig, m: &mut Message) -> Result<Message, String> {
+/// Sign `m` when the zone has a key, and encode it.
+fn finish(cfg: &SecondaryConfig, m: &mut Message) -> Result<Vec<u8>, RefreshError> {
     if let Some(k) = &cfg.key {
         m.finalize(&k.signer, crate::proto::tsig::unix_time())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| RefreshError::Encode(Box::new(e)))?;
     }
-    let bytes = m.to_vec().map_err(|e| e.to_string())?;
-    let resp =
-        crate::proto::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
-    Message::from_bytes(&resp).map_err(|e| format!("bad answer: {e}"))
+    m.to_vec().map_err(|e| RefreshError::Encode(Box::new(e)))
 }
 
-async fn primary_serial(cfg: &SecondaryConfig) -> Result<u32, String> {
+async fn exchange_first(cfg: &SecondaryConfig, m: &mut Message) -> Result<Message, RefreshError> {
+    let bytes = finish(cfg, m)?;
+    let resp =
+        crate::proto::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
+    Message::from_bytes(&resp).map_err(RefreshError::BadAnswer)
+}
+
+async fn primary_serial(cfg: &SecondaryConfig) -> Result<u32, RefreshError> {
     let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     m.add_query(Query::query(cfg.origin.clone(), RecordType::SOA));
     let r = exchange_first(cfg, &mut m).await?;
@@ -223,7 +279,7 @@ async fn primary_serial(cfg: &SecondaryConfig) -> Result<u32, String> {
             RData::SOA(s) => Some(s.serial),
             _ => None,
         })
-        .ok_or_else(|| format!("no SOA in the answer ({})", r.metadata.response_code))
+        .ok_or(RefreshError::NoSoa(r.metadata.response_code))
 }
 
 fn soa_serial(r: &Record) -> Option<u32> {
@@ -255,8 +311,8 @@ fn apply_transfer(
     origin: &Name,
     recs: &[Record],
     ours: Option<&ZoneData>,
-) -> Result<Option<(ZoneData, &'static str)>, String> {
-    let first = soa_serial(&recs[0]).ok_or("transfer does not start with an SOA")?;
+) -> Result<Option<(ZoneData, &'static str)>, RefreshError> {
+    let first = soa_serial(&recs[0]).ok_or(RefreshError::NoStartSoa)?;
     if recs.len() == 1 {
         return Ok(None);
     }
@@ -284,7 +340,7 @@ fn apply_transfer(
             }
             i += 1;
             while i < recs.len() - 1 && soa_serial(&recs[i]).is_none() {
-                z.add_record(&recs[i]).map_err(|e| e.to_string())?;
+                z.add_record(&recs[i])?;
                 i += 1;
             }
         }
@@ -295,7 +351,7 @@ fn apply_transfer(
             rrsets: Default::default(),
         };
         for r in &recs[1..recs.len() - 1] {
-            z.add_record(r).map_err(|e| e.to_string())?;
+            z.add_record(r)?;
         }
         (z, "full")
     };
@@ -309,7 +365,7 @@ fn apply_transfer(
             ttls: Vec::new(),
         }),
     );
-    zone.check().map_err(|e| e.to_string())?;
+    zone.check()?;
     Ok(Some((zone, how)))
 }
 
@@ -317,7 +373,7 @@ fn apply_transfer(
 async fn transfer(
     cfg: &SecondaryConfig,
     ours: Option<&ZoneData>,
-) -> Result<Option<(ZoneData, &'static str)>, String> {
+) -> Result<Option<(ZoneData, &'static str)>, RefreshError> {
     let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     match ours {
         Some(z) => {
@@ -332,40 +388,29 @@ async fn transfer(
             m.add_query(Query::query(cfg.origin.clone(), RecordType::AXFR));
         }
     }
-    if let Some(k) = &cfg.key {
-        m.finalize(&k.signer, crate::proto::tsig::unix_time())
-            .map_err(|e| e.to_string())?;
-    }
-    let bytes = m.to_vec().map_err(|e| e.to_string())?;
+    let bytes = finish(cfg, &mut m)?;
     let ours_serial = ours.map(ZoneData::serial);
     let io = async {
-        let mut s = tokio::net::TcpStream::connect(cfg.primary)
-            .await
-            .map_err(|e| e.to_string())?;
-        write_frame(&mut s, &bytes)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut s = tokio::net::TcpStream::connect(cfg.primary).await?;
+        write_frame(&mut s, &bytes).await?;
         let mut recs: Vec<Record> = Vec::new();
         for _ in 0..100_000 {
-            let buf = read_frame(&mut s).await.map_err(|e| e.to_string())?;
-            let r = Message::from_bytes(&buf).map_err(|e| format!("bad transfer message: {e}"))?;
+            let buf = read_frame(&mut s).await?;
+            let r = Message::from_bytes(&buf).map_err(RefreshError::BadMessage)?;
             let rc = u16::from(r.metadata.response_code);
             if rc != 0 {
-                return Err(format!(
-                    "transfer refused: {}",
-                    crate::proto::codes::rcode_label(rc)
-                ));
+                return Err(RefreshError::Refused(rc));
             }
             recs.extend(r.answers);
             if complete(&recs, ours_serial) {
                 return apply_transfer(&cfg.origin, &recs, ours);
             }
         }
-        Err("transfer did not end".to_string())
+        Err(RefreshError::Unended)
     };
     tokio::time::timeout(Duration::from_secs(60), io)
         .await
-        .map_err(|_| "transfer timed out".to_string())?
+        .map_err(|_| RefreshError::TimedOut)?
 }
 
 #[cfg(test)]

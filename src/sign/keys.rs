@@ -39,7 +39,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     #[error("{path}: {why}")]
-    Format { path: PathBuf, why: String },
+    Format { path: PathBuf, why: KeyFormat },
     #[error("{path}: algorithm {alg} is not supported (use 8 RSASHA256, 13 ECDSAP256SHA256 or 15 ED25519)")]
     Algorithm { path: PathBuf, alg: u8 },
     #[error("{path}: the private key does not match the public key in the .key file")]
@@ -50,6 +50,36 @@ pub enum KeyError {
         found: String,
         zone: String,
     },
+}
+
+/// What is wrong in a key file, or with a key made for one.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFormat {
+    #[error("no {0} field")]
+    NoField(String),
+    #[error("{field}: bad base64: {source}")]
+    Base64 {
+        field: String,
+        source: data_encoding::DecodeError,
+    },
+    #[error("not a usable RSA key: {0}")]
+    Rsa(ring::error::KeyRejected),
+    /// The `.key` file is not a master file.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    ZoneFile(Vec<crate::proto::zonefile::FileError>),
+    #[error("no DNSKEY record in the file")]
+    NoDnskey,
+    #[error("{0}")]
+    Encode(Box<hickory_proto::ProtoError>),
+    #[error("the DNSKEY record is incomplete")]
+    Incomplete,
+    #[error("RSA key generation failed: {0}")]
+    RsaGeneration(rsa::Error),
+    #[error("RSA key without CRT parameters")]
+    NoCrt,
+    /// The saved key set of a roll.
+    #[error("{0}")]
+    Saved(serde_json::Error),
 }
 
 enum Pair {
@@ -127,12 +157,17 @@ impl ZoneKey {
                 .map(|(_, v)| v.as_str())
                 .ok_or_else(|| KeyError::Format {
                     path: priv_path.clone(),
-                    why: format!("no {name} field"),
+                    why: KeyFormat::NoField(name.to_string()),
                 })?;
-            BASE64.decode(v.as_bytes()).map_err(|e| KeyError::Format {
-                path: priv_path.clone(),
-                why: format!("{name}: bad base64: {e}"),
-            })
+            BASE64
+                .decode(v.as_bytes())
+                .map_err(|source| KeyError::Format {
+                    path: priv_path.clone(),
+                    why: KeyFormat::Base64 {
+                        field: name.to_string(),
+                        source,
+                    },
+                })
         };
         let mismatch = || KeyError::Mismatch {
             path: priv_path.clone(),
@@ -175,7 +210,7 @@ impl ZoneKey {
                 let der = rsa_private_der(&ints);
                 let k = RsaKeyPair::from_der(&der).map_err(|e| KeyError::Format {
                     path: priv_path.clone(),
-                    why: format!("not a usable RSA key: {e}"),
+                    why: KeyFormat::Rsa(e),
                 })?;
                 if rsa_public(&ints[1], &ints[0]) != public {
                     return Err(mismatch());
@@ -245,22 +280,25 @@ fn read_public(path: &Path) -> Result<(String, u16, u8, Vec<u8>), KeyError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let bad = |why: String| KeyError::Format {
+    let bad = |why: KeyFormat| KeyError::Format {
         path: path.to_path_buf(),
         why,
     };
     // The key's TTL does not matter here (the zone's sets the DNSKEY's).
     let root = hickory_proto::rr::Name::root();
     let parsed = crate::proto::zonefile::parse_with_ttl(&text, Some(path), &root, Some(0))
-        .map_err(|e| bad(e.join("; ")))?;
+        .map_err(|e| bad(KeyFormat::ZoneFile(e)))?;
     let rec = parsed
         .records
         .iter()
         .find(|r| r.record_type() == hickory_proto::rr::RecordType::DNSKEY)
-        .ok_or_else(|| bad("no DNSKEY record in the file".into()))?;
-    let rd = rec.data.to_bytes().map_err(|e| bad(e.to_string()))?;
+        .ok_or_else(|| bad(KeyFormat::NoDnskey))?;
+    let rd = rec
+        .data
+        .to_bytes()
+        .map_err(|e| bad(KeyFormat::Encode(Box::new(e))))?;
     if rd.len() < 5 {
-        return Err(bad("the DNSKEY record is incomplete".into()));
+        return Err(bad(KeyFormat::Incomplete));
     }
     Ok((
         rec.name.to_string(),
@@ -384,14 +422,14 @@ fn generate_rsa(zone: &str, ksk: bool, dir: &Path) -> Result<PathBuf, KeyError> 
     let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| {
         KeyError::Format {
             path: dir.to_path_buf(),
-            why: format!("RSA key generation failed: {e}"),
+            why: KeyFormat::RsaGeneration(e),
         }
     })?;
     let b = |x: &rsa::BigUint| x.to_bytes_be();
     let primes = key.primes();
     let missing = || KeyError::Format {
         path: dir.to_path_buf(),
-        why: "RSA key without CRT parameters".into(),
+        why: KeyFormat::NoCrt,
     };
     let fields = vec![
         ("Modulus", b(key.n())),

@@ -178,7 +178,7 @@ impl Signer {
         if let Ok(text) = std::fs::read_to_string(&file) {
             let saved: Saved = serde_json::from_str(&text).map_err(|e| KeyError::Format {
                 path: file.clone(),
-                why: e.to_string(),
+                why: keys::KeyFormat::Saved(e),
             })?;
             let mut keys = Vec::new();
             for (path, state) in saved.keys {

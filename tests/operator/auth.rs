@@ -238,6 +238,8 @@ fn unreadable_calls_get_json_errors_and_change_nothing() {
         ("POST", remap, Some(r#"{"to":5}"#), 422),
         ("POST", remap, Some(r#"{"reason":"no target"}"#), 422),
         ("POST", remap, Some("not json"), 400),
+        // Read where the body is read: the controller never sees it.
+        ("POST", remap, Some(r#"{"to":"backup","for":"soon"}"#), 400),
         ("GET", "/v1/history?limit=many", None, 400),
     ] {
         let (code, resp) = http(d.control, method, path, token, body).unwrap();
@@ -245,6 +247,14 @@ fn unreadable_calls_get_json_errors_and_change_nothing() {
         let v: serde_json::Value = serde_json::from_str(&resp)
             .unwrap_or_else(|e| panic!("{method} {path} {body:?}: not JSON ({e}): {resp}"));
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{resp}");
+        if body.is_some_and(|b| b.contains("soon")) {
+            assert!(
+                v["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("bad duration `soon`: ")),
+                "{resp}"
+            );
+        }
     }
     let (code, status) = http(d.control, "GET", "/v1/status", token, None).unwrap();
     assert_eq!(code, 200);

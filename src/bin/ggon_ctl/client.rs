@@ -1,9 +1,55 @@
 //! The control API client: address and token from the config (or flags),
 //! one call per command, errors as one line an operator can act on.
 
+use std::path::PathBuf;
+
 use serde_json::Value;
 
 use ggon::cli::ctl::Args;
+
+/// Why a command got no usable answer from ggond.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)")]
+    Config(ggon::config::ConfigError),
+    #[error("--control {0}: give a URL without a path (https://HOST:PORT)")]
+    UrlWithPath(String),
+    #[error("--control {0}: not IP:PORT nor an http:// or https:// URL")]
+    NotAnAddress(String),
+    #[error("cannot read token file {}: {error}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("no token in {}", .0.display())]
+    NoToken(PathBuf),
+    #[error("cannot read --ca-file {}: {error}", path.display())]
+    CaFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("--ca-file {}: {error}", path.display())]
+    CaPem {
+        path: PathBuf,
+        error: reqwest::Error,
+    },
+    #[error("--ca-file {}: no certificate in it", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("{0}")]
+    Http(reqwest::Error),
+    #[error(
+        "cannot reach ggond at {base}: {} (is ggond running, and is --control its control address?)",
+        ggon::monitor::http_error_detail(error)
+    )]
+    Unreachable { base: String, error: reqwest::Error },
+    /// ggond answered with an error: its message and HTTP status.
+    #[error("{message} (HTTP {status})")]
+    Refused { status: u16, message: String },
+    #[error("ggond answered something this ggon-ctl cannot read: {0}")]
+    Unreadable(serde_json::Error),
+    #[error("this ggond runs alone (no [cluster] in its config)")]
+    NoCluster,
+}
 
 pub struct Client {
     base: String,
@@ -11,16 +57,13 @@ pub struct Client {
     http: reqwest::Client,
 }
 
-pub fn client(args: &Args) -> Result<Client, String> {
+pub fn client(args: &Args) -> Result<Client, ClientError> {
     // Only [server] and [control] are read: fast at any size, and a
     // mistake elsewhere in the file (mid-edit) does not lock the operator out.
     let cfg = if args.control.is_none() || args.token_file.is_none() {
         Some(
-            ggon::config::client::control_settings(&args.config_file()).map_err(|e| {
-                format!(
-                    "{e} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)"
-                )
-            })?,
+            ggon::config::client::control_settings(&args.config_file())
+                .map_err(ClientError::Config)?,
         )
     } else {
         None
@@ -38,28 +81,32 @@ pub fn client(args: &Args) -> Result<Client, String> {
         .clone()
         .or(cfg.as_ref().map(|c| c.token_file.clone()))
         .expect("one of them is set");
-    let text = std::fs::read_to_string(&token_file)
-        .map_err(|e| format!("cannot read token file {}: {e}", token_file.display()))?;
+    let text = std::fs::read_to_string(&token_file).map_err(|error| ClientError::TokenFile {
+        path: token_file.clone(),
+        error,
+    })?;
     let token = text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .find(|l| !l.is_empty())
         .and_then(|l| l.split_whitespace().last())
-        .ok_or_else(|| format!("no token in {}", token_file.display()))?
+        .ok_or_else(|| ClientError::NoToken(token_file.clone()))?
         .to_string();
     let mut http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .no_proxy();
     if let Some(path) = &args.ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read --ca-file {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|error| ClientError::CaFile {
+            path: path.clone(),
+            error,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| ClientError::CaPem {
+                path: path.clone(),
+                error,
+            })?;
         if certs.is_empty() {
-            return Err(format!(
-                "--ca-file {}: no certificate in it",
-                path.display()
-            ));
+            return Err(ClientError::NoCertificate(path.clone()));
         }
         for c in certs {
             http = http.add_root_certificate(c);
@@ -68,28 +115,26 @@ pub fn client(args: &Args) -> Result<Client, String> {
     Ok(Client {
         base,
         token,
-        http: http.build().map_err(|e| e.to_string())?,
+        http: http.build().map_err(ClientError::Http)?,
     })
 }
 
 /// `--control`: IP:PORT (plain HTTP) or an http:// or https:// URL.
-fn base_url(control: &str) -> Result<String, String> {
+fn base_url(control: &str) -> Result<String, ClientError> {
     let control = control.trim_end_matches('/');
     if let Some(rest) = control
         .strip_prefix("https://")
         .or_else(|| control.strip_prefix("http://"))
     {
         if rest.is_empty() || rest.contains('/') {
-            return Err(format!(
-                "--control {control}: give a URL without a path (https://HOST:PORT)"
-            ));
+            return Err(ClientError::UrlWithPath(control.to_string()));
         }
         return Ok(control.to_string());
     }
     control
         .parse::<std::net::SocketAddr>()
         .map(|a| format!("http://{a}"))
-        .map_err(|_| format!("--control {control}: not IP:PORT nor an http:// or https:// URL"))
+        .map_err(|_| ClientError::NotAnAddress(control.to_string()))
 }
 
 impl Client {
@@ -98,7 +143,7 @@ impl Client {
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ClientError> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -106,23 +151,20 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot reach ggond at {}: {} (is ggond running, and is --control its control address?)",
-                    self.base,
-                    ggon::monitor::http_error_detail(&e)
-                )
-            })?;
+        let resp = req.send().await.map_err(|error| ClientError::Unreachable {
+            base: self.base.clone(),
+            error,
+        })?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             Ok(v)
         } else {
-            let msg = v["error"].as_str().unwrap_or("request failed").to_string();
-            Err(format!("{msg} (HTTP {})", status.as_u16()))
+            let message = v["error"].as_str().unwrap_or("request failed").to_string();
+            Err(ClientError::Refused {
+                status: status.as_u16(),
+                message,
+            })
         }
     }
 }

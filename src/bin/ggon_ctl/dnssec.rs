@@ -71,20 +71,34 @@ fn ds_text(ds: &[u8]) -> String {
     )
 }
 
-async fn ask(server: SocketAddr, zone: &Name, t: RecordType) -> Result<Message, String> {
+/// Why a zone's keys could not be read from the server.
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    #[error("{0}")]
+    Encode(Box<hickory_proto::ProtoError>),
+    #[error(transparent)]
+    Exchange(#[from] ggon::proto::client::ExchangeError),
+    #[error("{server}: unreadable answer: {source}")]
+    Unreadable {
+        server: SocketAddr,
+        source: hickory_proto::serialize::binary::DecodeError,
+    },
+}
+
+async fn ask(server: SocketAddr, zone: &Name, t: RecordType) -> Result<Message, AskError> {
     let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     m.add_query(Query::query(zone.clone(), t));
     let mut edns = Edns::new();
     edns.set_dnssec_ok(true);
     edns.set_max_payload(1232);
     m.set_edns(edns);
-    let wire = m.to_bytes().map_err(|e| e.to_string())?;
+    let wire = m.to_bytes().map_err(|e| AskError::Encode(Box::new(e)))?;
     let resp = ggon::proto::client::tcp_exchange(server, &wire, Duration::from_secs(5)).await?;
-    Message::from_vec(&resp).map_err(|e| format!("{server}: unreadable answer: {e}"))
+    Message::from_vec(&resp).map_err(|source| AskError::Unreadable { server, source })
 }
 
 /// One zone's keys and signatures as served.
-async fn zone_status(server: SocketAddr, zone: &Name) -> Result<Value, String> {
+async fn zone_status(server: SocketAddr, zone: &Name) -> Result<Value, AskError> {
     let keys_msg = ask(server, zone, RecordType::DNSKEY).await?;
     let soa_msg = ask(server, zone, RecordType::SOA).await?;
     let mut sig_tags = Vec::new();

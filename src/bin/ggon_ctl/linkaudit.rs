@@ -34,6 +34,35 @@ pub struct LinkFinding {
     pub host: String,
 }
 
+/// Why a URL does not parse (the `url` crate's error, through reqwest).
+type UrlError = <Url as std::str::FromStr>::Err;
+
+/// Why the audit found nothing to report on.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("empty domain")]
+    EmptyDomain,
+    #[error("bad start URL {url:?}: {error}")]
+    BadUrl { url: String, error: UrlError },
+    #[error("start URL {0:?} is not an http(s) URL")]
+    NotHttp(String),
+    #[error("{0}")]
+    Client(reqwest::Error),
+    #[error("no start page could be fetched: {url}: {error}")]
+    NoStartPage { url: Url, error: FetchError },
+}
+
+/// Why one page could not be fetched (the page is skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{}", error_chain(.0))]
+    Http(reqwest::Error),
+    #[error("HTTP {0} without Location")]
+    RedirectWithoutLocation(reqwest::StatusCode),
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+}
+
 /// Crawl from `start` (following links on the start pages' hosts, up to
 /// `max_depth` links away and `max_pages` fetches in all, each bounded by
 /// `timeout`) and report absolute links to hosts inside `domain` (equal or
@@ -47,32 +76,24 @@ pub async fn audit_links(
     max_depth: u32,
     max_pages: usize,
     timeout: Duration,
-) -> anyhow::Result<Vec<LinkFinding>> {
+) -> Result<Vec<LinkFinding>, AuditError> {
     let domain = normalize_host(domain);
-    anyhow::ensure!(!domain.is_empty(), "empty domain");
+    if domain.is_empty() {
+        return Err(AuditError::EmptyDomain);
+    }
     let managed: HashSet<String> = managed.iter().map(|m| normalize_host(m)).collect();
 
-    let mut queue = VecDeque::new();
-    let mut seen = HashSet::new();
-    let mut hosts = HashSet::new();
-    for s in start {
-        let url = Url::parse(s.trim()).map_err(|e| anyhow::anyhow!("bad start URL {s:?}: {e}"))?;
-        anyhow::ensure!(
-            matches!(url.scheme(), "http" | "https") && url.host_str().is_some(),
-            "start URL {s:?} is not an http(s) URL"
-        );
-        hosts.insert(site(&url));
-        let url = without_fragment(url);
-        if seen.insert(url.clone()) {
-            queue.push_back((url, 0u32, true));
-        }
-    }
-
+    let StartPages {
+        mut queue,
+        mut seen,
+        hosts,
+    } = start_pages(start)?;
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ggon/", env!("CARGO_PKG_VERSION"), " link-audit"))
-        .build()?;
+        .build()
+        .map_err(AuditError::Client)?;
 
     let mut findings = Vec::new();
     let mut reported = HashSet::new();
@@ -100,7 +121,7 @@ pub async fn audit_links(
             Err(e) => {
                 debug!(url = %url, error = %e, "link audit: page skipped");
                 if is_start && start_error.is_none() {
-                    start_error = Some(format!("{url}: {e}"));
+                    start_error = Some((url.clone(), e));
                 }
                 continue;
             }
@@ -142,11 +163,42 @@ pub async fn audit_links(
         eprint!("\r\x1b[K");
     }
     if !start_ok && max_pages > 0 {
-        if let Some(e) = start_error {
-            anyhow::bail!("no start page could be fetched: {e}");
+        if let Some((url, error)) = start_error {
+            return Err(AuditError::NoStartPage { url, error });
         }
     }
     Ok(findings)
+}
+
+/// Where a crawl begins: the start pages queued (URL, depth, is a start
+/// page), the URLs seen, and the sites links are followed on.
+struct StartPages {
+    queue: VecDeque<(Url, u32, bool)>,
+    seen: HashSet<Url>,
+    hosts: HashSet<(String, String, Option<u16>)>,
+}
+
+fn start_pages(start: &[String]) -> Result<StartPages, AuditError> {
+    let mut pages = StartPages {
+        queue: VecDeque::new(),
+        seen: HashSet::new(),
+        hosts: HashSet::new(),
+    };
+    for s in start {
+        let url = Url::parse(s.trim()).map_err(|error| AuditError::BadUrl {
+            url: s.clone(),
+            error,
+        })?;
+        if !(matches!(url.scheme(), "http" | "https") && url.host_str().is_some()) {
+            return Err(AuditError::NotHttp(s.clone()));
+        }
+        pages.hosts.insert(site(&url));
+        let url = without_fragment(url);
+        if pages.seen.insert(url.clone()) {
+            pages.queue.push_back((url, 0u32, true));
+        }
+    }
+    Ok(pages)
 }
 
 enum Page {
@@ -155,22 +207,22 @@ enum Page {
     Other,
 }
 
-async fn fetch(client: &reqwest::Client, url: &Url) -> Result<Page, String> {
+async fn fetch(client: &reqwest::Client, url: &Url) -> Result<Page, FetchError> {
     let mut resp = client
         .get(url.clone())
         .header(ACCEPT, "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1")
         .send()
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(FetchError::Http)?;
     let status = resp.status();
     if status.is_redirection() {
         return match resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
             Some(to) => Ok(Page::Redirect(to.to_string())),
-            None => Err(format!("HTTP {status} without Location")),
+            None => Err(FetchError::RedirectWithoutLocation(status)),
         };
     }
     if !status.is_success() {
-        return Err(format!("HTTP {status}"));
+        return Err(FetchError::Status(status));
     }
     let html = resp
         .headers()
@@ -186,7 +238,7 @@ async fn fetch(client: &reqwest::Client, url: &Url) -> Result<Page, String> {
         return Ok(Page::Other);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(FetchError::Http)? {
         let room = MAX_BODY - body.len();
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= MAX_BODY {

@@ -18,7 +18,7 @@ mod linkaudit;
 mod print;
 mod verify;
 
-use client::{client, fail, Client};
+use client::{client, fail, Client, ClientError};
 
 /// Service names ggond manages: from the config file, else from the daemon.
 fn managed_names(args: &Args) -> Vec<String> {
@@ -199,13 +199,12 @@ fn drain_detail(reason: &str, duration: Option<&str>) -> String {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
-    serde_json::from_value(v)
-        .map_err(|e| format!("ggond answered something this ggon-ctl cannot read: {e}"))
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ClientError> {
+    serde_json::from_value(v).map_err(ClientError::Unreadable)
 }
 
 /// Print a successful answer; the exit code says whether it is cause for concern.
-fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
+fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, ClientError> {
     // ggond's `warning` is always a string (ChangeView, or the cluster's
     // "did not confirm" added in ops/forward.rs).
     let warning = v["warning"].as_str().map(str::to_string);
@@ -221,7 +220,7 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, String> {
             Shown::Status => print::status(&parse::<StatusView>(v)?),
             Shown::Cluster => match parse::<StatusView>(v)?.cluster {
                 Some(c) => print::cluster(&c, true),
-                None => return Err("this ggond runs alone (no [cluster] in its config)".into()),
+                None => return Err(ClientError::NoCluster),
             },
             Shown::Change(done) => {
                 if let Some(done) = done {
@@ -292,92 +291,14 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = Args::parse();
-    match &args.cmd {
-        Cmd::Completions { shell } => {
-            use std::io::Write;
-            let script = docs::completion(Program::GgonCtl, *shell);
-            return match std::io::stdout().write_all(&script) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            };
-        }
-        Cmd::GenerateDocs { dir } => {
-            return match docs::write_all(dir) {
-                Ok(files) => {
-                    for f in files {
-                        println!("{}", f.display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(format!("{}: {e}", dir.display())),
-            };
-        }
-        _ => {}
-    }
-    if let Cmd::Dnssec {
-        cmd: cmd @ (DnssecCmd::Keygen { .. } | DnssecCmd::Status { .. }),
-    } = &args.cmd
-    {
-        return match cmd {
-            DnssecCmd::Roll { .. } => unreachable!("handled below"),
-            DnssecCmd::Keygen {
-                zone,
-                algorithm,
-                ksk,
-                dir,
-            } => dnssec::keygen(zone, algorithm, *ksk, dir),
-            DnssecCmd::Status { zone, server, json } => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(dnssec::status(
-                    &args.config_file(),
-                    zone.as_deref(),
-                    *server,
-                    *json,
-                ))
-            }
-        };
-    }
-    if let Cmd::AuditCerts {
-        service,
-        warn_days,
-        timeout,
-        json,
-    } = &args.cmd
-    {
-        return audit_certs(
-            &args,
-            service.as_deref(),
-            *warn_days,
-            args.ca_file.as_deref(),
-            *timeout,
-            *json,
-        );
-    }
-    if let Cmd::AuditLinks {
-        url,
-        domain,
-        depth,
-        max_pages,
-        json,
-    } = &args.cmd
-    {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        return rt.block_on(audit(&args, url, domain, *depth, *max_pages, *json));
+    if let Some(code) = without_ggond(&args) {
+        return code;
     }
     let client = match client(&args) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     if let Cmd::Verify {
         service,
         server,
@@ -386,162 +307,9 @@ fn main() -> ExitCode {
     {
         return rt.block_on(verify(&args, &client, service, server, *json));
     }
-    use reqwest::Method;
-    let (method, path, request, json_out, shown) = match &args.cmd {
-        Cmd::Status { service, json } => {
-            let path = match service {
-                Some(s) => format!("/v1/status?service={s}"),
-                None => "/v1/status".to_string(),
-            };
-            (Method::GET, path, None, *json, Shown::Status)
-        }
-        Cmd::Remap {
-            service,
-            to,
-            reason,
-            force,
-            dry_run,
-            duration,
-            region,
-            json,
-        } => (
-            Method::POST,
-            format!("/v1/services/{service}/remap"),
-            body(&RemapRequest {
-                to: to.clone(),
-                reason: reason.clone(),
-                force: *force,
-                dry_run: *dry_run,
-                duration: duration.clone(),
-                region: region.clone(),
-            }),
-            *json,
-            Shown::Change(None),
-        ),
-        Cmd::Cluster { json } => (
-            Method::GET,
-            "/v1/status".to_string(),
-            None,
-            *json,
-            Shown::Cluster,
-        ),
-        Cmd::Dnssec {
-            cmd: DnssecCmd::Roll {
-                zone, ksk, json, ..
-            },
-        } => (
-            Method::POST,
-            format!("/v1/dnssec/{zone}/roll"),
-            Some(json!({ "kind": if *ksk { "ksk" } else { "zsk" } })),
-            *json,
-            Shown::Message,
-        ),
-        Cmd::Release {
-            service,
-            region,
-            json,
-        } => (
-            Method::POST,
-            match region {
-                Some(r) => format!("/v1/services/{service}/release?region={r}"),
-                None => format!("/v1/services/{service}/release"),
-            },
-            None,
-            *json,
-            Shown::Change(Some(match region {
-                Some(r) => {
-                    format!("{service} region {r}: released to automatic policy")
-                }
-                None => format!("{service}: released to automatic policy"),
-            })),
-        ),
-        Cmd::Drain {
-            service,
-            target,
-            reason,
-            duration,
-            force,
-            json,
-        } => (
-            Method::POST,
-            format!("/v1/services/{service}/targets/{target}/drain"),
-            body(&DrainRequest {
-                reason: reason.clone(),
-                duration: duration.clone(),
-                force: *force,
-            }),
-            *json,
-            Shown::Change(Some(format!(
-                "{service}: drained {target}{}",
-                drain_detail(reason, duration.as_deref())
-            ))),
-        ),
-        Cmd::Undrain {
-            service,
-            target,
-            json,
-        } => (
-            Method::POST,
-            format!("/v1/services/{service}/targets/{target}/undrain"),
-            None,
-            *json,
-            Shown::Change(Some(format!(
-                "{service}: undrained {target} (back in selection)"
-            ))),
-        ),
-        Cmd::Drill {
-            service,
-            fail,
-            duration,
-            region,
-            json,
-        } => (
-            Method::POST,
-            format!("/v1/services/{service}/drill"),
-            body(&DrillRequest {
-                fail: fail.clone(),
-                duration: duration.clone(),
-                region: region.clone(),
-            }),
-            *json,
-            Shown::Drill(region.clone()),
-        ),
-        Cmd::History {
-            service,
-            since,
-            json,
-        } => {
-            let mut q = vec![];
-            if let Some(s) = service {
-                q.push(format!("service={s}"));
-            }
-            if let Some(s) = since {
-                q.push(format!("since={s}"));
-            }
-            (
-                Method::GET,
-                format!("/v1/history?{}", q.join("&")),
-                None,
-                *json,
-                Shown::History,
-            )
-        }
-        Cmd::Reload { json } => (
-            Method::POST,
-            "/v1/reload".to_string(),
-            None,
-            *json,
-            Shown::Reload,
-        ),
-        Cmd::Verify { .. }
-        | Cmd::Dnssec { .. }
-        | Cmd::AuditCerts { .. }
-        | Cmd::AuditLinks { .. }
-        | Cmd::Completions { .. }
-        | Cmd::GenerateDocs { .. } => unreachable!("handled above"),
-    };
-    let answer = rt.block_on(client.call(method, &path, request));
-    match answer.and_then(|v| show(v, json_out, shown)) {
+    let call = Call::of(&args.cmd);
+    let answer = rt.block_on(client.call(call.method, &call.path, call.body));
+    match answer.and_then(|v| show(v, call.json, call.shown)) {
         Ok(code) => {
             match &args.cmd {
                 Cmd::Status {
@@ -558,6 +326,262 @@ fn main() -> ExitCode {
             code
         }
         Err(e) => fail(e),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The commands that do not ask ggond: completions, documentation, DNSSEC
+/// keys and status (over DNS), the certificate and link audits. None for
+/// the others.
+fn without_ggond(args: &Args) -> Option<ExitCode> {
+    Some(match &args.cmd {
+        Cmd::Completions { shell } => {
+            use std::io::Write;
+            let script = docs::completion(Program::GgonCtl, *shell);
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::GenerateDocs { dir } => match docs::write_all(dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("{}: {e}", dir.display())),
+        },
+        Cmd::Dnssec {
+            cmd:
+                DnssecCmd::Keygen {
+                    zone,
+                    algorithm,
+                    ksk,
+                    dir,
+                },
+        } => dnssec::keygen(zone, algorithm, *ksk, dir),
+        Cmd::Dnssec {
+            cmd: DnssecCmd::Status { zone, server, json },
+        } => runtime().block_on(dnssec::status(
+            &args.config_file(),
+            zone.as_deref(),
+            *server,
+            *json,
+        )),
+        Cmd::AuditCerts {
+            service,
+            warn_days,
+            timeout,
+            json,
+        } => audit_certs(
+            args,
+            service.as_deref(),
+            *warn_days,
+            args.ca_file.as_deref(),
+            *timeout,
+            *json,
+        ),
+        Cmd::AuditLinks {
+            url,
+            domain,
+            depth,
+            max_pages,
+            json,
+        } => runtime().block_on(audit(args, url, domain, *depth, *max_pages, *json)),
+        _ => return None,
+    })
+}
+
+/// One request to the control API and how to show its answer.
+struct Call {
+    method: reqwest::Method,
+    path: String,
+    body: Option<Value>,
+    /// Print the answer as JSON.
+    json: bool,
+    shown: Shown,
+}
+
+impl Call {
+    /// The request a command makes (the commands that do not ask ggond,
+    /// and `verify`, are handled before).
+    fn of(cmd: &Cmd) -> Call {
+        use reqwest::Method;
+        let call = |method, path: String, body, json: &bool, shown| Call {
+            method,
+            path,
+            body,
+            json: *json,
+            shown,
+        };
+        match cmd {
+            Cmd::Status { service, json } => {
+                let path = match service {
+                    Some(s) => format!("/v1/status?service={s}"),
+                    None => "/v1/status".to_string(),
+                };
+                call(Method::GET, path, None, json, Shown::Status)
+            }
+            Cmd::Cluster { json } => call(
+                Method::GET,
+                "/v1/status".to_string(),
+                None,
+                json,
+                Shown::Cluster,
+            ),
+            Cmd::Dnssec {
+                cmd: DnssecCmd::Roll {
+                    zone, ksk, json, ..
+                },
+            } => call(
+                Method::POST,
+                format!("/v1/dnssec/{zone}/roll"),
+                Some(json!({ "kind": if *ksk { "ksk" } else { "zsk" } })),
+                json,
+                Shown::Message,
+            ),
+            Cmd::History {
+                service,
+                since,
+                json,
+            } => {
+                let mut q = vec![];
+                if let Some(s) = service {
+                    q.push(format!("service={s}"));
+                }
+                if let Some(s) = since {
+                    q.push(format!("since={s}"));
+                }
+                let path = format!("/v1/history?{}", q.join("&"));
+                call(Method::GET, path, None, json, Shown::History)
+            }
+            Cmd::Reload { json } => call(
+                Method::POST,
+                "/v1/reload".to_string(),
+                None,
+                json,
+                Shown::Reload,
+            ),
+            Cmd::Drill {
+                service,
+                fail,
+                duration,
+                region,
+                json,
+            } => call(
+                Method::POST,
+                format!("/v1/services/{service}/drill"),
+                body(&DrillRequest {
+                    fail: fail.clone(),
+                    duration: duration.clone(),
+                    region: region.clone(),
+                }),
+                json,
+                Shown::Drill(region.clone()),
+            ),
+            _ => Call::change(cmd),
+        }
+    }
+
+    /// The requests that change a service: remap, release, drain, undrain.
+    fn change(cmd: &Cmd) -> Call {
+        let post = |path: String, body, json: &bool, shown| Call {
+            method: reqwest::Method::POST,
+            path,
+            body,
+            json: *json,
+            shown,
+        };
+        match cmd {
+            Cmd::Remap {
+                service,
+                to,
+                reason,
+                force,
+                dry_run,
+                duration,
+                region,
+                json,
+            } => post(
+                format!("/v1/services/{service}/remap"),
+                body(&RemapRequest {
+                    to: to.clone(),
+                    reason: reason.clone(),
+                    force: *force,
+                    dry_run: *dry_run,
+                    duration: duration.clone(),
+                    region: region.clone(),
+                }),
+                json,
+                Shown::Change(None),
+            ),
+            Cmd::Release {
+                service,
+                region,
+                json,
+            } => post(
+                match region {
+                    Some(r) => format!("/v1/services/{service}/release?region={r}"),
+                    None => format!("/v1/services/{service}/release"),
+                },
+                None,
+                json,
+                Shown::Change(Some(match region {
+                    Some(r) => format!("{service} region {r}: released to automatic policy"),
+                    None => format!("{service}: released to automatic policy"),
+                })),
+            ),
+            Cmd::Drain {
+                service,
+                target,
+                reason,
+                duration,
+                force,
+                json,
+            } => post(
+                format!("/v1/services/{service}/targets/{target}/drain"),
+                body(&DrainRequest {
+                    reason: reason.clone(),
+                    duration: duration.clone(),
+                    force: *force,
+                }),
+                json,
+                Shown::Change(Some(format!(
+                    "{service}: drained {target}{}",
+                    drain_detail(reason, duration.as_deref())
+                ))),
+            ),
+            Cmd::Undrain {
+                service,
+                target,
+                json,
+            } => post(
+                format!("/v1/services/{service}/targets/{target}/undrain"),
+                None,
+                json,
+                Shown::Change(Some(format!(
+                    "{service}: undrained {target} (back in selection)"
+                ))),
+            ),
+            Cmd::Status { .. }
+            | Cmd::Cluster { .. }
+            | Cmd::Drill { .. }
+            | Cmd::History { .. }
+            | Cmd::Reload { .. }
+            | Cmd::Verify { .. }
+            | Cmd::Dnssec { .. }
+            | Cmd::AuditCerts { .. }
+            | Cmd::AuditLinks { .. }
+            | Cmd::Completions { .. }
+            | Cmd::GenerateDocs { .. } => unreachable!("handled before"),
+        }
     }
 }
 

@@ -78,6 +78,29 @@ pub async fn verify(
         .collect()
 }
 
+/// Why one server's answer for one type is not known.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    #[error("cannot encode query: {0}")]
+    Encode(Box<hickory_proto::ProtoError>),
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("rcode {}", ggon::proto::codes::rcode_label(*.0))]
+    Rcode(u16),
+    /// `what`: the step (`bind`, `send`, `TCP connect`, ...).
+    #[error("{}", io_error(what, error))]
+    Io {
+        what: &'static str,
+        error: io::Error,
+    },
+    #[error("malformed TCP response: {0}")]
+    Malformed(hickory_proto::serialize::binary::DecodeError),
+}
+
+fn io(what: &'static str) -> impl FnOnce(io::Error) -> LookupError {
+    move |error| LookupError::Io { what, error }
+}
+
 /// Addresses of one type and the smallest TTL involved.
 #[derive(Debug, Default, PartialEq)]
 struct Lookup {
@@ -131,7 +154,7 @@ async fn lookup(
     server: SocketAddr,
     deadline: Instant,
     timeout: Duration,
-) -> Result<Lookup, String> {
+) -> Result<Lookup, LookupError> {
     let id: u16 = rand::random();
     let mut query = Message::new(id, MessageType::Query, OpCode::Query);
     // RD set: a resolver then answers from its cache (what its clients get);
@@ -143,7 +166,7 @@ async fn lookup(
     query.set_edns(edns);
     let wire = query
         .to_vec()
-        .map_err(|e| format!("cannot encode query: {e}"))?;
+        .map_err(|e| LookupError::Encode(Box::new(e)))?;
 
     let exchange = async {
         let resp = udp_exchange(server, &wire, &query, timeout).await?;
@@ -155,13 +178,10 @@ async fn lookup(
     };
     let resp = tokio::time::timeout_at(deadline, exchange)
         .await
-        .map_err(|_| format!("no answer within {}", humantime::format_duration(timeout)))??;
+        .map_err(|_| LookupError::Timeout(timeout))??;
     match resp.metadata.response_code {
         ResponseCode::NoError => Ok(extract(&resp, fqdn, rtype)),
-        rcode => Err(format!(
-            "rcode {}",
-            ggon::proto::codes::rcode_label(u16::from(rcode))
-        )),
+        rcode => Err(LookupError::Rcode(u16::from(rcode))),
     }
 }
 
@@ -189,19 +209,19 @@ async fn udp_exchange(
     wire: &[u8],
     query: &Message,
     timeout: Duration,
-) -> Result<Message, String> {
+) -> Result<Message, LookupError> {
     let socket = ggon::proto::client::connected_udp(server)
         .await
-        .map_err(|(what, e)| io_error(what, &e))?;
+        .map_err(|(what, e)| io(what)(e))?;
     let resend_every = (timeout / 3).max(Duration::from_millis(100));
     let mut buf = vec![0u8; 65535];
     loop {
-        socket.send(wire).await.map_err(|e| io_error("send", &e))?;
+        socket.send(wire).await.map_err(io("send"))?;
         let resend_at = Instant::now() + resend_every;
         loop {
             let n = match tokio::time::timeout_at(resend_at, socket.recv(&mut buf)).await {
                 Err(_) => break, // retransmit
-                Ok(Err(e)) => return Err(io_error("receive", &e)),
+                Ok(Err(e)) => return Err(io("receive")(e)),
                 Ok(Ok(n)) => n,
             };
             // Late answers to an earlier query, spoofs, garbage: skip.
@@ -214,18 +234,20 @@ async fn udp_exchange(
     }
 }
 
-async fn tcp_exchange(server: SocketAddr, wire: &[u8], query: &Message) -> Result<Message, String> {
+async fn tcp_exchange(
+    server: SocketAddr,
+    wire: &[u8],
+    query: &Message,
+) -> Result<Message, LookupError> {
     let mut stream = TcpStream::connect(server)
         .await
-        .map_err(|e| io_error("TCP connect", &e))?;
+        .map_err(io("TCP connect"))?;
     write_frame(&mut stream, wire)
         .await
-        .map_err(|e| io_error("TCP send", &e))?;
+        .map_err(io("TCP send"))?;
     loop {
-        let body = read_frame(&mut stream)
-            .await
-            .map_err(|e| io_error("TCP receive", &e))?;
-        let resp = Message::from_vec(&body).map_err(|e| format!("malformed TCP response: {e}"))?;
+        let body = read_frame(&mut stream).await.map_err(io("TCP receive"))?;
+        let resp = Message::from_vec(&body).map_err(LookupError::Malformed)?;
         if answers_query(&resp, query) {
             return Ok(resp);
         }

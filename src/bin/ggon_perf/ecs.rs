@@ -6,9 +6,32 @@
 
 use std::net::IpAddr;
 
-use anyhow::{bail, Context};
-
 use crate::queries::WireSet;
+
+/// Why `--ecs`/`--ecs-rotate` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    #[error("--ecs `{0}`: expected ADDRESS/PREFIX-LENGTH")]
+    Form(String),
+    #[error("--ecs `{text}`: bad address: {error}")]
+    Address {
+        text: String,
+        error: std::net::AddrParseError,
+    },
+    #[error("--ecs `{text}`: bad prefix length: {error}")]
+    Length {
+        text: String,
+        error: std::num::ParseIntError,
+    },
+    #[error("--ecs `{text}`: a prefix length of at most {width}")]
+    TooLong { text: String, width: u8 },
+    #[error("--ecs-rotate must be at least 1")]
+    NoRotation,
+    #[error("--ecs `{0}`: host bits must be zero")]
+    HostBits(String),
+    #[error("--ecs-rotate {count}: fewer subnets of /{len} follow {base}")]
+    TooFew { count: u32, len: u8, base: IpAddr },
+}
 
 /// The subnets to rotate over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,26 +44,30 @@ pub struct Rotation {
 impl Rotation {
     /// Parse `ADDR/LEN` and a count; host bits of ADDR must be zero and the
     /// N subnets must fit in the address family.
-    pub fn parse(s: &str, count: u32) -> anyhow::Result<Rotation> {
-        let (addr, len) = s
-            .split_once('/')
-            .with_context(|| format!("--ecs `{s}`: expected ADDRESS/PREFIX-LENGTH"))?;
-        let base: IpAddr = addr
-            .parse()
-            .with_context(|| format!("--ecs `{s}`: bad address"))?;
-        let len: u8 = len
-            .parse()
-            .with_context(|| format!("--ecs `{s}`: bad prefix length"))?;
+    pub fn parse(s: &str, count: u32) -> Result<Rotation, EcsError> {
+        let text = || s.to_string();
+        let (addr, len) = s.split_once('/').ok_or_else(|| EcsError::Form(text()))?;
+        let base: IpAddr = addr.parse().map_err(|error| EcsError::Address {
+            text: text(),
+            error,
+        })?;
+        let len: u8 = len.parse().map_err(|error| EcsError::Length {
+            text: text(),
+            error,
+        })?;
         let width = if base.is_ipv4() { 32 } else { 128 };
         if len > width {
-            bail!("--ecs `{s}`: a prefix length of at most {width}");
+            return Err(EcsError::TooLong {
+                text: text(),
+                width,
+            });
         }
         if count == 0 {
-            bail!("--ecs-rotate must be at least 1");
+            return Err(EcsError::NoRotation);
         }
         let r = Rotation { base, len, count };
         if r.subnet(0) != base {
-            bail!("--ecs `{s}`: host bits must be zero");
+            return Err(EcsError::HostBits(text()));
         }
         let (bits, host) = match base {
             IpAddr::V4(a) => (u128::from(u32::from(a)), 32 - u32::from(len)),
@@ -49,7 +76,7 @@ impl Rotation {
         let first = bits.checked_shr(host).unwrap_or(0);
         let blocks = 1u128.checked_shl(u32::from(len)).unwrap_or(u128::MAX);
         if first.saturating_add(u128::from(count)) > blocks {
-            bail!("--ecs-rotate {count}: fewer subnets of /{len} follow {base}");
+            return Err(EcsError::TooFew { count, len, base });
         }
         Ok(r)
     }

@@ -12,13 +12,13 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-
 use super::inflight::{InFlight, IDS};
 use super::interval::{Intervals, Progress};
 use super::queries::WireSet;
 use super::sockets::{os_err, tcp_connect, udp_socket, RecvBatch, SendBatch, BATCH};
 use super::stats::Stats;
+
+mod tcp;
 
 /// At most this many queries outstanding on one socket (leaves IDs to spare).
 const MAX_PER_CONN: usize = IDS - 2 * BATCH;
@@ -131,7 +131,7 @@ fn on_answer(
 }
 
 impl<'a> Engine<'a> {
-    fn new(cfg: &'a Config, wire: &'a mut WireSet) -> anyhow::Result<Self> {
+    fn new(cfg: &'a Config, wire: &'a mut WireSet) -> Result<Self, EngineError> {
         let mut conns = Vec::with_capacity(cfg.clients);
         let max_framed = wire
             .queries
@@ -141,8 +141,11 @@ impl<'a> Engine<'a> {
             .unwrap_or(0);
         for _ in 0..cfg.clients {
             let link = if cfg.tcp {
-                let stream = tcp_connect(cfg.server, cfg.timeout)
-                    .with_context(|| format!("cannot connect over TCP to {}", cfg.server))?;
+                let stream =
+                    tcp_connect(cfg.server, cfg.timeout).map_err(|error| EngineError::Tcp {
+                        server: cfg.server,
+                        error,
+                    })?;
                 Link::Tcp(TcpLink {
                     stream: Some(stream),
                     wbuf: Vec::with_capacity(TCP_WRITE_HIGH + BATCH * max_framed),
@@ -297,109 +300,6 @@ impl<'a> Engine<'a> {
         sent
     }
 
-    fn send_tcp(&mut self, ci: usize, n: usize) -> usize {
-        let now = self.now();
-        let conn = &mut self.conns[ci];
-        let Link::Tcp(link) = &mut conn.link else {
-            unreachable!()
-        };
-        if link.stream.is_none() {
-            return 0;
-        }
-        let mut k = 0;
-        while k < n && link.wbuf.len() - link.wpos < TCP_WRITE_HIGH {
-            let qi = (self.next_seq % self.nq) as usize;
-            let framed_len = self.wire.queries[qi].len as usize + 2;
-            if link.wbuf.len() + framed_len > link.wbuf.capacity() {
-                link.wbuf.drain(..link.wpos);
-                link.wpos = 0;
-                if link.wbuf.len() + framed_len > link.wbuf.capacity() {
-                    break;
-                }
-            }
-            let id = conn.inflight.alloc_id();
-            self.wire.set_id(qi, id);
-            link.wbuf.extend_from_slice(self.wire.framed(qi));
-            conn.inflight.insert(id, qi as u32, now);
-            self.next_seq += 1;
-            k += 1;
-        }
-        self.outstanding += k;
-        self.stats.sent += k as u64;
-        if k > 0 {
-            self.flush_tcp(ci);
-        }
-        k
-    }
-
-    /// Writes what the connection has queued; on failure drops it.
-    fn flush_tcp(&mut self, ci: usize) -> bool {
-        let Link::Tcp(link) = &mut self.conns[ci].link else {
-            return false;
-        };
-        let Some(stream) = link.stream.as_mut() else {
-            return false;
-        };
-        let mut wrote = false;
-        let mut failed = false;
-        while link.wpos < link.wbuf.len() {
-            match stream.write(&link.wbuf[link.wpos..]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(m) => {
-                    link.wpos += m;
-                    wrote = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if link.wpos == link.wbuf.len() {
-            link.wbuf.clear();
-            link.wpos = 0;
-        }
-        if failed {
-            self.tcp_fail(ci);
-        }
-        wrote
-    }
-
-    /// A TCP connection broke: whatever it had outstanding is lost.
-    fn tcp_fail(&mut self, ci: usize) {
-        let now = self.now();
-        let conn = &mut self.conns[ci];
-        let lost = conn.inflight.clear();
-        self.outstanding -= lost;
-        self.stats.lost += lost as u64;
-        if let Link::Tcp(link) = &mut conn.link {
-            link.stream = None;
-            link.wbuf.clear();
-            link.wpos = 0;
-            link.rlen = 0;
-            link.retry_at = now;
-        }
-    }
-
-    /// Reconnects broken TCP connections whose retry time has come.
-    fn reconnect(&mut self, now: u64) {
-        for conn in &mut self.conns {
-            if let Link::Tcp(link) = &mut conn.link {
-                if link.stream.is_none() && now >= link.retry_at {
-                    match tcp_connect(self.cfg.server, self.cfg.timeout) {
-                        Ok(s) => link.stream = Some(s),
-                        Err(_) => link.retry_at = now + 100_000_000,
-                    }
-                }
-            }
-        }
-    }
-
     /// Reads every answer waiting on every connection.
     fn recv(&mut self) -> usize {
         let mut got = 0;
@@ -456,60 +356,6 @@ impl<'a> Engine<'a> {
             }
         }
         self.outstanding -= got;
-        got
-    }
-
-    fn recv_tcp(&mut self, ci: usize) -> usize {
-        let mut got = 0;
-        let mut failed = false;
-        {
-            let conn = &mut self.conns[ci];
-            let Link::Tcp(link) = &mut conn.link else {
-                unreachable!()
-            };
-            let Some(stream) = link.stream.as_mut() else {
-                return 0;
-            };
-            loop {
-                match stream.read(&mut link.rbuf[link.rlen..]) {
-                    Ok(0) => {
-                        failed = true;
-                        break;
-                    }
-                    Ok(m) => {
-                        link.rlen += m;
-                        let now = self.start.elapsed().as_nanos() as u64;
-                        let mut start = 0;
-                        while link.rlen - start >= 2 {
-                            let len = u16::from_be_bytes([link.rbuf[start], link.rbuf[start + 1]])
-                                as usize;
-                            if link.rlen - start < 2 + len {
-                                break;
-                            }
-                            let msg = &link.rbuf[start + 2..start + 2 + len];
-                            if on_answer(&mut conn.inflight, &mut self.stats, &*self.wire, msg, now)
-                            {
-                                got += 1;
-                                self.last_answer = now;
-                            }
-                            start += 2 + len;
-                        }
-                        link.rbuf.copy_within(start..link.rlen, 0);
-                        link.rlen -= start;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-        }
-        self.outstanding -= got;
-        if failed {
-            self.tcp_fail(ci);
-        }
         got
     }
 
@@ -572,9 +418,23 @@ impl<'a> Engine<'a> {
     }
 }
 
-pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
+/// Why the flood cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the query file holds no queries")]
+    NoQueries,
+    #[error("cannot connect over TCP to {server}: {error}")]
+    Tcp {
+        server: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Udp(#[from] super::sockets::SocketError),
+}
+
+pub fn run(cfg: &Config, wire: &mut WireSet) -> Result<Outcome, EngineError> {
     if wire.queries.is_empty() {
-        bail!("the query file holds no queries");
+        return Err(EngineError::NoQueries);
     }
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
@@ -601,14 +461,8 @@ pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
         let now = e.now();
         let interrupted = INTERRUPTED.load(Ordering::Relaxed);
         if sending {
-            if interrupted {
-                ended_by = "interrupted";
-            } else if duration_ns.is_some_and(|d| now >= d) {
-                ended_by = "time limit";
-            } else if cfg.passes.is_some_and(|p| e.next_seq >= p * e.nq) {
-                ended_by = "end of passes";
-            }
-            if !ended_by.is_empty() {
+            if let Some(why) = e.stop_sending(interrupted, now, duration_ns) {
+                ended_by = why;
                 sending = false;
                 send_end = now;
             }
@@ -649,16 +503,7 @@ pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
                 wake = wake.min(iv.wake_in(now));
             }
             if sending {
-                if let Some(d) = duration_ns {
-                    wake = wake.min(d.saturating_sub(now));
-                }
-                if let Some(qps) = cfg.qps {
-                    if budget == 0 && e.outstanding < cfg.outstanding {
-                        // Time until the rate limit allows the next query.
-                        let due = ((e.stats.sent as f64) * NS as f64 / qps) as u64;
-                        wake = wake.min(due.saturating_sub(now));
-                    }
-                }
+                wake = wake.min(e.sending_wake(now, duration_ns, budget));
             }
             e.wait(wake, sending && budget > 0);
         }
@@ -669,22 +514,67 @@ pub fn run(cfg: &Config, wire: &mut WireSet) -> anyhow::Result<Outcome> {
     if let Some(iv) = intervals.as_mut() {
         iv.finish(e.now(), &e.stats);
     }
-    // Only an interrupt leaves queries outstanding: they are neither
-    // answered nor lost.
-    let lost_before = e.stats.lost;
-    e.expire(u64::MAX);
-    e.stats.interrupted = e.stats.lost - lost_before;
-    e.stats.lost = lost_before;
-    if e.refused > 0 {
-        eprintln!(
-            "ggon-perf: {} ICMP port-unreachable errors: is a server listening on {}?",
-            e.refused, cfg.server
-        );
+    Ok(e.finish(send_end, ended_by))
+}
+
+impl Engine<'_> {
+    /// Why sending ends now, if it does: an interrupt, the time limit, or
+    /// the last pass sent.
+    fn stop_sending(
+        &self,
+        interrupted: bool,
+        now: u64,
+        duration_ns: Option<u64>,
+    ) -> Option<&'static str> {
+        if interrupted {
+            Some("interrupted")
+        } else if duration_ns.is_some_and(|d| now >= d) {
+            Some("time limit")
+        } else if self
+            .cfg
+            .passes
+            .is_some_and(|p| self.next_seq >= p * self.nq)
+        {
+            Some("end of passes")
+        } else {
+            None
+        }
     }
-    let end = send_end.max(e.last_answer);
-    Ok(Outcome {
-        stats: e.stats,
-        run_time: Duration::from_nanos(end),
-        ended_by,
-    })
+
+    /// While sending and idle: how long until the time limit, or until the
+    /// rate limit allows the next query (`budget`: what it allowed now).
+    fn sending_wake(&self, now: u64, duration_ns: Option<u64>, budget: usize) -> u64 {
+        let mut wake = u64::MAX;
+        if let Some(d) = duration_ns {
+            wake = wake.min(d.saturating_sub(now));
+        }
+        if let Some(qps) = self.cfg.qps {
+            if budget == 0 && self.outstanding < self.cfg.outstanding {
+                let due = ((self.stats.sent as f64) * NS as f64 / qps) as u64;
+                wake = wake.min(due.saturating_sub(now));
+            }
+        }
+        wake
+    }
+
+    /// The run's outcome. Only an interrupt leaves queries outstanding:
+    /// they are counted as interrupted, neither answered nor lost.
+    fn finish(mut self, send_end: u64, ended_by: &'static str) -> Outcome {
+        let lost_before = self.stats.lost;
+        self.expire(u64::MAX);
+        self.stats.interrupted = self.stats.lost - lost_before;
+        self.stats.lost = lost_before;
+        if self.refused > 0 {
+            eprintln!(
+                "ggon-perf: {} ICMP port-unreachable errors: is a server listening on {}?",
+                self.refused, self.cfg.server
+            );
+        }
+        let end = send_end.max(self.last_answer);
+        Outcome {
+            stats: self.stats,
+            run_time: Duration::from_nanos(end),
+            ended_by,
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use ggon::cli::perf::Args;
 
@@ -31,35 +31,62 @@ mod sockets;
 /// Largest -c accepted (each socket keeps a table over the 16-bit ID space).
 const MAX_CLIENTS: usize = 256;
 
-fn positive(name: &str, v: f64) -> anyhow::Result<f64> {
-    if !(v.is_finite() && v > 0.0) {
-        bail!("{name} must be a positive number of seconds/queries, got {v}");
-    }
-    Ok(v)
+/// An option's value or the query file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    #[error("{option} must be a positive number of seconds/queries, got {value}")]
+    NotPositive { option: &'static str, value: f64 },
+    #[error("cannot resolve server `{server}`: {error}")]
+    Resolve {
+        server: String,
+        error: std::io::Error,
+    },
+    #[error("server `{0}` has no address")]
+    NoAddress(String),
+    #[error("cannot read queries from standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("cannot read query file {file}: {error}")]
+    QueryFile { file: String, error: std::io::Error },
+    #[error(transparent)]
+    Queries(#[from] queries::ParseError),
+    #[error("{0}: no queries in the file")]
+    NoQueries(String),
 }
 
-fn resolve(server: &str, port: u16) -> anyhow::Result<SocketAddr> {
+fn positive(option: &'static str, value: f64) -> Result<f64, InputError> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(InputError::NotPositive { option, value });
+    }
+    Ok(value)
+}
+
+fn resolve(server: &str, port: u16) -> Result<SocketAddr, InputError> {
     (server, port)
         .to_socket_addrs()
-        .with_context(|| format!("cannot resolve server `{server}`"))?
+        .map_err(|error| InputError::Resolve {
+            server: server.to_string(),
+            error,
+        })?
         .next()
-        .with_context(|| format!("server `{server}` has no address"))
+        .ok_or_else(|| InputError::NoAddress(server.to_string()))
 }
 
-fn read_queries(path: &PathBuf) -> anyhow::Result<(String, Vec<queries::Question>)> {
+fn read_queries(path: &PathBuf) -> Result<(String, Vec<queries::Question>), InputError> {
     let source = path.display().to_string();
     let mut text = String::new();
     if source == "-" {
         std::io::stdin()
             .read_to_string(&mut text)
-            .context("cannot read queries from standard input")?;
+            .map_err(InputError::Stdin)?;
     } else {
-        text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read query file {source}"))?;
+        text = std::fs::read_to_string(path).map_err(|error| InputError::QueryFile {
+            file: source.clone(),
+            error,
+        })?;
     }
     let qs = queries::parse_file(&text, &source)?;
     if qs.is_empty() {
-        bail!("{source}: no queries in the file");
+        return Err(InputError::NoQueries(source));
     }
     Ok((source, qs))
 }

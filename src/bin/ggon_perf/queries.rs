@@ -5,7 +5,6 @@
 //! message), so UDP sends the slice after the prefix and TCP the whole thing.
 //! The sender patches the 16-bit ID in place just before each send.
 
-use std::fmt;
 use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RecordType};
@@ -19,25 +18,44 @@ pub struct Question {
 }
 
 /// A parse error, already carrying `file:line`.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {problem}")]
 pub struct ParseError {
-    pub source: String,
+    pub file: String,
     pub line: usize,
-    pub message: String,
+    pub problem: LineError,
 }
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.source, self.line, self.message)
-    }
+/// What is wrong with one line of a query file.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("expected `name type`, found only `{0}`")]
+    NoType(String),
+    #[error("expected `name type`, found an extra field `{0}`")]
+    ExtraField(String),
+    #[error("query type `{0}` is out of range")]
+    TypeRange(String),
+    #[error("unknown query type `{0}`")]
+    UnknownType(String),
+    #[error("bad name `{name}`: {problem}")]
+    Name { name: String, problem: NameProblem },
 }
 
-impl std::error::Error for ParseError {}
+/// Why a query name has no wire form.
+#[derive(Debug, thiserror::Error)]
+pub enum NameProblem {
+    #[error("{0}")]
+    Syntax(Box<hickory_proto::ProtoError>),
+    #[error("empty label")]
+    EmptyLabel,
+    #[error("longer than 255 octets")]
+    TooLong,
+}
 
 /// Parses one line. `Ok(None)` for blank lines and comments (`#` or `;` as the
 /// first non-blank character; a later field starting with `#` or `;` starts a
 /// trailing comment).
-pub fn parse_line(line: &str) -> Result<Option<Question>, String> {
+pub fn parse_line(line: &str) -> Result<Option<Question>, LineError> {
     let mut fields = line
         .split_whitespace()
         .take_while(|f| !f.starts_with('#') && !f.starts_with(';'));
@@ -45,12 +63,10 @@ pub fn parse_line(line: &str) -> Result<Option<Question>, String> {
         return Ok(None);
     };
     let Some(qtype) = fields.next() else {
-        return Err(format!("expected `name type`, found only `{name}`"));
+        return Err(LineError::NoType(name.to_string()));
     };
     if let Some(extra) = fields.next() {
-        return Err(format!(
-            "expected `name type`, found an extra field `{extra}`"
-        ));
+        return Err(LineError::ExtraField(extra.to_string()));
     }
     let qtype = parse_type(qtype)?;
     let name_wire = name_to_wire(name)?;
@@ -64,11 +80,11 @@ pub fn parse_file(text: &str, source: &str) -> Result<Vec<Question>, ParseError>
         match parse_line(line) {
             Ok(Some(q)) => out.push(q),
             Ok(None) => {}
-            Err(message) => {
+            Err(problem) => {
                 return Err(ParseError {
-                    source: source.to_string(),
+                    file: source.to_string(),
                     line: i + 1,
-                    message,
+                    problem,
                 })
             }
         }
@@ -77,35 +93,39 @@ pub fn parse_file(text: &str, source: &str) -> Result<Vec<Question>, ParseError>
 }
 
 /// Mnemonic (any case), `TYPEnnn` (RFC 3597) or `*` for ANY.
-pub fn parse_type(s: &str) -> Result<u16, String> {
+pub fn parse_type(s: &str) -> Result<u16, LineError> {
     let upper = s.to_ascii_uppercase();
     if let Some(num) = upper.strip_prefix("TYPE") {
         if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
             return num
                 .parse::<u16>()
-                .map_err(|_| format!("query type `{s}` is out of range"));
+                .map_err(|_| LineError::TypeRange(s.to_string()));
         }
     }
     RecordType::from_str(&upper)
         .map(u16::from)
-        .map_err(|_| format!("unknown query type `{s}`"))
+        .map_err(|_| LineError::UnknownType(s.to_string()))
 }
 
 /// Converts a presentation-format name (escapes allowed) into uncompressed
 /// wire form. Relative names are taken as absolute, as dnsperf does.
-pub fn name_to_wire(s: &str) -> Result<Vec<u8>, String> {
-    let name = Name::from_ascii(s).map_err(|e| format!("bad name `{s}`: {e}"))?;
+pub fn name_to_wire(s: &str) -> Result<Vec<u8>, LineError> {
+    let bad = |problem| LineError::Name {
+        name: s.to_string(),
+        problem,
+    };
+    let name = Name::from_ascii(s).map_err(|e| bad(NameProblem::Syntax(Box::new(e))))?;
     let mut wire = Vec::with_capacity(s.len() + 2);
     for label in name.iter() {
         if label.is_empty() {
-            return Err(format!("bad name `{s}`: empty label"));
+            return Err(bad(NameProblem::EmptyLabel));
         }
         wire.push(label.len() as u8);
         wire.extend_from_slice(label);
     }
     wire.push(0);
     if wire.len() > 255 {
-        return Err(format!("bad name `{s}`: longer than 255 octets"));
+        return Err(bad(NameProblem::TooLong));
     }
     Ok(wire)
 }
@@ -244,11 +264,13 @@ x.ggon.org TYPE65
 
         let err = parse_file("www.ggon.org BOGUS\n", "f").unwrap_err();
         assert_eq!(err.line, 1);
-        assert!(err.message.contains("unknown query type"), "{err}");
+        assert!(matches!(err.problem, LineError::UnknownType(_)), "{err}");
+        assert!(err.to_string().contains("unknown query type"), "{err}");
 
         let err = parse_file("a A\nb A extra\n", "f").unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(err.message.contains("extra field"), "{err}");
+        assert!(matches!(err.problem, LineError::ExtraField(_)), "{err}");
+        assert!(err.to_string().contains("extra field"), "{err}");
 
         let long = format!("{}.org A", "a".repeat(64));
         assert!(parse_file(&long, "f").is_err(), "label over 63 octets");

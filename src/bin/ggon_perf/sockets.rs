@@ -6,7 +6,6 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Messages per sendmmsg/recvmmsg call.
@@ -101,7 +100,21 @@ pub(super) fn set_buf(sock: &Socket, force: libc::c_int, plain: libc::c_int) {
     }
 }
 
-pub(super) fn udp_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
+/// A UDP socket to `server` that cannot be set up: the step and the error.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{error}", match step { Some(s) => format!("{s}: "), None => String::new() })]
+pub struct SocketError {
+    step: Option<String>,
+    error: io::Error,
+}
+
+impl From<io::Error> for SocketError {
+    fn from(error: io::Error) -> SocketError {
+        SocketError { step: None, error }
+    }
+}
+
+pub(super) fn udp_socket(server: SocketAddr) -> Result<UdpSocket, SocketError> {
     let sock = Socket::new(
         Domain::for_address(server),
         Type::DGRAM,
@@ -110,13 +123,15 @@ pub(super) fn udp_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
     set_buf(&sock, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF);
     set_buf(&sock, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF);
     let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0".parse()?
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
-        "[::]:0".parse()?
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     sock.bind(&local.into())?;
-    sock.connect(&server.into())
-        .with_context(|| format!("cannot connect UDP socket to {server}"))?;
+    sock.connect(&server.into()).map_err(|error| SocketError {
+        step: Some(format!("cannot connect UDP socket to {server}")),
+        error,
+    })?;
     sock.set_nonblocking(true)?;
     Ok(sock.into())
 }

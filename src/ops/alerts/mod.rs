@@ -183,10 +183,43 @@ impl Notifier {
 // ---------------------------------------------------------------------------
 // Delivery
 
+/// Why one delivery attempt failed (retried, then logged).
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    /// The webhook's HTTP client could not be built (from the config).
+    #[error("HTTP client: {0}")]
+    Client(Arc<reqwest::Error>),
+    #[error("{}", error_chain(.0))]
+    Send(reqwest::Error),
+    #[error("HTTP status {0}")]
+    Status(reqwest::StatusCode),
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("cannot run {program:?}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program:?} failed: {status}")]
+    Failed {
+        program: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("waiting for {program:?}: {source}")]
+    Wait {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{program:?} timed out after {timeout:?}")]
+    Timeout { program: String, timeout: Duration },
+}
+
 enum Sink {
     Webhook {
         url: String,
-        client: Result<reqwest::Client, String>,
+        client: Result<reqwest::Client, Arc<reqwest::Error>>,
     },
     Command {
         argv: Vec<String>,
@@ -204,7 +237,7 @@ impl Sink {
                     .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("ggon/", env!("CARGO_PKG_VERSION"), " notifier"))
                     .build()
-                    .map_err(|e| e.to_string()),
+                    .map_err(Arc::new),
             },
             NotifierKind::Command { command } => Sink::Command {
                 argv: command.clone(),
@@ -221,21 +254,23 @@ impl Sink {
     }
 
     /// One delivery attempt.
-    async fn attempt(&self, ev: &Alert) -> Result<(), String> {
+    async fn attempt(&self, ev: &Alert) -> Result<(), DeliveryError> {
         match self {
             Sink::Webhook { url, client } => {
-                let client = client.as_ref().map_err(|e| format!("HTTP client: {e}"))?;
+                let client = client
+                    .as_ref()
+                    .map_err(|e| DeliveryError::Client(e.clone()))?;
                 let resp = client
                     .post(url)
                     .json(ev)
                     .send()
                     .await
-                    .map_err(|e| error_chain(&e))?;
+                    .map_err(DeliveryError::Send)?;
                 let status = resp.status();
                 if status.is_success() {
                     Ok(())
                 } else {
-                    Err(format!("HTTP status {status}"))
+                    Err(DeliveryError::Status(status))
                 }
             }
             Sink::Command { argv, timeout } => run_command(argv, ev, *timeout).await,
@@ -254,12 +289,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn run_command(argv: &[String], ev: &Alert, timeout: Duration) -> Result<(), String> {
+async fn run_command(argv: &[String], ev: &Alert, timeout: Duration) -> Result<(), DeliveryError> {
     let Some((program, args)) = argv.split_first() else {
-        return Err("empty command".into());
+        return Err(DeliveryError::EmptyCommand);
     };
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let json = serde_json::to_vec(ev).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec(ev).map_err(DeliveryError::Json)?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env("GGON_EVENT", ev.kind.as_str())
@@ -279,9 +314,10 @@ async fn run_command(argv: &[String], ev: &Alert, timeout: Duration) -> Result<(
         .kill_on_drop(true);
     #[cfg(unix)]
     cmd.process_group(0);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {program:?}: {e}"))?;
+    let mut child = cmd.spawn().map_err(|source| DeliveryError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     let pid = child.id();
     let mut stdin = child.stdin.take();
     let run = async {
@@ -295,8 +331,14 @@ async fn run_command(argv: &[String], ev: &Alert, timeout: Duration) -> Result<(
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(format!("{program:?} failed: {status}")),
-        Ok(Err(e)) => Err(format!("waiting for {program:?}: {e}")),
+        Ok(Ok(status)) => Err(DeliveryError::Failed {
+            program: program.clone(),
+            status,
+        }),
+        Ok(Err(source)) => Err(DeliveryError::Wait {
+            program: program.clone(),
+            source,
+        }),
         Err(_) => {
             // Not reaped yet, so the group id is still ours: take the whole
             // group (anything the command started) down with it.
@@ -311,7 +353,10 @@ async fn run_command(argv: &[String], ev: &Alert, timeout: Duration) -> Result<(
             #[cfg(not(unix))]
             let _ = pid;
             let _ = child.kill().await;
-            Err(format!("{program:?} timed out after {timeout:?}"))
+            Err(DeliveryError::Timeout {
+                program: program.clone(),
+                timeout,
+            })
         }
     }
 }
@@ -388,7 +433,7 @@ impl Worker {
 
     /// Deliver with retries; backoff waits end early at shutdown.
     async fn deliver(&self, ev: &Alert, shutdown: &mut Shutdown) {
-        let mut last = String::new();
+        let mut last = None;
         for attempt in 1..=self.attempts {
             if attempt > 1 {
                 tokio::select! {
@@ -403,7 +448,7 @@ impl Worker {
                 }
                 Err(e) => {
                     debug!(notifier = %self.sink.describe(), attempt, error = %e, "notification attempt failed");
-                    last = e;
+                    last = Some(e);
                 }
             }
         }
@@ -412,7 +457,7 @@ impl Worker {
             notifier = %self.sink.describe(),
             event = %ev.kind,
             service = ev.service.as_deref().unwrap_or(""),
-            error = %last,
+            error = %last.map_or_else(String::new, |e| e.to_string()),
             "notification not delivered"
         );
     }

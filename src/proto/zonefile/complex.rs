@@ -3,10 +3,32 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::error::{EscapeError, SyntaxError};
 use super::fields::{b64, Fields};
 use super::lexer::unescape;
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, SyntaxError>;
+
+fn bad(what: &'static str, text: &str) -> SyntaxError {
+    SyntaxError::Bad {
+        what,
+        text: text.to_string(),
+    }
+}
+
+fn unknown(what: &'static str, text: &str) -> SyntaxError {
+    SyntaxError::Unknown {
+        what,
+        text: text.to_string(),
+    }
+}
+
+fn apl_part(what: &'static str, item: &str) -> SyntaxError {
+    SyntaxError::AplPart {
+        what,
+        item: item.to_string(),
+    }
+}
 
 /// LOC (RFC 1876): "d [m [s]] N|S d [m [s]] E|W alt[m] [siz[m] [hp[m] [vp[m]]]]".
 pub(super) fn loc(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
@@ -20,11 +42,13 @@ pub(super) fn loc(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
             if hemis.iter().any(|h| t.eq_ignore_ascii_case(h)) {
                 break;
             }
-            parts[k] = t.parse().map_err(|_| format!("LOC: bad `{t}`"))?;
+            parts[k] = t
+                .parse()
+                .map_err(|_| SyntaxError::LocValue(t.to_string()))?;
             k += 1;
             i += 1;
         }
-        let h = toks.get(i).ok_or("LOC: missing hemisphere")?;
+        let h = toks.get(i).ok_or(SyntaxError::LocMissing("hemisphere"))?;
         i += 1;
         let ms = ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0).round() as i64;
         let v = if h.eq_ignore_ascii_case(hemis[0]) {
@@ -39,9 +63,9 @@ pub(super) fn loc(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
     let meters = |s: &str| -> R<f64> {
         s.trim_end_matches(['m', 'M'])
             .parse::<f64>()
-            .map_err(|_| format!("LOC: bad `{s}`"))
+            .map_err(|_| SyntaxError::LocValue(s.to_string()))
     };
-    let alt = meters(toks.get(i).ok_or("LOC: missing altitude")?)?;
+    let alt = meters(toks.get(i).ok_or(SyntaxError::LocMissing("altitude"))?)?;
     i += 1;
     let prec = |s: Option<&&str>, default: f64| -> R<u8> {
         let cm = match s {
@@ -60,7 +84,7 @@ pub(super) fn loc(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
     let hp = prec(toks.get(i + 1), 1_000_000.0)?;
     let vp = prec(toks.get(i + 2), 1000.0)?;
     if toks.len() > i + 3 {
-        return Err("LOC: too many fields".into());
+        return Err(SyntaxError::LocTooMany);
     }
     out.extend_from_slice(&[0, size, hp, vp]);
     out.extend_from_slice(&lat.to_be_bytes());
@@ -92,7 +116,7 @@ pub(super) fn svcb(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
         }
         let k = svc_key(&key)?;
         if params.iter().any(|(x, _)| *x == k) {
-            return Err(format!("parameter `{key}` given twice"));
+            return Err(SyntaxError::SvcTwice(key));
         }
         params.push((k, svc_value(k, value.as_deref())?));
     }
@@ -119,7 +143,7 @@ fn svc_key(k: &str) -> R<u16> {
         other => other
             .strip_prefix("key")
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| format!("unknown SvcParam key `{k}`"))?,
+            .ok_or_else(|| unknown("SvcParam key", k))?,
     })
 }
 
@@ -146,7 +170,7 @@ fn unescape_flagged(s: &str) -> R<Vec<(u8, bool)>> {
             if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
                 let v: u16 = s[i + 1..i + 4].parse().unwrap_or(999);
                 if v > 255 {
-                    return Err(format!("`\\{v}` is not a byte"));
+                    return Err(EscapeError::NotAByte(v).into());
                 }
                 out.push((v as u8, true));
                 i += 4;
@@ -154,7 +178,7 @@ fn unescape_flagged(s: &str) -> R<Vec<(u8, bool)>> {
                 out.push((b[i + 1], true));
                 i += 2;
             } else {
-                return Err("a lone `\\` at the end".into());
+                return Err(EscapeError::LoneBackslash.into());
             }
         } else {
             out.push((b[i], false));
@@ -166,8 +190,7 @@ fn unescape_flagged(s: &str) -> R<Vec<(u8, bool)>> {
 
 fn svc_value(key: u16, v: Option<&str>) -> R<Vec<u8>> {
     let need = |v: Option<&'_ str>| -> R<String> {
-        v.map(str::to_string)
-            .ok_or_else(|| format!("SvcParam key{key} needs a value"))
+        v.map(str::to_string).ok_or(SyntaxError::SvcNeedsValue(key))
     };
     let mut out = Vec::new();
     match key {
@@ -184,7 +207,7 @@ fn svc_value(key: u16, v: Option<&str>) -> R<Vec<u8>> {
         1 => {
             for id in svc_list(&need(v)?)? {
                 if id.is_empty() || id.len() > 255 {
-                    return Err("an alpn id is 1 to 255 octets".into());
+                    return Err(SyntaxError::AlpnLength);
                 }
                 out.push(id.len() as u8);
                 out.extend(id);
@@ -192,25 +215,25 @@ fn svc_value(key: u16, v: Option<&str>) -> R<Vec<u8>> {
         }
         2 | 8 => {
             if v.is_some_and(|x| !x.is_empty()) {
-                return Err(format!("SvcParam key{key} takes no value"));
+                return Err(SyntaxError::SvcTakesNoValue(key));
             }
         }
         3 => out.extend_from_slice(
             &need(v)?
                 .parse::<u16>()
-                .map_err(|_| "port is a number".to_string())?
+                .map_err(|_| SyntaxError::SvcPort)?
                 .to_be_bytes(),
         ),
         4 => {
             for a in need(v)?.split(',') {
-                let a: Ipv4Addr = a.parse().map_err(|_| format!("bad ipv4hint `{a}`"))?;
+                let a: Ipv4Addr = a.parse().map_err(|_| bad("ipv4hint", a))?;
                 out.extend_from_slice(&a.octets());
             }
         }
         5 => out.extend(b64(&need(v)?)?),
         6 => {
             for a in need(v)?.split(',') {
-                let a: Ipv6Addr = a.parse().map_err(|_| format!("bad ipv6hint `{a}`"))?;
+                let a: Ipv6Addr = a.parse().map_err(|_| bad("ipv6hint", a))?;
                 out.extend_from_slice(&a.octets());
             }
         }
@@ -227,7 +250,7 @@ pub(super) fn wks(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
     let proto: u8 = match p.to_ascii_lowercase().as_str() {
         "tcp" => 6,
         "udp" => 17,
-        n => n.parse().map_err(|_| format!("unknown protocol `{p}`"))?,
+        n => n.parse().map_err(|_| unknown("protocol", p))?,
     };
     out.push(proto);
     let mut bits: Vec<u8> = Vec::new();
@@ -243,9 +266,7 @@ pub(super) fn wks(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
             "imap" => 143,
             "https" => 443,
             "ntp" => 123,
-            n => n
-                .parse()
-                .map_err(|_| format!("unknown service `{}`", t.text))?,
+            n => n.parse().map_err(|_| unknown("service", &t.text))?,
         };
         let byte = port as usize / 8;
         if bits.len() <= byte {
@@ -264,31 +285,25 @@ pub(super) fn apl(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
             Some(x) => (true, x),
             None => (false, t.text.as_str()),
         };
-        let (afi, rest) = item
-            .split_once(':')
-            .ok_or_else(|| format!("bad APL item `{item}`"))?;
-        let (addr, prefix) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("bad APL item `{item}`"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .map_err(|_| format!("bad prefix in `{item}`"))?;
+        let (afi, rest) = item.split_once(':').ok_or_else(|| bad("APL item", item))?;
+        let (addr, prefix) = rest.split_once('/').ok_or_else(|| bad("APL item", item))?;
+        let prefix: u8 = prefix.parse().map_err(|_| apl_part("prefix", item))?;
         let (afi, mut bytes): (u16, Vec<u8>) = match afi {
             "1" => (
                 1,
                 addr.parse::<Ipv4Addr>()
-                    .map_err(|_| format!("bad address in `{item}`"))?
+                    .map_err(|_| apl_part("address", item))?
                     .octets()
                     .to_vec(),
             ),
             "2" => (
                 2,
                 addr.parse::<Ipv6Addr>()
-                    .map_err(|_| format!("bad address in `{item}`"))?
+                    .map_err(|_| apl_part("address", item))?
                     .octets()
                     .to_vec(),
             ),
-            _ => return Err(format!("unknown APL family in `{item}`")),
+            _ => return Err(SyntaxError::AplFamily(item.to_string())),
         };
         while bytes.last() == Some(&0) {
             bytes.pop();

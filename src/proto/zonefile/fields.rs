@@ -9,7 +9,9 @@ use hickory_proto::rr::Name;
 use super::lexer::{unescape, Token};
 use super::names::{name, name_wire};
 
-type R<T> = Result<T, String>;
+use super::error::SyntaxError;
+
+type R<T> = Result<T, SyntaxError>;
 
 /// A cursor over a record's RDATA tokens.
 pub struct Fields<'a> {
@@ -26,15 +28,12 @@ impl<'a> Fields<'a> {
             origin,
         }
     }
-    pub(super) fn next(&mut self, what: &str) -> R<&'a Token> {
-        let t = self
-            .toks
-            .get(self.pos)
-            .ok_or_else(|| format!("missing {what}"))?;
+    pub(super) fn next(&mut self, what: &'static str) -> R<&'a Token> {
+        let t = self.toks.get(self.pos).ok_or(SyntaxError::Missing(what))?;
         self.pos += 1;
         Ok(t)
     }
-    pub(super) fn text(&mut self, what: &str) -> R<&'a str> {
+    pub(super) fn text(&mut self, what: &'static str) -> R<&'a str> {
         Ok(&self.next(what)?.text)
     }
     pub(super) fn rest(&mut self) -> &'a [Token] {
@@ -45,20 +44,22 @@ impl<'a> Fields<'a> {
     pub(super) fn done(&self) -> R<()> {
         match self.toks.get(self.pos) {
             None => Ok(()),
-            Some(t) => Err(format!("unexpected `{}` after the record data", t.text)),
+            Some(t) => Err(SyntaxError::Trailing(t.text.clone())),
         }
     }
-    pub(super) fn num<T: FromStr>(&mut self, what: &str) -> R<T> {
+    pub(super) fn num<T: FromStr>(&mut self, what: &'static str) -> R<T> {
         let t = self.text(what)?;
-        t.parse()
-            .map_err(|_| format!("{what} `{t}` is not a valid number"))
+        t.parse().map_err(|_| SyntaxError::NotANumber {
+            what,
+            text: t.to_string(),
+        })
     }
-    pub(super) fn name(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
+    pub(super) fn name(&mut self, what: &'static str, out: &mut Vec<u8>) -> R<()> {
         let t = self.text(what)?;
         name_wire(&name(t, self.origin)?, out);
         Ok(())
     }
-    pub(super) fn string(&mut self, what: &str, out: &mut Vec<u8>) -> R<()> {
+    pub(super) fn string(&mut self, what: &'static str, out: &mut Vec<u8>) -> R<()> {
         let t = self.next(what)?;
         char_string(&t.text, out)
     }
@@ -71,10 +72,7 @@ impl<'a> Fields<'a> {
 pub fn char_string(s: &str, out: &mut Vec<u8>) -> R<()> {
     let b = unescape(s)?;
     if b.len() > 255 {
-        return Err(format!(
-            "a character string of {} octets (255 at most)",
-            b.len()
-        ));
+        return Err(SyntaxError::StringTooLong(b.len()));
     }
     out.push(b.len() as u8);
     out.extend_from_slice(&b);
@@ -87,11 +85,12 @@ pub fn hex(s: &str) -> R<Vec<u8>> {
     }
     HEXLOWER_PERMISSIVE
         .decode(s.as_bytes())
-        .map_err(|e| format!("bad hex `{s}`: {e}"))
+        .map_err(|source| SyntaxError::Hex {
+            text: s.to_string(),
+            source,
+        })
 }
 
 pub fn b64(s: &str) -> R<Vec<u8>> {
-    BASE64
-        .decode(s.as_bytes())
-        .map_err(|e| format!("bad base64: {e}"))
+    BASE64.decode(s.as_bytes()).map_err(SyntaxError::Base64)
 }

@@ -24,11 +24,13 @@ pub struct Entry {
     pub tokens: Vec<Token>,
 }
 
+use super::error::{EscapeError, LexProblem};
+
 /// A lexing error at a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LexError {
     pub line: usize,
-    pub message: String,
+    pub problem: LexProblem,
 }
 
 /// Split master-file text into entries.
@@ -81,76 +83,23 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
                 if depth == 0 {
                     return Err(LexError {
                         line,
-                        message: "`)` without `(`".into(),
+                        problem: LexProblem::CloseWithoutOpen,
                     });
                 }
                 depth -= 1;
                 i += 1;
             }
             b'"' => {
-                let start_line = line;
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    let Some(&b) = bytes.get(i) else {
-                        return Err(LexError {
-                            line: start_line,
-                            message: "quoted string not closed".into(),
-                        });
-                    };
-                    match b {
-                        b'"' => {
-                            i += 1;
-                            break;
-                        }
-                        b'\\' => {
-                            s.push('\\');
-                            if let Some(&n) = bytes.get(i + 1) {
-                                push_byte(&mut s, text, i + 1);
-                                if n == b'\n' {
-                                    line += 1;
-                                }
-                                i += char_len(text, i + 1) + 1;
-                            } else {
-                                i += 1;
-                            }
-                        }
-                        b'\n' => {
-                            line += 1;
-                            s.push('\n');
-                            i += 1;
-                        }
-                        _ => {
-                            push_byte(&mut s, text, i);
-                            i += char_len(text, i);
-                        }
-                    }
-                }
+                let (s, next) = quoted(text, i + 1, &mut line)?;
+                i = next;
                 cur.as_mut().expect("an entry").tokens.push(Token {
                     text: s,
                     quoted: true,
                 });
             }
             _ => {
-                let mut s = String::new();
-                while let Some(&b) = bytes.get(i) {
-                    match b {
-                        b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
-                        b'\\' => {
-                            s.push('\\');
-                            if bytes.get(i + 1).is_some() {
-                                push_byte(&mut s, text, i + 1);
-                                i += char_len(text, i + 1) + 1;
-                            } else {
-                                i += 1;
-                            }
-                        }
-                        _ => {
-                            push_byte(&mut s, text, i);
-                            i += char_len(text, i);
-                        }
-                    }
-                }
+                let (s, next) = word(text, i);
+                i = next;
                 cur.as_mut().expect("an entry").tokens.push(Token {
                     text: s,
                     quoted: false,
@@ -161,7 +110,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
     if depth > 0 {
         return Err(LexError {
             line: paren_line,
-            message: "`(` not closed".into(),
+            problem: LexProblem::OpenParen,
         });
     }
     if let Some(e) = cur.take() {
@@ -170,6 +119,71 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
         }
     }
     Ok(out)
+}
+
+/// A quoted string whose text starts at `i` (after the `"`): its text,
+/// escapes kept, and where lexing goes on. Newlines inside it count in `line`.
+fn quoted(text: &str, mut i: usize, line: &mut usize) -> Result<(String, usize), LexError> {
+    let bytes = text.as_bytes();
+    let start_line = *line;
+    let mut s = String::new();
+    loop {
+        let Some(&b) = bytes.get(i) else {
+            return Err(LexError {
+                line: start_line,
+                problem: LexProblem::OpenQuote,
+            });
+        };
+        match b {
+            b'"' => return Ok((s, i + 1)),
+            b'\\' => {
+                s.push('\\');
+                if let Some(&n) = bytes.get(i + 1) {
+                    push_byte(&mut s, text, i + 1);
+                    if n == b'\n' {
+                        *line += 1;
+                    }
+                    i += char_len(text, i + 1) + 1;
+                } else {
+                    i += 1;
+                }
+            }
+            b'\n' => {
+                *line += 1;
+                s.push('\n');
+                i += 1;
+            }
+            _ => {
+                push_byte(&mut s, text, i);
+                i += char_len(text, i);
+            }
+        }
+    }
+}
+
+/// A bare word starting at `i`, escapes kept, and where it ends.
+fn word(text: &str, mut i: usize) -> (String, usize) {
+    let bytes = text.as_bytes();
+    let mut s = String::new();
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
+            b'\\' => {
+                s.push('\\');
+                if bytes.get(i + 1).is_some() {
+                    push_byte(&mut s, text, i + 1);
+                    i += char_len(text, i + 1) + 1;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => {
+                push_byte(&mut s, text, i);
+                i += char_len(text, i);
+            }
+        }
+    }
+    (s, i)
 }
 
 fn char_len(text: &str, i: usize) -> usize {
@@ -183,19 +197,19 @@ fn push_byte(s: &mut String, text: &str, i: usize) {
 }
 
 /// Decode a character string's escapes (`\X` is X, `\DDD` is the byte DDD).
-pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+pub fn unescape(s: &str) -> Result<Vec<u8>, EscapeError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
             if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-                let v: u32 = std::str::from_utf8(&b[i + 1..i + 4])
+                let v: u16 = std::str::from_utf8(&b[i + 1..i + 4])
                     .unwrap()
                     .parse()
                     .unwrap();
                 if v > 255 {
-                    return Err(format!("`\\{v}` is not a byte"));
+                    return Err(EscapeError::NotAByte(v));
                 }
                 out.push(v as u8);
                 i += 4;
@@ -203,7 +217,7 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
                 out.push(b[i + 1]);
                 i += 2;
             } else {
-                return Err("a lone `\\` at the end".into());
+                return Err(EscapeError::LoneBackslash);
             }
         } else {
             out.push(b[i]);

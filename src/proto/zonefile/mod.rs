@@ -19,6 +19,7 @@
 //! the result.
 
 mod complex;
+mod error;
 mod fields;
 mod lexer;
 mod names;
@@ -29,6 +30,9 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, Restrict};
 
+pub use error::{
+    lines, EscapeError, FileError, GenerateError, LexProblem, NameProblem, SyntaxError,
+};
 use lexer::{Entry, Token};
 
 /// What a master file holds, and what deserved a word.
@@ -39,8 +43,8 @@ pub struct Parsed {
 }
 
 /// Parse master-file `text` (from `path`, for messages and `$INCLUDE`).
-/// On failure every error found, each as `file:line: message`.
-pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<Parsed, Vec<String>> {
+/// On failure every error found, each with its file and line.
+pub fn parse(text: &str, path: Option<&Path>, origin: &Name) -> Result<Parsed, Vec<FileError>> {
     parse_with_ttl(text, path, origin, None)
 }
 
@@ -51,7 +55,7 @@ pub fn parse_with_ttl(
     path: Option<&Path>,
     origin: &Name,
     ttl: Option<u32>,
-) -> Result<Parsed, Vec<String>> {
+) -> Result<Parsed, Vec<FileError>> {
     let mut p = State {
         origin: origin.clone(),
         default_ttl: ttl,
@@ -80,7 +84,7 @@ struct State {
     soa_minimum: Option<u32>,
     last_owner: Option<Name>,
     out: Parsed,
-    errors: Vec<String>,
+    errors: Vec<FileError>,
     warned_ttl: bool,
 }
 
@@ -91,34 +95,32 @@ impl State {
         let entries = match lexer::entries(text) {
             Ok(e) => e,
             Err(e) => {
-                self.errors
-                    .push(format!("{file}:{}: {}", e.line, e.message));
+                self.error(file, e.line, e.problem.into());
                 return;
             }
         };
         for e in entries {
-            if let Err(m) = self.entry(&e, file, dir, depth) {
-                self.errors.push(format!("{file}:{}: {m}", e.line));
+            if let Err(error) = self.entry(&e, dir, depth) {
+                self.error(file, e.line, error);
             }
         }
     }
 
-    fn entry(
-        &mut self,
-        e: &Entry,
-        file: &str,
-        dir: Option<&Path>,
-        depth: usize,
-    ) -> Result<(), String> {
+    fn error(&mut self, file: &str, line: usize, error: SyntaxError) {
+        self.errors.push(FileError {
+            file: file.to_string(),
+            line,
+            error,
+        });
+    }
+
+    fn entry(&mut self, e: &Entry, dir: Option<&Path>, depth: usize) -> Result<(), SyntaxError> {
         let first = &e.tokens[0];
         if !e.blank_owner && !first.quoted && first.text.starts_with('$') {
-            return self.directive(e, file, dir, depth);
+            return self.directive(e, dir, depth);
         }
         let (owner, rest) = if e.blank_owner {
-            let owner = self
-                .last_owner
-                .clone()
-                .ok_or("the first record has no owner name")?;
+            let owner = self.last_owner.clone().ok_or(SyntaxError::NoOwner)?;
             (owner, &e.tokens[..])
         } else {
             (rdata::name(&first.text, &self.origin)?, &e.tokens[1..])
@@ -127,17 +129,17 @@ impl State {
         self.record(owner, rest)
     }
 
-    fn record(&mut self, owner: Name, toks: &[Token]) -> Result<(), String> {
+    fn record(&mut self, owner: Name, toks: &[Token]) -> Result<(), SyntaxError> {
         let mut ttl = None;
         let mut class = None;
         let mut i = 0;
         let rtype = loop {
-            let t = toks.get(i).ok_or("missing type")?;
+            let t = toks.get(i).ok_or(SyntaxError::Missing("type"))?;
             i += 1;
             if ttl.is_none() && t.text.starts_with(|c: char| c.is_ascii_digit()) {
                 ttl = Some(
                     hickory_proto::serialize::txt::parse_ttl(&t.text)
-                        .map_err(|_| format!("`{}` is not a TTL", t.text))?,
+                        .map_err(|_| SyntaxError::Ttl(t.text.clone()))?,
                 );
                 continue;
             }
@@ -147,11 +149,14 @@ impl State {
                     continue;
                 }
             }
-            break rdata::rtype(&t.text).ok_or_else(|| format!("unknown type `{}`", t.text))?;
+            break rdata::rtype(&t.text).ok_or_else(|| SyntaxError::UnknownType(t.text.clone()))?;
         };
         let class = class.unwrap_or(DNSClass::IN);
         let wire =
-            rdata::encode(rtype, &toks[i..], &self.origin).map_err(|m| format!("{rtype}: {m}"))?;
+            rdata::encode(rtype, &toks[i..], &self.origin).map_err(|e| SyntaxError::Rdata {
+                rtype,
+                source: Box::new(e),
+            })?;
         if rtype == RecordType::SOA && wire.len() >= 4 {
             let n = wire.len();
             self.soa_minimum = Some(u32::from_be_bytes(wire[n - 4..].try_into().unwrap()));
@@ -175,7 +180,7 @@ impl State {
                     ));
                     t
                 }
-                (None, None, None) => return Err("no TTL: give one or a $TTL".into()),
+                (None, None, None) => return Err(SyntaxError::NoTtl),
             },
         };
         let data = decode(rtype, &wire)?;
@@ -195,38 +200,38 @@ impl State {
     fn directive(
         &mut self,
         e: &Entry,
-        file: &str,
         dir: Option<&Path>,
         depth: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), SyntaxError> {
         let args: Vec<&str> = e.tokens[1..].iter().map(|t| t.text.as_str()).collect();
+        let needs = |directive, what| SyntaxError::DirectiveArgument { directive, what };
         match e.tokens[0].text.to_ascii_uppercase().as_str() {
             "$ORIGIN" => {
-                let o = args.first().ok_or("$ORIGIN needs a name")?;
+                let o = args.first().ok_or(needs("$ORIGIN", "a name"))?;
                 self.origin = rdata::name(o, &self.origin)?;
             }
             "$TTL" => {
-                let t = args.first().ok_or("$TTL needs a value")?;
+                let t = args.first().ok_or(needs("$TTL", "a value"))?;
                 self.default_ttl = Some(
                     hickory_proto::serialize::txt::parse_ttl(t)
-                        .map_err(|_| format!("`{t}` is not a TTL"))?,
+                        .map_err(|_| SyntaxError::Ttl(t.to_string()))?,
                 );
             }
             "$INCLUDE" => {
                 if depth >= MAX_INCLUDE_DEPTH {
-                    return Err(format!(
-                        "$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"
-                    ));
+                    return Err(SyntaxError::IncludeDepth(MAX_INCLUDE_DEPTH));
                 }
-                let f = args.first().ok_or("$INCLUDE needs a file")?;
+                let f = args.first().ok_or(needs("$INCLUDE", "a file"))?;
                 // Relative to the including file; failing that, to the
                 // directory ggond runs in (where BIND and NSD look).
                 let path: PathBuf = match dir {
                     Some(d) if Path::new(f).is_relative() && d.join(f).exists() => d.join(f),
                     _ => PathBuf::from(f),
                 };
-                let text = read_text(&path)
-                    .map_err(|err| format!("$INCLUDE {}: {err}", path.display()))?;
+                let text = read_text(&path).map_err(|source| SyntaxError::Include {
+                    path: path.clone(),
+                    source,
+                })?;
                 let saved = (self.origin.clone(), self.last_owner.clone());
                 if let Some(o) = args.get(1) {
                     self.origin = rdata::name(o, &self.origin)?;
@@ -236,32 +241,34 @@ impl State {
                 (self.origin, self.last_owner) = saved;
             }
             "$GENERATE" => self.generate(&e.tokens[1..])?,
-            other => return Err(format!("unknown directive {other}")),
+            other => return Err(SyntaxError::UnknownDirective(other.to_string())),
         }
-        let _ = file;
         Ok(())
     }
 
     /// BIND's `$GENERATE start-stop[/step] lhs [ttl] [class] type rhs`.
-    fn generate(&mut self, toks: &[Token]) -> Result<(), String> {
-        let range = toks.first().ok_or("$GENERATE needs a range")?;
+    fn generate(&mut self, toks: &[Token]) -> Result<(), SyntaxError> {
+        let needs = |what| SyntaxError::DirectiveArgument {
+            directive: "$GENERATE",
+            what,
+        };
+        let number = |what| GenerateError::BadNumber(what);
+        let range = toks.first().ok_or(needs("a range"))?;
         let (span, step) = match range.text.split_once('/') {
-            Some((s, st)) => (s, st.parse::<u32>().map_err(|_| "bad $GENERATE step")?),
+            Some((s, st)) => (s, st.parse::<u32>().map_err(|_| number("step"))?),
             None => (range.text.as_str(), 1),
         };
-        let (a, b) = span
-            .split_once('-')
-            .ok_or("$GENERATE range is start-stop")?;
+        let (a, b) = span.split_once('-').ok_or(GenerateError::NotARange)?;
         let (a, b): (u32, u32) = (
-            a.parse().map_err(|_| "bad $GENERATE start")?,
-            b.parse().map_err(|_| "bad $GENERATE stop")?,
+            a.parse().map_err(|_| number("start"))?,
+            b.parse().map_err(|_| number("stop"))?,
         );
         if b < a || step == 0 || (b - a) / step > 65_535 {
-            return Err("$GENERATE range is empty or too large (65536 records at most)".into());
+            return Err(GenerateError::RangeSize.into());
         }
         let rest = &toks[1..];
         if rest.len() < 3 {
-            return Err("$GENERATE needs lhs, type and rhs".into());
+            return Err(needs("lhs, type and rhs"));
         }
         let mut i = a;
         while i <= b {
@@ -273,7 +280,7 @@ impl State {
                         quoted: t.quoted,
                     })
                 })
-                .collect::<Result<_, String>>()?;
+                .collect::<Result<_, GenerateError>>()?;
             let owner = rdata::name(&subst[0].text, &self.origin)?;
             self.record(owner, &subst[1..])?;
             i = match i.checked_add(step) {
@@ -309,7 +316,7 @@ pub fn bytes_to_text(bytes: &[u8]) -> String {
 }
 
 /// `$` → the counter; `${offset,width,base}`; `\$` → a literal `$`.
-fn substitute(s: &str, n: u32) -> Result<String, String> {
+fn substitute(s: &str, n: u32) -> Result<String, GenerateError> {
     let b = s.as_bytes();
     let mut out = String::new();
     let mut i = 0;
@@ -320,17 +327,17 @@ fn substitute(s: &str, n: u32) -> Result<String, String> {
                 i += 2;
             }
             b'$' if b.get(i + 1) == Some(&b'{') => {
-                let end = s[i..].find('}').ok_or("$GENERATE: `${` not closed")? + i;
+                let end = s[i..].find('}').ok_or(GenerateError::OpenBrace)? + i;
                 let inner: Vec<&str> = s[i + 2..end].split(',').collect();
                 let off: i64 = inner
                     .first()
                     .filter(|x| !x.is_empty())
                     .map_or(Ok(0), |x| x.parse())
-                    .map_err(|_| "bad $GENERATE offset")?;
+                    .map_err(|_| GenerateError::BadNumber("offset"))?;
                 let width: usize = inner
                     .get(1)
                     .map_or(Ok(0), |x| x.parse())
-                    .map_err(|_| "bad $GENERATE width")?;
+                    .map_err(|_| GenerateError::BadNumber("width"))?;
                 let v = i64::from(n) + off;
                 let text = match inner.get(2).copied().unwrap_or("d") {
                     "d" => format!("{v:0width$}"),
@@ -351,11 +358,7 @@ fn substitute(s: &str, n: u32) -> Result<String, String> {
                             t
                         }
                     }
-                    other => {
-                        return Err(format!(
-                            "$GENERATE base `{other}` is not supported (d, o, x, X, n, N)"
-                        ))
-                    }
+                    other => return Err(GenerateError::Base(other.to_string())),
                 };
                 out.push_str(&text);
                 i = end + 1;
@@ -391,7 +394,7 @@ fn parse_class(s: &str) -> Option<DNSClass> {
 /// Wire RDATA → hickory-proto's record data. A type hickory-proto reads but
 /// would not write back byte for byte is kept as opaque data, so that what
 /// the file says is what is served and transferred.
-pub fn decode(rtype: RecordType, wire: &[u8]) -> Result<RData, String> {
+pub fn decode(rtype: RecordType, wire: &[u8]) -> Result<RData, SyntaxError> {
     let opaque = || RData::Unknown {
         code: rtype,
         // `NULL::with` insists on data; empty RDATA is legal (`\# 0`).
@@ -404,7 +407,7 @@ pub fn decode(rtype: RecordType, wire: &[u8]) -> Result<RData, String> {
     if wire.is_empty() {
         return Ok(opaque());
     }
-    let len = u16::try_from(wire.len()).map_err(|_| "RDATA longer than 65535 octets")?;
+    let len = u16::try_from(wire.len()).map_err(|_| SyntaxError::RdataTooLong)?;
     let read = |w: &[u8]| {
         let len = u16::try_from(w.len()).ok()?;
         RData::read(&mut BinDecoder::new(w), rtype, Restrict::new(len)).ok()
@@ -446,6 +449,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
+        let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert!(errs[0].starts_with("zone:1: A:"), "{errs:?}");
         assert!(
             errs[1].starts_with("zone:2: unknown type `BOGUS`"),
@@ -469,7 +473,10 @@ mod tests {
             "origin restored"
         );
         let errs = parse("$INCLUDE loop.zone\n", Some(&main), &origin()).unwrap_err();
-        assert!(errs[0].contains("nested more than 8"), "{errs:?}");
+        assert!(
+            errs[0].to_string().contains("nested more than 8"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RecordType};
 
-type R<T> = Result<T, String>;
+use super::error::{EscapeError, NameProblem, SyntaxError};
+
+type R<T> = Result<T, SyntaxError>;
 
 /// A name in presentation form (`@`, relative or absolute, `\X` and decimal
 /// `\DDD` escapes), case kept.
@@ -26,7 +28,7 @@ pub fn name(s: &str, origin: &Name) -> R<Name> {
                 if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
                     let v: u16 = s[i + 1..i + 4].parse().unwrap_or(999);
                     if v > 255 {
-                        return Err(format!("`{s}`: `\\{v}` is not a byte"));
+                        return Err(SyntaxError::name(s, EscapeError::NotAByte(v)));
                     }
                     cur.push(v as u8);
                     i += 4;
@@ -34,12 +36,12 @@ pub fn name(s: &str, origin: &Name) -> R<Name> {
                     cur.push(b[i + 1]);
                     i += 2;
                 } else {
-                    return Err(format!("`{s}`: a lone `\\` at the end"));
+                    return Err(SyntaxError::name(s, EscapeError::LoneBackslash));
                 }
             }
             b'.' => {
                 if cur.is_empty() {
-                    return Err(format!("`{s}`: empty label"));
+                    return Err(SyntaxError::name(s, NameProblem::EmptyLabel));
                 }
                 labels.push(std::mem::take(&mut cur));
                 i += 1;
@@ -57,12 +59,14 @@ pub fn name(s: &str, origin: &Name) -> R<Name> {
         labels.push(cur);
     }
     if let Some(l) = labels.iter().find(|l| l.len() > 63) {
-        return Err(format!("`{s}`: a label of {} octets (63 at most)", l.len()));
+        return Err(SyntaxError::name(s, NameProblem::LongLabel(l.len())));
     }
     let mut n = Name::from_labels(labels.iter().map(|l| l.as_slice()))
-        .map_err(|e| format!("`{s}`: {e}"))?;
+        .map_err(|e| SyntaxError::name(s, e))?;
     if !absolute {
-        n = n.append_domain(origin).map_err(|e| format!("`{s}`: {e}"))?;
+        n = n
+            .append_domain(origin)
+            .map_err(|e| SyntaxError::name(s, e))?;
     }
     n.set_fqdn(true);
     Ok(n)

@@ -13,11 +13,26 @@ use data_encoding::BASE32HEX_NOPAD;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::complex::{apl, loc, svcb, wks};
+use super::error::SyntaxError;
 use super::fields::{b64, char_string, hex, Fields};
 use super::lexer::{unescape, Token};
 pub use super::names::{name, name_wire, rtype};
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, SyntaxError>;
+
+fn bad(what: &'static str, text: &str) -> SyntaxError {
+    SyntaxError::Bad {
+        what,
+        text: text.to_string(),
+    }
+}
+
+fn unknown(what: &'static str, text: &str) -> SyntaxError {
+    SyntaxError::Unknown {
+        what,
+        text: text.to_string(),
+    }
+}
 
 /// DNSSEC time: YYYYMMDDHHmmSS or seconds since the epoch.
 fn dnssec_time(s: &str) -> R<u32> {
@@ -35,8 +50,7 @@ fn dnssec_time(s: &str) -> R<u32> {
         let t = days * 86400 + h * 3600 + mi * 60 + se;
         Ok(t as u32)
     } else {
-        s.parse::<u32>()
-            .map_err(|_| format!("bad DNSSEC time `{s}`"))
+        s.parse::<u32>().map_err(|_| bad("DNSSEC time", s))
     }
 }
 
@@ -50,10 +64,7 @@ fn type_code(s: &str) -> Option<u16> {
 fn bitmap(types: &[Token], out: &mut Vec<u8>) -> R<()> {
     let mut codes = Vec::new();
     for t in types {
-        codes.push(
-            type_code(&t.text)
-                .ok_or_else(|| format!("unknown type `{}` in the bit map", t.text))?,
-        );
+        codes.push(type_code(&t.text).ok_or_else(|| SyntaxError::BitmapType(t.text.clone()))?);
     }
     crate::proto::dnssec::write_type_bitmap(&mut codes, out);
     Ok(())
@@ -80,7 +91,7 @@ fn alg_or_num(s: &str) -> R<u8> {
         "INDIRECT" => 252,
         "PRIVATEDNS" => 253,
         "PRIVATEOID" => 254,
-        _ => return Err(format!("unknown algorithm `{s}`")),
+        _ => return Err(unknown("algorithm", s)),
     })
 }
 
@@ -94,11 +105,32 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         let len: usize = f.num("length")?;
         let data = hex(&f.joined())?;
         if data.len() != len {
-            return Err(format!("\\# says {len} octets but {} follow", data.len()));
+            return Err(SyntaxError::GenericLength {
+                said: len,
+                found: data.len(),
+            });
         }
         return Ok(data);
     }
     let code = u16::from(rt);
+    let known = names_and_addresses(code, &mut f, &mut out)?
+        || strings_and_opaque(code, &mut f, &mut out)?
+        || dnssec(code, &mut f, &mut out)?
+        || keys_and_fingerprints(code, &mut f, &mut out, origin)?
+        || own_grammar(code, &mut f, &mut out)?;
+    if !known {
+        return Err(SyntaxError::NoPresentationForm(rt));
+    }
+    f.done()?;
+    Ok(out)
+}
+
+// Each family below writes the RDATA of the types it knows and answers
+// whether `code` was one of them.
+
+/// Addresses, names and numbers: A, AAAA, the name-only types, SOA, the
+/// MX family, RP/MINFO, SRV, NAPTR, NSAP-PTR, PX and the ILNP locators.
+fn names_and_addresses(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
     match code {
         1 => {
             let a: Ipv4Addr = f.num("IPv4 address")?;
@@ -109,61 +141,107 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend_from_slice(&a.octets());
         }
         // NS CNAME PTR DNAME MB MG MR
-        2 | 5 | 12 | 39 | 7 | 8 | 9 => f.name("name", &mut out)?,
+        2 | 5 | 12 | 39 | 7 | 8 | 9 => f.name("name", out)?,
         6 => {
-            f.name("primary server", &mut out)?;
-            f.name("mailbox", &mut out)?;
+            f.name("primary server", out)?;
+            f.name("mailbox", out)?;
             out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
             for what in ["refresh", "retry", "expire", "minimum"] {
                 let t = f.text(what)?;
-                let v = hickory_proto::serialize::txt::parse_ttl(t)
-                    .map_err(|_| format!("{what} `{t}` is not a valid time"))?;
+                let v = hickory_proto::serialize::txt::parse_ttl(t).map_err(|_| {
+                    SyntaxError::NotATime {
+                        what,
+                        text: t.to_string(),
+                    }
+                })?;
                 out.extend_from_slice(&v.to_be_bytes());
             }
         }
         // MX AFSDB RT KX
         15 | 18 | 21 | 36 => {
             out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.name("host", &mut out)?;
-        }
-        // TXT SPF
-        16 | 99 => {
-            if toks.is_empty() {
-                return Err("TXT needs at least one string".into());
-            }
-            for t in f.rest() {
-                char_string(&t.text, &mut out)?;
-            }
-        }
-        13 => {
-            f.string("CPU", &mut out)?;
-            f.string("OS", &mut out)?;
-        }
-        19 => f.string("address", &mut out)?,
-        20 => {
-            f.string("address", &mut out)?;
-            if f.toks.len() > 1 {
-                f.string("subaddress", &mut out)?;
-            }
+            f.name("host", out)?;
         }
         // RP MINFO
         17 | 14 => {
-            f.name("mailbox", &mut out)?;
-            f.name("text domain", &mut out)?;
+            f.name("mailbox", out)?;
+            f.name("text domain", out)?;
         }
         33 => {
             for what in ["priority", "weight", "port"] {
                 out.extend_from_slice(&f.num::<u16>(what)?.to_be_bytes());
             }
-            f.name("target", &mut out)?;
+            f.name("target", out)?;
         }
         35 => {
             out.extend_from_slice(&f.num::<u16>("order")?.to_be_bytes());
             out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.string("flags", &mut out)?;
-            f.string("services", &mut out)?;
-            f.string("regexp", &mut out)?;
-            f.name("replacement", &mut out)?;
+            f.string("flags", out)?;
+            f.string("services", out)?;
+            f.string("regexp", out)?;
+            f.name("replacement", out)?;
+        }
+        // NSAP-PTR
+        23 => f.name("name", out)?,
+        // PX: preference, MAP822, MAPX400
+        26 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            f.name("MAP822", out)?;
+            f.name("MAPX400", out)?;
+        }
+        // NID L64: preference, 64-bit as four 16-bit hex groups
+        104 | 106 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            let t = f.text("locator")?;
+            let groups: Vec<&str> = t.split(':').collect();
+            if groups.len() != 4 {
+                return Err(SyntaxError::Locator(t.to_string()));
+            }
+            for g in groups {
+                let v = u16::from_str_radix(g, 16).map_err(|_| bad("hex", g))?;
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        // L32: preference, IPv4-style locator
+        105 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            let a: Ipv4Addr = f.num("locator")?;
+            out.extend_from_slice(&a.octets());
+        }
+        // LP: preference, FQDN
+        107 => {
+            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
+            f.name("FQDN", out)?;
+        }
+
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Character strings and opaque values: TXT/SPF, HINFO, X25, ISDN, CAA,
+/// URI, GPOS, NSAP, EUI48/EUI64.
+fn strings_and_opaque(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
+    match code {
+        // TXT SPF
+        16 | 99 => {
+            if f.toks.is_empty() {
+                return Err(SyntaxError::NoString);
+            }
+            for t in f.rest() {
+                char_string(&t.text, out)?;
+            }
+        }
+        13 => {
+            f.string("CPU", out)?;
+            f.string("OS", out)?;
+        }
+        19 => f.string("address", out)?,
+        20 => {
+            f.string("address", out)?;
+            if f.toks.len() > 1 {
+                f.string("subaddress", out)?;
+            }
         }
         257 => {
             out.push(f.num::<u8>("flags")?);
@@ -173,18 +251,49 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let v = f.next("value")?;
             out.extend_from_slice(&unescape(&v.text)?);
         }
-        44 => {
-            out.push(f.num::<u8>("algorithm")?);
-            out.push(f.num::<u8>("fingerprint type")?);
-            out.extend(hex(&f.joined())?);
+        256 => {
+            out.extend_from_slice(&f.num::<u16>("priority")?.to_be_bytes());
+            out.extend_from_slice(&f.num::<u16>("weight")?.to_be_bytes());
+            let t = f.next("target")?;
+            out.extend(unescape(&t.text)?);
         }
-        // TLSA SMIMEA
-        52 | 53 => {
-            out.push(f.num::<u8>("usage")?);
-            out.push(f.num::<u8>("selector")?);
-            out.push(f.num::<u8>("matching type")?);
-            out.extend(hex(&f.joined())?);
+        // GPOS: longitude, latitude, altitude as strings
+        27 => {
+            for what in ["longitude", "latitude", "altitude"] {
+                f.string(what, out)?;
+            }
         }
+        22 => {
+            let t = f.joined();
+            let t = t
+                .strip_prefix("0x")
+                .or_else(|| t.strip_prefix("0X"))
+                .unwrap_or(&t);
+            out.extend(hex(&t.replace('.', ""))?);
+        }
+        108 | 109 => {
+            let t = f.text("address")?;
+            let parts: Vec<&str> = t.split('-').collect();
+            let want = if code == 108 { 6 } else { 8 };
+            if parts.len() != want || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
+                return Err(SyntaxError::Eui {
+                    text: t.to_string(),
+                    pairs: want,
+                });
+            }
+            for p in parts {
+                out.push(u8::from_str_radix(p, 16).map_err(|_| bad("hex", p))?);
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// DNSSEC: DS and its kin, DNSKEY/KEY, RRSIG/SIG, NSEC, NSEC3(PARAM), NXT,
+/// CSYNC, ZONEMD.
+fn dnssec(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
+    match code {
         // DS CDS TA DLV
         43 | 59 | 32768 | 32769 => {
             out.extend_from_slice(&f.num::<u16>("key tag")?.to_be_bytes());
@@ -202,7 +311,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         // RRSIG SIG
         46 | 24 => {
             let covered = f.text("type covered")?;
-            let rt = rtype(covered).ok_or_else(|| format!("unknown type covered `{covered}`"))?;
+            let rt = rtype(covered).ok_or_else(|| unknown("type covered", covered))?;
             out.extend_from_slice(&u16::from(rt).to_be_bytes());
             out.push(alg_or_num(f.text("algorithm")?)?);
             out.push(f.num::<u8>("labels")?);
@@ -210,12 +319,12 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend_from_slice(&dnssec_time(f.text("expiration")?)?.to_be_bytes());
             out.extend_from_slice(&dnssec_time(f.text("inception")?)?.to_be_bytes());
             out.extend_from_slice(&f.num::<u16>("key tag")?.to_be_bytes());
-            f.name("signer", &mut out)?;
+            f.name("signer", out)?;
             out.extend(b64(&f.joined())?);
         }
         47 => {
-            f.name("next name", &mut out)?;
-            bitmap(f.rest(), &mut out)?;
+            f.name("next name", out)?;
+            bitmap(f.rest(), out)?;
         }
         50 => {
             out.push(f.num::<u8>("hash algorithm")?);
@@ -227,10 +336,13 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             let next = f.text("next hashed owner")?;
             let h = BASE32HEX_NOPAD
                 .decode(next.to_ascii_uppercase().as_bytes())
-                .map_err(|e| format!("bad base32hex `{next}`: {e}"))?;
+                .map_err(|source| SyntaxError::Base32Hex {
+                    text: next.to_string(),
+                    source,
+                })?;
             out.push(h.len() as u8);
             out.extend(h);
-            bitmap(f.rest(), &mut out)?;
+            bitmap(f.rest(), out)?;
         }
         51 => {
             out.push(f.num::<u8>("hash algorithm")?);
@@ -240,10 +352,58 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.push(salt.len() as u8);
             out.extend(salt);
         }
+        30 => {
+            f.name("next name", out)?;
+            // RFC 2535 bit map: bit N set for type N (types < 128).
+            let mut bits = [0u8; 16];
+            let mut max = 0;
+            for t in f.rest() {
+                let c =
+                    type_code(&t.text).ok_or_else(|| SyntaxError::UnknownType(t.text.clone()))?;
+                if c >= 128 {
+                    return Err(SyntaxError::NxtType);
+                }
+                bits[c as usize / 8] |= 0x80 >> (c % 8);
+                max = max.max(c as usize / 8 + 1);
+            }
+            out.extend_from_slice(&bits[..max]);
+        }
+        62 => {
+            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
+            out.extend_from_slice(&f.num::<u16>("flags")?.to_be_bytes());
+            bitmap(f.rest(), out)?;
+        }
+        63 => {
+            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
+            out.push(f.num::<u8>("scheme")?);
+            out.push(f.num::<u8>("hash algorithm")?);
+            out.extend(hex(&f.joined())?);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Keys and fingerprints outside DNSSEC: SSHFP, TLSA/SMIMEA, CERT,
+/// OPENPGPKEY/DHCID, IPSECKEY, HIP.
+fn keys_and_fingerprints(code: u16, f: &mut Fields, out: &mut Vec<u8>, origin: &Name) -> R<bool> {
+    match code {
+        44 => {
+            out.push(f.num::<u8>("algorithm")?);
+            out.push(f.num::<u8>("fingerprint type")?);
+            out.extend(hex(&f.joined())?);
+        }
+        // TLSA SMIMEA
+        52 | 53 => {
+            out.push(f.num::<u8>("usage")?);
+            out.push(f.num::<u8>("selector")?);
+            out.push(f.num::<u8>("matching type")?);
+            out.extend(hex(&f.joined())?);
+        }
         37 => {
             let t = f.text("certificate type")?;
             let ty: u16 = t.parse().or_else(|_| {
-                Ok::<u16, String>(match t.to_ascii_uppercase().as_str() {
+                Ok::<u16, SyntaxError>(match t.to_ascii_uppercase().as_str() {
                     "PKIX" => 1,
                     "SPKI" => 2,
                     "PGP" => 3,
@@ -254,7 +414,7 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
                     "IACPKIX" => 8,
                     "URI" => 253,
                     "OID" => 254,
-                    _ => return Err(format!("unknown certificate type `{t}`")),
+                    _ => return Err(unknown("certificate type", t)),
                 })
             })?;
             out.extend_from_slice(&ty.to_be_bytes());
@@ -264,35 +424,6 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         }
         // OPENPGPKEY DHCID
         61 | 49 => out.extend(b64(&f.joined())?),
-        29 => loc(&mut f, &mut out)?,
-        256 => {
-            out.extend_from_slice(&f.num::<u16>("priority")?.to_be_bytes());
-            out.extend_from_slice(&f.num::<u16>("weight")?.to_be_bytes());
-            let t = f.next("target")?;
-            out.extend(unescape(&t.text)?);
-        }
-        108 | 109 => {
-            let t = f.text("address")?;
-            let parts: Vec<&str> = t.split('-').collect();
-            let want = if code == 108 { 6 } else { 8 };
-            if parts.len() != want || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
-                return Err(format!("`{t}`: {want} hex pairs separated by `-`"));
-            }
-            for p in parts {
-                out.push(u8::from_str_radix(p, 16).map_err(|_| format!("bad hex `{p}`"))?);
-            }
-        }
-        63 => {
-            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
-            out.push(f.num::<u8>("scheme")?);
-            out.push(f.num::<u8>("hash algorithm")?);
-            out.extend(hex(&f.joined())?);
-        }
-        62 => {
-            out.extend_from_slice(&f.num::<u32>("serial")?.to_be_bytes());
-            out.extend_from_slice(&f.num::<u16>("flags")?.to_be_bytes());
-            bitmap(f.rest(), &mut out)?;
-        }
         45 => {
             out.push(f.num::<u8>("precedence")?);
             let gt: u8 = f.num("gateway type")?;
@@ -303,16 +434,16 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
                 0 => {}
                 1 => out.extend_from_slice(
                     &gw.parse::<Ipv4Addr>()
-                        .map_err(|_| format!("bad gateway `{gw}`"))?
+                        .map_err(|_| bad("gateway", gw))?
                         .octets(),
                 ),
                 2 => out.extend_from_slice(
                     &gw.parse::<Ipv6Addr>()
-                        .map_err(|_| format!("bad gateway `{gw}`"))?
+                        .map_err(|_| bad("gateway", gw))?
                         .octets(),
                 ),
-                3 => name_wire(&name(gw, origin)?, &mut out),
-                _ => return Err(format!("unknown gateway type {gt}")),
+                3 => name_wire(&name(gw, origin)?, out),
+                _ => return Err(SyntaxError::GatewayType(gt)),
             }
             out.extend(b64(&f.joined())?);
         }
@@ -326,92 +457,38 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
             out.extend(hit);
             out.extend(pk);
             for t in f.rest() {
-                name_wire(&name(&t.text, origin)?, &mut out);
+                name_wire(&name(&t.text, origin)?, out);
             }
         }
-        22 => {
-            let t = f.joined();
-            let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(&t);
-            out.extend(hex(&t.replace('.', ""))?);
-        }
-        30 => {
-            f.name("next name", &mut out)?;
-            // RFC 2535 bit map: bit N set for type N (types < 128).
-            let mut bits = [0u8; 16];
-            let mut max = 0;
-            for t in f.rest() {
-                let c = type_code(&t.text).ok_or_else(|| format!("unknown type `{}`", t.text))?;
-                if c >= 128 {
-                    return Err("NXT bit maps hold types below 128".into());
-                }
-                bits[c as usize / 8] |= 0x80 >> (c % 8);
-                max = max.max(c as usize / 8 + 1);
-            }
-            out.extend_from_slice(&bits[..max]);
-        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The forms with a grammar of their own ([`super::complex`]) and DSYNC.
+fn own_grammar(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
+    match code {
+        29 => loc(f, out)?,
         // SVCB HTTPS
-        64 | 65 => svcb(&mut f, &mut out)?,
-        // NSAP-PTR
-        23 => f.name("name", &mut out)?,
-        // PX: preference, MAP822, MAPX400
-        26 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.name("MAP822", &mut out)?;
-            f.name("MAPX400", &mut out)?;
-        }
-        // GPOS: longitude, latitude, altitude as strings
-        27 => {
-            for what in ["longitude", "latitude", "altitude"] {
-                f.string(what, &mut out)?;
-            }
-        }
-        11 => wks(&mut f, &mut out)?,
-        42 => apl(&mut f, &mut out)?,
+        64 | 65 => svcb(f, out)?,
+        11 => wks(f, out)?,
+        42 => apl(f, out)?,
         // DSYNC: rrtype, scheme, port, target
         66 => {
             let t = f.text("type")?;
-            let rt = rtype(t).ok_or_else(|| format!("unknown type `{t}`"))?;
+            let rt = rtype(t).ok_or_else(|| SyntaxError::UnknownType(t.to_string()))?;
             out.extend_from_slice(&u16::from(rt).to_be_bytes());
             let scheme = f.text("scheme")?;
             out.push(match scheme.to_ascii_uppercase().as_str() {
                 "NOTIFY" => 1,
-                n => n.parse().map_err(|_| format!("unknown scheme `{scheme}`"))?,
+                n => n.parse().map_err(|_| unknown("scheme", scheme))?,
             });
             out.extend_from_slice(&f.num::<u16>("port")?.to_be_bytes());
-            f.name("target", &mut out)?;
+            f.name("target", out)?;
         }
-        // NID L64: preference, 64-bit as four 16-bit hex groups
-        104 | 106 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            let t = f.text("locator")?;
-            let groups: Vec<&str> = t.split(':').collect();
-            if groups.len() != 4 {
-                return Err(format!("`{t}`: four 16-bit hex groups separated by `:`"));
-            }
-            for g in groups {
-                let v = u16::from_str_radix(g, 16).map_err(|_| format!("bad hex `{g}`"))?;
-                out.extend_from_slice(&v.to_be_bytes());
-            }
-        }
-        // L32: preference, IPv4-style locator
-        105 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            let a: Ipv4Addr = f.num("locator")?;
-            out.extend_from_slice(&a.octets());
-        }
-        // LP: preference, FQDN
-        107 => {
-            out.extend_from_slice(&f.num::<u16>("preference")?.to_be_bytes());
-            f.name("FQDN", &mut out)?;
-        }
-        _ => {
-            return Err(format!(
-                "type {rt} cannot be written in presentation form here; use the generic form `\\# LENGTH HEX` (RFC 3597)"
-            ))
-        }
+        _ => return Ok(false),
     }
-    f.done()?;
-    Ok(out)
+    Ok(true)
 }
 
 #[cfg(test)]
