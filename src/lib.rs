@@ -33,6 +33,7 @@ pub mod daemon;
 pub mod decide;
 pub mod dns;
 pub mod geo;
+pub mod load;
 pub mod monitor;
 pub mod ops;
 pub mod proto;

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use super::etcd::{Compare, Etcd, EtcdError, Op};
 use super::{ClusterStats, Keys};
 use crate::decide::state::{PersistedState, ServiceState};
-use crate::decide::{Event, SharedState};
+use crate::decide::{Event, SharedError, SharedState};
 
 /// Keys per transaction (etcd's limit is 128 operations and 128 compares;
 /// the fence takes two compares).
@@ -63,17 +63,10 @@ pub(super) struct Written {
     serials: (BTreeMap<String, u32>, i64),
 }
 
-/// Why the shared state could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("this node does not hold the leadership")]
-    NotLeader,
-    #[error(
-        "leadership lost or the shared state changed under this leader: the fenced write was refused"
-    )]
-    Fenced,
-    #[error(transparent)]
-    Etcd(#[from] EtcdError),
+impl From<EtcdError> for SharedError {
+    fn from(e: EtcdError) -> SharedError {
+        SharedError::Store(e.to_string())
+    }
 }
 
 impl Store {
@@ -136,8 +129,8 @@ impl Store {
         out
     }
 
-    fn write(&self, state: &PersistedState) -> Result<(), StoreError> {
-        let fence = self.fence.lock().unwrap().ok_or(StoreError::NotLeader)?;
+    fn write(&self, state: &PersistedState) -> Result<(), SharedError> {
+        let fence = self.fence.lock().unwrap().ok_or(SharedError::NotLeader)?;
         let mut guard = self.written.lock().unwrap();
         if guard.as_ref().is_none_or(|w| w.fence != fence) {
             *guard = Some(self.block(self.read(fence))?);
@@ -169,7 +162,7 @@ impl Store {
                     None => {
                         *guard = None;
                         *self.fence.lock().unwrap() = None;
-                        return Err(StoreError::Fenced);
+                        return Err(SharedError::Fenced);
                     }
                 },
             };
@@ -217,8 +210,8 @@ impl Store {
 }
 
 impl SharedState for Store {
-    fn save(&self, state: &PersistedState) -> Result<(), String> {
-        self.write(state).map_err(|e| e.to_string())
+    fn save(&self, state: &PersistedState) -> Result<(), SharedError> {
+        self.write(state)
     }
 
     fn record(&self, e: &Event) {

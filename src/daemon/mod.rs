@@ -15,7 +15,6 @@
 //! contain stage logic: each stage lives in its module.
 
 mod certaudit;
-mod load;
 pub mod logging;
 pub mod privileges;
 mod signals;
@@ -34,10 +33,9 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::decide::ControllerHandle;
+pub use crate::load::{load, LoadError, Loaded, Overrides, ReloadError, ReloadRequest, Source};
 use crate::replicate::ProtocolHandler;
 use crate::snapshot::Snapshot;
-pub use load::{load, LoadError, Loaded, Overrides, Source};
-pub use signals::{ReloadError, ReloadRequest};
 
 /// Why ggond could not start serving: the step and its cause (ggond logs
 /// it and exits 1).

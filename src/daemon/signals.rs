@@ -13,28 +13,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use super::load::{load, LoadError, Source};
 use super::systemd::Notify;
 use crate::config::Config;
-use crate::decide::{Actor, Command, ControllerHandle, CtlError};
-
-/// Asks the daemon to re-read config and zones; answered with a summary or
-/// why nothing changed.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, ReloadError>>;
-
-/// Why a reload changed nothing: the running configuration stays.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The config, a zone file or a key does not load.
-    #[error("{0}")]
-    Load(#[from] LoadError),
-    /// The thread reading the files ended without an answer.
-    #[error("{0}")]
-    Task(#[from] tokio::task::JoinError),
-    /// The controller refused the new configuration, or is stopping.
-    #[error("{0}")]
-    Controller(#[from] CtlError),
-}
+use crate::decide::{Actor, Command, ControllerHandle};
+use crate::load::{load, ReloadError, ReloadRequest, Source};
 
 /// The signals ggond answers, taken over before anything else starts: a
 /// signal that arrives while the stages start (a SIGTERM right after the

@@ -49,7 +49,7 @@ impl Controller {
             if self.role != Role::Leader {
                 return Err(PersistError::NotLeader);
             }
-            shared.save(&state).map_err(PersistError::Shared)?;
+            shared.save(&state)?;
             // Durable in etcd: the local copy (what a restart answers if etcd
             // is away) follows at the next tick, off the change's path (at
             // 10,000 services it is a file of megabytes).

@@ -71,7 +71,7 @@ use history::History;
 use policy::Cause;
 pub use requests::{Actor, Command, ControllerHandle, CtlError, Reply};
 use service::{Drill, ServiceRt, DEFAULT};
-pub use shared::{PersistError, Role, SharedState, Verdicts};
+pub use shared::{PersistError, Role, SharedError, SharedState, Verdicts};
 use state::{Loaded, PersistedState, StateStore};
 pub use views::{ChangeView, DrillView, Mode, StatusView};
 

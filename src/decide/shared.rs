@@ -46,14 +46,28 @@ pub enum PersistError {
     )]
     NotLeader,
     #[error("the cluster store did not take the change ({0}): nothing was changed")]
-    Shared(String),
+    Shared(#[from] SharedError),
+}
+
+/// Why the cluster's shared store did not take a write.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("this node does not hold the leadership")]
+    NotLeader,
+    #[error(
+        "leadership lost or the shared state changed under this leader: the fenced write was refused"
+    )]
+    Fenced,
+    /// The store could not be reached or refused the request (its words).
+    #[error("{0}")]
+    Store(String),
 }
 
 /// The shared store of a cluster, as the leader writes it.
 pub trait SharedState: Send + Sync {
     /// Write the state if and only if this node still holds the leadership
     /// it was given (a deposed leader's write must fail).
-    fn save(&self, state: &PersistedState) -> Result<(), String>;
+    fn save(&self, state: &PersistedState) -> Result<(), SharedError>;
     /// Add an event to the shared history (leader only; best effort).
     fn record(&self, e: &Event);
 }

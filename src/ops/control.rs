@@ -26,9 +26,9 @@ use super::auth::{auth, Gate};
 use super::extract::{Body, Params};
 use super::limits::{bounded_body, Limits};
 use super::tokens::Token;
-use crate::daemon::ReloadRequest;
 use crate::decide::requests::{DrainRequest, DrillRequest, HistoryQuery, RemapRequest};
 use crate::decide::{Actor, Command, ControllerHandle, CtlError};
+use crate::load::ReloadRequest;
 
 #[derive(Clone)]
 struct AppState {

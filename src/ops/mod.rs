@@ -13,8 +13,8 @@
 //!
 //! Hands on: operator requests, as typed [`crate::decide::Command`]s, to the
 //! controller; a reload request to the daemon's reload loop
-//! ([`crate::daemon::ReloadRequest`], answered with a typed
-//! [`crate::daemon::ReloadError`]). It must not change service state itself, run checks or touch
+//! ([`crate::load::ReloadRequest`], answered with a typed
+//! [`crate::load::ReloadError`]). It must not change service state itself, run checks or touch
 //! zone data: everything it shows comes from the controller's views and the
 //! query path's counters, and everything it changes goes through the
 //! controller, the single writer.

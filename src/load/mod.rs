@@ -3,7 +3,13 @@
 //!
 //! `ggond --check-config`, start-up and reload all go through [`load`], so
 //! what the check accepts is what start accepts, and a bad file is rejected
-//! while a running instance keeps serving.
+//! while a running instance keeps serving. The reload request the control
+//! API sends ([`ReloadRequest`]) and why a reload changed nothing
+//! ([`ReloadError`]) live here too, so that the control API and the daemon
+//! both depend on loading and not on each other.
+//!
+//! Owns: reading files into a validated [`Loaded`]; hands it to the daemon
+//! (start) and the controller (reload). It must not start anything.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -332,4 +338,22 @@ fn line_of_owner(file: &Path, fqdn: &str, origin: &str) -> Option<usize> {
             owner == fqdn || Some(&owner) == relative.as_ref()
         })
         .map(|i| i + 1)
+}
+
+/// Asks the daemon to re-read config and zones; answered with a summary or
+/// why nothing changed.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, ReloadError>>;
+
+/// Why a reload changed nothing: the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config, a zone file or a key does not load.
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    /// The thread reading the files ended without an answer.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The controller refused the new configuration, or is stopping.
+    #[error("{0}")]
+    Controller(#[from] crate::decide::CtlError),
 }
