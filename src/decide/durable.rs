@@ -70,11 +70,31 @@ impl Controller {
         let outer = self.deferred.replace(Some(super::Deferred::default()));
         let r = f(self);
         let done = self.deferred.replace(outer).unwrap_or_default();
+        self.publish_together(done.publish);
         if done.persist {
             self.persist_or_log();
         }
         self.record_all(done.events);
         r
+    }
+
+    /// Publish the zone answers a batch changed: one compile and one new
+    /// serial per zone (inside an outer batch: left to it).
+    fn publish_together(&mut self, changes: Vec<(hickory_proto::rr::Name, crate::publish::ServiceRecords)>) {
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(d) = self.deferred.borrow_mut().as_mut() {
+            d.publish.extend(changes);
+            return;
+        }
+        let fqdns: Vec<&hickory_proto::rr::Name> = changes.iter().map(|c| &c.0).collect();
+        let serials = self.publisher.serials_after(&fqdns);
+        let n = changes.len();
+        self.publisher.publish_at(changes, &serials);
+        if n > 1 {
+            tracing::info!(answers = n, ?serials, "changes published together");
+        }
     }
 
     pub(super) fn persist_or_log(&self) {

@@ -139,11 +139,14 @@ pub struct Controller {
     local_copy_due: std::cell::Cell<bool>,
 }
 
-/// What a batch of health-driven changes has left to write.
+/// What a batch of health-driven changes has left to publish and write.
 #[derive(Default)]
 struct Deferred {
     persist: bool,
     events: Vec<Event>,
+    /// Zone answers changed by the batch, published together at its end
+    /// (one compile and one serial per zone, not one per service).
+    publish: Vec<(hickory_proto::rr::Name, crate::publish::ServiceRecords)>,
 }
 
 impl Controller {
@@ -288,10 +291,10 @@ impl Controller {
                             Err(_) => break,
                         }
                     }
-                    // Health-driven changes the batch causes (agreed verdicts
-                    // in a cluster) share one state write; operator commands
-                    // in it are each durable before they are answered.
-                    self.in_one_write(|c| c.commands(batch, Now::system()));
+                    // Agreed verdicts in it are each one batch of writes
+                    // (shared.rs); operator commands are each durable and
+                    // published before they are answered.
+                    self.commands(batch, Now::system());
                 }
                 _ = tick.tick() => self.in_one_write(|c| c.tick(Now::system())),
                 _ = shutdown.requested() => break,
@@ -512,6 +515,10 @@ impl Controller {
         let svc = &self.services[si];
         if ri == DEFAULT {
             let (fqdn, records) = (svc.fqdn.clone(), svc.records(svc.active()));
+            if let Some(d) = self.deferred.borrow_mut().as_mut() {
+                d.publish.push((fqdn, records));
+                return None;
+            }
             return self.publisher.publish(&fqdn, records).and_then(|p| p.1);
         }
         self.publish_regions(si);
