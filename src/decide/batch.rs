@@ -60,6 +60,9 @@ impl Controller {
     /// Run commands taken from the queue together, in order.
     pub(super) fn commands(&mut self, batch: Vec<Command>, now: Now) {
         let mut run: Vec<Queued> = Vec::new();
+        // Agreed verdicts queued one after the other (a site failure seen
+        // by the other nodes) are acted on together: one batch of writes.
+        let mut verdicts: crate::decide::Verdicts = Vec::new();
         for cmd in batch {
             match cmd {
                 Command::Remap {
@@ -68,15 +71,28 @@ impl Controller {
                     actor,
                     reply,
                 } if !request.dry_run => {
+                    self.verdict_run(std::mem::take(&mut verdicts), now);
                     run.push((service, request, actor, reply));
+                }
+                Command::ClusterVerdicts { verdicts: more } => {
+                    self.remap_run(std::mem::take(&mut run), now);
+                    verdicts.extend(more);
                 }
                 other => {
                     self.remap_run(std::mem::take(&mut run), now);
+                    self.verdict_run(std::mem::take(&mut verdicts), now);
                     self.command(other, now);
                 }
             }
         }
         self.remap_run(run, now);
+        self.verdict_run(verdicts, now);
+    }
+
+    fn verdict_run(&mut self, verdicts: crate::decide::Verdicts, now: Now) {
+        if !verdicts.is_empty() {
+            self.set_verdicts(verdicts, now);
+        }
     }
 
     /// A run of queued remaps: made together, answered each.

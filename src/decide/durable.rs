@@ -80,7 +80,10 @@ impl Controller {
 
     /// Publish the zone answers a batch changed: one compile and one new
     /// serial per zone (inside an outer batch: left to it).
-    fn publish_together(&mut self, changes: Vec<(hickory_proto::rr::Name, crate::publish::ServiceRecords)>) {
+    fn publish_together(
+        &mut self,
+        changes: Vec<(hickory_proto::rr::Name, crate::publish::ServiceRecords)>,
+    ) {
         if changes.is_empty() {
             return;
         }
