@@ -73,22 +73,8 @@ fn tables(text: &str) -> String {
 
 /// Read the control settings of the config at `path`.
 pub fn control_settings(path: &Path) -> Result<ControlSettings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_path_buf(),
-        line: None,
-        field: String::new(),
-        message: format!("cannot read: {e}"),
-    })?;
-    let part = tables(&text);
-    let t: Tables = toml::from_str(&part).map_err(|e| {
-        let line = e.span().map(|s| super::errors::line_of(&part, s.start));
-        ConfigError {
-            file: path.to_path_buf(),
-            line,
-            field: super::errors::field_from_toml_error(e.message(), &part, e.span()),
-            message: e.message().trim().replace('\n', "; "),
-        }
-    })?;
+    let part = tables(&super::read_text(path)?);
+    let t: Tables = super::from_toml(&part, path)?;
     Ok(ControlSettings {
         listen: t.control.listen,
         tls: t.control.tls_certificate.is_some(),

@@ -456,6 +456,29 @@ impl Default for ServerConfig {
     }
 }
 
+/// A config file's text, or an error naming it.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+/// `text` as `T`, or an error naming the file, line and field.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let msg = e.message();
+        ConfigError {
+            file: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            field: field_from_toml_error(msg, text, e.span()),
+            message: msg.trim().replace('\n', "; "),
+        }
+    })
+}
+
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
