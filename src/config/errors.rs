@@ -5,7 +5,7 @@
 //! that into the field an operator has to fix.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A config error: which file, which line, which field, and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,5 +135,31 @@ fn key_of_value(table: &str, value: &str) -> Option<String> {
         (ends && before.trim_end().ends_with('='))
             .then(|| key_before(before))
             .filter(|k| !k.is_empty())
+    })
+}
+
+/// A config file's text, or an error naming it.
+pub(super) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+/// `text` as `T`, or an error naming the file, line and field.
+pub(super) fn from_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let msg = e.message();
+        ConfigError {
+            file: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            field: field_from_toml_error(msg, text, e.span()),
+            message: msg.trim().replace('\n', "; "),
+        }
     })
 }

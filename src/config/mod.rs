@@ -37,7 +37,7 @@ pub use check::{BadQuery, CheckConfig, CheckKind, DnsCheck, DnsQuery};
 pub use control::{ControlConfig, ControlLimits};
 pub use dnssec::{DenialConfig, DnssecConfig};
 
-use errors::{field_from_toml_error, line_of};
+use errors::{from_toml, line_of, read_text};
 pub use errors::{ConfigError, Place};
 
 /// The whole file.
@@ -456,53 +456,15 @@ impl Default for ServerConfig {
     }
 }
 
-/// A config file's text, or an error naming it.
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_path_buf(),
-        line: None,
-        field: String::new(),
-        message: format!("cannot read: {e}"),
-    })
-}
-
-/// `text` as `T`, or an error naming the file, line and field.
-fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let msg = e.message();
-        ConfigError {
-            file: path.to_path_buf(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            field: field_from_toml_error(msg, text, e.span()),
-            message: msg.trim().replace('\n', "; "),
-        }
-    })
-}
-
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            field: String::new(),
-            message: format!("cannot read: {e}"),
-        })?;
-        Config::parse(&text, path)
+        Config::parse(&read_text(path)?, path)
     }
 
     /// Parse and validate config text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            let msg = e.message();
-            ConfigError {
-                file: path.to_path_buf(),
-                line,
-                field: field_from_toml_error(msg, text, e.span()),
-                message: msg.trim().replace('\n', "; "),
-            }
-        })?;
+        let mut cfg: Config = from_toml(text, path)?;
         cfg.path = path.to_path_buf();
         let read = cfg.validate(text)?;
         for (r, prefixes) in cfg.regions.iter_mut().zip(read.regions) {
