@@ -37,23 +37,16 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
+from .common import HZ, cpu_ticks, free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ETCD = "/usr/bin/etcd"
-TICKS = os.sysconf("SC_CLK_TCK")
 PREFIX = "/ggon-scale/"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """utime + stime of a process (and its reaped children), in seconds."""
+    return cpu_ticks(pid) / HZ
 
 
 def gateway(port, path, body):

@@ -92,6 +92,19 @@ impl Now {
     }
 }
 
+/// `first` and whatever else is queued behind it, up to [`batch::MAX`]:
+/// taken without waiting to fill a batch, so a lone message is not delayed.
+fn with_queued<T>(first: T, rx: &mut mpsc::Receiver<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < batch::MAX {
+        match rx.try_recv() {
+            Ok(m) => batch.push(m),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
 /// Said of a deadline that passed while ggond was not running.
 fn late_note(late: bool, deadline: u64) -> String {
     if !late {
@@ -271,26 +284,14 @@ impl Controller {
                 Some(obs) = observations.recv() => {
                     // Whatever else is queued is taken too: a site failure
                     // moves its services with one state write.
-                    let mut batch = vec![obs];
-                    while batch.len() < batch::MAX {
-                        match observations.try_recv() {
-                            Ok(o) => batch.push(o),
-                            Err(_) => break,
-                        }
-                    }
+                    let batch = with_queued(obs, &mut observations);
                     let now = Now::system();
                     self.in_one_write(|c| batch.into_iter().for_each(|o| c.observe(o, now)));
                 }
                 Some(cmd) = commands.recv() => {
                     // Whatever else is queued is taken too: remaps that
                     // arrive together share their writes (batch.rs).
-                    let mut batch = vec![cmd];
-                    while batch.len() < batch::MAX {
-                        match commands.try_recv() {
-                            Ok(c) => batch.push(c),
-                            Err(_) => break,
-                        }
-                    }
+                    let batch = with_queued(cmd, &mut commands);
                     // Agreed verdicts in it are each one batch of writes
                     // (shared.rs); operator commands are each durable and
                     // published before they are answered.
