@@ -69,6 +69,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Checker(#[from] crate::monitor::CheckerError),
+    #[error("starting the health-check threads: {0}")]
+    CheckThreads(std::io::Error),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
 }

@@ -326,8 +326,13 @@ pub fn checks(
     let checker = Arc::new(crate::monitor::Checker::new()?);
     let (tx, rx) = mpsc::channel(1024);
     let stop = a.tasks.signal(Phase::Producers);
-    let probes = crate::monitor::run_probes(checker, config, tx, stop);
-    a.tasks.spawn(Phase::Producers, "health checks", probes);
+    // On threads of their own (see monitor::runtime): a backlog of checks
+    // must never delay the control API, the cluster session or answers.
+    let rt = crate::monitor::runtime::build().map_err(StartError::CheckThreads)?;
+    a.tasks
+        .spawn_blocking(Phase::Producers, "health checks", move || {
+            rt.block_on(crate::monitor::run_probes(checker, config, tx, stop))
+        });
     Ok(rx)
 }
 

@@ -3,7 +3,8 @@
 //! Owns: running one health check (TCP connect, HTTP(S) GET, DNS query or a
 //! local command) within its timeout and reducing it to a [`CheckOutcome`]
 //! ([`run_check`]), and the per-target schedule that runs those checks and
-//! reports [`Observation`]s on a channel ([`spawn_probes`]); and the TLS
+//! reports [`Observation`]s on a channel ([`spawn_probes`]), on threads of
+//! their own ([`runtime`]); and the TLS
 //! certificate audit of https targets ([`certs`]: is the chain valid for the
 //! service's name, how many days are left), used by `ggon-ctl audit-certs`
 //! and by ggond's periodic audit.
@@ -32,6 +33,7 @@ mod exec;
 pub mod health;
 mod http;
 pub use http::http_error_detail;
+pub mod runtime;
 mod tcp;
 #[cfg(test)]
 mod tests;
