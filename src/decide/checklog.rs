@@ -10,8 +10,8 @@
 //!
 //! Bounded: at most [`MAX_RUNS`] runs and [`MAX_SAMPLES`] samples per
 //! target, runs older than the window are dropped, and at most
-//! [`MAX_TARGETS`] targets are kept (the least recently checked goes first,
-//! so targets removed by a reload age out).
+//! [`MAX_TARGETS`] targets are kept (when full, the least recently checked
+//! eighth goes, so targets removed by a reload age out).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -99,6 +99,25 @@ pub struct CheckLog {
     targets: Mutex<HashMap<(String, String), TargetLog>>,
 }
 
+/// Drop the `n` least recently checked targets, in one pass. One at a
+/// time, each new target scanned the whole map: with more targets than
+/// [`MAX_TARGETS`] (20,000 at 10,000 services) that was every check, and
+/// 11 % of a cluster node's CPU.
+fn evict_oldest(map: &mut HashMap<(String, String), TargetLog>, n: usize) {
+    let mut ages: Vec<u64> = map.values().map(|l| l.last).collect();
+    let n = n.clamp(1, ages.len().max(1));
+    if ages.is_empty() {
+        return;
+    }
+    let (_, &mut cut, _) = ages.select_nth_unstable(n - 1);
+    let mut left = n;
+    map.retain(|_, l| {
+        let drop = left > 0 && l.last <= cut;
+        left -= usize::from(drop);
+        !drop
+    });
+}
+
 fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -113,13 +132,7 @@ impl CheckLog {
         let mut map = self.targets.lock().expect("not poisoned");
         let key = (service.to_string(), target.to_string());
         if !map.contains_key(&key) && map.len() >= MAX_TARGETS {
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, l)| l.last)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+            evict_oldest(&mut map, MAX_TARGETS / 8);
         }
         let log = map.entry(key).or_default();
         f(log);
@@ -230,6 +243,12 @@ mod tests {
         for i in 0..(MAX_TARGETS + 10) {
             log.record("s", &format!("t{i}"), &outcome(t0 + i as u64, true));
         }
-        assert_eq!(log.targets.lock().unwrap().len(), MAX_TARGETS);
+        let map = log.targets.lock().unwrap();
+        assert!(map.len() <= MAX_TARGETS);
+        // The least recently checked went first; the latest are all kept.
+        assert!(!map.contains_key(&("s".to_string(), "t0".to_string())));
+        let last = format!("t{}", MAX_TARGETS + 9);
+        assert!(map.contains_key(&("s".to_string(), last)));
+        assert!(map.len() > MAX_TARGETS - MAX_TARGETS / 8);
     }
 }
