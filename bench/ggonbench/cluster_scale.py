@@ -9,12 +9,17 @@ site failure (10 % of the primaries stop at once: time until every node
 answers every backup). Optional: all three nodes restarted at once, and
 etcd stopped for a while then started (time to a stable leader again).
 
-Also optional: a remap storm (K remaps through the leader's control API,
-twice: etcd's database size after each K) and the CPU of a single ggond
+Also optional: a remap storm (K remaps through the leader's control API
+from C clients at once, twice: etcd's database size after each K) and the CPU of a single ggond
 with the same services and no cluster, for comparison.
 
 Usage: scripts/bench --cluster-scale N [--steady S] [--remaps R] [--restart]
-       [--etcd-outage S] [--storm K] [--single] [--no-build] [--json FILE]
+       [--etcd-outage S] [--storm K [--storm-clients C]] [--pinned] [--single]
+       [--no-build] [--json FILE]
+
+--pinned starts every node from a local state with every service pinned
+(the first leader writes it all to etcd: the largest requests a cluster
+sends); the largest request any node sent is read from its /metrics.
 Saves bench/results/DATE-HOST-cluster-scale-N.json unless --json names a file.
 Only 127.0.0.1 is used; every process started here is stopped by its PID.
 """
@@ -219,17 +224,52 @@ class Bench:
                 n += f.read().count(text)
         return n
 
+    def node_metrics(self, node, names):
+        """The values of the metrics `names` on `node` (its /metrics)."""
+        out = {}
+        req = urllib.request.Request(f"http://127.0.0.1:{node['ctl']}/metrics",
+                                     headers={"Authorization": "Bearer scale-bench-token-0123456789abcdef"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                for line in r.read().decode().splitlines():
+                    name, _, value = line.partition(" ")
+                    if name in names:
+                        out[name] = float(value)
+        except (OSError, ValueError):
+            pass
+        return out
+
+    def agreed_leader(self):
+        """The leader as the nodes themselves see it: exactly one node says
+        it leads, and every node reaches etcd and counts 3 members (etcd's
+        keys alone can still show a leader whose lease has not run out)."""
+        names = {"ggon_cluster_leader", "ggon_cluster_connected", "ggon_cluster_members"}
+        views = [self.node_metrics(n, names) for n in self.nodes]
+        leaders = [n["name"] for n, v in zip(self.nodes, views) if v.get("ggon_cluster_leader") == 1]
+        if len(leaders) == 1 and all(v.get("ggon_cluster_connected") == 1 and v.get("ggon_cluster_members") == 3
+                                     for v in views):
+            return leaders[0]
+        return None
+
     # -- measurements ---------------------------------------------------------
-    def wait_stable(self, limit):
-        """Until a leader is elected, every node has joined and every node
-        answers DNS for a sample of services."""
+    def wait_stable(self, limit, hold=5.0):
+        """Until one leader is agreed by every node, every node has joined
+        and answers DNS for a sample of services, and that lasts `hold`
+        seconds with the same leader. Returns when that leader was first
+        seen (None: not within `limit`)."""
         t0 = time.time()
         sample = sorted({0, self.n // 2, self.n - 1})
-        while time.time() - t0 < limit:
-            if self.leader() and self.members() == 3 and all(
-                    self.answer(node, i) is not None for node in self.nodes for i in sample):
-                return time.time() - t0
-            time.sleep(0.2)
+        last, since = None, None
+        while time.time() - t0 < limit + hold:
+            leader = self.agreed_leader()
+            if leader and all(self.answer(node, i) is not None for node in self.nodes for i in sample):
+                if leader != last:
+                    last, since = leader, time.time()
+                elif time.time() - since >= hold:
+                    return since - t0 if since - t0 <= limit else None
+            else:
+                last = None
+            time.sleep(0.3)
         return None
 
     def steady(self, seconds):
@@ -286,25 +326,57 @@ class Bench:
             time.sleep(0.1)
         return None
 
-    def storm(self, count):
+    def storm(self, count, clients, offset=0):
         """`count` remaps through the leader's control API (pins to the
-        backup and back, over every service), as fast as it takes them."""
+        backup and back, over every service), from `clients` operators at
+        once, each waiting for its answer before the next."""
         import http.client
+        import threading
         leader = self.leader()
         node = next(n for n in self.nodes if n["name"] == leader)
-        conn = http.client.HTTPConnection("127.0.0.1", node["ctl"], timeout=30)
         headers = {"Authorization": "Bearer scale-bench-token-0123456789abcdef",
                    "Content-Type": "application/json"}
-        t0, failed = time.time(), 0
-        for j in range(count):
-            i = j % self.n
-            to = "backup" if (j // self.n) % 2 == 0 else "primary"
-            body = json.dumps({"to": to, "force": True, "reason": "storm"})
-            conn.request("POST", f"/v1/services/s{i}/remap", body, headers)
-            r = conn.getresponse()
-            r.read()
-            failed += r.status != 200
-        return time.time() - t0, failed
+        failed = [0] * clients
+
+        def client(c):
+            conn = http.client.HTTPConnection("127.0.0.1", node["ctl"], timeout=30)
+            for j in range(offset + c, offset + count, clients):
+                i = j % self.n
+                to = "backup" if (j // self.n) % 2 == 0 else "primary"
+                body = json.dumps({"to": to, "force": True, "reason": "storm"})
+                try:
+                    conn.request("POST", f"/v1/services/s{i}/remap", body, headers)
+                    r = conn.getresponse()
+                    r.read()
+                    failed[c] += r.status != 200
+                except OSError:
+                    failed[c] += 1
+                    conn = http.client.HTTPConnection("127.0.0.1", node["ctl"], timeout=30)
+
+        t0 = time.time()
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.time() - t0, sum(failed)
+
+    def largest_request(self):
+        """The largest etcd transaction any node sent (its /metrics)."""
+        name = "ggon_etcd_largest_request_bytes"
+        return int(max(self.node_metrics(n, {name}).get(name, 0) for n in self.nodes))
+
+    def pin_all(self):
+        """Every node starts from a local state with every service pinned to
+        its backup: the first leader brings it into etcd (the largest
+        writes a cluster makes)."""
+        now = int(time.time())
+        pin = {"target": "backup", "reason": "pinned by the scale benchmark, a longer reason as operators write them",
+               "author": "bench-operator", "since": now}
+        state = {"services": {f"s{i}": {"active": "backup", "pin": pin} for i in range(self.n)}, "serials": {}}
+        for k in range(3):
+            with open(os.path.join(self.dir, f"node{k}", "state.json"), "w") as f:
+                json.dump(state, f)
 
     def single_cpu(self, seconds):
         """The same services on one ggond without a cluster."""
@@ -340,19 +412,7 @@ class Bench:
             cmd = [c for c in self.etcd_cmds[i]]
             cmd[cmd.index("new")] = "existing"
             self.start(f"etcd{i}", cmd, f"etcd{i}.log")
-        t0 = time.time()
-        while time.time() - t0 < limit:
-            if self.leader() and self.members() == 3:
-                break
-            time.sleep(0.2)
-        else:
-            return None
-        took = time.time() - t0
-        # Stable: the same leader for 5 s.
-        first = self.leader()
-        time.sleep(5)
-        return took if self.leader() == first else None
-
+        return self.wait_stable(limit)
 
 def addr(i, which):
     """Service i's target address (which: 0 primary, 1 backup): 127.x.y.z."""
@@ -367,6 +427,8 @@ def main(argv):
     ap.add_argument("--restart", action="store_true")
     ap.add_argument("--etcd-outage", type=float, default=0)
     ap.add_argument("--storm", type=int, default=0)
+    ap.add_argument("--storm-clients", type=int, default=8)
+    ap.add_argument("--pinned", action="store_true")
     ap.add_argument("--single", action="store_true")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json")
@@ -381,6 +443,8 @@ def main(argv):
         b.build()
         b.start_etcd()
         b.write_configs()
+        if args.pinned:
+            b.pin_all()
         b.start_nodes()
         result["start_s"] = b.wait_stable(120)
         print(f"N={args.services}: leader and every node answering after {result['start_s']} s", flush=True)
@@ -398,19 +462,21 @@ def main(argv):
         print(f"  remap via a follower: p50 {result.get('remap_p50_ms')} ms, max {result.get('remap_max_ms')} ms, "
               f"every node answers at return {result.get('remap_all_nodes_answer')}, "
               f"{result.get('bytes_per_remap')} bytes written per remap; etcd {size} bytes, {keys} keys", flush=True)
+        result["largest_request_bytes"] = b.largest_request()
+        print(f"  largest etcd request any node sent: {result['largest_request_bytes']} bytes", flush=True)
         result["site_failure_s"] = b.site_failure(60)
         print(f"  {len(b.site)} primaries stopped at once: every node answers every backup after "
               f"{result['site_failure_s']} s (fall 2 x interval 5 s + 3 s = 13 s allowed)", flush=True)
         if args.storm:
-            took, failed = b.storm(args.storm)
-            first, _ = b.etcd_size()
+            took, failed = b.storm(args.storm, args.storm_clients)
             time.sleep(35)  # the leader's housekeeping compacts
-            took2, failed2 = b.storm(args.storm)
+            first, _ = b.etcd_size()
+            took2, failed2 = b.storm(args.storm, args.storm_clients, offset=args.storm)
             time.sleep(35)
             second, keys = b.etcd_size()
             result.update(storm=args.storm, storm_s=[round(took, 1), round(took2, 1)],
                           storm_failed=failed + failed2, etcd_db_after_storms=[first, second])
-            print(f"  {args.storm} remaps through the leader in {took:.1f} s and again in {took2:.1f} s "
+            print(f"  {args.storm} remaps through the leader ({args.storm_clients} clients) in {took:.1f} s and again in {took2:.1f} s "
                   f"({failed + failed2} refused): etcd {first} then {second} bytes, {keys} keys", flush=True)
         if args.single:
             result["single_cpu_pct"] = b.single_cpu(args.steady)
@@ -420,7 +486,7 @@ def main(argv):
             print(f"  all three nodes restarted at once: stable again after {result['restart_all_s']} s", flush=True)
         if args.etcd_outage:
             result["etcd_outage_s"] = args.etcd_outage
-            result["after_outage_s"] = b.etcd_outage(args.etcd_outage, 120)
+            result["after_outage_s"] = b.etcd_outage(args.etcd_outage, 60)
             print(f"  etcd stopped for {args.etcd_outage:.0f} s: a stable leader again after "
                   f"{result['after_outage_s']} s", flush=True)
     finally:

@@ -119,6 +119,15 @@ pub enum Op {
     DeleteRange(String, Vec<u8>),
 }
 
+impl Compare {
+    fn size(&self) -> u64 {
+        match self {
+            Compare::CreateRevision(k, _) | Compare::ModRevision(k, _) => k.len() as u64,
+            Compare::Value(k, v) => (k.len() + v.len()) as u64,
+        }
+    }
+}
+
 impl Op {
     fn size(&self) -> u64 {
         match self {
@@ -153,7 +162,15 @@ pub struct EtcdStats {
     /// Bytes of keys and values written (puts and deletes).
     pub bytes_written: AtomicU64,
     pub txns: AtomicU64,
+    /// The largest transaction sent, in bytes: its keys and values plus
+    /// [`OP_OVERHEAD`] per compare and operation (etcd refuses a request
+    /// over `--max-request-bytes`, 1.5 MiB by default).
+    pub largest_request: AtomicU64,
 }
+
+/// What a compare or an operation adds to a request besides its keys and
+/// values (field tags, lengths, the lease and revision numbers): a bound.
+pub const OP_OVERHEAD: u64 = 32;
 
 /// How to reach etcd.
 pub struct EtcdSettings<'a> {
@@ -396,6 +413,13 @@ impl Etcd {
             .and_then(ops(then))
             .or_else(ops(otherwise));
         let written: u64 = then.iter().map(Op::size).sum();
+        let request: u64 = written
+            + otherwise.iter().map(Op::size).sum::<u64>()
+            + compare.iter().map(Compare::size).sum::<u64>()
+            + OP_OVERHEAD * (compare.len() + then.len() + otherwise.len()) as u64;
+        self.stats
+            .largest_request
+            .fetch_max(request, Ordering::Relaxed);
         let r = self
             .call(|mut c| {
                 let txn = txn.clone();

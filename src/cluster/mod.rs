@@ -157,6 +157,7 @@ impl ClusterStats {
             latency_us: r(&etcd.latency_us),
             slow: r(&etcd.slow),
             bytes_written: r(&etcd.bytes_written),
+            largest_request: r(&etcd.largest_request),
             last_change_bytes: r(&self.last_change_bytes),
             votes_pending: r(&self.votes_pending),
             leader_changes: r(&self.leader_changes),

@@ -103,6 +103,8 @@ pub struct EtcdView {
     /// Bytes this node wrote to etcd, and the last shared-state change's.
     pub bytes_written: u64,
     pub last_change_bytes: u64,
+    /// The largest request this node sent to etcd (bytes, a bound).
+    pub largest_request: u64,
     /// Vote buckets changed and not yet written.
     pub votes_pending: u64,
     /// Leader changes this node saw.

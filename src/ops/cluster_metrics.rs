@@ -11,7 +11,7 @@ use crate::decide::views::EtcdView;
 
 /// Cluster mode: how this node's use of etcd goes, and etcd's space.
 pub fn register(reg: &mut Registry, e: &EtcdView) {
-    let gauges: [(&str, &str, i64); 6] = [
+    let gauges: [(&str, &str, i64); 7] = [
         (
             "ggon_etcd_db_size_bytes",
             "Cluster mode: etcd's database size as last seen",
@@ -41,6 +41,11 @@ pub fn register(reg: &mut Registry, e: &EtcdView) {
             "ggon_cluster_last_change_bytes",
             "Cluster mode: bytes the last shared-state write put in etcd",
             e.last_change_bytes as i64,
+        ),
+        (
+            "ggon_etcd_largest_request_bytes",
+            "Cluster mode: the largest transaction this node sent to etcd, in bytes (keys, values and 32 per operation: a bound); etcd refuses requests over --max-request-bytes, 1.5 MiB by default",
+            e.largest_request as i64,
         ),
     ];
     for (name, help, v) in gauges {
