@@ -184,7 +184,8 @@ impl ClusterHandle {
         self.view.lock().unwrap().role == crate::decide::Role::Leader
     }
 
-    /// The leader's control API address, if a leader is known.
+    /// The leader's control API as a base URL (`https://` when it serves
+    /// TLS), if a leader is known.
     pub fn leader_control(&self) -> Option<String> {
         let v = self.view.lock().unwrap();
         let leader = v.leader.as_ref()?;
@@ -193,10 +194,9 @@ impl ClusterHandle {
             // no leader to pass a change to until the election is over.
             return None;
         }
-        v.members
-            .iter()
-            .find(|m| &m.node == leader)
-            .and_then(|m| m.control.clone())
+        let m = v.members.iter().find(|m| &m.node == leader)?;
+        let scheme = if m.control_tls { "https" } else { "http" };
+        m.control.as_ref().map(|c| format!("{scheme}://{c}"))
     }
 
     /// The shared state as etcd holds it now (at start, before the first

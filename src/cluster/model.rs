@@ -24,6 +24,9 @@ use crate::decide::views::VerdictView;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Member {
     pub control: String,
+    /// The control API serves TLS: a change is passed on over https.
+    #[serde(default)]
+    pub control_tls: bool,
     pub dns: Vec<SocketAddr>,
     pub since: u64,
 }

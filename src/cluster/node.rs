@@ -47,6 +47,8 @@ const TTL_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
     pub control: SocketAddr,
+    /// The control API serves TLS.
+    pub control_tls: bool,
     pub dns: Vec<SocketAddr>,
 }
 
@@ -357,6 +359,7 @@ impl Node {
         let lease = lease::grant(self.p.etcd.clone(), self.p.lease_ttl).await?;
         let me = Member {
             control: self.info.control.to_string(),
+            control_tls: self.info.control_tls,
             dns: self.info.dns.clone(),
             since: crate::decide::unix_now(),
         };
@@ -560,6 +563,7 @@ impl Node {
             .map(|(name, (m, _))| MemberView {
                 node: name.clone(),
                 control: Some(m.control.clone()),
+                control_tls: m.control_tls,
                 lease_ttl: self.ttls.get(name).copied(),
                 since: Some(m.since),
             })

@@ -30,6 +30,12 @@ pub struct ControlConfig {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) for `tls_certificate`.
     #[serde(default)]
     pub tls_key: Option<Spanned<PathBuf>>,
+    /// Cluster mode with TLS: the CA certificate(s) (PEM) that signed the
+    /// nodes' control certificates. A follower passes an operator's change
+    /// on to the leader over https only if the leader's certificate, for
+    /// its control address, verifies against these (and only these).
+    #[serde(default)]
+    pub tls_ca_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for ControlConfig {
@@ -41,6 +47,7 @@ impl Default for ControlConfig {
             limits: ControlLimits::default(),
             tls_certificate: None,
             tls_key: None,
+            tls_ca_file: None,
         }
     }
 }

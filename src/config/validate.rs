@@ -105,13 +105,26 @@ impl Rules<'_> {
                 "control.tls_certificate",
                 "tls_key is set but tls_certificate is not: TLS needs both".into(),
             )),
-            (Some(c), Some(_)) if self.cfg.cluster.is_some() => Err(self.err(
-                c.span(),
-                "control.tls_certificate",
-                "control TLS is not supported in cluster mode yet: nodes forward changes \
-                 to the leader's control API over plain HTTP"
-                    .into(),
-            )),
+            (Some(c), Some(_)) if self.cfg.cluster.is_some() && control.tls_ca_file.is_none() => {
+                Err(self.err(
+                    c.span(),
+                    "control.tls_ca_file",
+                    "cluster mode with control TLS needs tls_ca_file: the CA that signed the \
+                     nodes' control certificates (a follower verifies the leader's against it \
+                     before it passes an operator's change on)"
+                        .into(),
+                ))
+            }
+            (None, None) if control.tls_ca_file.is_some() => {
+                let ca = control.tls_ca_file.as_ref().expect("checked");
+                Err(self.err(
+                    ca.span(),
+                    "control.tls_ca_file",
+                    "tls_ca_file is set but the control API has no TLS \
+                     (tls_certificate and tls_key)"
+                        .into(),
+                ))
+            }
             _ => Ok(()),
         }
     }

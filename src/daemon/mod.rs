@@ -23,6 +23,7 @@ mod stages;
 pub mod systemd;
 pub mod tasks;
 
+use crate::ops::tls::ControlTls;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,29 +105,37 @@ pub fn bind(cfg: &Config) -> Result<Sockets, StartError> {
 /// The control listener's TLS configuration, if `[control]` asks for TLS:
 /// read at start (and by `--check-config`), before privileges are given up,
 /// so the key file may be readable by root only. Reload keeps it.
-pub fn control_tls(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, LoadError> {
+pub fn control_tls(cfg: &Config) -> Result<Option<ControlTls>, LoadError> {
     let (Some(cert), Some(key)) = (&cfg.control.tls_certificate, &cfg.control.tls_key) else {
         return Ok(None);
     };
-    crate::ops::tls::server_config(cert.get_ref(), key.get_ref())
-        .map(Some)
-        .map_err(|source| {
-            let span = if source.field == "control.tls_key" {
-                key.span()
-            } else {
-                cert.span()
-            };
-            LoadError::ControlTls {
-                at: cfg.place(span, source.field),
-                source: Box::new(source),
-            }
-        })
+    let fail = |source: crate::ops::tls::TlsFileError| {
+        let span = match source.field {
+            "control.tls_key" => key.span(),
+            "control.tls_ca_file" => cfg
+                .control
+                .tls_ca_file
+                .as_ref()
+                .map_or(cert.span(), |c| c.span()),
+            _ => cert.span(),
+        };
+        LoadError::ControlTls {
+            at: cfg.place(span, source.field),
+            source: Box::new(source),
+        }
+    };
+    let server = crate::ops::tls::server_config(cert.get_ref(), key.get_ref()).map_err(fail)?;
+    let peer_roots = match &cfg.control.tls_ca_file {
+        Some(ca) => crate::ops::tls::ca_roots(ca.get_ref()).map_err(fail)?,
+        None => Vec::new(),
+    };
+    Ok(Some(ControlTls { server, peer_roots }))
 }
 
 /// How [`run`] reports that it is serving.
 pub struct RunOptions {
     /// Serve the control API over TLS with this ([`control_tls`]).
-    pub control_tls: Option<Arc<rustls::ServerConfig>>,
+    pub control_tls: Option<ControlTls>,
     /// Write the bound addresses and pid here once serving.
     pub ready_file: Option<PathBuf>,
     /// systemd's notification socket and watchdog (no-op without systemd).
@@ -185,6 +194,7 @@ pub async fn run(
     if let Some((prepared, _)) = cluster {
         let info = crate::cluster::NodeInfo {
             control,
+            control_tls: opts.control_tls.is_some(),
             dns: dns.addrs.clone(),
         };
         stages::cluster_session(&mut a, prepared, info, &handle);

@@ -389,7 +389,7 @@ pub fn dns(
 /// What the control API serves besides the controller.
 pub struct ControlApi {
     pub tokens: Vec<crate::ops::tokens::Token>,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<crate::ops::tls::ControlTls>,
     pub stats: Arc<crate::dns::stats::Stats>,
     pub cluster: Option<crate::cluster::ClusterHandle>,
     pub checks: Arc<CheckLog>,
@@ -415,9 +415,11 @@ pub fn control_api(
         cluster: api.cluster,
         limits: limits.clone(),
         checks: api.checks,
+        peer_roots: api.tls.as_ref().map(|t| t.peer_roots.clone()),
     };
     let router = crate::ops::control::router(handle.clone(), api.tokens, reload_tx, pages);
-    let (tls, stop) = (api.tls.clone(), a.tasks.signal(Phase::Intake));
+    let tls = api.tls.as_ref().map(|t| t.server.clone());
+    let stop = a.tasks.signal(Phase::Intake);
     a.tasks.spawn(Phase::Intake, "control API", async move {
         crate::ops::control::serve(listener, router, limits, tls, stop).await;
     });

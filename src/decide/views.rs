@@ -116,6 +116,9 @@ pub struct MemberView {
     pub node: String,
     /// Its control API (operator calls to a follower go to the leader's).
     pub control: Option<String>,
+    /// Whether that API is served over TLS (https).
+    #[serde(default)]
+    pub control_tls: bool,
     /// Seconds left on its lease (its votes vanish when it runs out).
     pub lease_ttl: Option<i64>,
     /// Unix seconds it joined.

@@ -52,6 +52,9 @@ pub struct Pages {
     pub limits: Arc<Limits>,
     /// Recent check results per target (the health lanes), read only.
     pub checks: Arc<crate::decide::checklog::CheckLog>,
+    /// With control TLS: the CA the leader's certificate is checked
+    /// against when a change is passed on to it (`[control] tls_ca_file`).
+    pub peer_roots: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
 }
 
 fn error_response(e: CtlError) -> Response {
@@ -312,7 +315,10 @@ pub fn router(
         cluster: pages.cluster.clone(),
         checks: pages.checks,
     };
-    let forwarder = pages.cluster.map(super::forward::Forwarder::new);
+    let roots = pages.peer_roots;
+    let forwarder = pages
+        .cluster
+        .map(|c| super::forward::Forwarder::new(c, roots.as_deref()));
     let changes = Router::new()
         .route("/v1/services/{service}/remap", post(remap))
         .route("/v1/services/{service}/release", post(release))

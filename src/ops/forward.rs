@@ -21,6 +21,8 @@ use axum::Json;
 use serde_json::json;
 use tracing::{info, warn};
 
+use rustls::pki_types::CertificateDer;
+
 use crate::cluster::ClusterHandle;
 
 /// Set on a forwarded call, so that it is never forwarded twice.
@@ -34,16 +36,52 @@ pub(super) struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(cluster: ClusterHandle) -> Forwarder {
+    /// `roots`: with control TLS, the CA (`[control] tls_ca_file`) that the
+    /// leader's certificate must verify against, in place of the public
+    /// roots (the nodes' certificates are the operator's own).
+    pub fn new(cluster: ClusterHandle, roots: Option<&[CertificateDer<'static>]>) -> Forwarder {
+        let mut http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy();
+        if let Some(roots) = roots {
+            http = http.tls_built_in_root_certs(false);
+            for der in roots {
+                match reqwest::Certificate::from_der(der) {
+                    Ok(c) => http = http.add_root_certificate(c),
+                    Err(e) => warn!(error = %e, "a tls_ca_file certificate is not usable"),
+                }
+            }
+        }
         Forwarder {
             cluster,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .no_proxy()
-                .build()
-                .expect("HTTP client"),
+            http: http.build().expect("HTTP client"),
         }
     }
+}
+
+/// Why the leader's certificate was not accepted, if that is why the call
+/// failed (the TLS handshake comes before the request: nothing was sent).
+/// rustls's error reaches here wrapped in hyper's and io's errors, whose
+/// layering changes between versions: every cause is looked at, as a
+/// rustls error or by its words ("invalid peer certificate").
+fn certificate_problem(e: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let tls = c.downcast_ref::<rustls::Error>().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+        });
+        match tls {
+            Some(t @ rustls::Error::InvalidCertificate(_)) => return Some(t.to_string()),
+            Some(_) => return None,
+            None if c.to_string().contains("invalid peer certificate") => {
+                return Some(c.to_string())
+            }
+            None => cause = c.source(),
+        }
+    }
+    None
 }
 
 fn unavailable(msg: String) -> Response {
@@ -129,7 +167,7 @@ pub(super) async fn to_leader(
         .uri
         .path_and_query()
         .map_or(parts.uri.path(), |p| p.as_str());
-    let url = format!("http://{leader}{path}");
+    let url = format!("{leader}{path}");
     let mut out = fwd
         .http
         .request(parts.method.clone(), &url)
@@ -151,6 +189,15 @@ pub(super) async fn to_leader(
             r.headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
             r
+        }
+        Err(e) if certificate_problem(&e).is_some() => {
+            let why = certificate_problem(&e).unwrap_or_default();
+            warn!(%path, leader = %leader, error = %why, "the leader's control certificate is not trusted: call refused");
+            unavailable(format!(
+                "the leader's control certificate ({leader}) cannot be verified against \
+                 [control] tls_ca_file: {why}. Nothing was changed; check that every node's \
+                 certificate is signed by that CA and names its control address"
+            ))
         }
         Err(e) if e.is_connect() => {
             warn!(%path, leader = %leader, error = %e, "the leader cannot be reached");

@@ -5,7 +5,8 @@
 //! server configuration (ring provider, the one the whole build uses), with
 //! errors that name the field and the file, and the marker [`OverTls`] that
 //! tells handlers a request came over TLS (the session cookie is then
-//! `Secure`). Accepting and serving connections stays in [`super::limits`].
+//! `Secure`); in a cluster, the CA (`tls_ca_file`) a follower checks the
+//! leader's certificate against before passing a change on. Accepting and serving connections stays in [`super::limits`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,6 +76,32 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(cfg))
 }
 
+/// The CA certificates of `[control] tls_ca_file`, that a follower
+/// verifies the leader's control certificate against.
+pub fn ca_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
+    let err = |problem| TlsFileError {
+        field: "control.tls_ca_file",
+        path: path.to_path_buf(),
+        problem,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(TlsProblem::Read(e)))?;
+    let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(TlsProblem::NotPem(e)))?;
+    if roots.is_empty() {
+        return Err(err(TlsProblem::NoCertificate));
+    }
+    Ok(roots)
+}
+
+/// The control API's TLS: its own server configuration and, in a cluster,
+/// the CA the other nodes' certificates are checked against.
+#[derive(Clone)]
+pub struct ControlTls {
+    pub server: Arc<rustls::ServerConfig>,
+    pub peer_roots: Vec<CertificateDer<'static>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +120,10 @@ mod tests {
         assert_eq!(e.field, "control.tls_certificate");
         assert!(matches!(e.problem, TlsProblem::NoCertificate), "{e:?}");
         assert!(e.to_string().contains("no CERTIFICATE"), "{e:?}");
+        let e = ca_roots(&cert).unwrap_err();
+        assert_eq!(e.field, "control.tls_ca_file");
+        assert!(matches!(e.problem, TlsProblem::NoCertificate), "{e:?}");
+        let e = ca_roots(&dir.path().join("none.pem")).unwrap_err();
+        assert!(e.to_string().contains("none.pem: cannot read"), "{e:?}");
     }
 }

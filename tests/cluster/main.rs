@@ -1,6 +1,7 @@
 //! ggond against a real 3-member etcd cluster on loopback.
 //!
-//! `failures` is the failure table of docs/cluster.md, one test per row.
+//! `failures` is the failure table of docs/cluster.md, one test per row;
+//! `control_tls` the control API over https between nodes.
 //! `harness` proves the etcd harness itself (cluster start, member stop,
 //! kill, pause and restart, the JSON gateway client, the TCP proxy that cuts
 //! one node off from etcd), so when a failover test fails the harness is
@@ -11,6 +12,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod control_tls;
 mod failures;
 mod harness;
 mod nemesis;

@@ -206,11 +206,25 @@ fn bad_control_tls_paths_are_config_errors_naming_field_and_file() {
     assert!(err.contains("field `control.tls_key`"), "{err}");
     let (code, out) = check("control.crt", "control.key");
     assert_eq!(code, Some(0), "{out}");
-    // Not in cluster mode (changes are forwarded to the leader over HTTP).
+    // Cluster mode: the CA the leader's certificate is checked against is
+    // needed, and must be a readable PEM certificate file.
     let cluster = "\n[cluster]\netcd = [\"http://127.0.0.1:2379\"]\nnode = \"a\"\n";
     let (code, err) = check_with("control.crt", "control.key", cluster);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("not supported in cluster mode"), "{err}");
+    assert!(
+        err.contains("field `control.tls_ca_file`") && err.contains("needs tls_ca_file"),
+        "{err}"
+    );
+    let with_ca = |ca: &str| format!("tls_ca_file = \"{ca}\"\n{cluster}");
+    let (code, err) = check_with("control.crt", "control.key", &with_ca("none.pem"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("ggon.toml:8: field `control.tls_ca_file`")
+            && err.contains("none.pem: cannot read"),
+        "{err}"
+    );
+    let (code, out) = check_with("control.crt", "control.key", &with_ca("ca.pem"));
+    assert_eq!(code, Some(0), "{out}");
 }
 
 /// With nothing listening at `--control`, ggon-ctl says why (the refused

@@ -24,12 +24,24 @@ pub struct Nodes {
     pub nodes: Vec<Option<Ggond>>,
     configs: Vec<PathBuf>,
     starts: usize,
+    /// Control TLS: the CA ggon-ctl trusts (see [`Nodes::start_tls`]).
+    ctl_ca: Option<PathBuf>,
 }
 
 impl Nodes {
     /// Start one node per entry of `etcd` (that node's etcd endpoints) with
     /// `services[i]` as its services (TOML `[[service]]` tables).
     pub fn start(etcd: &[Vec<String>], services: &[String]) -> Nodes {
+        Nodes::start_with_ca(etcd, services, None)
+    }
+
+    /// Like [`Nodes::start`] for nodes whose `services[i]` also holds a
+    /// `[control]` table with TLS: ggon-ctl then talks https, trusting `ca`.
+    pub fn start_tls(etcd: &[Vec<String>], services: &[String], ca: &std::path::Path) -> Nodes {
+        Nodes::start_with_ca(etcd, services, Some(ca.to_path_buf()))
+    }
+
+    fn start_with_ca(etcd: &[Vec<String>], services: &[String], ctl_ca: Option<PathBuf>) -> Nodes {
         let dir = tempfile::Builder::new()
             .prefix("ggon-cluster-")
             .tempdir()
@@ -63,6 +75,7 @@ impl Nodes {
             nodes: Vec::new(),
             configs,
             starts: 0,
+            ctl_ca,
         };
         for i in 0..etcd.len() {
             let g = n.launch(i);
@@ -74,12 +87,19 @@ impl Nodes {
     fn launch(&mut self, i: usize) -> Ggond {
         self.starts += 1;
         let ndir = self.configs[i].parent().unwrap().to_path_buf();
-        Ggond::start(
+        let mut g = Ggond::start(
             &self.configs[i],
             &ndir.join("state"),
             &ndir.join(format!("ggond.{}.log", self.starts)),
             &ndir.join(format!("ready.{}.json", self.starts)),
-        )
+        );
+        g.ca_file = self.ctl_ca.clone();
+        g
+    }
+
+    /// Node `i`'s config file (to change it before a restart).
+    pub fn config(&self, i: usize) -> &std::path::Path {
+        &self.configs[i]
     }
 
     pub fn node(&self, i: usize) -> &Ggond {

@@ -142,6 +142,8 @@ pub struct Ggond {
     pub log: PathBuf,
     pub token_file: PathBuf,
     pub workdir: PathBuf,
+    /// Control API over TLS: ggon-ctl talks https and trusts this CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Ggond {
@@ -258,6 +260,7 @@ impl Ggond {
             pid,
             log: log.to_path_buf(),
             token_file: state_dir.join("control.token"),
+            ca_file: None,
             workdir,
         }
     }
@@ -318,9 +321,16 @@ impl Ggond {
     }
 
     pub fn ctl_with_token_file(&self, token_file: &Path, args: &[&str]) -> CtlOut {
-        let out = Command::new(GGON_CTL)
-            .arg("--control")
-            .arg(self.control.to_string())
+        let mut cmd = Command::new(GGON_CTL);
+        match &self.ca_file {
+            Some(ca) => cmd
+                .arg("--control")
+                .arg(format!("https://{}", self.control))
+                .arg("--ca-file")
+                .arg(ca),
+            None => cmd.arg("--control").arg(self.control.to_string()),
+        };
+        let out = cmd
             .arg("--token-file")
             .arg(token_file)
             .args(args)
