@@ -15,7 +15,9 @@
 //! on followers, each of which then records in `applied/NODE` which
 //! revision it answers, so the leader can wait for all of them before it
 //! reports an operator's change as done; the shared history; and keeping
-//! etcd small ([`housekeeping`]: compaction, history retention, alarms).
+//! etcd small ([`housekeeping`]: compaction, history retention, alarms);
+//! each node's digests of what must be the same on every node and what
+//! differs from the leader's ([`digest`], [`agree`]).
 //! Everything is learnt by one watch of ggon's prefix that resumes from the
 //! last revision seen; a full read happens only at start and when that
 //! revision was compacted away. [`store`] is the leader's fenced write of
@@ -27,6 +29,8 @@
 //! not decide anything itself (the controller does, on the leader) or touch
 //! zone data or sockets.
 
+mod agree;
+pub mod digest;
 mod election;
 pub mod etcd;
 mod housekeeping;
@@ -94,6 +98,14 @@ impl Keys {
     }
     pub fn applied_by(&self, node: &str) -> String {
         format!("{}applied/{node}", self.prefix)
+    }
+    /// `conf/`: each node's digests of what must be the same everywhere.
+    pub fn conf(&self) -> String {
+        format!("{}conf/", self.prefix)
+    }
+    /// `conf/NODE/CHUNK` (bound to the node's lease).
+    pub fn conf_chunk(&self, node: &str, chunk: u32) -> String {
+        format!("{}conf/{node}/{chunk:02}", self.prefix)
     }
 
     /// The fence of every leader write: the leader key still has the create

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::digest::Chunk;
 use super::etcd::Kv;
 use super::verdict::agree;
 use super::votes::{self, Bucket};
@@ -48,6 +49,8 @@ pub struct Changed {
     /// Services whose shared state changed, and whether the serials did.
     pub services: BTreeSet<String>,
     pub serials: bool,
+    /// A node's digests changed.
+    pub conf: bool,
 }
 
 impl Changed {
@@ -69,6 +72,8 @@ pub struct Model {
     pub agreed: BTreeMap<(String, String), Option<bool>>,
     /// The votes behind each verdict, for status.
     pub views: BTreeMap<(String, String), VerdictView>,
+    /// Each node's digest chunks (see [`super::digest`]).
+    pub conf: HashMap<String, HashMap<u32, Chunk>>,
 }
 
 impl Model {
@@ -124,6 +129,17 @@ impl Model {
         } else if k == keys.serials() {
             self.serials = serde_json::from_str(&kv.value).unwrap_or_default();
             changed.serials = true;
+        } else if let Some(rest) = k.strip_prefix(&keys.conf()) {
+            let (Some((node, chunk)), Ok(c)) =
+                (parse_bucket(rest), serde_json::from_str(&kv.value))
+            else {
+                return;
+            };
+            self.conf
+                .entry(node.to_string())
+                .or_default()
+                .insert(chunk, c);
+            changed.conf = true;
         }
     }
 
@@ -144,6 +160,13 @@ impl Model {
             changed.leader = true;
         } else if let Some(name) = key.strip_prefix(&keys.service_prefix()) {
             self.services.remove(name);
+        } else if let Some(rest) = key.strip_prefix(&keys.conf()) {
+            if let Some((node, chunk)) = parse_bucket(rest) {
+                if let Some(n) = self.conf.get_mut(node) {
+                    n.remove(&chunk);
+                }
+                changed.conf = true;
+            }
         }
     }
 

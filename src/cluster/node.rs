@@ -46,6 +46,8 @@ const TTL_EVERY: Duration = Duration::from_secs(5);
 /// Where this node can be reached, for the membership key.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
+    /// The configuration, as reloads change it.
+    pub config: tokio::sync::watch::Receiver<Arc<Config>>,
     pub control: SocketAddr,
     /// The control API serves TLS.
     pub control_tls: bool,
@@ -75,11 +77,31 @@ pub struct Prepared {
     pub(super) history_keep: usize,
     pub(super) history_max_age: Duration,
     services: Vec<Service>,
+    /// Digests of what must be the same on every node.
+    digest: super::digest::Digest,
     pub(super) fence: Arc<Mutex<Option<i64>>>,
     view: Arc<Mutex<ClusterView>>,
     pub(super) stats: Arc<ClusterStats>,
     votes_rx: mpsc::UnboundedReceiver<Verdict>,
     history_rx: mpsc::UnboundedReceiver<Event>,
+}
+
+/// The services whose votes this node counts, from its config.
+pub(super) fn services_of(cfg: &Config) -> Vec<Service> {
+    let quorum = cfg.cluster.as_ref().map(|c| c.quorum).unwrap_or_default();
+    cfg.services
+        .iter()
+        .map(|s| Service {
+            name: s.name.get_ref().clone(),
+            targets: s
+                .targets
+                .get_ref()
+                .iter()
+                .map(|t| t.name.get_ref().clone())
+                .collect(),
+            quorum: s.quorum.unwrap_or(quorum),
+        })
+        .collect()
 }
 
 /// Set up this node's cluster session from `[cluster]`: the task to run,
@@ -127,20 +149,8 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
         last_write,
         stats: stats.clone(),
     };
-    let services = cfg
-        .services
-        .iter()
-        .map(|s| Service {
-            name: s.name.get_ref().clone(),
-            targets: s
-                .targets
-                .get_ref()
-                .iter()
-                .map(|t| t.name.get_ref().clone())
-                .collect(),
-            quorum: s.quorum.unwrap_or(c.quorum),
-        })
-        .collect();
+    let services = services_of(cfg);
+    let digest = super::digest::Digest::of(cfg);
     let prepared = Prepared {
         etcd,
         keys,
@@ -150,6 +160,7 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
         history_keep: c.history_keep,
         history_max_age: c.history_max_age,
         services,
+        digest,
         fence,
         view,
         stats,
@@ -166,15 +177,13 @@ impl Prepared {
         controller: ControllerHandle,
         shutdown: Shutdown,
     ) -> tokio::task::JoinHandle<()> {
-        let mut by_bucket: HashMap<u32, Vec<usize>> = HashMap::new();
-        for (i, s) in self.services.iter().enumerate() {
-            by_bucket
-                .entry(votes::bucket_of(&s.name))
-                .or_default()
-                .push(i);
-        }
+        let by_bucket = by_bucket(&self.services);
         let (applied_tx, applied_rx) = mpsc::unbounded_channel();
+        let digest = self.digest.clone();
         let node = Node {
+            digest,
+            mismatches: Vec::new(),
+            disagree_sent: Default::default(),
             p: self,
             info,
             controller,
@@ -204,8 +213,23 @@ impl Prepared {
     }
 }
 
+/// Indices of `services` by vote bucket.
+fn by_bucket(services: &[Service]) -> HashMap<u32, Vec<usize>> {
+    let mut by: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, s) in services.iter().enumerate() {
+        by.entry(votes::bucket_of(&s.name)).or_default().push(i);
+    }
+    by
+}
+
 pub(super) struct Node {
     pub(super) p: Prepared,
+    /// This node's digests, as written to etcd.
+    pub(super) digest: super::digest::Digest,
+    /// Members whose digests differ from the leader's, as last found.
+    pub(super) mismatches: Vec<crate::decide::views::MismatchView>,
+    /// The services last handed to the controller as defined differently.
+    pub(super) disagree_sent: std::collections::BTreeMap<String, String>,
     pub(super) info: NodeInfo,
     pub(super) controller: ControllerHandle,
     /// Indices of `p.services` by vote bucket.
@@ -240,7 +264,14 @@ pub(super) struct Node {
 }
 
 impl Node {
+    /// A reload changed the services: count votes for these from now on.
+    pub(super) fn set_services(&mut self, services: Vec<Service>) {
+        self.by_bucket = by_bucket(&services);
+        self.p.services = services;
+    }
+
     async fn run(mut self, mut shutdown: Shutdown) {
+        let mut config = self.info.config.clone();
         let mut tick = tokio::time::interval(VIEW_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -269,6 +300,11 @@ impl Node {
                 }
                 _ = tick.tick() => {
                     let r = self.tick().await;
+                    self.report(r);
+                }
+                Ok(()) = config.changed() => {
+                    let cfg = config.borrow_and_update().clone();
+                    let r = self.reconfigure(&cfg).await;
                     self.report(r);
                 }
             }
@@ -371,9 +407,10 @@ impl Node {
         info!(node = %self.p.node, lease = lease.id, "joined the cluster");
         self.lease = Some(lease);
         self.applied_rev = 0;
-        // Every bucket again: the old lease took them.
+        // Every bucket again: the old lease took them (the digests too).
         self.dirty = self.mine.keys().copied().collect();
         self.flush().await?;
+        self.publish_conf().await?;
         self.view_dirty = true;
         if self.watch.is_some() {
             self.record_applied(self.rev).await?;
@@ -498,6 +535,9 @@ impl Node {
         if changed.leader {
             self.elect().await?;
         }
+        if changed.conf || changed.members || changed.leader {
+            self.check_agreement().await;
+        }
         Ok(())
     }
 
@@ -556,6 +596,7 @@ impl Node {
             None
         };
         v.last_error = self.last_error.clone();
+        v.mismatches = self.mismatches.clone();
         v.members = self
             .model
             .members

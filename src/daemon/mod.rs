@@ -193,6 +193,7 @@ pub async fn run(
     let (control, reload_rx) = stages::control_api(&mut a, sockets.control, &handle, api)?;
     if let Some((prepared, _)) = cluster {
         let info = crate::cluster::NodeInfo {
+            config: config_tx.subscribe(),
             control,
             control_tls: opts.control_tls.is_some(),
             dns: dns.addrs.clone(),

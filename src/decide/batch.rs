@@ -145,7 +145,7 @@ impl Controller {
         actor: &'r Actor,
         now: Now,
     ) -> Result<Vec<Applied<'r>>, CtlError> {
-        let si = self.service_index(service)?;
+        let si = self.service_to_change(service)?;
         let which = self.services[si].regions_named(request.region.as_deref())?;
         let mut to = Vec::with_capacity(which.len());
         for &ri in &which {

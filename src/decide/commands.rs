@@ -99,6 +99,7 @@ impl Controller {
             }
             Command::ClusterRole { role } => self.set_role(role, now),
             Command::ClusterVerdicts { verdicts } => self.set_verdicts(verdicts, now),
+            Command::ClusterDisagree { services } => self.set_disagreement(services, now),
             Command::ClusterApply { state, reply } => {
                 self.apply_shared(*state, now);
                 let _ = reply.send(());
@@ -179,6 +180,20 @@ impl Controller {
             .ok_or_else(|| CtlError::NotFound(format!("no service named `{name}`")))
     }
 
+    /// The service an operator wants to change, unless the cluster's nodes
+    /// define it differently (then nobody can say what the change means).
+    pub(super) fn service_to_change(&self, name: &str) -> Result<usize, CtlError> {
+        let si = self.service_index(name)?;
+        match self.disagree.get(name) {
+            Some(node) => Err(CtlError::Conflict(format!(
+                "service `{name}` is defined differently on node `{node}` than on the leader \
+                 (see `ggon-ctl cluster`): nothing was changed; make the configs agree and \
+                 reload those nodes"
+            ))),
+            None => Ok(si),
+        }
+    }
+
     pub(super) fn target_index(&self, si: usize, name: &str) -> Result<usize, CtlError> {
         let svc = &self.services[si];
         svc.target(name).ok_or_else(|| {
@@ -199,7 +214,7 @@ impl Controller {
         now: Now,
     ) -> Result<ChangeView, CtlError> {
         if req.dry_run {
-            let si = self.service_index(service)?;
+            let si = self.service_to_change(service)?;
             let ri = self.services[si].regions_named(req.region.as_deref())?[0];
             let (ti, _) = self.remap_target(si, ri, req)?;
             let from = self.services[si].regions[ri].active;
@@ -279,7 +294,7 @@ impl Controller {
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
-        let si = self.service_index(service)?;
+        let si = self.service_to_change(service)?;
         let which = self.services[si].regions_named(region)?;
         let before: Vec<_> = which
             .iter()
@@ -322,7 +337,7 @@ impl Controller {
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
-        let si = self.service_index(service)?;
+        let si = self.service_to_change(service)?;
         let ti = self.target_index(si, target)?;
         let duration = req.duration;
         let svc = &self.services[si];
@@ -401,7 +416,7 @@ impl Controller {
         actor: &Actor,
         now: Now,
     ) -> Result<ChangeView, CtlError> {
-        let si = self.service_index(service)?;
+        let si = self.service_to_change(service)?;
         self.target_index(si, target)?;
         let from = self.services[si].active();
         let before = self.overrides(si);
@@ -433,7 +448,7 @@ impl Controller {
         actor: &Actor,
         now: Now,
     ) -> Result<DrillView, CtlError> {
-        let si = self.service_index(service)?;
+        let si = self.service_to_change(service)?;
         let ri = match req.region.as_deref() {
             Some(r) => self.services[si].region(r)?,
             None => DEFAULT,

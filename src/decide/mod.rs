@@ -150,6 +150,9 @@ pub struct Controller {
     /// Cluster mode: the local copy of the agreed state is behind (written
     /// at the next tick).
     local_copy_due: std::cell::Cell<bool>,
+    /// Cluster mode: services some live node defines differently than the
+    /// leader (service → that node); see [`Command::ClusterDisagree`].
+    disagree: std::collections::BTreeMap<String, String>,
 }
 
 /// What a batch of health-driven changes has left to publish and write.
@@ -222,6 +225,7 @@ impl Controller {
             cluster_view: None,
             deferred: Default::default(),
             local_copy_due: Default::default(),
+            disagree: Default::default(),
         };
         c.index();
         for si in 0..c.services.len() {
@@ -437,7 +441,7 @@ impl Controller {
     /// Ask the policy about every region and act on its answers; raise or
     /// clear the all-down alarm.
     fn evaluate(&mut self, si: usize, now: Now) {
-        if !self.decides() {
+        if !self.decides() || self.disagree.contains_key(&self.services[si].name) {
             return;
         }
         self.alarm(si, now);

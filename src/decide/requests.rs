@@ -260,6 +260,12 @@ pub enum Command {
     ClusterRole {
         role: super::Role,
     },
+    /// Cluster mode: services defined differently on some live node than
+    /// on the leader (service → that node): their last agreed state is
+    /// kept and operator changes to them are refused until they agree.
+    ClusterDisagree {
+        services: std::collections::BTreeMap<String, String>,
+    },
     /// Cluster mode: what a quorum of live nodes sees.
     ClusterVerdicts {
         verdicts: super::Verdicts,

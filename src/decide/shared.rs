@@ -107,6 +107,35 @@ impl Controller {
         // the shared state), so a new leader goes on with it.
     }
 
+    /// The services some live node defines differently than the leader:
+    /// said in the log once when it starts and ends; while it lasts their
+    /// last agreed state is kept (no failover, no operator change).
+    pub(super) fn set_disagreement(
+        &mut self,
+        services: std::collections::BTreeMap<String, String>,
+        now: Now,
+    ) {
+        for (s, node) in &services {
+            if !self.disagree.contains_key(s) {
+                warn!(service = %s, node = %node,
+                    "service defined differently on another node: keeping its last agreed state, refusing changes to it until the nodes agree");
+            }
+        }
+        let ended: Vec<usize> = self
+            .disagree
+            .keys()
+            .filter(|s| !services.contains_key(*s))
+            .filter_map(|s| self.by_name.get(s).copied())
+            .collect();
+        for &si in &ended {
+            info!(service = %self.services[si].name, "every node defines the service alike again");
+        }
+        self.disagree = services;
+        if self.decides() {
+            self.in_one_write(|c| ended.into_iter().for_each(|si| c.evaluate(si, now)));
+        }
+    }
+
     pub(super) fn set_verdicts(&mut self, verdicts: Verdicts, now: Now) {
         let mut touched = Vec::new();
         for (service, target, healthy) in verdicts {

@@ -81,6 +81,19 @@ pub struct ClusterView {
     /// etcd's database and alarms as this node last saw them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd: Option<EtcdView>,
+    /// Live nodes whose services, zones, keys or token differ from the
+    /// leader's (empty: every node agrees).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<MismatchView>,
+}
+
+/// One node whose configuration differs from the leader's, and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MismatchView {
+    pub node: String,
+    /// The node it was compared with (the leader; this node if none).
+    pub reference: String,
+    pub differs: Vec<String>,
 }
 
 /// etcd's health, as a node of the cluster sees it.

@@ -42,6 +42,11 @@ struct RemapLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ZoneLabels {
     zone: String,
 }
@@ -314,6 +319,19 @@ fn register_cluster(reg: &mut Registry, c: &crate::decide::views::ClusterView) {
     if let Some(e) = &c.etcd {
         super::cluster_metrics::register(reg, e);
     }
+    let mismatch = Family::<NodeLabels, Gauge>::default();
+    for m in &c.mismatches {
+        mismatch
+            .get_or_create(&NodeLabels {
+                node: m.node.clone(),
+            })
+            .set(m.differs.len() as i64);
+    }
+    reg.register(
+        "ggon_cluster_config_mismatch",
+        "Cluster mode: per live node whose services, zone files, DNSSEC keys or control token differ from the leader's, how many kinds of difference (see ggon-ctl cluster); absent when every node agrees",
+        mismatch,
+    );
     reg.register(
         "ggon_cluster_members",
         "Cluster mode: live nodes (holding a lease) as this node last saw them",

@@ -104,6 +104,16 @@ pub fn render_html(status: &StatusView, history: &[Value], refresh_secs: u32) ->
         let _ = write!(h, "; refreshes every {refresh_secs}s");
     }
     h.push_str(".</p>\n");
+    // Cluster nodes configured differently answer differently: first.
+    for m in status.cluster.iter().flat_map(|c| &c.mismatches) {
+        let _ = writeln!(
+            h,
+            "<p class=\"alarm\">Config mismatch: node <code>{}</code> differs from the leader <code>{}</code>: {}</p>",
+            esc(&m.node),
+            esc(&m.reference),
+            esc(&m.differs.join("; "))
+        );
+    }
 
     h.push_str("<h2>Services</h2>\n<table class=\"services\">\n<thead><tr>");
     h.push_str("<th>Service</th><th>Name</th><th>Active</th><th>Mode</th><th>Targets</th>");

@@ -12,6 +12,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod agreement;
 mod control_tls;
 mod failures;
 mod harness;

@@ -80,6 +80,15 @@ pub fn cluster(c: &ClusterView, full: bool) {
             .map(|e| format!("; last error: {e}"))
             .unwrap_or_default()
     );
+    // Shown in `status` too: a node that differs answers differently.
+    for m in &c.mismatches {
+        println!(
+            "  CONFIG MISMATCH: node {} differs from {} (the leader): {}",
+            m.node,
+            m.reference,
+            m.differs.join("; ")
+        );
+    }
     if !full {
         return;
     }
