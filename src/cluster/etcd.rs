@@ -64,6 +64,49 @@ fn code_name(c: tonic::Code) -> &'static str {
     }
 }
 
+/// Why TLS failed, if that is what `e` is: a rustls error somewhere in
+/// its causes (the peer's alert, or its certificate not verified), in the
+/// words of the innermost cause that says so (the outer ones repeat it
+/// inside debug dumps).
+fn tls_problem(e: &etcd_client::Error) -> Option<String> {
+    let mut found = None;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let tls = c.downcast_ref::<rustls::Error>().or_else(|| {
+            c.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+        });
+        match tls {
+            Some(t @ rustls::Error::InvalidCertificate(_)) => {
+                return Some(format!("etcd's certificate is not trusted: {t}"))
+            }
+            Some(t @ rustls::Error::AlertReceived(_)) => {
+                return Some(format!("etcd refused this node's client certificate: {t}"))
+            }
+            Some(t) => return Some(t.to_string()),
+            None => {}
+        }
+        let text = c.to_string();
+        if let Some(at) = text.find("received fatal alert: ") {
+            // etcd-client flattens its causes into one debug text.
+            let alert: String = text[at..]
+                .chars()
+                .take_while(|ch| !matches!(ch, '"' | ')' | ','))
+                .collect();
+            found = Some(if alert.contains("Certificate") || alert.contains("UnknownCA") {
+                format!("etcd refused this node's client certificate: {alert}")
+            } else {
+                alert
+            });
+        } else if text.contains("invalid peer certificate") {
+            found = Some(format!("etcd's certificate is not trusted: {text}"));
+        }
+        cause = c.source();
+    }
+    found
+}
+
 /// Keys per answer of a range read.
 const PAGE: i64 = 2_000;
 
@@ -186,6 +229,10 @@ pub struct EtcdSettings<'a> {
 /// The client, connected on first use (ggond starts while etcd is away).
 pub struct Etcd {
     endpoints: Vec<String>,
+    /// The files this node's TLS with etcd uses, said with a TLS failure.
+    tls_files: String,
+    /// The last TLS failure, until a call succeeds.
+    tls_failure: std::sync::Mutex<Option<String>>,
     options: ConnectOptions,
     client: OnceCell<Client>,
     timeout: Duration,
@@ -230,7 +277,21 @@ impl Etcd {
             }
             options = options.with_tls(t);
         }
+        let mut files = Vec::new();
+        if let Some((cert, key)) = s.identity {
+            files.push(format!(
+                "this node presents cert_file {} (key_file {})",
+                cert.display(),
+                key.display()
+            ));
+        }
+        files.push(match s.ca_file {
+            Some(ca) => format!("it trusts ca_file {}", ca.display()),
+            None => "it trusts the public roots (no ca_file)".into(),
+        });
         Ok(Etcd {
+            tls_files: files.join("; "),
+            tls_failure: Default::default(),
             endpoints: s.endpoints,
             options,
             client: OnceCell::new(),
@@ -243,11 +304,33 @@ impl Etcd {
         let connect = || async {
             let c = Client::connect(&self.endpoints, Some(self.options.clone()));
             match tokio::time::timeout(self.timeout, c).await {
-                Ok(r) => r.map_err(EtcdError::from),
+                Ok(r) => r.map_err(|e| self.explain(e)),
                 Err(_) => Err(EtcdError::Unreachable("connect timed out".into())),
             }
         };
         self.client.get_or_try_init(connect).await.cloned()
+    }
+
+    /// An etcd error in words; a TLS failure (a certificate refused by
+    /// either side) names the files this node uses, since that is what the
+    /// operator has to check.
+    ///
+    /// etcd refusing a client certificate shows as an alert on one call
+    /// and as "connection closed" on the calls after it; until a call
+    /// succeeds, those are reported as the TLS failure too.
+    fn explain(&self, e: etcd_client::Error) -> EtcdError {
+        let mut seen = self.tls_failure.lock().unwrap();
+        if let Some(why) = tls_problem(&e) {
+            let msg = format!("TLS with etcd failed: {why}; {}", self.tls_files);
+            *seen = Some(msg.clone());
+            return EtcdError::Setup(msg);
+        }
+        match (EtcdError::from(e), seen.as_ref()) {
+            (EtcdError::Unreachable(m) | EtcdError::Refused(m), Some(tls)) => {
+                EtcdError::Setup(format!("{tls} (then: {m})"))
+            }
+            (other, _) => other,
+        }
     }
 
     /// Run one unary call with the deadline, counted in the stats. A call
@@ -265,7 +348,7 @@ impl Etcd {
         for _ in 0..self.endpoints.len().max(1) + 1 {
             result = match self.client().await {
                 Ok(c) => match tokio::time::timeout_at(deadline, f(c)).await {
-                    Ok(r) => r.map_err(EtcdError::from),
+                    Ok(r) => r.map_err(|e| self.explain(e)),
                     Err(_) => Err(EtcdError::Unreachable(format!(
                         "no answer within {}",
                         humantime::format_duration(self.timeout)
@@ -292,6 +375,8 @@ impl Etcd {
         }
         if result.is_err() {
             st.failures.fetch_add(1, Ordering::Relaxed);
+        } else {
+            *self.tls_failure.lock().unwrap() = None;
         }
         result
     }

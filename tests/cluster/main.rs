@@ -14,6 +14,7 @@ mod support;
 
 mod agreement;
 mod control_tls;
+mod etcd_tls;
 mod failures;
 mod harness;
 mod nemesis;
