@@ -189,7 +189,8 @@ impl Rules<'_> {
     }
 
     /// Per-region services: an `order` (and only they), in a zone ggond
-    /// answers unsigned, naming known regions and the service's targets.
+    /// answers (signed: targets of one address-family set), naming known
+    /// regions and the service's targets.
     pub(super) fn per_region_services(&self) -> Result<(), ConfigError> {
         for s in &self.cfg.services {
             let sname = s.name.get_ref();
