@@ -7,6 +7,8 @@
 //! every authoritative RRset — and remembering the signatures it made, so
 //! that a remap re-signs only the RRsets it changed (plus the SOA, whose
 //! serial moved, and the NSEC records whose bitmaps changed).
+//! It also signs RRsets served beside the zone data, the answers of
+//! per-region names, with the same keys and rules (`extra.rs`).
 //!
 //! It hands on plain [`ZoneData`]: the snapshot compiles signed data the
 //! same way whether ggond signed it or the operator loaded a pre-signed
@@ -352,7 +354,7 @@ impl Signer {
         self.keys = keys;
     }
 
-    /// When the zone (or an RRset signed beside it, see [`extra`]) must be
+    /// When the zone (or an RRset signed beside it, see `extra.rs`) must be
     /// signed again even if nothing changed.
     pub fn refresh_at(&self) -> u64 {
         self.refresh_at.min(self.extra.refresh_at())

@@ -165,6 +165,33 @@ fn each_regions_signed_answer_validates_from_its_region_across_a_failover() {
     wait_unbound(&u, &[&format!("+subnet={US_NET}")], NYC);
     wait_unbound(&u, &["-b", EU_SRC], AMS);
     wait_unbound(&u, &["-b", US_SRC], NYC);
+    // Straight to ggond with DO and ECS: the region's RRset, its own RRSIG,
+    // and the ECS scope as without DNSSEC (eu's 192.0.2.0/24 is a /24).
+    let port = g.dns.port().to_string();
+    let subnet = format!("+subnet={EU_NET}");
+    let args = [
+        "@127.0.0.1",
+        "-p",
+        &port,
+        "+dnssec",
+        "+norec",
+        &subnet,
+        GEO,
+        "A",
+    ];
+    let out = run("dig", &args, None, 10).stdout;
+    let rrs: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| f.len() >= 5)
+        .collect();
+    assert!(
+        rrs.iter().any(|f| f[3] == "A" && f[4] == AMS)
+            && rrs.iter().any(|f| f[3] == "RRSIG" && f[4] == "A")
+            && out.contains(&format!("CLIENT-SUBNET: {EU_NET}/24")),
+        "{out}"
+    );
     // A family no target has: the zone's signed NODATA, for every region.
     let nodata = u.ask_with(&[&format!("+subnet={US_NET}")], GEO, "AAAA");
     assert!(
