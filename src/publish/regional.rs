@@ -74,12 +74,15 @@ impl Publisher {
     }
 
     /// Swap in `snap` with the per-region table compiled for its zones.
+    /// Every signer's round of regional signatures starts and ends here,
+    /// with or without a table, so that none keeps (and refreshes) the
+    /// signatures of answers no longer served.
     pub(super) fn store(&mut self, snap: Snapshot) {
+        for s in self.signers.values_mut() {
+            s.begin_extra();
+        }
         let regional = self.geo.as_ref().map(|g| {
             let now = unix_now();
-            for s in self.signers.values_mut() {
-                s.begin_extra();
-            }
             let mut names = Vec::with_capacity(g.names.len());
             for (name, (ttl, records)) in &g.names {
                 let Some(origin) = zone_of(&self.zones, name) else {
@@ -94,11 +97,11 @@ impl Publisher {
                 let compiled = compile_name(zone, name, *ttl, records, sign);
                 names.push((name.clone(), Arc::new(compiled)));
             }
-            for s in self.signers.values_mut() {
-                s.end_extra();
-            }
             Arc::new(Regional::new(g.map.clone(), names, &g.ecs_zones))
         });
+        for s in self.signers.values_mut() {
+            s.end_extra();
+        }
         self.snapshot.store(Arc::new(snap.with_regional(regional)));
     }
 }
