@@ -256,3 +256,51 @@ fn a_regions_failover_signs_only_that_regions_rrset() {
     let signer = r.p.signer(&r.origin).unwrap();
     assert!(signer.refresh_at() <= exp - u64::from(signer.policy().refresh));
 }
+
+#[test]
+fn a_new_zone_signing_key_signs_the_regions_again() {
+    let mut r = rig();
+    let dir = r._dir.path().to_path_buf();
+    let z2 = keys::generate("ggon.org", keys::ED25519, false, &dir).unwrap();
+    let z2 = ZoneKey::load(&z2, "ggon.org.").unwrap();
+    let new_tag = z2.tag;
+    let signer = r.p.signers.get_mut(&r.origin).unwrap();
+    // The old ZSK retired, the new one signing (a ZSK roll's swap step).
+    let mut keys: Vec<(ZoneKey, KeyState)> = signer
+        .keys()
+        .iter()
+        .map(|(k, _)| {
+            let state = match k.is_ksk() {
+                true => KeyState::Active,
+                false => KeyState::Retired,
+            };
+            (ZoneKey::load(&k.file, "ggon.org.").unwrap(), state)
+        })
+        .collect();
+    keys.push((z2, KeyState::Active));
+    signer.set_keys(keys);
+    // The zone is published again (as a roll's step does): the key set
+    // changes, and the regions, whose answers did not, are signed again.
+    let geo = r.geo.clone();
+    let www = Name::from_ascii("www.ggon.org.").unwrap();
+    r.p.publish(
+        &www,
+        ServiceRecords {
+            ttl: 60,
+            addresses: vec!["127.0.0.80".parse().unwrap()],
+        },
+    );
+    assert_eq!(
+        r.extra(),
+        SignStats {
+            signed: 2,
+            reused: 0
+        }
+    );
+    for src in ["10.1.0.1", "10.2.0.1"] {
+        let (a, sigs) = split(&r.ask(src, true));
+        assert_eq!(sigs.len(), 1, "{sigs:?}");
+        assert_eq!(sigs[0].input().key_tag, new_tag);
+        assert!(verifies(&r.dnskeys(), &geo, &sigs[0], &a), "{src}");
+    }
+}
