@@ -2,8 +2,10 @@
 //! validates (AD, "fully validated") when asked from that region, by
 //! source address (delv bound to 127.0.15.x / 127.0.16.x) and by EDNS
 //! Client Subnet (unbound with its subnet module, forwarding the client's
-//! ECS or its source address), before and after a regional failover.
+//! ECS or its source address), before and after a regional failover, and
+//! throughout a ZSK roll.
 
+use super::roll::{keys, SHORT_ZONE};
 use super::*;
 use support::unbound::Unbound;
 
@@ -19,25 +21,25 @@ const NOWHERE_SRC: &str = "127.0.17.9";
 const EU_NET: &str = "192.0.2.0/24";
 const US_NET: &str = "198.51.100.0/24";
 
-/// The demo zone signed (NSEC) with `keys`, `ecs = true`, regions eu and
-/// us, and `geo` per-region over three exec-checked targets (a target
-/// fails when DIR/<name>.up is removed): eu prefers ams, us nyc, the
-/// default fra.
-fn config(dir: &Path, keys: &[PathBuf]) -> String {
-    let zone = dir.join("ggon.org.zone");
-    std::fs::write(&zone, zone_text()).expect("zone copy");
+/// `zone` signed (NSEC) with `keys` (and `dnssec_extra`, e.g. a short
+/// propagation), `ecs = true`, regions eu and us, and `geo` per-region
+/// over three exec-checked targets (a target fails when DIR/<name>.up is
+/// removed): eu prefers ams, us nyc, the default fra.
+fn config(dir: &Path, zone: &str, keys: &[PathBuf], dnssec_extra: &str) -> String {
+    let file = dir.join("ggon.org.zone");
+    std::fs::write(&file, zone).expect("zone copy");
     let keys: Vec<String> = keys
         .iter()
         .map(|k| format!("\"{}\"", k.display()))
         .collect();
     let mut s = format!(
         "[[zone]]\norigin = \"ggon.org\"\nfile = \"{}\"\necs = true\nallow_transfer = [\"127.0.0.1\"]\n\
-         dnssec = {{ keys = [{}] }}\n\n\
+         dnssec = {{ keys = [{}]{dnssec_extra} }}\n\n\
          [[region]]\nname = \"eu\"\nnets = [\"127.0.15.0/24\", \"{EU_NET}\"]\n\n\
          [[region]]\nname = \"us\"\nnets = [\"127.0.16.0/24\", \"{US_NET}\"]\n\n\
          [[service]]\nname = \"geo\"\nfqdn = \"{GEO}\"\nttl = 1\nactive = \"per-region\"\n\
          order = {{ eu = [\"ams\", \"fra\"], us = [\"nyc\", \"ams\"], default = [\"fra\", \"nyc\"] }}\n",
-        zone.display(),
+        file.display(),
         keys.join(", "),
     );
     for (name, addr) in [("ams", AMS), ("fra", FRA), ("nyc", NYC)] {
@@ -136,13 +138,31 @@ fn wait_unbound(u: &Unbound, extra: &[&str], want: &str) {
     }
 }
 
+/// unbound validating ggon.org with `ksk`; its subnet module sends the
+/// client's ECS to ggond, or, when the client sent none, its source
+/// address (a /24).
+fn ecs_unbound(tmp: &TestDir, g: &Ggond, ksk: &Path) -> Unbound {
+    let ecs = "    module-config: \"subnetcache validator iterator\"\n    \
+               send-client-subnet: 127.0.0.1\n    max-client-subnet-ipv4: 24\n";
+    Unbound::start_with(
+        tmp.sub("unbound"),
+        "ggon.org",
+        g.dns,
+        &dnskey_line(ksk),
+        ecs,
+    )
+}
+
 #[test]
 fn each_regions_signed_answer_validates_from_its_region_across_a_failover() {
     let tmp = TestDir::new("dnssec-regional");
     let kdir = tmp.sub("keys");
     let (ksk, zsk) = bind_ecdsa_pair(&kdir);
     let gdir = tmp.sub("ggond");
-    let g = Ggond::start(gdir.clone(), &config(&gdir, &[ksk.clone(), zsk]));
+    let g = Ggond::start(
+        gdir.clone(),
+        &config(&gdir, &zone_text(), &[ksk.clone(), zsk], ""),
+    );
     let anchor = delv_anchor(&kdir, &ksk);
     // unbound's subnet module sends the client's ECS to ggond, or, when the
     // client sent none, its source address (a /24).
@@ -212,4 +232,51 @@ fn each_regions_signed_answer_validates_from_its_region_across_a_failover() {
     // The whole zone as transferred still verifies (it holds the default
     // answer; the regions' RRsets are not part of it).
     verify_transfer(g.dns, tmp.path(), "regional.zone");
+}
+
+#[test]
+fn each_regions_answer_validates_throughout_a_zsk_roll() {
+    let tmp = TestDir::new("dnssec-regional-roll");
+    let kdir = tmp.sub("keys");
+    let (ksk, zsk) = bind_ecdsa_pair(&kdir);
+    let gdir = tmp.sub("ggond");
+    let cfg = config(
+        &gdir,
+        SHORT_ZONE,
+        &[ksk.clone(), zsk],
+        ", propagation = \"1s\"",
+    );
+    let g = Ggond::start(gdir.clone(), &cfg);
+    let u = ecs_unbound(&tmp, &g, &ksk);
+    wait_unbound(&u, &[&format!("+subnet={EU_NET}")], AMS);
+    let old_zsk = keys(&g).iter().find(|k| k.0 == "ZSK").unwrap().1;
+    let out = g.ctl(&["dnssec", "roll", "ggon.org", "--zsk"]);
+    assert!(out.ok, "{}", out.text());
+    // Pre-publication, the new ZSK signing, the old one gone: each region's
+    // answer validates all along, and ends signed by the new key.
+    let mut asked = 0;
+    let done = poll(secs(20), Duration::from_millis(150), || {
+        for (net, want) in [(EU_NET, AMS), (US_NET, NYC)] {
+            let s = u.ask_with(&[&format!("+subnet={net}")], GEO, "A");
+            asked += 1;
+            assert!(
+                s.ad && s.answers == [want],
+                "{net}: not validated during the roll: {s:?}\nkeys: {:?}\n{}\n{}",
+                keys(&g),
+                u.log_tail(),
+                g.log_tail()
+            );
+        }
+        (!keys(&g).iter().any(|k| k.1 == old_zsk)).then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "the roll did not finish: {:?}\n{}",
+        keys(&g),
+        g.log_tail()
+    );
+    assert!(asked > 10, "asked only {asked} times during the roll");
+    let anchor = delv_anchor(&kdir, &ksk);
+    wait_delv(&g, &anchor, EU_SRC, AMS, secs(5));
+    wait_delv(&g, &anchor, US_SRC, NYC, secs(5));
 }
