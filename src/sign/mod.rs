@@ -506,7 +506,8 @@ impl Signer {
             && u64::from(c.expiration) > now + u64::from(self.policy.refresh)
     }
 
-    /// Sign `set` (owner `name`) with every key whose tag is in `tags`.
+    /// Sign `set` (owner `name`) with the keys that sign `rtype` now;
+    /// `tags` are theirs, kept with the signatures to notice a key change.
     fn make_signature(
         &self,
         name: &Name,
