@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::validate::Rules;
-use super::{normalize_name, Config, ConfigError, ServiceConfig, ZoneMode};
+use super::{normalize_name, Config, ConfigError, ServiceConfig, TargetConfig, ZoneMode};
 
 /// How many targets answer a service at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -189,7 +189,8 @@ impl Rules<'_> {
     }
 
     /// Per-region services: an `order` (and only they), in a zone ggond
-    /// answers unsigned, naming known regions and the service's targets.
+    /// answers (signed: targets of one address-family set), naming known
+    /// regions and the service's targets.
     pub(super) fn per_region_services(&self) -> Result<(), ConfigError> {
         for s in &self.cfg.services {
             let sname = s.name.get_ref();
@@ -217,7 +218,7 @@ impl Rules<'_> {
         Ok(())
     }
 
-    /// A per-region service's zone is local and unsigned.
+    /// A per-region service's zone is local (ggond answers it).
     fn per_region_zone(&self, s: &ServiceConfig) -> Result<(), ConfigError> {
         let sname = s.name.get_ref();
         let fqdn = normalize_name(s.fqdn.get_ref());
@@ -242,17 +243,47 @@ impl Rules<'_> {
             ));
         }
         if let Some(z) = self.cfg.zone_for(&fqdn).filter(|z| z.dnssec.is_some()) {
-            return Err(self.err(
-                s.name.span(),
-                "service.active",
-                format!(
-                    "service `{sname}` is per-region, but its zone `{}` is signed \
-                     (dnssec): per-region answers are not signed yet",
-                    z.origin.get_ref()
-                ),
-            ));
+            self.same_families(s, z.origin.get_ref())?;
         }
         Ok(())
+    }
+
+    /// In a signed zone, every target of a per-region service has the same
+    /// address families: the name's NSEC/NSEC3 bitmap, one for all regions,
+    /// says which of A and AAAA exist, so a region whose target lacked one
+    /// could not prove its NODATA (validators would call it bogus).
+    fn same_families(&self, s: &ServiceConfig, zone: &str) -> Result<(), ConfigError> {
+        let families = |t: &TargetConfig| {
+            let a = t.addresses.get_ref();
+            (a.iter().any(|x| x.is_ipv4()), a.iter().any(|x| x.is_ipv6()))
+        };
+        let targets = s.targets.get_ref();
+        let Some(first) = targets.first() else {
+            return Ok(());
+        };
+        let Some(odd) = targets.iter().find(|t| families(t) != families(first)) else {
+            return Ok(());
+        };
+        let says = |t: &TargetConfig| match families(t) {
+            (true, true) => "IPv4 and IPv6",
+            (true, false) => "IPv4 only",
+            (false, true) => "IPv6 only",
+            (false, false) => "no address",
+        };
+        Err(self.err(
+            odd.addresses.span(),
+            "service.target.addresses",
+            format!(
+                "service `{}` is per-region in the signed zone `{zone}`: its targets must all \
+                 have the same address families (`{}` has {}, `{}` has {}), since the zone's \
+                 proof of which types the name has is one for every region",
+                s.name.get_ref(),
+                first.name.get_ref(),
+                says(first),
+                odd.name.get_ref(),
+                says(odd)
+            ),
+        ))
     }
 
     /// A per-region service's `order`: known regions, each a non-empty list

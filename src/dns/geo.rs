@@ -26,8 +26,15 @@ pub struct Geo<'a> {
     pub formerr: bool,
 }
 
-/// Locate the client if the question needs it. `src` is the packet's source.
-pub fn locate<'a>(snap: &'a Snapshot, pkt: &[u8], q: &Query, src: Option<IpAddr>) -> Geo<'a> {
+/// Locate the client if the question needs it. `src` is the packet's source;
+/// `dnssec`: the query set DO (a signed zone's region answers with its RRSIGs).
+pub fn locate<'a>(
+    snap: &'a Snapshot,
+    pkt: &[u8],
+    q: &Query,
+    src: Option<IpAddr>,
+    dnssec: bool,
+) -> Geo<'a> {
     let Some(reg) = snap.regional() else {
         return Geo::default();
     };
@@ -58,7 +65,7 @@ pub fn locate<'a>(snap: &'a Snapshot, pkt: &[u8], q: &Query, src: Option<IpAddr>
     let mut scope = 0;
     if let Some(name) = regional {
         let located = client.map(|a| reg.map.locate(a));
-        geo.answer = name.get(located.and_then(|l| l.slot), q.qtype);
+        geo.answer = name.get(located.and_then(|l| l.slot), q.qtype, dnssec);
         if let (Some(l), Some(c)) = (located, subnet) {
             if c.source > 0 {
                 scope = l.scope;

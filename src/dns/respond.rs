@@ -116,12 +116,12 @@ pub fn respond_from(
         return Action::Reply;
     }
     // Geographic answers (geo.rs): the client's region may pick the body.
-    let geo = super::geo::locate(snap, pkt, &q, src);
+    let dnssec = q.edns.is_some_and(|e| e.do_bit);
+    let geo = super::geo::locate(snap, pkt, &q, src, dnssec);
     if geo.formerr {
         error(pkt, &q, rcode::FORMERR, out);
         return Action::Reply;
     }
-    let dnssec = q.edns.is_some_and(|e| e.do_bit);
     // The room the answer may take: what the transport allows, less the
     // ECS option that goes back in the OPT (so one size check decides TC).
     let room = limit(&q, transport).saturating_sub(geo.ecs_len());

@@ -5,6 +5,11 @@
 //! default answer; a region's answer lives only in the table, which is
 //! rebuilt, with every name's answers compiled afresh (the SOA of a NODATA
 //! answer follows the zone's serial), each time a snapshot is stored.
+//!
+//! In a zone ggond signs, each region's RRsets are signed by the zone's
+//! signer during that rebuild; the signer keeps their signatures (see
+//! [`crate::sign`]'s `extra`), so a region's failover signs only the RRset
+//! that changed and any other rebuild signs nothing.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,12 +17,12 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use super::Publisher;
+use super::{unix_now, Publisher};
 use crate::config::geo::ActiveMode;
 use crate::config::Config;
 use crate::geo::RegionMap;
 use crate::proto::zone::fqdn_lower;
-use crate::snapshot::regions::{compile_name, Regional};
+use crate::snapshot::regions::{compile_name, Regional, SignFn};
 use crate::snapshot::Snapshot;
 
 /// The addresses of each region slot (None: the zone's answer), the last
@@ -69,18 +74,48 @@ impl Publisher {
     }
 
     /// Swap in `snap` with the per-region table compiled for its zones.
-    pub(super) fn store(&self, snap: Snapshot) {
+    /// Every signer's round of regional signatures starts and ends here,
+    /// with or without a table, so that none keeps (and refreshes) the
+    /// signatures of answers no longer served.
+    pub(super) fn store(&mut self, snap: Snapshot) {
+        for s in self.signers.values_mut() {
+            s.begin_extra();
+        }
         let regional = self.geo.as_ref().map(|g| {
-            let names = g.names.iter().filter_map(|(name, (ttl, records))| {
-                let origin = self.zone_of(name)?;
-                let zone = &self.zones.get(&origin)?.current;
-                Some((
-                    name.clone(),
-                    Arc::new(compile_name(zone, name, *ttl, records)),
-                ))
-            });
+            let now = unix_now();
+            let mut names = Vec::with_capacity(g.names.len());
+            for (name, (ttl, records)) in &g.names {
+                let Some(origin) = zone_of(&self.zones, name) else {
+                    continue;
+                };
+                let zone = &self.zones[&origin].current;
+                let mut sign = self
+                    .signers
+                    .get_mut(&origin)
+                    .map(|s| move |n: &Name, t, set: &_| s.sign_extra(n, t, set, now));
+                let sign = sign.as_mut().map(|f| f as &mut SignFn<'_>);
+                let compiled = compile_name(zone, name, *ttl, records, sign);
+                names.push((name.clone(), Arc::new(compiled)));
+            }
             Arc::new(Regional::new(g.map.clone(), names, &g.ecs_zones))
         });
+        for s in self.signers.values_mut() {
+            s.end_extra();
+        }
         self.snapshot.store(Arc::new(snap.with_regional(regional)));
     }
 }
+
+/// The local zone containing `name` (most specific): a per-region name is
+/// always in a local zone (config/geo.rs).
+fn zone_of<T>(zones: &BTreeMap<Name, T>, name: &Name) -> Option<Name> {
+    zones
+        .keys()
+        .filter(|o| o.zone_of(name))
+        .max_by_key(|o| o.num_labels())
+        .cloned()
+}
+
+#[cfg(test)]
+#[path = "regional_tests.rs"]
+mod tests;

@@ -7,6 +7,8 @@
 //! every authoritative RRset — and remembering the signatures it made, so
 //! that a remap re-signs only the RRsets it changed (plus the SOA, whose
 //! serial moved, and the NSEC records whose bitmaps changed).
+//! It also signs RRsets served beside the zone data, the answers of
+//! per-region names, with the same keys and rules (`extra.rs`).
 //!
 //! It hands on plain [`ZoneData`]: the snapshot compiles signed data the
 //! same way whether ggond signed it or the operator loaded a pre-signed
@@ -14,6 +16,7 @@
 //! It must not choose targets, touch sockets or keep state beyond the
 //! signature cache: keys are read at start and reload.
 
+mod extra;
 mod incremental;
 pub mod keys;
 pub mod roll;
@@ -111,6 +114,8 @@ pub struct Signer {
     state_file: Option<PathBuf>,
     /// The last run's input and output, for the incremental path.
     prev: Option<incremental::Prev>,
+    /// Signatures of RRsets outside the zone data (per-region answers).
+    extra: extra::Extra,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +172,7 @@ impl Signer {
             roll: None,
             state_file: None,
             prev: None,
+            extra: extra::Extra::default(),
         }
     }
 
@@ -348,9 +354,10 @@ impl Signer {
         self.keys = keys;
     }
 
-    /// When the zone must be signed again even if nothing changed.
+    /// When the zone (or an RRset signed beside it, see `extra.rs`) must be
+    /// signed again even if nothing changed.
     pub fn refresh_at(&self) -> u64 {
-        self.refresh_at
+        self.refresh_at.min(self.extra.refresh_at())
     }
 
     /// The keys that sign `rtype`: key-signing keys sign the key RRsets,
@@ -468,15 +475,10 @@ impl Signer {
         (old, fresh): (&mut Cache, &mut Cache),
         stats: &mut SignStats,
     ) -> (u32, Vec<RData>) {
-        let signers = self.signers(rtype);
-        let tags: Vec<u16> = signers.iter().map(|k| k.tag).collect();
+        let tags = self.signer_tags(rtype);
         let key = (name.clone(), rtype);
         if let Some(c) = old.remove(&key) {
-            if c.ttl == set.ttl
-                && c.rdatas == set.rdatas
-                && c.tags == tags
-                && u64::from(c.expiration) > now + u64::from(self.policy.refresh)
-            {
+            if self.still_good(&c, set, &tags, now) {
                 stats.reused += 1;
                 let out = (c.expiration, c.sigs.clone());
                 fresh.insert(key, c);
@@ -484,6 +486,36 @@ impl Signer {
             }
         }
         stats.signed += 1;
+        let c = self.make_signature(name, rtype, set, now, tags);
+        let out = (c.expiration, c.sigs.clone());
+        fresh.insert(key, c);
+        out
+    }
+
+    /// The tags of the keys that sign `rtype` now.
+    fn signer_tags(&self, rtype: RecordType) -> Vec<u16> {
+        self.signers(rtype).iter().map(|k| k.tag).collect()
+    }
+
+    /// Whether a cached signature still covers `set` with the keys that
+    /// sign now, and is not due for refresh.
+    fn still_good(&self, c: &Cached, set: &RRset, tags: &[u16], now: u64) -> bool {
+        c.ttl == set.ttl
+            && c.rdatas == set.rdatas
+            && c.tags == tags
+            && u64::from(c.expiration) > now + u64::from(self.policy.refresh)
+    }
+
+    /// Sign `set` (owner `name`) with the keys that sign `rtype` now;
+    /// `tags` are theirs, kept with the signatures to notice a key change.
+    fn make_signature(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+        set: &RRset,
+        now: u64,
+        tags: Vec<u16>,
+    ) -> Cached {
         // Spread expirations over the last eighth of the validity, so that
         // refreshes do not all fall due at the same moment.
         let spread = (self.policy.validity / 8).max(1);
@@ -499,7 +531,8 @@ impl Signer {
             expiration,
             signer: &self.origin,
         };
-        let sigs: Vec<RData> = signers
+        let sigs: Vec<RData> = self
+            .signers(rtype)
             .iter()
             .map(|k| {
                 rdata(
@@ -508,17 +541,13 @@ impl Signer {
                 )
             })
             .collect();
-        fresh.insert(
-            key,
-            Cached {
-                ttl: set.ttl,
-                rdatas: set.rdatas.clone(),
-                tags,
-                expiration,
-                sigs: sigs.clone(),
-            },
-        );
-        (expiration, sigs)
+        Cached {
+            ttl: set.ttl,
+            rdatas: set.rdatas.clone(),
+            tags,
+            expiration,
+            sigs,
+        }
     }
 
     /// DNSKEY for every key in the zone; CDS and CDNSKEY for the active

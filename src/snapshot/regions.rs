@@ -7,11 +7,18 @@
 //! name and region. Every other type at the name, and every other name,
 //! is answered from the zone as usual. Built by the publisher whenever a
 //! regional answer or the zone changes; immutable like the snapshot.
+//!
+//! In a zone ggond signs, each region's A/AAAA RRset also comes with its
+//! RRSIGs (made by the publisher's signer, see [`crate::sign`]): DO queries
+//! get the region's RRset and its own signatures. A region has no signed
+//! NODATA of its own: all targets of a per-region service in a signed zone
+//! have the same address families (config/geo.rs), so the zone's NODATA
+//! and its proof (the name's NSEC/NSEC3 bitmap) hold for every region.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::FxHashMap;
 
 use super::encode::{encode, rrs, Mode, Rr};
@@ -27,7 +34,15 @@ pub struct RegionAnswers {
     aaaa: Prepared,
     /// ANY gets one RRset (RFC 8482), as for the zone's own names.
     any_is_aaaa: bool,
+    /// Signed zones: the answers for DO queries, [A, AAAA], each RRset
+    /// followed by its RRSIGs; None for a family the region has not (the
+    /// zone's signed NODATA answers it).
+    signed: Option<Box<[Option<Prepared>; 2]>>,
 }
+
+/// Makes the RRSIGs of a region's RRset (owner, type, RRset), in a zone
+/// ggond signs.
+pub type SignFn<'a> = dyn FnMut(&Name, RecordType, &RRset) -> Vec<RData> + 'a;
 
 /// One per-region name: answers by region slot (the last is the default).
 /// None: that region answers what the zone answers.
@@ -38,14 +53,23 @@ pub struct RegionalName {
 
 impl RegionalName {
     /// The answer for `qtype` in region `slot` (None: in no region), if it
-    /// is a regional one.
-    pub fn get(&self, slot: Option<Slot>, qtype: u16) -> Option<&Prepared> {
+    /// is a regional one; `dnssec`: the query set DO, so a signed region
+    /// answers with its RRSIGs.
+    pub fn get(&self, slot: Option<Slot>, qtype: u16, dnssec: bool) -> Option<&Prepared> {
         let default = self.slots.len() - 1;
         let i = slot.map_or(default, usize::from);
         let r = match self.slots.get(i) {
             Some(Some(r)) => r,
             _ => self.slots[default].as_ref()?,
         };
+        if let (true, Some(s)) = (dnssec, &r.signed) {
+            return match qtype {
+                rtype::A => s[0].as_ref(),
+                rtype::AAAA => s[1].as_ref(),
+                rtype::ANY => s[usize::from(r.any_is_aaaa)].as_ref(),
+                _ => None,
+            };
+        }
         match qtype {
             rtype::A => Some(&r.a),
             rtype::AAAA => Some(&r.aaaa),
@@ -97,20 +121,23 @@ impl Regional {
 }
 
 /// Compile a per-region name of `zone`: `slots[i]` is region i's addresses
-/// (None: as the zone answers), the last entry the default's.
+/// (None: as the zone answers), the last entry the default's. `sign`: the
+/// zone is signed, and this makes a region's RRSIGs.
 pub fn compile_name(
     zone: &ZoneData,
     name: &Name,
     ttl: u32,
     slots: &[Option<Vec<IpAddr>>],
+    mut sign: Option<&mut SignFn<'_>>,
 ) -> RegionalName {
     let neg = zone.negative_soa();
     let auth: Vec<Rr> = rrs(&zone.origin, &neg).collect();
     let nodata = encode(Some(name), Mode::Relative, [&[], &auth, &[]], 0, true);
-    let answer = |set: Option<RRset>| match set {
+    let answer = |set: Option<&RRset>, sigs: Option<&RRset>| match set {
         None => nodata.clone(),
         Some(set) => {
-            let ans: Vec<Rr> = rrs(name, &set).collect();
+            let mut ans: Vec<Rr> = rrs(name, set).collect();
+            ans.extend(sigs.into_iter().flat_map(|s| rrs(name, s)));
             encode(Some(name), Mode::Relative, [&ans, &[], &[]], 0, true)
         }
     };
@@ -118,11 +145,20 @@ pub fn compile_name(
         .iter()
         .map(|s| {
             s.as_ref().map(|addrs| {
-                let [v4, v6] = address_rrsets(ttl, addrs);
+                let sets = address_rrsets(ttl, addrs);
+                let signed = sign.as_mut().map(|f| {
+                    let types = [RecordType::A, RecordType::AAAA];
+                    Box::new(std::array::from_fn(|i| {
+                        let set = sets[i].as_ref()?;
+                        let sigs = RRset::new(set.ttl, f(name, types[i], set));
+                        Some(answer(Some(set), Some(&sigs)))
+                    }))
+                });
                 RegionAnswers {
-                    any_is_aaaa: v4.is_none(),
-                    a: answer(v4),
-                    aaaa: answer(v6),
+                    any_is_aaaa: sets[0].is_none(),
+                    a: answer(sets[0].as_ref(), None),
+                    aaaa: answer(sets[1].as_ref(), None),
+                    signed,
                 }
             })
         })

@@ -286,8 +286,6 @@ fn per_region_services_need_ggond_to_answer_and_a_sound_order() {
     for mode in [
         "mode = \"rfc2136\"\nprimary = \"127.0.0.1:5399\"\nserve = true\nfile = \"ggon.org.zone\"",
         "mode = \"secondary\"\nprimary = \"127.0.0.1:5399\"",
-        // Online-signed zones: per-region answers are not signed yet.
-        "file = \"ggon.org.zone\"\ndnssec = { keys = [\"Kggon.org.+013+00001\"] }",
     ] {
         let cfg = format!("[[zone]]\norigin = \"ggon.org\"\n{mode}\n{PER_REGION}");
         let (code, stderr) = check_config(&cfg);
@@ -301,6 +299,20 @@ fn per_region_services_need_ggond_to_answer_and_a_sound_order() {
             "names the file and line: {stderr}"
         );
     }
+    // Online-signed zones: per-region answers are signed, but the targets
+    // must share address families (one NSEC bitmap for every region).
+    let signed = "[[zone]]\norigin = \"ggon.org\"\nfile = \"ggon.org.zone\"\n\
+                  dnssec = { keys = [\"Kggon.org.+013+00001\"] }\n";
+    let v6 = "\n[[service.target]]\nname = \"b\"\naddresses = [\"2001:db8::b\"]\n\
+              check = { type = \"tcp\", address = \"127.0.14.42:80\" }\n";
+    let (code, stderr) = check_config(&format!("{signed}{PER_REGION}{v6}"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("service.target.addresses")
+            && stderr.contains("same address families")
+            && stderr.contains("`a` has IPv4 only, `b` has IPv6 only"),
+        "{stderr}"
+    );
     // An order for a region that does not exist, a target that does not,
     // an order on a single service, a host-bits prefix.
     for (from, to, says) in [

@@ -10,6 +10,7 @@ mod support;
 mod dnsviz;
 mod online;
 mod presigned;
+mod regional;
 mod rfc2136;
 mod roll;
 

@@ -4,11 +4,11 @@
 use super::*;
 use support::unbound::Unbound;
 
-const SHORT_ZONE: &str = "$ORIGIN ggon.org.\n$TTL 1\n\
+pub const SHORT_ZONE: &str = "$ORIGIN ggon.org.\n$TTL 1\n\
 @ IN SOA ns1 hostmaster 1 60 60 600 1\n@ IN NS ns1\nns1 IN A 127.0.0.1\nwww IN A 127.0.0.80\n";
 
 /// Keys and states as `ggon-ctl dnssec status --json` reads them over DNS.
-fn keys(g: &Ggond) -> Vec<(String, u64, bool)> {
+pub fn keys(g: &Ggond) -> Vec<(String, u64, bool)> {
     let server = g.dns.to_string();
     let out = g.ctl(&["dnssec", "status", "--server", &server, "--json"]);
     assert!(out.ok, "{}", out.text());

@@ -40,6 +40,18 @@ impl Unbound {
     /// DS or DNSKEY record in presentation form. Panics with its log if it
     /// does not answer within 10 s.
     pub fn start(dir: PathBuf, zone: &str, stub: SocketAddr, anchor: &str) -> Unbound {
+        Unbound::start_with(dir, zone, stub, anchor, "")
+    }
+
+    /// [`Unbound::start`] with `extra` lines in its `server:` clause (they
+    /// come last, so a `module-config` there replaces the default one).
+    pub fn start_with(
+        dir: PathBuf,
+        zone: &str,
+        stub: SocketAddr,
+        anchor: &str,
+        extra: &str,
+    ) -> Unbound {
         fs::create_dir_all(&dir).expect("unbound dir");
         let port = free_port();
         let log = dir.join("unbound.log");
@@ -69,6 +81,7 @@ impl Unbound {
     cache-max-negative-ttl: 1
     qname-minimisation: no
     harden-dnssec-stripped: yes
+{extra}
 stub-zone:
     name: "{zone}"
     stub-addr: {stub_ip}@{stub_port}
@@ -127,24 +140,26 @@ stub-zone:
 
     /// Ask with DO set (as a validating stub would), bounded.
     pub fn ask(&self, name: &str, qtype: &str) -> Said {
-        let out = run(
-            "dig",
-            &[
-                "@127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "+time=3",
-                "+tries=1",
-                "+dnssec",
-                "+noall",
-                "+comments",
-                "+answer",
-                name,
-                qtype,
-            ],
-            None,
-            10,
-        );
+        self.ask_with(&[], name, qtype)
+    }
+
+    /// [`Unbound::ask`] with extra dig arguments (`-b SRC`, `+subnet=…`).
+    pub fn ask_with(&self, extra: &[&str], name: &str, qtype: &str) -> Said {
+        let port = self.port.to_string();
+        let mut args = vec![
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "+time=3",
+            "+tries=1",
+            "+dnssec",
+            "+noall",
+            "+comments",
+            "+answer",
+        ];
+        args.extend_from_slice(extra);
+        args.extend([name, qtype]);
+        let out = run("dig", &args, None, 10);
         let text = out.text();
         let rcode = text
             .lines()
