@@ -32,6 +32,16 @@ fn main() -> ExitCode {
         path: config.clone(),
         overrides: overrides.clone(),
     };
+    // One ggond per state directory, locked before anything in it is read
+    // (loading reads DNSSEC key sets there). A directory that does not exist
+    // yet holds nothing to read: `run` locks it once it is created.
+    let state_lock = match daemon::lock_existing_state_dir(&config, &overrides, args.check_config) {
+        Ok(l) => l,
+        Err(e) => {
+            logging::fatal(e);
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
     let loaded = match daemon::load(&config, &overrides) {
         Ok(x) => x,
         Err(e) => {
@@ -93,6 +103,7 @@ fn main() -> ExitCode {
         ready_file: args.ready_file,
         notify,
         control_tls,
+        state_lock,
     };
     match rt.block_on(daemon::run(loaded, sockets, source, opts)) {
         Ok(()) => ExitCode::from(exit::OK),

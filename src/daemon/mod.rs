@@ -20,6 +20,7 @@ pub mod privileges;
 mod signals;
 mod sinks;
 mod stages;
+pub mod state_lock;
 pub mod systemd;
 pub mod tasks;
 
@@ -71,6 +72,9 @@ pub enum StartError {
     Checker(#[from] crate::monitor::CheckerError),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// Another ggond holds the state directory.
+    #[error("{0}")]
+    StateLock(#[from] state_lock::StateLockError),
 }
 
 /// What a running daemon reports once it is ready (written to --ready-file).
@@ -129,6 +133,27 @@ pub struct RunOptions {
     pub ready_file: Option<PathBuf>,
     /// systemd's notification socket and watchdog (no-op without systemd).
     pub notify: Arc<systemd::Notify>,
+    /// The state directory's lock, if main took it before loading
+    /// ([`lock_existing_state_dir`]); otherwise `run` takes it.
+    pub state_lock: Option<state_lock::StateLock>,
+}
+
+/// Lock the state directory named by the config at `path` (and `o`) if it
+/// exists; None when it does not exist yet (nothing in it can be read),
+/// when the config does not parse (loading reports that), or for
+/// `--check-config`, which may run beside the ggond it checks for.
+pub fn lock_existing_state_dir(
+    path: &std::path::Path,
+    o: &Overrides,
+    check_only: bool,
+) -> Result<Option<state_lock::StateLock>, state_lock::StateLockError> {
+    if check_only {
+        return Ok(None);
+    }
+    match crate::load::state_dir(path, o) {
+        Some(dir) if dir.is_dir() => state_lock::StateLock::acquire(&dir).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Serve on `sockets` until SIGTERM or SIGINT: start every stage, serve
@@ -137,7 +162,7 @@ pub async fn run(
     loaded: Loaded,
     sockets: Sockets,
     source: Source,
-    opts: RunOptions,
+    mut opts: RunOptions,
 ) -> Result<(), StartError> {
     let signals = signals::Signals::install()?;
     let Loaded {
@@ -149,6 +174,10 @@ pub async fn run(
         ..
     } = loaded;
     privileges::check_paths(&cfg, &cfg.token_file())?;
+    let _state_lock = match opts.state_lock.take() {
+        Some(l) => l,
+        None => state_lock::StateLock::acquire(&cfg.server.state_dir)?,
+    };
     let tokens = crate::ops::tokens::load_or_create_tokens(&cfg.token_file())?;
     let mut a = stages::Assembly::new(cfg, keys);
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));

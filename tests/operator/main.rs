@@ -21,4 +21,5 @@ mod operator;
 mod probe;
 mod restart;
 mod shutdown;
+mod state_lock;
 mod timeline;
