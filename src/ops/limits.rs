@@ -13,8 +13,9 @@
 //! the descriptor limit the listener stops accepting, taking that way with
 //! it. It must not know what the routes do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use tokio::sync::Notify;
 use tower::Layer;
 use tracing::warn;
 
@@ -50,6 +52,9 @@ pub mod reason {
     pub const AUTH_RATE_LIMITED: &str = "auth_rate_limited";
     /// A TLS listener got no (or a failed) handshake in time.
     pub const TLS_HANDSHAKE: &str = "tls_handshake";
+    /// Closed to make room: every slot was taken and this was the oldest
+    /// connection with no request in progress.
+    pub const EVICTED: &str = "evicted";
 }
 
 /// What a failed authentication leads to.
@@ -63,10 +68,69 @@ pub enum AuthVerdict {
     Limited,
 }
 
+/// One admitted connection as the slot table sees it.
+pub struct Conn {
+    ip: IpAddr,
+    /// Requests in progress (headers read, response not yet sent). Only a
+    /// connection with none may be evicted.
+    busy: AtomicUsize,
+    /// Told when the connection was evicted; its task then closes it.
+    evict: Notify,
+}
+
+/// Requests in progress on one connection; the count goes down when this
+/// is dropped (with the response body, once it is sent).
+pub struct Busy(Arc<Conn>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection's entry, handed to its requests as an extension so they
+/// can mark it busy.
+#[derive(Clone)]
+pub struct ConnRef(pub Arc<Conn>);
+
+impl ConnRef {
+    /// A request's headers were read: not evictable until it is answered.
+    pub fn enter(&self) -> Busy {
+        self.0.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.0.clone())
+    }
+}
+
 #[derive(Default)]
 struct Conns {
-    total: usize,
+    next_id: u64,
+    /// Admitted connections by admission order (oldest first).
+    live: BTreeMap<u64, Arc<Conn>>,
     by_source: HashMap<IpAddr, usize>,
+}
+
+impl Conns {
+    fn forget(&mut self, id: u64) -> bool {
+        let Some(c) = self.live.remove(&id) else {
+            return false;
+        };
+        if let Some(n) = self.by_source.get_mut(&c.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_source.remove(&c.ip);
+            }
+        }
+        true
+    }
+
+    /// The oldest connection with no request in progress: it has not
+    /// finished sending its request headers (or is idle between requests).
+    fn oldest_idle(&self) -> Option<u64> {
+        self.live
+            .iter()
+            .find(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+            .map(|(id, _)| *id)
+    }
 }
 
 /// The control API's limits and their counters; shared by the accept loop
@@ -81,23 +145,29 @@ pub struct Limits {
     logged: Mutex<HashMap<&'static str, (Instant, u64)>>,
 }
 
-/// One admitted connection; its slot is given back when dropped.
+/// One admitted connection; its slot is given back when dropped (unless it
+/// was evicted, which gave it back already).
 pub struct Slot {
     limits: Arc<Limits>,
-    ip: IpAddr,
+    id: u64,
+    pub conn: Arc<Conn>,
+    /// The peer of the connection evicted to make room for this one.
+    pub displaced: Option<IpAddr>,
+}
+
+impl Slot {
+    /// Resolves when this connection is evicted to make room for a newer one.
+    pub async fn evicted(&self) {
+        self.conn.evict.notified().await
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.limits.conns.lock().expect("not poisoned");
-        c.total -= 1;
-        if let Some(n) = c.by_source.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.by_source.remove(&self.ip);
-            }
+        if c.forget(self.id) {
+            self.limits.metrics.control_connections(-1);
         }
-        self.limits.metrics.control_connections(-1);
     }
 }
 
@@ -135,22 +205,44 @@ impl Limits {
         }
     }
 
-    /// Admit a connection from `ip`, or say which cap it hit.
+    /// Admit a connection from `ip`, or say which cap it hit. When every
+    /// slot is taken, the oldest connection with no request in progress is
+    /// evicted to make room (see [`Conns::oldest_idle`] and
+    /// docs/reliability.md): holding a slot then costs an attacker a steady
+    /// stream of new connections, and a client that sends its request at
+    /// once is the newest, so the last to be evicted. Only when every slot
+    /// is serving a request is the new connection refused.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
         let mut c = self.conns.lock().expect("not poisoned");
-        if c.total >= self.cfg.max_connections {
-            return Err(reason::CONNECTIONS);
-        }
-        let mine = c.by_source.entry(ip).or_insert(0);
-        if *mine >= self.cfg.max_connections_per_source {
+        if c.by_source.get(&ip).copied().unwrap_or(0) >= self.cfg.max_connections_per_source {
             return Err(reason::CONNECTIONS_PER_SOURCE);
         }
-        *mine += 1;
-        c.total += 1;
-        self.metrics.control_connections(1);
+        let mut displaced = None;
+        if c.live.len() >= self.cfg.max_connections {
+            let Some(old) = c.oldest_idle() else {
+                return Err(reason::CONNECTIONS);
+            };
+            let conn = c.live[&old].clone();
+            c.forget(old);
+            conn.evict.notify_one();
+            displaced = Some(conn.ip);
+        } else {
+            self.metrics.control_connections(1);
+        }
+        let conn = Arc::new(Conn {
+            ip,
+            busy: AtomicUsize::new(0),
+            evict: Notify::new(),
+        });
+        let id = c.next_id;
+        c.next_id += 1;
+        c.live.insert(id, conn.clone());
+        *c.by_source.entry(ip).or_insert(0) += 1;
         Ok(Slot {
             limits: self.clone(),
-            ip,
+            id,
+            conn,
+            displaced,
         })
     }
 
@@ -185,9 +277,31 @@ fn refuse(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// Mark the connection busy from the moment its request's headers are in
+/// until the response body is sent (so it cannot be evicted mid-request),
+/// then [`read_body`].
+pub(super) async fn bounded_body(
+    limits: State<Arc<Limits>>,
+    peer: ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let busy = req.extensions().get::<ConnRef>().map(ConnRef::enter);
+    let response = read_body(limits, peer, req, next).await;
+    match busy {
+        None => response,
+        Some(busy) => response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _held_until_the_body_is_dropped = &busy;
+                frame
+            }))
+        }),
+    }
+}
+
 /// Read the whole request body within `body_timeout` and `max_body` bytes,
 /// then hand the request on; 408 or 413 otherwise.
-pub(super) async fn bounded_body(
+async fn read_body(
     State(limits): State<Arc<Limits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
@@ -284,38 +398,68 @@ pub async fn serve(
                 continue;
             }
         };
-        let limits = limits.clone();
-        let stop = shutdown.clone();
-        let router = router.clone();
-        let acceptor = acceptor.clone();
-        conns.spawn(async move {
-            let _slot = slot;
-            let Some(acceptor) = acceptor else {
-                return serve_connection(stream, router, peer, limits, stop).await;
-            };
-            let t = limits.cfg.header_timeout;
-            match tokio::time::timeout(t, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let router = router.layer(axum::Extension(super::tls::OverTls));
-                    serve_connection(tls, router, peer, limits, stop).await
-                }
-                Ok(Err(e)) => {
-                    if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
-                        warn!(%peer, error = %e, unlogged,
-                            "control connection closed: TLS handshake failed (plain HTTP to a TLS listener?)");
-                    }
-                }
-                Err(_) => {
-                    if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
-                        warn!(%peer, timeout = ?t, unlogged,
-                            "control connection closed: TLS handshake not finished in time");
-                    }
-                }
+        if let Some(old) = slot.displaced {
+            if let Some(unlogged) = limits.refused(reason::EVICTED) {
+                warn!(%peer, evicted = %old, unlogged, max = limits.cfg.max_connections,
+                    "control connection closed to make room: every slot taken, \
+                     this was the oldest without a request in progress");
             }
+        }
+        let work = connection(
+            stream,
+            (peer, ConnRef(slot.conn.clone())),
+            router.clone(),
+            limits.clone(),
+            acceptor.clone(),
+            shutdown.clone(),
+        );
+        conns.spawn(async move {
+            // Evicted: dropping `work` closes the socket.
+            tokio::select! {
+                _ = slot.evicted() => {}
+                _ = work => {}
+            }
+            drop(slot);
         });
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+}
+
+/// Serve one admitted connection: a TLS handshake (within
+/// `header_timeout`) if `acceptor`, then HTTP. `conn` goes to its requests
+/// so that they can mark it busy.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    (peer, conn): (SocketAddr, ConnRef),
+    router: Router,
+    limits: Arc<Limits>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stop: Shutdown,
+) {
+    let router = router.layer(axum::Extension(conn));
+    let Some(acceptor) = acceptor else {
+        return serve_connection(stream, router, peer, limits, stop).await;
+    };
+    let t = limits.cfg.header_timeout;
+    match tokio::time::timeout(t, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let router = router.layer(axum::Extension(super::tls::OverTls));
+            serve_connection(tls, router, peer, limits, stop).await
+        }
+        Ok(Err(e)) => {
+            if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
+                warn!(%peer, error = %e, unlogged,
+                    "control connection closed: TLS handshake failed (plain HTTP to a TLS listener?)");
+            }
+        }
+        Err(_) => {
+            if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
+                warn!(%peer, timeout = ?t, unlogged,
+                    "control connection closed: TLS handshake not finished in time");
+            }
+        }
+    }
 }
 
 /// One admitted connection (plain or TLS), until it ends or shutdown.
@@ -384,12 +528,48 @@ mod tests {
         let a: IpAddr = "127.0.0.2".parse().unwrap();
         let b: IpAddr = "127.0.0.3".parse().unwrap();
         let s1 = l.admit(a).unwrap();
-        let _s2 = l.admit(a).unwrap();
+        let s2 = l.admit(a).unwrap();
         assert_eq!(l.admit(a).err(), Some(reason::CONNECTIONS_PER_SOURCE));
-        let _s3 = l.admit(b).unwrap();
+        let s3 = l.admit(b).unwrap();
+        // Every slot serving a request: nothing can be evicted.
+        let _busy = [s1.conn.clone(), s2.conn.clone(), s3.conn.clone()].map(|c| ConnRef(c).enter());
         assert_eq!(l.admit(b).err(), Some(reason::CONNECTIONS));
         drop(s1);
-        assert!(l.admit(b).is_ok());
+        let _s4 = l.admit(b).expect("a slot came back");
+        let open = l.conns.lock().unwrap().live.len();
+        assert_eq!(open, 3);
+    }
+
+    #[test]
+    fn when_full_the_oldest_connection_without_a_request_is_evicted() {
+        let l = limits(3, 3);
+        let ip = |n: u8| IpAddr::from([127, 0, 1, n]);
+        let s1 = l.admit(ip(1)).unwrap();
+        let s2 = l.admit(ip(2)).unwrap();
+        let s3 = l.admit(ip(3)).unwrap();
+        let busy = ConnRef(s1.conn.clone()).enter();
+        // s1 is older but serving a request; s2 is the oldest idle one.
+        let s4 = l.admit(ip(4)).unwrap();
+        assert_eq!(s4.displaced, Some(ip(2)));
+        assert!(futures_ready(s2.evicted()), "s2 told to close");
+        assert!(!futures_ready(s3.evicted()));
+        // s2's slot was given back at eviction: dropping it frees nothing more.
+        drop(s2);
+        assert_eq!(l.conns.lock().unwrap().live.len(), 3);
+        // s1's request done: now it is the oldest idle one.
+        drop(busy);
+        assert_eq!(l.admit(ip(5)).unwrap().displaced, Some(ip(1)));
+        assert_eq!(l.conns.lock().unwrap().by_source.get(&ip(1)), None);
+        drop((s1, s3, s4));
+        assert_eq!(l.conns.lock().unwrap().live.len(), 0);
+        assert!(l.conns.lock().unwrap().by_source.is_empty());
+    }
+
+    /// Whether `f` is ready at its first poll.
+    fn futures_ready<F: std::future::Future>(f: F) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        std::pin::pin!(f).poll(&mut cx).is_ready()
     }
 
     #[test]

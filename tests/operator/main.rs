@@ -15,6 +15,7 @@ mod crash;
 mod failover;
 mod lanes;
 mod limits;
+mod many_sources;
 mod observability;
 mod operations;
 mod operator;
