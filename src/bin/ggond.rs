@@ -85,6 +85,12 @@ fn main() -> ExitCode {
         }
     };
     if let Plan::Switch(account) = &plan {
+        if let Some(lock) = &state_lock {
+            if let Err(e) = lock.chown_to(account.uid, account.gid) {
+                tracing::warn!(path = %lock.path.display(), error = %e,
+                    "cannot give the state directory's lock file to the account ggond runs as");
+            }
+        }
         if let Err(e) = privileges::switch(account) {
             logging::fatal(&e);
             return ExitCode::from(e.exit_code());

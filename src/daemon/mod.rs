@@ -1,7 +1,9 @@
 //! ggond's assembly: starts the stages, serves reloads until a signal,
 //! then stops the stages in order.
 //!
-//! Owns: start-up order (config → zones → DNS and control sockets bound
+//! Owns: start-up order (the state directory locked, one ggond per
+//! directory ([`state_lock`]; main locks it when it exists, `run` once it
+//! has been created) → config → zones → DNS and control sockets bound
 //! ([`bind`]) → switch to the unprivileged user ([`privileges`]) → [`run`]:
 //! publisher and zones → controller (and, in a cluster, the agreed state)
 //! → secondary zones, NOTIFY → DNS served → certificate audit and health

@@ -31,7 +31,7 @@ pub const LOCK_FILE: &str = "ggond.lock";
 pub enum StateLockError {
     /// Another live process holds the lock.
     #[error(
-        "state directory {} is in use by another ggond ({}; lock {}): stop it, or give this \
+        "state directory {} is in use by another ggond ({}, lock {}): stop it, or give this \
          ggond its own [server] state_dir",
         dir.display(),
         holder_text(*pid),
@@ -53,15 +53,15 @@ pub enum StateLockError {
 
 fn holder_text(pid: Option<u32>) -> String {
     match pid {
-        Some(p) => format!("pid {p}"),
-        None => "pid not yet written".into(),
+        Some(p) => format!("pid {p} according to the lock file"),
+        None => "its pid not yet written".into(),
     }
 }
 
 /// The held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct StateLock {
-    _file: File,
+    file: File,
     pub path: PathBuf,
 }
 
@@ -91,10 +91,14 @@ impl StateLock {
         if writable {
             write_pid(&mut file, std::process::id()).map_err(io)?;
         }
-        Ok(StateLock {
-            _file: file,
-            path: lock,
-        })
+        Ok(StateLock { file, path: lock })
+    }
+
+    /// Give the lock file to the account ggond is about to switch to (it
+    /// was created by root), so that a later start as that account can
+    /// record its own pid in it.
+    pub fn chown_to(&self, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::fchown(&self.file, Some(uid), Some(gid))
     }
 }
 

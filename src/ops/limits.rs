@@ -1,7 +1,9 @@
 //! Bounds on the control API: what one client may cost it.
 //!
 //! Owns: accepting connections ([`serve`]: a cap in all and per source
-//! address, each connection served by hyper with a header read timeout), the
+//! address, each connection served by hyper with a header read timeout;
+//! when every slot is taken, the oldest connection with no request in
+//! progress is evicted to make room, [`Limits::admit`]), the
 //! request body bound ([`bounded_body`]: size and read time) and the count of
 //! failed authentications per source ([`Limits::auth_failed`]). Every refusal
 //! is counted in `ggon_control_refused{reason}` and logged, at most once per
@@ -11,7 +13,14 @@
 //! Why: the control API is the operator's way to remap during an incident.
 //! Without bounds, clients that send half a request are held forever, and at
 //! the descriptor limit the listener stops accepting, taking that way with
-//! it. It must not know what the routes do.
+//! it. Caps alone are not enough: clients from many addresses, each within
+//! its per-source cap, can together hold every slot for as long as they keep
+//! reconnecting, so a full table evicts rather than refuses. Why "oldest
+//! without a request in progress": such a connection has cost the server
+//! nothing yet but a slot, and an honest client (ggon-ctl sends its request
+//! the moment it connects) leaves that state within a round trip, so it is
+//! always among the newest and the last to go; a request being served is
+//! never cut. It must not know what the routes do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
