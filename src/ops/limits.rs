@@ -299,12 +299,35 @@ pub(super) async fn bounded_body(
     let response = read_body(limits, peer, req, next).await;
     match busy {
         None => response,
-        Some(busy) => response.map(|body| {
-            Body::new(body.map_frame(move |frame| {
-                let _held_until_the_body_is_dropped = &busy;
-                frame
-            }))
-        }),
+        Some(busy) => response.map(|inner| Body::new(BusyBody { inner, _busy: busy })),
+    }
+}
+
+/// A response body that keeps its connection marked busy until it is
+/// dropped (sent). Size and end pass through, so a sized body keeps its
+/// content-length instead of becoming chunked.
+struct BusyBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -516,99 +539,5 @@ fn connection_error(limits: &Limits, peer: SocketAddr, e: &hyper::Error) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(max: usize, per: usize) -> Arc<Limits> {
-        Limits::new(
-            ControlLimits {
-                max_connections: max,
-                max_connections_per_source: per,
-                auth_failures: 2,
-                ..ControlLimits::default()
-            },
-            Arc::new(Metrics::new()),
-        )
-    }
-
-    #[test]
-    fn caps_in_all_and_per_source_and_slots_come_back() {
-        let l = limits(3, 2);
-        let a: IpAddr = "127.0.0.2".parse().unwrap();
-        let b: IpAddr = "127.0.0.3".parse().unwrap();
-        let s1 = l.admit(a).unwrap();
-        let s2 = l.admit(a).unwrap();
-        assert_eq!(l.admit(a).err(), Some(reason::CONNECTIONS_PER_SOURCE));
-        let s3 = l.admit(b).unwrap();
-        // Every slot serving a request: nothing can be evicted.
-        let _busy = [s1.conn.clone(), s2.conn.clone(), s3.conn.clone()].map(|c| ConnRef(c).enter());
-        assert_eq!(l.admit(b).err(), Some(reason::CONNECTIONS));
-        drop(s1);
-        let _s4 = l.admit(b).expect("a slot came back");
-        let open = l.conns.lock().unwrap().live.len();
-        assert_eq!(open, 3);
-    }
-
-    #[test]
-    fn when_full_the_oldest_connection_without_a_request_is_evicted() {
-        let l = limits(3, 3);
-        let ip = |n: u8| IpAddr::from([127, 0, 1, n]);
-        let s1 = l.admit(ip(1)).unwrap();
-        let s2 = l.admit(ip(2)).unwrap();
-        let s3 = l.admit(ip(3)).unwrap();
-        let busy = ConnRef(s1.conn.clone()).enter();
-        // s1 is older but serving a request; s2 is the oldest idle one.
-        let s4 = l.admit(ip(4)).unwrap();
-        assert_eq!(s4.displaced, Some(ip(2)));
-        assert!(futures_ready(s2.evicted()), "s2 told to close");
-        assert!(!futures_ready(s3.evicted()));
-        // s2's slot was given back at eviction: dropping it frees nothing more.
-        drop(s2);
-        assert_eq!(l.conns.lock().unwrap().live.len(), 3);
-        // s1's request done: now it is the oldest idle one.
-        drop(busy);
-        assert_eq!(l.admit(ip(5)).unwrap().displaced, Some(ip(1)));
-        assert_eq!(l.conns.lock().unwrap().by_source.get(&ip(1)), None);
-        drop((s1, s3, s4));
-        assert_eq!(l.conns.lock().unwrap().live.len(), 0);
-        assert!(l.conns.lock().unwrap().by_source.is_empty());
-    }
-
-    /// Whether `f` is ready at its first poll.
-    fn futures_ready<F: std::future::Future>(f: F) -> bool {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        std::pin::pin!(f).poll(&mut cx).is_ready()
-    }
-
-    #[test]
-    fn failed_authentications_are_limited_per_source_and_window() {
-        let l = limits(3, 2);
-        let a: IpAddr = "127.0.0.2".parse().unwrap();
-        let b: IpAddr = "127.0.0.3".parse().unwrap();
-        let t = Instant::now();
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::Refuse);
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::Refuse);
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::LimitReached);
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::Limited);
-        assert_eq!(l.auth_failed(b, t), AuthVerdict::Refuse);
-        let later = t + l.cfg.auth_window;
-        assert_eq!(l.auth_failed(a, later), AuthVerdict::Refuse);
-    }
-
-    #[test]
-    fn refusals_are_logged_once_per_period_with_the_count_in_between() {
-        let l = limits(3, 2);
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), Some(0));
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), None);
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), None);
-        assert_eq!(l.refused(reason::HEADER_TIMEOUT), Some(0));
-        l.logged
-            .lock()
-            .unwrap()
-            .get_mut(reason::BODY_TIMEOUT)
-            .unwrap()
-            .0 -= LOG_EVERY;
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), Some(2));
-    }
-}
+#[path = "limits_tests.rs"]
+mod tests;
