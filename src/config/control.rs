@@ -30,6 +30,11 @@ pub struct ControlConfig {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) for `tls_certificate`.
     #[serde(default)]
     pub tls_key: Option<Spanned<PathBuf>>,
+    /// Also serve the control API on this Unix socket (mode 0660, plain
+    /// HTTP, same tokens), for operators on the host: its connections have
+    /// their own `limits`, so no network client can fill them.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
 }
 
 impl Default for ControlConfig {
@@ -41,6 +46,7 @@ impl Default for ControlConfig {
             limits: ControlLimits::default(),
             tls_certificate: None,
             tls_key: None,
+            socket: None,
         }
     }
 }

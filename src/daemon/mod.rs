@@ -51,6 +51,11 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("binding the control API's Unix socket {}: {source}", path.display())]
+    BindControlSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -91,6 +96,8 @@ pub struct Ready {
 pub struct Sockets {
     pub dns: crate::dns::server::Bound,
     pub control: std::net::TcpListener,
+    /// `[control] socket`, for operators on the host.
+    pub control_unix: Option<std::os::unix::net::UnixListener>,
 }
 
 /// Bind the DNS sockets (UDP per worker, TCP) and the control listener of
@@ -102,7 +109,47 @@ pub fn bind(cfg: &Config) -> Result<Sockets, StartError> {
     let control = std::net::TcpListener::bind(addr)
         .map_err(|source| StartError::BindControl { addr, source })?;
     control.set_nonblocking(true)?;
-    Ok(Sockets { dns, control })
+    let control_unix = match &cfg.control.socket {
+        None => None,
+        Some(path) => Some(
+            bind_unix(path).map_err(|source| StartError::BindControlSocket {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+    };
+    Ok(Sockets {
+        dns,
+        control,
+        control_unix,
+    })
+}
+
+/// Bind the control API's Unix socket at `path`, mode 0660. A socket file
+/// nobody listens on (left by a killed ggond) is replaced; one that answers
+/// belongs to a running process and is an error, as is any other file.
+fn bind_unix(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another process listens on it",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
 }
 
 /// The control listener's TLS configuration, if `[control]` asks for TLS:
@@ -210,7 +257,12 @@ pub async fn run(
         cluster: cluster.as_ref().map(|(_, h)| h.clone()),
         checks,
     };
-    let (control, reload_rx) = stages::control_api(&mut a, sockets.control, &handle, api)?;
+    let (control, reload_rx) = stages::control_api(
+        &mut a,
+        (sockets.control, sockets.control_unix),
+        &handle,
+        api,
+    )?;
     if let Some((prepared, _)) = cluster {
         let info = crate::cluster::NodeInfo {
             control,
@@ -242,5 +294,26 @@ pub fn release_free_memory() {
     // SAFETY: malloc_trim only releases free memory; it is thread-safe.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind_unix;
+
+    #[test]
+    fn the_control_socket_replaces_a_stale_file_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let live = bind_unix(&path).expect("a stale socket file is replaced");
+        let e = bind_unix(&path).expect_err("a socket someone listens on");
+        assert!(e.to_string().contains("another process listens"), "{e}");
+        drop(live);
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+        let e = bind_unix(&file).expect_err("not a socket");
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x", "left alone");
     }
 }

@@ -389,12 +389,47 @@ async fn read_body(
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 connection: close\r\ncontent-length: 52\r\n\r\n{\"error\":\"too many control connections; try again\"}\n";
 
+/// The peer address given to connections on the Unix socket: no network
+/// client can have it, so their failed authentications are counted apart.
+pub const LOCAL_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+/// What [`serve`] accepts connections from: the TCP listener, or the Unix
+/// socket for operators on the host.
+pub trait Listener: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Io, SocketAddr)>> + Send;
+    /// Tell a refused connection why, without waiting.
+    fn busy(io: &Self::Io);
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, SocketAddr)> {
+        self.accept().await
+    }
+    fn busy(io: &Self::Io) {
+        let _ = io.try_write(BUSY);
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, SocketAddr)> {
+        self.accept().await.map(|(s, _)| (s, LOCAL_PEER))
+    }
+    fn busy(io: &Self::Io) {
+        let _ = io.try_write(BUSY);
+    }
+}
+
 /// Serve the control API until `shutdown`: accept, admit within the caps,
 /// serve each connection with a header read timeout (with `tls`, after a TLS
 /// handshake that must finish within the same timeout). On shutdown, stop
 /// accepting and let requests in progress finish (the caller bounds the wait).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L: Listener>(
+    listener: L,
     router: Router,
     limits: Arc<Limits>,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -404,7 +439,7 @@ pub async fn serve(
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listener.accept_one() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             _ = shutdown.requested() => break,
         };
@@ -426,7 +461,7 @@ pub async fn serve(
                         per_source = limits.cfg.max_connections_per_source,
                         "control connection refused: too many open connections");
                 }
-                let _ = stream.try_write(BUSY);
+                L::busy(&stream);
                 continue;
             }
         };
@@ -461,14 +496,16 @@ pub async fn serve(
 /// Serve one admitted connection: a TLS handshake (within
 /// `header_timeout`) if `acceptor`, then HTTP. `conn` goes to its requests
 /// so that they can mark it busy.
-async fn connection(
-    stream: tokio::net::TcpStream,
+async fn connection<S>(
+    stream: S,
     (peer, conn): (SocketAddr, ConnRef),
     router: Router,
     limits: Arc<Limits>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     stop: Shutdown,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let router = router.layer(axum::Extension(conn));
     let Some(acceptor) = acceptor else {
         return serve_connection(stream, router, peer, limits, stop).await;

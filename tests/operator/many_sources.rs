@@ -174,3 +174,63 @@ fn three_hundred_slow_sources_cannot_starve_the_operator() {
         "no eviction logged:\n{log}"
     );
 }
+
+/// `[control] socket`: with every TCP slot serving a request (4 slots, 4
+/// sources each sending complete headers and then holding the declared
+/// body, which eviction must not cut), a TCP call gets 503, and
+/// `ggon-ctl --control unix:PATH status` still answers at once.
+#[test]
+fn the_unix_socket_answers_when_every_tcp_slot_is_serving() {
+    let env = Env::new("");
+    let sock = env.path().join("control.sock");
+    let mut cfg = std::fs::read_to_string(env.config()).unwrap();
+    cfg = cfg.replace(
+        "[control]\n",
+        &format!("[control]\nsocket = \"{}\"\n", sock.display()),
+    );
+    cfg.push_str(
+        "\n[control.limits]\nmax_connections = 4\nmax_connections_per_source = 1\n\
+         body_timeout = \"20s\"\n",
+    );
+    std::fs::write(env.config(), cfg).unwrap();
+    // A stale socket file (as a killed ggond leaves) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let d = env.start();
+    let held: Vec<TcpStream> = (1..=4)
+        .map(|n| {
+            let mut s = connect_from(&format!("127.0.3.{n}"), d.control).unwrap();
+            s.write_all(
+                b"POST /v1/services/cic/remap HTTP/1.1\r\nHost: g\r\n\
+                  Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, _, text) = ctl_status(&env, &d);
+    assert!(!ok, "every TCP slot is serving a request: {text}");
+    for _ in 0..5 {
+        let start = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_ggon-ctl"))
+            .arg("--control")
+            .arg(format!("unix:{}", sock.display()))
+            .arg("--token-file")
+            .arg(env.token_file())
+            .arg("status")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let took = start.elapsed();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        eprintln!("status over the Unix socket: {took:?}");
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("cic"), "{text}");
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+    let mode = std::fs::metadata(&sock).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o660);
+    drop(held);
+}
