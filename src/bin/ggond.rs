@@ -32,6 +32,16 @@ fn main() -> ExitCode {
         path: config.clone(),
         overrides: overrides.clone(),
     };
+    // One ggond per state directory, locked before anything in it is read
+    // (loading reads DNSSEC key sets there). A directory that does not exist
+    // yet holds nothing to read: `run` locks it once it is created.
+    let state_lock = match daemon::lock_existing_state_dir(&config, &overrides, args.check_config) {
+        Ok(l) => l,
+        Err(e) => {
+            logging::fatal(e);
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
     let loaded = match daemon::load(&config, &overrides) {
         Ok(x) => x,
         Err(e) => {
@@ -75,12 +85,9 @@ fn main() -> ExitCode {
         }
     };
     if let Plan::Switch(account) = &plan {
-        if let Err(e) = privileges::switch(account) {
-            logging::fatal(&e);
-            return ExitCode::from(e.exit_code());
+        if let Err(code) = switch(account, state_lock.as_ref(), &loaded.cfg) {
+            return code;
         }
-        tracing::info!(user = %account.user, uid = account.uid, group = %account.group,
-            gid = account.gid, "sockets bound; now running as an unprivileged user");
     }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -93,6 +100,7 @@ fn main() -> ExitCode {
         ready_file: args.ready_file,
         notify,
         control_tls,
+        state_lock,
     };
     match rt.block_on(daemon::run(loaded, sockets, source, opts)) {
         Ok(()) => ExitCode::from(exit::OK),
@@ -101,4 +109,36 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+/// Hand what root created to `account` (the state directory's lock file,
+/// the control socket), then become it for good.
+fn switch(
+    account: &privileges::Account,
+    lock: Option<&ggon::daemon::state_lock::StateLock>,
+    cfg: &ggon::config::Config,
+) -> Result<(), ExitCode> {
+    if let Some(lock) = lock {
+        if let Err(e) = lock.chown_to(account.uid, account.gid) {
+            tracing::warn!(path = %lock.path.display(), error = %e,
+                "cannot give the state directory's lock file to the account ggond runs as");
+        }
+    }
+    if let Some(path) = &cfg.control.socket {
+        // Bound by root: the account serves it and may remove it.
+        if let Err(e) = std::os::unix::fs::chown(path, Some(account.uid), Some(account.gid)) {
+            logging::fatal(format!(
+                "cannot chown the control socket {}: {e}",
+                path.display()
+            ));
+            return Err(ExitCode::from(exit::FAILURE));
+        }
+    }
+    if let Err(e) = privileges::switch(account) {
+        logging::fatal(&e);
+        return Err(ExitCode::from(e.exit_code()));
+    }
+    tracing::info!(user = %account.user, uid = account.uid, group = %account.group,
+        gid = account.gid, "sockets bound; now running as an unprivileged user");
+    Ok(())
 }

@@ -23,9 +23,10 @@ pub struct Args {
     /// [default: config/ggon.toml if it exists here, else /etc/ggon/ggon.toml].
     #[arg(long, global = true, env = "GGON_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Control API address: IP:PORT, or a URL (http://IP:PORT,
-    /// https://HOST:PORT). Default: from the config file (https when its
-    /// `[control]` has tls_certificate).
+    /// Control API address: IP:PORT, a URL (http://IP:PORT,
+    /// https://HOST:PORT), or unix:PATH for ggond's `[control] socket`.
+    /// Default: from the config file (https when its `[control]` has
+    /// tls_certificate).
     #[arg(long, global = true, env = "GGON_CONTROL", value_name = "ADDRESS|URL")]
     pub control: Option<String>,
     /// Extra trusted CA certificates (PEM), besides the webpki roots: for a

@@ -35,6 +35,16 @@ pub enum EtcdError {
     Setup(String),
 }
 
+/// How etcd words a write refused under its NOSPACE alarm (`ErrNoSpace`).
+const NOSPACE_MESSAGE: &str = "database space exceeded";
+
+impl EtcdError {
+    /// etcd refused a write because it is at its space quota (NOSPACE).
+    pub fn is_nospace(&self) -> bool {
+        matches!(self, EtcdError::Refused(m) if m.contains(NOSPACE_MESSAGE))
+    }
+}
+
 impl From<etcd_client::Error> for EtcdError {
     fn from(e: etcd_client::Error) -> EtcdError {
         use etcd_client::Error as E;

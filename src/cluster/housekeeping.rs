@@ -7,8 +7,10 @@
 //! shared history by count and age (`history_keep`, `history_max_age`);
 //! every node reads etcd's alarms and database size and says clearly, in
 //! the log, `status` and `/metrics`, when etcd is near or at its quota and
-//! what to run. Work here is a few calls every half minute, whatever the
-//! number of services.
+//! what to run. Work here is a few calls every half minute (the alarm and
+//! size every [`SPACE_EVERY`], and at once after a write refused for lack
+//! of space, so that both the alarm and its end are reported within
+//! seconds), whatever the number of services.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -20,16 +22,24 @@ use super::node::Node;
 use crate::decide::Role;
 
 const EVERY: Duration = Duration::from_secs(30);
+/// How often etcd's alarms and database size are read: two small calls.
+pub(super) const SPACE_EVERY: Duration = Duration::from_secs(5);
 /// A database past this share of its quota is "near" it.
 const NEAR: f64 = 0.8;
 
 impl Node {
     pub(super) async fn housekeep(&mut self) {
+        if self
+            .space_checked
+            .is_none_or(|t| t.elapsed() >= SPACE_EVERY)
+        {
+            self.space_checked = Some(Instant::now());
+            self.check_space().await;
+        }
         if self.housekeeping.elapsed() < EVERY && self.compacted != 0 {
             return;
         }
         self.housekeeping = Instant::now();
-        self.check_space().await;
         if self.role == Role::Leader {
             self.compact().await;
             self.prune_history().await;
@@ -50,12 +60,14 @@ impl Node {
             }
         }
         if let Ok((size, quota)) = self.p.etcd.db_size().await {
-            stats.db_size.store(size, Ordering::Relaxed);
+            let before = stats.db_size.swap(size, Ordering::Relaxed);
             if quota > 0 {
                 stats.db_quota.store(quota, Ordering::Relaxed);
             }
             let quota = stats.db_quota.load(Ordering::Relaxed);
-            if quota > 0 && size as f64 > NEAR * quota as f64 {
+            let near = |size: i64| quota > 0 && size as f64 > NEAR * quota as f64;
+            // Said when it becomes true, not at every check.
+            if near(size) && !near(before) {
                 warn!(
                     size,
                     quota,

@@ -207,6 +207,7 @@ impl Prepared {
             last_ttls: None,
             last_error: None,
             housekeeping: Instant::now(),
+            space_checked: None,
             view_dirty: true,
         };
         tokio::spawn(node.run(shutdown))
@@ -260,6 +261,8 @@ pub(super) struct Node {
     pub(super) last_ttls: Option<Instant>,
     pub(super) last_error: Option<String>,
     pub(super) housekeeping: Instant,
+    /// When etcd's alarms and size were last read (None: at the next tick).
+    pub(super) space_checked: Option<Instant>,
     pub(super) view_dirty: bool,
 }
 
@@ -320,6 +323,10 @@ impl Node {
             Ok(()) => {}
             Err(e) => {
                 let text = e.to_string();
+                if e.is_nospace() && !self.p.stats.nospace.load(Ordering::Relaxed) {
+                    // Say so now rather than at the next periodic check.
+                    self.space_checked = None;
+                }
                 if self.last_error.as_deref() != Some(&text) {
                     warn!(error = %e, "cluster: etcd call failed");
                 }

@@ -65,6 +65,9 @@ pub(super) struct Written {
 
 impl From<EtcdError> for SharedError {
     fn from(e: EtcdError) -> SharedError {
+        if e.is_nospace() {
+            return SharedError::NoSpace;
+        }
         SharedError::Store(e.to_string())
     }
 }

@@ -36,6 +36,11 @@ pub struct ControlConfig {
     /// its control address, verifies against these (and only these).
     #[serde(default)]
     pub tls_ca_file: Option<Spanned<PathBuf>>,
+    /// Also serve the control API on this Unix socket (mode 0660, plain
+    /// HTTP, same tokens), for operators on the host: its connections have
+    /// their own `limits`, so no network client can fill them.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
 }
 
 impl Default for ControlConfig {
@@ -48,6 +53,7 @@ impl Default for ControlConfig {
             tls_certificate: None,
             tls_key: None,
             tls_ca_file: None,
+            socket: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! ggond's assembly: starts the stages, serves reloads until a signal,
 //! then stops the stages in order.
 //!
-//! Owns: start-up order (config → zones → DNS and control sockets bound
+//! Owns: start-up order (the state directory locked, one ggond per
+//! directory ([`state_lock`]; main locks it when it exists, `run` once it
+//! has been created) → config → zones → DNS and control sockets bound
 //! ([`bind`]) → switch to the unprivileged user ([`privileges`]) → [`run`]:
 //! publisher and zones → controller (and, in a cluster, the agreed state)
 //! → secondary zones, NOTIFY → DNS served → certificate audit and health
@@ -20,6 +22,7 @@ pub mod privileges;
 mod signals;
 mod sinks;
 mod stages;
+pub mod state_lock;
 pub mod systemd;
 pub mod tasks;
 
@@ -49,6 +52,11 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("binding the control API's Unix socket {}: {source}", path.display())]
+    BindControlSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -74,6 +82,9 @@ pub enum StartError {
     CheckThreads(std::io::Error),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// Another ggond holds the state directory.
+    #[error("{0}")]
+    StateLock(#[from] state_lock::StateLockError),
 }
 
 /// What a running daemon reports once it is ready (written to --ready-file).
@@ -88,6 +99,8 @@ pub struct Ready {
 pub struct Sockets {
     pub dns: crate::dns::server::Bound,
     pub control: std::net::TcpListener,
+    /// `[control] socket`, for operators on the host.
+    pub control_unix: Option<std::os::unix::net::UnixListener>,
 }
 
 /// Bind the DNS sockets (UDP per worker, TCP) and the control listener of
@@ -99,7 +112,47 @@ pub fn bind(cfg: &Config) -> Result<Sockets, StartError> {
     let control = std::net::TcpListener::bind(addr)
         .map_err(|source| StartError::BindControl { addr, source })?;
     control.set_nonblocking(true)?;
-    Ok(Sockets { dns, control })
+    let control_unix = match &cfg.control.socket {
+        None => None,
+        Some(path) => Some(
+            bind_unix(path).map_err(|source| StartError::BindControlSocket {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+    };
+    Ok(Sockets {
+        dns,
+        control,
+        control_unix,
+    })
+}
+
+/// Bind the control API's Unix socket at `path`, mode 0660. A socket file
+/// nobody listens on (left by a killed ggond) is replaced; one that answers
+/// belongs to a running process and is an error, as is any other file.
+fn bind_unix(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another process listens on it",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
 }
 
 /// The control listener's TLS configuration, if `[control]` asks for TLS:
@@ -140,6 +193,27 @@ pub struct RunOptions {
     pub ready_file: Option<PathBuf>,
     /// systemd's notification socket and watchdog (no-op without systemd).
     pub notify: Arc<systemd::Notify>,
+    /// The state directory's lock, if main took it before loading
+    /// ([`lock_existing_state_dir`]); otherwise `run` takes it.
+    pub state_lock: Option<state_lock::StateLock>,
+}
+
+/// Lock the state directory named by the config at `path` (and `o`) if it
+/// exists; None when it does not exist yet (nothing in it can be read),
+/// when the config does not parse (loading reports that), or for
+/// `--check-config`, which may run beside the ggond it checks for.
+pub fn lock_existing_state_dir(
+    path: &std::path::Path,
+    o: &Overrides,
+    check_only: bool,
+) -> Result<Option<state_lock::StateLock>, state_lock::StateLockError> {
+    if check_only {
+        return Ok(None);
+    }
+    match crate::load::state_dir(path, o) {
+        Some(dir) if dir.is_dir() => state_lock::StateLock::acquire(&dir).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Serve on `sockets` until SIGTERM or SIGINT: start every stage, serve
@@ -148,7 +222,7 @@ pub async fn run(
     loaded: Loaded,
     sockets: Sockets,
     source: Source,
-    opts: RunOptions,
+    mut opts: RunOptions,
 ) -> Result<(), StartError> {
     let signals = signals::Signals::install()?;
     let Loaded {
@@ -160,6 +234,10 @@ pub async fn run(
         ..
     } = loaded;
     privileges::check_paths(&cfg, &cfg.token_file())?;
+    let _state_lock = match opts.state_lock.take() {
+        Some(l) => l,
+        None => state_lock::StateLock::acquire(&cfg.server.state_dir)?,
+    };
     let tokens = crate::ops::tokens::load_or_create_tokens(&cfg.token_file())?;
     let mut a = stages::Assembly::new(cfg, keys);
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -190,7 +268,12 @@ pub async fn run(
         cluster: cluster.as_ref().map(|(_, h)| h.clone()),
         checks,
     };
-    let (control, reload_rx) = stages::control_api(&mut a, sockets.control, &handle, api)?;
+    let (control, reload_rx) = stages::control_api(
+        &mut a,
+        (sockets.control, sockets.control_unix),
+        &handle,
+        api,
+    )?;
     if let Some((prepared, _)) = cluster {
         let info = crate::cluster::NodeInfo {
             config: config_tx.subscribe(),
@@ -224,5 +307,26 @@ pub fn release_free_memory() {
     // SAFETY: malloc_trim only releases free memory; it is thread-safe.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind_unix;
+
+    #[test]
+    fn the_control_socket_replaces_a_stale_file_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let live = bind_unix(&path).expect("a stale socket file is replaced");
+        let e = bind_unix(&path).expect_err("a socket someone listens on");
+        assert!(e.to_string().contains("another process listens"), "{e}");
+        drop(live);
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+        let e = bind_unix(&file).expect_err("not a socket");
+        assert!(e.to_string().contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x", "left alone");
     }
 }

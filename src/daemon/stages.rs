@@ -399,7 +399,10 @@ pub struct ControlApi {
 /// reload requests arrive.
 pub fn control_api(
     a: &mut Assembly,
-    listener: std::net::TcpListener,
+    (listener, unix): (
+        std::net::TcpListener,
+        Option<std::os::unix::net::UnixListener>,
+    ),
     handle: &ControllerHandle,
     api: ControlApi,
 ) -> Result<(SocketAddr, mpsc::Receiver<super::ReloadRequest>), StartError> {
@@ -418,6 +421,17 @@ pub fn control_api(
         peer_roots: api.tls.as_ref().map(|t| t.peer_roots.clone()),
     };
     let router = crate::ops::control::router(handle.clone(), api.tokens, reload_tx, pages);
+    if let Some(unix) = unix {
+        // Its own slots: network clients cannot fill them.
+        let limits = crate::ops::limits::Limits::new(limits.cfg.clone(), a.out.metrics.clone());
+        let (unix, router) = (tokio::net::UnixListener::from_std(unix)?, router.clone());
+        let stop = a.tasks.signal(Phase::Intake);
+        info!(socket = ?a.cfg.control.socket, "control API listening on a Unix socket");
+        a.tasks
+            .spawn(Phase::Intake, "control API (Unix socket)", async move {
+                crate::ops::control::serve(unix, router, limits, None, stop).await;
+            });
+    }
     let tls = api.tls.as_ref().map(|t| t.server.clone());
     let stop = a.tasks.signal(Phase::Intake);
     a.tasks.spawn(Phase::Intake, "control API", async move {

@@ -58,6 +58,14 @@ pub enum SharedError {
         "leadership lost or the shared state changed under this leader: the fenced write was refused"
     )]
     Fenced,
+    /// etcd is at its space quota (NOSPACE alarm): it refuses every write
+    /// until an operator makes room.
+    #[error(
+        "etcd is out of space: its NOSPACE alarm is raised and it refuses every write; make \
+         room (etcdctl compact, etcdctl defrag on each member, etcdctl alarm disarm: see \
+         docs/cluster.md)"
+    )]
+    NoSpace,
     /// The store could not be reached or refused the request (its words).
     #[error("{0}")]
     Store(String),

@@ -181,6 +181,14 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     })
 }
 
+/// The state directory the config at `path` names (after `o`), read
+/// without loading anything else; None when the config does not parse.
+pub fn state_dir(path: &Path, o: &Overrides) -> Option<PathBuf> {
+    let mut cfg = Config::load(path).ok()?;
+    o.apply(&mut cfg);
+    Some(cfg.server.state_dir)
+}
+
 impl Overrides {
     /// The command line wins over the file.
     fn apply(&self, cfg: &mut Config) {

@@ -1,7 +1,9 @@
 //! Bounds on the control API: what one client may cost it.
 //!
 //! Owns: accepting connections ([`serve`]: a cap in all and per source
-//! address, each connection served by hyper with a header read timeout), the
+//! address, each connection served by hyper with a header read timeout;
+//! when every slot is taken, the oldest connection with no request in
+//! progress is evicted to make room, [`Limits::admit`]), the
 //! request body bound ([`bounded_body`]: size and read time) and the count of
 //! failed authentications per source ([`Limits::auth_failed`]). Every refusal
 //! is counted in `ggon_control_refused{reason}` and logged, at most once per
@@ -11,10 +13,18 @@
 //! Why: the control API is the operator's way to remap during an incident.
 //! Without bounds, clients that send half a request are held forever, and at
 //! the descriptor limit the listener stops accepting, taking that way with
-//! it. It must not know what the routes do.
+//! it. Caps alone are not enough: clients from many addresses, each within
+//! its per-source cap, can together hold every slot for as long as they keep
+//! reconnecting, so a full table evicts rather than refuses. Why "oldest
+//! without a request in progress": such a connection has cost the server
+//! nothing yet but a slot, and an honest client (ggon-ctl sends its request
+//! the moment it connects) leaves that state within a round trip, so it is
+//! always among the newest and the last to go; a request being served is
+//! never cut. It must not know what the routes do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +38,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use tokio::sync::Notify;
 use tower::Layer;
 use tracing::warn;
 
@@ -50,6 +61,9 @@ pub mod reason {
     pub const AUTH_RATE_LIMITED: &str = "auth_rate_limited";
     /// A TLS listener got no (or a failed) handshake in time.
     pub const TLS_HANDSHAKE: &str = "tls_handshake";
+    /// Closed to make room: every slot was taken and this was the oldest
+    /// connection with no request in progress.
+    pub const EVICTED: &str = "evicted";
 }
 
 /// What a failed authentication leads to.
@@ -63,10 +77,69 @@ pub enum AuthVerdict {
     Limited,
 }
 
+/// One admitted connection as the slot table sees it.
+pub struct Conn {
+    ip: IpAddr,
+    /// Requests in progress (headers read, response not yet sent). Only a
+    /// connection with none may be evicted.
+    busy: AtomicUsize,
+    /// Told when the connection was evicted; its task then closes it.
+    evict: Notify,
+}
+
+/// Requests in progress on one connection; the count goes down when this
+/// is dropped (with the response body, once it is sent).
+pub struct Busy(Arc<Conn>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection's entry, handed to its requests as an extension so they
+/// can mark it busy.
+#[derive(Clone)]
+pub struct ConnRef(pub Arc<Conn>);
+
+impl ConnRef {
+    /// A request's headers were read: not evictable until it is answered.
+    pub fn enter(&self) -> Busy {
+        self.0.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.0.clone())
+    }
+}
+
 #[derive(Default)]
 struct Conns {
-    total: usize,
+    next_id: u64,
+    /// Admitted connections by admission order (oldest first).
+    live: BTreeMap<u64, Arc<Conn>>,
     by_source: HashMap<IpAddr, usize>,
+}
+
+impl Conns {
+    fn forget(&mut self, id: u64) -> bool {
+        let Some(c) = self.live.remove(&id) else {
+            return false;
+        };
+        if let Some(n) = self.by_source.get_mut(&c.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_source.remove(&c.ip);
+            }
+        }
+        true
+    }
+
+    /// The oldest connection with no request in progress: it has not
+    /// finished sending its request headers (or is idle between requests).
+    fn oldest_idle(&self) -> Option<u64> {
+        self.live
+            .iter()
+            .find(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+            .map(|(id, _)| *id)
+    }
 }
 
 /// The control API's limits and their counters; shared by the accept loop
@@ -81,23 +154,29 @@ pub struct Limits {
     logged: Mutex<HashMap<&'static str, (Instant, u64)>>,
 }
 
-/// One admitted connection; its slot is given back when dropped.
+/// One admitted connection; its slot is given back when dropped (unless it
+/// was evicted, which gave it back already).
 pub struct Slot {
     limits: Arc<Limits>,
-    ip: IpAddr,
+    id: u64,
+    pub conn: Arc<Conn>,
+    /// The peer of the connection evicted to make room for this one.
+    pub displaced: Option<IpAddr>,
+}
+
+impl Slot {
+    /// Resolves when this connection is evicted to make room for a newer one.
+    pub async fn evicted(&self) {
+        self.conn.evict.notified().await
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.limits.conns.lock().expect("not poisoned");
-        c.total -= 1;
-        if let Some(n) = c.by_source.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.by_source.remove(&self.ip);
-            }
+        if c.forget(self.id) {
+            self.limits.metrics.control_connections(-1);
         }
-        self.limits.metrics.control_connections(-1);
     }
 }
 
@@ -135,22 +214,44 @@ impl Limits {
         }
     }
 
-    /// Admit a connection from `ip`, or say which cap it hit.
+    /// Admit a connection from `ip`, or say which cap it hit. When every
+    /// slot is taken, the oldest connection with no request in progress is
+    /// evicted to make room (see [`Conns::oldest_idle`] and
+    /// docs/reliability.md): holding a slot then costs an attacker a steady
+    /// stream of new connections, and a client that sends its request at
+    /// once is the newest, so the last to be evicted. Only when every slot
+    /// is serving a request is the new connection refused.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
         let mut c = self.conns.lock().expect("not poisoned");
-        if c.total >= self.cfg.max_connections {
-            return Err(reason::CONNECTIONS);
-        }
-        let mine = c.by_source.entry(ip).or_insert(0);
-        if *mine >= self.cfg.max_connections_per_source {
+        if c.by_source.get(&ip).copied().unwrap_or(0) >= self.cfg.max_connections_per_source {
             return Err(reason::CONNECTIONS_PER_SOURCE);
         }
-        *mine += 1;
-        c.total += 1;
-        self.metrics.control_connections(1);
+        let mut displaced = None;
+        if c.live.len() >= self.cfg.max_connections {
+            let Some(old) = c.oldest_idle() else {
+                return Err(reason::CONNECTIONS);
+            };
+            let conn = c.live[&old].clone();
+            c.forget(old);
+            conn.evict.notify_one();
+            displaced = Some(conn.ip);
+        } else {
+            self.metrics.control_connections(1);
+        }
+        let conn = Arc::new(Conn {
+            ip,
+            busy: AtomicUsize::new(0),
+            evict: Notify::new(),
+        });
+        let id = c.next_id;
+        c.next_id += 1;
+        c.live.insert(id, conn.clone());
+        *c.by_source.entry(ip).or_insert(0) += 1;
         Ok(Slot {
             limits: self.clone(),
-            ip,
+            id,
+            conn,
+            displaced,
         })
     }
 
@@ -185,9 +286,54 @@ fn refuse(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// Mark the connection busy from the moment its request's headers are in
+/// until the response body is sent (so it cannot be evicted mid-request),
+/// then [`read_body`].
+pub(super) async fn bounded_body(
+    limits: State<Arc<Limits>>,
+    peer: ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let busy = req.extensions().get::<ConnRef>().map(ConnRef::enter);
+    let response = read_body(limits, peer, req, next).await;
+    match busy {
+        None => response,
+        Some(busy) => response.map(|inner| Body::new(BusyBody { inner, _busy: busy })),
+    }
+}
+
+/// A response body that keeps its connection marked busy until it is
+/// dropped (sent). Size and end pass through, so a sized body keeps its
+/// content-length instead of becoming chunked.
+struct BusyBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Read the whole request body within `body_timeout` and `max_body` bytes,
 /// then hand the request on; 408 or 413 otherwise.
-pub(super) async fn bounded_body(
+async fn read_body(
     State(limits): State<Arc<Limits>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
@@ -243,12 +389,47 @@ pub(super) async fn bounded_body(
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 connection: close\r\ncontent-length: 52\r\n\r\n{\"error\":\"too many control connections; try again\"}\n";
 
+/// The peer address given to connections on the Unix socket: no network
+/// client can have it, so their failed authentications are counted apart.
+pub const LOCAL_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+/// What [`serve`] accepts connections from: the TCP listener, or the Unix
+/// socket for operators on the host.
+pub trait Listener: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Io, SocketAddr)>> + Send;
+    /// Tell a refused connection why, without waiting.
+    fn busy(io: &Self::Io);
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, SocketAddr)> {
+        self.accept().await
+    }
+    fn busy(io: &Self::Io) {
+        let _ = io.try_write(BUSY);
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, SocketAddr)> {
+        self.accept().await.map(|(s, _)| (s, LOCAL_PEER))
+    }
+    fn busy(io: &Self::Io) {
+        let _ = io.try_write(BUSY);
+    }
+}
+
 /// Serve the control API until `shutdown`: accept, admit within the caps,
 /// serve each connection with a header read timeout (with `tls`, after a TLS
 /// handshake that must finish within the same timeout). On shutdown, stop
 /// accepting and let requests in progress finish (the caller bounds the wait).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L: Listener>(
+    listener: L,
     router: Router,
     limits: Arc<Limits>,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -258,7 +439,7 @@ pub async fn serve(
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listener.accept_one() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             _ = shutdown.requested() => break,
         };
@@ -280,42 +461,74 @@ pub async fn serve(
                         per_source = limits.cfg.max_connections_per_source,
                         "control connection refused: too many open connections");
                 }
-                let _ = stream.try_write(BUSY);
+                L::busy(&stream);
                 continue;
             }
         };
-        let limits = limits.clone();
-        let stop = shutdown.clone();
-        let router = router.clone();
-        let acceptor = acceptor.clone();
-        conns.spawn(async move {
-            let _slot = slot;
-            let Some(acceptor) = acceptor else {
-                return serve_connection(stream, router, peer, limits, stop).await;
-            };
-            let t = limits.cfg.header_timeout;
-            match tokio::time::timeout(t, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let router = router.layer(axum::Extension(super::tls::OverTls));
-                    serve_connection(tls, router, peer, limits, stop).await
-                }
-                Ok(Err(e)) => {
-                    if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
-                        warn!(%peer, error = %e, unlogged,
-                            "control connection closed: TLS handshake failed (plain HTTP to a TLS listener?)");
-                    }
-                }
-                Err(_) => {
-                    if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
-                        warn!(%peer, timeout = ?t, unlogged,
-                            "control connection closed: TLS handshake not finished in time");
-                    }
-                }
+        if let Some(old) = slot.displaced {
+            if let Some(unlogged) = limits.refused(reason::EVICTED) {
+                warn!(%peer, evicted = %old, unlogged, max = limits.cfg.max_connections,
+                    "control connection closed to make room: every slot taken, \
+                     this was the oldest without a request in progress");
             }
+        }
+        let work = connection(
+            stream,
+            (peer, ConnRef(slot.conn.clone())),
+            router.clone(),
+            limits.clone(),
+            acceptor.clone(),
+            shutdown.clone(),
+        );
+        conns.spawn(async move {
+            // Evicted: dropping `work` closes the socket.
+            tokio::select! {
+                _ = slot.evicted() => {}
+                _ = work => {}
+            }
+            drop(slot);
         });
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+}
+
+/// Serve one admitted connection: a TLS handshake (within
+/// `header_timeout`) if `acceptor`, then HTTP. `conn` goes to its requests
+/// so that they can mark it busy.
+async fn connection<S>(
+    stream: S,
+    (peer, conn): (SocketAddr, ConnRef),
+    router: Router,
+    limits: Arc<Limits>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stop: Shutdown,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let router = router.layer(axum::Extension(conn));
+    let Some(acceptor) = acceptor else {
+        return serve_connection(stream, router, peer, limits, stop).await;
+    };
+    let t = limits.cfg.header_timeout;
+    match tokio::time::timeout(t, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let router = router.layer(axum::Extension(super::tls::OverTls));
+            serve_connection(tls, router, peer, limits, stop).await
+        }
+        Ok(Err(e)) => {
+            if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
+                warn!(%peer, error = %e, unlogged,
+                    "control connection closed: TLS handshake failed (plain HTTP to a TLS listener?)");
+            }
+        }
+        Err(_) => {
+            if let Some(unlogged) = limits.refused(reason::TLS_HANDSHAKE) {
+                warn!(%peer, timeout = ?t, unlogged,
+                    "control connection closed: TLS handshake not finished in time");
+            }
+        }
+    }
 }
 
 /// One admitted connection (plain or TLS), until it ends or shutdown.
@@ -363,63 +576,5 @@ fn connection_error(limits: &Limits, peer: SocketAddr, e: &hyper::Error) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(max: usize, per: usize) -> Arc<Limits> {
-        Limits::new(
-            ControlLimits {
-                max_connections: max,
-                max_connections_per_source: per,
-                auth_failures: 2,
-                ..ControlLimits::default()
-            },
-            Arc::new(Metrics::new()),
-        )
-    }
-
-    #[test]
-    fn caps_in_all_and_per_source_and_slots_come_back() {
-        let l = limits(3, 2);
-        let a: IpAddr = "127.0.0.2".parse().unwrap();
-        let b: IpAddr = "127.0.0.3".parse().unwrap();
-        let s1 = l.admit(a).unwrap();
-        let _s2 = l.admit(a).unwrap();
-        assert_eq!(l.admit(a).err(), Some(reason::CONNECTIONS_PER_SOURCE));
-        let _s3 = l.admit(b).unwrap();
-        assert_eq!(l.admit(b).err(), Some(reason::CONNECTIONS));
-        drop(s1);
-        assert!(l.admit(b).is_ok());
-    }
-
-    #[test]
-    fn failed_authentications_are_limited_per_source_and_window() {
-        let l = limits(3, 2);
-        let a: IpAddr = "127.0.0.2".parse().unwrap();
-        let b: IpAddr = "127.0.0.3".parse().unwrap();
-        let t = Instant::now();
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::Refuse);
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::Refuse);
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::LimitReached);
-        assert_eq!(l.auth_failed(a, t), AuthVerdict::Limited);
-        assert_eq!(l.auth_failed(b, t), AuthVerdict::Refuse);
-        let later = t + l.cfg.auth_window;
-        assert_eq!(l.auth_failed(a, later), AuthVerdict::Refuse);
-    }
-
-    #[test]
-    fn refusals_are_logged_once_per_period_with_the_count_in_between() {
-        let l = limits(3, 2);
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), Some(0));
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), None);
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), None);
-        assert_eq!(l.refused(reason::HEADER_TIMEOUT), Some(0));
-        l.logged
-            .lock()
-            .unwrap()
-            .get_mut(reason::BODY_TIMEOUT)
-            .unwrap()
-            .0 -= LOG_EVERY;
-        assert_eq!(l.refused(reason::BODY_TIMEOUT), Some(2));
-    }
-}
+#[path = "limits_tests.rs"]
+mod tests;

@@ -19,3 +19,4 @@ mod failures;
 mod harness;
 mod nemesis;
 mod nemesis_check;
+mod quota;

@@ -109,6 +109,8 @@ pub struct EtcdCluster {
     members: Vec<Member>,
     token: String,
     initial_cluster: String,
+    /// More etcd flags for every member (e.g. `--quota-backend-bytes`).
+    extra: Vec<String>,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -119,6 +121,11 @@ impl EtcdCluster {
     /// answers `/health` with `{"health":"true"}` and a put/range round trip
     /// through the JSON gateway works; panics with the log tails otherwise.
     pub fn start(n: usize) -> EtcdCluster {
+        EtcdCluster::start_with(n, &[])
+    }
+
+    /// Like [`EtcdCluster::start`], with `extra` flags for every member.
+    pub fn start_with(n: usize, extra: &[&str]) -> EtcdCluster {
         assert!(n >= 1, "an etcd cluster needs at least one member");
         assert!(
             Path::new(ETCD).exists(),
@@ -162,6 +169,7 @@ impl EtcdCluster {
             members,
             token,
             initial_cluster,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             dir: Some(dir),
         };
         for i in 0..n {
@@ -456,6 +464,7 @@ impl EtcdCluster {
             .arg("zap")
             .arg("--log-outputs")
             .arg("stderr")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));

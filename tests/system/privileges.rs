@@ -100,12 +100,12 @@ fn started_as_root_it_runs_as_the_configured_user() {
     g.wait_answer("app.ggon.org", &[ip("127.0.0.12")], Duration::from_secs(5));
     let status = g.stop();
     assert!(status.success(), "{status}\n{}", g.log_text());
-    for f in ["control.token", "state.json", "history.jsonl"] {
+    for f in ["control.token", "state.json", "history.jsonl", "ggond.lock"] {
         let meta = std::fs::metadata(env.state_dir.join(f)).unwrap();
         assert_eq!(
             (meta.uid(), meta.gid()),
             (uid, gid),
-            "{f} written by nobody"
+            "{f} written by (or given to) nobody"
         );
     }
     let state = std::fs::read_to_string(env.state_dir.join("state.json")).unwrap();

@@ -68,7 +68,13 @@ pub fn client(args: &Args) -> Result<Client, ClientError> {
     } else {
         None
     };
+    let unix = args
+        .control
+        .as_deref()
+        .and_then(|c| c.strip_prefix("unix:"))
+        .map(std::path::PathBuf::from);
     let base = match &args.control {
+        Some(_) if unix.is_some() => "http://localhost".to_string(),
         Some(c) => base_url(c)?,
         None => {
             let c = cfg.as_ref().expect("loaded when --control is not given");
@@ -95,6 +101,9 @@ pub fn client(args: &Args) -> Result<Client, ClientError> {
     let mut http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .no_proxy();
+    if let Some(path) = unix {
+        http = http.unix_socket(path);
+    }
     if let Some(path) = &args.ca_file {
         let pem = std::fs::read(path).map_err(|error| ClientError::CaFile {
             path: path.clone(),

@@ -89,6 +89,13 @@ pub fn cluster(c: &ClusterView, full: bool) {
             m.differs.join("; ")
         );
     }
+    if c.etcd.as_ref().is_some_and(|e| e.nospace) {
+        println!(
+            "ALARM: etcd is out of space (NOSPACE): every change is refused, answers stay; make \
+             room: etcdctl compact, etcdctl defrag on each member, etcdctl alarm disarm \
+             (docs/cluster.md)"
+        );
+    }
     if !full {
         return;
     }
