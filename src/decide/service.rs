@@ -68,6 +68,9 @@ pub(super) struct TargetRt {
     /// Cluster mode: what a quorum of live nodes sees, and since when.
     pub agreed: Option<bool>,
     pub agreed_since: Option<Instant>,
+    /// One check round ([`super::policy::check_round`]): how long a more
+    /// preferred target is waited for after a recovery from all-down.
+    pub round: Duration,
 }
 
 /// One answer of a service: the default region's or a listed region's.
@@ -197,6 +200,7 @@ impl ServiceRt {
                 },
                 drained: self.drains.contains_key(&t.name),
                 drill_failed: drilled(DEFAULT, i) || drilled(ri, i),
+                round: t.round,
             })
             .collect()
     }
@@ -400,6 +404,12 @@ pub(super) fn restore(
             last: None,
             agreed: None,
             agreed_since: None,
+            round: super::policy::check_round(
+                t.check.interval,
+                t.check.jitter,
+                t.check.rise,
+                t.check.timeout,
+            ),
         })
         .collect();
     let find = |n: &str| targets.iter().position(|t| t.name == n);

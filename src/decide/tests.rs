@@ -73,9 +73,43 @@ fn all_down_keeps_the_current_answer_and_raises_the_alarm(kind) {
     assert_eq!(r.answered(), "127.0.0.11", "fail-open");
     assert!(r.ctl.status().services[0].all_down);
     r.check("backup2", true, 2);
+    assert!(r.kinds().contains(&EventKind::Recovered));
+    // The more preferred targets get one check round (5 s interval + 100
+    // ms jitter + 2 s timeout) to report before backup2 is settled on.
+    r.ctl.tick(r.at(9));
+    assert_eq!(r.active(), "primary", "within the round");
+    r.ctl.tick(r.at(10));
     assert_eq!(r.active(), "backup2");
-    let kinds = r.kinds();
-    assert!(kinds.contains(&EventKind::AllDown) && kinds.contains(&EventKind::Recovered));
+    assert_eq!(r.answered(), "127.0.0.13");
+    assert!(r.kinds().contains(&EventKind::AllDown));
+}
+
+fn after_all_down_the_preferred_target_up_within_a_round_wins(kind) {
+    let mut r = rig_of(kind, "manual");
+    for t in ["primary", "backup", "backup2"] {
+        r.check(t, false, 1);
+    }
+    r.check("backup2", true, 2);
+    r.ctl.tick(r.at(3));
+    r.check("backup", true, 4);
+    r.ctl.tick(r.at(5));
+    assert_eq!(r.active(), "primary", "the primary still has its round");
+    r.check("primary", true, 6);
+    assert_eq!(r.active(), "primary");
+    r.ctl.tick(r.at(60));
+    assert_eq!(r.active(), "primary", "and stays on it");
+    assert!(!r.kinds().contains(&EventKind::Failover), "no move at all");
+}
+
+fn a_failover_to_a_standing_backup_is_not_delayed(kind) {
+    let mut r = rig_of(kind, "manual");
+    r.all_up(1);
+    // backup2 down, then up again just before the primary fails: the
+    // backup has stood healthy since 1 s, and the primary fell after it.
+    r.check("backup2", false, 2);
+    r.check("backup2", true, 3);
+    r.check("primary", false, 3);
+    assert_eq!(r.active(), "backup");
 }
 
 fn remap_pins_persists_and_release_chooses_afresh(kind) {
