@@ -173,10 +173,10 @@ impl Controller {
     }
 
     pub(super) fn service_index(&self, name: &str) -> Result<usize, CtlError> {
-        self.by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| CtlError::NotFound(format!("no service named `{name}`")))
+        self.by_name.get(name).copied().ok_or_else(|| {
+            let known = self.services.iter().map(|s| s.name.as_str());
+            CtlError::NotFound(super::requests::no_such_service(name, known))
+        })
     }
 
     pub(super) fn target_index(&self, si: usize, name: &str) -> Result<usize, CtlError> {

@@ -431,3 +431,16 @@ fn timed_pins_and_drains_after_a_restart_follow_their_deadlines(kind) {
 
 #[path = "batch_tests.rs"]
 mod batch;
+
+#[test]
+fn an_unknown_service_is_refused_with_the_list_of_services() {
+    let r = rig("manual");
+    let e = r.ctl.service_index("cicc").unwrap_err();
+    assert_eq!(
+        e,
+        CtlError::NotFound("no service named `cicc` (services: `cic`)".into())
+    );
+    let many: Vec<String> = (0..13).map(|i| format!("s{i}")).collect();
+    let m = requests::no_such_service("x", many.iter().map(String::as_str));
+    assert!(m.ends_with("`s8`, `s9` and 3 more)"), "{m}");
+}

@@ -81,12 +81,13 @@ async fn status(State(app): State<AppState>, Params(q): Params<StatusQuery>) -> 
     match app.ctl.call(|reply| Command::Status { reply }).await {
         Ok(mut s) => {
             if let Some(name) = q.service {
-                s.services.retain(|x| x.name == name);
-                if s.services.is_empty() {
-                    return error_response(CtlError::NotFound(format!(
-                        "no service named `{name}`"
-                    )));
+                if !s.services.iter().any(|x| x.name == name) {
+                    let known = s.services.iter().map(|x| x.name.as_str());
+                    return error_response(CtlError::NotFound(
+                        crate::decide::requests::no_such_service(&name, known),
+                    ));
                 }
+                s.services.retain(|x| x.name == name);
             }
             Json(s).into_response()
         }
