@@ -444,3 +444,38 @@ fn an_unknown_service_is_refused_with_the_list_of_services() {
     let m = requests::no_such_service("x", many.iter().map(String::as_str));
     assert!(m.ends_with("`s8`, `s9` and 3 more)"), "{m}");
 }
+
+both! {
+fn moves_caused_by_a_drain_or_a_drill_are_recorded_as_theirs(kind) {
+    let mut r = rig_of(kind, "manual");
+    r.all_up(1);
+    let moves = |r: &mut Rig| -> Vec<(EventKind, EventCause, String, String)> {
+        r.history()
+            .into_iter()
+            .filter(|e| e.from.is_some() && e.to.is_some() && e.from != e.to)
+            .filter(|e| e.region == r.kind.region())
+            .map(|e| (e.kind, e.cause, e.who, e.to.unwrap_or_default()))
+            .collect()
+    };
+    r.drill(2, "primary", "30s");
+    r.ctl.tick(r.at(40));
+    assert_eq!(r.active(), "primary", "reverted");
+    let drain = DrainRequest {
+        reason: "disk swap".into(),
+        ..DrainRequest::default()
+    };
+    r.drain(41, "primary", drain).unwrap();
+    assert_eq!(
+        moves(&mut r),
+        [
+            (EventKind::Failover, EventCause::Drill, "ops".to_string(), "backup".to_string()),
+            (EventKind::Remap, EventCause::Drill, "ops".to_string(), "primary".to_string()),
+            (EventKind::Failover, EventCause::Drain, "ops".to_string(), "backup".to_string()),
+        ]
+    );
+    // A real failure is still the health's, by ggond.
+    r.check("backup", false, 42);
+    let last = moves(&mut r).pop().unwrap();
+    assert_eq!((last.1, last.2.as_str()), (EventCause::Health, "ggond"));
+}
+}
