@@ -314,8 +314,9 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
             reply,
         })
         .unwrap();
+    // Only the failback changed: the state is kept, and the change is said.
     assert!(
-        summary.starts_with("1 services kept their state"),
+        summary.starts_with("1 services kept their state (1 of them with a changed ttl"),
         "{summary}"
     );
     assert_eq!(r.active(), "backup");
@@ -334,7 +335,10 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
             reply,
         })
         .unwrap();
-    assert!(summary.contains("1 new or changed"), "{summary}");
+    assert!(
+        summary.contains("1 changed targets, checks or orders"),
+        "{summary}"
+    );
     assert_eq!(r.active(), "backup");
     assert!(r.pinned());
     let st = r.ctl.status();
