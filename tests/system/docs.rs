@@ -47,6 +47,42 @@ fn man_pages_render_without_warnings() {
         !pages.iter().any(|p| p.contains("generate-docs")),
         "the hidden subcommand has no page"
     );
+    // Every option and argument of a subcommand is described, and no empty
+    // default is shown.
+    for page in &pages {
+        let roff = std::fs::read_to_string(page).unwrap();
+        assert!(!roff.contains("[default: ]"), "{page}: an empty default");
+        if page.contains("ggon-ctl-") {
+            let lines: Vec<&str> = roff.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                let item = l.starts_with("\\fB\\-\\-") || l.starts_with("<\\fI");
+                if lines.get(i.wrapping_sub(1)) == Some(&".TP") && item {
+                    let next = lines.get(i + 1).copied().unwrap_or("");
+                    assert!(
+                        !next.is_empty() && !next.starts_with('.'),
+                        "{page}: {l} has no description"
+                    );
+                }
+            }
+        }
+    }
+    let remap = std::fs::read_to_string(
+        pages
+            .iter()
+            .find(|p| p.ends_with("ggon-ctl-remap.1"))
+            .unwrap(),
+    )
+    .unwrap();
+    for want in [
+        "The target to answer with",
+        "Print JSON",
+        "The service, by its",
+    ] {
+        assert!(
+            remap.contains(want),
+            "{want} in ggon-ctl-remap(1):\n{remap}"
+        );
+    }
     if !have("man") {
         if std::env::var_os("CI").is_some() {
             panic!("man is missing (scripts/test installs man-db)");
