@@ -322,6 +322,21 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
     assert_eq!(r.active(), "backup");
     let st = r.ctl.status();
     assert_eq!(st.services[0].targets[0].healthy, Some(true), "health kept");
+    // Only the TTL changed: the same, and the answer carries the new TTL.
+    let mut ttl = config_for("auto", kind == Kind::Regional);
+    ttl.services[0].ttl = 5;
+    let summary = r
+        .call(3, |reply| Command::Reload {
+            regions: crate::geo::nets_map(&ttl),
+            config: Box::new(ttl),
+            zones: zone(),
+            signers: Vec::new(),
+            actor: Actor::new("reload"),
+            reply,
+        })
+        .unwrap();
+    assert!(summary.contains("(1 of them with a changed ttl"), "{summary}");
+    assert_eq!(r.ctl.status().services[0].ttl, 5);
     // A changed target list: state restored from what was saved, health anew.
     let mut changed = config_for("manual", kind == Kind::Regional);
     changed.services[0].targets.get_mut().pop();
