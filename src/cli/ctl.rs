@@ -45,16 +45,21 @@ pub struct Args {
 pub enum Cmd {
     /// Show services, their active target, mode and target health.
     Status {
+        /// Only this service (by its `name` in ggon.toml); default: every one.
         service: Option<String>,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Answer with TARGET now and pin the service to it (mode manual).
     Remap {
+        /// The service, by its `name` in ggon.toml.
         service: String,
-        #[arg(long)]
+        /// The target to answer with, by its `name` in the service.
+        #[arg(long, value_name = "TARGET")]
         to: String,
-        #[arg(long, default_value = "")]
+        /// Why, for the history and `status` (default: none given).
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
         /// Remap even to a target whose checks say it is down.
         #[arg(long)]
@@ -68,15 +73,19 @@ pub enum Cmd {
         /// Per-region service: pin this region only (default: every region).
         #[arg(long)]
         region: Option<String>,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Take a target out of selection (maintenance); the service moves if it was active.
     /// Exits 1 with a WARNING if the target is still answered afterwards.
     Drain {
+        /// The service, by its `name` in ggon.toml.
         service: String,
+        /// The target, by its `name` in the service.
         target: String,
-        #[arg(long, default_value = "")]
+        /// Why, for the history and `status` (default: none given).
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
         /// Undrain automatically after this long (e.g. 30m).
         #[arg(long = "for")]
@@ -85,36 +94,46 @@ pub enum Cmd {
         /// service can move (without it, that drain is refused).
         #[arg(long)]
         force: bool,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Put a drained target back into selection.
     Undrain {
+        /// The service, by its `name` in ggon.toml.
         service: String,
+        /// The target, by its `name` in the service.
         target: String,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Dry run: what would happen if the active target failed now. With
     /// --fail TARGET --for DURATION, treat TARGET as failed for that long.
     Drill {
+        /// The service, by its `name` in ggon.toml.
         service: String,
-        #[arg(long)]
+        /// Treat this target as failed (with --for): a live drill, not a dry run.
+        #[arg(long, value_name = "TARGET")]
         fail: Option<String>,
+        /// How long the drill lasts (e.g. 5m); needed with --fail.
         #[arg(long = "for")]
         duration: Option<String>,
         /// Per-region service: the drill concerns this region only.
         #[arg(long)]
         region: Option<String>,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The audit log of changes.
     History {
+        /// Only this service (by its `name` in ggon.toml); default: every one.
         service: Option<String>,
         /// Unix seconds, or how long ago (e.g. 1h).
         #[arg(long)]
         since: Option<String>,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -122,24 +141,31 @@ pub enum Cmd {
     /// here) still serve an answer other than the active target's, and how
     /// long caches may keep it (their TTL). Exit 1 if any is not current.
     Verify {
+        /// The service, by its `name` in ggon.toml.
         service: String,
         /// A server to ask (IP:PORT); repeat for several.
         #[arg(long)]
         server: Vec<SocketAddr>,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Fetch pages and list absolute links to names in DOMAIN that are not
     /// failover-managed: the links that would break after a remap.
     AuditLinks {
+        /// The pages to start from (http:// or https:// URLs).
         #[arg(required = true)]
         url: Vec<String>,
+        /// The domain whose names are looked for in the links (e.g. ggon.org).
         #[arg(long)]
         domain: String,
+        /// How many links deep to follow from each URL, within its host.
         #[arg(long, default_value_t = 2)]
         depth: u32,
+        /// Stop after fetching this many pages.
         #[arg(long, default_value_t = 50)]
         max_pages: usize,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -149,6 +175,7 @@ pub enum Cmd {
     /// chain is valid for that name and the days left. Exit 1 if any is
     /// broken or expires within --warn-days.
     AuditCerts {
+        /// Only this service (by its `name` in ggon.toml); default: every one.
         service: Option<String>,
         /// Warn when a certificate has fewer days left than this.
         #[arg(long, default_value_t = 21)]
@@ -156,6 +183,7 @@ pub enum Cmd {
         /// Seconds to wait for each connection and handshake.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -166,21 +194,25 @@ pub enum Cmd {
     },
     /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
     Reload {
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Cluster mode: the nodes, the leader, lease ages, and each node's vote
     /// on each target with the agreed verdict.
     Cluster {
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Remove the pin: the automatic policy chooses again.
     Release {
+        /// The service, by its `name` in ggon.toml.
         service: String,
         /// Per-region service: release this region only (default: all).
         #[arg(long)]
         region: Option<String>,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -193,6 +225,7 @@ pub enum Cmd {
         The Debian package installs all three."
     )]
     Completions {
+        /// The shell to write the script for.
         #[arg(value_enum)]
         shell: Shell,
     },
@@ -209,6 +242,7 @@ pub enum DnssecCmd {
     /// .private) in --dir, print its DNSKEY and DS, and the line to add to
     /// the zone's `dnssec.keys`. No daemon needed.
     Keygen {
+        /// The zone, e.g. ggon.org.
         zone: String,
         /// ecdsap256sha256 (default), ed25519 or rsasha256 (2048 bits).
         #[arg(long, default_value = "ecdsap256sha256")]
@@ -226,11 +260,13 @@ pub enum DnssecCmd {
     /// leaves). Steps are taken by ggond after the zone's longest TTL plus
     /// dnssec.propagation; each is logged and in the history.
     Roll {
+        /// The zone, e.g. ggon.org.
         zone: String,
         #[arg(long, conflicts_with = "ksk", required_unless_present = "ksk")]
         zsk: bool,
         #[arg(long)]
         ksk: bool,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -238,10 +274,12 @@ pub enum DnssecCmd {
     /// which sign, the earliest signature expiry, and the DS records to
     /// give the parent. Read over DNS from ggond's listener.
     Status {
+        /// Only this zone; default: every zone ggond serves.
         zone: Option<String>,
         /// The DNS server to ask (default: ggond's first `listen` address).
         #[arg(long)]
         server: Option<SocketAddr>,
+        /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -327,14 +327,19 @@ pub fn man_pages() -> io::Result<Vec<Page>> {
     Ok(pages)
 }
 
-/// A completion script for `program` in `shell`.
+/// A completion script for `program` in `shell`: of the visible commands
+/// and options only (clap_complete offers hidden ones too, such as
+/// `generate-docs`), and for bash with the case labels repaired
+/// ([`repair_bash`]).
 pub fn completion(program: Program, shell: Shell) -> Vec<u8> {
-    let mut cmd = program.command();
+    let mut cmd = visible(program);
     let mut out = Vec::new();
     let name = program.name();
     match shell {
         Shell::Bash => {
-            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, &mut out)
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, name, &mut out);
+            let text = String::from_utf8_lossy(&out).into_owned();
+            return repair_bash(&text, name).into_bytes();
         }
         Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, name, &mut out),
         Shell::Fish => {
@@ -342,6 +347,34 @@ pub fn completion(program: Program, shell: Shell) -> Vec<u8> {
         }
     }
     out
+}
+
+/// `program`'s command without its hidden subcommands and options: the
+/// root is rebuilt from its visible parts (clap cannot remove a
+/// subcommand), the subcommands are the definition's own.
+fn visible(program: Program) -> clap::Command {
+    let full = program.command();
+    let mut cmd = clap::Command::new(program.name())
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    cmd
+}
+
+/// clap_complete (4.6) names a subcommand's case label from the program
+/// name with its `-` replaced by the subcommand separator
+/// (`ggon__subcmd__ctl__subcmd__remap`) but sets the variable it is matched
+/// against with `-` replaced by `__` (`ggon__ctl__subcmd__remap`), so no
+/// label of a hyphenated program ever matches and `ggon-ctl remap --<TAB>`
+/// offers nothing. The labels are rewritten to the variable's spelling.
+pub fn repair_bash(script: &str, name: &str) -> String {
+    const SEP: &str = "__subcmd__";
+    let wrong = format!("        {}{SEP}", name.replace('-', SEP));
+    let right = format!("        {}{SEP}", name.replace('-', "__"));
+    script.replace(&wrong, &right)
 }
 
 /// Where a completion script is installed (relative to /usr/share), by the

@@ -17,11 +17,46 @@ use super::control::ControlConfig;
 use super::ConfigError;
 
 /// How to reach a ggond's control API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ControlSettings {
     pub listen: SocketAddr,
     pub tls: bool,
     pub token_file: PathBuf,
+    /// A syntax error outside `[server]` and `[control]`: ggon-ctl does not
+    /// need that part and goes on, but says so (ggond would refuse the file
+    /// at the next reload). Only looked for in files up to
+    /// [`CHECK_REST_UP_TO`]: parsing a larger one is what reading two
+    /// tables avoids.
+    pub elsewhere: Option<ConfigError>,
+}
+
+/// The largest file whose other tables are checked for a syntax error
+/// (256 KiB, some 900 services: toml takes about 1.4 s per MiB in a debug
+/// build, so larger files keep to the two tables and stay fast).
+pub const CHECK_REST_UP_TO: usize = 256 << 10;
+
+/// No config file where ggon-ctl looks by default.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no config file: looked for {} (from {}) and {}; name one with --config or GGON_CONFIG",
+    super::CHECKOUT_CONFIG,
+    cwd.display(),
+    super::SYSTEM_CONFIG
+)]
+pub struct NotFound {
+    pub cwd: PathBuf,
+}
+
+/// The config ggon-ctl reads when none is named: [`super::default_path`]
+/// if it exists, else an error listing where it looked.
+pub fn find_default() -> Result<PathBuf, NotFound> {
+    let p = super::default_path();
+    if p.exists() {
+        return Ok(p);
+    }
+    Err(NotFound {
+        cwd: std::env::current_dir().unwrap_or_default(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -73,9 +108,14 @@ fn tables(text: &str) -> String {
 
 /// Read the control settings of the config at `path`.
 pub fn control_settings(path: &Path) -> Result<ControlSettings, ConfigError> {
-    let part = tables(&super::read_text(path)?);
+    let text = super::read_text(path)?;
+    let part = tables(&text);
     let t: Tables = super::from_toml(&part, path)?;
+    let elsewhere = (text.len() <= CHECK_REST_UP_TO)
+        .then(|| super::from_toml::<serde::de::IgnoredAny>(&text, path).err())
+        .flatten();
     Ok(ControlSettings {
+        elsewhere,
         listen: t.control.listen,
         tls: t.control.tls_certificate.is_some(),
         token_file: t
@@ -100,6 +140,15 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:7".parse().unwrap());
         assert_eq!(s.token_file, PathBuf::from("/var/lib/x/control.token"));
         assert!(!s.tls);
+        let e = s.elsewhere.expect("the broken [[service]] is noticed");
+        assert_eq!(e.line, Some(10), "{e}");
+        // A clean file: nothing to say.
+        std::fs::write(
+            &p,
+            "[control]\nlisten = \"127.0.0.1:7\"\n[[service]]\nname = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(control_settings(&p).unwrap().elsewhere, None);
         // An error in [control] names its line.
         std::fs::write(&p, "[server]\n\n[control]\nlisten = 5\n").unwrap();
         let e = control_settings(&p).unwrap_err();

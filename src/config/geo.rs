@@ -308,7 +308,16 @@ impl Rules<'_> {
                 return Err(self.err(
                     order.span(),
                     "service.order",
-                    format!("service `{sname}`: no [[region]] is named `{region}`"),
+                    format!(
+                        "service `{sname}`: no [[region]] is named `{region}` (an order is \
+                         for one of: {}, or `{DEFAULT_REGION}` for clients in none)",
+                        self.cfg
+                            .regions
+                            .iter()
+                            .map(|r| format!("`{}`", r.name.get_ref()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 ));
             }
             if list.is_empty() {

@@ -20,8 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::EventSink;
 use crate::monitor::CheckOutcome;
 
-/// How far back the health lanes go: 24 h, in milliseconds.
-pub const WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// How far back the health lanes can go: 7 days (the status page's longest
+/// range), in milliseconds. The runs are bounded by [`MAX_RUNS`] anyway.
+pub const WINDOW_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Runs of one state kept per target (a flapping target loses its oldest).
 pub const MAX_RUNS: usize = 512;
 /// Latest check latencies kept per target (the sparkline).
@@ -97,6 +98,9 @@ impl TargetLog {
 #[derive(Debug, Default)]
 pub struct CheckLog {
     targets: Mutex<HashMap<(String, String), TargetLog>>,
+    /// Unix milliseconds when it began (ggond's start): it knows nothing
+    /// earlier, and the pictures say so.
+    started: u64,
 }
 
 /// Drop the `n` least recently checked targets, in one pass. One at a
@@ -125,7 +129,15 @@ fn millis(t: SystemTime) -> u64 {
 
 impl CheckLog {
     pub fn new() -> Arc<CheckLog> {
-        Arc::new(CheckLog::default())
+        Arc::new(CheckLog {
+            started: millis(SystemTime::now()),
+            ..CheckLog::default()
+        })
+    }
+
+    /// Unix milliseconds when recording began.
+    pub fn started(&self) -> u64 {
+        self.started
     }
 
     fn with(&self, service: &str, target: &str, at: u64, f: impl FnOnce(&mut TargetLog)) {

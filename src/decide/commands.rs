@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::requests::{Drain, DrillPlan, Remap};
 use super::state::Override;
 use super::views::{ChangeView, DrillView, Mode};
-use super::{policy, Actor, Cause, Command, Controller, CtlError, Drill, Event, EventCause};
+use super::{policy, Actor, Command, Controller, CtlError, Drill, Event, EventCause};
 use super::{EventKind, Now, DEFAULT};
 
 /// An operator override of `target`, with its expiry.
@@ -174,10 +174,10 @@ impl Controller {
     }
 
     pub(super) fn service_index(&self, name: &str) -> Result<usize, CtlError> {
-        self.by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| CtlError::NotFound(format!("no service named `{name}`")))
+        self.by_name.get(name).copied().ok_or_else(|| {
+            let known = self.services.iter().map(|s| s.name.as_str());
+            CtlError::NotFound(super::requests::no_such_service(name, known))
+        })
     }
 
     /// The service an operator wants to change, unless the cluster's nodes
@@ -397,7 +397,7 @@ impl Controller {
                 .who(&actor.name);
             self.record(event);
         }
-        self.evaluate(si, now);
+        self.evaluate_by(si, now, Some((EventCause::Drain, &actor.name)));
         let to = self.services[si].active();
         let mut view = self.change_view((si, DEFAULT), from, to, false);
         if to == ti {
@@ -477,7 +477,7 @@ impl Controller {
             info!(service, region, target = %t, duration = ?dur, who = %actor.name,
                 "drill started: target treated as failed");
             self.record(Event::drill_start(now.unix, service, &t, dur, actor).region(region));
-            self.evaluate(si, now);
+            self.evaluate_by(si, now, Some((EventCause::Drill, &actor.name)));
             out.failing = Some((t, now.unix + dur.as_secs()));
         }
         Ok(out)
@@ -554,7 +554,8 @@ impl Controller {
         let r = &svc.regions[ri];
         if r.pin.is_none() && r.active != d.previous && !svc.views(ri)[d.previous].unusable() {
             let reason = format!("drill over{late}: reverting");
-            self.switch(si, ri, d.previous, Cause::Operator, &reason, "ggond", now);
+            let by = (EventKind::Remap, EventCause::Drill);
+            self.switch_by(si, ri, d.previous, by, &reason, &d.who, now);
         }
         self.persist_or_log();
     }

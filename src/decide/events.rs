@@ -105,6 +105,8 @@ pub enum EventCause {
     Failback,
     Expired,
     Drill,
+    /// An operator's drain took the answered target out of selection.
+    Drain,
     Update,
     Publisher,
     RateLimit,
@@ -122,6 +124,7 @@ impl EventCause {
             EventCause::Failback => "failback",
             EventCause::Expired => "expired",
             EventCause::Drill => "drill",
+            EventCause::Drain => "drain",
             EventCause::Update => "update",
             EventCause::Publisher => "publisher",
             EventCause::RateLimit => "rate_limit",

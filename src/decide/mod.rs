@@ -441,6 +441,14 @@ impl Controller {
     /// Ask the policy about every region and act on its answers; raise or
     /// clear the all-down alarm.
     fn evaluate(&mut self, si: usize, now: Now) {
+        self.evaluate_by(si, now, None);
+    }
+
+    /// [`Controller::evaluate`] right after an operator's command (`by`:
+    /// its cause and author): a move it causes (a drain or a drill taking
+    /// the answered target out) is recorded as theirs, not as a health
+    /// failover by ggond.
+    fn evaluate_by(&mut self, si: usize, now: Now, by: Option<(EventCause, &str)>) {
         if !self.decides() || self.disagree.contains_key(&self.services[si].name) {
             return;
         }
@@ -450,7 +458,11 @@ impl Controller {
             let views = svc.views(ri);
             if let Some(d) = policy::decide(&svc.policy_view(ri, &views), now.at) {
                 let reason = svc.reason(ri, d.cause);
-                self.switch(si, ri, d.to, d.cause, &reason, "ggond", now);
+                let (cause, who) = match by {
+                    Some(by) if d.cause == Cause::Health => by,
+                    _ => (d.cause.into(), "ggond"),
+                };
+                self.switch_by(si, ri, d.to, (d.cause.into(), cause), &reason, who, now);
             }
         }
     }
@@ -493,6 +505,21 @@ impl Controller {
         who: &str,
         now: Now,
     ) {
+        self.switch_by(si, ri, to, (cause.into(), cause.into()), reason, who, now);
+    }
+
+    /// [`Controller::switch`] recorded as `kind` with `cause`.
+    #[allow(clippy::too_many_arguments)]
+    fn switch_by(
+        &mut self,
+        si: usize,
+        ri: usize,
+        to: usize,
+        (kind, cause): (EventKind, EventCause),
+        reason: &str,
+        who: &str,
+        now: Now,
+    ) {
         let from = self.services[si].regions[ri].active;
         if from == to {
             return;
@@ -502,9 +529,9 @@ impl Controller {
         let svc = &self.services[si];
         let (from_n, to_n) = (&svc.targets[from].name, &svc.targets[to].name);
         info!(service = %svc.name, region = svc.regions[ri].listed(), from = %from_n, to = %to_n,
-            %cause, reason, who, serial, "remap");
+            cause = cause.as_str(), reason, who, serial, "remap");
         let event = self
-            .event((si, ri), now, cause.into(), cause.into())
+            .event((si, ri), now, kind, cause)
             .from_target(from_n)
             .to_target(to_n)
             .reason(reason)

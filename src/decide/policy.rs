@@ -9,6 +9,14 @@
 //! check results a fresh start answers the primary, and a restart resumes the
 //! persisted target without a flap.
 //!
+//! Settling: when the service comes back from all-down, its targets race
+//! each other's checks, and with failback `manual` the first to pass would
+//! keep the service for good. So the more preferred targets get one check
+//! round ([`TargetView::round`]), from the moment the first target turned
+//! healthy, to report before a less preferred one is settled on. A normal
+//! failover (the primary falls while a backup stands healthy) is not
+//! delayed: see [`settling_until`].
+//!
 //! It must not do I/O, read clocks or hold state: callers pass the service's
 //! view and `now`, so every rule is unit-tested without sockets or sleeping.
 
@@ -27,6 +35,19 @@ pub struct TargetView {
     pub drained: bool,
     /// Treated as failed by a drill, whatever its checks say.
     pub drill_failed: bool,
+    /// One check round of this target: the longest its checks can lag
+    /// behind another target's to the same verdict (interval + `rise` ×
+    /// jitter + timeout, [`check_round`]).
+    pub round: Duration,
+}
+
+/// One check round of a target with this check: a target whose checks
+/// started passing at the same moment as another's reaches its `rise`-th
+/// success at most one interval (the phase of its schedule) plus `rise`
+/// jitters (each interval adds up to one) plus one timeout (how long the
+/// check itself may take) later.
+pub fn check_round(interval: Duration, jitter: Duration, rise: u32, timeout: Duration) -> Duration {
+    interval + jitter * rise.max(1) + timeout
 }
 
 impl TargetView {
@@ -108,6 +129,9 @@ pub fn decide(s: &ServiceView<'_>, now: Instant) -> Option<Decision> {
     let cur = &s.targets[s.active];
     let Some(place) = place.filter(|_| !cur.unusable()) else {
         let best = s.first(TargetView::available)?;
+        if settling_until(s, best).is_some_and(|until| now < until) {
+            return None;
+        }
         return (best != s.active).then_some(Decision {
             to: best,
             cause: Cause::Health,
@@ -126,6 +150,35 @@ pub fn decide(s: &ServiceView<'_>, now: Instant) -> Option<Decision> {
         });
     }
     None
+}
+
+/// While the answer must leave an unusable target and `best` is the most
+/// preferred available one: until when the more preferred targets are given
+/// to report, or None when there is none to wait for.
+///
+/// The window opens when the first of the available targets turned healthy
+/// and lasts the longest round of the more preferred targets that may be
+/// on their way up: not drained or drilled, and not fallen since the window
+/// opened (a target that failed after a standby came up is not racing it,
+/// it failed). So a recovery from all-down (every target racing to its
+/// first success) waits at most one round, and a normal failover is not
+/// delayed: the primary fell after the backup came up, or the backup has
+/// stood healthy for longer than a round and the window closed long ago.
+pub fn settling_until(s: &ServiceView<'_>, best: usize) -> Option<Instant> {
+    let first = s
+        .preferred()
+        .filter(|(_, t)| t.available())
+        .map(|(_, t)| t.since)
+        .min()??;
+    let fell_since =
+        |t: &TargetView| t.healthy == Some(false) && t.since.is_some_and(|at| at > first);
+    let wait = s
+        .preferred()
+        .take_while(|&(i, _)| i != best)
+        .filter(|(_, t)| !t.drained && !t.drill_failed && !fell_since(t))
+        .map(|(_, t)| t.round)
+        .max()?;
+    Some(first + wait)
 }
 
 /// A fresh choice, as after `release`: the most preferred available target;
@@ -182,6 +235,7 @@ mod tests {
         since: None,
         drained: false,
         drill_failed: false,
+        round: Duration::ZERO,
     };
 
     const ORDER: [usize; 4] = [0, 1, 2, 3];
@@ -319,6 +373,86 @@ mod tests {
             1
         );
         assert_eq!(fresh_choice(&view(&t, 0, FailbackMode::Manual)), 1);
+    }
+
+    fn with_round(mut t: TargetView) -> TargetView {
+        t.round = Duration::from_secs(2);
+        t
+    }
+
+    #[test]
+    fn after_all_down_the_preferred_targets_get_a_round() {
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
+        // All down since 0; backup2 up at 10: the primary and the backup
+        // have until 12 to report.
+        let t = [down(t0), down(t0), up(s(10))].map(with_round);
+        let v = view(&t, 0, FailbackMode::Manual);
+        assert_eq!(settling_until(&v, 2), Some(s(12)));
+        assert_eq!(decide(&v, s(11)), None);
+        assert_eq!(decide(&v, s(12)).unwrap().to, 2);
+        // The primary up within the round wins at once (here the dead
+        // answer was the backup's).
+        let t = [up(s(11)), down(t0), up(s(10))].map(with_round);
+        assert_eq!(
+            decide(&view(&t, 1, FailbackMode::Manual), s(11))
+                .unwrap()
+                .to,
+            0
+        );
+        // The backup up within the round still waits for the primary, in
+        // the window opened by backup2 (not a new one).
+        let t = [down(t0), up(s(11)), up(s(10))].map(with_round);
+        let v = view(&t, 2, FailbackMode::Manual);
+        assert_eq!(settling_until(&v, 1), Some(s(12)));
+        // From backup2 (active, healthy) nothing moves: manual failback.
+        assert_eq!(decide(&v, s(11)), None);
+        // A drained or drilled primary is not waited for.
+        let mut t = [down(t0), down(t0), up(s(10))].map(with_round);
+        t[0].drained = true;
+        t[1].drill_failed = true;
+        assert_eq!(
+            decide(&view(&t, 0, FailbackMode::Manual), s(10))
+                .unwrap()
+                .to,
+            2
+        );
+    }
+
+    #[test]
+    fn a_normal_failover_is_not_delayed() {
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
+        // The primary falls at 10; the backup came up at 9: it fell after
+        // the backup stood, it is not racing it.
+        let t = [down(s(10)), up(s(9))].map(with_round);
+        assert_eq!(
+            decide(&view(&t, 0, FailbackMode::Manual), s(10))
+                .unwrap()
+                .to,
+            1
+        );
+        // The backup healthy for longer than a round.
+        let t = [down(s(3)), up(s(0))].map(with_round);
+        assert_eq!(
+            decide(&view(&t, 0, FailbackMode::Manual), s(3)).unwrap().to,
+            1
+        );
+        // Without a round (the default), nothing ever waits.
+        let t = [down(t0), up(s(10))];
+        assert_eq!(
+            decide(&view(&t, 0, FailbackMode::Manual), s(10))
+                .unwrap()
+                .to,
+            1
+        );
+    }
+
+    #[test]
+    fn a_round_is_interval_jitter_per_rise_and_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(check_round(ms(1000), ms(100), 2, ms(500)), ms(1700));
+        assert_eq!(check_round(ms(1000), ms(100), 0, ms(500)), ms(1600));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tracing::info;
 
-use super::service::{self, ServiceRt};
+use super::service::{self, Reloaded, ServiceRt};
 use super::{Actor, Controller, CtlError, Event, EventCause, EventKind, Now};
 use crate::config::Config;
 use crate::proto::zone::ZoneData;
@@ -29,14 +29,14 @@ impl Controller {
             .drain(..)
             .map(|s| (s.name.clone(), s))
             .collect();
-        let mut kept = 0;
+        let mut counts = HashMap::new();
         let mut services = Vec::new();
         for sc in &cfg.services {
-            let (rt, same) = service::reload(cfg, sc, old.remove(sc.name.get_ref()), now);
-            kept += usize::from(same);
+            let (rt, how) = service::reload(cfg, sc, old.remove(sc.name.get_ref()), now);
+            *counts.entry(how).or_insert(0usize) += 1;
             services.push(rt);
         }
-        let fresh = services.len() - kept;
+        let n = |how| counts.get(&how).copied().unwrap_or(0);
         let removed = old.len();
         self.services = services;
         self.index();
@@ -54,8 +54,14 @@ impl Controller {
         }
         self.publisher.publish_reload();
         self.persist_or_log();
-        let summary =
-            format!("{kept} services kept their state, {fresh} new or changed, {removed} removed");
+        let summary = format!(
+            "{} services kept their state ({} of them with a changed ttl, failback or \
+             hold_down), {} changed targets, checks or orders (health anew), {} new, {removed} removed",
+            n(Reloaded::Same) + n(Reloaded::Changed),
+            n(Reloaded::Changed),
+            n(Reloaded::Rebuilt),
+            n(Reloaded::New),
+        );
         info!(who = %actor.name, %summary, "configuration reloaded");
         self.record(
             Event::new(now.unix, EventKind::Reload, EventCause::Operator)

@@ -34,6 +34,28 @@ impl Actor {
     }
 }
 
+/// The error for an unknown service name: it lists the services (the first
+/// [`LISTED`] and how many more), so a typo is seen at once.
+pub fn no_such_service<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
+    let known: Vec<&str> = known.collect();
+    let mut shown = known
+        .iter()
+        .take(LISTED)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if known.len() > LISTED {
+        shown.push_str(&format!(" and {} more", known.len() - LISTED));
+    }
+    if known.is_empty() {
+        shown = "none configured".into();
+    }
+    format!("no service named `{name}` (services: {shown})")
+}
+
+/// How many service names an error lists.
+pub const LISTED: usize = 10;
+
 /// Why the controller refused; each maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CtlError {

@@ -68,6 +68,9 @@ pub(super) struct TargetRt {
     /// Cluster mode: what a quorum of live nodes sees, and since when.
     pub agreed: Option<bool>,
     pub agreed_since: Option<Instant>,
+    /// One check round ([`super::policy::check_round`]): how long a more
+    /// preferred target is waited for after a recovery from all-down.
+    pub round: Duration,
 }
 
 /// One answer of a service: the default region's or a listed region's.
@@ -197,6 +200,7 @@ impl ServiceRt {
                 },
                 drained: self.drains.contains_key(&t.name),
                 drill_failed: drilled(DEFAULT, i) || drilled(ri, i),
+                round: t.round,
             })
             .collect()
     }
@@ -400,6 +404,12 @@ pub(super) fn restore(
             last: None,
             agreed: None,
             agreed_since: None,
+            round: super::policy::check_round(
+                t.check.interval,
+                t.check.jitter,
+                t.check.rise,
+                t.check.timeout,
+            ),
         })
         .collect();
     let find = |n: &str| targets.iter().position(|t| t.name == n);
@@ -459,19 +469,43 @@ pub(super) fn reload(
     sc: &ServiceConfig,
     old: Option<ServiceRt>,
     now: Now,
-) -> (ServiceRt, bool) {
+) -> (ServiceRt, Reloaded) {
     let Some(old) = old else {
-        return (restore(cfg, sc, None, now), false);
+        return (restore(cfg, sc, None, now), Reloaded::New);
     };
     let mut svc = restore(cfg, sc, Some(&old.state()), now);
     let kept = targets_equal(&old.config, sc.targets.get_ref())
         && old.fqdn == sc.fqdn_name()
         && same_order(&old, sc);
-    if kept {
-        svc.targets = old.targets;
-        svc.all_down_alarm = old.all_down_alarm;
+    if !kept {
+        return (svc, Reloaded::Rebuilt);
     }
-    (svc, kept)
+    // Settings that do not touch health: the state is kept, but the
+    // service did change (the reload's summary says so).
+    let settings =
+        old.ttl != svc.ttl || old.failback != svc.failback || old.hold_down != svc.hold_down;
+    svc.targets = old.targets;
+    svc.all_down_alarm = old.all_down_alarm;
+    let how = if settings {
+        Reloaded::Changed
+    } else {
+        Reloaded::Same
+    };
+    (svc, how)
+}
+
+/// What a reload did to a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Reloaded {
+    /// Not in the old configuration.
+    New,
+    /// Targets, checks, name or orders changed: restored from its saved
+    /// answers, pins and drains; health anew.
+    Rebuilt,
+    /// TTL, failback or hold-down changed: every state kept.
+    Changed,
+    /// Nothing changed.
+    Same,
 }
 
 /// Same targets, addresses and checks (spans in the file do not matter).

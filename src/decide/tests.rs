@@ -73,9 +73,43 @@ fn all_down_keeps_the_current_answer_and_raises_the_alarm(kind) {
     assert_eq!(r.answered(), "127.0.0.11", "fail-open");
     assert!(r.ctl.status().services[0].all_down);
     r.check("backup2", true, 2);
+    assert!(r.kinds().contains(&EventKind::Recovered));
+    // The more preferred targets get one check round (5 s interval + 100
+    // ms jitter + 2 s timeout) to report before backup2 is settled on.
+    r.ctl.tick(r.at(9));
+    assert_eq!(r.active(), "primary", "within the round");
+    r.ctl.tick(r.at(10));
     assert_eq!(r.active(), "backup2");
-    let kinds = r.kinds();
-    assert!(kinds.contains(&EventKind::AllDown) && kinds.contains(&EventKind::Recovered));
+    assert_eq!(r.answered(), "127.0.0.13");
+    assert!(r.kinds().contains(&EventKind::AllDown));
+}
+
+fn after_all_down_the_preferred_target_up_within_a_round_wins(kind) {
+    let mut r = rig_of(kind, "manual");
+    for t in ["primary", "backup", "backup2"] {
+        r.check(t, false, 1);
+    }
+    r.check("backup2", true, 2);
+    r.ctl.tick(r.at(3));
+    r.check("backup", true, 4);
+    r.ctl.tick(r.at(5));
+    assert_eq!(r.active(), "primary", "the primary still has its round");
+    r.check("primary", true, 6);
+    assert_eq!(r.active(), "primary");
+    r.ctl.tick(r.at(60));
+    assert_eq!(r.active(), "primary", "and stays on it");
+    assert!(!r.kinds().contains(&EventKind::Failover), "no move at all");
+}
+
+fn a_failover_to_a_standing_backup_is_not_delayed(kind) {
+    let mut r = rig_of(kind, "manual");
+    r.all_up(1);
+    // backup2 down, then up again just before the primary fails: the
+    // backup has stood healthy since 1 s, and the primary fell after it.
+    r.check("backup2", false, 2);
+    r.check("backup2", true, 3);
+    r.check("primary", false, 3);
+    assert_eq!(r.active(), "backup");
 }
 
 fn remap_pins_persists_and_release_chooses_afresh(kind) {
@@ -280,13 +314,29 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
             reply,
         })
         .unwrap();
+    // Only the failback changed: the state is kept, and the change is said.
     assert!(
-        summary.starts_with("1 services kept their state"),
+        summary.starts_with("1 services kept their state (1 of them with a changed ttl"),
         "{summary}"
     );
     assert_eq!(r.active(), "backup");
     let st = r.ctl.status();
     assert_eq!(st.services[0].targets[0].healthy, Some(true), "health kept");
+    // Only the TTL changed: the same, and the answer carries the new TTL.
+    let mut ttl = config_for("auto", kind == Kind::Regional);
+    ttl.services[0].ttl = 5;
+    let summary = r
+        .call(3, |reply| Command::Reload {
+            regions: crate::geo::nets_map(&ttl),
+            config: Box::new(ttl),
+            zones: zone(),
+            signers: Vec::new(),
+            actor: Actor::new("reload"),
+            reply,
+        })
+        .unwrap();
+    assert!(summary.contains("(1 of them with a changed ttl"), "{summary}");
+    assert_eq!(r.ctl.status().services[0].ttl, 5);
     // A changed target list: state restored from what was saved, health anew.
     let mut changed = config_for("manual", kind == Kind::Regional);
     changed.services[0].targets.get_mut().pop();
@@ -300,7 +350,10 @@ fn reload_keeps_state_of_unchanged_services_and_restores_changed_ones(kind) {
             reply,
         })
         .unwrap();
-    assert!(summary.contains("1 new or changed"), "{summary}");
+    assert!(
+        summary.contains("1 changed targets, checks or orders"),
+        "{summary}"
+    );
     assert_eq!(r.active(), "backup");
     assert!(r.pinned());
     let st = r.ctl.status();
@@ -397,3 +450,51 @@ fn timed_pins_and_drains_after_a_restart_follow_their_deadlines(kind) {
 
 #[path = "batch_tests.rs"]
 mod batch;
+
+#[test]
+fn an_unknown_service_is_refused_with_the_list_of_services() {
+    let r = rig("manual");
+    let e = r.ctl.service_index("cicc").unwrap_err();
+    assert_eq!(
+        e,
+        CtlError::NotFound("no service named `cicc` (services: `cic`)".into())
+    );
+    let many: Vec<String> = (0..13).map(|i| format!("s{i}")).collect();
+    let m = requests::no_such_service("x", many.iter().map(String::as_str));
+    assert!(m.ends_with("`s8`, `s9` and 3 more)"), "{m}");
+}
+
+both! {
+fn moves_caused_by_a_drain_or_a_drill_are_recorded_as_theirs(kind) {
+    let mut r = rig_of(kind, "manual");
+    r.all_up(1);
+    let moves = |r: &mut Rig| -> Vec<(EventKind, EventCause, String, String)> {
+        r.history()
+            .into_iter()
+            .filter(|e| e.from.is_some() && e.to.is_some() && e.from != e.to)
+            .filter(|e| e.region == r.kind.region())
+            .map(|e| (e.kind, e.cause, e.who, e.to.unwrap_or_default()))
+            .collect()
+    };
+    r.drill(2, "primary", "30s");
+    r.ctl.tick(r.at(40));
+    assert_eq!(r.active(), "primary", "reverted");
+    let drain = DrainRequest {
+        reason: "disk swap".into(),
+        ..DrainRequest::default()
+    };
+    r.drain(41, "primary", drain).unwrap();
+    assert_eq!(
+        moves(&mut r),
+        [
+            (EventKind::Failover, EventCause::Drill, "ops".to_string(), "backup".to_string()),
+            (EventKind::Remap, EventCause::Drill, "ops".to_string(), "primary".to_string()),
+            (EventKind::Failover, EventCause::Drain, "ops".to_string(), "backup".to_string()),
+        ]
+    );
+    // A real failure is still the health's, by ggond.
+    r.check("backup", false, 42);
+    let last = moves(&mut r).pop().unwrap();
+    assert_eq!((last.1, last.2.as_str()), (EventCause::Health, "ggond"));
+}
+}

@@ -84,12 +84,13 @@ async fn status(State(app): State<AppState>, Params(q): Params<StatusQuery>) -> 
     match app.ctl.call(|reply| Command::Status { reply }).await {
         Ok(mut s) => {
             if let Some(name) = q.service {
-                s.services.retain(|x| x.name == name);
-                if s.services.is_empty() {
-                    return error_response(CtlError::NotFound(format!(
-                        "no service named `{name}`"
-                    )));
+                if !s.services.iter().any(|x| x.name == name) {
+                    let known = s.services.iter().map(|x| x.name.as_str());
+                    return error_response(CtlError::NotFound(
+                        crate::decide::requests::no_such_service(&name, known),
+                    ));
                 }
+                s.services.retain(|x| x.name == name);
             }
             Json(s).into_response()
         }
@@ -379,11 +380,25 @@ async fn metrics(State(app): State<AppState>) -> Response {
     }
 }
 
-/// The read-only HTML status page (refreshes itself every 5 s).
+/// `?range=` of the status page.
+#[derive(Debug, Default, serde::Deserialize)]
+struct PageQuery {
+    range: Option<String>,
+}
+
+/// The read-only HTML status page (refreshes itself every 5 s). Its
+/// pictures cover `?range=` (1h, 6h, 24h, 7d), by default the shortest in
+/// which the newest change is visible.
 async fn status_page(
     State(app): State<AppState>,
     session: Option<Extension<super::session::SessionCsrf>>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Response {
+    let chosen = match q.range.as_deref().map(super::range::Range::parse) {
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
     let status = match status_view(&app).await {
         Ok(s) => s,
         Err(e) => return error_response(e),
@@ -400,14 +415,17 @@ async fn status_page(
         .await
         .unwrap_or_default();
     history.reverse();
-    let now = std::time::SystemTime::now()
+    let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let day = app
+        .map_or(0, |d| d.as_millis() as u64);
+    let now = now_ms / 1000;
+    let range = chosen
+        .unwrap_or_else(|| super::range::Range::fitting(history.iter().map(|e| e.time).max(), now));
+    let events = app
         .ctl
         .call(|reply| Command::History {
             query: HistoryQuery {
-                since: Some(now.saturating_sub(super::timeline::WINDOW)),
+                since: Some(now.saturating_sub(range.secs())),
                 limit: 2000,
                 ..HistoryQuery::default()
             },
@@ -415,14 +433,19 @@ async fn status_page(
         })
         .await
         .unwrap_or_default();
-    let mut timelines = super::timeline::render_section(&status.services, &day, now);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let mut timelines = super::range::selector(range);
+    timelines.push_str(&super::timeline::render_section(
+        &status.services,
+        &events,
+        now,
+        range,
+        app.checks.started() / 1000,
+    ));
     timelines.push_str(&super::lanes::render_section(
         &status.services,
         |name| app.checks.service(name),
         now_ms,
+        range,
     ));
     let history: Vec<serde_json::Value> = history
         .iter()

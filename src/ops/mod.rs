@@ -30,6 +30,7 @@ pub mod lanes;
 pub mod limits;
 mod login;
 pub mod metrics;
+pub mod range;
 mod region_metrics;
 pub mod session;
 pub mod status_page;

@@ -120,7 +120,7 @@ pub struct Signer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollError {
-    #[error("a {kind:?} roll is already under way (next step at {at} UTC); let it finish")]
+    #[error("a {kind:?} roll is already under way (next step at {at}); let it finish")]
     Busy { kind: RollKind, at: String },
     #[error("no active {0} to roll (a single key signing everything is rolled with --ksk)")]
     NoKey(&'static str),
@@ -239,7 +239,7 @@ impl Signer {
         if let Some(r) = &self.roll {
             return Err(RollError::Busy {
                 kind: r.kind,
-                at: rrsig::timestamp(r.next_at),
+                at: readable(r.next_at),
             });
         }
         let ksk = kind == RollKind::Ksk;
@@ -273,24 +273,24 @@ impl Signer {
         let what = match kind {
             // Pre-publication: in the key set, not signing yet.
             RollKind::Zsk => format!(
-                "ZSK roll of {}: new ZSK {} published (not signing); it signs from {} UTC, \
-                 and ZSK {} leaves the key set about {} UTC",
+                "ZSK roll of {}: new ZSK {} published (not signing); it signs from {}, \
+                 and ZSK {} leaves the key set about {}",
                 self.origin,
                 new.tag,
-                rrsig::timestamp(now + wait),
+                readable(now + wait),
                 old.tag,
-                rrsig::timestamp(now + 2 * wait)
+                readable(now + 2 * wait)
             ),
             // Double signature: both sign the key set from now on.
             RollKind::Ksk => format!(
                 "KSK roll of {}: new KSK {} signs the key set beside KSK {}; put its DS in the \
                  parent now (ggon-ctl dnssec status shows it, CDS/CDNSKEY carry it); KSK {} \
-                 leaves at {} UTC",
+                 leaves at {}",
                 self.origin,
                 new.tag,
                 old.tag,
                 old.tag,
-                rrsig::timestamp(now + wait)
+                readable(now + wait)
             ),
         };
         let state = if ksk {
@@ -669,3 +669,10 @@ fn add_nsec3(z: &mut ZoneData, cuts: &BTreeSet<Name>, below_cut: &dyn Fn(&Name) 
 
 #[cfg(test)]
 mod tests;
+
+/// Unix seconds as an operator reads them (`2026-12-06T17:04:14Z`), not in
+/// the RRSIG field's digits (`20261206170414`).
+pub fn readable(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}

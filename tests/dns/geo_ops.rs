@@ -319,7 +319,7 @@ fn per_region_services_need_ggond_to_answer_and_a_sound_order() {
         (
             "eu = [\"a\"]",
             "mars = [\"a\"]",
-            "no [[region]] is named `mars`",
+            "no [[region]] is named `mars` (an order is for one of: `eu`, or `default` for clients in none)",
         ),
         ("eu = [\"a\"]", "eu = [\"b\"]", "has no target `b`"),
         (

@@ -198,3 +198,14 @@ pub fn verify_transfer(server: std::net::SocketAddr, dir: &Path, name: &str) {
         l.text()
     );
 }
+
+/// `ggon-ctl dnssec keygen --dir keys` where `keys/` (and its parent) do
+/// not exist yet: made, and the key written into it.
+#[test]
+fn keygen_makes_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new/keys");
+    let base = ctl_keygen(&dir, "ecdsap256sha256", false);
+    assert_eq!(base.parent(), Some(dir.as_path()));
+    assert!(std::path::Path::new(&format!("{}.private", base.display())).exists());
+}

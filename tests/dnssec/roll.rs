@@ -107,6 +107,16 @@ fn zsk_and_ksk_rolls_validate_at_every_step() {
     // ZSK roll: a new ZSK is published but does not sign ...
     let out = g.ctl(&["dnssec", "roll", "ggon.org", "--zsk"]);
     assert!(out.ok && out.stdout.contains("published"), "{}", out.text());
+    // Times an operator reads: `signs from 2026-12-06T17:04:14Z`.
+    let from = out.stdout.split("signs from ").nth(1).unwrap_or_default();
+    assert!(
+        from.len() > 20
+            && from.as_bytes()[4] == b'-'
+            && from.as_bytes()[10] == b'T'
+            && from.as_bytes()[19] == b'Z',
+        "{}",
+        out.stdout
+    );
     let published = keys(&g);
     let zsks: Vec<_> = published.iter().filter(|k| k.0 == "ZSK").collect();
     assert_eq!(

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::ggond::{DEMO_ZONE, GGOND};
+use crate::support::ggond::{cic_two_targets, ip, Env, HttpTarget, DEMO_ZONE, GGOND, GGON_CTL};
 
 struct Checked {
     code: Option<i32>,
@@ -260,4 +260,81 @@ fn cluster_settings_that_cannot_work_are_refused() {
         "cluster.cert_file",
     );
     assert!(msg.contains("key_file"), "{msg}");
+}
+
+/// Mid-incident, the operator is editing ggon.toml and a `[[service]]`
+/// table does not parse yet: `ggon-ctl status` still reaches the running
+/// ggond (it reads only [server] and [control]) and says, in one warning
+/// line, what it ignored.
+#[test]
+fn ggon_ctl_works_while_the_config_has_a_syntax_error_elsewhere() {
+    let p = HttpTarget::start(ip("127.0.0.191"));
+    let b = HttpTarget::start(ip("127.0.0.192"));
+    let mut env = Env::demo(&cic_two_targets(&p, &b));
+    let g = env.start();
+    // The file as the running ggond would read it (the harness gives the
+    // control address and state dir on its command line), being edited.
+    let mut text = format!(
+        "[server]\nstate_dir = \"{}\"\n\n[control]\nlisten = \"{}\"\n\n",
+        env.state_dir.display(),
+        g.control
+    );
+    text.push_str(&std::fs::read_to_string(&env.config).unwrap());
+    text.push_str("\n[[service]]\nname = \"half-typed\nfqdn = \n");
+    std::fs::write(&env.config, &text).unwrap();
+    let out = std::process::Command::new(GGON_CTL)
+        .arg("--config")
+        .arg(&env.config)
+        .args(["status", "cic"])
+        .current_dir(&g.workdir)
+        .env_remove("GGON_CONTROL")
+        .env_remove("GGON_TOKEN_FILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cic") && stdout.contains("primary"),
+        "{stdout}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one warning line: {stderr}");
+    assert!(
+        stderr.starts_with("warning: ") && stderr.contains("outside [server] and [control]"),
+        "{stderr}"
+    );
+    let line = text.lines().count() - 1;
+    assert!(
+        stderr.contains(&format!(":{line}")),
+        "names line {line}: {stderr}"
+    );
+}
+
+/// Outside a checkout, with no /etc/ggon/ggon.toml: the error lists where
+/// ggon-ctl looked and how to name a file.
+#[test]
+fn ggon_ctl_without_a_config_lists_where_it_looked() {
+    if Path::new("/etc/ggon/ggon.toml").exists() {
+        eprintln!("skipped: this machine has /etc/ggon/ggon.toml");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(GGON_CTL)
+        .arg("status")
+        .current_dir(dir.path())
+        .env_remove("GGON_CONFIG")
+        .env_remove("GGON_CONTROL")
+        .env_remove("GGON_TOKEN_FILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for want in [
+        "config/ggon.toml",
+        &format!("(from {})", dir.path().display()),
+        "/etc/ggon/ggon.toml",
+        "--config",
+    ] {
+        assert!(stderr.contains(want), "{want} in {stderr}");
+    }
 }

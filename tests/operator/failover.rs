@@ -192,3 +192,48 @@ fn status_json_has_the_documented_shape() {
         assert!(out.stdout.contains(word), "{word} in {}", out.stdout);
     }
 }
+
+/// After every target was down, `backup2` passes its checks 90 ms before
+/// the primary: the primary still gets its check round and wins, without
+/// an operator (failback is manual, so a move to backup2 would stick).
+#[test]
+fn after_all_down_the_primary_wins_over_a_faster_backup2() {
+    let mut primary = HttpTarget::start(ip("127.0.0.107"));
+    let mut backup = HttpTarget::start(ip("127.0.0.108"));
+    let mut backup2 = HttpTarget::start(ip("127.0.0.109"));
+    let mut env = Env::demo(&http_service(
+        "cic",
+        "cic.ggon.org",
+        "manual",
+        "1s",
+        &[
+            ("primary", &primary),
+            ("backup", &backup),
+            ("backup2", &backup2),
+        ],
+    ));
+    primary.stop();
+    backup.stop();
+    backup2.stop();
+    let d = env.start();
+    for t in ["primary", "backup", "backup2"] {
+        d.wait_health("cic", t, false, secs(10.0));
+    }
+    assert!(d.service("cic")["all_down"].as_bool().unwrap_or(false));
+
+    backup2.restart();
+    std::thread::sleep(Duration::from_millis(90));
+    primary.restart();
+    backup.restart();
+    d.wait_health("cic", "primary", true, secs(10.0));
+    d.wait_health("cic", "backup2", true, secs(10.0));
+    // A round is 200 ms + 2 × 20 ms + 200 ms here: well past it, the
+    // answer is the primary's and has never been backup2's.
+    d.assert_answer_holds(CIC, &[ip("127.0.0.107")], secs(1.5));
+    assert_eq!(d.service("cic")["active"], "primary");
+    let log = d.log_text();
+    assert!(
+        !log.contains("to=backup"),
+        "no move away from the primary:\n{log}"
+    );
+}

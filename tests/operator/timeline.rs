@@ -42,6 +42,9 @@ fn timeline_shows_failover_remap_and_drain_in_order() {
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
     g.wait_answer("cic.ggon.org.", &[ip("127.0.0.171")], secs(5.0));
+    // Event times are in seconds, and the picture starts at ggond's start:
+    // keep the primary's first interval at least one second long.
+    std::thread::sleep(secs(1.1));
 
     // Failover: the primary stops answering.
     p.stop();
@@ -80,7 +83,13 @@ fn timeline_shows_failover_remap_and_drain_in_order() {
         assert!(span(&w[0]).0 < span(&w[0]).1);
     }
     let (first, last) = (span(&active[0]), span(active.last().unwrap()));
-    assert_eq!(last.1 - first.0, 24 * 3600, "24 h drawn");
+    let to: u64 = attr(&elements(svg, "svg", "timeline")[0], "data-to")
+        .parse()
+        .unwrap();
+    assert_eq!(last.1, to, "drawn up to now");
+    // Known from ggond's start: before it, "no data", not the primary.
+    let nodata = elements(svg, "rect", "nodata");
+    assert_eq!(attr(&nodata[0], "data-end"), first.0.to_string(), "{svg}");
 
     let marks = elements(svg, "line", "mark");
     let kinds: Vec<&str> = marks.iter().map(|m| attr(m, "data-kind")).collect();
@@ -96,4 +105,96 @@ fn timeline_shows_failover_remap_and_drain_in_order() {
     );
     let drain = &marks[pos("drain")];
     assert_eq!(attr(drain, "data-target"), "primary");
+}
+
+/// The svg of class `class` for `service` in `page`.
+pub(crate) fn svg_of<'a>(page: &'a str, class: &str, service: &str) -> &'a str {
+    let needle = format!("class=\"{class}\" data-service=\"{service}\"");
+    let at = page
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {class} picture for {service}"));
+    let start = page[..at].rfind("<svg").unwrap();
+    let end = at + page[at..].find("</svg>").unwrap() + 6;
+    &page[start..end]
+}
+
+/// A 2-minute-old ggond after a failover: the pictures cover the last hour
+/// (the range that fits), say "no data" before ggond started, and at "now"
+/// show the table's state: `cic` active on the backup, the backups up, the
+/// primary down. The page is kept in target/ for a screenshot.
+#[test]
+fn a_two_minute_old_ggond_after_a_failover_draws_only_what_it_knows() {
+    let mut p = HttpTarget::start(ip("127.0.0.173"));
+    let b = HttpTarget::start(ip("127.0.0.174"));
+    let b2 = HttpTarget::start(ip("127.0.0.175"));
+    let mut env = Env::demo(&http_service(
+        "cic",
+        "cic.ggon.org",
+        "manual",
+        "1s",
+        &[("primary", &p), ("backup", &b), ("backup2", &b2)],
+    ));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let born = std::time::Instant::now();
+    let g = env.start();
+    g.wait_health("cic", "backup2", true, secs(10.0));
+    std::thread::sleep(secs(60.0).saturating_sub(born.elapsed()));
+    p.stop();
+    g.wait_answer("cic.ggon.org.", &[ip("127.0.0.174")], secs(15.0));
+    std::thread::sleep(secs(120.0).saturating_sub(born.elapsed()));
+
+    let (code, page) = http_request(g.control, "GET", "/", Some(&g.token()), None);
+    assert_eq!(code, 200);
+    let kept =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ggon-status-2min.html");
+    std::fs::write(&kept, &page).unwrap();
+    assert!(
+        page.contains("<strong data-range=\"1h\">1h</strong>"),
+        "1 h fits"
+    );
+
+    let svg = svg_of(&page, "timeline", "cic");
+    let to: u64 = attr(&elements(svg, "svg", "timeline")[0], "data-to")
+        .parse()
+        .unwrap();
+    let active = elements(svg, "rect", "active");
+    let order: Vec<&str> = active.iter().map(|a| attr(a, "data-target")).collect();
+    assert_eq!(order, ["primary", "backup"], "{svg}");
+    let start: u64 = attr(&active[0], "data-start").parse().unwrap();
+    assert!(
+        start >= started.saturating_sub(1) && start <= started + 5,
+        "{start} vs {started}"
+    );
+    assert_eq!(
+        attr(&active[1], "data-end"),
+        to.to_string(),
+        "backup at now"
+    );
+    let nodata = elements(svg, "rect", "nodata");
+    assert_eq!(nodata.len(), 1, "{svg}");
+    assert_eq!(attr(&nodata[0], "data-end"), start.to_string());
+    assert!(elements(svg, "line", "tick").len() >= 6, "an axis of times");
+
+    let lanes = svg_of(&page, "lanes", "cic");
+    let to = attr(&elements(lanes, "svg", "lanes")[0], "data-to").to_string();
+    for (target, want) in [("primary", "down"), ("backup", "up"), ("backup2", "up")] {
+        let segs: Vec<_> = elements(lanes, "rect", "health")
+            .into_iter()
+            .filter(|a| attr(a, "data-target") == target)
+            .collect();
+        let last = segs
+            .last()
+            .unwrap_or_else(|| panic!("no {target} lane: {lanes}"));
+        assert_eq!(attr(last, "data-state"), want, "{target} at now: {lanes}");
+        assert_eq!(attr(last, "data-end"), to, "{target} drawn to now");
+        let width: f64 = attr(last, "width").parse().unwrap();
+        assert!(width >= 3.0, "{target} at now is visible: {lanes}");
+    }
+    // Nothing is drawn after the last segment of a lane that could cover "now".
+    let tail = &lanes[lanes.rfind("class=\"health\"").unwrap()..];
+    assert!(!tail.contains("down-mark"), "{lanes}");
+    assert_eq!(elements(lanes, "rect", "nodata").len(), 3, "{lanes}");
 }

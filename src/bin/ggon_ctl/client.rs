@@ -12,6 +12,8 @@ use ggon::cli::ctl::Args;
 pub enum ClientError {
     #[error("{0} (give --control and --token-file, or GGON_CONTROL and GGON_TOKEN_FILE)")]
     Config(ggon::config::ConfigError),
+    #[error("{0}, or give --control and --token-file (GGON_CONTROL, GGON_TOKEN_FILE)")]
+    NoConfig(ggon::config::client::NotFound),
     #[error("--control {0}: give a URL without a path (https://HOST:PORT)")]
     UrlWithPath(String),
     #[error("--control {0}: not IP:PORT nor an http:// or https:// URL")]
@@ -61,10 +63,19 @@ pub fn client(args: &Args) -> Result<Client, ClientError> {
     // Only [server] and [control] are read: fast at any size, and a
     // mistake elsewhere in the file (mid-edit) does not lock the operator out.
     let cfg = if args.control.is_none() || args.token_file.is_none() {
-        Some(
-            ggon::config::client::control_settings(&args.config_file())
-                .map_err(ClientError::Config)?,
-        )
+        let path = match &args.config {
+            Some(p) => p.clone(),
+            None => ggon::config::client::find_default().map_err(ClientError::NoConfig)?,
+        };
+        let c = ggon::config::client::control_settings(&path).map_err(ClientError::Config)?;
+        if let Some(e) = &c.elsewhere {
+            // One line: the operator may be mid-edit; ggond keeps serving.
+            eprintln!(
+                "warning: {e} (outside [server] and [control], which is all ggon-ctl reads; \
+                 ggond would refuse this file at a reload)"
+            );
+        }
+        Some(c)
     } else {
         None
     };

@@ -31,6 +31,10 @@ pub fn keygen(zone: &str, algorithm: &str, ksk: bool, dir: &Path) -> ExitCode {
         Ok(n) => n,
         Err(e) => return fail(format!("{zone}: not a zone name: {e}")),
     };
+    // `--dir keys` for keys that do not exist yet: made, like mkdir -p.
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail(format!("--dir {}: cannot create it: {e}", dir.display()));
+    }
     let base = match keys::generate(zone, alg, ksk, dir) {
         Ok(b) => b,
         Err(e) => return fail(e),

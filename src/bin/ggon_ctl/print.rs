@@ -22,6 +22,15 @@ fn ago(at: f64) -> String {
     format!("{:.0}s ago", (now() - at).max(0.0))
 }
 
+/// The record types `a` is answered with: `A`, `AAAA` or `A/AAAA`.
+fn families(a: &[IpAddr]) -> &'static str {
+    match (a.iter().any(IpAddr::is_ipv4), a.iter().any(IpAddr::is_ipv6)) {
+        (true, false) => "A",
+        (false, true) => "AAAA",
+        _ => "A/AAAA",
+    }
+}
+
 fn addrs(a: &[IpAddr]) -> String {
     a.iter()
         .map(IpAddr::to_string)
@@ -271,8 +280,9 @@ pub fn drill(v: &DrillView, region: Option<&str>) {
         None => println!("takeover:  none"),
     }
     println!(
-        "would answer: {} A/AAAA {}  ttl {}{}",
+        "would answer: {} {} {}  ttl {}{}",
         v.fqdn,
+        families(&v.answers),
         addrs(&v.answers),
         v.ttl,
         // No serial when nothing would be published (no takeover).
@@ -312,5 +322,19 @@ pub fn history(entries: &[Event]) {
                 format!("reason=\"{}\"", e.reason)
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drill_names_the_record_types_it_would_answer() {
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(families(&[v4]), "A");
+        assert_eq!(families(&[v6]), "AAAA");
+        assert_eq!(families(&[v4, v6]), "A/AAAA");
     }
 }
