@@ -281,12 +281,15 @@ class Bench:
         cpu = {n: round(100 * (after[n] - before[n]) / seconds, 1) for n in names}
         return cpu, self.log_count("lease lost") - lost, self.log_count("now leads") - leads
 
-    def etcd_size(self):
+    def etcd_size(self, in_use=False):
+        """etcd's database file size (or, with `in_use`, the part of it in
+        use: the file keeps its high-water mark until `etcdctl defrag`) and
+        ggon's keys."""
         for port in self.e_client:
             try:
                 st = gateway(port, "/v3/maintenance/status", {})
                 keys = int(self.etcd_get(PREFIX, prefix=True, count=True).get("count", 0))
-                return int(st.get("dbSize", 0)), keys
+                return int(st.get("dbSizeInUse" if in_use else "dbSize", 0)), keys
             except Exception:
                 continue
         return 0, 0
@@ -471,13 +474,17 @@ def main(argv):
             took, failed = b.storm(args.storm, args.storm_clients)
             time.sleep(35)  # the leader's housekeeping compacts
             first, _ = b.etcd_size()
+            first_use, _ = b.etcd_size(in_use=True)
             took2, failed2 = b.storm(args.storm, args.storm_clients, offset=args.storm)
             time.sleep(35)
             second, keys = b.etcd_size()
+            second_use, _ = b.etcd_size(in_use=True)
             result.update(storm=args.storm, storm_s=[round(took, 1), round(took2, 1)],
-                          storm_failed=failed + failed2, etcd_db_after_storms=[first, second])
+                          storm_failed=failed + failed2, etcd_db_after_storms=[first, second],
+                          etcd_db_in_use_after_storms=[first_use, second_use])
             print(f"  {args.storm} remaps through the leader ({args.storm_clients} clients) in {took:.1f} s and again in {took2:.1f} s "
-                  f"({failed + failed2} refused): etcd {first} then {second} bytes, {keys} keys", flush=True)
+                  f"({failed + failed2} refused): etcd file {first} then {second} bytes, in use {first_use} then "
+                  f"{second_use} bytes, {keys} keys", flush=True)
         if args.single:
             result["single_cpu_pct"] = b.single_cpu(args.steady)
             print(f"  one ggond alone with the same services: CPU {result['single_cpu_pct']} %", flush=True)
