@@ -104,11 +104,13 @@ fn tls_problem(e: &etcd_client::Error) -> Option<String> {
                 .chars()
                 .take_while(|ch| !matches!(ch, '"' | ')' | ','))
                 .collect();
-            found = Some(if alert.contains("Certificate") || alert.contains("UnknownCA") {
-                format!("etcd refused this node's client certificate: {alert}")
-            } else {
-                alert
-            });
+            found = Some(
+                if alert.contains("Certificate") || alert.contains("UnknownCA") {
+                    format!("etcd refused this node's client certificate: {alert}")
+                } else {
+                    alert
+                },
+            );
         } else if text.contains("invalid peer certificate") {
             found = Some(format!("etcd's certificate is not trusted: {text}"));
         }
@@ -610,6 +612,12 @@ impl Etcd {
 
     /// The answering member's database size in bytes, and its quota (0:
     /// not reported by this etcd version).
+    /// etcd's current revision (from a status call's header).
+    pub async fn revision(&self) -> Result<i64, EtcdError> {
+        let r = self.call(|mut c| async move { c.status().await }).await?;
+        Ok(r.header().map_or(0, |h| h.revision()))
+    }
+
     pub async fn db_size(&self) -> Result<(i64, i64), EtcdError> {
         let r = self.call(|mut c| async move { c.status().await }).await?;
         Ok((r.db_size(), r.db_size_quota()))

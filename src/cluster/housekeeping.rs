@@ -80,7 +80,13 @@ impl Node {
 
     /// Forget revisions older than the window (values stay).
     async fn compact(&mut self) {
-        let target = self.rev - self.p.keep_revisions;
+        // etcd's own current revision (the watch's last one can be behind
+        // it while events are still on their way).
+        let rev = match self.p.etcd.revision().await {
+            Ok(r) => r.max(self.rev),
+            Err(_) => self.rev,
+        };
+        let target = rev - self.p.keep_revisions;
         if target <= self.compacted.max(0) {
             if self.compacted == 0 {
                 self.compacted = -1;
