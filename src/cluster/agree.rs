@@ -72,7 +72,6 @@ impl Node {
     /// Compare every live member's digests with the leader's (this node's
     /// own while no leader is known).
     pub(super) async fn check_agreement(&mut self) {
-        let own = (self.p.node.clone(), self.digest.clone());
         let digests: BTreeMap<String, Digest> = self
             .model
             .members
@@ -80,9 +79,10 @@ impl Node {
             .filter_map(|n| Some((n.clone(), Digest::from_chunks(self.model.conf.get(n)?)?)))
             .collect();
         let leader = self.model.leader.as_ref().map(|l| l.value.clone());
-        let (reference, base) = match leader.and_then(|l| Some((l.clone(), digests.get(&l)?))) {
-            Some((name, d)) => (name, d.clone()),
-            None => own,
+        // The leader's digests, or this node's own while no leader's are known.
+        let (reference, base) = match leader.and_then(|l| digests.get(&l).map(|d| (l, d))) {
+            Some((name, d)) => (name, d),
+            None => (self.p.node.clone(), &self.digest),
         };
         let mut mismatches = Vec::new();
         let mut services = BTreeMap::new();
@@ -90,7 +90,7 @@ impl Node {
             if *node == reference {
                 continue;
             }
-            let diff = differences(&base, d);
+            let diff = differences(base, d);
             if diff.lines.is_empty() {
                 continue;
             }

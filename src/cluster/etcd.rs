@@ -74,6 +74,16 @@ fn code_name(c: tonic::Code) -> &'static str {
     }
 }
 
+/// The rustls error a cause is, or carries inside an `io::Error` (how
+/// hyper passes TLS failures on). Shared with the control API's forwarder.
+pub fn rustls_error<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    c.downcast_ref::<rustls::Error>().or_else(|| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+    })
+}
+
 /// Why TLS failed, if that is what `e` is: a rustls error somewhere in
 /// its causes (the peer's alert, or its certificate not verified), in the
 /// words of the innermost cause that says so (the outer ones repeat it
@@ -82,12 +92,7 @@ fn tls_problem(e: &etcd_client::Error) -> Option<String> {
     let mut found = None;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        let tls = c.downcast_ref::<rustls::Error>().or_else(|| {
-            c.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|i| i.downcast_ref::<rustls::Error>())
-        });
-        match tls {
+        match rustls_error(c) {
             Some(t @ rustls::Error::InvalidCertificate(_)) => {
                 return Some(format!("etcd's certificate is not trusted: {t}"))
             }

@@ -67,12 +67,7 @@ impl Forwarder {
 fn certificate_problem(e: &reqwest::Error) -> Option<String> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        let tls = c.downcast_ref::<rustls::Error>().or_else(|| {
-            c.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|i| i.downcast_ref::<rustls::Error>())
-        });
-        match tls {
+        match crate::cluster::etcd::rustls_error(c) {
             Some(t @ rustls::Error::InvalidCertificate(_)) => return Some(t.to_string()),
             Some(_) => return None,
             None if c.to_string().contains("invalid peer certificate") => {
