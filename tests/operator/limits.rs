@@ -36,7 +36,7 @@ fn status_line(s: &mut TcpStream) -> String {
         .to_string()
 }
 
-fn ctl(env: &Env, d: &Daemon, args: &[&str]) -> (bool, Duration, String) {
+pub(crate) fn ctl(env: &Env, d: &Daemon, args: &[&str]) -> (bool, Duration, String) {
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_ggon-ctl"))
         .arg("--control")
@@ -57,7 +57,7 @@ fn ctl(env: &Env, d: &Daemon, args: &[&str]) -> (bool, Duration, String) {
     (out.status.success(), start.elapsed(), text)
 }
 
-fn refused(d: &Daemon, reason: &str) -> u64 {
+pub(crate) fn refused(d: &Daemon, reason: &str) -> u64 {
     let (code, body) = http(d.control, "GET", "/metrics", Some(OPERATOR_TOKEN), None).unwrap();
     assert_eq!(code, 200);
     let key = format!("ggon_control_refused_total{{reason=\"{reason}\"}} ");

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::limits::{ctl, refused};
 use crate::support::reliability::*;
 
 /// How long the operator's calls are timed while the attack runs.
@@ -75,37 +76,6 @@ fn attacker(from: String, to: SocketAddr, a: Arc<Attack>) {
     }
 }
 
-fn ctl_status(env: &Env, d: &Daemon) -> (bool, Duration, String) {
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_ggon-ctl"))
-        .arg("--control")
-        .arg(d.control.to_string())
-        .arg("--token-file")
-        .arg(env.token_file())
-        .arg("status")
-        .env_remove("GGON_CONTROL")
-        .env_remove("GGON_TOKEN_FILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ggon-ctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), start.elapsed(), text)
-}
-
-fn counter(d: &Daemon, reason: &str) -> u64 {
-    let (code, body) = http(d.control, "GET", "/metrics", Some(OPERATOR_TOKEN), None).unwrap();
-    assert_eq!(code, 200, "{body}");
-    let key = format!("ggon_control_refused_total{{reason=\"{reason}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn three_hundred_slow_sources_cannot_starve_the_operator() {
     let env = Env::new("");
@@ -137,7 +107,7 @@ fn three_hundred_slow_sources_cannot_starve_the_operator() {
     let t0 = Instant::now();
     while t0.elapsed() < ATTACK {
         fewest_held = fewest_held.min(attack.held.load(Ordering::Relaxed));
-        let (ok, took, text) = ctl_status(&env, &d);
+        let (ok, took, text) = ctl(&env, &d, &["status"]);
         calls += 1;
         worst = worst.max(took);
         if !ok || took >= Duration::from_secs(1) {
@@ -165,7 +135,7 @@ fn three_hundred_slow_sources_cannot_starve_the_operator() {
         failures.len(),
         failures.join("\n")
     );
-    let evicted = counter(&d, "evicted");
+    let evicted = refused(&d, "evicted");
     eprintln!("evicted: {evicted}");
     assert!(evicted > 0, "no connection was evicted");
     let log = d.stderr();
@@ -208,7 +178,7 @@ fn the_unix_socket_answers_when_every_tcp_slot_is_serving() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let (ok, _, text) = ctl_status(&env, &d);
+    let (ok, _, text) = ctl(&env, &d, &["status"]);
     assert!(!ok, "every TCP slot is serving a request: {text}");
     for _ in 0..5 {
         let start = Instant::now();
