@@ -136,23 +136,29 @@ pub(super) async fn to_leader(
     let Some(fwd) = fwd else {
         return next.run(req).await;
     };
+    let (node, connected) = {
+        let v = fwd.cluster.view.lock().unwrap();
+        (v.node.clone(), v.connected)
+    };
+    if !connected {
+        // Also when this node still holds the leadership's lease: with its
+        // watch broken it could not confirm the change on the others, and
+        // the status page already says it is cut off.
+        return unavailable(format!("node `{node}` cannot reach etcd, so no decision can be made: nothing was changed; retry on another node or when etcd is back"));
+    }
     if fwd.cluster.is_leader() {
         let resp = next.run(req).await;
         return confirmed(&fwd.cluster, resp).await;
     }
-    let node = fwd.cluster.view.lock().unwrap().node.clone();
     if req.headers().contains_key(FORWARDED) {
         return unavailable(format!(
             "node `{node}` was asked as the leader but no longer leads: nothing was changed; retry"
         ));
     }
     let Some(leader) = fwd.cluster.leader_control() else {
-        let connected = fwd.cluster.view.lock().unwrap().connected;
-        return unavailable(if connected {
-            "no cluster leader right now (an election is under way): nothing was changed; retry in a few seconds".into()
-        } else {
-            format!("node `{node}` cannot reach etcd, so no decision can be made: nothing was changed; retry on another node or when etcd is back")
-        });
+        return unavailable(
+            "no cluster leader right now (an election is under way): nothing was changed; retry in a few seconds".into(),
+        );
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
