@@ -14,7 +14,7 @@ from C clients at once, twice: etcd's database size after each K) and the CPU of
 with the same services and no cluster, for comparison.
 
 Usage: scripts/bench --cluster-scale N [--steady S] [--remaps R] [--restart]
-       [--etcd-outage S] [--storm K [--storm-clients C]] [--pinned] [--single]
+       [--etcd-outage S] [--storm K [--storm-clients C] [--storm-rounds R]] [--pinned] [--single]
        [--no-build] [--json FILE]
 
 --pinned starts every node from a local state with every service pinned
@@ -431,6 +431,7 @@ def main(argv):
     ap.add_argument("--etcd-outage", type=float, default=0)
     ap.add_argument("--storm", type=int, default=0)
     ap.add_argument("--storm-clients", type=int, default=8)
+    ap.add_argument("--storm-rounds", type=int, default=2)
     ap.add_argument("--pinned", action="store_true")
     ap.add_argument("--single", action="store_true")
     ap.add_argument("--no-build", action="store_true")
@@ -471,20 +472,22 @@ def main(argv):
         print(f"  {len(b.site)} primaries stopped at once: every node answers every backup after "
               f"{result['site_failure_s']} s (fall 2 x interval 5 s + 3 s = 13 s allowed)", flush=True)
         if args.storm:
-            took, failed = b.storm(args.storm, args.storm_clients)
-            time.sleep(65)  # two rounds of the leader's housekeeping (compaction every 30 s)
-            first, _ = b.etcd_size()
-            first_use, _ = b.etcd_size(in_use=True)
-            took2, failed2 = b.storm(args.storm, args.storm_clients, offset=args.storm)
-            time.sleep(65)
-            second, keys = b.etcd_size()
-            second_use, _ = b.etcd_size(in_use=True)
-            result.update(storm=args.storm, storm_s=[round(took, 1), round(took2, 1)],
-                          storm_failed=failed + failed2, etcd_db_after_storms=[first, second],
-                          etcd_db_in_use_after_storms=[first_use, second_use])
-            print(f"  {args.storm} remaps through the leader ({args.storm_clients} clients) in {took:.1f} s and again in {took2:.1f} s "
-                  f"({failed + failed2} refused): etcd file {first} then {second} bytes, in use {first_use} then "
-                  f"{second_use} bytes, {keys} keys", flush=True)
+            # Each round moves every service (backup, then back, ...); etcd's
+            # size is read 65 s after each: two rounds of the leader's
+            # housekeeping (compaction every 30 s).
+            took, used, size, failed = [], [], [], 0
+            for r in range(args.storm_rounds):
+                t, f = b.storm(args.storm, args.storm_clients, offset=r * args.storm)
+                took.append(round(t, 1))
+                failed += f
+                time.sleep(65)
+                size.append(b.etcd_size()[0])
+                used.append(b.etcd_size(in_use=True)[0])
+                print(f"  storm {r + 1}: {args.storm} remaps through the leader ({args.storm_clients} clients) "
+                      f"in {t:.1f} s ({f} refused): etcd file {size[-1]} bytes, in use {used[-1]} bytes", flush=True)
+            result.update(storm=args.storm, storm_s=took, storm_failed=failed,
+                          etcd_db_after_storms=size, etcd_db_in_use_after_storms=used,
+                          etcd_keys_after_storms=b.etcd_size()[1])
         if args.single:
             result["single_cpu_pct"] = b.single_cpu(args.steady)
             print(f"  one ggond alone with the same services: CPU {result['single_cpu_pct']} %", flush=True)

@@ -194,6 +194,10 @@ pub enum Cmd {
     },
     /// Re-read ggond's config and zone files (a bad one is rejected; the running one stays).
     Reload {
+        /// Cluster mode: reload every node, report each node's result and
+        /// name the nodes whose files still differ (exit 1 if any).
+        #[arg(long)]
+        cluster: bool,
         /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,

@@ -86,6 +86,14 @@ impl Keys {
     pub fn service_prefix(&self) -> String {
         format!("{}state/svc/", self.prefix)
     }
+    /// The zones' UPDATE journals: `state/zone/ZONE/SEQ` (20 digits, so
+    /// etcd's key order is the journal's order).
+    pub fn zone_prefix(&self) -> String {
+        format!("{}state/zone/", self.prefix)
+    }
+    pub fn zone_entry(&self, zone: &str, seq: u64) -> String {
+        format!("{}state/zone/{zone}/{seq:020}", self.prefix)
+    }
     pub fn serials(&self) -> String {
         format!("{}state/serials", self.prefix)
     }

@@ -49,6 +49,9 @@ pub struct Changed {
     /// Services whose shared state changed, and whether the serials did.
     pub services: BTreeSet<String>,
     pub serials: bool,
+    /// Entries of the zones' UPDATE journals written (zone, entry), in
+    /// the order etcd gave them: the journal's order.
+    pub zone_entries: Vec<(String, crate::publish::JournalEntry)>,
     /// A node's digests changed.
     pub conf: bool,
 }
@@ -129,6 +132,13 @@ impl Model {
         } else if k == keys.serials() {
             self.serials = serde_json::from_str(&kv.value).unwrap_or_default();
             changed.serials = true;
+        } else if let Some(rest) = k.strip_prefix(&keys.zone_prefix()) {
+            // Not kept here: the publisher knows which it has applied.
+            let (Some((zone, _)), Ok(e)) = (rest.rsplit_once('/'), serde_json::from_str(&kv.value))
+            else {
+                return;
+            };
+            changed.zone_entries.push((zone.to_string(), e));
         } else if let Some(rest) = k.strip_prefix(&keys.conf()) {
             let (Some((node, chunk)), Ok(c)) =
                 (parse_bucket(rest), serde_json::from_str(&kv.value))

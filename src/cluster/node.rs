@@ -511,7 +511,17 @@ impl Node {
     }
 
     /// Act on what the watch changed: verdicts, the shared state, the election.
-    async fn react(&mut self, changed: Changed, rev: i64) -> Result<(), EtcdError> {
+    async fn react(&mut self, mut changed: Changed, rev: i64) -> Result<(), EtcdError> {
+        // Zone UPDATEs first, on every node (the leader skips its own): the
+        // serial the shared state names next is the one they made.
+        let entries = std::mem::take(&mut changed.zone_entries);
+        if !entries.is_empty() {
+            let _ = self
+                .controller
+                .commands
+                .send(Command::ClusterZoneEntries { entries })
+                .await;
+        }
         let verdicts = if changed.members {
             self.model.tally(self.p.services.iter())
         } else {

@@ -37,6 +37,7 @@ use super::etcd::{Compare, Etcd, EtcdError, Op};
 use super::{ClusterStats, Keys};
 use crate::decide::state::{PersistedState, ServiceState};
 use crate::decide::{Event, SharedError, SharedState};
+use crate::publish::JournalEntry;
 
 /// Keys per transaction (etcd's limit is 128 operations and 128 compares;
 /// the fence takes two compares).
@@ -195,6 +196,54 @@ impl Store {
         Ok(())
     }
 
+    /// One UPDATE into its zone's journal, with the zone's new serial, in
+    /// one fenced transaction: the entry's key must not exist yet (its
+    /// position is taken once), the serials key must be as this leader
+    /// last saw it.
+    fn append(&self, zone: &str, entry: &JournalEntry) -> Result<(), SharedError> {
+        let fence = self.fence.lock().unwrap().ok_or(SharedError::NotLeader)?;
+        let mut guard = self.written.lock().unwrap();
+        if guard.as_ref().is_none_or(|w| w.fence != fence) {
+            *guard = Some(self.block(self.read(fence))?);
+        }
+        let w = guard.as_mut().expect("read");
+        let mut serials = w.serials.0.clone();
+        if let Some(serial) = entry.serial {
+            serials.insert(zone.to_string(), serial);
+        }
+        let key = self.keys.zone_entry(zone, entry.seq.unwrap_or(0));
+        let ops = vec![
+            Op::Put {
+                key: key.clone(),
+                value: serde_json::to_string(entry).expect("plain data"),
+                lease: 0,
+            },
+            Op::Put {
+                key: self.keys.serials(),
+                value: serde_json::to_string(&serials).expect("plain data"),
+                lease: 0,
+            },
+        ];
+        let mut compare = self.keys.fenced(fence, &self.node);
+        compare.push(Compare::ModRevision(key, 0));
+        compare.push(Compare::ModRevision(self.keys.serials(), w.serials.1));
+        let rev = match self.block(self.etcd.txn(&compare, &ops, &[]))? {
+            Some(rev) => rev,
+            None => match self.block(self.landed(&ops))? {
+                Some(rev) => rev,
+                None => {
+                    // Another leader's entry at that position, or the
+                    // leadership is gone: start again from what etcd holds.
+                    *guard = None;
+                    return Err(SharedError::Fenced);
+                }
+            },
+        };
+        w.serials = (serials, rev);
+        self.last_write.store(rev, Ordering::Release);
+        Ok(())
+    }
+
     /// Whether every put of `ops` is in etcd as written (then: the
     /// revision it landed at).
     async fn landed(&self, ops: &[Op]) -> Result<Option<i64>, EtcdError> {
@@ -215,6 +264,10 @@ impl Store {
 impl SharedState for Store {
     fn save(&self, state: &PersistedState) -> Result<(), SharedError> {
         self.write(state)
+    }
+
+    fn append_zone(&self, zone: &str, entry: &JournalEntry) -> Result<(), SharedError> {
+        self.append(zone, entry)
     }
 
     fn record(&self, e: &Event) {

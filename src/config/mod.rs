@@ -340,7 +340,7 @@ pub struct ClusterConfig {
 }
 
 fn default_keep_revisions() -> Spanned<u64> {
-    Spanned::new(0..0, 10_000)
+    Spanned::new(0..0, 1_000)
 }
 
 fn default_history_keep() -> usize {

@@ -251,12 +251,21 @@ pub async fn run(
     let (config_tx, config_rx) = watch::channel(a.cfg.clone());
     let secondaries = stages::secondaries(&mut a, &handle);
     stages::notify(&mut a, zones.changes, zones.notify);
+    let relay = cluster.as_ref().map(|(_, c)| {
+        let roots = opts.control_tls.as_ref().map(|t| t.peer_roots.as_slice());
+        Arc::new(crate::ops::relay::LeaderRelay::new(
+            c.clone(),
+            roots,
+            &tokens,
+        )) as Arc<dyn crate::replicate::relay::UpdateRelay>
+    });
     let handler = ProtocolHandler {
         secondary_zones: Arc::new(secondaries),
         snapshot: snapshot.clone(),
         keys: a.keys.clone(),
         zones: Arc::new(zones.access),
         controller: handle.clone(),
+        relay,
     };
     let dns = stages::dns(&mut a, sockets.dns, snapshot, handler)?;
     let observations = stages::checks(&mut a, config_rx, &handle)?;

@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::requests::{Drain, DrillPlan, Remap};
 use super::state::Override;
 use super::views::{ChangeView, DrillView, Mode};
 use super::{policy, Actor, Command, Controller, CtlError, Drill, Event, EventCause};
-use super::{EventKind, Now, DEFAULT};
+use super::{EventKind, Now, Role, DEFAULT};
 
 /// An operator override of `target`, with its expiry.
 pub(super) fn new_override(
@@ -100,6 +100,7 @@ impl Controller {
             Command::ClusterRole { role } => self.set_role(role, now),
             Command::ClusterVerdicts { verdicts } => self.set_verdicts(verdicts, now),
             Command::ClusterDisagree { services } => self.set_disagreement(services, now),
+            Command::ClusterZoneEntries { entries } => self.apply_zone_entries(entries),
             Command::ClusterApply { state, reply } => {
                 self.apply_shared(*state, now);
                 let _ = reply.send(());
@@ -136,6 +137,10 @@ impl Controller {
     }
 
     /// An authenticated RFC 2136 UPDATE to a local zone; the rcode to answer.
+    /// In a cluster only the leader applies one (a follower's DNS server
+    /// passes it on, see `replicate::update`): first into the zone's
+    /// journal in the shared store, then here; every node applies the
+    /// journal in order.
     fn update(
         &mut self,
         origin: &hickory_proto::rr::Name,
@@ -144,12 +149,37 @@ impl Controller {
         peer: std::net::SocketAddr,
         now: Now,
     ) -> u8 {
-        if self.cluster_mode() {
+        if self.cluster_mode() && self.role != Role::Leader {
             warn!(zone = %origin, key, %peer,
-                "UPDATE refused: in cluster mode zone data changes through the zone files on every node");
+                "UPDATE refused: this node no longer leads the cluster (it was passed on to it as the leader)");
             return crate::proto::codes::rcode::REFUSED;
         }
-        match self.publisher.apply_update(origin, message) {
+        let applied = self
+            .publisher
+            .prepare_update(origin, message)
+            .and_then(|p| {
+                if p.is_empty() {
+                    return Ok((p.change().clone(), p.entry.serial.unwrap_or(0)));
+                }
+                if let Some(shared) = &self.shared {
+                    shared
+                        .append_zone(&origin.to_string(), &p.entry)
+                        .map_err(|e| crate::publish::update::Rejected {
+                            rcode: crate::proto::codes::rcode::SERVFAIL,
+                            why: format!(
+                                "the cluster store did not take it ({e}): nothing was changed"
+                            ),
+                        })?;
+                }
+                let change = p.change().clone();
+                let serial = self.publisher.commit_update(p, self.cluster_mode())?;
+                Ok((change, serial))
+            });
+        match applied {
+            Ok((change, _)) if change.is_empty() => {
+                info!(zone = %origin, key, %peer, "UPDATE changed nothing");
+                0
+            }
             Ok((change, serial)) => {
                 info!(zone = %origin, key, %peer, serial,
                     added = change.added.len(), removed = change.removed.len(),
@@ -169,6 +199,26 @@ impl Controller {
             Err(r) => {
                 warn!(zone = %origin, key, %peer, rcode = r.rcode, why = %r.why, "UPDATE refused");
                 r.rcode
+            }
+        }
+    }
+
+    /// Entries of the cluster's UPDATE journals, in order: those not yet
+    /// applied here are (any role: they are facts, not decisions).
+    pub(super) fn apply_zone_entries(
+        &mut self,
+        entries: Vec<(String, crate::publish::JournalEntry)>,
+    ) {
+        for (zone, entry) in entries {
+            let Ok(origin) = hickory_proto::rr::Name::from_ascii(&zone) else {
+                continue;
+            };
+            match self.publisher.apply_entry(&origin, &entry) {
+                Ok(true) => info!(zone = %origin, seq = entry.seq, serial = entry.serial,
+                    "UPDATE applied from the cluster's journal"),
+                Ok(false) => {}
+                Err(e) => error!(zone = %origin, seq = entry.seq, error = %e,
+                    "an UPDATE of the cluster's journal cannot be applied: this node's zone differs"),
             }
         }
     }

@@ -292,6 +292,11 @@ pub enum Command {
     ClusterVerdicts {
         verdicts: super::Verdicts,
     },
+    /// Cluster mode: entries of the zones' UPDATE journals (zone, entry),
+    /// in order; each is applied unless it already is.
+    ClusterZoneEntries {
+        entries: Vec<(String, crate::publish::JournalEntry)>,
+    },
     /// Cluster mode: the shared state changed (a follower answers it).
     /// Answered once the state is what this node serves, so the node can
     /// tell the leader it has applied it.

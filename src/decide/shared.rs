@@ -78,6 +78,15 @@ pub trait SharedState: Send + Sync {
     fn save(&self, state: &PersistedState) -> Result<(), SharedError>;
     /// Add an event to the shared history (leader only; best effort).
     fn record(&self, e: &Event);
+    /// Append an accepted UPDATE to its zone's journal in the shared store
+    /// at the entry's position, with the zone's new serial, if and only if
+    /// this node still leads and that position is still free (so an
+    /// UPDATE is written once, whatever leader changes happen around it).
+    fn append_zone(
+        &self,
+        zone: &str,
+        entry: &crate::publish::JournalEntry,
+    ) -> Result<(), SharedError>;
 }
 
 /// One agreed verdict: (service, target) → healthy (None: no quorum yet).

@@ -38,6 +38,8 @@ struct AppState {
     stats: Arc<crate::dns::stats::Stats>,
     cluster: Option<crate::cluster::ClusterHandle>,
     checks: Arc<crate::decide::checklog::CheckLog>,
+    /// Cluster mode: the other nodes' control APIs (`reload --cluster`).
+    peers: Option<super::forward::Forwarder>,
 }
 
 /// What the read-only pages need besides the controller.
@@ -167,6 +169,16 @@ async fn dnssec_roll(
     )
 }
 
+/// A follower's UPDATE, passed on to the leader (see `super::relay`).
+async fn zone_update(
+    State(app): State<AppState>,
+    UrlPath(zone): UrlPath<String>,
+    Body(request): Body<super::relay::RelayedUpdate>,
+) -> Response {
+    let (status, answer) = super::relay::apply_relayed(&app.ctl, &zone, request).await;
+    (status, Json(answer)).into_response()
+}
+
 async fn drain(
     State(app): State<AppState>,
     UrlPath((service, target)): UrlPath<(String, String)>,
@@ -277,22 +289,52 @@ async fn history(State(app): State<AppState>, Params(q): Params<HistoryParams>) 
     }
 }
 
+/// `?cluster=true`: reload every node of the cluster (see
+/// [`super::cluster_reload`]).
+#[derive(Deserialize, Default)]
+struct ReloadParams {
+    #[serde(default)]
+    cluster: bool,
+}
+
 async fn reload(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Params(params): Params<ReloadParams>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     let (tx, rx) = tokio::sync::oneshot::channel();
     if app.reload.send(tx).await.is_err() {
         return error_response(CtlError::Internal("shutting down".into()));
     }
-    match rx.await {
-        Ok(Ok(summary)) => Json(json!({ "reloaded": true, "summary": summary })).into_response(),
+    let own = match rx.await {
+        Ok(Ok(summary)) => Ok(summary),
         Ok(Err(e)) => {
             warn!(%peer, error = %e, "reload rejected; the running configuration stays");
-            error_response(CtlError::BadRequest(e.to_string()))
+            Err(CtlError::BadRequest(e.to_string()))
         }
-        Err(_) => error_response(CtlError::Internal("shutting down".into())),
-    }
+        Err(_) => return error_response(CtlError::Internal("shutting down".into())),
+    };
+    let Some(peers) = app.peers.as_ref().filter(|_| params.cluster) else {
+        return match own {
+            Ok(summary) => Json(json!({ "reloaded": true, "summary": summary })).into_response(),
+            Err(e) => error_response(e),
+        };
+    };
+    let node = peers.cluster.view.lock().unwrap().node.clone();
+    let own = match own {
+        Ok(summary) => super::cluster_reload::NodeReload {
+            node,
+            ok: true,
+            result: summary,
+        },
+        Err(e) => super::cluster_reload::NodeReload {
+            node,
+            ok: false,
+            result: e.to_string(),
+        },
+    };
+    Json(super::cluster_reload::reload_others(peers, &headers, own).await).into_response()
 }
 
 /// The control API's routes.
@@ -308,22 +350,25 @@ pub fn router(
         limits: limits.clone(),
         sessions: Default::default(),
     });
+    let roots = pages.peer_roots;
+    let forwarder = pages
+        .cluster
+        .clone()
+        .map(|c| super::forward::Forwarder::new(c, roots.as_deref()));
     let app = AppState {
         ctl,
         reload: reload_tx,
         metrics: pages.metrics,
         stats: pages.stats,
-        cluster: pages.cluster.clone(),
+        cluster: pages.cluster,
         checks: pages.checks,
+        peers: forwarder.clone(),
     };
-    let roots = pages.peer_roots;
-    let forwarder = pages
-        .cluster
-        .map(|c| super::forward::Forwarder::new(c, roots.as_deref()));
     let changes = Router::new()
         .route("/v1/services/{service}/remap", post(remap))
         .route("/v1/services/{service}/release", post(release))
         .route("/v1/dnssec/{zone}/roll", post(dnssec_roll))
+        .route("/v1/zones/{zone}/update", post(zone_update))
         .route("/v1/services/{service}/drill", post(drill))
         .route("/v1/services/{service}/targets/{target}/drain", post(drain))
         .route(

@@ -26,7 +26,7 @@ use rustls::pki_types::CertificateDer;
 use crate::cluster::ClusterHandle;
 
 /// Set on a forwarded call, so that it is never forwarded twice.
-const FORWARDED: &str = "x-ggon-forwarded-by";
+pub(super) const FORWARDED: &str = "x-ggon-forwarded-by";
 const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]

@@ -66,6 +66,14 @@ pub struct Token {
     secret: String,
 }
 
+impl Token {
+    /// The secret itself: for this node's own calls to another node's
+    /// control API (the nodes of a cluster share the token file).
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
 /// Parse a token file's text.
 pub fn parse_tokens(text: &str) -> Result<Vec<Token>, TokenError> {
     let mut out = Vec::new();

@@ -47,22 +47,38 @@ impl From<ZoneError> for RecordProblem {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct JournalLine {
-    del: Vec<String>,
-    add: Vec<String>,
+/// One accepted UPDATE as journaled: the records it removed and added, in
+/// zone-file syntax. In a cluster also its place in the cluster's journal
+/// of the zone (`seq`, from 1) and the serial the leader published it at,
+/// so every node applies it once, in order, at the same serial (and IXFR
+/// from any node gives the same differences).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u32>,
+    pub del: Vec<String>,
+    pub add: Vec<String>,
+}
+
+impl Entry {
+    pub fn of(ch: &Change) -> Entry {
+        Entry {
+            seq: None,
+            serial: None,
+            del: ch.removed.iter().map(|r| r.to_string()).collect(),
+            add: ch.added.iter().map(|r| r.to_string()).collect(),
+        }
+    }
 }
 
 /// Append one accepted UPDATE, synced before it is acknowledged.
-pub(super) fn append(path: &Path, ch: &Change) -> std::io::Result<()> {
+pub(super) fn append(path: &Path, entry: &Entry) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let line = JournalLine {
-        del: ch.removed.iter().map(|r| r.to_string()).collect(),
-        add: ch.added.iter().map(|r| r.to_string()).collect(),
-    };
-    let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+    let mut text = serde_json::to_string(entry).map_err(std::io::Error::other)?;
     text.push('\n');
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -72,11 +88,12 @@ pub(super) fn append(path: &Path, ch: &Change) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Re-apply journaled updates onto freshly loaded zone data.
-pub(super) fn replay(zone: &mut ZoneData, path: &Path) -> Result<(), JournalError> {
+/// Re-apply journaled updates onto freshly loaded zone data; the last
+/// cluster journal position among them (0: none).
+pub(super) fn replay(zone: &mut ZoneData, path: &Path) -> Result<u64, JournalError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(source) => {
             return Err(JournalError::Read {
                 path: path.to_path_buf(),
@@ -84,6 +101,30 @@ pub(super) fn replay(zone: &mut ZoneData, path: &Path) -> Result<(), JournalErro
             })
         }
     };
+    let mut seq = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A torn last line (crash mid-write) was never acknowledged: skip it.
+        let Ok(entry) = serde_json::from_str::<Entry>(line) else {
+            tracing::warn!(path = %path.display(), line = i + 1, "skipping unreadable journal line");
+            continue;
+        };
+        apply(zone, &entry).map_err(|why| JournalError::Record {
+            path: path.to_path_buf(),
+            line: i + 1,
+            why,
+        })?;
+        seq = seq.max(entry.seq.unwrap_or(0));
+    }
+    Ok(seq)
+}
+
+/// Apply one entry to zone data: what it removed and added, as records.
+/// Applying it twice changes nothing more (removing an absent record and
+/// adding a present one are no-ops).
+pub(super) fn apply(zone: &mut ZoneData, entry: &Entry) -> Result<Change, RecordProblem> {
     let origin = zone.origin.clone();
     let parse = |rr: &str| -> Result<Vec<hickory_proto::rr::Record>, RecordProblem> {
         let parser = hickory_proto::serialize::txt::Parser::new(rr, None, Some(origin.clone()));
@@ -93,47 +134,28 @@ pub(super) fn replay(zone: &mut ZoneData, path: &Path) -> Result<(), JournalErro
             .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>())
             .collect())
     };
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        // A torn last line (crash mid-write) was never acknowledged: skip it.
-        let Ok(entry) = serde_json::from_str::<JournalLine>(line) else {
-            tracing::warn!(path = %path.display(), line = i + 1, "skipping unreadable journal line");
-            continue;
-        };
-        for rr in &entry.del {
-            for rec in parse(rr).map_err(|why| JournalError::Record {
-                path: path.to_path_buf(),
-                line: i + 1,
-                why,
-            })? {
-                let name = fqdn_lower(&rec.name);
-                if let Some(set) = zone
-                    .rrsets
-                    .get_mut(&name)
-                    .and_then(|t| t.get_mut(&rec.record_type()))
-                {
-                    set.rdatas.retain(|d| d != &rec.data);
-                    if set.rdatas.is_empty() {
-                        zone.replace_rrset(&name, rec.record_type(), None);
-                    }
+    let mut change = Change::default();
+    for rr in &entry.del {
+        for rec in parse(rr)? {
+            let name = fqdn_lower(&rec.name);
+            if let Some(set) = zone
+                .rrsets
+                .get_mut(&name)
+                .and_then(|t| t.get_mut(&rec.record_type()))
+            {
+                set.rdatas.retain(|d| d != &rec.data);
+                if set.rdatas.is_empty() {
+                    zone.replace_rrset(&name, rec.record_type(), None);
                 }
             }
-        }
-        for rr in &entry.add {
-            for rec in parse(rr).map_err(|why| JournalError::Record {
-                path: path.to_path_buf(),
-                line: i + 1,
-                why,
-            })? {
-                zone.add_record(&rec).map_err(|e| JournalError::Record {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    why: e.into(),
-                })?;
-            }
+            change.removed.push(rec);
         }
     }
-    Ok(())
+    for rr in &entry.add {
+        for rec in parse(rr)? {
+            zone.add_record(&rec)?;
+            change.added.push(rec);
+        }
+    }
+    Ok(change)
 }

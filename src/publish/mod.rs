@@ -13,6 +13,7 @@ mod journal;
 pub mod regional;
 pub mod rfc2136;
 pub mod update;
+mod zone_update;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -20,17 +21,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::mpsc;
 
-use crate::proto::codes::rcode;
 use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{address_rrsets, fqdn_lower, RRset, Types, ZoneData};
 use crate::sign::Signer;
 use crate::snapshot::{compile, recompile, Diff, Snapshot};
-pub use journal::JournalError;
-use update::{Change, Rejected};
+pub use journal::{Entry as JournalEntry, JournalError};
+use update::Change;
+pub use zone_update::PreparedUpdate;
 
 /// The records a service publishes.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +52,9 @@ struct ZoneRt {
     /// Service name → what it answers now.
     services: BTreeMap<Name, ServiceRecords>,
     journal: Arc<Vec<Arc<Diff>>>,
+    /// The last entry of the cluster's UPDATE journal of this zone applied
+    /// here (0: none; single node: always 0).
+    seq: u64,
 }
 
 /// A zone whose records live on another primary (RFC 2136 mode).
@@ -256,8 +259,9 @@ impl Publisher {
         last_serial: Option<u32>,
         exact: bool,
     ) -> Result<(), JournalError> {
+        let mut seq = 0;
         if let Some(path) = self.journal_path(&base.origin) {
-            journal::replay(&mut base, &path)?;
+            seq = journal::replay(&mut base, &path)?;
         }
         let mut serial = base.serial();
         if let Some(last) = last_serial {
@@ -274,6 +278,7 @@ impl Publisher {
                 serial,
                 services: BTreeMap::new(),
                 journal: Arc::default(),
+                seq,
             },
         );
         Ok(())
@@ -285,8 +290,9 @@ impl Publisher {
     pub fn reload_zones(&mut self, zones: Vec<ZoneData>) -> Result<(), JournalError> {
         let mut next = BTreeMap::new();
         for mut base in zones {
+            let mut seq = 0;
             if let Some(path) = self.journal_path(&base.origin) {
-                journal::replay(&mut base, &path)?;
+                seq = journal::replay(&mut base, &path)?;
             }
             let mut serial = base.serial();
             if let Some(old) = self.zones.get(&base.origin) {
@@ -301,6 +307,7 @@ impl Publisher {
                     serial,
                     services: BTreeMap::new(),
                     journal: Arc::default(),
+                    seq,
                 },
             );
         }
@@ -323,6 +330,7 @@ impl Publisher {
                 serial,
                 services: BTreeMap::new(),
                 journal: Arc::default(),
+                seq: 0,
             },
         );
         let next = self.snapshot.load().with_zone(Arc::new(compiled));
@@ -559,52 +567,6 @@ impl Publisher {
             serial = Some(self.commit(&origin, &BTreeSet::from([name]), None));
         }
         Some((origin, serial))
-    }
-
-    /// Apply an authenticated RFC 2136 UPDATE to a local zone. It is
-    /// journaled to disk before it is served, so an acknowledged update
-    /// survives a crash.
-    pub fn apply_update(
-        &mut self,
-        origin: &Name,
-        msg: &Message,
-    ) -> Result<(Change, u32), Rejected> {
-        let Some(z) = self.zones.get(origin) else {
-            return Err(Rejected {
-                rcode: rcode::NOTAUTH,
-                why: format!("not authoritative for {origin}"),
-            });
-        };
-        update::check_prerequisites(&z.current, msg)?;
-        let mut base = (*z.current).clone();
-        let owned = |n: &Name| z.services.contains_key(n);
-        let change = update::apply(&mut base, msg, &owned)?;
-        if change.is_empty() {
-            return Ok((change, z.serial));
-        }
-        if let Err(e) = base.check() {
-            return Err(Rejected {
-                rcode: rcode::REFUSED,
-                why: format!("the zone would be invalid: {e}"),
-            });
-        }
-        if let Some(path) = self.journal_path(origin) {
-            if let Err(e) = journal::append(&path, &change) {
-                return Err(Rejected {
-                    rcode: rcode::SERVFAIL,
-                    why: format!("cannot journal the update to {}: {e}", path.display()),
-                });
-            }
-        }
-        let names: BTreeSet<Name> = change
-            .removed
-            .iter()
-            .chain(&change.added)
-            .map(|r| fqdn_lower(&r.name))
-            .collect();
-        self.zones.get_mut(origin).expect("checked").current = Arc::new(base);
-        let serial = self.commit(origin, &names, Some(change.clone()));
-        Ok((change, serial))
     }
 
     pub fn serials(&self) -> BTreeMap<String, u32> {

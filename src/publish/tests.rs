@@ -3,6 +3,8 @@
 
 use std::sync::Mutex;
 
+use hickory_proto::op::Message;
+
 use super::*;
 
 /// A publisher with one local zone `ggon.org.` at serial 20 (so 21 once
@@ -90,6 +92,36 @@ fn an_update_is_journaled_for_ixfr_and_served() {
         (last.from, last.to, last.added.len(), last.removed.len()),
         (10, 11, 1, 0)
     );
+}
+
+#[test]
+fn cluster_journal_entries_apply_once_in_order_at_the_leaders_serial() {
+    let (mut p, snap, origin, _) = rig();
+    p.publish_all();
+    let entry = |seq, serial, add: &str| JournalEntry {
+        seq: Some(seq),
+        serial: Some(serial),
+        del: vec![],
+        add: vec![add.to_string()],
+    };
+    let e1 = entry(1, 40, "a.ggon.org. 300 IN A 127.0.0.1");
+    assert!(p.apply_entry(&origin, &e1).unwrap());
+    assert_eq!(
+        (p.zone_seq(&origin), p.serials()["ggon.org."]),
+        (Some(1), 40)
+    );
+    // Seen again (the leader's own, a watch replayed after a resync): skipped.
+    assert!(!p.apply_entry(&origin, &e1).unwrap());
+    let e2 = entry(2, 41, "b.ggon.org. 300 IN A 127.0.0.2");
+    assert!(p.apply_entry(&origin, &e2).unwrap());
+    let z = snap.load().zone(&origin).unwrap().clone();
+    assert_eq!(z.serial, 41);
+    let b = Name::from_ascii("b.ggon.org.").unwrap();
+    assert!(z.data.rrsets.contains_key(&b));
+    let last = z.journal.last().unwrap();
+    assert_eq!((last.from, last.to, last.added.len()), (40, 41, 1));
+    // The next UPDATE here takes the next position.
+    assert_eq!(p.zone_seq(&origin), Some(2));
 }
 
 #[test]

@@ -22,6 +22,7 @@ pub mod saved;
 pub mod secondary;
 
 mod notify;
+pub mod relay;
 mod reply;
 mod signed;
 mod transfer;
@@ -60,6 +61,8 @@ pub struct ProtocolHandler {
     pub keys: Arc<Keyring>,
     pub zones: Arc<HashMap<Name, ZoneAccess>>,
     pub controller: ControllerHandle,
+    /// Cluster mode: where a follower passes UPDATEs on to.
+    pub relay: Option<Arc<dyn relay::UpdateRelay>>,
 }
 
 impl SpecialHandler for ProtocolHandler {
@@ -75,12 +78,21 @@ impl SpecialHandler for ProtocolHandler {
         let zones = self.zones.clone();
         let controller = self.controller.clone();
         let secondary = self.secondary_zones.clone();
+        let relay = self.relay.clone();
         Box::pin(async move {
             match kind {
                 Special::Transfer => {
                     transfer::transfer(&snapshot, &keys, &zones, &packet, peer, transport)
                 }
-                Special::Update => update::update(&keys, &zones, &controller, &packet, peer).await,
+                Special::Update => {
+                    let ctx = update::Intake {
+                        keys: &keys,
+                        zones: &zones,
+                        controller: &controller,
+                        relay: relay.as_deref(),
+                    };
+                    update::update(ctx, &packet, peer).await
+                }
                 Special::Signed => signed::signed_query(&snapshot, &keys, &packet, transport),
                 Special::Notify => notify::notify_in(&secondary, &packet, peer),
             }

@@ -8,19 +8,29 @@ use std::net::SocketAddr;
 use hickory_proto::rr::{Name, RecordType};
 use tracing::warn;
 
+use super::relay::UpdateRelay;
 use super::reply::{error_reply, finish, parse_request};
 use super::ZoneAccess;
 use crate::decide::{Command, ControllerHandle};
 use crate::proto::codes::rcode;
 use crate::proto::tsig::{self, Keyring, Verified};
 
-pub(super) async fn update(
-    keys: &Keyring,
-    zones: &HashMap<Name, ZoneAccess>,
-    controller: &ControllerHandle,
-    packet: &[u8],
-    peer: SocketAddr,
-) -> Vec<Vec<u8>> {
+/// What an UPDATE is checked against and handed to.
+pub(super) struct Intake<'a> {
+    pub keys: &'a Keyring,
+    pub zones: &'a HashMap<Name, ZoneAccess>,
+    pub controller: &'a ControllerHandle,
+    /// Cluster mode: the way to the leader.
+    pub relay: Option<&'a dyn UpdateRelay>,
+}
+
+pub(super) async fn update(ctx: Intake<'_>, packet: &[u8], peer: SocketAddr) -> Vec<Vec<u8>> {
+    let Intake {
+        keys,
+        zones,
+        controller,
+        relay,
+    } = ctx;
     let (req, origin) = match parse_request(packet) {
         Ok(r) => r,
         Err(reply) => return reply,
@@ -55,6 +65,10 @@ pub(super) async fn update(
         }
         Verified::Ok { key_name, .. } => key_name.clone(),
     };
+    // A follower passes it on (TSIG checked here, once); the leader applies.
+    if let Some(relayed) = relay.and_then(|r| r.relay(&origin, packet, &key_name, peer)) {
+        return vec![finish(&error_reply(&req, relayed.await), &v)];
+    }
     let rcode = match controller
         .call(|reply| Command::Update {
             origin: origin.clone(),

@@ -20,3 +20,4 @@ mod harness;
 mod nemesis;
 mod nemesis_check;
 mod quota;
+mod zone_updates;

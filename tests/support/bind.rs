@@ -179,6 +179,11 @@ impl Bind {
         tail_filtered(&self.log, 25, NAMED_NOISE)
     }
 
+    /// named's whole log.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     fn write_conf(&self) {
         let d = self.dir.display();
         let mut conf = String::new();

@@ -208,7 +208,11 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, ClientError>
     // ggond's `warning` is always a string (ChangeView, or the cluster's
     // "did not confirm" added in ops/forward.rs).
     let warning = v["warning"].as_str().map(str::to_string);
-    let warned = warning.is_some();
+    // `reload --cluster`: a node that failed or still differs is cause
+    // for concern too.
+    let cluster_reload = matches!(shown, Shown::Reload) && v.get("nodes").is_some();
+    let differs = v["differences"].as_array().is_some_and(|d| !d.is_empty());
+    let warned = warning.is_some() || (cluster_reload && (v["reloaded"] != true || differs));
     let change = matches!(shown, Shown::Change(_));
     if json_out {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -230,6 +234,7 @@ fn show(v: Value, json_out: bool, shown: Shown) -> Result<ExitCode, ClientError>
             }
             Shown::Drill(region) => print::drill(&parse::<DrillView>(v)?, region.as_deref()),
             Shown::History => print::history(&parse::<Vec<Event>>(v["entries"].clone())?),
+            Shown::Reload if cluster_reload => print::cluster_reload(&v),
             Shown::Reload => println!("reloaded: {}", v["summary"].as_str().unwrap_or("")),
             Shown::Message => println!("{}", v.as_str().unwrap_or("")),
         }
@@ -462,9 +467,14 @@ impl Call {
                 let path = format!("/v1/history?{}", q.join("&"));
                 call(Method::GET, path, None, json, Shown::History)
             }
-            Cmd::Reload { json } => call(
+            Cmd::Reload { json, cluster } => call(
                 Method::POST,
-                "/v1/reload".to_string(),
+                if *cluster {
+                    "/v1/reload?cluster=true"
+                } else {
+                    "/v1/reload"
+                }
+                .to_string(),
                 None,
                 json,
                 Shown::Reload,

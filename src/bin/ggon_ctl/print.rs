@@ -325,6 +325,36 @@ pub fn history(entries: &[Event]) {
     }
 }
 
+/// `reload --cluster`: one line per node, then the nodes that still differ.
+pub fn cluster_reload(v: &serde_json::Value) {
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        let node = n["node"].as_str().unwrap_or("?");
+        let result = n["result"].as_str().unwrap_or("");
+        match n["ok"].as_bool() {
+            Some(true) => println!("{node}: reloaded: {result}"),
+            _ => println!("{node}: NOT reloaded: {result}"),
+        }
+    }
+    let differences = v["differences"].as_array().cloned().unwrap_or_default();
+    if differences.is_empty() {
+        println!("every node's services, zone files, keys and token agree");
+    }
+    for d in differences {
+        let differs: Vec<&str> = d["differs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str())
+            .collect();
+        println!(
+            "{} still differs from {}: {}",
+            d["node"].as_str().unwrap_or("?"),
+            d["reference"].as_str().unwrap_or("?"),
+            differs.join("; ")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
