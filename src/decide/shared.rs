@@ -116,9 +116,12 @@ impl Controller {
             if let Err(e) = self.persist() {
                 warn!(error = %e, "new leader could not write the shared state");
             }
-            for si in 0..self.services.len() {
-                self.evaluate(si, now);
-            }
+            // Every service at once, published and written together: a
+            // leader that takes over in the middle of a site failure moves
+            // all the services its predecessor had not moved yet with one
+            // write, not one each (a thousand writes of 0.1 s took minutes).
+            let n = self.services.len();
+            self.in_one_write(|c| (0..n).for_each(|si| c.evaluate(si, now)));
         }
         // Drills are run by the leader; a follower keeps the leader's (from
         // the shared state), so a new leader goes on with it.

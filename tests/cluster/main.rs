@@ -20,4 +20,5 @@ mod harness;
 mod nemesis;
 mod nemesis_check;
 mod quota;
+mod storm_crash;
 mod zone_updates;
