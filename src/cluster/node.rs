@@ -568,6 +568,7 @@ impl Node {
                 .filter_map(|n| Some((n.clone(), self.model.services.get(n)?.clone())))
                 .collect(),
             serials: self.model.serials.clone(),
+            generation: 0,
         };
         let (reply, applied) = oneshot::channel();
         let cmd = Command::ClusterApply {

@@ -313,7 +313,7 @@ pub fn check_paths(cfg: &Config, token_file: &Path) -> Result<(), PathError> {
     if let Ok(entries) = std::fs::read_dir(&updates) {
         writable.extend(entries.flatten().map(|e| e.path()));
     }
-    for f in ["state.json", "history.jsonl"] {
+    for f in ["state.json", "state.journal", "history.jsonl"] {
         writable.push(dir.join(f));
     }
     for p in writable.iter().filter(|p| p.exists()) {

@@ -95,10 +95,13 @@ fn a_run_that_cannot_be_persisted_is_refused_whole_and_changes_nothing() {
     let mut r = rig("manual");
     r.all_up(1);
     let before = serial(&r);
-    // A non-empty directory where the state file goes: it cannot be replaced.
-    let state = r.dir.path().join("state.json");
-    let _ = std::fs::remove_file(&state);
-    std::fs::create_dir_all(state.join("blocker")).unwrap();
+    // A non-empty directory where the state file and its journal go:
+    // neither can be written.
+    for f in ["state.json", "state.journal"] {
+        let path = r.dir.path().join(f);
+        let _ = std::fs::remove_file(&path);
+        std::fs::create_dir_all(path.join("blocker")).unwrap();
+    }
     let (c1, mut a1) = remap_cmd("backup");
     let (c2, mut a2) = remap_cmd("backup2");
     r.ctl.commands(vec![c1, c2], r.at(2));

@@ -34,6 +34,7 @@ impl Controller {
                 .map(|s| (s.name.clone(), s.state()))
                 .collect(),
             serials: self.publisher.serials(),
+            generation: 0,
         }
     }
 

@@ -49,6 +49,7 @@ pub mod requests;
 mod service;
 mod shared;
 pub mod state;
+mod state_journal;
 #[cfg(test)]
 mod tests;
 pub mod views;
@@ -305,7 +306,7 @@ impl Controller {
                 _ = shutdown.requested() => break,
             }
         }
-        match self.store.save(&self.persisted()) {
+        match self.store.save_whole(&self.persisted()) {
             Ok(()) => info!("state saved"),
             Err(e) => error!(error = %e, "cannot save state at shutdown"),
         }

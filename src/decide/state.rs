@@ -23,6 +23,14 @@ pub struct PersistedState {
     /// Zone origin → last published SOA serial.
     #[serde(default)]
     pub serials: BTreeMap<String, u32>,
+    /// Which journal continues this file (see [`super::state_journal`]);
+    /// 0 in files written before the journal, and in the cluster's state.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +124,7 @@ pub struct Override {
 
 pub struct StateStore {
     dir: PathBuf,
+    journal: std::sync::Mutex<super::state_journal::Journal>,
 }
 
 /// What loading found.
@@ -135,6 +144,7 @@ impl StateStore {
         std::fs::create_dir_all(dir)?;
         Ok(StateStore {
             dir: dir.to_path_buf(),
+            journal: Default::default(),
         })
     }
 
@@ -142,16 +152,16 @@ impl StateStore {
         self.dir.join("state.json")
     }
 
+    /// The state as a restart finds it: the file and its journal.
     pub fn load(&self) -> Loaded {
-        let path = self.path();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Fresh,
-            Err(e) => return self.set_aside(format!("cannot read {}: {e}", path.display())),
-        };
-        match serde_json::from_slice(&bytes) {
-            Ok(s) => Loaded::Ok(s),
-            Err(e) => self.set_aside(format!("{}: {e}", path.display())),
+        match read(&self.dir) {
+            Ok(None) => Loaded::Fresh,
+            Ok(Some((state, generation, lines))) => {
+                *self.journal.lock().unwrap() =
+                    super::state_journal::Journal::loaded(&state, generation, lines);
+                Loaded::Ok(state)
+            }
+            Err(error) => self.set_aside(error),
         }
     }
 
@@ -179,11 +189,34 @@ impl StateStore {
         }
     }
 
-    /// Atomically replace the state file.
+    /// Make `state` durable: a journal line of what changed since the
+    /// last save (the whole file when due), fsynced before it returns.
     pub fn save(&self, state: &PersistedState) -> std::io::Result<()> {
-        let data = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-        write_atomic(&self.path(), &data)
+        self.journal.lock().unwrap().save(&self.dir, state)
     }
+
+    /// Write the whole state file and start an empty journal (shutdown).
+    pub fn save_whole(&self, state: &PersistedState) -> std::io::Result<()> {
+        self.journal.lock().unwrap().compact(&self.dir, state)
+    }
+}
+
+/// The state in `dir` (`state.json` and its journal) without touching it:
+/// None when there is none; the error says why the file cannot be read.
+/// Also returns the file's generation (the state's is left 0) and how many
+/// journal lines were applied.
+pub fn read(dir: &Path) -> Result<Option<(PersistedState, u64, usize)>, String> {
+    let path = dir.join("state.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut state: PersistedState =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lines = super::state_journal::replay(dir, &mut state);
+    let generation = std::mem::take(&mut state.generation);
+    Ok(Some((state, generation, lines)))
 }
 
 /// Replace `path` with `data` so that a crash leaves the old file or the

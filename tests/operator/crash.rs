@@ -6,15 +6,13 @@ use std::time::{Duration, Instant};
 use crate::support::reliability::*;
 use ggon::decide::state::PersistedState;
 
-/// The state file as the crash left it, parsed (None if there is none yet).
+/// The state as the crash left it (the file and its journal, read the way a
+/// restart reads them), or None if there is none yet.
 fn read_state(env: &Env) -> Option<PersistedState> {
-    let bytes = std::fs::read(env.state_file()).ok()?;
-    Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "state file does not parse after kill -9 ({e}): {:?}",
-            String::from_utf8_lossy(&bytes)
-        )
-    }))
+    match ggon::decide::state::read(&env.state_dir()) {
+        Ok(s) => s.map(|(state, _, _)| state),
+        Err(e) => panic!("state does not read after kill -9: {e}"),
+    }
 }
 
 /// The target a restart will answer with: the operator's pin if there is one

@@ -161,10 +161,13 @@ fn a_remap_that_cannot_be_persisted_is_refused_and_changes_nothing() {
     let mut env = Env::demo(&cic_two_targets(&p, &b));
     let g = env.start();
     g.wait_health("cic", "backup", true, secs(10.0));
-    // Make the state file impossible to replace: a non-empty directory in its place.
-    let state = env.state_dir.join("state.json");
-    std::fs::remove_file(&state).unwrap();
-    std::fs::create_dir_all(state.join("blocker")).unwrap();
+    // Make the state file and its journal impossible to write: a non-empty
+    // directory in the place of each.
+    for f in ["state.json", "state.journal"] {
+        let path = env.state_dir.join(f);
+        let _ = std::fs::remove_file(&path);
+        std::fs::create_dir_all(path.join("blocker")).unwrap();
+    }
     let out = g.ctl(&["remap", "cic", "--to", "backup"]);
     assert!(!out.ok(), "{out:?}");
     assert!(out.stderr.contains("cannot persist state"), "{out:?}");

@@ -100,7 +100,13 @@ fn started_as_root_it_runs_as_the_configured_user() {
     g.wait_answer("app.ggon.org", &[ip("127.0.0.12")], Duration::from_secs(5));
     let status = g.stop();
     assert!(status.success(), "{status}\n{}", g.log_text());
-    for f in ["control.token", "state.json", "history.jsonl", "ggond.lock"] {
+    for f in [
+        "control.token",
+        "state.json",
+        "state.journal",
+        "history.jsonl",
+        "ggond.lock",
+    ] {
         let meta = std::fs::metadata(env.state_dir.join(f)).unwrap();
         assert_eq!(
             (meta.uid(), meta.gid()),
