@@ -41,6 +41,10 @@ impl Controller {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::DnssecStatus { reply } => {
+                let suspended = self.role != super::Role::Single;
+                let _ = reply.send(self.publisher.dnssec_views(suspended));
+            }
             Command::Remap {
                 service,
                 request,

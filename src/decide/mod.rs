@@ -41,6 +41,7 @@ mod commands;
 mod durable;
 pub mod events;
 pub mod history;
+mod keypolicy;
 pub mod policy;
 #[cfg(test)]
 mod region_tests;
@@ -153,6 +154,8 @@ pub struct Controller {
     /// Cluster mode: services some live node defines differently than the
     /// leader (service → that node); see [`Command::ClusterDisagree`].
     disagree: std::collections::BTreeMap<String, String>,
+    /// The DNSSEC key policy's parent checks (single node).
+    parent_checks: keypolicy::ParentChecks,
 }
 
 /// What a batch of health-driven changes has left to publish and write.
@@ -226,6 +229,7 @@ impl Controller {
             deferred: Default::default(),
             local_copy_due: Default::default(),
             disagree: Default::default(),
+            parent_checks: Default::default(),
         };
         c.index();
         for si in 0..c.services.len() {
@@ -323,22 +327,9 @@ impl Controller {
             info!(%zone, "signatures refreshed");
         }
         for step in self.publisher.roll_tick(now.unix) {
-            let event = Event::new(now.unix, EventKind::KeyRoll, EventCause::Publisher);
-            match step {
-                Ok(what) => {
-                    info!("{what}");
-                    self.record(event.reason(&what).who("ggond"));
-                }
-                Err(e) => {
-                    tracing::warn!("key roll: {e}");
-                    self.record(
-                        event
-                            .reason(format!("key roll step failed: {e}"))
-                            .who("ggond"),
-                    );
-                }
-            }
+            self.record_roll(now, step);
         }
+        self.key_policy(now);
         for si in 0..self.services.len() {
             self.expire(si, now, false);
             self.evaluate(si, now);

@@ -167,6 +167,15 @@ async fn dnssec_roll(
     )
 }
 
+/// The signed zones' keys, rolls and key policies (what DNS cannot show:
+/// key states, a roll's next step, the parent's last answer).
+async fn dnssec_status(State(app): State<AppState>) -> Response {
+    match app.ctl.call(|reply| Command::DnssecStatus { reply }).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
 async fn drain(
     State(app): State<AppState>,
     UrlPath((service, target)): UrlPath<(String, String)>,
@@ -345,6 +354,7 @@ pub fn router(
     let api = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/history", get(history))
+        .route("/v1/dnssec", get(dnssec_status))
         .route("/v1/reload", post(reload))
         .merge(changes)
         .layer(middleware::from_fn_with_state(tokens.clone(), auth));

@@ -10,6 +10,7 @@
 //! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
 
 mod journal;
+pub mod keypolicy;
 pub mod regional;
 pub mod rfc2136;
 pub mod update;
@@ -666,7 +667,7 @@ fn serial_only(old: &ZoneData, new: &ZoneData) -> bool {
     rest(a).eq(rest(b)) && sigs(a).eq(sigs(b)) && old.same_soa_but_serial(new)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
