@@ -123,3 +123,50 @@ fn default_check_interval() -> Duration {
 fn default_parent_propagation() -> Duration {
     Duration::from_secs(3600)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn parse(policy: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[zone]]\norigin = \"ggon.org\"\nfile = \"z\"\n\
+             dnssec = {{ keys = [\"K\"], policy = {{ {policy} }} }}\n"
+        );
+        Config::parse(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn policy_defaults_and_second_scale_values() {
+        let c = parse("").unwrap();
+        let p = c.zones[0].dnssec.as_ref().unwrap().policy.clone().unwrap();
+        assert_eq!(p.zsk_lifetime.as_secs(), 30 * 86_400);
+        assert_eq!(p.ksk_lifetime, None);
+        assert_eq!(p.check_interval.as_secs(), 3600);
+        assert_eq!(p.parent_propagation.as_secs(), 3600);
+        let c = parse(
+            "zsk_lifetime = \"5s\", ksk_lifetime = \"2m\", parent_servers = [\"127.0.0.1:5300\"], \
+             check_interval = \"1s\", parent_propagation = \"1s\", parent_ds_ttl = \"1d\"",
+        )
+        .unwrap();
+        let p = c.zones[0].dnssec.as_ref().unwrap().policy.clone().unwrap();
+        assert_eq!(p.zsk_lifetime.as_secs(), 5);
+        assert_eq!(p.ksk_lifetime.map(|d| d.as_secs()), Some(120));
+        assert_eq!(p.parent_ds_ttl.map(|d| d.as_secs()), Some(86_400));
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_the_reason() {
+        let e = parse("ksk_lifetime = \"1y\"").unwrap_err();
+        assert!(e.contains("needs `policy.parent_servers`"), "{e}");
+        let e = parse("zsk_lifetime = \"0s\"").unwrap_err();
+        assert!(e.contains("zsk_lifetime` must be above zero"), "{e}");
+        let e = parse("check_interval = \"0s\"").unwrap_err();
+        assert!(e.contains("check_interval` must be above zero"), "{e}");
+        let e = parse("parent_servers = [\"not an address\"]").unwrap_err();
+        assert!(e.contains("parent_servers"), "{e}");
+        let e = parse("zsk_lifetme = \"1d\"").unwrap_err();
+        assert!(e.contains("zsk_lifetme"), "{e}");
+    }
+}

@@ -34,17 +34,11 @@ pub(super) fn new_override(
 
 impl Controller {
     pub(super) fn command(&mut self, cmd: Command, now: Now) {
+        // A caller that has gone away needs no answer: sends may fail.
         match cmd {
-            Command::Ping { reply } => {
-                let _ = reply.send(());
-            }
-            Command::Status { reply } => {
-                let _ = reply.send(self.status());
-            }
-            Command::DnssecStatus { reply } => {
-                let suspended = self.role != super::Role::Single;
-                let _ = reply.send(self.publisher.dnssec_views(suspended));
-            }
+            Command::Ping { reply } => reply.send(()).unwrap_or_default(),
+            Command::Status { reply } => reply.send(self.status()).unwrap_or_default(),
+            Command::DnssecStatus { reply } => reply.send(self.dnssec_status()).unwrap_or_default(),
             Command::Remap {
                 service,
                 request,

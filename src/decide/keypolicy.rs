@@ -36,7 +36,7 @@ pub(super) struct ParentChecks {
 impl Controller {
     /// The key policy's turn (from the tick).
     pub(super) fn key_policy(&mut self, now: Now) {
-        if self.role != Role::Single {
+        if self.suspended() {
             let zones: Vec<String> = self
                 .publisher
                 .dnssec_views(true)
@@ -80,6 +80,16 @@ impl Controller {
         }
     }
 
+    /// Cluster mode (or a role not yet single): the policy is not run.
+    pub(super) fn suspended(&self) -> bool {
+        self.shared.is_some() || self.role != Role::Single
+    }
+
+    /// Every signed zone's keys, roll and key policy.
+    pub(super) fn dnssec_status(&self) -> Vec<crate::sign::ZoneKeysView> {
+        self.publisher.dnssec_views(self.suspended())
+    }
+
     /// A key-roll step (or its failure) in the log and the history.
     pub(super) fn record_roll(&mut self, now: Now, step: Result<String, RollStepError>) {
         let event = Event::new(now.unix, EventKind::KeyRoll, EventCause::Publisher);
@@ -97,5 +107,72 @@ impl Controller {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{rig, Rig};
+    use super::*;
+    use crate::sign::policy::KeyPolicy;
+    use crate::sign::{keys, KeyState, Policy, Signer, ZoneKey};
+
+    /// A rig whose zone is signed with a key policy (ZSK lifetime 10 s).
+    fn signed_rig() -> (Rig, Name) {
+        let mut r = rig("manual");
+        let origin = Name::from_ascii("ggon.org.").unwrap();
+        let dir = r.dir.path().join("keys");
+        std::fs::create_dir_all(&dir).unwrap();
+        let k = keys::generate("ggon.org", keys::ECDSAP256SHA256, true, &dir).unwrap();
+        let z = keys::generate("ggon.org", keys::ECDSAP256SHA256, false, &dir).unwrap();
+        let policy = Policy {
+            key_policy: Some(KeyPolicy {
+                zsk_lifetime: 10,
+                ksk_lifetime: None,
+                parent_servers: vec![],
+                check_interval: 1,
+                parent_propagation: 1,
+                parent_ds_ttl: None,
+            }),
+            ..Policy::default()
+        };
+        let keys = vec![
+            (ZoneKey::load(&k, "ggon.org.").unwrap(), KeyState::Active),
+            (ZoneKey::load(&z, "ggon.org.").unwrap(), KeyState::Active),
+        ];
+        let signer = Signer::new(origin.clone(), keys, policy)
+            .with_state_dir(&r.dir.path().join("dnssec"))
+            .unwrap();
+        r.ctl.publisher.set_signers(vec![signer]);
+        (r, origin)
+    }
+
+    #[test]
+    fn a_zsk_past_its_lifetime_is_rolled_and_recorded() {
+        let (mut r, origin) = signed_rig();
+        r.ctl.tick(r.at(0));
+        r.ctl.tick(r.at(9));
+        assert!(r.ctl.publisher.signer(&origin).unwrap().roll().is_none());
+        r.ctl.tick(r.at(10));
+        let roll = r.ctl.publisher.signer(&origin).unwrap().roll().cloned();
+        assert!(roll.as_ref().is_some_and(|r| r.auto), "{roll:?}");
+        let h = r.ctl.history.read(None, None, 100);
+        assert!(
+            h.iter()
+                .any(|e| e.kind == EventKind::KeyRoll && e.reason.starts_with("key policy: ZSK")),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn the_policy_is_not_run_in_cluster_mode() {
+        let (mut r, origin) = signed_rig();
+        r.ctl.role = Role::Leader;
+        r.ctl.tick(r.at(0));
+        r.ctl.tick(r.at(100));
+        assert!(r.ctl.parent_checks.said_suspended);
+        assert!(r.ctl.publisher.signer(&origin).unwrap().roll().is_none());
+        let views = r.ctl.publisher.dnssec_views(r.ctl.suspended());
+        assert!(views[0].policy.as_ref().is_some_and(|p| p.suspended));
     }
 }

@@ -318,6 +318,8 @@ impl Controller {
     /// Time-driven work: expiring overrides, ending drills, hold-downs.
     fn tick(&mut self, now: Now) {
         self.save_local_copy();
+        // First: in cluster mode it only says, once, that it is not run.
+        self.key_policy(now);
         if !self.decides() {
             return;
         }
@@ -329,7 +331,6 @@ impl Controller {
         for step in self.publisher.roll_tick(now.unix) {
             self.record_roll(now, step);
         }
-        self.key_policy(now);
         for si in 0..self.services.len() {
             self.expire(si, now, false);
             self.evaluate(si, now);

@@ -508,6 +508,8 @@ fn add_nsec3(z: &mut ZoneData, cuts: &BTreeSet<Name>, below_cut: &dyn Fn(&Name) 
 }
 
 #[cfg(test)]
+mod rolling_tests;
+#[cfg(test)]
 mod tests;
 
 /// Unix seconds as an operator reads them (`2026-12-06T17:04:14Z`), not in

@@ -326,9 +326,15 @@ impl Signer {
             return None;
         }
         let new = self.keys.iter().find(|(k, _)| k.tag == r.new_tag)?;
+        // No servers (the policy was removed mid-roll): nothing to ask, and
+        // the old key stays until they are configured again.
+        let servers = self.parent_servers();
+        if servers.is_empty() {
+            return None;
+        }
         Some(ParentQuestion {
             zone: self.origin.clone(),
-            servers: self.parent_servers(),
+            servers,
             new_dnskey: new.0.dnskey_rdata(),
             new_tag: r.new_tag,
         })
