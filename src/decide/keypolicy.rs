@@ -37,6 +37,9 @@ impl Controller {
     /// The key policy's turn (from the tick).
     pub(super) fn key_policy(&mut self, now: Now) {
         if self.suspended() {
+            if self.parent_checks.said_suspended {
+                return;
+            }
             let zones: Vec<String> = self
                 .publisher
                 .dnssec_views(true)
@@ -44,7 +47,7 @@ impl Controller {
                 .filter(|v| v.policy.is_some())
                 .map(|v| v.zone)
                 .collect();
-            if !zones.is_empty() && !self.parent_checks.said_suspended {
+            if !zones.is_empty() {
                 warn!(zones = %zones.join(", "),
                     "DNSSEC key policy not run: this node is in a cluster, where key rolls are \
                      refused (a new key would exist on one node only); roll by config instead");

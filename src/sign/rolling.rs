@@ -158,16 +158,18 @@ impl Signer {
 
     /// The keys CDS and CDNSKEY carry: during a roll gated on the parent,
     /// what the roll says (none, then the new KSK alone); with a key policy
-    /// and no such roll, none (they are withdrawn once the parent has the
-    /// DS); without a policy, every active KSK, as always.
+    /// and no KSK roll, none (they are withdrawn once the parent has the
+    /// DS); otherwise (no policy, or an operator's KSK roll without parent
+    /// servers) every active KSK, as always.
     pub(super) fn cds_keys(&self) -> Vec<&ZoneKey> {
         let tags = self.roll.as_ref().and_then(Roll::cds);
+        let ksk_roll = self.roll.as_ref().is_some_and(|r| r.kind == RollKind::Ksk);
         let ksk = |k: &ZoneKey, s: KeyState| k.is_ksk() && s == KeyState::Active;
         self.keys
             .iter()
             .filter(|(k, s)| match &tags {
                 Some(t) => t.contains(&k.tag),
-                None if self.policy.key_policy.is_some() && self.roll.is_none() => false,
+                None if self.policy.key_policy.is_some() && !ksk_roll => false,
                 None => ksk(k, *s),
             })
             .map(|(k, _)| k)

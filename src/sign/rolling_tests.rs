@@ -142,6 +142,17 @@ fn a_roll_and_the_clocks_survive_a_restart() {
 }
 
 #[test]
+fn a_zsk_roll_under_a_policy_publishes_no_cds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = signer(dir.path());
+    let z = zone();
+    s.start_roll(RollKind::Zsk, &z, NOW).unwrap();
+    assert!(cds_tags(&s.sign(&z, NOW)).is_empty());
+    s.advance_roll(NOW + 70).unwrap().expect("swapped");
+    assert!(cds_tags(&s.sign(&z, NOW + 70)).is_empty());
+}
+
+#[test]
 fn without_a_policy_cds_lists_every_active_ksk() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = signer(dir.path());

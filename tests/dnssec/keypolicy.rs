@@ -81,6 +81,7 @@ fn zsk_rolls_itself_and_validates_at_every_step() {
         "pre-publication: the old ZSK signs, the new one does not yet: {published:?}"
     );
     delv_ok(&g, &anchor, "with the new ZSK published");
+    assert!(cds(&g).is_empty(), "no CDS in a ZSK roll: {:?}", cds(&g));
     let status = g.ctl(&["dnssec", "status", "--server", &g.dns.to_string()]);
     assert!(
         status.stdout.contains("roll (key policy): ZSK")
