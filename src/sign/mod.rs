@@ -122,6 +122,10 @@ pub struct Signer {
     /// where they are saved.
     clocks: policy::Clocks,
     clock_file: Option<PathBuf>,
+    /// After a roll the policy could not begin (a key directory ggond
+    /// cannot write, say): not tried again before this (unix seconds), so
+    /// the history gets one failure per try, not one per tick.
+    policy_retry_at: u64,
     /// The last run's input and output, for the incremental path.
     prev: Option<incremental::Prev>,
     /// Signatures of RRsets outside the zone data (per-region answers).
@@ -176,6 +180,7 @@ impl Signer {
             state_file: None,
             clocks: policy::Clocks::default(),
             clock_file: None,
+            policy_retry_at: 0,
             prev: None,
             extra: extra::Extra::default(),
         }

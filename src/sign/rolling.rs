@@ -16,6 +16,9 @@ use super::policy::{Clocks, KeyPolicy};
 use super::roll::{DsCheck, Due, ParentGate, Roll, RollAction, RollKind, RollStep};
 use super::{keys, readable, KeyError, KeyState, RollError, Signer, ZoneKey};
 
+/// The least time between two tries to begin a roll that failed.
+const RETRY: u64 = 60;
+
 /// The saved key set of a zone (`state_dir/dnssec/<zone>.json`).
 #[derive(Serialize, Deserialize)]
 struct Saved {
@@ -407,13 +410,19 @@ impl Signer {
                 write_json(f, &self.clocks)?;
             }
         }
-        if self.roll.is_some() {
+        if self.roll.is_some() || now < self.policy_retry_at {
             return Ok(None);
         }
         let Some(w) = self.clocks.due(&p, now) else {
             return Ok(None);
         };
-        let what = self.begin(w.kind, zone, now, true)?;
+        let what = match self.begin(w.kind, zone, now, true) {
+            Ok(what) => what,
+            Err(e) => {
+                self.policy_retry_at = now + p.check_interval.max(RETRY);
+                return Err(e);
+            }
+        };
         let d = |s| humantime::format_duration(std::time::Duration::from_secs(s));
         Ok(Some(format!(
             "key policy: {} {} has signed for {} (lifetime {}): {what}",

@@ -175,3 +175,25 @@ fn ds_matching_checks_tag_algorithm_and_digest() {
     assert!(!ds_matches(&zone_wire, &s.keys()[1].0.dnskey_rdata(), &ds));
     assert!(!ds_matches(&zone_wire, &k.dnskey_rdata(), &ds[..3]));
 }
+
+#[test]
+fn a_roll_that_cannot_begin_is_tried_again_later_not_every_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = signer(dir.path());
+    let z = zone();
+    s.policy_tick(&z, NOW).unwrap();
+    // The key directory is gone: the new key cannot be written.
+    for (k, _) in &mut s.keys {
+        k.file = dir.path().join("gone/K");
+    }
+    assert!(s.policy_tick(&z, NOW + 100).is_err());
+    assert_eq!(
+        s.policy_tick(&z, NOW + 101).unwrap(),
+        None,
+        "not every tick"
+    );
+    assert!(
+        s.policy_tick(&z, NOW + 160).is_err(),
+        "again after a minute"
+    );
+}
