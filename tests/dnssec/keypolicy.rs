@@ -30,12 +30,14 @@ fn cds(g: &Ggond) -> Vec<String> {
     dig_short(g.port(), "ggon.org", "CDS")
 }
 
-fn config(gdir: &Path, ksk: &Path, zsk: &Path, policy: &str) -> String {
+/// ggond's config: the short zone (TTLs 1 s) signed with `ksk` and `zsk`,
+/// `propagation` added to the TTL between timed steps, and `policy`.
+fn config(gdir: &Path, ksk: &Path, zsk: &Path, propagation: &str, policy: &str) -> String {
     let zone = gdir.join("ggon.org.zone");
     std::fs::write(&zone, SHORT_ZONE).unwrap();
     format!(
         "[[zone]]\norigin = \"ggon.org\"\nfile = \"{}\"\nallow_transfer = [\"127.0.0.1\"]\n\
-         dnssec = {{ keys = [\"{}\", \"{}\"], propagation = \"1s\", policy = {{ {policy} }} }}\n\n{}",
+         dnssec = {{ keys = [\"{}\", \"{}\"], propagation = \"{propagation}\", policy = {{ {policy} }} }}\n\n{}",
         zone.display(),
         ksk.display(),
         zsk.display(),
@@ -58,7 +60,9 @@ fn zsk_rolls_itself_and_validates_at_every_step() {
     let tmp = TestDir::new("dnssec-policy-zsk");
     let (ksk, zsk) = bind_ecdsa_pair(&tmp.sub("keys"));
     let gdir = tmp.sub("ggond");
-    let cfg = config(&gdir, &ksk, &zsk, "zsk_lifetime = \"5s\"");
+    // Steps 4 s apart (TTL 1 s + 3 s), so that each state is seen even on
+    // a loaded machine.
+    let cfg = config(&gdir, &ksk, &zsk, "3s", "zsk_lifetime = \"5s\"");
     let mut g = Ggond::start(gdir, &cfg);
     let anchor = delv_anchor(tmp.path(), &ksk);
     let u = Unbound::start(tmp.sub("unbound"), "ggon.org", g.dns, &dnskey_line(&ksk));
@@ -133,7 +137,7 @@ fn ksk_rolls_itself_and_waits_for_the_parents_ds() {
          check_interval = \"1s\", parent_propagation = \"1s\"",
         parent.port
     );
-    let cfg = config(&gdir, &ksk, &zsk, &policy);
+    let cfg = config(&gdir, &ksk, &zsk, "1s", &policy);
     let g = Ggond::start(gdir, &cfg);
     // Validated from the parent's key: org. → DS → ggon.org.
     let org = parent.key().expect("the parent's key");
