@@ -30,7 +30,8 @@
 //! commands queued together (remaps share one state write); [`durable`]
 //! the state write, the history fan-out and restoring a saved drill;
 //! [`reload`] the
-//! configuration reload and restoring saved state; [`views`] what is shown.
+//! configuration reload and restoring saved state; [`views`] what is shown;
+//! `keypolicy` the DNSSEC key policy's turn on each tick (single node).
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
 

@@ -7,6 +7,9 @@
 //! RRsets, so a query sees the old addresses or the new ones, never an empty
 //! or mixed answer.
 //!
+//! For signed zones it also begins the rolls the key policy asks for and
+//! asks a parent zone's servers for a new KSK's DS ([`keypolicy`]).
+//!
 //! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
 
 mod journal;

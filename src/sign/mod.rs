@@ -14,7 +14,11 @@
 //! same way whether ggond signed it or the operator loaded a pre-signed
 //! file, so signatures are made when a snapshot is built, never per query.
 //! It must not choose targets, touch sockets or keep state beyond the
-//! signature cache: keys are read at start and reload.
+//! signature cache and the key set: keys are read at start and reload; a
+//! key roll ([`roll`], pure steps) and the key policy ([`policy`], pure:
+//! when a key is due) change the key set, saved under the state directory
+//! (`rolling.rs` carries their decisions out; the parent's servers are
+//! asked by the publisher, `publish/keypolicy.rs`).
 
 mod extra;
 mod incremental;
