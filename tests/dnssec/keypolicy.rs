@@ -126,6 +126,47 @@ fn zsk_rolls_itself_and_validates_at_every_step() {
     );
 }
 
+/// delv through unbound (as its recursive server), trusting only the
+/// parent's key `org` (`org. DNSKEY 257 …`): a second validator of the
+/// whole chain org. → DS → ggon.org.
+fn delv_from_parent(u: &Unbound, org: &str, dir: &Path, what: &str) {
+    let f: Vec<&str> = org.split_whitespace().collect();
+    let anchor = dir.join("org-anchor.conf");
+    std::fs::write(
+        &anchor,
+        format!(
+            "trust-anchors {{\n  org. static-key {} {} {} \"{}\";\n}};\n",
+            f[2],
+            f[3],
+            f[4],
+            f[5..].concat()
+        ),
+    )
+    .unwrap();
+    let port = u.port.to_string();
+    let a = anchor.display().to_string();
+    let out = run(
+        "delv",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "-a",
+            &a,
+            "+root=org",
+            "cic.ggon.org",
+            "A",
+        ],
+        None,
+        20,
+    );
+    assert!(
+        out.text().contains("fully validated"),
+        "delv (anchor: the parent's key) does not validate {what}: {}",
+        out.text()
+    );
+}
+
 #[test]
 fn ksk_rolls_itself_and_waits_for_the_parents_ds() {
     let tmp = TestDir::new("dnssec-policy-ksk");
@@ -148,6 +189,7 @@ fn ksk_rolls_itself_and_waits_for_the_parents_ds() {
     let u = Unbound::start_with(tmp.sub("unbound"), "ggon.org", g.dns, &org, &stub);
     let old_ksk = keys(&g).iter().find(|k| k.0 == "KSK").expect("a KSK").1;
     validate_until(&[&u], &g, secs(5), || true);
+    delv_from_parent(&u, &org, tmp.path(), "before the roll");
     // The policy begins the roll (both KSKs sign the key set), then names
     // the new KSK alone in CDS/CDNSKEY.
     let ksks = |g: &Ggond| {
@@ -176,6 +218,7 @@ fn ksk_rolls_itself_and_waits_for_the_parents_ds() {
             g.log_tail()
         );
     }
+    delv_from_parent(&u, &org, tmp.path(), "while the parent has the old DS");
     let status = g.ctl(&["dnssec", "status", "--server", &g.dns.to_string()]);
     assert!(
         status.stdout.contains("waiting for the parent's DS")
@@ -197,6 +240,7 @@ fn ksk_rolls_itself_and_waits_for_the_parents_ds() {
         !keys(&g).iter().any(|k| k.1 == old_ksk)
     });
     validate_until(&[&u], &g, secs(3), || cds(&g).is_empty());
+    delv_from_parent(&u, &org, tmp.path(), "after the old KSK left");
     verify_transfer(g.dns, tmp.path(), "policy-ksk-rolled.zone");
     let joined = roll_history(&g).join("\n");
     for want in [
