@@ -4,7 +4,8 @@
 //! step, across a restart of ggond in the middle; a KSK past its lifetime is
 //! rolled by double signature against a parent zone served by BIND, and the
 //! old KSK stays until BIND serves the new DS (changed by the test with
-//! nsupdate, from the child's CDS), validated from the parent's key.
+//! nsupdate, from the child's CDS), validated by unbound and delv trusting
+//! only the parent's key.
 
 use super::parent::{ds_line, Parent};
 use super::roll::{keys, validate_until, SHORT_ZONE};
