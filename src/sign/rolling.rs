@@ -79,9 +79,21 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RollError> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(io)?;
     }
+    // Temp file, fsync, rename, fsync of the directory: a crash leaves the
+    // old state or the new one, and a roll's step is not taken twice.
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value).expect("json")).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(value).expect("json"))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(d) = path.parent() {
+            std::fs::File::open(d)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(io)
 }
 
 /// Whether `ds` (DS RDATA) is the DS of `dnskey` (DNSKEY RDATA) of the
@@ -109,7 +121,7 @@ pub fn ds_matches(zone_wire: &[u8], dnskey: &[u8], ds: &[u8]) -> bool {
 impl Signer {
     /// Save the key set under `dir` from now on; a key set saved there
     /// before (by a roll) replaces the configured one, since it is newer.
-    /// The key policy's clocks are kept beside it (`<zone>.policy.json`).
+    /// The key policy's clocks are kept in `policy/<zone>.json` under `dir`.
     pub fn with_state_dir(mut self, dir: &Path) -> Result<Signer, KeyError> {
         let name = self.origin.to_string();
         let stem = name.trim_end_matches('.').to_string();
@@ -128,7 +140,9 @@ impl Signer {
             self.keys = keys;
             self.roll = saved.roll;
         }
-        let clock_file = dir.join(format!("{stem}.policy.json"));
+        // In a directory of their own: `<zone>.policy.json` beside the key
+        // sets could be another zone's key set (a zone named `….policy`).
+        let clock_file = dir.join("policy").join(format!("{stem}.json"));
         if let Ok(text) = std::fs::read_to_string(&clock_file) {
             self.clocks = serde_json::from_str(&text).map_err(|e| KeyError::Format {
                 path: clock_file.clone(),
