@@ -74,7 +74,7 @@ zone "org" {{
             child: Some(child),
         };
         assert!(
-            p.key().is_some() || poll(secs(20), ms(200), || p.key()).is_some(),
+            poll(secs(20), ms(200), || p.key()).is_some(),
             "named did not serve org. signed within 20 s\n{}",
             p.log_tail()
         );
