@@ -261,8 +261,10 @@ pub enum DnssecCmd {
     /// Roll a zone's key: --zsk by pre-publication (new key published,
     /// then signing, then the old one removed), --ksk by double signature
     /// (both sign the key set; put the new DS in the parent; the old one
-    /// leaves). Steps are taken by ggond after the zone's longest TTL plus
-    /// dnssec.propagation; each is logged and in the history.
+    /// leaves; with dnssec.policy.parent_servers, only once they serve the
+    /// new DS). Steps are taken by ggond after the zone's longest TTL plus
+    /// dnssec.propagation; each is logged and in the history. With a key
+    /// policy (dnssec.policy) rolls also start by themselves.
     Roll {
         /// The zone, e.g. ggon.org.
         zone: String,
@@ -276,7 +278,9 @@ pub enum DnssecCmd {
     },
     /// For each zone ggond serves (or ZONE): the keys in its DNSKEY RRset,
     /// which sign, the earliest signature expiry, and the DS records to
-    /// give the parent. Read over DNS from ggond's listener.
+    /// give the parent, read over DNS from ggond's listener; then, from the
+    /// control API, the key policy and the roll under way (its step, when
+    /// the next one is due, what the parent's servers last answered).
     Status {
         /// Only this zone; default: every zone ggond serves.
         zone: Option<String>,

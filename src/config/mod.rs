@@ -35,7 +35,7 @@ mod validate;
 pub use certaudit::CertAuditConfig;
 pub use check::{BadQuery, CheckConfig, CheckKind, DnsCheck, DnsQuery};
 pub use control::{ControlConfig, ControlLimits};
-pub use dnssec::{DenialConfig, DnssecConfig};
+pub use dnssec::{DenialConfig, DnssecConfig, KeyPolicyConfig};
 
 use errors::{from_toml, line_of, read_text};
 pub use errors::{ConfigError, Place};

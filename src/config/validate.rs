@@ -295,6 +295,9 @@ impl Rules<'_> {
                 ZoneMode::Local if d.refresh >= d.validity || d.refresh.is_zero() => {
                     Some("`refresh` must be above zero and below `validity`")
                 }
+                ZoneMode::Local if d.policy.as_ref().and_then(|p| p.problem()).is_some() => {
+                    d.policy.as_ref().and_then(|p| p.problem())
+                }
                 ZoneMode::Local => None,
                 ZoneMode::Rfc2136 => Some(
                     "is published to another primary, which signs it (e.g. BIND's \

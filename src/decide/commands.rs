@@ -34,13 +34,11 @@ pub(super) fn new_override(
 
 impl Controller {
     pub(super) fn command(&mut self, cmd: Command, now: Now) {
+        // A caller that has gone away needs no answer: sends may fail.
         match cmd {
-            Command::Ping { reply } => {
-                let _ = reply.send(());
-            }
-            Command::Status { reply } => {
-                let _ = reply.send(self.status());
-            }
+            Command::Ping { reply } => reply.send(()).unwrap_or_default(),
+            Command::Status { reply } => reply.send(self.status()).unwrap_or_default(),
+            Command::DnssecStatus { reply } => reply.send(self.dnssec_status()).unwrap_or_default(),
             Command::Remap {
                 service,
                 request,

@@ -30,7 +30,8 @@
 //! commands queued together (remaps share one state write); [`durable`]
 //! the state write, the history fan-out and restoring a saved drill;
 //! [`reload`] the
-//! configuration reload and restoring saved state; [`views`] what is shown.
+//! configuration reload and restoring saved state; [`views`] what is shown;
+//! `keypolicy` the DNSSEC key policy's turn on each tick (single node).
 //! Time is passed in ([`Now`]), so every path is unit-tested without
 //! sleeping (`tests.rs`).
 
@@ -41,6 +42,7 @@ mod commands;
 mod durable;
 pub mod events;
 pub mod history;
+mod keypolicy;
 pub mod policy;
 #[cfg(test)]
 mod region_tests;
@@ -154,6 +156,8 @@ pub struct Controller {
     /// Cluster mode: services some live node defines differently than the
     /// leader (service → that node); see [`Command::ClusterDisagree`].
     disagree: std::collections::BTreeMap<String, String>,
+    /// The DNSSEC key policy's parent checks (single node).
+    parent_checks: keypolicy::ParentChecks,
 }
 
 /// What a batch of health-driven changes has left to publish and write.
@@ -227,6 +231,7 @@ impl Controller {
             deferred: Default::default(),
             local_copy_due: Default::default(),
             disagree: Default::default(),
+            parent_checks: Default::default(),
         };
         c.index();
         for si in 0..c.services.len() {
@@ -315,6 +320,8 @@ impl Controller {
     /// Time-driven work: expiring overrides, ending drills, hold-downs.
     fn tick(&mut self, now: Now) {
         self.save_local_copy();
+        // First: in cluster mode it only says, once, that it is not run.
+        self.key_policy(now);
         if !self.decides() {
             return;
         }
@@ -324,21 +331,7 @@ impl Controller {
             info!(%zone, "signatures refreshed");
         }
         for step in self.publisher.roll_tick(now.unix) {
-            let event = Event::new(now.unix, EventKind::KeyRoll, EventCause::Publisher);
-            match step {
-                Ok(what) => {
-                    info!("{what}");
-                    self.record(event.reason(&what).who("ggond"));
-                }
-                Err(e) => {
-                    tracing::warn!("key roll: {e}");
-                    self.record(
-                        event
-                            .reason(format!("key roll step failed: {e}"))
-                            .who("ggond"),
-                    );
-                }
-            }
+            self.record_roll(now, step);
         }
         for si in 0..self.services.len() {
             self.expire(si, now, false);

@@ -311,6 +311,10 @@ pub enum Command {
         actor: Actor,
         reply: Reply<String>,
     },
+    /// The signed zones' keys, rolls and key policies.
+    DnssecStatus {
+        reply: oneshot::Sender<Vec<crate::sign::ZoneKeysView>>,
+    },
     /// A validated new configuration, its regions' map and its zones.
     Reload {
         config: Box<Config>,

@@ -137,6 +137,7 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
                 DenialConfig::Nsec3 => Denial::Nsec3,
             },
             propagation: d.propagation.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            key_policy: d.policy.as_ref().map(key_policy),
             ..Policy::default()
         };
         let dir = cfg.server.state_dir.join("dnssec");
@@ -149,6 +150,19 @@ fn signers(cfg: &Config) -> Result<Vec<Signer>, LoadError> {
         out.push(signer);
     }
     Ok(out)
+}
+
+/// `dnssec.policy` in seconds (checked with the config: lifetimes and
+/// interval above zero).
+fn key_policy(p: &crate::config::KeyPolicyConfig) -> crate::sign::policy::KeyPolicy {
+    crate::sign::policy::KeyPolicy {
+        zsk_lifetime: p.zsk_lifetime.as_secs().max(1),
+        ksk_lifetime: p.ksk_lifetime.map(|l| l.as_secs().max(1)),
+        parent_servers: p.parent_servers.clone(),
+        check_interval: p.check_interval.as_secs().max(1),
+        parent_propagation: p.parent_propagation.as_secs(),
+        parent_ds_ttl: p.parent_ds_ttl.map(|t| t.as_secs()),
+    }
 }
 
 /// Load and validate the config and every zone file it names. Nothing is

@@ -179,6 +179,15 @@ async fn zone_update(
     (status, Json(answer)).into_response()
 }
 
+/// The signed zones' keys, rolls and key policies (what DNS cannot show:
+/// key states, a roll's next step, the parent's last answer).
+async fn dnssec_status(State(app): State<AppState>) -> Response {
+    match app.ctl.call(|reply| Command::DnssecStatus { reply }).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
 async fn drain(
     State(app): State<AppState>,
     UrlPath((service, target)): UrlPath<(String, String)>,
@@ -390,6 +399,7 @@ pub fn router(
     let api = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/history", get(history))
+        .route("/v1/dnssec", get(dnssec_status))
         .route("/v1/reload", post(reload))
         .merge(changes)
         .layer(middleware::from_fn_with_state(tokens.clone(), auth));

@@ -7,9 +7,13 @@
 //! RRsets, so a query sees the old addresses or the new ones, never an empty
 //! or mixed answer.
 //!
+//! For signed zones it also begins the rolls the key policy asks for and
+//! asks a parent zone's servers for a new KSK's DS ([`keypolicy`]).
+//!
 //! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
 
 mod journal;
+pub mod keypolicy;
 pub mod regional;
 pub mod rfc2136;
 pub mod update;
@@ -628,7 +632,7 @@ fn serial_only(old: &ZoneData, new: &ZoneData) -> bool {
     rest(a).eq(rest(b)) && sigs(a).eq(sigs(b)) && old.same_soa_but_serial(new)
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

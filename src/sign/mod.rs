@@ -14,23 +14,30 @@
 //! same way whether ggond signed it or the operator loaded a pre-signed
 //! file, so signatures are made when a snapshot is built, never per query.
 //! It must not choose targets, touch sockets or keep state beyond the
-//! signature cache: keys are read at start and reload.
+//! signature cache and the key set: keys are read at start and reload; a
+//! key roll ([`roll`], pure steps) and the key policy ([`policy`], pure:
+//! when a key is due) change the key set, saved under the state directory
+//! (`rolling.rs` carries their decisions out; the parent's servers are
+//! asked by the publisher, `publish/keypolicy.rs`).
 
 mod extra;
 mod incremental;
 pub mod keys;
+pub mod policy;
 pub mod roll;
+mod rolling;
 pub mod rrsig;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::proto::zone::{cut_of, RRset, ZoneData};
 use crate::proto::zonefile::decode;
 pub use keys::{KeyError, ZoneKey};
-use roll::{Roll, RollAction, RollKind, RollStep};
+use roll::{Roll, RollKind};
+pub use rolling::{ds_matches, KeyView, ParentQuestion, PolicyView, ZoneKeysView};
 use rrsig::SigParams;
 
 /// How denial of existence is proved.
@@ -55,6 +62,8 @@ pub struct Policy {
     /// Added to the zone's longest TTL between the steps of a key roll
     /// (time for secondaries to follow, RFC 7583's propagation delay).
     pub propagation: u32,
+    /// Rolls that run themselves (None: by command only).
+    pub key_policy: Option<policy::KeyPolicy>,
 }
 
 impl Default for Policy {
@@ -65,6 +74,7 @@ impl Default for Policy {
             backdate: 3600,
             denial: Denial::Nsec,
             propagation: 300,
+            key_policy: None,
         }
     }
 }
@@ -112,6 +122,14 @@ pub struct Signer {
     roll: Option<Roll>,
     /// Where the key set and a roll in progress are saved (None: not saved).
     state_file: Option<PathBuf>,
+    /// Since when the signing keys sign (the key policy's clocks), and
+    /// where they are saved.
+    clocks: policy::Clocks,
+    clock_file: Option<PathBuf>,
+    /// After a roll the policy could not begin (a key directory ggond
+    /// cannot write, say): not tried again before this (unix seconds), so
+    /// the history gets one failure per try, not one per tick.
+    policy_retry_at: u64,
     /// The last run's input and output, for the incremental path.
     prev: Option<incremental::Prev>,
     /// Signatures of RRsets outside the zone data (per-region answers).
@@ -131,13 +149,6 @@ pub enum RollError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// The saved key set of a zone (`state_dir/dnssec/<zone>.json`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Saved {
-    keys: Vec<(PathBuf, KeyState)>,
-    roll: Option<Roll>,
 }
 
 /// The RRSIG/NSEC/… records the signer owns and replaces on every run.
@@ -171,169 +182,12 @@ impl Signer {
             last: SignStats::default(),
             roll: None,
             state_file: None,
+            clocks: policy::Clocks::default(),
+            clock_file: None,
+            policy_retry_at: 0,
             prev: None,
             extra: extra::Extra::default(),
         }
-    }
-
-    /// Save the key set under `dir` from now on; a key set saved there
-    /// before (by a roll) replaces the configured one, since it is newer.
-    pub fn with_state_dir(mut self, dir: &Path) -> Result<Signer, KeyError> {
-        let name = self.origin.to_string();
-        let file = dir.join(format!("{}.json", name.trim_end_matches('.')));
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            let saved: Saved = serde_json::from_str(&text).map_err(|e| KeyError::Format {
-                path: file.clone(),
-                why: keys::KeyFormat::Saved(e),
-            })?;
-            let mut keys = Vec::new();
-            for (path, state) in saved.keys {
-                keys.push((ZoneKey::load(&path, &name)?, state));
-            }
-            tracing::info!(zone = %name, file = %file.display(),
-                "key set from the last roll (it replaces the configured keys)");
-            self.keys = keys;
-            self.roll = saved.roll;
-        }
-        self.state_file = Some(file);
-        Ok(self)
-    }
-
-    fn save(&self) -> Result<(), RollError> {
-        let Some(path) = &self.state_file else {
-            return Ok(());
-        };
-        let saved = Saved {
-            keys: self
-                .keys
-                .iter()
-                .map(|(k, s)| (k.file.clone(), *s))
-                .collect(),
-            roll: self.roll.clone(),
-        };
-        let io = |source| RollError::Save {
-            path: path.clone(),
-            source,
-        };
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(io)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&saved).expect("json")).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
-    }
-
-    pub fn roll(&self) -> Option<&Roll> {
-        self.roll.as_ref()
-    }
-
-    /// Begin a roll of the active ZSK or KSK: a new key of the same
-    /// algorithm is made beside the old one's files. `zone`: the data
-    /// served now (its longest TTL sets the wait between steps).
-    pub fn start_roll(
-        &mut self,
-        kind: RollKind,
-        zone: &ZoneData,
-        now: u64,
-    ) -> Result<String, RollError> {
-        if let Some(r) = &self.roll {
-            return Err(RollError::Busy {
-                kind: r.kind,
-                at: readable(r.next_at),
-            });
-        }
-        let ksk = kind == RollKind::Ksk;
-        let Some((old, _)) = self
-            .keys
-            .iter()
-            .find(|(k, s)| *s == KeyState::Active && k.is_ksk() == ksk)
-        else {
-            return Err(RollError::NoKey(if ksk { "KSK" } else { "ZSK" }));
-        };
-        let dir = old.file.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let base = keys::generate(&self.origin.to_string(), old.algorithm, ksk, &dir)?;
-        let new = ZoneKey::load(&base, &self.origin.to_string())?;
-        let max_ttl = zone
-            .rrsets
-            .values()
-            .flat_map(|t| t.values())
-            .map(|s| s.ttl)
-            .max()
-            .unwrap_or(0);
-        let wait = u64::from(max_ttl) + u64::from(self.policy.propagation);
-        let roll = Roll {
-            kind,
-            old_tag: old.tag,
-            new_tag: new.tag,
-            new_file: base,
-            step: RollStep::Introduced,
-            next_at: now + wait,
-            wait,
-        };
-        let what = match kind {
-            // Pre-publication: in the key set, not signing yet.
-            RollKind::Zsk => format!(
-                "ZSK roll of {}: new ZSK {} published (not signing); it signs from {}, \
-                 and ZSK {} leaves the key set about {}",
-                self.origin,
-                new.tag,
-                readable(now + wait),
-                old.tag,
-                readable(now + 2 * wait)
-            ),
-            // Double signature: both sign the key set from now on.
-            RollKind::Ksk => format!(
-                "KSK roll of {}: new KSK {} signs the key set beside KSK {}; put its DS in the \
-                 parent now (ggon-ctl dnssec status shows it, CDS/CDNSKEY carry it); KSK {} \
-                 leaves at {}",
-                self.origin,
-                new.tag,
-                old.tag,
-                old.tag,
-                readable(now + wait)
-            ),
-        };
-        let state = if ksk {
-            KeyState::Active
-        } else {
-            KeyState::Published
-        };
-        self.keys.push((new, state));
-        self.roll = Some(roll);
-        self.save()?;
-        Ok(what)
-    }
-
-    /// Take the roll's next step if it is due; what happened, if anything.
-    pub fn advance_roll(&mut self, now: u64) -> Result<Option<String>, RollError> {
-        let Some((action, next)) = self.roll.as_ref().and_then(|r| r.advance(now)) else {
-            return Ok(None);
-        };
-        let what = match action {
-            RollAction::Swap { old, new } => {
-                for (k, s) in &mut self.keys {
-                    if k.tag == new {
-                        *s = KeyState::Active;
-                    } else if k.tag == old {
-                        *s = KeyState::Retired;
-                    }
-                }
-                format!(
-                    "{}: ZSK {new} signs now; ZSK {old} retired (still published)",
-                    self.origin
-                )
-            }
-            RollAction::Remove { old } => {
-                self.keys.retain(|(k, _)| k.tag != old);
-                format!(
-                    "{}: key {old} removed from the key set; roll complete",
-                    self.origin
-                )
-            }
-        };
-        self.roll = next;
-        self.save()?;
-        Ok(Some(what))
     }
 
     pub fn origin(&self) -> &Name {
@@ -550,8 +404,8 @@ impl Signer {
         }
     }
 
-    /// DNSKEY for every key in the zone; CDS and CDNSKEY for the active
-    /// key-signing keys (RFC 7344), so a parent can follow a KSK roll.
+    /// DNSKEY for every key in the zone; CDS and CDNSKEY for the keys
+    /// `cds_keys` names (RFC 7344), so a parent can follow a KSK roll.
     fn add_keys(&self, z: &mut ZoneData) {
         let ttl = z.soa_ttl();
         let dnskeys: Vec<RData> = self
@@ -561,12 +415,7 @@ impl Signer {
             .collect();
         let origin = z.origin.clone();
         z.replace_rrset(&origin, RecordType::DNSKEY, Some(RRset::new(ttl, dnskeys)));
-        let ksks: Vec<&ZoneKey> = self
-            .keys
-            .iter()
-            .filter(|(k, s)| k.is_ksk() && *s == KeyState::Active)
-            .map(|(k, _)| k)
-            .collect();
+        let ksks = self.cds_keys();
         if ksks.is_empty() {
             return;
         }
@@ -667,6 +516,8 @@ fn add_nsec3(z: &mut ZoneData, cuts: &BTreeSet<Name>, below_cut: &dyn Fn(&Name) 
     }
 }
 
+#[cfg(test)]
+mod rolling_tests;
 #[cfg(test)]
 mod tests;
 

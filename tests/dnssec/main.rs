@@ -8,7 +8,9 @@
 mod support;
 
 mod dnsviz;
+mod keypolicy;
 mod online;
+mod parent;
 mod presigned;
 mod regional;
 mod rfc2136;

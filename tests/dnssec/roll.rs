@@ -45,7 +45,12 @@ fn ds_of(g: &Ggond, tag: u64) -> String {
 
 /// Ask every resolver until `done` holds (bounded); every answer on the
 /// way must be validated.
-fn validate_until(rs: &[&Unbound], g: &Ggond, limit: Duration, done: impl Fn() -> bool) -> usize {
+pub fn validate_until(
+    rs: &[&Unbound],
+    g: &Ggond,
+    limit: Duration,
+    done: impl Fn() -> bool,
+) -> usize {
     let mut asked = 0;
     let hit = poll(limit, Duration::from_millis(150), || {
         for u in rs {

@@ -14,7 +14,9 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use serde_json::{json, Value};
 
-use crate::client::fail;
+use crate::client::{fail, ClientError};
+use ggon::sign::roll::{RollKind, RollStep};
+use ggon::sign::ZoneKeysView;
 
 pub fn keygen(zone: &str, algorithm: &str, ksk: bool, dir: &Path) -> ExitCode {
     let alg = match algorithm.to_ascii_lowercase().as_str() {
@@ -149,11 +151,12 @@ async fn zone_status(server: SocketAddr, zone: &Name) -> Result<Value, AskError>
 }
 
 pub async fn status(
-    cfg_path: &Path,
+    args: &ggon::cli::ctl::Args,
     zone: Option<&str>,
     server: Option<SocketAddr>,
     json_out: bool,
 ) -> ExitCode {
+    let cfg_path = &args.config_file();
     let cfg = match ggon::config::Config::load(cfg_path) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -187,6 +190,20 @@ pub async fn status(
             }
         }
     }
+    // Key states, rolls and the key policy: from ggond's control API (DNS
+    // shows only what is published).
+    let managed = managed_keys(args).await;
+    for z in &mut out {
+        match &managed {
+            Ok(views) => {
+                let name = z["zone"].as_str().unwrap_or("").to_string();
+                if let Some(v) = views.iter().find(|v| v.zone == name) {
+                    z["managed"] = serde_json::to_value(v).unwrap_or(Value::Null);
+                }
+            }
+            Err(e) => z["managed_error"] = Value::String(e.to_string()),
+        }
+    }
     if json_out {
         println!("{}", Value::Array(out));
         return ExitCode::SUCCESS;
@@ -217,6 +234,101 @@ pub async fn status(
                 println!("        DS for the parent: {ds}");
             }
         }
+        match serde_json::from_value::<ZoneKeysView>(z["managed"].clone()) {
+            Ok(v) => print_managed(&v),
+            Err(_) => {
+                if let Some(e) = z["managed_error"].as_str() {
+                    println!("  rolls and key policy not shown: {e}");
+                }
+            }
+        }
     }
     ExitCode::SUCCESS
+}
+
+async fn managed_keys(args: &ggon::cli::ctl::Args) -> Result<Vec<ZoneKeysView>, ClientError> {
+    let c = crate::client::client(args)?;
+    let v = c.call(reqwest::Method::GET, "/v1/dnssec", None).await?;
+    serde_json::from_value(v).map_err(ClientError::Unreadable)
+}
+
+fn when(t: u64) -> String {
+    ggon::sign::readable(t)
+}
+
+fn span(s: u64) -> String {
+    humantime::format_duration(Duration::from_secs(s)).to_string()
+}
+
+/// The key policy and the roll under way, as ggond holds them.
+fn print_managed(v: &ZoneKeysView) {
+    if let Some(p) = &v.policy {
+        let mut line = format!("  key policy: ZSK lifetime {}", span(p.zsk_lifetime));
+        if let Some(t) = p.next_zsk_roll {
+            line += &format!(" (next roll {})", when(t));
+        }
+        match p.ksk_lifetime {
+            Some(l) => {
+                line += &format!(", KSK lifetime {}", span(l));
+                if let Some(t) = p.next_ksk_roll {
+                    line += &format!(" (next roll {})", when(t));
+                }
+            }
+            None => line += ", KSK rolled by operator only",
+        }
+        println!("{line}");
+        if !p.parent_servers.is_empty() {
+            let servers: Vec<String> = p.parent_servers.iter().map(|s| s.to_string()).collect();
+            println!(
+                "  parent servers: {} (asked every {} during a KSK roll; then DS TTL + {})",
+                servers.join(", "),
+                span(p.check_interval),
+                span(p.parent_propagation)
+            );
+        }
+        if p.suspended {
+            println!("  key policy NOT RUN: cluster mode (rolls are refused there)");
+        }
+    }
+    let Some(r) = &v.roll else {
+        if v.policy.is_some() {
+            println!("  no roll under way");
+        }
+        return;
+    };
+    let kind = match r.kind {
+        RollKind::Zsk => "ZSK",
+        RollKind::Ksk => "KSK",
+    };
+    let who = if r.auto { "key policy" } else { "operator" };
+    let (step, next) = match r.step {
+        RollStep::Introduced if r.kind == RollKind::Zsk => {
+            ("new key published, not signing", "it signs")
+        }
+        RollStep::Introduced if r.parent.is_some() => {
+            ("both keys sign the key set", "CDS/CDNSKEY name the new key")
+        }
+        RollStep::Introduced => (
+            "both keys sign the key set; put the new DS in the parent",
+            "the old key leaves",
+        ),
+        RollStep::Swapped => ("new key signs, old key retired", "the old key leaves"),
+        RollStep::Submitted => (
+            "CDS/CDNSKEY name the new key; waiting for the parent's DS",
+            "the parent is asked",
+        ),
+        RollStep::DsSeen => (
+            "the parent serves the new DS",
+            "the old key and CDS/CDNSKEY leave",
+        ),
+    };
+    println!(
+        "  roll ({who}): {kind} {} -> {}: {step}; {next} at {}",
+        r.old_tag,
+        r.new_tag,
+        when(r.next_at)
+    );
+    if let Some(c) = r.parent.as_ref().and_then(|g| g.last.as_ref()) {
+        println!("  parent at {}: {}", when(c.at), c.summary(r.new_tag));
+    }
 }

@@ -374,12 +374,7 @@ fn without_ggond(args: &Args) -> Option<ExitCode> {
         } => dnssec::keygen(zone, algorithm, *ksk, dir),
         Cmd::Dnssec {
             cmd: DnssecCmd::Status { zone, server, json },
-        } => runtime().block_on(dnssec::status(
-            &args.config_file(),
-            zone.as_deref(),
-            *server,
-            *json,
-        )),
+        } => runtime().block_on(dnssec::status(args, zone.as_deref(), *server, *json)),
         Cmd::AuditCerts {
             service,
             warn_days,
