@@ -170,7 +170,7 @@ const GGOND_FILES: &[Block] = &[
     Item("/etc/ggon/zones/", "Zone files (RFC 1035 master files)."),
     Item(
         "/var/lib/ggon/",
-        "State: state.json (active targets, pins, drains, serials), history.jsonl (the audit \
+        "State: state.json and state.journal (active targets, pins, drains, serials), history.jsonl (the audit \
          log), updates/ (journal of accepted RFC 2136 UPDATEs), control.token (the control \
          API's bearer token, mode 0600, created on first start).",
     ),
