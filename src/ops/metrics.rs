@@ -5,10 +5,24 @@
 //! remaps, publisher errors, failed notifications), and the rendering of
 //! gauges derived on each scrape from a [`StatusView`] and query [`Totals`].
 //!
+//! Size at scale: every series is one line of about 60 bytes, so what is
+//! kept per target decides the size. Per target there are the state
+//! (`ggon_target_healthy`, `ggon_service_active_target`), the last check's
+//! latency (`ggon_target_check_latency_seconds`) and the failure count; the
+//! check-duration histogram is one for all checks (`ggon_check_duration_seconds`,
+//! no labels). A histogram per target is 15 lines (12 buckets, `+Inf`, sum,
+//! count), 86 MiB at 30,000 services of 2 targets; per service it would
+//! still be 24 MiB. Per-target histograms come back with
+//! `[control] metrics_target_histograms = true`
+//! (`ggon_target_check_duration_seconds{service,target}`). Prometheus asks
+//! for gzip, and the scrape is then about a tenth of the text ([`gzip`]).
+//!
 //! It must not hold service state of its own (gauges are computed from the
 //! status handed to [`Metrics::render`], never cached), serve HTTP, or sit on
 //! the DNS query path (query counts come from [`crate::dns::stats`]).
 
+use std::io::Write as _;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::{text, EncodeLabelSet};
@@ -86,7 +100,9 @@ fn check_histogram() -> Histogram {
 /// Event counters plus scrape-time gauges. `Send + Sync`; share as `Arc<Metrics>`.
 pub struct Metrics {
     registry: Registry,
-    check_duration: CheckHistograms,
+    check_duration: Histogram,
+    /// Per-target histograms, only with `metrics_target_histograms`.
+    target_durations: Option<CheckHistograms>,
     check_failures: Family<TargetLabels, Counter>,
     remaps: Family<RemapLabels, Counter>,
     publisher_errors: Family<ZoneLabels, Counter>,
@@ -104,15 +120,32 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics without per-target histograms (the default).
     pub fn new() -> Metrics {
+        Self::with_target_histograms(false)
+    }
+
+    /// `target_histograms`: also keep a check-duration histogram per target
+    /// (`[control] metrics_target_histograms`; 15 lines per target).
+    pub fn with_target_histograms(target_histograms: bool) -> Metrics {
         let mut registry = Registry::default();
-        let check_duration: CheckHistograms = Family::new_with_constructor(check_histogram);
+        let check_duration = check_histogram();
         registry.register_with_unit(
             "ggon_check_duration",
-            "Health check duration by service and target",
+            "Health check duration, all checks of all targets",
             Unit::Seconds,
             check_duration.clone(),
         );
+        let target_durations = target_histograms.then(|| {
+            let family: CheckHistograms = Family::new_with_constructor(check_histogram);
+            registry.register_with_unit(
+                "ggon_target_check_duration",
+                "Health check duration by service and target (metrics_target_histograms = true)",
+                Unit::Seconds,
+                family.clone(),
+            );
+            family
+        });
         let check_failures = Family::<TargetLabels, Counter>::default();
         registry.register(
             "ggon_check_failures",
@@ -154,6 +187,7 @@ impl Metrics {
             control_refused,
             control_open,
             check_duration,
+            target_durations,
             check_failures,
             remaps,
             publisher_errors,
@@ -168,9 +202,10 @@ impl Metrics {
             service: service.to_string(),
             target: target.to_string(),
         };
-        self.check_duration
-            .get_or_create(&labels)
-            .observe(latency.as_secs_f64());
+        self.check_duration.observe(latency.as_secs_f64());
+        if let Some(family) = &self.target_durations {
+            family.get_or_create(&labels).observe(latency.as_secs_f64());
+        }
         let failures = self.check_failures.get_or_create(&labels);
         if !ok {
             failures.inc();
@@ -225,6 +260,36 @@ impl Metrics {
     }
 }
 
+/// Whether an `Accept-Encoding` header accepts gzip (Prometheus sends
+/// `gzip`; a `q=0` refuses it).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|h| {
+        h.split(',').any(|part| {
+            let mut it = part.split(';').map(str::trim);
+            let coding = it.next().unwrap_or("");
+            let refused = it.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+    })
+}
+
+/// The text gzip-compressed at the fastest level: the repeated label names
+/// of one series per line compress about tenfold, and the fast level costs
+/// a few milliseconds per MiB (a scrape must not stall the control API).
+pub fn gzip(text: &str) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(text.as_bytes());
+    enc.finish().unwrap_or_default()
+}
+
 /// A throwaway registry holding this scrape's view of the status.
 fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
     let mut reg = Registry::default();
@@ -253,12 +318,16 @@ fn register_services(reg: &mut Registry, status: &StatusView) {
     let healthy = Family::<TargetLabels, Gauge>::default();
     let mode = Family::<ModeLabels, Gauge>::default();
     let all_down = Family::<ServiceLabels, Gauge>::default();
+    let latency = Family::<TargetLabels, Gauge<f64, AtomicU64>>::default();
     for s in &status.services {
         for t in &s.targets {
             let labels = TargetLabels {
                 service: s.name.clone(),
                 target: t.name.clone(),
             };
+            if let Some(c) = &t.last_check {
+                latency.get_or_create(&labels).set(c.latency_ms / 1000.0);
+            }
             active
                 .get_or_create(&labels)
                 .set(i64::from(t.name == s.active));
@@ -296,6 +365,12 @@ fn register_services(reg: &mut Registry, status: &StatusView) {
         "ggon_target_healthy",
         "Target health: 1 up, 0 down, -1 unknown (not checked yet)",
         healthy,
+    );
+    reg.register_with_unit(
+        "ggon_target_check_latency",
+        "How long the target's last health check took (absent until it is checked)",
+        Unit::Seconds,
+        latency,
     );
 }
 
