@@ -426,7 +426,6 @@ async fn status_page(
         }
         Err(e) => return error_response(e),
     };
-    let status = &listing.status;
     let mut history = app
         .ctl
         .call(|reply| Command::History {
@@ -458,15 +457,16 @@ async fn status_page(
         .await
         .unwrap_or_default();
     let mut timelines = super::range::selector(range);
+    timelines.push_str(&listing.pictures_note());
     timelines.push_str(&super::timeline::render_section(
-        &status.services,
+        listing.pictured(),
         &events,
         now,
         range,
         app.checks.started() / 1000,
     ));
     timelines.push_str(&super::lanes::render_section(
-        &status.services,
+        listing.pictured(),
         |name| app.checks.service(name),
         now_ms,
         range,

@@ -27,6 +27,11 @@ use crate::decide::views::{ServiceStatus, StatusView, TargetStatus};
 /// others are counted in a last row that says how many and to filter.
 pub const ROWS: usize = 100;
 
+/// The most services the pictures (timeline, health lanes) are drawn for:
+/// the first rows listed, so the problem services. Two pictures of 100
+/// services are ~750 KB of SVG, most of the page's weight and layout time.
+pub const PICTURES: usize = 20;
+
 /// What the page lists: the status with its services chosen, ordered and
 /// cut to [`ROWS`], and what the counts above and below the table say.
 #[derive(Debug)]
@@ -47,6 +52,23 @@ pub struct Listing {
 }
 
 impl Listing {
+    /// The services the pictures are drawn for (the first [`PICTURES`] rows).
+    pub fn pictured(&self) -> &[ServiceStatus] {
+        let rows = &self.status.services;
+        &rows[..rows.len().min(PICTURES)]
+    }
+
+    /// Said above the pictures when they leave rows out (else empty).
+    pub fn pictures_note(&self) -> String {
+        let rows = self.status.services.len();
+        match rows > PICTURES {
+            true => format!(
+                "<p class=\"meta\" id=\"pictures-note\">Pictures of the first {PICTURES} of the {rows} services listed; filter to see others.</p>\n"
+            ),
+            false => String::new(),
+        }
+    }
+
     /// Choose the rows: `text` (the search box; empty: every service) and
     /// `down` (problem services only), problems first, at most `rows`.
     pub fn of(mut status: StatusView, text: &str, down: bool, rows: usize) -> Listing {

@@ -174,6 +174,14 @@ fn metrics_stay_small_per_service_and_the_page_lists_problems_first() {
     assert_eq!(rows[30], "s1");
     assert!(page.contains("200 more — filter to see them"), "{page}");
     assert!(page.contains("30 of 300 services have a problem"));
+    // Pictures for the first 20 rows only (problem services: s0 … s190).
+    assert!(page.contains("Pictures of the first 20 of the 100 services listed"));
+    let pictured = page.matches("<h3>").count();
+    assert_eq!(
+        pictured, 40,
+        "a timeline and a lanes picture for 20 services"
+    );
+    assert!(page.contains("<h3>s190</h3>") && !page.contains("<h3>s200</h3>"));
     // The search box: a service beyond the first 100 rows is found.
     let (_, _, found) = get(g.control, "/?q=S29", &g.token(), false);
     let found = String::from_utf8(found).unwrap();
