@@ -402,7 +402,8 @@ struct PageQuery {
     range: Option<String>,
     #[serde(default)]
     q: String,
-    /// Problem services only: any value but empty (an HTML checkbox).
+    /// Problem services only: any value but empty, `0` or `false` (the
+    /// page's checkbox sends `1`).
     #[serde(default)]
     down: String,
 }
@@ -422,7 +423,8 @@ async fn status_page(
     };
     let listing = match status_view(&app).await {
         Ok(s) => {
-            super::status_page::Listing::of(s, &q.q, !q.down.is_empty(), super::status_page::ROWS)
+            let down = !matches!(q.down.as_str(), "" | "0" | "false");
+            super::status_page::Listing::of(s, &q.q, down, super::status_page::ROWS)
         }
         Err(e) => return error_response(e),
     };
