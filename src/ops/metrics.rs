@@ -22,7 +22,6 @@
 //! the DNS query path (query counts come from [`crate::dns::stats`]).
 
 use std::io::Write as _;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::{text, EncodeLabelSet};
@@ -68,17 +67,6 @@ struct ZoneLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServiceLabels {
-    service: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ModeLabels {
-    service: String,
-    mode: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -254,6 +242,7 @@ impl Metrics {
         // Writing to a String cannot fail; the encoder only forwards fmt errors.
         let _ = text::encode_registry(&mut out, &self.registry);
         let _ = text::encode_registry(&mut out, &scrape);
+        super::service_metrics::write(&mut out, status);
         self.certs.encode(&mut out);
         let _ = text::encode_eof(&mut out);
         out
@@ -294,7 +283,6 @@ pub fn gzip(text: &str) -> Vec<u8> {
 fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
     let mut reg = Registry::default();
     super::region_metrics::register(&mut reg, status);
-    register_services(&mut reg, status);
     if let Some(c) = &status.cluster {
         register_cluster(&mut reg, c);
     }
@@ -310,68 +298,6 @@ fn tristate(v: Option<bool>) -> i64 {
         Some(false) => 0,
         None => -1,
     }
-}
-
-/// Per service: the active target, each target's health, the mode, all down.
-fn register_services(reg: &mut Registry, status: &StatusView) {
-    let active = Family::<TargetLabels, Gauge>::default();
-    let healthy = Family::<TargetLabels, Gauge>::default();
-    let mode = Family::<ModeLabels, Gauge>::default();
-    let all_down = Family::<ServiceLabels, Gauge>::default();
-    let latency = Family::<TargetLabels, Gauge<f64, AtomicU64>>::default();
-    for s in &status.services {
-        for t in &s.targets {
-            let labels = TargetLabels {
-                service: s.name.clone(),
-                target: t.name.clone(),
-            };
-            if let Some(c) = &t.last_check {
-                latency.get_or_create(&labels).set(c.latency_ms / 1000.0);
-            }
-            active
-                .get_or_create(&labels)
-                .set(i64::from(t.name == s.active));
-            healthy.get_or_create(&labels).set(tristate(t.healthy));
-        }
-        for m in ["manual", "auto"] {
-            mode.get_or_create(&ModeLabels {
-                service: s.name.clone(),
-                mode: m.to_string(),
-            })
-            .set(i64::from(s.mode.as_str() == m));
-        }
-        all_down
-            .get_or_create(&ServiceLabels {
-                service: s.name.clone(),
-            })
-            .set(i64::from(s.all_down));
-    }
-    reg.register(
-        "ggon_service_active_target",
-        "1 for the target a service's name answers with, 0 for the others",
-        active,
-    );
-    reg.register(
-        "ggon_service_mode",
-        "1 for the service's current mode: manual (pinned by an operator) or auto",
-        mode,
-    );
-    reg.register(
-        "ggon_service_all_down",
-        "1 while every target of the service is down",
-        all_down,
-    );
-    reg.register(
-        "ggon_target_healthy",
-        "Target health: 1 up, 0 down, -1 unknown (not checked yet)",
-        healthy,
-    );
-    reg.register_with_unit(
-        "ggon_target_check_latency",
-        "How long the target's last health check took (absent until it is checked)",
-        Unit::Seconds,
-        latency,
-    );
 }
 
 /// Cluster mode: etcd reached, leadership, members, the agreed verdicts.

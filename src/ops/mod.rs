@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod range;
 mod region_metrics;
 pub mod select;
+mod service_metrics;
 pub mod session;
 pub mod status_page;
 pub mod timeline;
