@@ -245,6 +245,13 @@ pub fn render_html(listing: &Listing, history: &[Value], refresh_secs: u32) -> S
         h.push_str("</tbody>\n</table>\n");
     }
 
+    history_table(&mut h, history);
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+/// The recent changes, in the order given.
+fn history_table(h: &mut String, history: &[Value]) {
     h.push_str("<h2>Recent changes</h2>\n<table class=\"history\">\n<thead><tr>");
     h.push_str("<th>Time</th><th>Service</th><th>From</th><th>To</th><th>Cause</th><th>Reason</th><th>Who</th>");
     h.push_str("</tr></thead>\n<tbody>\n");
@@ -268,8 +275,7 @@ pub fn render_html(listing: &Listing, history: &[Value], refresh_secs: u32) -> S
     if history.is_empty() {
         h.push_str("<tr><td colspan=\"7\">No changes recorded.</td></tr>\n");
     }
-    h.push_str("</tbody>\n</table>\n</body>\n</html>\n");
-    h
+    h.push_str("</tbody>\n</table>\n");
 }
 
 /// The search box (a GET form to the page itself) and the counts.

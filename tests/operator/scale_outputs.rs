@@ -297,6 +297,13 @@ fn status_filters_are_applied_by_ggond_for_ggon_ctl_and_the_api() {
         settled.then_some(())
     });
 
+    through_ggon_ctl(&g);
+    through_the_api(&g);
+    on_the_page(&g);
+}
+
+/// `ggon-ctl status` with filters, JSON and text, and its errors.
+fn through_ggon_ctl(g: &Ggond) {
     let json = |args: &[&str]| {
         let out = g.ctl(args);
         assert!(out.ok(), "{args:?}: {out:?}");
@@ -344,7 +351,10 @@ fn status_filters_are_applied_by_ggond_for_ggon_ctl_and_the_api() {
                 .contains("no region named `mars` (regions: `default`, `eu`, `us`)"),
         "{out:?}"
     );
+}
 
+/// `GET /v1/status` with the same filters as query parameters.
+fn through_the_api(g: &Ggond) {
     // The same over the API; the filtered answer is what travels.
     let token = g.token();
     let api = |path: &str| {
@@ -374,7 +384,11 @@ fn status_filters_are_applied_by_ggond_for_ggon_ctl_and_the_api() {
     let (code, err, _) = api("/v1/status?down=maybe");
     assert!(code == 400 || code == 422, "{code} {err}");
     assert!(err["error"].is_string(), "{err}");
+}
 
+/// The status page: order, search box, problems only.
+fn on_the_page(g: &Ggond) {
+    let token = g.token();
     // The status page: problems first (worst first), then the others.
     let (_, _, page) = get(g.control, "/", &token, false);
     let page = String::from_utf8(page).unwrap();
