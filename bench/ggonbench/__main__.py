@@ -6,6 +6,7 @@ Usage: scripts/bench [--scale] [--workers2] [--servers "..."] [--no-build]
        scripts/bench --dnssec [--no-build]
        scripts/bench --nemesis [SECONDS]
        scripts/bench --cluster-scale N [options: --cluster-scale --help]
+       scripts/bench --outputs N [N ...] [--page N] [--target-histograms] [--no-build]
 
 Without a mode: ggond against gdnsd, NSD, Knot and a C echo reflector
 (bench/reflector.c: recvmmsg, set QR, sendmmsg, no DNS work: the kernel's
@@ -57,6 +58,11 @@ apt-get (as root); the release binaries are built with cargo.
               etcd's size, remaps through a follower, a site failure of 10 %
               of the primaries; optionally restart, etcd outage, a remap
               storm and a single ggond for comparison (ggonbench/cluster_scale.py)
+  --outputs N [N ...] [--page N] [--target-histograms]
+              one ggond with N services of 2 TCP-checked targets: /metrics
+              bytes (plain, gzip) and scrape time, /v1/status whole and
+              ?down=true, the status page, and with --page its load in
+              headless Chromium (ggonbench/outputs.py)
 
 Environment: BENCH_SECONDS (flood length, default 10), BENCH_ROUNDS (2),
   BENCH_OUTSTANDING (queries in flight, 500), BENCH_SERVER_CPU (0),
@@ -141,6 +147,11 @@ def on_signal(signum, _frame):
 
 
 def main(argv):
+    if argv[:1] == ["--outputs"]:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        from . import outputs
+        return outputs.main(argv[1:])
     if argv[:1] == ["--cluster-scale"]:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)

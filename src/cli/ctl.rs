@@ -44,9 +44,21 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Show services, their active target, mode and target health.
+    ///
+    /// The filters are applied by ggond (only the matching services are
+    /// sent) and combine: `status --down --region eu`.
     Status {
-        /// Only this service (by its `name` in ggon.toml); default: every one.
-        service: Option<String>,
+        /// Only these services (by their `name` in ggon.toml); default: every one.
+        #[arg(value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Only problem services: every target down, answering a target other
+        /// than the most preferred (after a failover, a pin, a drain or a
+        /// drill; for a per-region service in any region), or any target down.
+        #[arg(long)]
+        down: bool,
+        /// Only per-region services with this region, showing only its answer.
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
         /// Print JSON (the control API's answer) instead of text.
         #[arg(long)]
         json: bool,

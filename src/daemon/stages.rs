@@ -66,7 +66,9 @@ fn outbound(cfg: &Config, tasks: &mut Tasks) -> Outbound {
     for w in workers {
         tasks.adopt(Phase::Outbound, "alert notifier", w);
     }
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_target_histograms(
+        cfg.control.metrics_target_histograms,
+    ));
     let (n, m, mut stop) = (
         notifier.clone(),
         metrics.clone(),

@@ -5,10 +5,23 @@
 //! remaps, publisher errors, failed notifications), and the rendering of
 //! gauges derived on each scrape from a [`StatusView`] and query [`Totals`].
 //!
+//! Size at scale: every series is one line of about 60 bytes, so what is
+//! kept per target decides the size. Per target there are the state
+//! (`ggon_target_healthy`, `ggon_service_active_target`), the last check's
+//! latency (`ggon_target_check_latency_seconds`) and the failure count; the
+//! check-duration histogram is one for all checks (`ggon_check_duration_seconds`,
+//! no labels). A histogram per target is 15 lines (12 buckets, `+Inf`, sum,
+//! count), 86 MiB at 30,000 services of 2 targets; per service it would
+//! still be 24 MiB. Per-target histograms come back with
+//! `[control] metrics_target_histograms = true`
+//! (`ggon_target_check_duration_seconds{service,target}`). Prometheus asks
+//! for gzip, and the scrape is then about a tenth of the text ([`gzip`]).
+//!
 //! It must not hold service state of its own (gauges are computed from the
 //! status handed to [`Metrics::render`], never cached), serve HTTP, or sit on
 //! the DNS query path (query counts come from [`crate::dns::stats`]).
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use prometheus_client::encoding::{text, EncodeLabelSet};
@@ -57,17 +70,6 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ServiceLabels {
-    service: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ModeLabels {
-    service: String,
-    mode: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RcodeLabels {
     rcode: String,
 }
@@ -86,7 +88,9 @@ fn check_histogram() -> Histogram {
 /// Event counters plus scrape-time gauges. `Send + Sync`; share as `Arc<Metrics>`.
 pub struct Metrics {
     registry: Registry,
-    check_duration: CheckHistograms,
+    check_duration: Histogram,
+    /// Per-target histograms, only with `metrics_target_histograms`.
+    target_durations: Option<CheckHistograms>,
     check_failures: Family<TargetLabels, Counter>,
     remaps: Family<RemapLabels, Counter>,
     publisher_errors: Family<ZoneLabels, Counter>,
@@ -104,15 +108,32 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics without per-target histograms (the default).
     pub fn new() -> Metrics {
+        Self::with_target_histograms(false)
+    }
+
+    /// `target_histograms`: also keep a check-duration histogram per target
+    /// (`[control] metrics_target_histograms`; 15 lines per target).
+    pub fn with_target_histograms(target_histograms: bool) -> Metrics {
         let mut registry = Registry::default();
-        let check_duration: CheckHistograms = Family::new_with_constructor(check_histogram);
+        let check_duration = check_histogram();
         registry.register_with_unit(
             "ggon_check_duration",
-            "Health check duration by service and target",
+            "Health check duration, all checks of all targets",
             Unit::Seconds,
             check_duration.clone(),
         );
+        let target_durations = target_histograms.then(|| {
+            let family: CheckHistograms = Family::new_with_constructor(check_histogram);
+            registry.register_with_unit(
+                "ggon_target_check_duration",
+                "Health check duration by service and target (metrics_target_histograms = true)",
+                Unit::Seconds,
+                family.clone(),
+            );
+            family
+        });
         let check_failures = Family::<TargetLabels, Counter>::default();
         registry.register(
             "ggon_check_failures",
@@ -154,6 +175,7 @@ impl Metrics {
             control_refused,
             control_open,
             check_duration,
+            target_durations,
             check_failures,
             remaps,
             publisher_errors,
@@ -168,9 +190,10 @@ impl Metrics {
             service: service.to_string(),
             target: target.to_string(),
         };
-        self.check_duration
-            .get_or_create(&labels)
-            .observe(latency.as_secs_f64());
+        self.check_duration.observe(latency.as_secs_f64());
+        if let Some(family) = &self.target_durations {
+            family.get_or_create(&labels).observe(latency.as_secs_f64());
+        }
         let failures = self.check_failures.get_or_create(&labels);
         if !ok {
             failures.inc();
@@ -219,17 +242,47 @@ impl Metrics {
         // Writing to a String cannot fail; the encoder only forwards fmt errors.
         let _ = text::encode_registry(&mut out, &self.registry);
         let _ = text::encode_registry(&mut out, &scrape);
+        super::service_metrics::write(&mut out, status);
         self.certs.encode(&mut out);
         let _ = text::encode_eof(&mut out);
         out
     }
 }
 
+/// Whether an `Accept-Encoding` header accepts gzip (Prometheus sends
+/// `gzip`; a `q=0` refuses it).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|h| {
+        h.split(',').any(|part| {
+            let mut it = part.split(';').map(str::trim);
+            let coding = it.next().unwrap_or("");
+            let refused = it.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+    })
+}
+
+/// The text gzip-compressed at the fastest level: the repeated label names
+/// of one series per line compress about tenfold, and the fast level costs
+/// a few milliseconds per MiB (a scrape must not stall the control API).
+pub fn gzip(text: &str) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(text.as_bytes());
+    enc.finish().unwrap_or_default()
+}
+
 /// A throwaway registry holding this scrape's view of the status.
 fn scrape_registry(status: &StatusView, queries: &Totals) -> Registry {
     let mut reg = Registry::default();
     super::region_metrics::register(&mut reg, status);
-    register_services(&mut reg, status);
     if let Some(c) = &status.cluster {
         register_cluster(&mut reg, c);
     }
@@ -245,58 +298,6 @@ fn tristate(v: Option<bool>) -> i64 {
         Some(false) => 0,
         None => -1,
     }
-}
-
-/// Per service: the active target, each target's health, the mode, all down.
-fn register_services(reg: &mut Registry, status: &StatusView) {
-    let active = Family::<TargetLabels, Gauge>::default();
-    let healthy = Family::<TargetLabels, Gauge>::default();
-    let mode = Family::<ModeLabels, Gauge>::default();
-    let all_down = Family::<ServiceLabels, Gauge>::default();
-    for s in &status.services {
-        for t in &s.targets {
-            let labels = TargetLabels {
-                service: s.name.clone(),
-                target: t.name.clone(),
-            };
-            active
-                .get_or_create(&labels)
-                .set(i64::from(t.name == s.active));
-            healthy.get_or_create(&labels).set(tristate(t.healthy));
-        }
-        for m in ["manual", "auto"] {
-            mode.get_or_create(&ModeLabels {
-                service: s.name.clone(),
-                mode: m.to_string(),
-            })
-            .set(i64::from(s.mode.as_str() == m));
-        }
-        all_down
-            .get_or_create(&ServiceLabels {
-                service: s.name.clone(),
-            })
-            .set(i64::from(s.all_down));
-    }
-    reg.register(
-        "ggon_service_active_target",
-        "1 for the target a service's name answers with, 0 for the others",
-        active,
-    );
-    reg.register(
-        "ggon_service_mode",
-        "1 for the service's current mode: manual (pinned by an operator) or auto",
-        mode,
-    );
-    reg.register(
-        "ggon_service_all_down",
-        "1 while every target of the service is down",
-        all_down,
-    );
-    reg.register(
-        "ggon_target_healthy",
-        "Target health: 1 up, 0 down, -1 unknown (not checked yet)",
-        healthy,
-    );
 }
 
 /// Cluster mode: etcd reached, leadership, members, the agreed verdicts.

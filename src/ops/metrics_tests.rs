@@ -232,19 +232,23 @@ fn render_is_valid_exposition_with_the_expected_series() {
 
     assert_eq!(value(&s, "ggon_check_failures_total", &ams), 2.0);
     assert_eq!(value(&s, "ggon_check_failures_total", &fra), 0.0);
-    assert_eq!(value(&s, "ggon_check_duration_seconds_count", &ams), 2.0);
-    assert_eq!(value(&s, "ggon_check_duration_seconds_sum", &fra), 0.02);
-    let bucket = |le| {
-        value(
-            &s,
-            "ggon_check_duration_seconds_bucket",
-            &[("service", "cic"), ("target", "ams"), ("le", le)],
-        )
-    };
+    // One histogram for every check: no per-target series by default.
+    assert_eq!(value(&s, "ggon_check_duration_seconds_count", &[]), 3.0);
+    assert_eq!(value(&s, "ggon_check_duration_seconds_sum", &[]), 3.022);
+    let bucket = |le| value(&s, "ggon_check_duration_seconds_bucket", &[("le", le)]);
     assert_eq!(bucket("0.0025"), 1.0);
-    assert_eq!(bucket("2.5"), 1.0);
-    assert_eq!(bucket("10.0"), 2.0);
-    assert_eq!(bucket("+Inf"), 2.0);
+    assert_eq!(bucket("0.025"), 2.0);
+    assert_eq!(bucket("2.5"), 2.0);
+    assert_eq!(bucket("10.0"), 3.0);
+    assert_eq!(bucket("+Inf"), 3.0);
+    assert!(!text.contains("ggon_target_check_duration"));
+    // The last check's latency, per target, from the status; none before
+    // the first check.
+    assert_eq!(value(&s, "ggon_target_check_latency_seconds", &fra), 0.0125);
+    assert!(!s
+        .iter()
+        .any(|(n, l, _)| n == "ggon_target_check_latency_seconds"
+            && l.iter().any(|(_, v)| v == "lon")));
     let remaps = |cause| {
         value(
             &s,
@@ -288,6 +292,53 @@ fn by_type_is_omitted_when_not_counted_and_gauges_follow_status() {
         ),
         1.0
     );
+}
+
+#[test]
+fn per_target_histograms_only_on_request() {
+    let m = Metrics::with_target_histograms(true);
+    m.observe_check("cic", "fra", true, Duration::from_millis(20));
+    m.observe_check("cic", "ams", false, Duration::from_secs(3));
+    m.observe_check("cic", "ams", false, Duration::from_millis(2));
+    let text = m.render(&status(), &totals(vec![]));
+    let s = samples(&text);
+    let ams = [("service", "cic"), ("target", "ams")];
+    let fra = [("service", "cic"), ("target", "fra")];
+    assert_eq!(
+        value(&s, "ggon_target_check_duration_seconds_count", &ams),
+        2.0
+    );
+    assert_eq!(
+        value(&s, "ggon_target_check_duration_seconds_sum", &fra),
+        0.02
+    );
+    let bucket = |le| {
+        value(
+            &s,
+            "ggon_target_check_duration_seconds_bucket",
+            &[("service", "cic"), ("target", "ams"), ("le", le)],
+        )
+    };
+    assert_eq!(bucket("0.0025"), 1.0);
+    assert_eq!(bucket("2.5"), 1.0);
+    assert_eq!(bucket("+Inf"), 2.0);
+    assert_eq!(value(&s, "ggon_check_duration_seconds_count", &[]), 3.0);
+}
+
+#[test]
+fn gzip_when_accepted_and_it_round_trips() {
+    assert!(accepts_gzip(Some("gzip")));
+    assert!(accepts_gzip(Some("deflate, GZIP;q=0.5")));
+    assert!(accepts_gzip(Some("*")));
+    assert!(!accepts_gzip(None));
+    assert!(!accepts_gzip(Some("identity")));
+    assert!(!accepts_gzip(Some("gzip;q=0, identity")));
+    let text = Metrics::new().render(&status(), &totals(vec![]));
+    let packed = gzip(&text);
+    let mut back = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&packed[..]), &mut back)
+        .unwrap();
+    assert_eq!(back, text);
 }
 
 #[test]

@@ -8,8 +8,9 @@
 //! [`certmetrics`]), the HTML status page ([`status_page`]; its pictures:
 //! [`timeline`] of active targets, [`lanes`] of target health and check
 //! latency) and
-//! the alerts sent to webhooks and commands ([`alerts`]), and the control
-//! listener's optional TLS ([`tls`]).
+//! the alerts sent to webhooks and commands ([`alerts`]), the control
+//! listener's optional TLS ([`tls`]), and which services a status answer
+//! or the page shows, problems first ([`select`]).
 //!
 //! Hands on: operator requests, as typed [`crate::decide::Command`]s, to the
 //! controller; a reload request to the daemon's reload loop
@@ -34,6 +35,8 @@ pub mod metrics;
 pub mod range;
 mod region_metrics;
 pub mod relay;
+pub mod select;
+mod service_metrics;
 pub mod session;
 pub mod status_page;
 pub mod timeline;

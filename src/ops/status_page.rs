@@ -2,17 +2,105 @@
 //! no scripts, no external assets) showing each service's active target,
 //! mode and target health, plus the recent changes.
 //!
-//! Owns: turning a [`StatusView`] and history entries into escaped HTML.
+//! Owns: turning a [`StatusView`] and history entries into escaped HTML,
+//! and which services the page lists ([`Listing`]): those matching the
+//! search box (`?q=`, and `?down=1` for problem services only), problem
+//! services first (see [`super::select`]), at most [`ROWS`] of them, then a
+//! "N more — filter to see them" row. At 10,000 services a page of every
+//! row and its pictures is tens of MB the browser must lay out; the operator
+//! looks for the few that are wrong, and those come first.
+//!
 //! It must not fetch state, serve HTTP, or offer any action: every byte of
 //! text that came from config, operators or checks is HTML-escaped, and the
-//! page contains no forms, links or scripts.
+//! page contains no scripts, and no form but the search box (a GET to the
+//! page itself).
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use super::select::{problem, problems_first, Filter};
 use crate::decide::views::{ServiceStatus, StatusView, TargetStatus};
+
+/// The most service rows the page shows (problem services first); the
+/// others are counted in a last row that says how many and to filter.
+pub const ROWS: usize = 100;
+
+/// The most services the pictures (timeline, health lanes) are drawn for:
+/// the first rows listed, so the problem services. Two pictures of 100
+/// services are ~750 KB of SVG, most of the page's weight and layout time.
+pub const PICTURES: usize = 20;
+
+/// What the page lists: the status with its services chosen, ordered and
+/// cut to [`ROWS`], and what the counts above and below the table say.
+#[derive(Debug)]
+pub struct Listing {
+    /// The status, its services those shown, in the order shown.
+    pub status: StatusView,
+    /// Services configured, and those with a problem.
+    pub total: usize,
+    pub problems: usize,
+    /// All-down services (the title's alarm), whether shown or not.
+    pub all_down: usize,
+    /// Services matching the search, and those left out beyond [`ROWS`].
+    pub matched: usize,
+    pub hidden: usize,
+    /// The search as given (shown back in the box).
+    pub text: String,
+    pub down: bool,
+}
+
+impl Listing {
+    /// The services the pictures are drawn for (the first [`PICTURES`] rows).
+    pub fn pictured(&self) -> &[ServiceStatus] {
+        let rows = &self.status.services;
+        &rows[..rows.len().min(PICTURES)]
+    }
+
+    /// Said above the pictures when they leave rows out (else empty).
+    pub fn pictures_note(&self) -> String {
+        let rows = self.status.services.len();
+        match rows > PICTURES {
+            true => format!(
+                "<p class=\"meta\" id=\"pictures-note\">Pictures of the first {PICTURES} of the {rows} services listed; filter to see others.</p>\n"
+            ),
+            false => String::new(),
+        }
+    }
+
+    /// Choose the rows: `text` (the search box; empty: every service) and
+    /// `down` (problem services only), problems first, at most `rows`.
+    pub fn of(mut status: StatusView, text: &str, down: bool, rows: usize) -> Listing {
+        let total = status.services.len();
+        let problems = status
+            .services
+            .iter()
+            .filter(|s| problem(s).is_some())
+            .count();
+        let all_down = status.services.iter().filter(|s| s.all_down).count();
+        let filter = Filter {
+            down,
+            text: Some(text.trim().to_string()).filter(|t| !t.is_empty()),
+            ..Filter::default()
+        };
+        // Without service names or a region the filter cannot fail.
+        let _ = filter.apply(&mut status);
+        problems_first(&mut status.services);
+        let matched = status.services.len();
+        status.services.truncate(rows);
+        Listing {
+            hidden: matched - status.services.len(),
+            status,
+            total,
+            problems,
+            all_down,
+            matched,
+            text: text.to_string(),
+            down,
+        }
+    }
+}
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -23,6 +111,11 @@ table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:#f0f0f0;font-weight:600}
 tr.alarm td{background:#fde2e2}
+tr.problem td:first-child{border-left:4px solid #c77700}
+tr.more td{color:#555;font-style:italic}
+form.filter{margin:0 0 .6em}
+form.filter input[type=search]{width:18em;padding:.2em .4em}
+.problem-badge{background:#ffe6bf;color:#6b3d00}
 .badge{display:inline-block;padding:0 .45em;border-radius:.3em;font-size:.85em;font-weight:600}
 .up{background:#d9f2dd;color:#185c24}
 .down{background:#f8d0d0;color:#8a1111}
@@ -77,9 +170,10 @@ fn field(entry: &Value, key: &str) -> String {
 /// first); each entry is a JSON object with at least `time` (unix seconds),
 /// `service`, `from`, `to`, `cause`, `reason` and `who`. `refresh_secs` of 0
 /// leaves out the automatic refresh.
-pub fn render_html(status: &StatusView, history: &[Value], refresh_secs: u32) -> String {
+pub fn render_html(listing: &Listing, history: &[Value], refresh_secs: u32) -> String {
+    let status = &listing.status;
     let mut h = String::with_capacity(4096);
-    let down = status.services.iter().filter(|s| s.all_down).count();
+    let down = listing.all_down;
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     if refresh_secs > 0 {
@@ -115,14 +209,25 @@ pub fn render_html(status: &StatusView, history: &[Value], refresh_secs: u32) ->
         );
     }
 
-    h.push_str("<h2>Services</h2>\n<table class=\"services\">\n<thead><tr>");
+    h.push_str("<h2>Services</h2>\n");
+    search_box(&mut h, listing);
+    h.push_str("<table class=\"services\">\n<thead><tr>");
     h.push_str("<th>Service</th><th>Name</th><th>Active</th><th>Mode</th><th>Targets</th>");
     h.push_str("</tr></thead>\n<tbody>\n");
     for s in &status.services {
         service_row(&mut h, s);
     }
-    if status.services.is_empty() {
+    if listing.hidden > 0 {
+        let _ = writeln!(
+            h,
+            "<tr class=\"more\"><td colspan=\"5\">{} more — filter to see them</td></tr>",
+            listing.hidden
+        );
+    }
+    if listing.total == 0 {
         h.push_str("<tr><td colspan=\"5\">No services configured.</td></tr>\n");
+    } else if listing.matched == 0 {
+        h.push_str("<tr><td colspan=\"5\">No service matches the filter.</td></tr>\n");
     }
     h.push_str("</tbody>\n</table>\n");
 
@@ -140,6 +245,13 @@ pub fn render_html(status: &StatusView, history: &[Value], refresh_secs: u32) ->
         h.push_str("</tbody>\n</table>\n");
     }
 
+    history_table(&mut h, history);
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+/// The recent changes, in the order given.
+fn history_table(h: &mut String, history: &[Value]) {
     h.push_str("<h2>Recent changes</h2>\n<table class=\"history\">\n<thead><tr>");
     h.push_str("<th>Time</th><th>Service</th><th>From</th><th>To</th><th>Cause</th><th>Reason</th><th>Who</th>");
     h.push_str("</tr></thead>\n<tbody>\n");
@@ -163,16 +275,49 @@ pub fn render_html(status: &StatusView, history: &[Value], refresh_secs: u32) ->
     if history.is_empty() {
         h.push_str("<tr><td colspan=\"7\">No changes recorded.</td></tr>\n");
     }
-    h.push_str("</tbody>\n</table>\n</body>\n</html>\n");
-    h
+    h.push_str("</tbody>\n</table>\n");
+}
+
+/// The search box (a GET form to the page itself) and the counts.
+fn search_box(h: &mut String, l: &Listing) {
+    let _ = writeln!(
+        h,
+        "<form method=\"get\" class=\"filter\"><input type=\"search\" name=\"q\" value=\"{}\" \
+         placeholder=\"service, DNS name or target\" aria-label=\"filter services\"> \
+         <label><input type=\"checkbox\" name=\"down\" value=\"1\"{}> problems only</label> \
+         <button type=\"submit\">Filter</button></form>",
+        esc(&l.text),
+        if l.down { " checked" } else { "" }
+    );
+    let _ = writeln!(
+        h,
+        "<p class=\"meta\" id=\"counts\">{} of {} services have a problem (all targets down, \
+         not on the preferred target, or a target down); they are listed first. \
+         Showing {} of {} matching.</p>",
+        l.problems,
+        l.total,
+        l.status.services.len(),
+        l.matched
+    );
 }
 
 fn service_row(h: &mut String, s: &ServiceStatus) {
-    let class = if s.all_down { " class=\"alarm\"" } else { "" };
+    let trouble = problem(s);
+    let class = match (s.all_down, trouble.is_some()) {
+        (true, _) => " class=\"alarm problem\"",
+        (false, true) => " class=\"problem\"",
+        (false, false) => "",
+    };
     let _ = writeln!(h, "<tr data-service=\"{}\"{class}>", esc(&s.name));
     let _ = write!(h, "<td>{}", esc(&s.name));
     if s.all_down {
         h.push_str(" <span class=\"badge alarm-badge\">ALL DOWN</span>");
+    } else if let Some(p) = trouble {
+        let _ = write!(
+            h,
+            " <span class=\"badge problem-badge\">{}</span>",
+            p.words()
+        );
     }
     h.push_str("</td>");
     let _ = write!(h, "<td><code>{}</code></td>", esc(&s.fqdn));
@@ -329,6 +474,10 @@ mod tests {
         ]
     }
 
+    fn all(status: StatusView) -> Listing {
+        Listing::of(status, "", false, ROWS)
+    }
+
     /// The `<tr data-service=...>` row of one service, up to its `</tr>`.
     fn row<'a>(page: &'a str, service: &str) -> &'a str {
         let start = page
@@ -340,7 +489,7 @@ mod tests {
 
     #[test]
     fn one_row_per_service_with_targets_and_health() {
-        let page = render_html(&status(), &history(), 15);
+        let page = render_html(&all(status()), &history(), 15);
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains("<meta http-equiv=\"refresh\" content=\"15\">"));
         assert_eq!(page.matches("<tr data-service=").count(), 2);
@@ -362,14 +511,45 @@ mod tests {
         assert!(!cic.contains("alarm"));
 
         let wiki = row(&page, "wiki");
-        assert!(wiki.starts_with("<tr data-service=\"wiki\" class=\"alarm\">"));
+        assert!(wiki.starts_with("<tr data-service=\"wiki\" class=\"alarm problem\">"));
         assert!(wiki.contains("ALL DOWN"));
         assert!(page.contains("<title>ggon status: 1 service(s) ALL DOWN</title>"));
     }
 
     #[test]
+    fn problems_first_search_and_the_rows_left_out() {
+        let mut st = status();
+        let mut fine = st.services[0].clone();
+        fine.targets.retain(|t| t.name == "fra");
+        for i in 0..3 {
+            fine.name = format!("fine{i}");
+            st.services.insert(0, fine.clone());
+        }
+        let page = render_html(&Listing::of(st.clone(), "", false, 3), &[], 0);
+        let order: Vec<usize> = ["wiki", "cic", "fine2"]
+            .iter()
+            .map(|n| page.find(&format!("data-service=\"{n}\"")).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{page}");
+        assert!(!page.contains("data-service=\"fine1\""));
+        assert!(page.contains("<td colspan=\"5\">2 more — filter to see them</td>"));
+        assert!(page.contains("2 of 5 services have a problem"));
+        assert!(page.contains("not on its preferred target"));
+
+        let page = render_html(&Listing::of(st.clone(), " FINE1 ", false, 3), &[], 0);
+        assert_eq!(page.matches("<tr data-service=").count(), 1);
+        assert!(page.contains("data-service=\"fine1\""));
+        assert!(page.contains("value=\" FINE1 \""));
+        let page = render_html(&Listing::of(st.clone(), "", true, 100), &[], 0);
+        assert_eq!(page.matches("<tr data-service=").count(), 2);
+        assert!(page.contains("name=\"down\" value=\"1\" checked"));
+        let page = render_html(&Listing::of(st, "nothing-like-it", false, 100), &[], 0);
+        assert!(page.contains("No service matches the filter."));
+    }
+
+    #[test]
     fn recent_changes_are_listed_and_escaped() {
-        let page = render_html(&status(), &history(), 15);
+        let page = render_html(&all(status()), &history(), 15);
         let hist = &page[page.find("Recent changes").unwrap()..];
         assert!(hist.contains(
             "<tr><td>2023-11-14T22:15:00Z</td><td>cic</td><td>ams</td><td>fra</td><td>operator</td>\
@@ -391,7 +571,7 @@ mod tests {
             .as_mut()
             .unwrap()
             .detail = "</td><img src=x>".into();
-        let page = render_html(&st, &[json!({"time": "soon", "service": "<i>"})], 0);
+        let page = render_html(&all(st), &[json!({"time": "soon", "service": "<i>"})], 0);
         assert!(page.contains("data-service=\"a&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
         assert!(page.contains("data-target=\"t&quot;onmouseover=&quot;x\""));
         assert!(!page.contains("<script"));
@@ -404,7 +584,7 @@ mod tests {
 
     #[test]
     fn self_contained() {
-        let page = render_html(&status(), &history(), 30);
+        let page = render_html(&all(status()), &history(), 30);
         for needle in [
             "<link", "<script", "src=", "href=", "http://", "https://", "@import", "url(",
         ] {
@@ -416,7 +596,7 @@ mod tests {
             publishers: vec![],
             cluster: None,
         };
-        let page = render_html(&empty, &[], 30);
+        let page = render_html(&all(empty), &[], 30);
         assert!(page.contains("No services configured."));
         assert!(page.contains("No changes recorded."));
     }

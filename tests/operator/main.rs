@@ -21,6 +21,7 @@ mod operations;
 mod operator;
 mod probe;
 mod restart;
+mod scale_outputs;
 mod shutdown;
 mod state_lock;
 mod timeline;

@@ -193,7 +193,12 @@ fn metrics_are_prometheus_text_and_need_the_token() {
     assert!(get("ggon_queries_total{rcode=\"NOERROR\"}") >= 5.0);
     assert!(get("ggon_queries_total{rcode=\"NXDOMAIN\"}") >= 1.0);
     assert!(get("ggon_queries_by_type_total{type=\"A\"}") >= 6.0);
-    assert!(get("ggon_check_duration_seconds_count{service=\"cic\",target=\"primary\"}") >= 2.0);
+    // One histogram for all checks (per target only on request), and the
+    // last check's latency per target.
+    assert!(get("ggon_check_duration_seconds_count") >= 2.0);
+    let latency = get("ggon_target_check_latency_seconds{service=\"cic\",target=\"primary\"}");
+    assert!(latency > 0.0 && latency < 5.0, "last latency {latency}");
+    assert!(!body.contains("ggon_target_check_duration_seconds"));
     assert!(g.ctl(&["remap", "cic", "--to", "backup"]).ok());
     let (_, body) = http_request(g.control, "GET", "/metrics", Some(&g.token()), None);
     assert!(

@@ -317,10 +317,14 @@ fn main() -> ExitCode {
     match answer.and_then(|v| show(v, call.json, call.shown)) {
         Ok(code) => {
             match &args.cmd {
+                // The certificate line of one service (a list or a filter
+                // would audit many hosts while the operator waits).
                 Cmd::Status {
-                    service,
+                    services,
+                    down: false,
+                    region: None,
                     json: false,
-                } => cert_line(&args, service.as_deref()),
+                } if services.len() <= 1 => cert_line(&args, services.first().map(String::as_str)),
                 Cmd::Drill {
                     service,
                     json: false,
@@ -422,13 +426,18 @@ impl Call {
             shown,
         };
         match cmd {
-            Cmd::Status { service, json } => {
-                let path = match service {
-                    Some(s) => format!("/v1/status?service={s}"),
-                    None => "/v1/status".to_string(),
-                };
-                call(Method::GET, path, None, json, Shown::Status)
-            }
+            Cmd::Status {
+                services,
+                down,
+                region,
+                json,
+            } => call(
+                Method::GET,
+                status_path(services, *down, region.as_deref()),
+                None,
+                json,
+                Shown::Status,
+            ),
             Cmd::Cluster { json } => call(
                 Method::GET,
                 "/v1/status".to_string(),
@@ -592,6 +601,39 @@ impl Call {
 
 /// After `status` and `drill`: one line on the https targets' certificates
 /// (nothing if the config has none). Extra CAs from `--ca-file` (`GGON_CA_FILE`).
+/// `GET /v1/status` with the filters of `ggon-ctl status` as its query.
+fn status_path(services: &[String], down: bool, region: Option<&str>) -> String {
+    let mut query = Vec::new();
+    if !services.is_empty() {
+        query.push(format!("service={}", query_value(&services.join(","))));
+    }
+    if down {
+        query.push("down=true".to_string());
+    }
+    if let Some(r) = region {
+        query.push(format!("region={}", query_value(r)));
+    }
+    match query.is_empty() {
+        true => "/v1/status".to_string(),
+        false => format!("/v1/status?{}", query.join("&")),
+    }
+}
+
+/// Percent-encode a query value: everything but unreserved characters and
+/// the comma that separates service names.
+fn query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 fn cert_line(args: &Args, service: Option<&str>) {
     let Ok(cfg) = ggon::config::Config::load(&args.config_file()) else {
         return;

@@ -144,6 +144,9 @@ pub fn status(v: &StatusView) {
     if let Some(c) = &v.cluster {
         cluster(c, false);
     }
+    if v.services.is_empty() {
+        println!("no services to show (none matches the filters, or none is configured)");
+    }
     for s in &v.services {
         let pin = match &s.pin {
             None => String::new(),
