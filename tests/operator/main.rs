@@ -16,6 +16,7 @@ mod failover;
 mod lanes;
 mod limits;
 mod many_sources;
+mod monitoring;
 mod observability;
 mod operations;
 mod operator;
