@@ -1,7 +1,8 @@
 //! Every relative link in README.md, docs/ (and its folders) and
 //! bench/README.md points to a file that exists and, with a `#fragment`, to
-//! a heading in it (anchors as GitHub makes them). The README is the front door and the manual is split
-//! over docs/, so a renamed heading or file would otherwise strand readers.
+//! a heading in it (anchors as GitHub makes them). The README is the front
+//! door and the manual is split over docs/, so a renamed heading or file
+//! would otherwise strand readers.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
