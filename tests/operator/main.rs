@@ -13,6 +13,7 @@ mod config_errors;
 mod control_tls;
 mod crash;
 mod failover;
+mod first_run;
 mod lanes;
 mod limits;
 mod many_sources;
