@@ -1,7 +1,8 @@
-//! Every relative link in README.md, docs/ and bench/README.md points to a
-//! file that exists and, with a `#fragment`, to a heading in it (anchors as
-//! GitHub makes them). The README is the front door and the manual is split
-//! over docs/, so a renamed heading or file would otherwise strand readers.
+//! Every relative link in README.md, docs/ (and its folders) and
+//! bench/README.md points to a file that exists and, with a `#fragment`, to
+//! a heading in it (anchors as GitHub makes them). The README is the front
+//! door and the manual is split over docs/, so a renamed heading or file
+//! would otherwise strand readers.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,10 +13,16 @@ fn root() -> PathBuf {
 
 fn documents() -> Vec<PathBuf> {
     let mut docs = vec![root().join("README.md"), root().join("bench/README.md")];
-    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "md") {
-            docs.push(path);
+    // docs/ and its folders (docs/monitoring/).
+    let mut dirs = vec![root().join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                docs.push(path);
+            }
         }
     }
     docs.sort();

@@ -147,6 +147,10 @@ impl Keys {
 pub struct ClusterStats {
     /// Times this node saw the leader change.
     pub leader_changes: AtomicU64,
+    /// Times this node lost its lease (etcd away for longer than the lease
+    /// TTL): a counter, so that an outage shorter than the scrape interval
+    /// still shows.
+    pub leases_lost: AtomicU64,
     /// Vote buckets changed and not yet written.
     pub votes_pending: AtomicU64,
     /// The newest revision etcd reported, and the newest this node's watch
@@ -181,6 +185,7 @@ impl ClusterStats {
             last_change_bytes: r(&self.last_change_bytes),
             votes_pending: r(&self.votes_pending),
             leader_changes: r(&self.leader_changes),
+            leases_lost: r(&self.leases_lost),
         }
     }
 }

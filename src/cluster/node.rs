@@ -430,6 +430,7 @@ impl Node {
         warn!(node = %self.p.node,
             "lease lost (etcd away for longer than the lease): answering the last agreed state, taking no decisions");
         self.lease = None;
+        self.p.stats.leases_lost.fetch_add(1, Ordering::Relaxed);
         self.demote().await;
         // At once: the control API must stop sending changes to this node's
         // controller now, not after the next (slow, etcd being away) tick.

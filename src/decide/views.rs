@@ -122,6 +122,9 @@ pub struct EtcdView {
     pub votes_pending: u64,
     /// Leader changes this node saw.
     pub leader_changes: u64,
+    /// Times this node lost its lease.
+    #[serde(default)]
+    pub leases_lost: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -53,13 +53,14 @@ pub fn register(reg: &mut Registry, e: &EtcdView) {
         g.set(v);
         reg.register(name, help, g);
     }
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 7] = [
         ("ggon_etcd_requests", "Cluster mode: requests this node sent to etcd", e.requests),
         ("ggon_etcd_request_failures", "Cluster mode: etcd requests that failed", e.failures),
         ("ggon_etcd_request_seconds", "Cluster mode: total time of etcd requests (divide by ggon_etcd_requests_total for the mean)", 0),
         ("ggon_etcd_slow_requests", "Cluster mode: etcd requests slower than 100 ms", e.slow),
         ("ggon_etcd_bytes_written", "Cluster mode: bytes of keys and values this node wrote to etcd", e.bytes_written),
         ("ggon_cluster_leader_changes", "Cluster mode: leader changes this node saw", e.leader_changes),
+        ("ggon_cluster_leases_lost", "Cluster mode: times this node lost its etcd lease (etcd away for longer than lease_ttl; it then answers the last agreed state and decides nothing until it joins again)", e.leases_lost),
     ];
     for (name, help, v) in counters {
         if name == "ggon_etcd_request_seconds" {

@@ -308,6 +308,19 @@ fn a_node_cut_off_from_etcd_answers_the_last_state_decides_nothing_and_catches_u
         .wait_all_answer(PRIMARY, Duration::from_secs(5))
         .expect("agreed");
 
+    let metrics = || {
+        let (code, text) = crate::support::ggond::http_request(
+            nodes.node(2).control,
+            "GET",
+            "/metrics",
+            Some(crate::support::cluster::TOKEN),
+            None,
+        );
+        assert_eq!(code, 200);
+        text
+    };
+    let text = metrics();
+    assert!(text.contains("ggon_cluster_leases_lost_total 0"), "{text}");
     proxy.blackhole();
     // After the lease the node says so, and refuses decisions.
     let ok = crate::support::ggond::poll(LEASE + Duration::from_secs(4), || {
@@ -315,15 +328,22 @@ fn a_node_cut_off_from_etcd_answers_the_last_state_decides_nothing_and_catches_u
         (st["cluster"]["connected"] == false).then_some(())
     });
     assert!(ok.is_some(), "node3 never noticed: {:?}", nodes.status(2));
-    // ... in /metrics too.
-    let (code, text) = crate::support::ggond::http_request(
-        nodes.node(2).control,
-        "GET",
-        "/metrics",
-        Some(crate::support::cluster::TOKEN),
-        None,
-    );
-    assert_eq!(code, 200);
+    // ... in /metrics too, with the lost lease counted (an alert on the
+    // counter catches an outage shorter than the scrape interval). The
+    // watch may break first (connected: false at once); the lease is lost
+    // a TTL and etcd's 2 s request deadline after the last renewal.
+    let lost = |t: &str| -> u64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix("ggon_cluster_leases_lost_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut text = String::new();
+    let counted = crate::support::ggond::poll(LEASE * 3 + Duration::from_secs(6), || {
+        text = metrics();
+        (lost(&text) >= 1).then_some(())
+    });
+    assert!(counted.is_some(), "{text}\n{}", nodes.logs());
     assert!(text.contains("ggon_cluster_connected 0"), "{text}");
     let out = nodes.node(2).ctl(&["remap", "cic", "--to", "backup"]);
     assert!(!out.ok(), "{out:?}");

@@ -338,3 +338,89 @@ fn ggon_ctl_without_a_config_lists_where_it_looked() {
         assert!(stderr.contains(want), "{want} in {stderr}");
     }
 }
+
+/// One of the 29,999 services of the large config below: `failback =
+/// "sometimes"` makes ggond refuse the file.
+fn refused_service(i: usize) -> String {
+    format!(
+        "[[service]]\nname = \"s{i}\"\nfqdn = \"s{i}.ggon.org\"\nfailback = \"sometimes\"\n\n\
+         [[service.target]]\nname = \"primary\"\naddresses = [\"10.0.{}.{}\"]\n\
+         check = {{ type = \"tcp\", address = \"127.0.0.1:9\", interval = \"5s\" }}\n\n",
+        i >> 8 & 255,
+        i & 255
+    )
+}
+
+/// `ggon-ctl --config FILE status cic` with 30,000 services in FILE, all
+/// but cic's refused by ggond: it reads only [server], [control] and the
+/// service tables with https targets (the certificate line), so it answers
+/// (with cic's certificate line) and says nothing about the rest.
+#[test]
+fn ggon_ctl_reads_only_what_it_needs_from_a_large_config_ggond_would_refuse() {
+    let (ca, ca_key) = crate::certs::test_ca();
+    let tls = crate::certs::leaf("cic.ggon.org", (-1, 90), &ca, &ca_key);
+    let p = HttpTarget::start(ip("127.0.0.193"));
+    let cic = format!(
+        "[[service]]\nname = \"cic\"\nfqdn = \"cic.ggon.org\"\nttl = 30\n\n\
+         [[service.target]]\nname = \"primary\"\naddresses = [\"127.0.0.193\"]\n\
+         check = {{ type = \"http\", url = \"{}\", interval = \"200ms\" }}\n\n\
+         [[service.target]]\nname = \"backup\"\naddresses = [\"127.0.0.1\"]\n\
+         check = {{ type = \"https\", url = \"https://127.0.0.1:{}/\", interval = \"200ms\", tls_verify = false }}\n\n",
+        p.url(),
+        tls.addr.port()
+    );
+    let mut env = Env::demo(&cic);
+    let g = env.start();
+    let ca_file = env.dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let head = format!(
+        "[server]\nstate_dir = \"{}\"\n\n[control]\nlisten = \"{}\"\n\n",
+        env.state_dir.display(),
+        g.control
+    );
+    // The filler is refused by ggond (checked on a small file: a 10 MB one
+    // takes a debug ggond most of a minute to parse).
+    let small = env.dir.path().join("small.toml");
+    std::fs::write(&small, format!("{head}{cic}{}", refused_service(1))).unwrap();
+    let checked = check_config(env.dir.path(), small.to_str().unwrap());
+    assert_eq!(
+        checked.code,
+        Some(2),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+    assert!(checked.stderr.contains("failback"), "{}", checked.stderr);
+
+    let mut text = head + &cic;
+    for i in 1..30_000 {
+        text.push_str(&refused_service(i));
+    }
+    let big = env.dir.path().join("big.toml");
+    std::fs::write(&big, &text).unwrap();
+    let out = Command::new(GGON_CTL)
+        .arg("--config")
+        .arg(&big)
+        .args(["status", "cic"])
+        .current_dir(&g.workdir)
+        .env("GGON_CA_FILE", &ca_file)
+        .env_remove("GGON_CONTROL")
+        .env_remove("GGON_TOKEN_FILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cic (cic.ggon.org.)") && stdout.contains("backup"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("certificates: 1 ok for remap"),
+        "cic's https target audited from the large file: {stdout}"
+    );
+    assert_eq!(
+        stderr, "",
+        "nothing said about the services it did not read"
+    );
+}

@@ -599,8 +599,6 @@ impl Call {
     }
 }
 
-/// After `status` and `drill`: one line on the https targets' certificates
-/// (nothing if the config has none). Extra CAs from `--ca-file` (`GGON_CA_FILE`).
 /// `GET /v1/status` with the filters of `ggon-ctl status` as its query.
 fn status_path(services: &[String], down: bool, region: Option<&str>) -> String {
     let mut query = Vec::new();
@@ -634,8 +632,12 @@ fn query_value(v: &str) -> String {
     out
 }
 
+/// After `status` and `drill`: one line on the https targets' certificates
+/// (nothing if the config has none). Extra CAs from `--ca-file` (`GGON_CA_FILE`).
+/// Only the service tables with https targets are read from the config
+/// ([`ggon::config::client::https_services`]): fast at any size.
 fn cert_line(args: &Args, service: Option<&str>) {
-    let Ok(cfg) = ggon::config::Config::load(&args.config_file()) else {
+    let Ok(cfg) = ggon::config::client::https_services(&args.config_file(), service) else {
         return;
     };
     let timeout = std::time::Duration::from_secs(2);
