@@ -177,3 +177,49 @@ fn only_an_active_publisher_tells_rfc2136_primaries() {
     p.set_remotes_active(true);
     assert_eq!(*told.lock().unwrap(), vec![1]);
 }
+
+#[test]
+fn laying_over_only_the_staged_names_serves_what_laying_over_all_would() {
+    let (mut p, snap, origin, _) = rig();
+    let names: Vec<Name> = (0..20)
+        .map(|i| Name::from_ascii(format!("s{i}.ggon.org.")).unwrap())
+        .collect();
+    for n in &names {
+        p.stage(n, rec("127.0.0.11"));
+    }
+    p.publish_all();
+    for k in 0..300 {
+        let n = &names[(k * 7) % names.len()];
+        let r = rec(["127.0.0.12", "127.0.0.13", "::1"][k % 3]);
+        match k % 4 {
+            0 => {
+                p.publish(n, r);
+            }
+            1 => {
+                let serials = p.serials_after(&[n]);
+                p.publish_at(vec![(n.clone(), r)], &serials);
+            }
+            // Staged now, published with a later change of another name.
+            2 => {
+                p.stage(n, r);
+            }
+            _ => {
+                let other = &names[(k * 3) % names.len()];
+                let serials = p.serials_after(&[other]);
+                p.publish_at(vec![(other.clone(), rec("127.0.0.14"))], &serials);
+            }
+        }
+    }
+    let z = &p.zones[&origin];
+    let all = ZoneRt {
+        current: z.current.clone(),
+        serial: z.serial,
+        services: z.services.clone(),
+        journal: Arc::default(),
+        stale: None,
+        seq: 0,
+    };
+    let served = snap.load().zone(&origin).unwrap().data.clone();
+    // Everything staged is published once a later change commits the zone.
+    assert_eq!(effective(&all).rrsets, served.rrsets);
+}
