@@ -156,19 +156,10 @@ impl Store {
                 compare.push(Compare::ModRevision(key.clone(), *rev));
                 ops.push(op.clone());
             }
-            let rev = match self.block(self.etcd.txn(&compare, &ops, &[]))? {
-                Some(rev) => rev,
-                // Refused: this very write may have landed already (a
-                // request the client retried elsewhere), or the leadership
-                // is gone.
-                None => match self.block(self.landed(&ops))? {
-                    Some(rev) => rev,
-                    None => {
-                        *guard = None;
-                        *self.fence.lock().unwrap() = None;
-                        return Err(SharedError::Fenced);
-                    }
-                },
+            let Some(rev) = self.transact(&compare, &ops)? else {
+                *guard = None;
+                *self.fence.lock().unwrap() = None;
+                return Err(SharedError::Fenced);
             };
             for op in &ops {
                 match op {
@@ -227,21 +218,26 @@ impl Store {
         let mut compare = self.keys.fenced(fence, &self.node);
         compare.push(Compare::ModRevision(key, 0));
         compare.push(Compare::ModRevision(self.keys.serials(), w.serials.1));
-        let rev = match self.block(self.etcd.txn(&compare, &ops, &[]))? {
-            Some(rev) => rev,
-            None => match self.block(self.landed(&ops))? {
-                Some(rev) => rev,
-                None => {
-                    // Another leader's entry at that position, or the
-                    // leadership is gone: start again from what etcd holds.
-                    *guard = None;
-                    return Err(SharedError::Fenced);
-                }
-            },
+        let Some(rev) = self.transact(&compare, &ops)? else {
+            // Another leader's entry at that position, or the leadership
+            // is gone: start again from what etcd holds.
+            *guard = None;
+            return Err(SharedError::Fenced);
         };
         w.serials = (serials, rev);
         self.last_write.store(rev, Ordering::Release);
         Ok(())
+    }
+
+    /// One fenced transaction; the revision it landed at, or None if etcd
+    /// refused it. Refused may still mean written: the client may have
+    /// retried this very request on another member after the first took
+    /// it, so a refusal is checked against what etcd holds.
+    fn transact(&self, compare: &[Compare], ops: &[Op]) -> Result<Option<i64>, SharedError> {
+        match self.block(self.etcd.txn(compare, ops, &[]))? {
+            Some(rev) => Ok(Some(rev)),
+            None => Ok(self.block(self.landed(ops))?),
+        }
     }
 
     /// Whether every put of `ops` is in etcd as written (then: the
