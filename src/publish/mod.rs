@@ -10,6 +10,10 @@
 //! For signed zones it also begins the rolls the key policy asks for and
 //! asks a parent zone's servers for a new KSK's DS ([`keypolicy`]).
 //!
+//! Accepted UPDATEs are applied here too ([`zone_update`]: checked, then
+//! applied; in a cluster in between written to the zone's journal in etcd
+//! by the controller, and applied on every node from it).
+//!
 //! It must not choose targets (that is [`crate::decide::policy`]) or talk to clients.
 
 mod journal;

@@ -4,7 +4,8 @@
 //!
 //! One dispatcher ([`ProtocolHandler`], the query path's [`SpecialHandler`]),
 //! one file per operation: [`transfer`] (AXFR/IXFR out), [`update`] (RFC 2136
-//! in), [`notify`] (in and out), [`signed`] (TSIG-signed queries). They share
+//! in; in a cluster a follower passes it to the leader through [`relay`]),
+//! [`notify`] (in and out), [`signed`] (TSIG-signed queries). They share
 //! one parse-and-find-the-zone step and one reply builder ([`reply`]); each
 //! verifies TSIG once, against the keys its zone allows for that operation.
 //!
