@@ -1,18 +1,15 @@
-//! The bodies of the fuzz targets, shared by the libFuzzer binaries
-//! (`fuzz_targets/`) and the plain `replay` binary (scripts/fuzz's fallback
-//! when there is no nightly toolchain).
-//!
-//! Both targets run `ggon::dns::respond` against a snapshot compiled from a
-//! small zone and check the invariants every response must keep; a broken
-//! invariant panics, which the fuzzer reports as a crash.
+//! The `query` and `update` targets: both run `ggon::dns::respond` against a
+//! snapshot compiled from a small zone and check the invariants every
+//! response must keep; a broken invariant panics, which the fuzzer reports
+//! as a crash.
 
 use std::sync::{Arc, OnceLock};
 
 use ggon::dns::refuse;
 use ggon::dns::wire::parse_query;
 use ggon::dns::{respond, Action, Special, Transport};
-use ggon::snapshot::{compile, Snapshot};
 use ggon::proto::zone::ZoneData;
+use ggon::snapshot::{compile, Snapshot};
 use hickory_proto::op::Message;
 use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::BinDecodable;
@@ -42,7 +39,7 @@ pub fn snapshot() -> &'static Snapshot {
 }
 
 /// Invariants of a reply built by `respond` for `pkt`.
-fn check_reply(pkt: &[u8], out: &[u8], transport: Transport) {
+pub fn check_reply(pkt: &[u8], out: &[u8], transport: Transport) {
     assert!(out.len() >= 12, "reply shorter than a header");
     assert_eq!(out[..2], pkt[..2], "reply ID differs");
     assert!(out[2] & 0x80 != 0, "QR not set");
@@ -104,7 +101,11 @@ pub fn update(data: &[u8]) {
             Action::Special(other) => panic!("opcode 5 gave {other:?}"),
             Action::Reply => {
                 check_reply(&pkt, &out, transport);
-                assert_eq!(out[3] & 0xF, 1, "an UPDATE answered directly must be FORMERR");
+                assert_eq!(
+                    out[3] & 0xF,
+                    1,
+                    "an UPDATE answered directly must be FORMERR"
+                );
             }
             Action::Drop => assert!(pkt.len() < 12, "dropped an UPDATE with a header"),
         }
@@ -119,9 +120,66 @@ pub fn update(data: &[u8]) {
     match ggon::publish::update::apply(&mut edited, &msg, &|n| n == &cic) {
         Ok(change) => {
             assert!(edited.check().is_ok(), "an accepted update broke the zone");
-            assert!(!change.added.iter().chain(&change.removed).any(|r| r.name == cic),
-                "an update touched a service name");
+            assert!(
+                !change
+                    .added
+                    .iter()
+                    .chain(&change.removed)
+                    .any(|r| r.name == cic),
+                "an update touched a service name"
+            );
         }
         Err(_) => assert!(edited == *zone, "a rejected update changed the zone"),
     }
+}
+
+/// A zone ggond accepted (from a file or a transfer) compiles, and the
+/// compiled snapshot answers a query for its SOA with NOERROR and an answer,
+/// and a query for its first record with a well-formed reply.
+pub fn serves(zone: ZoneData) {
+    let origin = zone.origin.clone();
+    let first = zone
+        .records()
+        .find(|r| r.name != origin)
+        .map(|r| (r.name.clone(), r.record_type()));
+    let snap = Snapshot::new(vec![Arc::new(compile(Arc::new(zone)))]);
+    let mut out = Vec::with_capacity(4096);
+    let soa = query_bytes(&origin, hickory_proto::rr::RecordType::SOA);
+    assert_eq!(
+        respond(&snap, &soa, Transport::Tcp, &mut out),
+        Action::Reply
+    );
+    check_header(&soa, &out, Transport::Tcp);
+    assert_eq!(out[3] & 0xF, 0, "a served zone's SOA query is not NOERROR");
+    assert!(
+        out[6] != 0 || out[7] != 0,
+        "a served zone's SOA query has no answer"
+    );
+    if let Some((name, rtype)) = first {
+        let q = query_bytes(&name, rtype);
+        if respond(&snap, &q, Transport::Udp, &mut out) == Action::Reply {
+            check_header(&q, &out, Transport::Udp);
+        }
+    }
+}
+
+/// The invariants of a reply to a plain query that hold whatever the zone
+/// holds: ID echoed, QR set, within 512 bytes over UDP. (Not that hickory
+/// decodes it: it refuses RDATA of length 0 outside UPDATEs, which zone
+/// files may hold, e.g. an empty APL, and ggond serves as written.)
+fn check_header(pkt: &[u8], out: &[u8], transport: Transport) {
+    assert!(out.len() >= 12, "reply shorter than a header");
+    assert_eq!(out[..2], pkt[..2], "reply ID differs");
+    assert!(out[2] & 0x80 != 0, "QR not set");
+    if transport == Transport::Udp {
+        assert!(out.len() <= 512, "UDP reply of {} bytes", out.len());
+    }
+}
+
+/// A plain query for `name`/`rtype` (ID 0x6767, no EDNS).
+pub fn query_bytes(name: &Name, rtype: hickory_proto::rr::RecordType) -> Vec<u8> {
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    let mut m = Message::new(0x6767, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(name.clone(), rtype));
+    m.to_vec().expect("a query encodes")
 }
