@@ -439,7 +439,13 @@ fn etcd() -> Vec<Seed> {
     put(&mut other_keys, 1, "a/not-a-bucket", &bucket(true), 7);
     put(&mut other_keys, 5, "a/99", "{}", 7);
     other_keys.push(2);
+    // Two spellings of one bucket (ggond writes only the first).
+    let mut forms = Vec::new();
+    put(&mut forms, 1, &format!("a/{cic}"), &bucket(false), 7);
+    put(&mut forms, 1, &format!("a/0{cic}"), &bucket(true), 7);
+    forms.push(2);
     vec![
+        ("seed-bucket-forms".into(), forms),
         ("seed-leader".into(), leader),
         ("seed-serials".into(), serials),
         ("seed-history".into(), history_many),

@@ -113,7 +113,7 @@ impl Model {
             };
             changed.members = true;
         } else if let Some(rest) = k.strip_prefix(&keys.votes()) {
-            let Some((node, bucket)) = parse_bucket(rest) else {
+            let Some((node, bucket)) = parse_bucket(rest, 4) else {
                 return;
             };
             let node = self.votes.entry(node.to_string()).or_default();
@@ -140,7 +140,7 @@ impl Model {
             self.serials = serde_json::from_str(&kv.value).unwrap_or_default();
             changed.serials = true;
         } else if let Some(rest) = k.strip_prefix(&keys.conf()) {
-            let Some((node, chunk)) = parse_bucket(rest) else {
+            let Some((node, chunk)) = parse_bucket(rest, 2) else {
                 return;
             };
             let node = self.conf.entry(node.to_string()).or_default();
@@ -158,7 +158,7 @@ impl Model {
             self.members.remove(name);
             changed.members = true;
         } else if let Some(rest) = key.strip_prefix(&keys.votes()) {
-            if let Some((node, bucket)) = parse_bucket(rest) {
+            if let Some((node, bucket)) = parse_bucket(rest, 4) {
                 if let Some(n) = self.votes.get_mut(node) {
                     n.remove(&bucket);
                 }
@@ -174,7 +174,7 @@ impl Model {
             self.serials = BTreeMap::new();
             changed.serials = true;
         } else if let Some(rest) = key.strip_prefix(&keys.conf()) {
-            if let Some((node, chunk)) = parse_bucket(rest) {
+            if let Some((node, chunk)) = parse_bucket(rest, 2) {
                 if let Some(n) = self.conf.get_mut(node) {
                     n.remove(&chunk);
                 }
@@ -222,10 +222,16 @@ impl Model {
     }
 }
 
-/// `NODE/BUCKET` of a vote key.
-fn parse_bucket(rest: &str) -> Option<(&str, u32)> {
+/// `NODE/BUCKET` of a vote key (`votes/NODE/0042`, four digits) or
+/// `NODE/CHUNK` of a digest key (`conf/NODE/07`, two digits). Only the
+/// form ggond writes ([`Keys::vote_bucket`], [`Keys::conf_chunk`]): with
+/// `042` or `+42` read as 42 too, two keys would fill one slot, and the
+/// watch (the last written wins) and a full read (the last in key order
+/// wins) would disagree (found by the `etcd` fuzz target's invariant).
+fn parse_bucket(rest: &str, digits: usize) -> Option<(&str, u32)> {
     let (node, bucket) = rest.rsplit_once('/')?;
-    Some((node, bucket.parse().ok()?))
+    let n: u32 = bucket.parse().ok()?;
+    (format!("{n:0digits$}") == bucket).then_some((node, n))
 }
 
 #[cfg(test)]
@@ -274,6 +280,17 @@ mod tests {
         assert!(watched.votes.values().all(|n| n.is_empty()) && read.votes.is_empty());
         assert!(watched.services.is_empty() && read.services.is_empty());
         assert!(watched.serials.is_empty() && read.serials.is_empty());
+        // Only the key form ggond writes names a bucket.
+        let other = kv(
+            &format!("{}votes/a/{b:05}", keys.prefix),
+            r#"{"cic":{"primary":true}}"#,
+        );
+        watched.put(&keys, &other, &mut ch);
+        assert!(
+            watched.votes["a"].is_empty(),
+            "{} read as a bucket",
+            other.key
+        );
         // A deleted serials key: no serials, as a full read of nothing.
         watched.put(&keys, &good[3], &mut ch);
         watched.delete(&keys, &keys.serials(), &mut ch);
