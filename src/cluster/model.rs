@@ -116,11 +116,17 @@ impl Model {
             let Some((node, bucket)) = parse_bucket(rest, 4) else {
                 return;
             };
-            let node = self.votes.entry(node.to_string()).or_default();
             match votes::decode(&kv.value) {
-                Some(b) => node.insert(bucket, b),
-                None => node.remove(&bucket),
-            };
+                Some(b) => {
+                    let node = self.votes.entry(node.to_string()).or_default();
+                    node.insert(bucket, b);
+                }
+                None => {
+                    if let Some(n) = self.votes.get_mut(node) {
+                        n.remove(&bucket);
+                    }
+                }
+            }
             changed.buckets.insert(bucket);
         } else if k == keys.leader() {
             self.leader = Some(kv.clone());
@@ -143,11 +149,17 @@ impl Model {
             let Some((node, chunk)) = parse_bucket(rest, 2) else {
                 return;
             };
-            let node = self.conf.entry(node.to_string()).or_default();
             match serde_json::from_str(&kv.value) {
-                Ok(c) => node.insert(chunk, c),
-                Err(_) => node.remove(&chunk),
-            };
+                Ok(c) => {
+                    let node = self.conf.entry(node.to_string()).or_default();
+                    node.insert(chunk, c);
+                }
+                Err(_) => {
+                    if let Some(n) = self.conf.get_mut(node) {
+                        n.remove(&chunk);
+                    }
+                }
+            }
             changed.conf = true;
         }
     }
