@@ -86,13 +86,11 @@ fn ours() -> &'static ggon::proto::zone::ZoneData {
     &super::dns::snapshot().zones()[0].data
 }
 
-/// The serial of the first record of the first message, if it is an SOA.
-fn first_serial(msg: &[u8]) -> Option<u32> {
-    let m = Message::from_bytes(msg).ok()?;
-    match &m.answers.first()?.data {
-        RData::SOA(s) => Some(s.serial),
-        _ => None,
-    }
+/// The records a message holds, if it parses.
+fn answers(msg: &[u8]) -> Vec<hickory_proto::rr::Record> {
+    Message::from_bytes(msg)
+        .map(|m| m.answers)
+        .unwrap_or_default()
 }
 
 /// The `transfer` target.
@@ -112,8 +110,12 @@ pub fn transfer(data: &[u8]) {
             return; // the connection closed inside a message
         };
         stream = &stream[2 + len..];
+        // The transfer's first record (the primary's SOA, if it is one).
         if first.is_none() {
-            first = Some(first_serial(msg));
+            first = answers(msg).first().map(|r| match &r.data {
+                RData::SOA(s) => Some(s.serial),
+                _ => None,
+            });
         }
         match incoming.message(msg) {
             // ggond gives up on the transfer (and retries later).

@@ -115,7 +115,10 @@ fn signed_then_edited(spec: &[u8], message: &[u8]) {
     let Ok(signed) = m.to_vec() else {
         return;
     };
-    let parsed = Message::from_bytes(&signed).expect("a message we signed parses");
+    // (hickory's own encoding of what it decoded: not always decodable.)
+    let Ok(parsed) = Message::from_bytes(&signed) else {
+        return;
+    };
     assert!(
         matches!(
             verify_request(&signed, &parsed, ring(), &allowed()),
