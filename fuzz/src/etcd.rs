@@ -95,7 +95,7 @@ pub fn etcd(data: &[u8]) {
                 let Some(key) = input.key(&keys) else { break };
                 let len = u16::from_be_bytes([input.byte().unwrap_or(0), input.byte().unwrap_or(0)])
                     as usize;
-                let value = input.bytes(len % 4096);
+                let value = input.bytes(len % 1024);
                 let lease = i64::from(input.byte().unwrap_or(0));
                 rev += 1;
                 let create = etcd.get(&key).map_or(rev, |kv| kv.create_revision);
