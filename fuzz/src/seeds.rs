@@ -301,7 +301,11 @@ fn transfer() -> Vec<Seed> {
         soa(9),
     ];
     let seeds: Vec<(&str, u8, Vec<u8>)> = vec![
-        ("axfr", 0, stream(std::slice::from_ref(&axfr), ResponseCode::NoError)),
+        (
+            "axfr",
+            0,
+            stream(std::slice::from_ref(&axfr), ResponseCode::NoError),
+        ),
         (
             "axfr-two-messages",
             0,
@@ -313,7 +317,11 @@ fn transfer() -> Vec<Seed> {
             stream(&[one.to_vec()], ResponseCode::NoError),
         ),
         ("axfr-refused", 0, stream(&[vec![]], ResponseCode::Refused)),
-        ("ixfr", 1, stream(std::slice::from_ref(&ixfr), ResponseCode::NoError)),
+        (
+            "ixfr",
+            1,
+            stream(std::slice::from_ref(&ixfr), ResponseCode::NoError),
+        ),
         (
             "ixfr-split",
             1,
