@@ -366,7 +366,11 @@ pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[St
     // record says), so a record with others would be accepted with bytes
     // nobody signed (found by the `tsig` fuzz target: the class changed
     // from ANY to NONE, the message still verified).
-    if sig.dns_class != DNSClass::ANY || sig.ttl != 0 {
+    // The same for the header: the MAC covers hickory's re-encoding of it,
+    // which drops the reserved Z bit, so a header whose flags do not come
+    // back as received is refused (found by the `tsig` fuzz target: Z set
+    // in a signed query, still verified).
+    if sig.dns_class != DNSClass::ANY || sig.ttl != 0 || !flags_round_trip(bytes) {
         return Verified::Bad {
             error: TsigError::BadSig,
             key: Some(key.clone()),
@@ -399,6 +403,21 @@ pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[St
             time,
         },
     }
+}
+
+/// Whether hickory reads the header's flag bytes (QR, opcode, AA, TC,
+/// RD, RA, Z, AD, CD, rcode) and writes them back unchanged.
+fn flags_round_trip(bytes: &[u8]) -> bool {
+    use hickory_proto::op::Header;
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    let Ok(header) = Header::read(&mut BinDecoder::new(bytes)) else {
+        return false;
+    };
+    let mut out = Vec::with_capacity(12);
+    if header.emit(&mut BinEncoder::new(&mut out)).is_err() {
+        return false;
+    }
+    out.get(2..4) == bytes.get(2..4)
 }
 
 /// Sign a multi-message answer (a zone transfer) as RFC 8945 5.3.1 wants:
@@ -518,8 +537,9 @@ mod tests {
     use super::*;
 
     /// A signed message whose TSIG record says another CLASS or TTL than
-    /// ANY and 0 is refused, though the MAC still matches (it hashes those
-    /// constants); the message as signed is accepted.
+    /// ANY and 0, or whose header has the reserved Z bit set, is refused,
+    /// though the MAC still matches (it hashes the constants and hickory's
+    /// re-encoding of the header); the message as signed is accepted.
     #[test]
     fn a_tsig_of_another_class_or_ttl_is_refused() {
         use hickory_proto::op::{MessageType, OpCode, Query};
@@ -548,7 +568,8 @@ mod tests {
         // CLASS (2) and TTL (4).
         let class_at = 12 + 14 + 3 + 2;
         assert_eq!(signed[class_at..class_at + 2], [0, 255]);
-        for (at, byte) in [(class_at + 1, 254), (class_at + 5, 1)] {
+        // CLASS NONE, TTL 1, the reserved Z bit set in the header.
+        for (at, byte) in [(class_at + 1, 254), (class_at + 5, 1), (3, 0x40)] {
             let mut edited = signed.clone();
             edited[at] = byte;
             assert!(
