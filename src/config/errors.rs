@@ -108,9 +108,14 @@ fn key_before(before: &str) -> String {
             .map_or(String::new(), |eq| key_before(&before[..=eq]));
     };
     let key = key.trim_end();
+    // After the last character that cannot be in a key (which may take
+    // more than one byte: `i + 1` panicked inside one, found by the
+    // `config` fuzz target).
     let start = key
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     key[start..].to_string()
 }
 
@@ -189,6 +194,15 @@ fn toml_message(msg: &str, text: &str, span: Option<std::ops::Range<usize>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key before `=` when a multi-byte character precedes it
+    /// (regression: a panic slicing inside that character;
+    /// fuzz/corpus/config/regress-key-after-multibyte-char).
+    #[test]
+    fn a_key_after_a_multibyte_character() {
+        assert_eq!(key_before("# a\n\u{584}listen ="), "listen");
+        assert_eq!(key_before("\u{584}\u{584}listen=[\"a\", "), "listen");
+    }
 
     /// Every toml error has a message (regression: a control character in
     /// a comment gave none; fuzz/corpus/config/regress-error-without-message).
