@@ -143,15 +143,37 @@ pub struct Kv {
     pub lease: i64,
 }
 
+impl Kv {
+    /// A key-value pair from etcd's bytes (not UTF-8: replaced, never
+    /// refused; no key of ggon's is anything but UTF-8). Separate from the
+    /// etcd client's type so that the cluster model can be fed any bytes
+    /// (the `etcd` fuzz target).
+    pub fn from_bytes(
+        key: &[u8],
+        value: &[u8],
+        create_revision: i64,
+        mod_revision: i64,
+        lease: i64,
+    ) -> Kv {
+        Kv {
+            key: String::from_utf8_lossy(key).into_owned(),
+            value: String::from_utf8_lossy(value).into_owned(),
+            create_revision,
+            mod_revision,
+            lease,
+        }
+    }
+}
+
 impl From<&KeyValue> for Kv {
     fn from(kv: &KeyValue) -> Kv {
-        Kv {
-            key: String::from_utf8_lossy(kv.key()).into_owned(),
-            value: String::from_utf8_lossy(kv.value()).into_owned(),
-            create_revision: kv.create_revision(),
-            mod_revision: kv.mod_revision(),
-            lease: kv.lease(),
-        }
+        Kv::from_bytes(
+            kv.key(),
+            kv.value(),
+            kv.create_revision(),
+            kv.mod_revision(),
+            kv.lease(),
+        )
     }
 }
 

@@ -35,7 +35,8 @@ mod election;
 pub mod etcd;
 mod housekeeping;
 mod lease;
-mod model;
+#[doc(hidden)]
+pub mod model;
 mod node;
 mod store;
 pub mod verdict;
@@ -51,6 +52,8 @@ use crate::decide::state::{PersistedState, ServiceState};
 use crate::decide::views::{ClusterView, EtcdView};
 use crate::decide::Event;
 pub use node::{spawn, NodeInfo, Prepared, VoteSink};
+#[doc(hidden)]
+pub use store::leader_read;
 pub use store::Store;
 
 /// Where ggon's keys live under the configured prefix.
@@ -123,6 +126,18 @@ impl Keys {
             etcd::Compare::CreateRevision(self.leader(), fence),
             etcd::Compare::Value(self.leader(), node.to_string()),
         ]
+    }
+
+    /// The revision each node serves, from the keys under [`Self::applied`]
+    /// (a value that is not a number is left out: that node is behind).
+    pub fn applied_revisions(&self, kvs: &[etcd::Kv]) -> BTreeMap<String, i64> {
+        let applied = self.applied();
+        kvs.iter()
+            .filter_map(|kv| {
+                let node = kv.key.strip_prefix(&applied)?.to_string();
+                Some((node, kv.value.parse().ok()?))
+            })
+            .collect()
     }
 
     /// The shared state from the keys under [`Self::state`].
@@ -251,16 +266,9 @@ impl ClusterHandle {
                 .collect()
         };
         let deadline = Instant::now() + self.confirm_within;
-        let applied = self.keys.applied();
         loop {
-            let (kvs, _) = self.etcd.get_prefix(&applied).await?;
-            let revs: BTreeMap<String, i64> = kvs
-                .into_iter()
-                .filter_map(|kv| {
-                    let node = kv.key.strip_prefix(&applied)?.to_string();
-                    Some((node, kv.value.parse().ok()?))
-                })
-                .collect();
+            let (kvs, _) = self.etcd.get_prefix(&self.keys.applied()).await?;
+            let revs = self.keys.applied_revisions(&kvs);
             let behind: Vec<String> = others
                 .iter()
                 .filter(|n| revs.get(*n).is_none_or(|r| *r < target))
@@ -281,15 +289,28 @@ impl ClusterHandle {
         limit: usize,
     ) -> Result<Vec<Event>, etcd::EtcdError> {
         let (kvs, _) = self.etcd.get_prefix(&self.keys.history()).await?;
-        let mut out: Vec<Event> = kvs
-            .iter()
-            .filter_map(|kv| serde_json::from_str::<Event>(&kv.value).ok())
-            .filter(|e| service.is_none_or(|s| e.service.as_deref() == Some(s)))
-            .filter(|e| since.is_none_or(|t| e.time >= t))
-            .collect();
-        if out.len() > limit {
-            out.drain(..out.len() - limit);
-        }
-        Ok(out)
+        Ok(history_entries(&kvs, service, since, limit))
     }
+}
+
+/// The entries of the shared history's keys (unreadable ones left out),
+/// filtered like the local history, the newest `limit`. Public (hidden)
+/// for the `etcd` fuzz target.
+#[doc(hidden)]
+pub fn history_entries(
+    kvs: &[etcd::Kv],
+    service: Option<&str>,
+    since: Option<u64>,
+    limit: usize,
+) -> Vec<Event> {
+    let mut out: Vec<Event> = kvs
+        .iter()
+        .filter_map(|kv| serde_json::from_str::<Event>(&kv.value).ok())
+        .filter(|e| service.is_none_or(|s| e.service.as_deref() == Some(s)))
+        .filter(|e| since.is_none_or(|t| e.time >= t))
+        .collect();
+    if out.len() > limit {
+        out.drain(..out.len() - limit);
+    }
+    out
 }

@@ -101,33 +101,49 @@ impl Model {
         changed
     }
 
-    /// A key was written.
+    /// A key was written. A value this node cannot read counts as no value
+    /// (the member, bucket, service state or digest chunk is gone), which
+    /// is what a full read ([`Self::reset`]) makes of it: a node that
+    /// followed the watch and one that just started must hold the same
+    /// model, or they count different members and votes. (Found by the
+    /// `etcd` fuzz target: the watch kept the value the key held before.)
     pub fn put(&mut self, keys: &Keys, kv: &Kv, changed: &mut Changed) {
         let k = kv.key.as_str();
         if let Some(name) = k.strip_prefix(&keys.nodes()) {
-            if let Ok(m) = serde_json::from_str::<Member>(&kv.value) {
-                self.members.insert(name.to_string(), (m, kv.lease));
-                changed.members = true;
-            }
+            match serde_json::from_str::<Member>(&kv.value) {
+                Ok(m) => self.members.insert(name.to_string(), (m, kv.lease)),
+                Err(_) => self.members.remove(name),
+            };
+            changed.members = true;
         } else if let Some(rest) = k.strip_prefix(&keys.votes()) {
-            let Some((node, bucket)) = parse_bucket(rest) else {
+            let Some((node, bucket)) = parse_bucket(rest, 4) else {
                 return;
             };
-            let Some(b) = votes::decode(&kv.value) else {
-                return;
-            };
-            self.votes
-                .entry(node.to_string())
-                .or_default()
-                .insert(bucket, b);
+            match votes::decode(&kv.value) {
+                Some(b) => {
+                    let node = self.votes.entry(node.to_string()).or_default();
+                    node.insert(bucket, b);
+                }
+                None => {
+                    if let Some(n) = self.votes.get_mut(node) {
+                        n.remove(&bucket);
+                    }
+                }
+            }
             changed.buckets.insert(bucket);
         } else if k == keys.leader() {
             self.leader = Some(kv.clone());
             changed.leader = true;
         } else if let Some(name) = k.strip_prefix(&keys.service_prefix()) {
-            if let Ok(s) = serde_json::from_str::<ServiceState>(&kv.value) {
-                self.services.insert(name.to_string(), s);
-                changed.services.insert(name.to_string());
+            match serde_json::from_str::<ServiceState>(&kv.value) {
+                Ok(s) => {
+                    self.services.insert(name.to_string(), s);
+                    changed.services.insert(name.to_string());
+                }
+                // As a deleted key: the last agreed state stays answered.
+                Err(_) => {
+                    self.services.remove(name);
+                }
             }
         } else if k == keys.serials() {
             self.serials = serde_json::from_str(&kv.value).unwrap_or_default();
@@ -140,15 +156,20 @@ impl Model {
             };
             changed.zone_entries.push((zone.to_string(), e));
         } else if let Some(rest) = k.strip_prefix(&keys.conf()) {
-            let (Some((node, chunk)), Ok(c)) =
-                (parse_bucket(rest), serde_json::from_str(&kv.value))
-            else {
+            let Some((node, chunk)) = parse_bucket(rest, 2) else {
                 return;
             };
-            self.conf
-                .entry(node.to_string())
-                .or_default()
-                .insert(chunk, c);
+            match serde_json::from_str(&kv.value) {
+                Ok(c) => {
+                    let node = self.conf.entry(node.to_string()).or_default();
+                    node.insert(chunk, c);
+                }
+                Err(_) => {
+                    if let Some(n) = self.conf.get_mut(node) {
+                        n.remove(&chunk);
+                    }
+                }
+            }
             changed.conf = true;
         }
     }
@@ -159,7 +180,7 @@ impl Model {
             self.members.remove(name);
             changed.members = true;
         } else if let Some(rest) = key.strip_prefix(&keys.votes()) {
-            if let Some((node, bucket)) = parse_bucket(rest) {
+            if let Some((node, bucket)) = parse_bucket(rest, 4) {
                 if let Some(n) = self.votes.get_mut(node) {
                     n.remove(&bucket);
                 }
@@ -170,8 +191,12 @@ impl Model {
             changed.leader = true;
         } else if let Some(name) = key.strip_prefix(&keys.service_prefix()) {
             self.services.remove(name);
+        } else if key == keys.serials() {
+            // No serials, as a full read finds (the zones keep theirs).
+            self.serials = BTreeMap::new();
+            changed.serials = true;
         } else if let Some(rest) = key.strip_prefix(&keys.conf()) {
-            if let Some((node, chunk)) = parse_bucket(rest) {
+            if let Some((node, chunk)) = parse_bucket(rest, 2) {
                 if let Some(n) = self.conf.get_mut(node) {
                     n.remove(&chunk);
                 }
@@ -219,10 +244,16 @@ impl Model {
     }
 }
 
-/// `NODE/BUCKET` of a vote key.
-fn parse_bucket(rest: &str) -> Option<(&str, u32)> {
+/// `NODE/BUCKET` of a vote key (`votes/NODE/0042`, four digits) or
+/// `NODE/CHUNK` of a digest key (`conf/NODE/07`, two digits). Only the
+/// form ggond writes ([`Keys::vote_bucket`], [`Keys::conf_chunk`]): with
+/// `042` or `+42` read as 42 too, two keys would fill one slot, and the
+/// watch (the last written wins) and a full read (the last in key order
+/// wins) would disagree (found by the `etcd` fuzz target's invariant).
+fn parse_bucket(rest: &str, digits: usize) -> Option<(&str, u32)> {
     let (node, bucket) = rest.rsplit_once('/')?;
-    Some((node, bucket.parse().ok()?))
+    let n: u32 = bucket.parse().ok()?;
+    (format!("{n:0digits$}") == bucket).then_some((node, n))
 }
 
 #[cfg(test)]
@@ -237,6 +268,55 @@ mod tests {
             mod_revision: 1,
             lease: 7,
         }
+    }
+
+    /// What the watch builds key by key is what a full read of the same
+    /// keys builds, also when a value cannot be read (regression: the
+    /// watch kept the value before it; the `etcd` fuzz target's
+    /// `seed-garbage` input).
+    #[test]
+    fn an_unreadable_value_is_no_value_as_in_a_full_read() {
+        let keys = Keys {
+            prefix: "/g/".into(),
+        };
+        let member = r#"{"control":"127.0.0.1:1","dns":[],"since":0}"#;
+        let b = votes::bucket_of("cic");
+        let good = [
+            kv(&keys.node("a"), member),
+            kv(&keys.vote_bucket("a", b), r#"{"cic":{"primary":false}}"#),
+            kv(&keys.service_state("cic"), r#"{"active":"backup"}"#),
+            kv(&keys.serials(), r#"{"ggon.org.":4}"#),
+        ];
+        let mut watched = Model::default();
+        let mut ch = Changed::default();
+        for g in &good {
+            watched.put(&keys, g, &mut ch);
+        }
+        let garbage: Vec<Kv> = good.iter().map(|g| kv(&g.key, "{not json")).collect();
+        for g in &garbage {
+            watched.put(&keys, g, &mut ch);
+        }
+        let mut read = Model::default();
+        read.reset(&keys, &garbage);
+        assert!(watched.members.is_empty() && read.members.is_empty());
+        assert!(watched.votes.values().all(|n| n.is_empty()) && read.votes.is_empty());
+        assert!(watched.services.is_empty() && read.services.is_empty());
+        assert!(watched.serials.is_empty() && read.serials.is_empty());
+        // Only the key form ggond writes names a bucket.
+        let other = kv(
+            &format!("{}votes/a/{b:05}", keys.prefix),
+            r#"{"cic":{"primary":true}}"#,
+        );
+        watched.put(&keys, &other, &mut ch);
+        assert!(
+            watched.votes["a"].is_empty(),
+            "{} read as a bucket",
+            other.key
+        );
+        // A deleted serials key: no serials, as a full read of nothing.
+        watched.put(&keys, &good[3], &mut ch);
+        watched.delete(&keys, &keys.serials(), &mut ch);
+        assert!(watched.serials.is_empty());
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::etcd::{Compare, Etcd, EtcdError, Op};
+use super::etcd::{Compare, Etcd, EtcdError, Kv, Op};
 use super::{ClusterStats, Keys};
 use crate::decide::state::{PersistedState, ServiceState};
 use crate::decide::{Event, SharedError, SharedState};
@@ -61,8 +61,35 @@ pub struct Store {
 pub(super) struct Written {
     fence: i64,
     services: HashMap<String, (ServiceState, i64)>,
-    serials: (BTreeMap<String, u32>, i64),
+    serials: Serials,
 }
+
+/// Each service's state with its key's revision, and the serials with
+/// theirs, from the keys under `state/`: what a new leader starts from.
+/// Public (hidden) for the `etcd` fuzz target.
+#[doc(hidden)]
+pub fn leader_read(keys: &Keys, kvs: &[Kv]) -> (HashMap<String, (ServiceState, i64)>, Serials) {
+    let svc = keys.service_prefix();
+    let mut services = HashMap::new();
+    let mut serials = (BTreeMap::new(), 0);
+    for kv in kvs {
+        if let Some(name) = kv.key.strip_prefix(&svc) {
+            if let Ok(s) = serde_json::from_str(&kv.value) {
+                services.insert(name.to_string(), (s, kv.mod_revision));
+            }
+        } else if kv.key == keys.serials() {
+            serials = (
+                serde_json::from_str(&kv.value).unwrap_or_default(),
+                kv.mod_revision,
+            );
+        }
+    }
+    (services, serials)
+}
+
+/// The zones' serials and the revision of their key.
+#[doc(hidden)]
+pub type Serials = (BTreeMap<String, u32>, i64);
 
 impl From<EtcdError> for SharedError {
     fn from(e: EtcdError) -> SharedError {
@@ -83,23 +110,12 @@ impl Store {
     /// What etcd holds now, as this leader's starting point.
     async fn read(&self, fence: i64) -> Result<Written, EtcdError> {
         let (kvs, _) = self.etcd.get_prefix(&self.keys.state()).await?;
-        let svc = self.keys.service_prefix();
-        let mut w = Written {
+        let (services, serials) = leader_read(&self.keys, &kvs);
+        Ok(Written {
             fence,
-            services: HashMap::new(),
-            serials: (BTreeMap::new(), 0),
-        };
-        for kv in kvs {
-            if let Some(name) = kv.key.strip_prefix(&svc) {
-                if let Ok(s) = serde_json::from_str(&kv.value) {
-                    w.services.insert(name.to_string(), (s, kv.mod_revision));
-                }
-            } else if kv.key == self.keys.serials() {
-                let serials = serde_json::from_str(&kv.value).unwrap_or_default();
-                w.serials = (serials, kv.mod_revision);
-            }
-        }
-        Ok(w)
+            services,
+            serials,
+        })
     }
 
     /// The puts and deletes that turn `w` into `state`, each with the

@@ -108,9 +108,14 @@ fn key_before(before: &str) -> String {
             .map_or(String::new(), |eq| key_before(&before[..=eq]));
     };
     let key = key.trim_end();
+    // After the last character that cannot be in a key (which may take
+    // more than one byte: `i + 1` panicked inside one, found by the
+    // `config` fuzz target).
     let start = key
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     key[start..].to_string()
 }
 
@@ -159,7 +164,55 @@ pub(super) fn from_toml<T: serde::de::DeserializeOwned>(
             file: path.to_path_buf(),
             line: e.span().map(|s| line_of(text, s.start)),
             field: field_from_toml_error(msg, text, e.span()),
-            message: msg.trim().replace('\n', "; "),
+            message: toml_message(msg, text, e.span()),
         }
     })
+}
+
+/// toml's message on one line; when it gives none, what is at the place it
+/// points to. (toml 0.8 reports a control character in a comment with an
+/// empty message, which left the operator with `file:line:` and nothing
+/// else; found by the `config` fuzz target.)
+fn toml_message(msg: &str, text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let msg = msg.trim();
+    if !msg.is_empty() {
+        return msg.replace('\n', "; ");
+    }
+    match span
+        .and_then(|s| text.get(s.start..))
+        .and_then(|t| t.chars().next())
+    {
+        Some(c) if c.is_control() => format!(
+            "control character U+{:04X} is not allowed here (not even in a comment)",
+            c as u32
+        ),
+        Some(c) => format!("unexpected `{c}`"),
+        None => "unexpected end of the file".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key before `=` when a multi-byte character precedes it
+    /// (regression: a panic slicing inside that character;
+    /// fuzz/corpus/config/regress-key-after-multibyte-char).
+    #[test]
+    fn a_key_after_a_multibyte_character() {
+        assert_eq!(key_before("# a\n\u{584}listen ="), "listen");
+        assert_eq!(key_before("\u{584}\u{584}listen=[\"a\", "), "listen");
+    }
+
+    /// Every toml error has a message (regression: a control character in
+    /// a comment gave none; fuzz/corpus/config/regress-error-without-message).
+    #[test]
+    fn a_control_character_in_a_comment_is_named() {
+        let e = from_toml::<toml::Table>("a = 1\n# a\u{8}b\n", Path::new("x.toml")).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(
+            e.message,
+            "control character U+0008 is not allowed here (not even in a comment)"
+        );
+    }
 }

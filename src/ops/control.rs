@@ -78,15 +78,16 @@ fn reply<T: serde::Serialize>(r: Result<Result<T, CtlError>, CtlError>) -> Respo
 }
 
 /// `GET /v1/status` filters; see [`super::select`].
-#[derive(Deserialize)]
-struct StatusQuery {
+#[doc(hidden)]
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
     /// Comma-separated service names.
-    service: Option<String>,
+    pub service: Option<String>,
     /// Only problem services.
     #[serde(default)]
-    down: bool,
+    pub down: bool,
     /// Only per-region services with this region (and only its answer).
-    region: Option<String>,
+    pub region: Option<String>,
 }
 
 async fn status(State(app): State<AppState>, Params(q): Params<StatusQuery>) -> Response {
@@ -128,9 +129,10 @@ async fn remap(
 }
 
 /// `?region=eu`: release one region of a per-region service.
-#[derive(Deserialize)]
-struct ReleaseParams {
-    region: Option<String>,
+#[doc(hidden)]
+#[derive(Debug, Deserialize)]
+pub struct ReleaseParams {
+    pub region: Option<String>,
 }
 
 async fn release(
@@ -151,9 +153,11 @@ async fn release(
     )
 }
 
-#[derive(Deserialize)]
-struct RollRequest {
-    kind: crate::sign::roll::RollKind,
+/// `POST /v1/dnssec/{zone}/roll`'s body.
+#[doc(hidden)]
+#[derive(Debug, Deserialize)]
+pub struct RollRequest {
+    pub kind: crate::sign::roll::RollKind,
 }
 
 async fn dnssec_roll(
@@ -255,31 +259,48 @@ async fn drill(
     )
 }
 
-#[derive(Deserialize)]
-struct HistoryParams {
-    service: Option<String>,
+/// `GET /v1/history`'s query string. Public (hidden), like the other
+/// request types below, for the `control` fuzz target.
+#[doc(hidden)]
+#[derive(Debug, Deserialize)]
+pub struct HistoryParams {
+    pub service: Option<String>,
     /// Unix seconds, or a duration ("1h") meaning that long ago.
-    since: Option<String>,
-    limit: Option<usize>,
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl HistoryParams {
+    /// The query the controller is handed, `since` read (a duration is
+    /// counted back from `now`, unix seconds); a bad `since` is a 400.
+    pub fn parse(self, now: u64) -> Result<HistoryQuery, CtlError> {
+        let since = match self.since.as_deref() {
+            None => None,
+            Some(s) => match s.parse::<u64>() {
+                Ok(t) => Some(t),
+                Err(_) => match humantime::parse_duration(s) {
+                    Ok(d) => Some(now.saturating_sub(d.as_secs())),
+                    Err(e) => return Err(CtlError::BadRequest(format!("bad since `{s}`: {e}"))),
+                },
+            },
+        };
+        Ok(HistoryQuery {
+            service: self.service,
+            since,
+            limit: self.limit.unwrap_or(1000),
+        })
+    }
 }
 
 async fn history(State(app): State<AppState>, Params(q): Params<HistoryParams>) -> Response {
-    let since = match q.since.as_deref() {
-        None => None,
-        Some(s) => match s.parse::<u64>() {
-            Ok(t) => Some(t),
-            Err(_) => match humantime::parse_duration(s) {
-                Ok(d) => Some(crate::decide::unix_now().saturating_sub(d.as_secs())),
-                Err(e) => {
-                    return error_response(CtlError::BadRequest(format!("bad since `{s}`: {e}")))
-                }
-            },
-        },
+    let query = match q.parse(crate::decide::unix_now()) {
+        Ok(query) => query,
+        Err(e) => return error_response(e),
     };
-    let limit = q.limit.unwrap_or(1000);
     if let Some(cluster) = &app.cluster {
         // Cluster mode: the history the leaders wrote to etcd.
-        return match cluster.history(q.service.as_deref(), since, limit).await {
+        let (service, since, limit) = (query.service.as_deref(), query.since, query.limit);
+        return match cluster.history(service, since, limit).await {
             Ok(v) => Json(json!({ "entries": v })).into_response(),
             Err(e) => error_response(CtlError::Unavailable(format!(
                 "the shared history cannot be read: {e}"
@@ -288,14 +309,7 @@ async fn history(State(app): State<AppState>, Params(q): Params<HistoryParams>) 
     }
     match app
         .ctl
-        .call(|reply| Command::History {
-            query: HistoryQuery {
-                service: q.service,
-                since,
-                limit,
-            },
-            reply,
-        })
+        .call(|reply| Command::History { query, reply })
         .await
     {
         Ok(v) => Json(json!({ "entries": v })).into_response(),
@@ -452,15 +466,16 @@ async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) ->
 }
 
 /// `?range=`, and the search box (`?q=`, `?down=1`) of the status page.
+#[doc(hidden)]
 #[derive(Debug, Default, serde::Deserialize)]
-struct PageQuery {
-    range: Option<String>,
+pub struct PageQuery {
+    pub range: Option<String>,
     #[serde(default)]
-    q: String,
+    pub q: String,
     /// Problem services only: any value but empty, `0` or `false` (the
     /// page's checkbox sends `1`).
     #[serde(default)]
-    down: String,
+    pub down: String,
 }
 
 /// The read-only HTML status page (refreshes itself every 5 s). Its

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::tsig::{make_tsig_record, TsigAlgorithm, TsigError, TSIG};
-use hickory_proto::rr::{Name, Record, TSigResponseContext, TSigner};
+use hickory_proto::rr::{DNSClass, Name, Record, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// Fudge: how far apart the two clocks may be (RFC 8945 recommends 300 s).
@@ -361,6 +361,23 @@ pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[St
             time,
         };
     };
+    // RFC 8945 4.2: a TSIG's CLASS is ANY and its TTL 0. The MAC covers
+    // them only as those constants (hickory hashes ANY and 0 whatever the
+    // record says), so a record with others would be accepted with bytes
+    // nobody signed (found by the `tsig` fuzz target: the class changed
+    // from ANY to NONE, the message still verified).
+    // The same for the header: the MAC covers hickory's re-encoding of it,
+    // which drops the reserved Z bit, so a header whose flags do not come
+    // back as received is refused (found by the `tsig` fuzz target: Z set
+    // in a signed query, still verified).
+    if sig.dns_class != DNSClass::ANY || sig.ttl != 0 || !flags_round_trip(bytes) {
+        return Verified::Bad {
+            error: TsigError::BadSig,
+            key: Some(key.clone()),
+            key_dns_name,
+            time,
+        };
+    }
     match key.signer.verify_message_byte(bytes, None, true) {
         Ok((mac, signed_at, range)) => {
             if range.contains(&time) || range.end == time {
@@ -386,6 +403,21 @@ pub fn verify_request(bytes: &[u8], msg: &Message, ring: &Keyring, allowed: &[St
             time,
         },
     }
+}
+
+/// Whether hickory reads the header's flag bytes (QR, opcode, AA, TC,
+/// RD, RA, Z, AD, CD, rcode) and writes them back unchanged.
+fn flags_round_trip(bytes: &[u8]) -> bool {
+    use hickory_proto::op::Header;
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    let Ok(header) = Header::read(&mut BinDecoder::new(bytes)) else {
+        return false;
+    };
+    let mut out = Vec::with_capacity(12);
+    if header.emit(&mut BinEncoder::new(&mut out)).is_err() {
+        return false;
+    }
+    out.get(2..4) == bytes.get(2..4)
 }
 
 /// Sign a multi-message answer (a zone transfer) as RFC 8945 5.3.1 wants:
@@ -503,6 +535,55 @@ pub fn response_context(v: &Verified, request_id: u16) -> Option<TSigResponseCon
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signed message whose TSIG record says another CLASS or TTL than
+    /// ANY and 0, or whose header has the reserved Z bit set, is refused,
+    /// though the MAC still matches (it hashes the constants and hickory's
+    /// re-encoding of the header); the message as signed is accepted.
+    #[test]
+    fn a_tsig_of_another_class_or_ttl_is_refused() {
+        use hickory_proto::op::{MessageType, OpCode, Query};
+        use hickory_proto::serialize::binary::BinDecodable;
+        let ring = Keyring::load([KeySource {
+            name: "k",
+            file: None,
+            algorithm: None,
+            secret: Some("c2VjcmV0c2VjcmV0c2VjcmV0"),
+        }])
+        .unwrap();
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_ascii("ggon.org.").unwrap(),
+            hickory_proto::rr::RecordType::SOA,
+        ));
+        m.finalize(&ring.get("k").unwrap().signer, unix_time())
+            .unwrap();
+        let signed = m.to_vec().unwrap();
+        let allowed = ["k".to_string()];
+        let verify =
+            |b: &[u8]| verify_request(b, &Message::from_bytes(b).unwrap(), &ring, &allowed);
+        assert!(matches!(verify(&signed), Verified::Ok { .. }));
+        // The TSIG record follows the question (`ggon.org.` SOA IN: 14
+        // bytes after the header): its owner `k.` (3 bytes), TYPE (2), then
+        // CLASS (2) and TTL (4).
+        let class_at = 12 + 14 + 3 + 2;
+        assert_eq!(signed[class_at..class_at + 2], [0, 255]);
+        // CLASS NONE, TTL 1, the reserved Z bit set in the header.
+        for (at, byte) in [(class_at + 1, 254), (class_at + 5, 1), (3, 0x40)] {
+            let mut edited = signed.clone();
+            edited[at] = byte;
+            assert!(
+                matches!(
+                    verify(&edited),
+                    Verified::Bad {
+                        error: TsigError::BadSig,
+                        ..
+                    }
+                ),
+                "byte {at} set to {byte}: accepted"
+            );
+        }
+    }
 
     #[test]
     fn reads_tsig_keygen_output() {

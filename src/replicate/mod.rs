@@ -41,6 +41,8 @@ use crate::dns::{Special, SpecialFuture, SpecialHandler, Transport};
 use crate::proto::acl::Net;
 use crate::proto::tsig::Keyring;
 use crate::snapshot::Snapshot;
+#[doc(hidden)]
+pub use notify::notify_in;
 pub use notify::{send_notify, spawn_notifier};
 pub use transfer::transfer_records;
 

@@ -20,7 +20,10 @@ use crate::publish::ZoneChanged;
 use crate::shutdown::Shutdown;
 
 /// A NOTIFY for one of our secondary zones from its primary: refresh now.
-pub(super) fn notify_in(
+/// Public (hidden) for the `notify` fuzz target: it is what a NOTIFY from
+/// the network meets.
+#[doc(hidden)]
+pub fn notify_in(
     secondary: &HashMap<Name, (IpAddr, Arc<tokio::sync::Notify>)>,
     packet: &[u8],
     peer: SocketAddr,

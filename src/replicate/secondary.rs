@@ -262,17 +262,20 @@ fn finish(cfg: &SecondaryConfig, m: &mut Message) -> Result<Vec<u8>, RefreshErro
     m.to_vec().map_err(|e| RefreshError::Encode(Box::new(e)))
 }
 
-async fn exchange_first(cfg: &SecondaryConfig, m: &mut Message) -> Result<Message, RefreshError> {
-    let bytes = finish(cfg, m)?;
-    let resp =
-        crate::proto::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
-    Message::from_bytes(&resp).map_err(RefreshError::BadAnswer)
-}
-
 async fn primary_serial(cfg: &SecondaryConfig) -> Result<u32, RefreshError> {
     let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
     m.add_query(Query::query(cfg.origin.clone(), RecordType::SOA));
-    let r = exchange_first(cfg, &mut m).await?;
+    let bytes = finish(cfg, &mut m)?;
+    let resp =
+        crate::proto::client::tcp_exchange(cfg.primary, &bytes, Duration::from_secs(5)).await?;
+    soa_serial_of_answer(&resp)
+}
+
+/// The serial in the primary's answer to our SOA query (the bytes as they
+/// came over the network). Public (hidden) for the `transfer` fuzz target.
+#[doc(hidden)]
+pub fn soa_serial_of_answer(resp: &[u8]) -> Result<u32, RefreshError> {
+    let r = Message::from_bytes(resp).map_err(RefreshError::BadAnswer)?;
     r.answers
         .iter()
         .find_map(|rr| match &rr.data {
@@ -369,6 +372,52 @@ fn apply_transfer(
     Ok(Some((zone, how)))
 }
 
+/// The primary's answer to a transfer request, read one message at a time
+/// (each as it came over TCP, without its length) until the transfer has
+/// ended. Separate from the socket so that what the network hands in can be
+/// fuzzed (the `transfer` fuzz target) and tested without one.
+#[doc(hidden)]
+pub struct Incoming<'a> {
+    origin: &'a Name,
+    ours: Option<&'a ZoneData>,
+    recs: Vec<Record>,
+}
+
+/// Where a transfer is after one more message.
+#[doc(hidden)]
+pub enum Step {
+    /// Not ended yet: read the next message.
+    More,
+    /// Ended: the new copy and how it came, or None when ours is current.
+    Done(Option<(ZoneData, &'static str)>),
+}
+
+impl<'a> Incoming<'a> {
+    /// A transfer into `origin`, incremental from `ours` when we have a copy.
+    pub fn new(origin: &'a Name, ours: Option<&'a ZoneData>) -> Incoming<'a> {
+        Incoming {
+            origin,
+            ours,
+            recs: Vec::new(),
+        }
+    }
+
+    /// Take one message of the answer.
+    pub fn message(&mut self, buf: &[u8]) -> Result<Step, RefreshError> {
+        let r = Message::from_bytes(buf).map_err(RefreshError::BadMessage)?;
+        let rc = u16::from(r.metadata.response_code);
+        if rc != 0 {
+            return Err(RefreshError::Refused(rc));
+        }
+        self.recs.extend(r.answers);
+        let ours_serial = self.ours.map(ZoneData::serial);
+        if complete(&self.recs, ours_serial) {
+            return apply_transfer(self.origin, &self.recs, self.ours).map(Step::Done);
+        }
+        Ok(Step::More)
+    }
+}
+
 /// Transfer the zone: IXFR from `ours` if we have a copy, else AXFR.
 async fn transfer(
     cfg: &SecondaryConfig,
@@ -389,21 +438,14 @@ async fn transfer(
         }
     }
     let bytes = finish(cfg, &mut m)?;
-    let ours_serial = ours.map(ZoneData::serial);
     let io = async {
         let mut s = tokio::net::TcpStream::connect(cfg.primary).await?;
         write_frame(&mut s, &bytes).await?;
-        let mut recs: Vec<Record> = Vec::new();
+        let mut incoming = Incoming::new(&cfg.origin, ours);
         for _ in 0..100_000 {
             let buf = read_frame(&mut s).await?;
-            let r = Message::from_bytes(&buf).map_err(RefreshError::BadMessage)?;
-            let rc = u16::from(r.metadata.response_code);
-            if rc != 0 {
-                return Err(RefreshError::Refused(rc));
-            }
-            recs.extend(r.answers);
-            if complete(&recs, ours_serial) {
-                return apply_transfer(&cfg.origin, &recs, ours);
+            if let Step::Done(copy) = incoming.message(&buf)? {
+                return Ok(copy);
             }
         }
         Err(RefreshError::Unended)

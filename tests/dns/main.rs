@@ -5,6 +5,7 @@
 mod support;
 
 mod authoritative;
+mod fuzz_corpus;
 mod geo;
 mod geo_ops;
 mod malformed;

@@ -4,16 +4,16 @@
 //! coverage guidance and no sanitizers: much weaker than libFuzzer, but it
 //! runs the same target bodies and the same invariants.
 //!
-//! Usage: replay TARGET[,TARGET] DIR...   (env: FUZZ_SECONDS, FUZZ_SEED)
-//! A failing input is written to artifacts/replay/crash-<target>-<n>.
+//! Usage: replay TARGET[,TARGET]   (env: FUZZ_SECONDS per target, FUZZ_SEED)
+//! Each target starts from its own corpus, `corpus/TARGET/` (run from
+//! `fuzz/`). A failing input is written to artifacts/replay/crash-<target>-<n>.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// A target's name and body.
-type Target = (&'static str, fn(&[u8]));
+use ggon_fuzz::Target;
 
 struct Rng(u64);
 
@@ -71,24 +71,17 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let Some(targets) = args.next() else {
-        eprintln!("usage: replay TARGET[,TARGET] DIR...");
+    let Some(names) = args.next() else {
+        eprintln!("usage: replay TARGET[,TARGET]");
         return ExitCode::from(2);
     };
-    let targets: Vec<Target> = targets
-        .split(',')
-        .map(|t| match t {
-            "query" => ("query", ggon_fuzz::query as fn(&[u8])),
-            "update" => ("update", ggon_fuzz::update as fn(&[u8])),
-            other => panic!("unknown target {other}"),
-        })
-        .collect();
-    let mut seeds = Vec::new();
-    for dir in args {
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                seeds.push(std::fs::read(&path).unwrap());
+    let mut targets: Vec<Target> = Vec::new();
+    for t in names.split(',') {
+        match ggon_fuzz::TARGETS.iter().find(|x| x.0 == t) {
+            Some(x) => targets.push(*x),
+            None => {
+                eprintln!("replay: unknown target {t}");
+                return ExitCode::from(2);
             }
         }
     }
@@ -104,44 +97,59 @@ fn main() -> ExitCode {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
         });
-    println!(
-        "replay: {} seed inputs, {secs}s, FUZZ_SEED={seed}, targets {:?}",
-        seeds.len(),
-        targets.iter().map(|t| t.0).collect::<Vec<_>>()
-    );
-    let run = |input: &[u8]| -> bool {
-        for (name, f) in &targets {
-            if catch_unwind(AssertUnwindSafe(|| f(input))).is_err() {
-                let dir = PathBuf::from("artifacts/replay");
-                let _ = std::fs::create_dir_all(&dir);
-                let path = dir.join(format!("crash-{name}-{}", input.len()));
-                let _ = std::fs::write(&path, input);
-                eprintln!(
-                    "replay: target {name} failed; input saved to {}",
-                    path.display()
-                );
-                return false;
-            }
-        }
-        true
-    };
-    for s in &seeds {
-        if !run(s) {
+    for (name, f) in targets {
+        if !run_target(name, f, secs, seed) {
             return ExitCode::FAILURE;
         }
     }
+    ExitCode::SUCCESS
+}
+
+/// One target: its corpus, then random and mutated inputs for `secs`.
+fn run_target(name: &str, f: fn(&[u8]), secs: u64, seed: u64) -> bool {
+    let dir = PathBuf::from("corpus").join(name);
+    let mut seeds = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            seeds.push(std::fs::read(&path).unwrap());
+        }
+    }
+    println!(
+        "replay: target {name}: {} corpus inputs, {secs}s, FUZZ_SEED={seed}",
+        seeds.len()
+    );
+    let run = |input: &[u8]| -> bool {
+        if catch_unwind(AssertUnwindSafe(|| f(input))).is_ok() {
+            return true;
+        }
+        let dir = PathBuf::from("artifacts/replay");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("crash-{name}-{}", input.len()));
+        let _ = std::fs::write(&path, input);
+        eprintln!(
+            "replay: target {name} failed; input saved to {}",
+            path.display()
+        );
+        false
+    };
+    if !seeds.iter().all(|s| run(s)) {
+        return false;
+    }
     let mut rng = Rng(seed);
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
     let mut n: u64 = 0;
     while Instant::now() < deadline {
-        for _ in 0..1000 {
+        for _ in 0..100 {
             let input = mutate(&mut rng, &seeds);
             if !run(&input) {
-                return ExitCode::FAILURE;
+                return false;
             }
             n += 1;
         }
     }
-    println!("replay: {n} generated inputs, no failure");
-    ExitCode::SUCCESS
+    let rate = n as f64 / started.elapsed().as_secs_f64().max(0.001);
+    println!("replay: target {name}: {n} generated inputs ({rate:.0}/s), no failure");
+    true
 }
