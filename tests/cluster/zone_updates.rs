@@ -3,12 +3,13 @@
 //! one serial, passed on to a BIND secondary of a follower by IXFR; and
 //! `ggon-ctl reload --cluster`.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::support::bind::{Bind, BindSpec};
 use crate::support::cluster::{cic, Nodes};
-use crate::support::dnstools::{dig, dig_short, nsupdate, soa_serial, tsig_keygen, TsigKey};
+use crate::support::dnstools::{
+    dig, dig_short, nsupdate, soa_serial, tsig_keygen, update_script, TsigKey,
+};
 use crate::support::etcd::EtcdCluster;
 use crate::support::etcd_client::etcd_get_prefix;
 use crate::support::ggond::{ip, poll, HttpTarget};
@@ -25,15 +26,6 @@ fn node_config(key: &TsigKey, bind_port: u16, primary: &str, backup: &str) -> St
         key.secret,
         cic(primary, backup)
     )
-}
-
-fn script(dns: SocketAddr, lines: &[&str]) -> String {
-    let mut s = format!("server 127.0.0.1 {}\nzone ggon.org\n", dns.port());
-    for l in lines {
-        s += l;
-        s.push('\n');
-    }
-    s + "send\n"
 }
 
 /// (A records of NAME, zone serial) on every live node.
@@ -134,7 +126,7 @@ fn an_update_sent_to_a_follower_reaches_every_node_and_a_secondary_by_ixfr() {
 
     let out = nsupdate(
         Some(&r.key.file),
-        &script(fdns, &["update add test.ggon.org 300 A 127.0.0.99"]),
+        &update_script(fdns.port(), &["update add test.ggon.org 300 A 127.0.0.99"]),
     );
     let returned = Instant::now();
     assert!(
@@ -199,7 +191,7 @@ fn an_update_sent_to_a_follower_reaches_every_node_and_a_secondary_by_ixfr() {
     // Delete through the other follower.
     let out = nsupdate(
         Some(&r.key.file),
-        &script(n.node(f[1]).dns, &["update delete test.ggon.org A"]),
+        &update_script(n.node(f[1]).dns.port(), &["update delete test.ggon.org A"]),
     );
     let returned = Instant::now();
     assert!(out.ok, "{}", out.text());
@@ -216,7 +208,7 @@ fn an_update_sent_to_a_follower_reaches_every_node_and_a_secondary_by_ixfr() {
     // Refused at the follower, as on a single node: unsigned.
     let out = nsupdate(
         None,
-        &script(fdns, &["update add x.ggon.org 300 A 127.0.0.98"]),
+        &update_script(fdns.port(), &["update add x.ggon.org 300 A 127.0.0.98"]),
     );
     assert!(!out.ok && out.text().contains("REFUSED"), "{}", out.text());
     assert!(seen(n, "x.ggon.org")
@@ -231,8 +223,8 @@ fn an_update_replayed_across_a_leader_change_is_applied_once() {
     let f = (0..3).find(|&i| i != leader).unwrap();
     let fdns = r.nodes.node(f).dns;
     // Only if the name is not there yet: a second application must fail.
-    let once = script(
-        fdns,
+    let once = update_script(
+        fdns.port(),
         &[
             "prereq nxdomain once.ggon.org",
             "update add once.ggon.org 300 A 127.0.0.77",

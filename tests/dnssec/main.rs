@@ -128,24 +128,26 @@ pub fn delv_validates(
     name: &str,
     qtype: &str,
 ) -> (bool, String) {
+    delv_under(server, anchor, "ggon.org", &["+tcp"], name, qtype)
+}
+
+/// `delv @server -a anchor +root=ROOT [extra] name qtype`: whether it says
+/// "fully validated" (and no SERVFAIL), and its output.
+pub fn delv_under(
+    server: std::net::SocketAddr,
+    anchor: &Path,
+    root: &str,
+    extra: &[&str],
+    name: &str,
+    qtype: &str,
+) -> (bool, String) {
     let port = server.port().to_string();
     let a = anchor.display().to_string();
-    let out = run(
-        "delv",
-        &[
-            "@127.0.0.1",
-            "-p",
-            &port,
-            "-a",
-            &a,
-            "+root=ggon.org",
-            "+tcp",
-            name,
-            qtype,
-        ],
-        None,
-        20,
-    );
+    let root = format!("+root={root}");
+    let mut args = vec!["@127.0.0.1", "-p", &port, "-a", &a, &root];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[name, qtype]);
+    let out = run("delv", &args, None, 20);
     let text = out.text();
     (
         text.contains("fully validated") && !text.contains("resolution failed: SERVFAIL"),

@@ -266,6 +266,30 @@ fn cluster_settings_that_cannot_work_are_refused() {
 /// table does not parse yet: `ggon-ctl status` still reaches the running
 /// ggond (it reads only [server] and [control]) and says, in one warning
 /// line, what it ignored.
+/// `ggon-ctl --config CONFIG status cic` run in `dir` with only the
+/// config to find ggond by: whether it succeeded, stdout, stderr.
+fn ctl_status_cic(
+    config: &Path,
+    dir: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (bool, String, String) {
+    let out = Command::new(GGON_CTL)
+        .arg("--config")
+        .arg(config)
+        .args(["status", "cic"])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .env_remove("GGON_CONTROL")
+        .env_remove("GGON_TOKEN_FILE")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn ggon_ctl_works_while_the_config_has_a_syntax_error_elsewhere() {
     let p = HttpTarget::start(ip("127.0.0.191"));
@@ -282,18 +306,8 @@ fn ggon_ctl_works_while_the_config_has_a_syntax_error_elsewhere() {
     text.push_str(&std::fs::read_to_string(&env.config).unwrap());
     text.push_str("\n[[service]]\nname = \"half-typed\nfqdn = \n");
     std::fs::write(&env.config, &text).unwrap();
-    let out = std::process::Command::new(GGON_CTL)
-        .arg("--config")
-        .arg(&env.config)
-        .args(["status", "cic"])
-        .current_dir(&g.workdir)
-        .env_remove("GGON_CONTROL")
-        .env_remove("GGON_TOKEN_FILE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
+    let (ok, stdout, stderr) = ctl_status_cic(&env.config, &g.workdir, &[]);
+    assert!(ok, "{stdout}{stderr}");
     assert!(
         stdout.contains("cic") && stdout.contains("primary"),
         "{stdout}"
@@ -398,19 +412,9 @@ fn ggon_ctl_reads_only_what_it_needs_from_a_large_config_ggond_would_refuse() {
     }
     let big = env.dir.path().join("big.toml");
     std::fs::write(&big, &text).unwrap();
-    let out = Command::new(GGON_CTL)
-        .arg("--config")
-        .arg(&big)
-        .args(["status", "cic"])
-        .current_dir(&g.workdir)
-        .env("GGON_CA_FILE", &ca_file)
-        .env_remove("GGON_CONTROL")
-        .env_remove("GGON_TOKEN_FILE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
+    let ca = ca_file.as_os_str();
+    let (ok, stdout, stderr) = ctl_status_cic(&big, &g.workdir, &[("GGON_CA_FILE", ca)]);
+    assert!(ok, "{stdout}{stderr}");
     assert!(
         stdout.contains("cic (cic.ggon.org.)") && stdout.contains("backup"),
         "{stdout}"
