@@ -11,7 +11,6 @@
 //! (AA) and NOERROR. Its answers are not validated: they only hold the old
 //! key back, and a forged "yes" needs the parent's own servers.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -36,17 +35,8 @@ impl Publisher {
             let Some(s) = self.signers.get_mut(&origin) else {
                 continue;
             };
-            match s.policy_tick(&data, now) {
-                Ok(Some(what)) => {
-                    self.commit(&origin, &BTreeSet::new(), None);
-                    out.push(Ok(what));
-                }
-                Ok(None) => {}
-                Err(source) => out.push(Err(RollStepError {
-                    zone: origin,
-                    source,
-                })),
-            }
+            let step = s.policy_tick(&data, now);
+            out.extend(self.signed_step(origin, step));
         }
         out
     }

@@ -202,21 +202,31 @@ impl Publisher {
                 Some(s) => s.advance_roll(now),
                 None => continue,
             };
-            match step {
-                Ok(Some(what)) => {
-                    if self.zones.contains_key(&origin) {
-                        self.commit(&origin, &BTreeSet::new(), None);
-                    }
-                    out.push(Ok(what));
-                }
-                Ok(None) => {}
-                Err(source) => out.push(Err(RollStepError {
-                    zone: origin,
-                    source,
-                })),
-            }
+            out.extend(self.signed_step(origin, step));
         }
         out
+    }
+
+    /// What a key step did, published (a new key set is a new serial), or
+    /// why it failed; nothing if no step was due.
+    fn signed_step(
+        &mut self,
+        origin: Name,
+        step: Result<Option<String>, crate::sign::RollError>,
+    ) -> Option<Result<String, RollStepError>> {
+        match step {
+            Ok(Some(what)) => {
+                if self.zones.contains_key(&origin) {
+                    self.commit(&origin, &BTreeSet::new(), None);
+                }
+                Some(Ok(what))
+            }
+            Ok(None) => None,
+            Err(source) => Some(Err(RollStepError {
+                zone: origin,
+                source,
+            })),
+        }
     }
 
     /// Re-sign the zones whose signatures are due for refresh (called
