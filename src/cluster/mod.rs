@@ -97,6 +97,13 @@ impl Keys {
     pub fn zone_entry(&self, zone: &str, seq: u64) -> String {
         format!("{}state/zone/{zone}/{seq:020}", self.prefix)
     }
+    /// `state/dnssec/ZONE`: a signed zone's key set, roll and clocks.
+    pub fn keyset_prefix(&self) -> String {
+        format!("{}state/dnssec/", self.prefix)
+    }
+    pub fn keyset(&self, zone: &str) -> String {
+        format!("{}state/dnssec/{zone}", self.prefix)
+    }
     pub fn serials(&self) -> String {
         format!("{}state/serials", self.prefix)
     }

@@ -52,6 +52,8 @@ pub struct Changed {
     /// Entries of the zones' UPDATE journals written (zone, entry), in
     /// the order etcd gave them: the journal's order.
     pub zone_entries: Vec<(String, crate::publish::JournalEntry)>,
+    /// Signed zones' key sets written (zone, key set, revision).
+    pub keysets: Vec<(String, crate::sign::SharedKeySet, i64)>,
     /// A node's digests changed.
     pub conf: bool,
 }
@@ -148,6 +150,13 @@ impl Model {
         } else if k == keys.serials() {
             self.serials = serde_json::from_str(&kv.value).unwrap_or_default();
             changed.serials = true;
+        } else if let Some(zone) = k.strip_prefix(&keys.keyset_prefix()) {
+            // Not kept here either: the signer holds what it adopted.
+            if let Ok(set) = serde_json::from_str(&kv.value) {
+                changed
+                    .keysets
+                    .push((zone.to_string(), set, kv.mod_revision));
+            }
         } else if let Some(rest) = k.strip_prefix(&keys.zone_prefix()) {
             // Not kept here: the publisher knows which it has applied.
             let (Some((zone, _)), Ok(e)) = (rest.rsplit_once('/'), serde_json::from_str(&kv.value))

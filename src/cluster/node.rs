@@ -513,7 +513,16 @@ impl Node {
 
     /// Act on what the watch changed: verdicts, the shared state, the election.
     async fn react(&mut self, mut changed: Changed, rev: i64) -> Result<(), EtcdError> {
-        // Zone UPDATEs first, on every node (the leader skips its own): the
+        // Key sets first: the zone data that follows is signed with them.
+        let sets = std::mem::take(&mut changed.keysets);
+        if !sets.is_empty() {
+            let _ = self
+                .controller
+                .commands
+                .send(Command::ClusterKeySets { sets })
+                .await;
+        }
+        // Zone UPDATEs next, on every node (the leader skips its own): the
         // serial the shared state names next is the one they made.
         let entries = std::mem::take(&mut changed.zone_entries);
         if !entries.is_empty() {

@@ -38,6 +38,7 @@ use super::{ClusterStats, Keys};
 use crate::decide::state::{PersistedState, ServiceState};
 use crate::decide::{Event, SharedError, SharedState};
 use crate::publish::JournalEntry;
+use crate::sign::SharedKeySet;
 
 /// Keys per transaction (etcd's limit is 128 operations and 128 compares;
 /// the fence takes two compares).
@@ -245,6 +246,22 @@ impl Store {
         Ok(())
     }
 
+    /// A zone's key set, fenced, if the key is still at `prev`.
+    fn keyset(&self, zone: &str, set: &SharedKeySet, prev: i64) -> Result<i64, SharedError> {
+        let fence = self.fence.lock().unwrap().ok_or(SharedError::NotLeader)?;
+        let key = self.keys.keyset(zone);
+        let ops = vec![Op::Put {
+            key: key.clone(),
+            value: serde_json::to_string(set).expect("plain data"),
+            lease: 0,
+        }];
+        let mut compare = self.keys.fenced(fence, &self.node);
+        compare.push(Compare::ModRevision(key, prev));
+        let rev = self.transact(&compare, &ops)?.ok_or(SharedError::Fenced)?;
+        self.last_write.store(rev, Ordering::Release);
+        Ok(rev)
+    }
+
     /// One fenced transaction; the revision it landed at, or None if etcd
     /// refused it. Refused may still mean written: the client may have
     /// retried this very request on another member after the first took
@@ -280,6 +297,10 @@ impl SharedState for Store {
 
     fn append_zone(&self, zone: &str, entry: &JournalEntry) -> Result<(), SharedError> {
         self.append(zone, entry)
+    }
+
+    fn put_keyset(&self, zone: &str, set: &SharedKeySet, prev: i64) -> Result<i64, SharedError> {
+        self.keyset(zone, set, prev)
     }
 
     fn record(&self, e: &Event) {

@@ -99,6 +99,7 @@ impl Controller {
             Command::ClusterVerdicts { verdicts } => self.set_verdicts(verdicts, now),
             Command::ClusterDisagree { services } => self.set_disagreement(services, now),
             Command::ClusterZoneEntries { entries } => self.apply_zone_entries(entries),
+            Command::ClusterKeySets { sets } => self.adopt_keysets(sets),
             Command::ClusterApply { state, reply } => {
                 self.apply_shared(*state, now);
                 let _ = reply.send(());
@@ -302,8 +303,9 @@ impl Controller {
         Ok((ti, duration))
     }
 
-    /// Begin a key roll (single node only: the new key is made in this
-    /// node's key directory, which the other nodes of a cluster do not see).
+    /// Begin a key roll. In a cluster on the leader (a follower passes the
+    /// call on): the new key set is in etcd before this answers, and every
+    /// node signs with it.
     fn dnssec_roll(
         &mut self,
         zone: &str,
@@ -311,10 +313,17 @@ impl Controller {
         actor: &Actor,
         now: Now,
     ) -> Result<String, CtlError> {
-        if self.role != super::Role::Single {
+        if self.role == super::Role::Follower {
             return Err(CtlError::Unavailable(
-                "key rolls are not coordinated across a cluster: roll by config on every node \
-                 (dnssec.published, then dnssec.keys; see docs/dnssec.md)"
+                "this node follows the cluster's leader, which begins key rolls; no leader \
+                 took the call (see `ggon-ctl cluster`): nothing was changed"
+                    .into(),
+            ));
+        }
+        if self.suspended() {
+            return Err(CtlError::Unavailable(
+                "this leader's key sets are not yet the ones etcd holds (etcd unreachable, or \
+                 the leader just changed): nothing was changed; try again in a few seconds"
                     .into(),
             ));
         }
@@ -325,6 +334,11 @@ impl Controller {
             .publisher
             .start_roll(&origin, kind)
             .map_err(|e| CtlError::Conflict(e.to_string()))?;
+        if let Err(e) = self.share_keys() {
+            return Err(CtlError::Unavailable(format!(
+                "the roll was not begun: {e}; nothing was changed"
+            )));
+        }
         info!(who = %actor.name, "{what}");
         self.record(
             Event::new(now.unix, EventKind::KeyRoll, EventCause::Operator)

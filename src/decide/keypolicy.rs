@@ -6,9 +6,9 @@
 //! controller's thread, which must not wait on the network); its answer is
 //! taken at the next tick. Every step is a `key_roll` event in the history.
 //!
-//! In cluster mode the policy is not run (as `ggon-ctl dnssec roll` is
-//! refused there: a new key would exist on one node only), and the log says
-//! so once.
+//! In a cluster the leader runs it, and only while every key set it signs
+//! with is the one etcd holds; its steps are served once etcd holds them
+//! (`keyshare.rs`). Followers take the leader's steps from etcd.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,8 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use tracing::{info, warn};
 
+#[cfg(test)]
+use super::SharedError;
 use super::{Controller, Event, EventCause, EventKind, Now, Role};
 use crate::publish::RollStepError;
 use crate::sign::roll::DsCheck;
@@ -29,30 +31,15 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) struct ParentChecks {
     answers: Arc<Mutex<Vec<(Name, DsCheck)>>>,
     asking: HashSet<Name>,
-    /// Cluster mode: the log has said the policy is not run.
-    said_suspended: bool,
+    /// What the last failed share of each zone's key set said (said
+    /// once, not at every tick).
+    pub(super) share_failed: std::collections::BTreeMap<Name, String>,
 }
 
 impl Controller {
     /// The key policy's turn (from the tick).
     pub(super) fn key_policy(&mut self, now: Now) {
         if self.suspended() {
-            if self.parent_checks.said_suspended {
-                return;
-            }
-            let zones: Vec<String> = self
-                .publisher
-                .dnssec_views(true)
-                .into_iter()
-                .filter(|v| v.policy.is_some())
-                .map(|v| v.zone)
-                .collect();
-            if !zones.is_empty() {
-                warn!(zones = %zones.join(", "),
-                    "DNSSEC key policy not run: this node is in a cluster, where key rolls are \
-                     refused (a new key would exist on one node only); roll by config instead");
-                self.parent_checks.said_suspended = true;
-            }
             return;
         }
         let answers = std::mem::take(&mut *self.parent_checks.answers.lock().expect("answers"));
@@ -83,14 +70,15 @@ impl Controller {
         }
     }
 
-    /// Cluster mode (or a role not yet single): the policy is not run.
+    /// No key step here now: a follower takes the leader's; a leader
+    /// whose key sets are not yet those etcd holds first shares them.
     pub(super) fn suspended(&self) -> bool {
-        self.shared.is_some() || self.role != Role::Single
+        !self.decides() || (self.cluster_mode() && !self.publisher.keys_in_step())
     }
 
     /// Every signed zone's keys, roll and key policy.
     pub(super) fn dnssec_status(&self) -> Vec<crate::sign::ZoneKeysView> {
-        self.publisher.dnssec_views(self.suspended())
+        self.publisher.dnssec_views(self.role == Role::Follower)
     }
 
     /// A key-roll step (or its failure) in the log and the history.
@@ -167,15 +155,155 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_policy_is_not_run_in_cluster_mode() {
-        let (mut r, origin) = signed_rig();
+    /// A cluster's store for the controller alone: key sets are taken
+    /// (or refused, as etcd refuses a deposed leader's write) and kept.
+    #[derive(Clone, Default)]
+    struct Store {
+        refuse: Arc<std::sync::atomic::AtomicBool>,
+        sets: Arc<Mutex<Vec<crate::sign::SharedKeySet>>>,
+    }
+
+    impl crate::decide::SharedState for Store {
+        fn save(&self, _: &crate::decide::state::PersistedState) -> Result<(), SharedError> {
+            Ok(())
+        }
+        fn record(&self, _: &Event) {}
+        fn append_zone(
+            &self,
+            _: &str,
+            _: &crate::publish::JournalEntry,
+        ) -> Result<(), SharedError> {
+            Ok(())
+        }
+        fn put_keyset(
+            &self,
+            _: &str,
+            set: &crate::sign::SharedKeySet,
+            _: i64,
+        ) -> Result<i64, SharedError> {
+            if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(SharedError::Fenced);
+            }
+            let mut sets = self.sets.lock().unwrap();
+            sets.push(set.clone());
+            Ok(sets.len() as i64)
+        }
+    }
+
+    fn leader(r: &mut Rig) -> Store {
+        let store = Store::default();
+        r.ctl.shared = Some(Box::new(store.clone()));
+        r.ctl.publisher.share_keys_first(true);
         r.ctl.role = Role::Leader;
+        store
+    }
+
+    fn serial(r: &Rig) -> u32 {
+        r.ctl.publisher.serials()["ggon.org."]
+    }
+
+    /// How many DNSKEY records the zone serves.
+    fn served_keys(r: &Rig, origin: &Name) -> usize {
+        let s = r.snap.load();
+        let data = &s.zone(origin).unwrap().data;
+        data.rrsets[origin]
+            .get(&hickory_proto::rr::RecordType::DNSKEY)
+            .map_or(0, |k| k.rdatas.len())
+    }
+
+    #[test]
+    fn a_cluster_leader_serves_a_key_step_only_once_the_store_holds_it() {
+        let (mut r, origin) = signed_rig();
+        let store = leader(&mut r);
         r.ctl.tick(r.at(0));
-        r.ctl.tick(r.at(100));
-        assert!(r.ctl.parent_checks.said_suspended);
+        // The key set as it was, then with the policy's clocks started.
+        assert!(!store.sets.lock().unwrap().is_empty());
+        assert!(r.ctl.publisher.keys_in_step());
+        assert_eq!(served_keys(&r, &origin), 2);
+        store
+            .refuse
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        r.ctl.tick(r.at(10));
+        // Refused: the roll is undone and nothing new is served.
         assert!(r.ctl.publisher.signer(&origin).unwrap().roll().is_none());
-        let views = r.ctl.publisher.dnssec_views(r.ctl.suspended());
-        assert!(views[0].policy.as_ref().is_some_and(|p| p.suspended));
+        assert_eq!(
+            r.ctl
+                .publisher
+                .signer(&origin)
+                .unwrap()
+                .view(false)
+                .keys
+                .len(),
+            2
+        );
+        assert_eq!(served_keys(&r, &origin), 2);
+        assert!(r.ctl.parent_checks.share_failed.contains_key(&origin));
+        store
+            .refuse
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        r.ctl.tick(r.at(11));
+        let last = store.sets.lock().unwrap().last().cloned().unwrap();
+        assert!(last.roll.as_ref().is_some_and(|r| r.auto), "{last:?}");
+        assert_eq!(last.keys.len(), 3);
+        assert!(last
+            .keys
+            .iter()
+            .all(|k| k.private.contains("Private-key-format")));
+        assert_eq!(
+            served_keys(&r, &origin),
+            3,
+            "the new key is served once stored"
+        );
+    }
+
+    #[test]
+    fn a_follower_takes_no_key_step_and_adopts_the_leaders_keys() {
+        let (mut a, _) = signed_rig();
+        let store = leader(&mut a);
+        a.ctl.tick(a.at(0));
+        a.ctl.tick(a.at(10));
+        let set = store.sets.lock().unwrap().last().cloned().unwrap();
+        assert!(set.roll.is_some());
+
+        // Another node, with keys of its own at first.
+        let (mut b, origin) = signed_rig();
+        b.ctl.shared = Some(Box::new(Store::default()));
+        b.ctl.publisher.share_keys_first(true);
+        b.ctl.tick(b.at(100));
+        assert!(b.ctl.publisher.signer(&origin).unwrap().roll().is_none());
+        assert_eq!(served_keys(&b, &origin), 2);
+        b.ctl
+            .adopt_keysets(vec![("ggon.org.".into(), set.clone(), 7)]);
+        let view = b.ctl.publisher.signer(&origin).unwrap().view(true);
+        let tags: Vec<u16> = view.keys.iter().map(|k| k.tag).collect();
+        let want: Vec<u16> = a
+            .ctl
+            .publisher
+            .signer(&origin)
+            .unwrap()
+            .view(false)
+            .keys
+            .iter()
+            .map(|k| k.tag)
+            .collect();
+        assert_eq!(tags, want);
+        assert_eq!(
+            served_keys(&b, &origin),
+            3,
+            "signed again with the adopted keys"
+        );
+        let new = view
+            .keys
+            .iter()
+            .find(|k| k.tag == set.roll.as_ref().unwrap().new_tag)
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::metadata(format!("{}.private", new.file.display())).unwrap();
+        assert_eq!(private.permissions().mode() & 0o777, 0o600);
+        assert!(new.file.starts_with(b.dir.path()));
+        // The same set again changes nothing.
+        let again = serial(&b);
+        b.ctl.adopt_keysets(vec![("ggon.org.".into(), set, 8)]);
+        assert_eq!(serial(&b), again);
     }
 }

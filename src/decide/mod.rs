@@ -43,6 +43,7 @@ mod durable;
 pub mod events;
 pub mod history;
 mod keypolicy;
+mod keyshare;
 pub mod policy;
 #[cfg(test)]
 mod region_tests;
@@ -276,6 +277,7 @@ impl Controller {
         self.cluster_view = Some(view);
         self.role = Role::Follower;
         self.publisher.set_remotes_active(false);
+        self.publisher.share_keys_first(true);
         self.index();
         self
     }
@@ -320,18 +322,22 @@ impl Controller {
     /// Time-driven work: expiring overrides, ending drills, hold-downs.
     fn tick(&mut self, now: Now) {
         self.save_local_copy();
-        // First: in cluster mode it only says, once, that it is not run.
-        self.key_policy(now);
         if !self.decides() {
             return;
         }
+        // Key steps (a cluster's leader shares each before serving it).
+        let _ = self.share_keys();
+        self.key_policy(now);
+        if !self.suspended() {
+            for step in self.publisher.roll_tick(now.unix) {
+                self.record_roll(now, step);
+            }
+        }
+        let _ = self.share_keys();
         // Signatures due for refresh are made again with a new serial (in
         // a cluster by the leader; followers re-sign when they publish it).
         for zone in self.publisher.refresh_signatures(now.unix) {
             info!(%zone, "signatures refreshed");
-        }
-        for step in self.publisher.roll_tick(now.unix) {
-            self.record_roll(now, step);
         }
         for si in 0..self.services.len() {
             self.expire(si, now, false);

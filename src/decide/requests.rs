@@ -297,6 +297,11 @@ pub enum Command {
     ClusterZoneEntries {
         entries: Vec<(String, crate::publish::JournalEntry)>,
     },
+    /// Cluster mode: the zones' key sets etcd holds (zone, key set, its
+    /// revision); each node signs with them.
+    ClusterKeySets {
+        sets: Vec<(String, crate::sign::SharedKeySet, i64)>,
+    },
     /// Cluster mode: the shared state changed (a follower answers it).
     /// Answered once the state is what this node serves, so the node can
     /// tell the leader it has applied it.

@@ -87,6 +87,16 @@ pub trait SharedState: Send + Sync {
         zone: &str,
         entry: &crate::publish::JournalEntry,
     ) -> Result<(), SharedError>;
+    /// Write a zone's DNSSEC key set if and only if this node still leads
+    /// and the key is still at revision `prev` (0: absent): a leader that
+    /// has not yet seen the last one's key set cannot overwrite it. The
+    /// revision it landed at.
+    fn put_keyset(
+        &self,
+        zone: &str,
+        set: &crate::sign::SharedKeySet,
+        prev: i64,
+    ) -> Result<i64, SharedError>;
 }
 
 /// One agreed verdict: (service, target) → healthy (None: no quorum yet).

@@ -67,8 +67,8 @@ impl Publisher {
     }
 
     /// Every signed zone's keys, roll and policy.
-    pub fn dnssec_views(&self, suspended: bool) -> Vec<ZoneKeysView> {
-        self.signers.values().map(|s| s.view(suspended)).collect()
+    pub fn dnssec_views(&self, follows: bool) -> Vec<ZoneKeysView> {
+        self.signers.values().map(|s| s.view(follows)).collect()
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod journal;
 pub mod keypolicy;
+mod keyshare;
 pub mod regional;
 pub mod rfc2136;
 pub mod update;
@@ -100,6 +101,9 @@ pub struct Publisher {
     geo: Option<regional::GeoState>,
     /// Zones ggond signs: what it serves is their effective data signed.
     signers: BTreeMap<Name, Signer>,
+    /// In a cluster: key-set changes wait to be shared before they are
+    /// served (keyshare.rs).
+    keyshare: keyshare::KeyShare,
 }
 
 /// RFC 1982: is `a` later than `b`?
@@ -143,6 +147,7 @@ impl Publisher {
             remotes_active: true,
             geo: None,
             signers: BTreeMap::new(),
+            keyshare: keyshare::KeyShare::default(),
         }
     }
 
@@ -189,7 +194,7 @@ impl Publisher {
             return Err(StartRollError::NotSigned(origin.clone()));
         };
         let what = s.start_roll(kind, &data, unix_now())?;
-        self.commit(origin, &BTreeSet::new(), None);
+        self.keys_changed(origin);
         Ok(what)
     }
 
@@ -216,9 +221,7 @@ impl Publisher {
     ) -> Option<Result<String, RollStepError>> {
         match step {
             Ok(Some(what)) => {
-                if self.zones.contains_key(&origin) {
-                    self.commit(&origin, &BTreeSet::new(), None);
-                }
+                self.keys_changed(&origin);
                 Some(Ok(what))
             }
             Ok(None) => None,

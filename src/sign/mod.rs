@@ -18,7 +18,10 @@
 //! key roll ([`roll`], pure steps) and the key policy ([`policy`], pure:
 //! when a key is due) change the key set, saved under the state directory
 //! (`rolling.rs` carries their decisions out; the parent's servers are
-//! asked by the publisher, `publish/keypolicy.rs`).
+//! asked by the publisher, `publish/keypolicy.rs`). In a cluster the key
+//! set is shared through etcd as plain data (`shared.rs`): the leader's
+//! steps are written there before they are served, and every node adopts
+//! what is written.
 
 mod extra;
 mod incremental;
@@ -27,6 +30,7 @@ pub mod policy;
 pub mod roll;
 mod rolling;
 pub mod rrsig;
+mod shared;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -39,6 +43,7 @@ pub use keys::{KeyError, ZoneKey};
 use roll::{Roll, RollKind};
 pub use rolling::{ds_matches, KeyView, ParentQuestion, PolicyView, ZoneKeysView};
 use rrsig::SigParams;
+pub use shared::{AdoptError, KeyMark, SharedKey, SharedKeySet};
 
 /// How denial of existence is proved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

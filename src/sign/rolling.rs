@@ -58,8 +58,10 @@ pub struct PolicyView {
     /// When each kind's next roll falls due (unix seconds).
     pub next_zsk_roll: Option<u64>,
     pub next_ksk_roll: Option<u64>,
-    /// Cluster mode: the policy is not run (rolls are refused there).
-    pub suspended: bool,
+    /// In a cluster, on a follower: the leader runs the policy and this
+    /// node takes its steps from etcd.
+    #[serde(default)]
+    pub follows: bool,
 }
 
 /// A signed zone's keys, roll and policy (`GET /v1/dnssec`).
@@ -154,7 +156,14 @@ impl Signer {
         Ok(self)
     }
 
-    fn save(&self) -> Result<(), RollError> {
+    pub(super) fn save_clocks(&self) -> Result<(), RollError> {
+        match &self.clock_file {
+            Some(f) => write_json(f, &self.clocks),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn save(&self) -> Result<(), RollError> {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
@@ -420,9 +429,7 @@ impl Signer {
         let clocks = self.clocks.observe(active(false), active(true), now);
         if clocks != self.clocks {
             self.clocks = clocks;
-            if let Some(f) = &self.clock_file {
-                write_json(f, &self.clocks)?;
-            }
+            self.save_clocks()?;
         }
         if self.roll.is_some() || now < self.policy_retry_at {
             return Ok(None);
@@ -452,7 +459,7 @@ impl Signer {
     }
 
     /// Keys, roll and policy for `ggon-ctl dnssec status`.
-    pub fn view(&self, suspended: bool) -> ZoneKeysView {
+    pub fn view(&self, follows: bool) -> ZoneKeysView {
         let since = |tag: u16| {
             [self.clocks.zsk, self.clocks.ksk]
                 .into_iter()
@@ -475,7 +482,7 @@ impl Signer {
             .policy
             .key_policy
             .as_ref()
-            .map(|p| policy_view(p, &self.clocks, suspended));
+            .map(|p| policy_view(p, &self.clocks, follows));
         ZoneKeysView {
             zone: self.origin.to_string(),
             keys,
@@ -485,7 +492,7 @@ impl Signer {
     }
 }
 
-fn policy_view(p: &KeyPolicy, clocks: &Clocks, suspended: bool) -> PolicyView {
+fn policy_view(p: &KeyPolicy, clocks: &Clocks, follows: bool) -> PolicyView {
     let next = clocks.next_due(p);
     let at = |kind| next.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t);
     PolicyView {
@@ -496,7 +503,7 @@ fn policy_view(p: &KeyPolicy, clocks: &Clocks, suspended: bool) -> PolicyView {
         parent_propagation: p.parent_propagation,
         next_zsk_roll: at(RollKind::Zsk),
         next_ksk_roll: at(RollKind::Ksk),
-        suspended,
+        follows,
     }
 }
 

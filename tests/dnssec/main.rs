@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cluster;
 mod dnsviz;
 mod keypolicy;
 mod online;

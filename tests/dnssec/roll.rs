@@ -12,7 +12,12 @@ pub fn keys(g: &Ggond) -> Vec<(String, u64, bool)> {
     let server = g.dns.to_string();
     let out = g.ctl(&["dnssec", "status", "--server", &server, "--json"]);
     assert!(out.ok, "{}", out.text());
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    keys_in(&out.stdout)
+}
+
+/// (role, tag, signing) of each key in `ggon-ctl dnssec status --json`.
+pub fn keys_in(json: &str) -> Vec<(String, u64, bool)> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
     let mut ks: Vec<(String, u64, bool)> = v[0]["keys"]
         .as_array()
         .expect("keys")

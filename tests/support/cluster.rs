@@ -32,22 +32,32 @@ impl Nodes {
     /// Start one node per entry of `etcd` (that node's etcd endpoints) with
     /// `services[i]` as its services (TOML `[[service]]` tables).
     pub fn start(etcd: &[Vec<String>], services: &[String]) -> Nodes {
-        Nodes::start_with_ca(etcd, services, None)
+        Nodes::start_with_ca(etcd, DEMO_ZONE, services, None)
+    }
+
+    /// Like [`Nodes::start`] with `zone` as ggon.org's master file.
+    pub fn start_zone(etcd: &[Vec<String>], zone: &str, services: &[String]) -> Nodes {
+        Nodes::start_with_ca(etcd, zone, services, None)
     }
 
     /// Like [`Nodes::start`] for nodes whose `services[i]` also holds a
     /// `[control]` table with TLS: ggon-ctl then talks https, trusting `ca`.
     pub fn start_tls(etcd: &[Vec<String>], services: &[String], ca: &std::path::Path) -> Nodes {
-        Nodes::start_with_ca(etcd, services, Some(ca.to_path_buf()))
+        Nodes::start_with_ca(etcd, DEMO_ZONE, services, Some(ca.to_path_buf()))
     }
 
-    fn start_with_ca(etcd: &[Vec<String>], services: &[String], ctl_ca: Option<PathBuf>) -> Nodes {
+    fn start_with_ca(
+        etcd: &[Vec<String>],
+        zone_text: &str,
+        services: &[String],
+        ctl_ca: Option<PathBuf>,
+    ) -> Nodes {
         let dir = tempfile::Builder::new()
             .prefix("ggon-cluster-")
             .tempdir()
             .expect("temp dir");
         let zone = dir.path().join("ggon.org.zone");
-        std::fs::write(&zone, DEMO_ZONE).expect("zone");
+        std::fs::write(&zone, zone_text).expect("zone");
         let mut configs = Vec::new();
         for (i, endpoints) in etcd.iter().enumerate() {
             let ndir = dir.path().join(format!("node{}", i + 1));

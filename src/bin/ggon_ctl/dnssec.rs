@@ -286,8 +286,10 @@ fn print_managed(v: &ZoneKeysView) {
                 span(p.parent_propagation)
             );
         }
-        if p.suspended {
-            println!("  key policy NOT RUN: cluster mode (rolls are refused there)");
+        if p.follows {
+            println!(
+                "  key policy run by the cluster's leader; this node signs with the keys it shares"
+            );
         }
     }
     let Some(r) = &v.roll else {
