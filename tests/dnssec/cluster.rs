@@ -1,17 +1,29 @@
 //! DNSSEC in a cluster: three ggond nodes (3 etcd members) sign ggon.org
-//! online with the same keys, handed to each node like its zone file. A
-//! ZSK roll asked of a follower is begun by the leader, shared through
-//! etcd and taken by every node; then the key policy rolls the new ZSK
-//! by itself and the leader is killed in the middle: the next leader
-//! finishes the roll. delv validates the service name on every node at
-//! every poll, and every node serves the same key set at every step.
+//! online with the same keys, handed to each node like its zone file.
+//!
+//! - A ZSK roll asked of a follower is begun by the leader, shared through
+//!   etcd and taken by every node; then the key policy rolls the new ZSK
+//!   by itself and the leader is killed in the middle: the next leader
+//!   finishes the roll. delv validates on every node at every poll.
+//! - The key policy rolls the KSK against a parent zone served by BIND:
+//!   the leader is killed while the roll waits for the parent's DS, the
+//!   next leader asks the parent itself and, once the test puts the new DS
+//!   there (from the CDS every node serves), removes the old KSK. unbound,
+//!   one per node trusting only the parent's key, validates throughout.
+//!
+//! Every node serves the same key set at every step.
 
 use std::collections::BTreeSet;
 
+use super::parent::{ds_line, Parent};
 use super::roll::{keys_in, SHORT_ZONE};
 use super::*;
 use support::cluster::Nodes;
+use support::dnstools::dig_short;
 use support::etcd::EtcdCluster;
+use support::unbound::Unbound;
+
+type Keys = Vec<(String, u64, bool)>;
 
 /// (role, tag, signing) of the keys node `i` serves (read over DNS).
 fn served(nodes: &Nodes, i: usize) -> Vec<(String, u64, bool)> {
@@ -34,12 +46,24 @@ fn validate_until(
     limit: Duration,
     what: &str,
     done: impl Fn(&[(String, u64, bool)]) -> bool,
-) -> Vec<(String, u64, bool)> {
+) -> Keys {
+    let delv = |i: usize| delv_validates(nodes.node(i).dns, anchor, "cic.ggon.org", "A");
+    poll_keys(nodes, &delv, limit, what, done)
+}
+
+/// [`validate_until`] with the validation of node `i` given.
+fn poll_keys(
+    nodes: &Nodes,
+    validates: &dyn Fn(usize) -> (bool, String),
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[(String, u64, bool)]) -> bool,
+) -> Keys {
     let deadline = std::time::Instant::now() + limit;
     loop {
         let mut sets = Vec::new();
         for i in nodes.live() {
-            let (ok, text) = delv_validates(nodes.node(i).dns, anchor, "cic.ggon.org", "A");
+            let (ok, text) = validates(i);
             assert!(
                 ok,
                 "node{} does not validate ({what}): {text}\n{}",
@@ -61,24 +85,22 @@ fn validate_until(
 }
 
 fn zsks(k: &[(String, u64, bool)]) -> Vec<(u64, bool)> {
-    k.iter()
-        .filter(|k| k.0 == "ZSK")
-        .map(|k| (k.1, k.2))
-        .collect()
+    role(k, "ZSK")
 }
 
-#[test]
-fn a_cluster_rolls_its_zsk_from_a_follower_and_by_policy_across_a_leader_kill() {
-    let tmp = TestDir::new("dnssec-cluster");
-    let (ksk, zsk) = bind_ecdsa_pair(&tmp.sub("keys"));
+fn role(k: &[(String, u64, bool)], r: &str) -> Vec<(u64, bool)> {
+    k.iter().filter(|k| k.0 == r).map(|k| (k.1, k.2)).collect()
+}
+
+/// Three nodes signing ggon.org with copies of `ksk` and `zsk`, the
+/// zone's `dnssec` table ending with `tail` (inside its braces).
+fn signed_nodes(tmp: &TestDir, etcd: &EtcdCluster, ksk: &Path, zsk: &Path, tail: &str) -> Nodes {
     let flags = tmp.sub("flags");
-    let etcd = EtcdCluster::start(3);
-    // Each node its own copy of the keys (as of the zone file).
     let configs: Vec<String> = (1..=3)
         .map(|i| {
             let kdir = tmp.sub(&format!("node{i}-keys"));
             let mut bases = Vec::new();
-            for base in [&ksk, &zsk] {
+            for base in [ksk, zsk] {
                 for ext in ["key", "private"] {
                     let from = format!("{}.{ext}", base.display());
                     let name = format!("{}.{ext}", base.file_name().unwrap().to_string_lossy());
@@ -86,19 +108,27 @@ fn a_cluster_rolls_its_zsk_from_a_follower_and_by_policy_across_a_leader_kill() 
                 }
                 bases.push(kdir.join(base.file_name().unwrap()).display().to_string());
             }
-            // Steps 4 s apart (TTL 1 s + 3 s); the policy rolls a ZSK
-            // that has signed for 40 s.
             format!(
                 "allow_transfer = [\"127.0.0.1\"]\n\
-                 dnssec = {{ keys = [\"{}\", \"{}\"], propagation = \"3s\", \
-                 policy = {{ zsk_lifetime = \"40s\" }} }}\n\n{}",
+                 dnssec = {{ keys = [\"{}\", \"{}\"], {tail} }}\n\n{}",
                 bases[0],
                 bases[1],
                 cic_service(&flags)
             )
         })
         .collect();
-    let mut nodes = Nodes::start_zone(&vec![etcd.endpoints(); 3], SHORT_ZONE, &configs);
+    Nodes::start_zone(&vec![etcd.endpoints(); 3], SHORT_ZONE, &configs)
+}
+
+#[test]
+fn a_cluster_rolls_its_zsk_from_a_follower_and_by_policy_across_a_leader_kill() {
+    let tmp = TestDir::new("dnssec-cluster");
+    let (ksk, zsk) = bind_ecdsa_pair(&tmp.sub("keys"));
+    let etcd = EtcdCluster::start(3);
+    // Steps 4 s apart (TTL 1 s + 3 s); the policy rolls a ZSK that has
+    // signed for 40 s.
+    let tail = "propagation = \"3s\", policy = { zsk_lifetime = \"40s\" }";
+    let mut nodes = signed_nodes(&tmp, &etcd, &ksk, &zsk, tail);
     let leader = nodes.wait_leader(secs(20)).expect("a leader");
     let follower = (0..3).find(|&i| i != leader).unwrap();
     let anchor = delv_anchor(tmp.path(), &ksk);
@@ -173,5 +203,107 @@ fn a_cluster_rolls_its_zsk_from_a_follower_and_by_policy_across_a_leader_kill() 
         secs(20),
         "the restarted node in step",
         |k| zsks(k) == [(next, true)],
+    );
+}
+
+#[test]
+fn a_cluster_rolls_its_ksk_against_the_parent_across_a_leader_kill() {
+    let tmp = TestDir::new("dnssec-cluster-ksk");
+    let (ksk, zsk) = bind_ecdsa_pair(&tmp.sub("keys"));
+    let parent = Parent::start(tmp.sub("parent"), &ds_line(&ksk));
+    let etcd = EtcdCluster::start(3);
+    let tail = format!(
+        "propagation = \"1s\", policy = {{ zsk_lifetime = \"1h\", ksk_lifetime = \"8s\", \
+         parent_servers = [\"127.0.0.1:{}\"], check_interval = \"1s\", parent_propagation = \"1s\" }}",
+        parent.port
+    );
+    let mut nodes = signed_nodes(&tmp, &etcd, &ksk, &zsk, &tail);
+    nodes.wait_leader(secs(20)).expect("a leader");
+    // One resolver per node, trusting only the parent's key.
+    let org = parent.key().expect("the parent's key");
+    let stub = format!(
+        "stub-zone:\n    name: \"org\"\n    stub-addr: 127.0.0.1@{}\n",
+        parent.port
+    );
+    let resolvers: Vec<Unbound> = (0..3)
+        .map(|i| {
+            let dir = tmp.sub(&format!("unbound{i}"));
+            Unbound::start_with(dir, "ggon.org", nodes.node(i).dns, &org, &stub)
+        })
+        .collect();
+    let validates = |i: usize| {
+        let s = resolvers[i].ask("cic.ggon.org", "A");
+        (
+            s.ad && s.answers == vec![PRIMARY.to_string()],
+            format!("{s:?}"),
+        )
+    };
+    let first = poll_keys(&nodes, &validates, secs(10), "the configured keys", |k| {
+        k.len() == 2
+    });
+    let old_ksk = role(&first, "KSK")[0].0;
+    // The policy begins the roll by itself: both KSKs sign the key set.
+    let both = poll_keys(&nodes, &validates, secs(20), "the KSK roll begun", |k| {
+        role(k, "KSK").len() == 2
+    });
+    let new_ksk = role(&both, "KSK")
+        .into_iter()
+        .find(|k| k.0 != old_ksk)
+        .unwrap()
+        .0;
+    let cds_everywhere = || -> Option<Vec<String>> {
+        let all: BTreeSet<Vec<String>> = nodes
+            .live()
+            .iter()
+            .map(|&i| dig_short(nodes.node(i).dns.port(), "ggon.org", "CDS"))
+            .collect();
+        (all.len() == 1)
+            .then(|| all.into_iter().next().unwrap())
+            .filter(|c| !c.is_empty())
+    };
+    poll_keys(
+        &nodes,
+        &validates,
+        secs(15),
+        "CDS published on every node",
+        |_| cds_everywhere().is_some(),
+    );
+    let cds = cds_everywhere().expect("one CDS set");
+    assert!(
+        cds.len() == 1 && cds[0].starts_with(&format!("{new_ksk} ")),
+        "CDS names the new KSK alone: {cds:?}"
+    );
+    // The leader dies while the roll waits for the parent's DS.
+    let leader = nodes.wait_leader(secs(5)).expect("a leader");
+    nodes.kill(leader);
+    let after = nodes.wait_leader(secs(20)).expect("a new leader");
+    assert_ne!(after, leader);
+    let waited = std::time::Instant::now();
+    while waited.elapsed() < secs(4) {
+        let k = poll_keys(&nodes, &validates, secs(5), "a poll", |_| true);
+        assert!(
+            role(&k, "KSK").contains(&(old_ksk, true)),
+            "the old KSK left while the parent serves only its DS: {k:?}\n{}",
+            nodes.logs()
+        );
+    }
+    let f: Vec<&str> = cds[0].split_whitespace().collect();
+    parent.set_ds(&[format!(
+        "ggon.org. 1 IN DS {} {} {} {}",
+        f[0],
+        f[1],
+        f[2],
+        f[3..].concat()
+    )]);
+    poll_keys(&nodes, &validates, secs(20), "the old KSK gone", |k| {
+        role(k, "KSK") == [(new_ksk, true)]
+    });
+    let history = nodes.node(after).ctl(&["history", "--json"]);
+    assert!(
+        history.stdout.contains(&format!(
+            "the parent's servers serve the DS of KSK {new_ksk}"
+        )),
+        "{}",
+        history.stdout
     );
 }
