@@ -192,9 +192,8 @@ impl Controller {
         let (zone, regional) = (moved(true), moved(false));
         let fqdns: Vec<&Name> = zone.iter().map(|&si| &self.services[si].fqdn).collect();
         let serials = self.publisher.serials_after(&fqdns);
-        let mut state = self.persisted();
-        state.serials = serials.clone();
-        if let Err(e) = self.persist_state(state) {
+        let touched: BTreeSet<usize> = applied.iter().map(|a| a.si).collect();
+        if let Err(e) = self.persist_changed(touched, serials.clone()) {
             let refusal = persist_refusal(e);
             // Undone last first, so each region ends as it was.
             for a in applied.into_iter().rev() {

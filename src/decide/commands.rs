@@ -362,7 +362,7 @@ impl Controller {
             .iter()
             .map(|&ri| self.services[si].regions[ri].pin.take())
             .collect();
-        if let Err(e) = self.persist() {
+        if let Err(e) = self.persist_changed([si], self.publisher.serials()) {
             for (&ri, pin) in which.iter().zip(before) {
                 self.services[si].regions[ri].pin = pin;
             }
@@ -531,7 +531,7 @@ impl Controller {
             }
             r.drill = Some(Drill::start(ti, r.active, dur, actor, now));
             // Persisted with its deadline, so a restart neither forgets nor prolongs it.
-            if let Err(e) = self.persist() {
+            if let Err(e) = self.persist_changed([si], self.publisher.serials()) {
                 self.services[si].regions[ri].drill = None;
                 return Err(super::durable::persist_refusal(e));
             }

@@ -45,6 +45,35 @@ impl Controller {
         self.persist_state(self.persisted())
     }
 
+    /// [`Self::persist`] after a change to the services `changed` only
+    /// (an operator's command), with the zones' `serials` as they will be
+    /// served. On a single node the cost follows the change, not the
+    /// number of services (the state journal's line holds those services;
+    /// the whole state is made only when the file is written again). In a
+    /// cluster the shared store's write works out what changed itself.
+    pub(super) fn persist_changed(
+        &self,
+        changed: impl IntoIterator<Item = usize>,
+        serials: BTreeMap<String, u32>,
+    ) -> Result<(), PersistError> {
+        if self.shared.is_some() {
+            let mut state = self.persisted();
+            state.serials = serials;
+            return self.persist_state(state);
+        }
+        let services = changed
+            .into_iter()
+            .map(|si| (self.services[si].name.clone(), self.services[si].state()))
+            .collect();
+        let whole = || {
+            let mut state = self.persisted();
+            state.serials = serials.clone();
+            state
+        };
+        self.store.save_changed(services, &serials, whole)?;
+        Ok(())
+    }
+
     pub(super) fn persist_state(&self, state: PersistedState) -> Result<(), PersistError> {
         if let Some(shared) = &self.shared {
             if self.role != Role::Leader {
@@ -125,7 +154,8 @@ impl Controller {
         si: usize,
         before: Overrides,
     ) -> Result<(), CtlError> {
-        self.persist().map_err(|e| {
+        let serials = self.publisher.serials();
+        self.persist_changed([si], serials).map_err(|e| {
             let svc = &mut self.services[si];
             let (pins, drains) = before;
             for (r, pin) in svc.regions.iter_mut().zip(pins) {

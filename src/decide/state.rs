@@ -195,6 +195,21 @@ impl StateStore {
         self.journal.lock().unwrap().save(&self.dir, state)
     }
 
+    /// [`Self::save`] of the services a change touched (and the serials);
+    /// `whole` makes the whole state when the file is due to be written
+    /// again. See [`super::state_journal::Journal::save_changed`].
+    pub fn save_changed(
+        &self,
+        changed: Vec<(String, ServiceState)>,
+        serials: &BTreeMap<String, u32>,
+        whole: impl FnOnce() -> PersistedState,
+    ) -> std::io::Result<()> {
+        self.journal
+            .lock()
+            .unwrap()
+            .save_changed(&self.dir, changed, serials, whole)
+    }
+
     /// Write the whole state file and start an empty journal (shutdown).
     pub fn save_whole(&self, state: &PersistedState) -> std::io::Result<()> {
         self.journal.lock().unwrap().compact(&self.dir, state)

@@ -131,10 +131,42 @@ impl Journal {
 
     /// Save `state`: one journal line, or the whole file when due.
     pub(super) fn save(&mut self, dir: &Path, state: &PersistedState) -> std::io::Result<()> {
-        let Some(last) = self.last.as_mut().filter(|_| self.lines < COMPACT_AFTER) else {
+        let Some(last) = self.last.as_ref().filter(|_| self.lines < COMPACT_AFTER) else {
             return self.compact(dir, state);
         };
         let delta = Delta::between(last, state);
+        self.append(dir, delta)
+    }
+
+    /// Save only what the caller changed: `changed` services and the
+    /// serials, compared with the last save for those names only, so a
+    /// remap costs the same at 30,000 services as at 10. `whole` is the
+    /// whole state, made only when the file is written again (compaction).
+    /// The caller names every service it changed since its last save.
+    pub(super) fn save_changed(
+        &mut self,
+        dir: &Path,
+        changed: Vec<(String, ServiceState)>,
+        serials: &BTreeMap<String, u32>,
+        whole: impl FnOnce() -> PersistedState,
+    ) -> std::io::Result<()> {
+        let Some(last) = self.last.as_ref().filter(|_| self.lines < COMPACT_AFTER) else {
+            return self.compact(dir, &whole());
+        };
+        let mut delta = Delta::default();
+        for (name, s) in changed {
+            if last.services.get(&name) != Some(&s) {
+                delta.services.insert(name, Some(s));
+            }
+        }
+        if last.serials != *serials {
+            delta.serials = Some(serials.clone());
+        }
+        self.append(dir, delta)
+    }
+
+    /// Append one line (fsynced) and take it into `last`.
+    fn append(&mut self, dir: &Path, delta: Delta) -> std::io::Result<()> {
         if delta.is_empty() {
             return Ok(());
         }
@@ -147,7 +179,9 @@ impl Journal {
             .open(dir.join(FILE))?;
         f.write_all(&line)?;
         f.sync_data()?;
-        delta.apply(last);
+        if let Some(last) = self.last.as_mut() {
+            delta.apply(last);
+        }
         self.lines += 1;
         Ok(())
     }
@@ -269,5 +303,53 @@ mod tests {
             load(dir.path()).serials["ggon.org."],
             10 + COMPACT_AFTER as u32 + 4
         );
+    }
+
+    #[test]
+    fn a_save_of_the_changed_services_reads_back_like_a_whole_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path()).unwrap();
+        let s1 = with(&[("a", "primary"), ("b", "primary"), ("c", "primary")], 1);
+        store.save(&s1).unwrap();
+        let s2 = with(&[("a", "primary"), ("b", "backup"), ("c", "primary")], 2);
+        let b = ("b".to_string(), s2.services["b"].clone());
+        let whole_made = std::cell::Cell::new(false);
+        let whole = || {
+            whole_made.set(true);
+            s2.clone()
+        };
+        store
+            .save_changed(vec![b.clone()], &s2.serials, whole)
+            .unwrap();
+        assert!(!whole_made.get(), "the whole state was made for one change");
+        let journal = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(
+            journal.contains("\"b\"") && !journal.contains("\"a\""),
+            "{journal}"
+        );
+        assert_eq!(load(dir.path()), s2);
+        // A service named as changed that did not change is not written.
+        store
+            .save_changed(vec![b], &s2.serials, || s2.clone())
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FILE)).unwrap(),
+            journal
+        );
+        // When the file is due to be written again, the whole state is.
+        let store = StateStore::new(dir.path()).unwrap();
+        let _ = store.load();
+        for i in 0..COMPACT_AFTER as u32 + 1 {
+            let mut s = s2.clone();
+            s.serials.insert("ggon.org.".into(), 10 + i);
+            store
+                .save_changed(vec![], &s.serials.clone(), || s.clone())
+                .unwrap();
+        }
+        assert_eq!(
+            load(dir.path()).serials["ggon.org."],
+            10 + COMPACT_AFTER as u32
+        );
+        assert_eq!(load(dir.path()).services, s2.services);
     }
 }
