@@ -168,6 +168,9 @@ pub fn zones(
             notify.insert(origin, targets.collect());
         }
     }
+    if let Some(c) = &cfg.catalog {
+        catalog_access(c, keys, &mut access, &mut notify);
+    }
     Ok(Zones {
         publisher,
         access,
@@ -175,6 +178,31 @@ pub fn zones(
         changes,
         remote_status,
     })
+}
+
+/// The catalog zone's transfer rules and the secondaries it NOTIFYs.
+fn catalog_access(
+    c: &crate::config::CatalogConfig,
+    keys: &crate::proto::tsig::Keyring,
+    access: &mut HashMap<Name, ZoneAccess>,
+    notify: &mut HashMap<Name, Vec<(SocketAddr, Option<tsig::Key>)>>,
+) {
+    let origin = c.origin();
+    let names = |v: &[toml::Spanned<String>]| v.iter().map(|k| k.get_ref().clone()).collect();
+    let rules = ZoneAccess {
+        origin: origin.clone(),
+        allow_transfer: c.transfer_acl().to_vec(),
+        transfer_keys: names(&c.transfer_keys),
+        secondaries: c.secondary_addrs(),
+        update_keys: Vec::new(),
+    };
+    access.insert(origin.clone(), rules);
+    if !c.secondaries.is_empty() {
+        let key = |n: &str| keys.get(n).cloned();
+        let targets = c.secondaries.iter();
+        let targets = targets.map(|s| (s.address, s.key.as_deref().and_then(key)));
+        notify.insert(origin, targets.collect());
+    }
 }
 
 /// Count and alert on each new RFC 2136 publishing error of `zone`.
