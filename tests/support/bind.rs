@@ -45,6 +45,13 @@ pub enum BindZone {
         primary: SocketAddr,
         key: Option<String>,
     },
+    /// No zone of its own but the catalog zone `catalog` (RFC 9432),
+    /// transferred from `primary`, whose member zones BIND provisions
+    /// (`catalog-zones`, members transferred from `primary` too).
+    CatalogConsumer {
+        primary: SocketAddr,
+        catalog: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +86,20 @@ impl BindSpec {
         BindSpec {
             keys: Vec::new(),
             zone: BindZone::Secondary { primary, key: None },
+            also_notify: Vec::new(),
+            port,
+            zone_extra: String::new(),
+        }
+    }
+
+    /// A secondary configured only with the catalog zone `catalog` of `primary`.
+    pub fn catalog_consumer(primary: SocketAddr, catalog: &str, port: Option<u16>) -> BindSpec {
+        BindSpec {
+            keys: Vec::new(),
+            zone: BindZone::CatalogConsumer {
+                primary,
+                catalog: catalog.to_string(),
+            },
             also_notify: Vec::new(),
             port,
             zone_extra: String::new(),
@@ -213,10 +234,20 @@ impl Bind {
   recursion no;
   dnssec-validation no;
   {notify}
+  {catalogs}
 }};
 controls {{ }};
 "#,
-            port = self.port
+            port = self.port,
+            catalogs = match &self.spec.zone {
+                BindZone::CatalogConsumer { primary, catalog } => format!(
+                    "catalog-zones {{ zone \"{catalog}\" default-primaries {{ {} port {}; }} \
+                     in-memory yes; }};",
+                    primary.ip(),
+                    primary.port()
+                ),
+                _ => String::new(),
+            },
         );
         conf += &match &self.spec.zone {
             BindZone::Primary {
@@ -252,6 +283,16 @@ controls {{ }};
                     .as_ref()
                     .map(|k| format!(" key {k}"))
                     .unwrap_or_default(),
+            ),
+            BindZone::CatalogConsumer { primary, catalog } => format!(
+                r#"zone "{catalog}" {{
+  type secondary;
+  primaries {{ {ip} port {port}; }};
+  file "{d}/catalog.db";
+}};
+"#,
+                ip = primary.ip(),
+                port = primary.port(),
             ),
         };
         fs::write(&self.conf, conf).expect("write named.conf");
