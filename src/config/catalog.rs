@@ -8,7 +8,6 @@
 //! that is in the catalog.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 
 use hickory_proto::rr::Name;
 use serde::Deserialize;
@@ -51,14 +50,6 @@ impl CatalogConfig {
     /// `allow_transfer` as prefixes.
     pub fn transfer_acl(&self) -> &[Net] {
         &self.transfer_acl
-    }
-
-    /// The secondaries, as (address, key name).
-    pub fn secondary_addrs(&self) -> Vec<(SocketAddr, Option<String>)> {
-        self.secondaries
-            .iter()
-            .map(|s| (s.address, s.key.clone()))
-            .collect()
     }
 }
 

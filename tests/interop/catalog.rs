@@ -184,8 +184,10 @@ fn provisions_and_drops<C: Consumer>(
     let mut all = members.clone();
     wait_served(&c, &g, &all, true, what);
 
-    // A reload without b.test: a new serial, the same ids, b.test dropped.
-    let kept = [SMALL[0], SMALL[2]];
+    // A reload without b.test and with a new d.test: a new serial, the
+    // same ids for the zones that stay, b.test dropped, d.test provisioned
+    // (its transfer rules follow the reload).
+    let kept = [SMALL[0], SMALL[2], ("d.test", "127.0.0.64")];
     std::fs::write(&g.config, config(&gdir, &kept, CATALOG, notify)).expect("rewrite config");
     let out = g.ctl(&["reload"]);
     assert!(out.ok, "reload: {}{}", out.text(), diag(&g, &[]));
@@ -198,10 +200,10 @@ fn provisions_and_drops<C: Consumer>(
     );
     let mut expect = before.ids.clone();
     expect.remove("b.test");
-    assert_eq!(
-        after.ids, expect,
-        "members keep their unique ids across a reload"
-    );
+    let mut now = after.ids.clone();
+    let new_id = now.remove("d.test").expect("d.test joins the catalog");
+    assert!(!before.ids.values().any(|id| *id == new_id), "{new_id}");
+    assert_eq!(now, expect, "members keep their unique ids across a reload");
     let dropped = poll(secs(15), Duration::from_millis(200), || {
         serial_of(c.port(), "b.test").is_none().then_some(())
     });
@@ -212,10 +214,16 @@ fn provisions_and_drops<C: Consumer>(
         diag(&g, &[])
     );
     all.retain(|z| *z != "b.test");
+    all.push("d.test");
     wait_served(&c, &g, &all, false, what);
+    bad_catalog_is_refused(&g, &gdir, &kept, notify, after.serial);
+    g.stop();
+}
 
-    // A bad [catalog] on reload: refused with file, line and field.
-    let bad = config(&gdir, &kept, "a.test", notify);
+/// A bad [catalog] on reload: refused with file, line and field; the
+/// running catalog stays at `serial`.
+fn bad_catalog_is_refused(g: &Ggond, gdir: &Path, kept: &[(&str, &str)], notify: u16, serial: u32) {
+    let bad = config(gdir, kept, "a.test", notify);
     let line = bad
         .lines()
         .position(|l| l == "name = \"a.test\"")
@@ -232,12 +240,7 @@ fn provisions_and_drops<C: Consumer>(
         text.contains(&format!("ggon.toml:{line}")) && text.contains("`catalog.name`"),
         "the error names ggon.toml:{line} and `catalog.name`: {text}"
     );
-    assert_eq!(
-        catalog(&g).serial,
-        after.serial,
-        "the running catalog stays"
-    );
-    g.stop();
+    assert_eq!(catalog(g).serial, serial, "the running catalog stays");
 }
 
 /// RFC 1982: is `a` later than `b`?
