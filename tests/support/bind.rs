@@ -205,51 +205,10 @@ impl Bind {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn write_conf(&self) {
+    /// The zone statement of the spec.
+    fn zone_block(&self) -> String {
         let d = self.dir.display();
-        let mut conf = String::new();
-        if !self.spec.keys.is_empty() {
-            let keys: String = self.spec.keys.iter().map(|k| k.statement()).collect();
-            fs::write(self.dir.join("keys.conf"), keys).expect("write keys.conf");
-            conf += &format!("include \"{d}/keys.conf\";\n");
-        }
-        let notify = if self.spec.also_notify.is_empty() {
-            "notify no;".to_string()
-        } else {
-            let targets: String = self
-                .spec
-                .also_notify
-                .iter()
-                .map(|p| format!("127.0.0.1 port {p}; "))
-                .collect();
-            format!("notify explicit;\n  notify-delay 0;\n  also-notify {{ {targets}}};")
-        };
-        conf += &format!(
-            r#"options {{
-  directory "{d}";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  pid-file "{d}/named.pid";
-  session-keyfile "{d}/session.key";
-  recursion no;
-  dnssec-validation no;
-  {notify}
-  {catalogs}
-}};
-controls {{ }};
-"#,
-            port = self.port,
-            catalogs = match &self.spec.zone {
-                BindZone::CatalogConsumer { primary, catalog } => format!(
-                    "catalog-zones {{ zone \"{catalog}\" default-primaries {{ {} port {}; }} \
-                     in-memory yes; }};",
-                    primary.ip(),
-                    primary.port()
-                ),
-                _ => String::new(),
-            },
-        );
-        conf += &match &self.spec.zone {
+        match &self.spec.zone {
             BindZone::Primary {
                 allow_update,
                 allow_transfer,
@@ -294,7 +253,54 @@ controls {{ }};
                 ip = primary.ip(),
                 port = primary.port(),
             ),
+        }
+    }
+
+    fn write_conf(&self) {
+        let d = self.dir.display();
+        let mut conf = String::new();
+        if !self.spec.keys.is_empty() {
+            let keys: String = self.spec.keys.iter().map(|k| k.statement()).collect();
+            fs::write(self.dir.join("keys.conf"), keys).expect("write keys.conf");
+            conf += &format!("include \"{d}/keys.conf\";\n");
+        }
+        let notify = if self.spec.also_notify.is_empty() {
+            "notify no;".to_string()
+        } else {
+            let targets: String = self
+                .spec
+                .also_notify
+                .iter()
+                .map(|p| format!("127.0.0.1 port {p}; "))
+                .collect();
+            format!("notify explicit;\n  notify-delay 0;\n  also-notify {{ {targets}}};")
         };
+        conf += &format!(
+            r#"options {{
+  directory "{d}";
+  listen-on port {port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  pid-file "{d}/named.pid";
+  session-keyfile "{d}/session.key";
+  recursion no;
+  dnssec-validation no;
+  {notify}
+  {catalogs}
+}};
+controls {{ }};
+"#,
+            port = self.port,
+            catalogs = match &self.spec.zone {
+                BindZone::CatalogConsumer { primary, catalog } => format!(
+                    "catalog-zones {{ zone \"{catalog}\" default-primaries {{ {} port {}; }} \
+                     in-memory yes; }};",
+                    primary.ip(),
+                    primary.port()
+                ),
+                _ => String::new(),
+            },
+        );
+        conf += &self.zone_block();
         fs::write(&self.conf, conf).expect("write named.conf");
         let check = run(
             "named-checkconf",
