@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod catalog;
 mod certaudit;
 mod check;
 pub mod client;
@@ -32,6 +33,7 @@ mod fields;
 pub mod geo;
 mod validate;
 
+pub use catalog::CatalogConfig;
 pub use certaudit::CertAuditConfig;
 pub use check::{BadQuery, CheckConfig, CheckKind, DnsCheck, DnsQuery};
 pub use control::{ControlConfig, ControlLimits};
@@ -64,6 +66,9 @@ pub struct Config {
     /// Several ggond nodes agreeing through etcd; absent: one node, local state.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
+    /// A catalog zone (RFC 9432) listing the zones ggond answers.
+    #[serde(default)]
+    pub catalog: Option<CatalogConfig>,
     /// Where the file was read from; relative paths inside it are resolved
     /// against the current directory (as the README shows: run from the checkout).
     #[serde(skip)]
@@ -194,6 +199,9 @@ pub struct ZoneConfig {
     /// Sign the zone online (local zones; see docs/dnssec.md).
     #[serde(default)]
     pub dnssec: Option<DnssecConfig>,
+    /// The zone's group in the catalog zone (RFC 9432 4.4.2), if any.
+    #[serde(default)]
+    pub catalog_group: Option<Spanned<String>>,
     /// `origin` as a DNS name, read once by validation.
     #[serde(skip)]
     name: hickory_proto::rr::Name,
@@ -476,6 +484,10 @@ impl Config {
         }
         for (s, name) in cfg.services.iter_mut().zip(read.services) {
             s.fqdn_name = name;
+        }
+        if let (Some(c), Some((origin, acl))) = (cfg.catalog.as_mut(), read.catalog) {
+            c.origin = origin;
+            c.transfer_acl = acl;
         }
         Ok(cfg)
     }

@@ -50,6 +50,7 @@ pub(super) struct Read {
     pub zones: Vec<Name>,
     pub transfer: Vec<Vec<Net>>,
     pub services: Vec<Name>,
+    pub catalog: super::catalog::ReadCatalog,
 }
 
 /// The zones as validation read them: the origins (normalized text, to
@@ -80,7 +81,9 @@ impl Config {
         let key_names = rules.keys()?;
         let zones = rules.zones(&key_names)?;
         let services = rules.services(&zones.origins)?;
+        let catalog = rules.catalog(&key_names, &zones.origins)?;
         Ok(Read {
+            catalog,
             regions,
             zones: zones.names,
             transfer: zones.transfer,

@@ -259,11 +259,12 @@ pub async fn run(
             &tokens,
         )) as Arc<dyn crate::replicate::relay::UpdateRelay>
     });
+    let access = Arc::new(ArcSwap::from_pointee(zones.access));
     let handler = ProtocolHandler {
         secondary_zones: Arc::new(secondaries),
         snapshot: snapshot.clone(),
         keys: a.keys.clone(),
-        zones: Arc::new(zones.access),
+        zones: access.clone(),
         controller: handle.clone(),
         relay,
     };
@@ -293,15 +294,11 @@ pub async fn run(
         stages::cluster_session(&mut a, prepared, info, &handle);
     }
     stages::announce_ready(&mut a, &opts, &dns, control, &handle)?;
-    signals::serve(
-        signals,
-        &source,
-        &handle,
-        &config_tx,
-        reload_rx,
-        &opts.notify,
-    )
-    .await;
+    let follow = signals::Follow {
+        config: &config_tx,
+        access: &access,
+    };
+    signals::serve(signals, &source, &handle, follow, reload_rx, &opts.notify).await;
     info!("shutting down");
     opts.notify.send("STOPPING=1\nSTATUS=stopping");
     a.tasks.stop().await;

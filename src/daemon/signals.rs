@@ -5,9 +5,14 @@
 //! A reload reads and validates config and zones on a blocking thread and
 //! hands them to the controller only if everything loads: a bad file
 //! changes nothing. A new configuration then goes to every stage that
-//! follows it (health checks, certificate audit) through `config`.
+//! follows it (health checks, certificate audit) through `config`, and the
+//! zones' transfer and UPDATE rules are replaced ([`Follow`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -17,6 +22,7 @@ use super::systemd::Notify;
 use crate::config::Config;
 use crate::decide::{Actor, Command, ControllerHandle};
 use crate::load::{load, ReloadError, ReloadRequest, Source};
+use crate::replicate::{access_rules, ZoneAccess};
 
 /// The signals ggond answers, taken over before anything else starts: a
 /// signal that arrives while the stages start (a SIGTERM right after the
@@ -37,12 +43,19 @@ impl Signals {
     }
 }
 
+/// What follows a reload besides the controller: the stages watching the
+/// configuration, and the zones' transfer and UPDATE rules.
+pub struct Follow<'a> {
+    pub config: &'a watch::Sender<Arc<Config>>,
+    pub access: &'a ArcSwap<HashMap<Name, ZoneAccess>>,
+}
+
 /// Serve reloads until SIGTERM or SIGINT.
 pub async fn serve(
     signals: Signals,
     source: &Source,
     handle: &ControllerHandle,
-    config: &watch::Sender<Arc<Config>>,
+    follow: Follow<'_>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     notify: &Notify,
 ) {
@@ -62,7 +75,8 @@ pub async fn serve(
         let result = reload(source, handle).await;
         match &result {
             Ok((summary, cfg)) => {
-                let _ = config.send(Arc::new(cfg.clone()));
+                follow.access.store(Arc::new(access_rules(cfg)));
+                let _ = follow.config.send(Arc::new(cfg.clone()));
                 info!(%summary, "reload done");
                 notify.send(&format!("READY=1\nSTATUS=reload done: {summary}"));
             }

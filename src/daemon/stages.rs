@@ -130,7 +130,7 @@ pub fn zones(
     }
     publisher.set_signers(signers);
     let key = |n: &str| keys.get(n).cloned();
-    let (mut access, mut notify, mut remote_status) = (HashMap::new(), HashMap::new(), Vec::new());
+    let (mut notify, mut remote_status) = (HashMap::new(), Vec::new());
     for z in &cfg.zones {
         let origin = z.name();
         if let (ZoneMode::Rfc2136, Some(primary)) = (z.mode, &z.primary) {
@@ -149,28 +149,21 @@ pub fn zones(
             publisher.add_remote(origin.clone(), Box::new(remote));
             remote_status.push(status);
         }
-        let names = |v: &[toml::Spanned<String>]| v.iter().map(|k| k.get_ref().clone()).collect();
-        let zone_access = ZoneAccess {
-            origin: origin.clone(),
-            allow_transfer: z.transfer_acl().to_vec(),
-            transfer_keys: names(&z.transfer_keys),
-            secondaries: z
-                .secondaries
-                .iter()
-                .map(|s| (s.address, s.key.clone()))
-                .collect(),
-            update_keys: names(&z.update_keys),
-        };
-        access.insert(origin.clone(), zone_access);
         if !z.secondaries.is_empty() {
             let targets = z.secondaries.iter();
             let targets = targets.map(|s| (s.address, s.key.as_deref().and_then(key)));
             notify.insert(origin, targets.collect());
         }
     }
+    let catalog = cfg.catalog.iter().map(|c| (c.origin(), &c.secondaries));
+    for (origin, secondaries) in catalog {
+        let targets = secondaries.iter();
+        let targets = targets.map(|s| (s.address, s.key.as_deref().and_then(key)));
+        notify.insert(origin, targets.collect());
+    }
     Ok(Zones {
         publisher,
-        access,
+        access: crate::replicate::access_rules(cfg),
         notify,
         changes,
         remote_status,

@@ -171,8 +171,9 @@ pub fn load(path: &Path, o: &Overrides) -> Result<Loaded, LoadError> {
     let mut cfg = Config::load(path)?;
     o.apply(&mut cfg);
     let regions = Arc::new(region_map(&cfg)?);
-    let (zones, files) = zone_files(&cfg)?;
+    let (mut zones, files) = zone_files(&cfg)?;
     let warnings = services_in_zones(&cfg, &zones, &files)?;
+    zones.extend(catalog(&cfg)?);
     warn_if_secrets_readable(&cfg, path);
     let sources = cfg.keys.iter().map(|k| KeySource {
         name: k.name.get_ref(),
@@ -258,6 +259,32 @@ fn zone_files(cfg: &Config) -> Result<(Vec<ZoneData>, Vec<PathBuf>), LoadError> 
         files.push(file.get_ref().clone());
     }
     Ok((zones, files))
+}
+
+/// The catalog zone of `[catalog]`, listing every zone ggond answers, in
+/// file order. Its serial is the time: above what an earlier start served
+/// (the publisher also keeps it above the last one it published).
+fn catalog(cfg: &Config) -> Result<Option<ZoneData>, LoadError> {
+    use crate::proto::catalog::{catalog_zone, Member};
+    let Some(c) = &cfg.catalog else {
+        return Ok(None);
+    };
+    let members: Vec<Member> = cfg
+        .zones
+        .iter()
+        .filter(|z| z.in_catalog())
+        .map(|z| Member {
+            zone: z.name(),
+            group: z.catalog_group.as_ref().map(|g| g.get_ref().clone()),
+        })
+        .collect();
+    let serial = crate::publish::unix_now() as u32;
+    catalog_zone(&c.origin(), serial, &members)
+        .map(Some)
+        .map_err(|source| LoadError::Zone {
+            at: cfg.place(c.name.span(), "catalog.name"),
+            source: Box::new(source),
+        })
 }
 
 /// What the zone files hold at the services' names: a CNAME there, or a

@@ -11,6 +11,7 @@
 //! may use it, so it may use no stage.
 
 pub mod acl;
+pub mod catalog;
 pub mod client;
 pub mod codes;
 pub mod dnssec;

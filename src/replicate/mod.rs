@@ -57,12 +57,46 @@ pub struct ZoneAccess {
     pub update_keys: Vec<String>,
 }
 
+/// Every zone's access rules as the config gives them: the `[[zone]]`s'
+/// and the catalog's (which takes no UPDATEs). Built at start and again on
+/// every reload, so a zone a reload adds can be transferred.
+pub fn access_rules(cfg: &crate::config::Config) -> HashMap<Name, ZoneAccess> {
+    let names = |v: &[toml::Spanned<String>]| v.iter().map(|k| k.get_ref().clone()).collect();
+    let secondaries = |v: &[crate::config::SecondaryConfig]| {
+        v.iter().map(|s| (s.address, s.key.clone())).collect()
+    };
+    let mut rules: HashMap<Name, ZoneAccess> = cfg
+        .zones
+        .iter()
+        .map(|z| ZoneAccess {
+            origin: z.name(),
+            allow_transfer: z.transfer_acl().to_vec(),
+            transfer_keys: names(&z.transfer_keys),
+            secondaries: secondaries(&z.secondaries),
+            update_keys: names(&z.update_keys),
+        })
+        .map(|a| (a.origin.clone(), a))
+        .collect();
+    if let Some(c) = &cfg.catalog {
+        let a = ZoneAccess {
+            origin: c.origin(),
+            allow_transfer: c.transfer_acl().to_vec(),
+            transfer_keys: names(&c.transfer_keys),
+            secondaries: secondaries(&c.secondaries),
+            update_keys: Vec::new(),
+        };
+        rules.insert(a.origin.clone(), a);
+    }
+    rules
+}
+
 pub struct ProtocolHandler {
     /// Secondary zones: the primary's address and the refresh trigger.
     pub secondary_zones: Arc<HashMap<Name, (IpAddr, Arc<tokio::sync::Notify>)>>,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub keys: Arc<Keyring>,
-    pub zones: Arc<HashMap<Name, ZoneAccess>>,
+    /// Replaced on every reload ([`access_rules`]).
+    pub zones: Arc<ArcSwap<HashMap<Name, ZoneAccess>>>,
     pub controller: ControllerHandle,
     /// Cluster mode: where a follower passes UPDATEs on to.
     pub relay: Option<Arc<dyn relay::UpdateRelay>>,
@@ -78,7 +112,7 @@ impl SpecialHandler for ProtocolHandler {
     ) -> SpecialFuture {
         let snapshot = self.snapshot.load_full();
         let keys = self.keys.clone();
-        let zones = self.zones.clone();
+        let zones = self.zones.load_full();
         let controller = self.controller.clone();
         let secondary = self.secondary_zones.clone();
         let relay = self.relay.clone();

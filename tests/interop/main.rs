@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod catalog;
 mod checks;
 mod dname;
 mod harness;

@@ -262,6 +262,26 @@ fn cluster_settings_that_cannot_work_are_refused() {
     assert!(msg.contains("key_file"), "{msg}");
 }
 
+#[test]
+fn a_catalog_that_cannot_work_is_refused() {
+    let catalog = |name: &str| format!("{GOOD}\n[catalog]\nname = \"{name}\"\n");
+    // Lines: 15 [catalog], 16 name.
+    let (_dir, ok) = check(&catalog("catalog.ggon.invalid"));
+    assert_eq!(ok.code, Some(0), "a valid [catalog]: {}", ok.stderr);
+    let msg = expect_error(&catalog("GGON.org"), "ggon.toml:16", "catalog.name");
+    assert!(msg.contains("is a [[zone]]"), "{msg}");
+    let msg = expect_error(&catalog("bad..name"), "ggon.toml:16", "catalog.name");
+    assert!(msg.contains("not a valid domain name"), "{msg}");
+    let msg = expect_error(&catalog("cic.ggon.org"), "ggon.toml:16", "catalog.name");
+    assert!(msg.contains("service `cic`"), "{msg}");
+    let group = GOOD.replace(
+        "file = \"ggon.org.zone\"",
+        "file = \"ggon.org.zone\"\ncatalog_group = \"g\"",
+    );
+    let msg = expect_error(&group, "ggon.toml:4", "zone.catalog_group");
+    assert!(msg.contains("needs a [catalog]"), "{msg}");
+}
+
 /// Mid-incident, the operator is editing ggon.toml and a `[[service]]`
 /// table does not parse yet: `ggon-ctl status` still reaches the running
 /// ggond (it reads only [server] and [control]) and says, in one warning

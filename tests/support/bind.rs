@@ -45,6 +45,13 @@ pub enum BindZone {
         primary: SocketAddr,
         key: Option<String>,
     },
+    /// No zone of its own but the catalog zone `catalog` (RFC 9432),
+    /// transferred from `primary`, whose member zones BIND provisions
+    /// (`catalog-zones`, members transferred from `primary` too).
+    CatalogConsumer {
+        primary: SocketAddr,
+        catalog: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +86,20 @@ impl BindSpec {
         BindSpec {
             keys: Vec::new(),
             zone: BindZone::Secondary { primary, key: None },
+            also_notify: Vec::new(),
+            port,
+            zone_extra: String::new(),
+        }
+    }
+
+    /// A secondary configured only with the catalog zone `catalog` of `primary`.
+    pub fn catalog_consumer(primary: SocketAddr, catalog: &str, port: Option<u16>) -> BindSpec {
+        BindSpec {
+            keys: Vec::new(),
+            zone: BindZone::CatalogConsumer {
+                primary,
+                catalog: catalog.to_string(),
+            },
             also_notify: Vec::new(),
             port,
             zone_extra: String::new(),
@@ -184,41 +205,10 @@ impl Bind {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn write_conf(&self) {
+    /// The zone statement of the spec.
+    fn zone_block(&self) -> String {
         let d = self.dir.display();
-        let mut conf = String::new();
-        if !self.spec.keys.is_empty() {
-            let keys: String = self.spec.keys.iter().map(|k| k.statement()).collect();
-            fs::write(self.dir.join("keys.conf"), keys).expect("write keys.conf");
-            conf += &format!("include \"{d}/keys.conf\";\n");
-        }
-        let notify = if self.spec.also_notify.is_empty() {
-            "notify no;".to_string()
-        } else {
-            let targets: String = self
-                .spec
-                .also_notify
-                .iter()
-                .map(|p| format!("127.0.0.1 port {p}; "))
-                .collect();
-            format!("notify explicit;\n  notify-delay 0;\n  also-notify {{ {targets}}};")
-        };
-        conf += &format!(
-            r#"options {{
-  directory "{d}";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  pid-file "{d}/named.pid";
-  session-keyfile "{d}/session.key";
-  recursion no;
-  dnssec-validation no;
-  {notify}
-}};
-controls {{ }};
-"#,
-            port = self.port
-        );
-        conf += &match &self.spec.zone {
+        match &self.spec.zone {
             BindZone::Primary {
                 allow_update,
                 allow_transfer,
@@ -253,7 +243,64 @@ controls {{ }};
                     .map(|k| format!(" key {k}"))
                     .unwrap_or_default(),
             ),
+            BindZone::CatalogConsumer { primary, catalog } => format!(
+                r#"zone "{catalog}" {{
+  type secondary;
+  primaries {{ {ip} port {port}; }};
+  file "{d}/catalog.db";
+}};
+"#,
+                ip = primary.ip(),
+                port = primary.port(),
+            ),
+        }
+    }
+
+    fn write_conf(&self) {
+        let d = self.dir.display();
+        let mut conf = String::new();
+        if !self.spec.keys.is_empty() {
+            let keys: String = self.spec.keys.iter().map(|k| k.statement()).collect();
+            fs::write(self.dir.join("keys.conf"), keys).expect("write keys.conf");
+            conf += &format!("include \"{d}/keys.conf\";\n");
+        }
+        let notify = if self.spec.also_notify.is_empty() {
+            "notify no;".to_string()
+        } else {
+            let targets: String = self
+                .spec
+                .also_notify
+                .iter()
+                .map(|p| format!("127.0.0.1 port {p}; "))
+                .collect();
+            format!("notify explicit;\n  notify-delay 0;\n  also-notify {{ {targets}}};")
         };
+        conf += &format!(
+            r#"options {{
+  directory "{d}";
+  listen-on port {port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  pid-file "{d}/named.pid";
+  session-keyfile "{d}/session.key";
+  recursion no;
+  dnssec-validation no;
+  {notify}
+  {catalogs}
+}};
+controls {{ }};
+"#,
+            port = self.port,
+            catalogs = match &self.spec.zone {
+                BindZone::CatalogConsumer { primary, catalog } => format!(
+                    "catalog-zones {{ zone \"{catalog}\" default-primaries {{ {} port {}; }} \
+                     in-memory yes; }};",
+                    primary.ip(),
+                    primary.port()
+                ),
+                _ => String::new(),
+            },
+        );
+        conf += &self.zone_block();
         fs::write(&self.conf, conf).expect("write named.conf");
         let check = run(
             "named-checkconf",

@@ -10,7 +10,8 @@
 //! - [`packets`]: the malformed, random and mutated packets;
 //! - [`etcd`], [`cluster`]: a real etcd cluster and ggond nodes in cluster mode;
 //! - [`bind`]: real BIND and a ggond for interop; [`dnstools`]: `dig`,
-//!   `nsupdate` and `tsig-keygen`.
+//!   `nsupdate` and `tsig-keygen`; [`knot`]: real Knot DNS as a catalog
+//!   zone consumer.
 //!
 //! Every wait is a bounded poll; only 127.0.0.0/8 is used.
 // Each suite uses part of the support code; the rest is unused there.
@@ -22,6 +23,7 @@ pub mod dnstools;
 pub mod etcd;
 pub mod etcd_client;
 pub mod ggond;
+pub mod knot;
 pub mod mmdb;
 pub mod packets;
 pub mod process;
