@@ -19,8 +19,9 @@
 //! - [`run_check`] returns within `timeout` plus [`SLACK`], never panics, and
 //!   turns every failure (including bad input) into `ok: false` with a short
 //!   human-readable `detail`.
-//! - Each probe runs in its own task with its own timeout, so a hung target
-//!   never delays another target's checks.
+//! - Each check runs in a task of its own with its own timeout, so a hung
+//!   target never delays another target's checks (one scheduler per probe
+//!   set starts them: an idle probe is an entry in its queue, not a task).
 //! - HTTP checks open a fresh connection every time (no pooling), follow no
 //!   redirects and ignore proxy environment variables: the check measures the
 //!   target, not a cached connection or a proxy.
@@ -34,7 +35,9 @@ pub mod health;
 mod http;
 pub use http::http_error_detail;
 pub mod runtime;
+mod schedule;
 mod tcp;
+pub use schedule::{spawn_probes, STARTS_PER_SECOND};
 #[cfg(test)]
 mod tests;
 
@@ -46,11 +49,9 @@ use std::time::{Duration, SystemTime};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 
-use rand::Rng as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{CheckConfig, CheckKind};
@@ -79,7 +80,7 @@ const PIPE_GRACE: Duration = Duration::from_millis(50);
 const DETAIL_MAX: usize = 200;
 
 /// A zero interval would spin; probes never run more often than this.
-const MIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The result of one check.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -258,123 +259,6 @@ fn probe_list(cfg: &crate::config::Config) -> Vec<(ProbeKey, CheckConfig)> {
             })
         })
         .collect()
-}
-
-/// Spawn one task per (service, target) that runs its check every `interval`
-/// (+ random jitter up to `jitter`) and sends an [`Observation`] on `tx`.
-///
-/// The first run comes after a random delay in `[0, jitter]`, plus, with
-/// many probes, a random phase that spreads their starts at no more than
-/// [`STARTS_PER_SECOND`] (at most one interval): with 20,000 targets on one
-/// interval, starting every check within the same 100 ms burst overflowed
-/// the listeners' accept queues (false failures) and starved every other
-/// task of the runtime, a cluster node's lease keep-alive among them.
-///
-/// Intervals are measured start to start; a check that takes longer than its
-/// interval is followed by the next one at once, never by a burst. Checks run
-/// independently: each has its own task and its own timeout, and each check
-/// runs in a task of its own, so even a panicking check only yields a failed
-/// outcome. Tasks stop at shutdown or when `tx` is closed. Stopping cancels a check in flight (and kills its process,
-/// for exec checks). Must be called from within a Tokio runtime.
-pub fn spawn_probes(
-    checker: Arc<Checker>,
-    probes: Vec<(ProbeKey, CheckConfig)>,
-    tx: mpsc::Sender<Observation>,
-    shutdown: Shutdown,
-) -> Vec<JoinHandle<()>> {
-    let spread = Duration::from_secs_f64(probes.len() as f64 / STARTS_PER_SECOND);
-    probes
-        .into_iter()
-        .map(|(key, cfg)| {
-            let phase = random_up_to(spread.min(cfg.interval.max(MIN_INTERVAL)));
-            tokio::spawn(probe_loop(
-                checker.clone(),
-                key,
-                cfg,
-                phase,
-                tx.clone(),
-                shutdown.clone(),
-            ))
-        })
-        .collect()
-}
-
-/// How many check starts a second the first round is spread to, at most.
-pub const STARTS_PER_SECOND: f64 = 2_000.0;
-
-async fn probe_loop(
-    checker: Arc<Checker>,
-    key: ProbeKey,
-    cfg: CheckConfig,
-    phase: Duration,
-    tx: mpsc::Sender<Observation>,
-    mut shutdown: Shutdown,
-) {
-    let interval = cfg.interval.max(MIN_INTERVAL);
-    let mut next = Instant::now() + phase + random_up_to(cfg.jitter);
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.requested() => return,
-            () = tx.closed() => return,
-            () = tokio::time::sleep_until(next) => {}
-        }
-        let outcome = tokio::select! {
-            biased;
-            () = shutdown.requested() => return,
-            () = tx.closed() => return,
-            o = run_isolated(&checker, &cfg) => o,
-        };
-        let obs = Observation {
-            key: key.clone(),
-            outcome,
-        };
-        tokio::select! {
-            biased;
-            () = shutdown.requested() => return,
-            sent = tx.send(obs) => if sent.is_err() { return },
-        }
-        next = (next + interval + random_up_to(cfg.jitter)).max(Instant::now());
-    }
-}
-
-/// Run one check in a task of its own, so a panic inside a library becomes a
-/// failed outcome instead of ending the probe. Dropping this aborts the task.
-async fn run_isolated(checker: &Arc<Checker>, cfg: &CheckConfig) -> CheckOutcome {
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-
-    let started = Instant::now();
-    let checker = checker.clone();
-    let kind = cfg.kind.clone();
-    let timeout = cfg.timeout;
-    let task = tokio::spawn(async move { run_check(&checker, &kind, timeout).await });
-    let _abort = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(outcome) => outcome,
-        Err(e) => CheckOutcome {
-            ok: false,
-            detail: if e.is_panic() {
-                "check panicked".into()
-            } else {
-                "check cancelled".into()
-            },
-            latency: started.elapsed(),
-            at: SystemTime::now(),
-        },
-    }
-}
-
-fn random_up_to(max: Duration) -> Duration {
-    if max.is_zero() {
-        return Duration::ZERO;
-    }
-    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(rand::rng().random_range(0..=nanos))
 }
 
 // ---------------------------------------------------------------------------
