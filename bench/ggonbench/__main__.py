@@ -28,7 +28,12 @@ apt-get (as root); the release binaries are built with cargo.
               the cost of BENCH_SCALE_REMAPS (20) remaps on each (the
               control call's time and the time until the answer is seen),
               then BENCH_REMAP_RATE (1000) remaps a second from
-              BENCH_REMAP_CLIENTS (8) clients under a half-rate flood
+              BENCH_REMAP_CLIENTS (8) clients under a half-rate flood;
+              and (with ggond among --servers) ggond with N services of 2
+              TCP-checked targets for N in BENCH_SCALE_SERVICES (1000
+              10000 30000): start-up time, RSS, CPU at idle over
+              BENCH_SCALE_IDLE_SECONDS (20), and BENCH_SCALE_SERVICE_REMAPS
+              (20) remaps' call and visible p50/p90 (ggonbench/services.py)
   --workers2  also run gdnsd, NSD, Knot and ggond with 2 workers each, not
               pinned, the load generator sharing both cores (rows SERVER-w2)
   --servers   which servers to run (default: reflector gdnsd nsd knot ggond)
@@ -168,8 +173,9 @@ def main(argv):
     if opts.mode is None and os.environ.get("BENCH_RATE") and not re.fullmatch(r"[0-9]+", os.environ["BENCH_RATE"]):
         usage_error(f"BENCH_RATE must be a whole number, got '{os.environ['BENCH_RATE']}'")
     if opts.scale:
-        from . import scale
+        from . import scale, services
         scale.settings()
+        services.Settings()
     if opts.mode == "cluster":
         from . import cluster
         cluster_settings = cluster.Settings()

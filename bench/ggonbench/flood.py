@@ -9,10 +9,10 @@ servers. The server's CPU time during each flood (utime+stime over its
 process tree, /proc/PID/stat) gives queries answered per CPU-second, the
 figure that other work on the machine disturbs least. Then come the
 fixed-rate rows (fixedrate.py), remaps under load (remaps.py), and, if
-asked, the --workers2 and --scale runs; report.py prints the tables and
-saves the JSON."""
+asked, the --workers2 and --scale runs (zone sizes: scale.py; services:
+services.py); report.py prints the tables and saves the JSON."""
 
-from . import fixedrate, remaps, report, scale, workers2
+from . import fixedrate, remaps, report, scale, services, workers2
 from .common import TIMEOUT, die, first_line, machine, result_path
 from .load import SERVICES, flood_rounds
 from .servers import Placement, start_server
@@ -42,6 +42,7 @@ def main(ctx, kinds, with_workers2, with_scale):
     if with_workers2:
         rows += workers2.run(ctx, kinds, tools)
     scale_rows, remap_cost, remap_rate = scale.run(ctx, kinds) if with_scale else ([], [], [])
+    service_rows = services.run(ctx) if with_scale and "ggond" in kinds else []
 
     s = ctx.s
     m = machine(ctx.loadavg_start)
@@ -50,4 +51,4 @@ def main(ctx, kinds, with_workers2, with_scale):
     meta.update({"seconds": s.secs, "rounds": s.rounds, "outstanding": s.outstanding, "timeout_s": TIMEOUT,
                  "server_cpu": s.server_cpu, "generator_cpu": s.gen_cpu, "nice": s.nice, "git": m["git"],
                  "versions": versions()})
-    report.report(rows, meta, scale_rows, remap_cost, remap_rate, result_path())
+    report.report(rows, meta, report.ScaleResults(scale_rows, remap_cost, remap_rate, service_rows), result_path())

@@ -37,8 +37,8 @@ def token(state_dir):
         return [line.split()[-1] for line in f if line.strip() and not line.startswith("#")][0]
 
 
-def remap_request(control, tok, to):
-    return urllib.request.Request(f"http://127.0.0.1:{control}/v1/services/cic/remap",
+def remap_request(control, tok, to, service="cic"):
+    return urllib.request.Request(f"http://127.0.0.1:{control}/v1/services/{service}/remap",
                                   data=json.dumps({"to": to, "force": True}).encode(),
                                   headers={"Authorization": f"Bearer {tok}", "Content-Type": "application/json"})
 
@@ -101,63 +101,78 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else None
 
 
-def cost(srv, records, n):
-    """n remaps of cic, alternating backup and primary; per remap the call's
-    time and the time from the call until a UDP query (asked in a loop
-    while the call runs in another thread) answers the new address."""
-    import dns.exception
-    import dns.message
-    import dns.rdatatype
+class Asker:
+    """Asks srv for one name's A record over UDP (one socket, 50 ms per try)."""
 
-    tok = token(srv.state)
-    query = dns.message.make_query("cic.ggon.org.", "A")
-    query.flags = 0
-    wire = query.to_wire()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(0.05)
-    sock.connect(("127.0.0.1", srv.port))
+    def __init__(self, port, name):
+        import dns.message
+        query = dns.message.make_query(name, "A")
+        query.flags = 0
+        self.wire = query.to_wire()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(0.05)
+        self.sock.connect(("127.0.0.1", port))
 
-    def addresses():
+    def addresses(self):
+        """The answer's A addresses; () on a timeout or a bad answer."""
+        import dns.exception
+        import dns.message
+        import dns.rdatatype
         try:
-            sock.send(wire)
-            m = dns.message.from_wire(sock.recv(1500))
+            self.sock.send(self.wire)
+            m = dns.message.from_wire(self.sock.recv(1500))
         except (OSError, dns.exception.DNSException):
             return ()
         return [rr.address for rrset in m.answer if rrset.rdtype == dns.rdatatype.A for rr in rrset]
 
+    def close(self):
+        self.sock.close()
+
+
+def timed_remap(req, seen, limit=30):
+    """Sends the remap req from a thread while calling seen() in a loop
+    (at most limit seconds): (call seconds or None if it failed, error,
+    seconds from the send until seen() held, or None)."""
+    done = {}
+
+    def call():
+        t = time.perf_counter()
+        try:
+            urllib.request.urlopen(req, timeout=limit).read()
+            done["ok"] = True
+        except OSError as e:
+            done["err"] = str(e)
+        done["s"] = time.perf_counter() - t
+    t0 = time.perf_counter()
+    th = threading.Thread(target=call)
+    th.start()
+    visible = None
+    while time.perf_counter() < t0 + limit:
+        if seen():
+            visible = time.perf_counter() - t0
+            break
+    th.join()
+    return (done["s"] if done.get("ok") else None), done.get("err"), visible
+
+
+def cost(srv, records, n):
+    """n remaps of cic, alternating backup and primary; per remap the call's
+    time and the time from the call until a UDP query (asked in a loop
+    while the call runs in another thread) answers the new address."""
+    tok = token(srv.state)
+    asker = Asker(srv.port, "cic.ggon.org.")
     calls, visible = [], []
     for i in range(n):
         to = "backup" if i % 2 == 0 else "primary"
-        addr = ADDRESS[to]
-        req = remap_request(srv.control, tok, to)
-        done = {}
-
-        def call():
-            t = time.perf_counter()
-            try:
-                urllib.request.urlopen(req, timeout=30).read()
-                done["ok"] = True
-            except OSError as e:
-                done["err"] = str(e)
-            done["s"] = time.perf_counter() - t
-        t0 = time.perf_counter()
-        th = threading.Thread(target=call)
-        th.start()
-        seen = None
-        deadline = t0 + 30
-        while time.perf_counter() < deadline:
-            if addr in addresses():
-                seen = time.perf_counter() - t0
-                break
-        th.join()
-        if not done.get("ok"):
-            print(f"bench: remap {i} failed: {done.get('err')}", file=sys.stderr)
+        call_s, err, seen = timed_remap(remap_request(srv.control, tok, to), lambda: ADDRESS[to] in asker.addresses())
+        if call_s is None:
+            print(f"bench: remap {i} failed: {err}", file=sys.stderr)
             continue
-        calls.append(done["s"] * 1e3)
+        calls.append(call_s * 1e3)
         if seen is not None:
             visible.append(seen * 1e3)
         time.sleep(0.05)
-    sock.close()
+    asker.close()
     return {"records": records, "remaps": len(calls), "fsync_ms": fsync_ms(srv.state),
             "call_ms": {"p50": pct(calls, 0.5), "max": max(calls) if calls else None},
             "visible_ms": {"p50": pct(visible, 0.5), "max": max(visible) if visible else None}}

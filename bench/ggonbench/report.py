@@ -1,7 +1,13 @@
-"""The tables of the default mode (flood, comparison, --scale, remap cost,
-remap rate) and its result file, bench/results/DATE-HOST.json."""
+"""The tables of the default mode (flood, comparison, fixed-rate latency,
+--scale: zone sizes, remap cost, remap rate, services) and its result
+file, bench/results/DATE-HOST.json."""
+
+from collections import namedtuple
 
 from .common import fmt, mean, save_json
+
+# What --scale measured (lists of rows; empty without --scale).
+ScaleResults = namedtuple("ScaleResults", "zones remap_cost remap_rate services")
 
 
 def summarize(rows):
@@ -17,6 +23,7 @@ def summarize(rows):
             "avg_ms": mean(r["latency_ms"]["avg"] for r in rs),
             "p50_ms": mean(r["latency_ms"]["p50"] for r in rs),
             "p99_ms": mean(r["latency_ms"]["p99"] for r in rs),
+            "p999_ms": mean(r["latency_ms"].get("p999") for r in rs),
             "lost_pct": mean(r["lost_pct"] for r in rs),
             "q_per_cpu_s": mean(r["q_per_cpu_s"] for r in rs),
             "generator_cpu_s": mean(r["generator_cpu_s"] for r in rs),
@@ -138,17 +145,63 @@ def remap_rate_table(remaprate):
               f" {r.get('bad_rcodes')!s:>5} {fmt(r.get('fsync_ms'), '8.2f')}")
 
 
-def report(rows, meta, scale, remapcost, remaprate, out_file):
+def fixed_rate_table(summary):
+    """Latency of every server at the one fixed rate (ggon-perf -Q on queries.txt), means over the rounds."""
+    rate = [s for s in summary if s["tool"] == "ggon-perf-rate" and s["queries"] == "queries.txt"]
+    if not rate:
+        return
+    print()
+    print(f"Fixed-rate latency: ggon-perf -Q {rate[0]['qps']:.0f} on queries.txt, the same generator and rate"
+          " for every server (means over the rounds)")
+    hdr = f"{'server':<12} {'qps':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'lost %':>7}"
+    print(hdr)
+    print("-" * len(hdr))
+    for s in rate:
+        print(f"{s['server']:<12} {fmt(s['qps'], '8.0f')} {fmt(s['p50_ms'], '7.3f')} {fmt(s['p99_ms'], '7.3f')}"
+              f" {fmt(s['p999_ms'], '8.3f')} {fmt(s['lost_pct'], '7.3f')}")
+
+
+def services_table(services):
+    print()
+    print("Services (ggond, N services of 2 TCP-checked targets, every 5 s, all checks to one local listener):"
+          " start = process start until the control API and the last service's name answer; RSS once"
+          " settled, its peak (VmHWM); healthy = targets /metrics reports up; idle CPU = % of one core over"
+          " the idle window (only checks); remaps of distinct services to backup: call = the API call,"
+          " visible = from sending it until a UDP query answers the backup address")
+    hdr = (f"{'services':>8} {'start s':>7} {'RSS MiB':>8} {'peak MiB':>8} {'KiB/svc':>7} {'healthy':>7}"
+           f" {'idle CPU %':>10} {'remaps':>6} {'call p50':>8} {'call p90':>8} {'vis p50':>8} {'vis p90':>8}"
+           f" {'fsync ms':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in services:
+        c, v = r.get("call_ms") or {}, r.get("visible_ms") or {}
+        rss = r["rss_kib"] / 1024 if r.get("rss_kib") else None
+        peak = r["peak_kib"] / 1024 if r.get("peak_kib") else None
+        print(f"{r['services']:>8} {fmt(r.get('startup_s'), '7.3f')} {fmt(rss, '8.1f')} {fmt(peak, '8.1f')}"
+              f" {fmt(r.get('kib_per_service'), '7.1f')} {r.get('healthy_targets')!s:>7}"
+              f" {fmt(r.get('idle_cpu_pct'), '10.1f')} {r.get('remaps', 0):>6} {fmt(c.get('p50'), '8.2f')}"
+              f" {fmt(c.get('p90'), '8.2f')} {fmt(v.get('p50'), '8.2f')} {fmt(v.get('p90'), '8.2f')}"
+              f" {fmt(r.get('fsync_ms'), '8.2f')}")
+
+
+def scale_tables(sc):
+    if sc.zones:
+        scale_table(sc.zones)
+    if sc.services:
+        services_table(sc.services)
+    if sc.remap_cost:
+        remap_cost_table(sc.remap_cost)
+    if sc.remap_rate:
+        remap_rate_table(sc.remap_rate)
+
+
+def report(rows, meta, sc, out_file):
     summary = summarize(rows)
     flood_table(summary, meta)
     ratios = comparison(rows, summary)
-    if scale:
-        scale_table(scale)
-    if remapcost:
-        remap_cost_table(remapcost)
-    if remaprate:
-        remap_rate_table(remaprate)
-    meta.update({"runs": rows, "summary": summary, "ratios": ratios, "scale": scale, "remap_cost": remapcost,
-                 "remap_rate": remaprate})
+    fixed_rate_table(summary)
+    scale_tables(sc)
+    meta.update({"runs": rows, "summary": summary, "ratios": ratios, "scale": sc.zones, "remap_cost": sc.remap_cost,
+                 "remap_rate": sc.remap_rate, "services": sc.services})
     save_json(out_file, meta, indent=2)
     print(f"\nsaved {out_file}")

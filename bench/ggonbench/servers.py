@@ -139,16 +139,20 @@ def start_gdnsd(ctx, inst, zone, pl):
     return Server("gdnsd", inst, p, port, d / "stdout.log")
 
 
-def reflector_binary():
-    """bench/reflector.c built into the target directory (a temp dir may be
-    mounted noexec); None if it does not build."""
-    exe = target_dir() / "bench-reflector"
-    src = BENCH / "reflector.c"
+def c_tool(name):
+    """bench/NAME.c built into the target directory as bench-NAME (a temp
+    dir may be mounted noexec); None if it does not build."""
+    exe = target_dir() / f"bench-{name}"
+    src = BENCH / f"{name}.c"
     if not os.access(exe, os.X_OK) or src.stat().st_mtime > exe.stat().st_mtime:
         exe.parent.mkdir(parents=True, exist_ok=True)
         if subprocess.run(["cc", "-O2", "-o", str(exe), str(src)]).returncode != 0:
             return None
     return exe
+
+
+def reflector_binary():
+    return c_tool("reflector")
 
 
 def start_reflector(ctx, inst, pl):
@@ -167,9 +171,17 @@ def start_reflector(ctx, inst, pl):
 def start_ggond(ctx, inst, config, pl):
     """ggond with config's [server] workers set to the placement's."""
     d = ctx.tmp / inst
-    (d / "state").mkdir(parents=True, exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     text = re.sub(r"(?m)^workers = .*", f"workers = {pl.workers}", open(config).read())
     (d / "ggon.toml").write_text(text)
+    return launch_ggond(ctx, inst, pl)
+
+
+def launch_ggond(ctx, inst, pl):
+    """ggond on the config already written to the scratch dir's inst/ggon.toml,
+    with its state in inst/state."""
+    d = ctx.tmp / inst
+    (d / "state").mkdir(parents=True, exist_ok=True)
     port, control = free_port(), free_port()
     cmd = [ctx.ggond, "--config", d / "ggon.toml", "--listen", f"127.0.0.1:{port}", "--state-dir", d / "state",
            "--control", f"127.0.0.1:{control}", "--user", "root"]
