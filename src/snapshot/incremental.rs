@@ -27,6 +27,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::aliases::synthesized_targets;
 use super::compile::{dname_above, is_signed, node_for, Compiler};
 use super::denial::Chain;
 use super::encode::Mode;
@@ -93,10 +94,16 @@ impl Index {
             }
             for rd in types.values().flat_map(|s| &s.rdatas) {
                 if let Some(t) = target_of(rd) {
-                    dependents
-                        .entry(fqdn_lower(t))
-                        .or_default()
-                        .push(owner.clone());
+                    let t = fqdn_lower(t);
+                    // A chain through a DNAME holds the data of the names
+                    // it synthesizes.
+                    let through = match rd {
+                        RData::CNAME(_) => synthesized_targets(zone, &dnames, &t),
+                        _ => Vec::new(),
+                    };
+                    for t in std::iter::once(t).chain(through) {
+                        dependents.entry(t).or_default().push(owner.clone());
+                    }
                 }
             }
         }
@@ -202,13 +209,15 @@ fn incremental(
     let signer = |data| {
         prev.signed.then(|| {
             let mut s = Compiler::with_sets(data, idx.ents.clone(), idx.cuts.clone());
+            s.dnames = idx.dnames.clone();
             s.dnssec = true;
             s.chain = prev.chain.clone();
             s
         })
     };
     {
-        let c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
+        let mut c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
+        c.dnames = idx.dnames.clone();
         let s = signer(&*data);
         let mut todo: Vec<Name> = changed.iter().cloned().collect();
         todo.extend(idx.serial_deps.iter().cloned());
