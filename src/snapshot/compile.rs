@@ -396,7 +396,18 @@ impl<'z> Compiler<'z> {
             other = Some(self.chain_answers(name, cname, mode, &mut answers));
         } else {
             for (rtype, set) in types {
-                let ans = self.set(name, *rtype, set);
+                // The NSEC3 chain is outside the namespace (see
+                // hashed_only): as BIND, no NSEC3 or its RRSIGs here.
+                if *rtype == RecordType::NSEC3 {
+                    continue;
+                }
+                let mut ans = self.set(name, *rtype, set);
+                if *rtype == RecordType::RRSIG {
+                    ans.retain(|rr| rrsig_covers(rr.rdata) != Some(RecordType::NSEC3));
+                    if ans.is_empty() {
+                        continue;
+                    }
+                }
                 let add = self.additional_for(set, mode);
                 answers.push((
                     u16::from(*rtype),
@@ -430,12 +441,28 @@ impl<'z> Compiler<'z> {
     }
 }
 
+/// Whether an owner holds only the NSEC3 chain's data (NSEC3 and the
+/// RRSIGs over it): such names are no part of the zone's namespace
+/// (RFC 5155 7.2.8), so a question for one is answered as for a name that
+/// does not exist, as BIND and NSD answer (NXDOMAIN, or a wildcard's).
+pub(super) fn hashed_only(types: &Types) -> bool {
+    !types.is_empty()
+        && types.iter().all(|(t, set)| match *t {
+            RecordType::NSEC3 => true,
+            RecordType::RRSIG => set
+                .rdatas
+                .iter()
+                .all(|rd| rrsig_covers(rd) == Some(RecordType::NSEC3)),
+            _ => false,
+        })
+}
+
 /// The names of `zone` that exist but are not owners: the ancestors of
 /// owners up to the apex that have no data, and the apex if it has none.
 pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
     let mut ents = BTreeSet::new();
-    for owner in zone.rrsets.keys() {
-        if *owner == zone.origin || owner.is_root() {
+    for (owner, types) in zone.rrsets.iter() {
+        if *owner == zone.origin || owner.is_root() || hashed_only(types) {
             continue;
         }
         // Up to the apex (added below), an owner (its own turn adds its

@@ -28,7 +28,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::aliases::synthesized_targets;
-use super::compile::{dname_above, is_signed, node_for, Compiler};
+use super::compile::{dname_above, hashed_only, is_signed, node_for, Compiler};
 use super::denial::Chain;
 use super::encode::Mode;
 use super::nodes::NodeMap;
@@ -230,7 +230,10 @@ fn incremental(
             if let Some(deps) = idx.dependents.get(&n) {
                 todo.extend(deps.iter().filter(|d| !seen.contains(*d)).cloned());
             }
-            if !idx.exists(&prev.data, &n) || dname_above(&idx.dnames, &n).is_some() {
+            if !idx.exists(&prev.data, &n)
+                || dname_above(&idx.dnames, &n).is_some()
+                || data.rrsets.get(&n).is_some_and(hashed_only)
+            {
                 continue;
             }
             let key: Arc<[u8]> = Arc::from(name_wire(&n));
@@ -301,7 +304,8 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let dnames = c.dnames();
     let mut plain_referrals = BTreeMap::new();
     let mut signed_referrals = BTreeMap::new();
-    for name in zone.rrsets.keys().chain(c.ents.iter()) {
+    let names = zone.rrsets.iter().filter(|(_, t)| !hashed_only(t));
+    for name in names.map(|(n, _)| n).chain(c.ents.iter()) {
         let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
         if let Some(s) = &s {
             if node.below_dname().is_none() {
