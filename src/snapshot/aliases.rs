@@ -50,7 +50,8 @@ pub(super) enum End<'z> {
 /// The name `name` (below the DNAME owner `owner`) becomes with the
 /// owner's suffix replaced by `target`; None when it would be too long.
 pub(super) fn substitute(name: &Name, owner: &Name, target: &Name) -> Option<Name> {
-    let keep = (name.num_labels() - owner.num_labels()) as usize;
+    // iter(), not num_labels(), which leaves out a wildcard's `*`.
+    let keep = name.iter().count() - owner.iter().count();
     let prefix = Name::from_labels(name.iter().take(keep)).ok()?;
     prefix.append_domain(target).ok().map(|n| fqdn_lower(&n))
 }

@@ -307,7 +307,8 @@ impl<'z> Compiler<'z> {
                 name.clone(),
                 Arc::new(Dname {
                     rr: rr.into_boxed_slice(),
-                    owner_labels: name.num_labels() as usize,
+                    // Not num_labels(), which leaves out a wildcard's `*`.
+                    owner_labels: name.iter().count(),
                     target: target.into_boxed_slice(),
                     ttl: set.ttl,
                     sigs: sigs.body,
@@ -380,6 +381,38 @@ impl<'z> Compiler<'z> {
         }
     }
 
+    /// The answer for each type `name` has, pushed to `answers`.
+    fn own_answers(
+        &self,
+        name: &Name,
+        types: &Types,
+        mode: Mode,
+        answers: &mut Vec<(u16, Prepared)>,
+    ) {
+        for (rtype, set) in types {
+            // The NSEC3 chain is outside the namespace (see hashed_only):
+            // as BIND, no NSEC3 or its RRSIGs here.
+            if *rtype == RecordType::NSEC3 {
+                continue;
+            }
+            let mut ans = self.set(name, *rtype, set);
+            if *rtype == RecordType::RRSIG {
+                ans.retain(|rr| rrsig_covers(rr.rdata) != Some(RecordType::NSEC3));
+                if ans.is_empty() {
+                    continue;
+                }
+            }
+            let add = match rtype {
+                &RecordType::CNAME => Vec::new(),
+                _ => self.additional_for(set, mode),
+            };
+            answers.push((
+                u16::from(*rtype),
+                encode(Some(name), mode, [&ans, &[], &add], 0, true),
+            ));
+        }
+    }
+
     /// Answers for a name that exists (or a wildcard owner, in independent mode).
     pub(super) fn node(&self, name: &Name, mode: Mode) -> Node {
         let empty = Types::new();
@@ -388,32 +421,14 @@ impl<'z> Compiler<'z> {
         let other;
         // RFC 8482: ANY gets one RRset rather than everything (see Node::any).
         let any;
+        // The name's own RRsets; beside a CNAME only those that may be
+        // there (RRSIG, NSEC, KEY), which a question of their type gets
+        // rather than the chain, as BIND and NSD answer.
+        self.own_answers(name, types, mode, &mut answers);
         if let Some(cname) = types.get(&RecordType::CNAME) {
-            let first = self.set(name, RecordType::CNAME, cname);
-            let cname_only = encode(Some(name), mode, [&first, &[], &[]], 0, true);
-            answers.push((u16::from(RecordType::CNAME), cname_only));
             any = Some(u16::from(RecordType::CNAME));
             other = Some(self.chain_answers(name, cname, mode, &mut answers));
         } else {
-            for (rtype, set) in types {
-                // The NSEC3 chain is outside the namespace (see
-                // hashed_only): as BIND, no NSEC3 or its RRSIGs here.
-                if *rtype == RecordType::NSEC3 {
-                    continue;
-                }
-                let mut ans = self.set(name, *rtype, set);
-                if *rtype == RecordType::RRSIG {
-                    ans.retain(|rr| rrsig_covers(rr.rdata) != Some(RecordType::NSEC3));
-                    if ans.is_empty() {
-                        continue;
-                    }
-                }
-                let add = self.additional_for(set, mode);
-                answers.push((
-                    u16::from(*rtype),
-                    encode(Some(name), mode, [&ans, &[], &add], 0, true),
-                ));
-            }
             // The first type's answer, unless the data has type 255 itself.
             any = match answers.first() {
                 Some((t, _)) if !types.contains_key(&RecordType::from(255)) => Some(*t),
@@ -424,6 +439,7 @@ impl<'z> Compiler<'z> {
             // so a new serial changes no node here.
             other = (mode == Mode::Independent).then(|| self.neg(Some(name), mode, &[], 0));
         }
+        // Stable: a type's own answer (pushed first) wins over a chain's.
         answers.sort_by_key(|(t, _)| *t);
         answers.dedup_by_key(|(t, _)| *t);
         Node {
@@ -513,10 +529,13 @@ pub(super) fn node_for(
             below_dname: Some(d),
             ..Rare::default()
         })
-    } else if name.is_wildcard() {
-        c.node(name, Mode::Independent)
     } else {
-        let mut n = c.node(name, Mode::Relative);
+        let mode = match name.is_wildcard() {
+            true => Mode::Independent,
+            false => Mode::Relative,
+        };
+        let mut n = c.node(name, mode);
+        // A DNAME at a wildcard owner applies below the literal `*`.
         if let Some(d) = dnames.get(name) {
             n.rare_mut().dname = Some(d.clone());
         }

@@ -270,9 +270,12 @@ fn incremental(
 fn one_node(c: &Compiler<'_>, n: &Name, old: Option<&Node>, idx: &Index) -> Option<Node> {
     Some(match c.cut_of(n) {
         Some(_) => c.cut_apex(n, old?.referral()?.clone()),
-        None if n.is_wildcard() => c.node(n, Mode::Independent),
         None => {
-            let mut node = c.node(n, Mode::Relative);
+            let mode = match n.is_wildcard() {
+                true => Mode::Independent,
+                false => Mode::Relative,
+            };
+            let mut node = c.node(n, mode);
             if let Some(d) = idx.dnames.get(n) {
                 node.rare_mut().dname = Some(d.clone());
             }
