@@ -255,18 +255,11 @@ pub(super) fn wks(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
     out.push(proto);
     let mut bits: Vec<u8> = Vec::new();
     for t in f.rest() {
-        let port: u16 = match t.text.to_ascii_lowercase().as_str() {
-            "domain" => 53,
-            "smtp" => 25,
-            "http" | "www" => 80,
-            "ftp" => 21,
-            "telnet" => 23,
-            "ssh" => 22,
-            "pop3" => 110,
-            "imap" => 143,
-            "https" => 443,
-            "ntp" => 123,
-            n => n.parse().map_err(|_| unknown("service", &t.text))?,
+        let port: u16 = match t.text.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                super::services::port(proto, &t.text).ok_or_else(|| unknown("service", &t.text))?
+            }
         };
         let byte = port as usize / 8;
         if bits.len() <= byte {

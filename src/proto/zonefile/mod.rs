@@ -24,6 +24,8 @@ mod fields;
 mod lexer;
 mod names;
 pub mod rdata;
+mod services;
+mod uncommon;
 
 use std::path::{Path, PathBuf};
 
