@@ -121,8 +121,17 @@ fn alpn_lists_are_read_at_two_levels_as_bind_reads_them() {
     let one = enc("SVCB", "1 . alpn=h1\\\\,h2").unwrap();
     assert_eq!(&one[3..], b"\x00\x01\x00\x06\x05h1,h2");
     // `a\\,`: the id `a,`; `\\\\`: a backslash.
-    assert_eq!(&enc("SVCB", "1 . alpn=a\\\\,").unwrap()[3..], b"\x00\x01\x00\x03\x02a,");
-    assert_eq!(&enc("SVCB", "1 . alpn=\\\\\\\\").unwrap()[3..], b"\x00\x01\x00\x02\x01\\");
-    assert_eq!(&enc("SVCB", "1 . alpn=h2,h3").unwrap()[3..], b"\x00\x01\x00\x06\x02h2\x02h3");
+    assert_eq!(
+        &enc("SVCB", "1 . alpn=a\\\\,").unwrap()[3..],
+        b"\x00\x01\x00\x03\x02a,"
+    );
+    assert_eq!(
+        &enc("SVCB", "1 . alpn=\\\\\\\\").unwrap()[3..],
+        b"\x00\x01\x00\x02\x01\\"
+    );
+    assert_eq!(
+        &enc("SVCB", "1 . alpn=h2,h3").unwrap()[3..],
+        b"\x00\x01\x00\x06\x02h2\x02h3"
+    );
     assert!(enc("SVCB", "1 . alpn=h2,,h3").is_err());
 }
