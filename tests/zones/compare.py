@@ -532,7 +532,9 @@ class LazyBind:
 
 def axfr(addr, origin):
     """All records of an AXFR from addr, one entry per record (duplicates
-    kept), the closing SOA removed. Raises on error."""
+    kept), the closing SOA removed. Raises on error. The messages are read
+    here (read_records), not by dnspython, which refuses some RDATA that
+    BIND accepts (an AMTRELAY of relay type 4, say)."""
     q = dns.message.make_query(origin, dns.rdatatype.AXFR)
     deadline = time.monotonic() + T_AXFR
     records = []
@@ -540,23 +542,86 @@ def axfr(addr, origin):
     with socket.create_connection(addr, timeout=T_QUERY) as s:
         dns.query.send_tcp(s, q, deadline)
         for _ in range(MAX_AXFR_MESSAGES):
-            m, _ = dns.query.receive_tcp(s, deadline, one_rr_per_rrset=True)
-            if m.rcode() != dns.rcode.NOERROR:
-                raise RuntimeError("AXFR answered " + dns.rcode.to_text(m.rcode()))
-            if not m.answer:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"AXFR took over {T_AXFR} s")
+            wire = read_tcp_wire(s)
+            rcode, recs = read_records(wire)
+            if rcode != dns.rcode.NOERROR:
+                raise RuntimeError("AXFR answered " + dns.rcode.to_text(rcode))
+            if not recs:
                 raise RuntimeError("AXFR message with no records")
-            for rrset in m.answer:
-                for rd in rrset:
-                    if rrset.rdtype == dns.rdatatype.SOA:
-                        soa_seen += 1
-                        if soa_seen == 2:
-                            return records
-                    records.append(
-                        record_key(rrset.name, rrset.ttl, rrset.rdclass, rrset.rdtype, rd.to_wire())
-                    )
+            for owner, rdtype, rdclass, ttl, rdata in recs:
+                if rdtype == dns.rdatatype.SOA:
+                    soa_seen += 1
+                    if soa_seen == 2:
+                        return records
+                records.append(record_key(owner, ttl, rdclass, rdtype, rdata))
             if soa_seen == 0:
                 raise RuntimeError("AXFR does not start with the SOA")
         raise RuntimeError("AXFR too long")
+
+
+def read_tcp_wire(sock):
+    """One DNS message from a TCP stream (two-octet length first); each
+    read is bounded by the socket's timeout."""
+
+    def exactly(n):
+        buf = b""
+        for _ in range(n + 1):
+            if len(buf) >= n:
+                break
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError("connection closed")
+            buf += chunk
+        return buf
+    (n,) = struct.unpack("!H", exactly(2))
+    return exactly(n)
+
+
+# The types whose RDATA names a server may compress (RFC 3597 4: the
+# RFC 1035 types), with the layout of their RDATA: "N" a name, a number
+# that many fixed octets.
+COMPRESSIBLE = {
+    dns.rdatatype.NS: ["N"], dns.rdatatype.CNAME: ["N"], dns.rdatatype.PTR: ["N"],
+    dns.rdatatype.MB: ["N"], dns.rdatatype.MG: ["N"], dns.rdatatype.MR: ["N"],
+    dns.rdatatype.MD: ["N"], dns.rdatatype.MF: ["N"],
+    dns.rdatatype.MX: [2, "N"], dns.rdatatype.MINFO: ["N", "N"],
+    dns.rdatatype.SOA: ["N", "N", 20],
+}
+
+
+def read_records(wire):
+    """(rcode, [(owner, type, class, ttl, rdata)]) of a response's answer
+    section, names decompressed (in RDATA too, for the types above)."""
+    _id, flags, qd, an = struct.unpack_from("!HHHH", wire, 0)
+    pos = 12
+    for _ in range(qd):
+        _, used = dns.name.from_wire(wire, pos)
+        pos += used + 4
+    out = []
+    for _ in range(an):
+        owner, used = dns.name.from_wire(wire, pos)
+        pos += used
+        rdtype, rdclass, ttl, rdlen = struct.unpack_from("!HHIH", wire, pos)
+        pos += 10
+        end = pos + rdlen
+        layout = COMPRESSIBLE.get(rdtype)
+        if layout is None:
+            rdata = wire[pos:end]
+        else:
+            rdata, p = b"", pos
+            for part in layout:
+                if part == "N":
+                    n, used = dns.name.from_wire(wire, p)
+                    rdata += n.to_wire()
+                    p += used
+                else:
+                    rdata += wire[p : p + part]
+                    p += part
+        out.append((owner, rdtype, rdclass, ttl, rdata))
+        pos = end
+    return flags & 0xF, out
 
 
 def compare_axfr(ref, got):
