@@ -180,6 +180,12 @@ impl State {
                     self.warn_ttl(&format!(
                         "no $TTL and no TTL given: using the SOA minimum ({t})"
                     ));
+                    // BIND: an SOA that takes its minimum this way sets the
+                    // default, as a `$TTL` would (later explicit TTLs do
+                    // not carry over to records without one).
+                    if rtype == RecordType::SOA {
+                        self.default_ttl = Some(t);
+                    }
                     t
                 }
                 (None, None, None) => return Err(SyntaxError::NoTtl),
@@ -533,5 +539,19 @@ mod tests {
         assert_eq!(substitute("${-2000,0,n}", 1024).unwrap(), "0.3.c.f.f.f.f.f");
         assert_eq!(substitute("${-2000,0,d}", 1024).unwrap(), "-976");
         assert_eq!(substitute("${0,4,x}", 1024).unwrap(), "0400");
+    }
+
+    #[test]
+    fn without_ttl_the_soa_minimum_is_a_default_and_explicit_ttls_carry() {
+        let ttls = |text: &str| -> Vec<u32> {
+            let p = parse(text, None, &origin()).unwrap();
+            p.records.iter().map(|r| r.ttl).collect()
+        };
+        // SOA without TTL: its minimum (3) is the default from then on.
+        let t = ttls("@ SOA ns h 1 2 3 4 3\na TXT x\nb 2 TXT x\nc TXT x\n");
+        assert_eq!(t, [3, 3, 2, 3]);
+        // SOA with one: the last explicit TTL carries over (RFC 1035).
+        let t = ttls("@ 1 SOA ns h 1 2 3 4 3\na TXT x\nb 2 TXT x\nc TXT x\n");
+        assert_eq!(t, [1, 1, 2, 2]);
     }
 }
