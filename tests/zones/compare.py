@@ -10,8 +10,13 @@ For every manifest entry (path, origin[, include base dir]):
      class, type, rdata in canonical wire form) with BIND's canonical form of
      the file (`named-compilezone -k warn -F raw`, read back here);
   c. NSD serves the same file on loopback, and for each (owner, type) of the
-     zone plus a few misses, ggond's answer is compared with NSD's: rcode, AA
-     flag and answer section (as a set of records, order ignored);
+     zone plus a few misses and alias chains (queries.py), ggond's answer is
+     compared with NSD's: rcode, AA flag and answer section (as a set of
+     records, order ignored); where they differ, BIND's named (started for
+     the batch the first time it is needed) is asked too, and a file whose
+     every difference is one where BIND answers as ggond and not as NSD
+     counts as answering like the reference servers ("answers_reference":
+     where NSD and BIND disagree ggond sides with BIND);
   d. prints the counts, one line per failing file with its first reason, the
      top reasons by count, and writes a JSON report (--out).
 
@@ -21,7 +26,9 @@ load is left out of every batch (it is counted as not loaded).
 
 Every subprocess has a timeout, every server listens on 127.0.0.1 only, and
 every loop is bounded. Needs python3 with dnspython (Debian:
-python3-dnspython), named-checkzone/named-compilezone (bind9-utils) and nsd.
+python3-dnspython), named-checkzone/named-compilezone (bind9-utils) and nsd;
+named (bind9) if present. The servers are in servers.py, the record forms
+in wire.py.
 
 Usage:
   tests/zones/compare.py [--all | --subset] [--out report.json] [--only SUBSTR]
@@ -34,10 +41,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,48 +62,35 @@ except ImportError:  # pragma: no cover - reported to the caller
     )
     sys.exit(3)
 
+from servers import (  # noqa: E402 (after the dnspython check)
+    LazyBind,
+    find_tool,
+    first_error_line,
+    ggond_zone_table,
+    read_text,
+    run,
+    start_ggond,
+    start_nsd,
+)
+from queries import queries_for  # noqa: E402
+from wire import (  # noqa: E402
+    parse_bind_raw,
+    read_records,
+    read_tcp_wire,
+    record_key,
+    show_key,
+    tname,
+)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CORPUS = os.path.join(ROOT, "tests", "data", "zones")
 
-# Subprocess time limits (seconds).
-T_CHECK = 30
-T_SERVER_START = 30
+# Time limits (seconds; the servers' are in servers.py).
 T_QUERY = 3.0
 T_AXFR = 30.0
-MAX_QUERIES_PER_ZONE = 3000
 MAX_AXFR_MESSAGES = 100000
 MAX_BATCH = 60
-
-
-def find_tool(name):
-    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/bin", "/sbin"]:
-        p = os.path.join(d, name)
-        if d and os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    return None
-
-
-def run(cmd, cwd=None, timeout=T_CHECK):
-    """Run a command; return (rc, stdout+stderr text). rc None on timeout."""
-    try:
-        cp = subprocess.run(
-            cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout}s: {' '.join(cmd)}"
-    out = cp.stdout.decode("utf-8", "replace") + cp.stderr.decode("utf-8", "replace")
-    return cp.returncode, out
-
-
-def first_error_line(text):
-    lines = [l.strip() for l in text.splitlines() if l.strip()]
-    useful = [l for l in lines if "not loaded due to errors" not in l]
-    lines = useful or lines
-    for l in lines:
-        if re.search(r"error|fail|bad|unknown|invalid|expected|not loaded|refus|cannot|unexpected", l, re.I):
-            return l
-    return lines[-1] if lines else ""
 
 
 def kind_of(reason):
@@ -193,78 +184,8 @@ def bind_canonical(e, tools, tmp):
         return None, f"cannot read named-compilezone raw output: {ex!r}"
 
 
-def parse_bind_raw(data):
-    """BIND's raw master format (lib/dns/masterdump.c, version 1): a header of
-    six 32-bit words, then rdatasets: totallen(32) class(16) type(16)
-    covers(16) ttl(32) count(32) namelen(16) name, count x (len(16) rdata)."""
-    fmt, version = struct.unpack_from("!II", data, 0)
-    pos = 24 if version == 1 else 12
-    records = set()
-    guard = 0
-    while pos < len(data):
-        guard += 1
-        if guard > 10_000_000:
-            raise ValueError("raw file too long")
-        totallen, rdclass, rdtype, _covers, ttl, count = struct.unpack_from("!IHHHII", data, pos)
-        end = pos + totallen
-        p = pos + 18
-        (namelen,) = struct.unpack_from("!H", data, p)
-        p += 2
-        owner, _ = dns.name.from_wire(data[p : p + namelen], 0)
-        p += namelen
-        for _ in range(count):
-            (rlen,) = struct.unpack_from("!H", data, p)
-            p += 2
-            records.add(record_key(owner, ttl, rdclass, rdtype, data[p : p + rlen]))
-            p += rlen
-        if p != end:
-            raise ValueError(f"rdataset length mismatch at {pos}")
-        pos = end
-    return records
-
-
-def canonical_rdata(rdclass, rdtype, wire):
-    try:
-        rd = dns.rdata.from_wire(rdclass, rdtype, wire, 0, len(wire))
-        return rd.to_digestable(dns.name.root)
-    except Exception:
-        return bytes(wire)
-
-
-def record_key(owner, ttl, rdclass, rdtype, wire):
-    return (
-        owner.to_text().lower(),
-        int(ttl),
-        int(rdclass),
-        int(rdtype),
-        canonical_rdata(rdclass, rdtype, wire),
-    )
-
-
-def tname(k):
-    return dns.rdatatype.to_text(k[3])
-
-
-def show_key(k):
-    owner, ttl, rdclass, rdtype, rd = k
-    try:
-        text = dns.rdata.from_wire(rdclass, rdtype, rd, 0, len(rd)).to_text()
-    except Exception:
-        text = "\\# %d %s" % (len(rd), rd.hex())
-    return f"{owner} {ttl} {dns.rdataclass.to_text(rdclass)} {dns.rdatatype.to_text(rdtype)} {text[:80]}"
-
-
 # ---------------------------------------------------------------------------
 # ggond
-
-
-def ggond_zone_table(e):
-    return (
-        "[[zone]]\n"
-        f"origin = {json.dumps(e['origin'])}\n"
-        f"file = {json.dumps(e['file'])}\n"
-        'allow_transfer = ["127.0.0.1"]\n\n'
-    )
 
 
 def ggond_check(e, tools, tmp):
@@ -282,99 +203,8 @@ def ggond_check(e, tools, tmp):
     return False, msg or f"exit {rc}"
 
 
-class Server:
-    """A server process we started; stopped (TERM, then KILL) by its pid."""
-
-    def __init__(self, proc, log):
-        self.proc = proc
-        self.log = log
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-
-
-def start_ggond(batch, tools, tmp, cwd):
-    cfg = os.path.join(tmp, "ggond.toml")
-    with open(cfg, "w") as f:
-        f.write("# generated by tests/zones/compare.py\n")
-        for e in batch:
-            f.write(ggond_zone_table(e))
-    ready = os.path.join(tmp, "ggond.ready.json")
-    if os.path.exists(ready):
-        os.remove(ready)
-    state = os.path.join(tmp, "ggond-state")
-    shutil.rmtree(state, ignore_errors=True)
-    log = open(os.path.join(tmp, "ggond.log"), "wb")
-    proc = subprocess.Popen(
-        [
-            tools["ggond"], "--config", cfg,
-            "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-            "--state-dir", state, "--workers", "1", "--ready-file", ready,
-            # As root (the tests run as root), run on as root rather than
-            # be refused for not naming a user to drop to.
-            *(["--user", "root"] if os.geteuid() == 0 else []),
-        ],
-        cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        env=dict(os.environ, RUST_LOG="warn"), start_new_session=True,
-    )
-    srv = Server(proc, log.name)
-    deadline = time.monotonic() + T_SERVER_START
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None, "ggond exited at start-up: " + first_error_line(read_text(log.name))
-        try:
-            with open(ready) as f:
-                info = json.load(f)
-            host, port = info["dns"][0].rsplit(":", 1)
-            return (srv, (host.strip("[]"), int(port))), ""
-        except (OSError, ValueError, KeyError, IndexError):
-            time.sleep(0.05)
-    srv.stop()
-    return None, "ggond wrote no ready file"
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 # ---------------------------------------------------------------------------
 # NSD
-
-
-def free_port():
-    """A port free for both UDP and TCP on 127.0.0.1 (bounded tries)."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            t.close()
-            u.close()
-            continue
-        t.close()
-        u.close()
-        return port
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def nsd_check(e, tools):
@@ -399,131 +229,6 @@ def nsd_serves(addr, origin):
         and bool(r.flags & dns.flags.AA)
         and any(rr.rdtype == dns.rdatatype.SOA for rr in r.answer)
     )
-
-
-def start_nsd(batch, tools, tmp, zonesdir):
-    d = os.path.join(tmp, "nsd")
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
-    port = free_port()
-    conf = os.path.join(d, "nsd.conf")
-    with open(conf, "w") as f:
-        f.write(
-            "# generated by tests/zones/compare.py\n"
-            "server:\n"
-            f"    ip-address: 127.0.0.1@{port}\n"
-            f"    port: {port}\n"
-            "    do-ip6: no\n"
-            "    server-count: 1\n"
-            '    username: ""\n'
-            '    chroot: ""\n'
-            f'    zonesdir: "{zonesdir}"\n'
-            '    database: ""\n'
-            f'    zonelistfile: "{d}/zone.list"\n'
-            f'    xfrdfile: "{d}/xfrd.state"\n'
-            f'    xfrdir: "{d}"\n'
-            f'    pidfile: "{d}/nsd.pid"\n'
-            f'    logfile: "{d}/nsd.log"\n'
-            "    zonefiles-write: 0\n"
-            "    verbosity: 1\n"
-            "remote-control:\n"
-            "    control-enable: no\n"
-        )
-        for e in batch:
-            f.write(f'zone:\n    name: "{e["origin"]}"\n    zonefile: "{e["file"]}"\n')
-    log = open(os.path.join(d, "stderr.log"), "wb")
-    proc = subprocess.Popen(
-        [tools["nsd"], "-d", "-c", conf],
-        cwd=d, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
-    srv = Server(proc, log.name)
-    addr = ("127.0.0.1", port)
-    probe = dns.message.make_query(batch[0]["origin"], "SOA")
-    deadline = time.monotonic() + T_SERVER_START
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None, "nsd exited at start-up: " + first_error_line(
-                read_text(log.name) + read_text(os.path.join(d, "nsd.log"))
-            )
-        try:
-            dns.query.udp(probe, addr[0], port=port, timeout=0.2)
-            return (srv, addr), ""
-        except Exception:
-            time.sleep(0.05)
-    srv.stop()
-    return None, "nsd did not answer"
-
-
-# ---------------------------------------------------------------------------
-# BIND (named), asked only where ggond and NSD answer differently
-
-
-def start_named(batch, tools, tmp, cwd):
-    """named serving the batch on 127.0.0.1, its checks relaxed as
-    `named-checkzone -i local` has them; ((server, addr), "") or (None, why)."""
-    d = os.path.join(tmp, "named")
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
-    port = free_port()
-    conf = os.path.join(d, "named.conf")
-    with open(conf, "w") as f:
-        f.write(
-            "# generated by tests/zones/compare.py\n"
-            "options {\n"
-            f'    directory "{cwd}";\n'
-            f"    listen-on port {port} {{ 127.0.0.1; }};\n"
-            "    listen-on-v6 { none; };\n"
-            f'    pid-file "{d}/named.pid";\n'
-            f'    session-keyfile "{d}/session.key";\n'
-            f'    managed-keys-directory "{d}";\n'
-            "    recursion no; notify no; dnssec-validation no;\n"
-            "    check-names primary ignore; check-integrity no; check-mx ignore;\n"
-            "    check-dup-records ignore; check-wildcard no; check-sibling no;\n"
-            "};\n"
-            "controls { };\n"
-        )
-        for e in batch:
-            f.write(f'zone "{e["origin"]}" {{ type primary; file "{e["file"]}"; }};\n')
-    log = open(os.path.join(d, "named.log"), "wb")
-    proc = subprocess.Popen(
-        [tools["named"], "-g", "-n", "1", "-c", conf],
-        cwd=d, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
-    srv = Server(proc, log.name)
-    addr = ("127.0.0.1", port)
-    probe = dns.message.make_query(batch[0]["origin"], "SOA")
-    deadline = time.monotonic() + T_SERVER_START
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None, "named exited at start-up: " + first_error_line(read_text(log.name))
-        try:
-            dns.query.udp(probe, addr[0], port=port, timeout=0.2)
-            return (srv, addr), ""
-        except Exception:
-            time.sleep(0.05)
-    srv.stop()
-    return None, "named did not answer"
-
-
-class LazyBind:
-    """Starts named for a batch the first time it is needed (most batches
-    never need it), at most once; stop() stops it if it ran."""
-
-    def __init__(self, batch, tools, tmp, cwd):
-        self.args = (batch, tools, tmp, cwd)
-        self.tried = False
-        self.started = None
-
-    def __call__(self):
-        if not self.tried:
-            self.tried = True
-            if self.args[1].get("named"):
-                self.started, _ = start_named(*self.args)
-        return self.started[1] if self.started else None
-
-    def stop(self):
-        if self.started:
-            self.started[0].stop()
 
 
 # ---------------------------------------------------------------------------
@@ -561,69 +266,6 @@ def axfr(addr, origin):
         raise RuntimeError("AXFR too long")
 
 
-def read_tcp_wire(sock):
-    """One DNS message from a TCP stream (two-octet length first); each
-    read is bounded by the socket's timeout."""
-
-    def exactly(n):
-        buf = b""
-        for _ in range(n + 1):
-            if len(buf) >= n:
-                break
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise EOFError("connection closed")
-            buf += chunk
-        return buf
-    (n,) = struct.unpack("!H", exactly(2))
-    return exactly(n)
-
-
-# The types whose RDATA names a server may compress (RFC 3597 4: the
-# RFC 1035 types), with the layout of their RDATA: "N" a name, a number
-# that many fixed octets.
-COMPRESSIBLE = {
-    dns.rdatatype.NS: ["N"], dns.rdatatype.CNAME: ["N"], dns.rdatatype.PTR: ["N"],
-    dns.rdatatype.MB: ["N"], dns.rdatatype.MG: ["N"], dns.rdatatype.MR: ["N"],
-    dns.rdatatype.MD: ["N"], dns.rdatatype.MF: ["N"],
-    dns.rdatatype.MX: [2, "N"], dns.rdatatype.MINFO: ["N", "N"],
-    dns.rdatatype.SOA: ["N", "N", 20],
-}
-
-
-def read_records(wire):
-    """(rcode, [(owner, type, class, ttl, rdata)]) of a response's answer
-    section, names decompressed (in RDATA too, for the types above)."""
-    _id, flags, qd, an = struct.unpack_from("!HHHH", wire, 0)
-    pos = 12
-    for _ in range(qd):
-        _, used = dns.name.from_wire(wire, pos)
-        pos += used + 4
-    out = []
-    for _ in range(an):
-        owner, used = dns.name.from_wire(wire, pos)
-        pos += used
-        rdtype, rdclass, ttl, rdlen = struct.unpack_from("!HHIH", wire, pos)
-        pos += 10
-        end = pos + rdlen
-        layout = COMPRESSIBLE.get(rdtype)
-        if layout is None:
-            rdata = wire[pos:end]
-        else:
-            rdata, p = b"", pos
-            for part in layout:
-                if part == "N":
-                    n, used = dns.name.from_wire(wire, p)
-                    rdata += n.to_wire()
-                    p += used
-                else:
-                    rdata += wire[p : p + part]
-                    p += part
-        out.append((owner, rdtype, rdclass, ttl, rdata))
-        pos = end
-    return flags & 0xF, out
-
-
 def compare_axfr(ref, got):
     got_counter = collections.Counter(got)
     got_set = set(got_counter)
@@ -651,82 +293,6 @@ def compare_axfr(ref, got):
     if extra:
         return False, f"{len(extra)} records extra, first: {show_key(extra[0])}", f"record extra ({tname(extra[0])})"
     return False, f"{len(dups)} records sent twice, first: {show_key(dups[0])}", f"record sent twice ({tname(dups[0])})"
-
-
-def queries_for(ref, origin):
-    """(name, type) pairs: each owner and type of the zone, plus misses."""
-    pairs = sorted({(k[0], k[3]) for k in ref})
-    owners = sorted({k[0] for k in ref})
-    o = origin.lower()
-    extra = [
-        ("ggon-nx-1." + o if o != "." else "ggon-nx-1.", dns.rdatatype.A),
-        (o, 65280),  # a private type nobody has: NODATA at the apex
-    ]
-    for owner in owners:
-        if owner.startswith("*."):
-            types = sorted({k[3] for k in ref if k[0] == owner})
-            extra.append(("ggon-wild." + owner[2:], types[0]))
-            extra.append(("ggon-wild." + owner[2:], 65280))
-    cuts = sorted({k[0] for k in ref if k[3] == dns.rdatatype.NS and k[0] != o})
-    for cut in cuts[:3]:
-        extra.append(("ggon-below." + cut, dns.rdatatype.A))
-    extra += chain_queries(ref, pairs)
-    out = pairs + [(n, t) for n, t in extra if valid_name(n)]
-    return out[:MAX_QUERIES_PER_ZONE]
-
-
-def rdata_name(rd):
-    """The name a CNAME's or DNAME's canonical rdata holds, as text."""
-    return dns.name.from_wire(rd, 0)[0].to_text().lower()
-
-
-def below(name, suffix):
-    """The labels of `name` above `suffix` (text, no trailing dot), or None
-    when `name` is not strictly below it."""
-    if suffix == ".":
-        return name[:-1] if name != "." else None
-    if name.endswith("." + suffix):
-        return name[: -len(suffix) - 1]
-    return None
-
-
-def under(labels, name):
-    """`labels` (text) prepended to `name`."""
-    return labels + "." + (name if name != "." else "")
-
-
-def chain_queries(ref, pairs, per_alias=4, aliases=8):
-    """Queries that make a server follow aliases inside the zone: each
-    CNAME's owner asked for A and for the types its target has; below
-    each DNAME (RFC 6672), a miss and the names that map onto the target's
-    own names, asked for their types. Bounded per alias and per zone."""
-    out = []
-    types_at = collections.defaultdict(list)
-    for n, t in pairs:
-        types_at[n].append(t)
-    for owner, rtype, rd in sorted({(k[0], k[3], k[4]) for k in ref if k[3] in (dns.rdatatype.CNAME, dns.rdatatype.DNAME)})[:aliases]:
-        target = rdata_name(rd)
-        if rtype == dns.rdatatype.CNAME:
-            wanted = [dns.rdatatype.A] + [t for t in types_at.get(target, []) if t != dns.rdatatype.A]
-            out += [(owner, t) for t in wanted[:per_alias]]
-            continue
-        out.append((under("ggon-dn", owner), dns.rdatatype.A))
-        mapped = []
-        for n, ts in sorted(types_at.items()):
-            rel = below(n, target)
-            if rel is not None:
-                mapped += [(under(rel, owner), t) for t in ts[:2]]
-        out += mapped[:per_alias]
-    return out
-
-
-def valid_name(text):
-    """False for a made-up miss name that would be too long."""
-    try:
-        dns.name.from_text(text)
-        return True
-    except Exception:
-        return False
 
 
 def ask(addr, name, rdtype):
