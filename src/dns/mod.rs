@@ -11,6 +11,7 @@
 //! AXFR/IXFR, TSIG-signed queries) are handed to a [`SpecialHandler`], which
 //! [`crate::replicate`] implements: the query path does not know what they do.
 
+mod dname;
 #[cfg(test)]
 mod dname_tests;
 pub mod ecs;

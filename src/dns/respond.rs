@@ -11,7 +11,7 @@
 
 use super::wire::{parse_query, Edns, Query, Reject, HEADER_LEN, OPT_LEN};
 use crate::proto::codes::{opcode, rcode, rtype};
-use crate::snapshot::{Dname, Lookup, Prepared, Proofs, Snapshot};
+use crate::snapshot::{Lookup, Prepared, Proofs, Snapshot};
 
 /// The largest UDP response we send (the DNS flag day 2020 default).
 pub const MAX_UDP: u16 = 1232;
@@ -131,7 +131,7 @@ pub fn respond_from(
     {
         Lookup::Answer(p) => assemble(pkt, &q, p, &[None; 3], room, out),
         Lookup::Denial(p, proofs) => assemble(pkt, &q, p, &proofs, room, out),
-        Lookup::Dname(d) => dname(pkt, &q, d, room, out),
+        Lookup::Dname(d) => super::dname::dname(snap, pkt, &q, d, room, out),
         Lookup::NotAuth => error(pkt, &q, rcode::REFUSED, out),
     }
     super::geo::append_ecs(&geo, out);
@@ -146,7 +146,14 @@ fn limit(q: &Query, transport: Transport) -> usize {
     }
 }
 
-fn header(out: &mut Vec<u8>, q: &Query, aa: bool, tc: bool, rcode: u8, counts: [u16; 4]) {
+pub(super) fn header(
+    out: &mut Vec<u8>,
+    q: &Query,
+    aa: bool,
+    tc: bool,
+    rcode: u8,
+    counts: [u16; 4],
+) {
     let mut flags: u16 = 0x8000 | (u16::from(q.opcode) << 11) | (q.flags & 0x0110);
     if aa {
         flags |= 0x0400;
@@ -162,7 +169,7 @@ fn header(out: &mut Vec<u8>, q: &Query, aa: bool, tc: bool, rcode: u8, counts: [
     }
 }
 
-fn opt(out: &mut Vec<u8>, e: Edns, ext_rcode: u8) {
+pub(super) fn opt(out: &mut Vec<u8>, e: Edns, ext_rcode: u8) {
     out.push(0);
     out.extend_from_slice(&41u16.to_be_bytes());
     out.extend_from_slice(&MAX_UDP.to_be_bytes());
@@ -207,59 +214,6 @@ fn assemble(
         out.extend_from_slice(&p.body);
         for pr in proofs.iter().flatten() {
             out.extend_from_slice(&pr.wire);
-        }
-    }
-    if let Some(e) = q.edns {
-        opt(out, e, 0);
-    }
-}
-
-/// RFC 6672: the DNAME, and a CNAME from the question name to the name
-/// with the DNAME owner's suffix replaced by its target; YXDOMAIN (and the
-/// DNAME alone) when that name would be longer than 255 octets. The CNAME's
-/// owner points at the question; its target keeps the question's case for
-/// the labels it takes over. Written straight into `out`, no allocation.
-fn dname(pkt: &[u8], q: &Query, d: &Dname, room: usize, out: &mut Vec<u8>) {
-    let question = &pkt[HEADER_LEN..q.question_end];
-    // The labels of the question above the DNAME owner, as asked.
-    let keep = q.qname.nlabels - d.owner_labels;
-    let prefix = &pkt[HEADER_LEN..HEADER_LEN + q.qname.starts[keep] as usize];
-    let target_len = prefix.len() + d.target.len();
-    let fits = target_len <= 255;
-    let edns = q.edns.is_some() as u16;
-    let cname_len = 2 + 10 + target_len;
-    // DO: the DNAME's RRSIGs follow it (the synthesized CNAME is unsigned,
-    // RFC 6672 5.3.1).
-    let sigs: &[u8] = if q.edns.is_some_and(|e| e.do_bit) {
-        &d.sigs
-    } else {
-        &[]
-    };
-    let sig_count = if sigs.is_empty() { 0 } else { d.sig_count };
-    let size = HEADER_LEN
-        + question.len()
-        + d.rr.len()
-        + sigs.len()
-        + if fits { cname_len } else { 0 }
-        + OPT_LEN * edns as usize;
-    let rc = if fits { 0 } else { rcode::YXDOMAIN };
-    if size > room {
-        header(out, q, true, true, rc, [1, 0, 0, edns]);
-        out.extend_from_slice(question);
-    } else {
-        let an = if fits { 2 } else { 1 } + sig_count;
-        header(out, q, true, false, rc, [1, an, 0, edns]);
-        out.extend_from_slice(question);
-        out.extend_from_slice(&d.rr);
-        out.extend_from_slice(sigs);
-        if fits {
-            out.extend_from_slice(&0xC00Cu16.to_be_bytes());
-            out.extend_from_slice(&rtype::CNAME.to_be_bytes());
-            out.extend_from_slice(&1u16.to_be_bytes());
-            out.extend_from_slice(&d.ttl.to_be_bytes());
-            out.extend_from_slice(&(target_len as u16).to_be_bytes());
-            out.extend_from_slice(prefix);
-            out.extend_from_slice(&d.target);
         }
     }
     if let Some(e) = q.edns {

@@ -54,7 +54,7 @@ fn u16_at(p: &[u8], i: usize) -> Option<u16> {
 
 /// Parse a question name starting at `pos` (no compression allowed in the
 /// question), lowercasing into `q`. Returns the offset after the name.
-fn parse_qname(p: &[u8], mut pos: usize, q: &mut QName) -> Result<usize, Reject> {
+pub(super) fn parse_qname(p: &[u8], mut pos: usize, q: &mut QName) -> Result<usize, Reject> {
     let mut len = 0usize;
     let mut labels = 0usize;
     loop {

@@ -160,7 +160,7 @@ impl ZoneData {
         // RFC 2181 5.2: the TTLs of an RRset are equal; keep the lowest.
         set.ttl = set.ttl.min(rec.ttl);
         let data = normalized(&rec.data);
-        if !set.rdatas.contains(&data) {
+        if !set.rdatas.iter().any(|x| same_rdata(x, &data)) {
             if rec.record_type() == RecordType::RRSIG && set.ttls.len() == set.rdatas.len() {
                 set.ttls.push(rec.ttl);
             }
@@ -330,6 +330,18 @@ impl ZoneData {
 /// SVCB/HTTPS parameters in increasing key order (RFC 9460 2.2): the wire
 /// form requires it, and hickory-proto refuses to write them otherwise, so
 /// an UPDATE or a file with another order must not reach the compiler.
+/// Whether two RDATAs are one record of an RRset. Names compare without
+/// case (hickory's equality), but in SVCB/HTTPS, whose target is not
+/// among the names RFC 4034 6.2 lowercases, case counts, as in BIND.
+fn same_rdata(a: &RData, b: &RData) -> bool {
+    match (a, b) {
+        (RData::SVCB(_), RData::SVCB(_)) | (RData::HTTPS(_), RData::HTTPS(_)) => {
+            a == b && a.to_bytes().ok() == b.to_bytes().ok()
+        }
+        _ => a == b,
+    }
+}
+
 fn normalized(rd: &RData) -> RData {
     match rd {
         RData::SVCB(s) => {
@@ -476,5 +488,16 @@ mod svcb_tests {
         z.add_record(&rec).unwrap();
         let compiled = crate::snapshot::compile(std::sync::Arc::new(z));
         assert!(compiled.data.record_count() >= 3);
+    }
+
+    #[test]
+    fn svcb_targets_differing_in_case_are_two_records_ns_ones_are_one() {
+        let origin = Name::from_ascii("example.").unwrap();
+        let text = "@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns\n@ 60 NS NS\n\
+                    s 60 SVCB 10 A.exAmple.\ns 60 SVCB 10 a.EXampLE.\ns 60 SVCB 10 a.EXampLE.\n";
+        let z = ZoneData::parse(text, None, &origin).unwrap();
+        let s = Name::from_ascii("s.example.").unwrap();
+        assert_eq!(z.rrsets[&s][&RecordType::SVCB].rdatas.len(), 2);
+        assert_eq!(z.rrsets[&origin][&RecordType::NS].rdatas.len(), 1);
     }
 }

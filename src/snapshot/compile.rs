@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
+use super::aliases::End;
 use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, Dname, Node, Prepared, Rare};
@@ -13,7 +14,7 @@ use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{RRset, Types, ZoneData};
 
 /// What a name resolves to inside the zone, at compile time.
-enum Resolved<'z> {
+pub(super) enum Resolved<'z> {
     /// Data at the name (possibly synthesized from a wildcard).
     Data(&'z Types),
     /// The name exists but has no data (empty non-terminal).
@@ -21,10 +22,12 @@ enum Resolved<'z> {
     NxDomain,
     /// Out of the zone, or delegated away: nothing more to add.
     Elsewhere,
+    /// Below the DNAME at this owner: the DNAME rewrites it.
+    Below(&'z Name),
 }
 
 pub(super) struct Compiler<'z> {
-    zone: &'z ZoneData,
+    pub(super) zone: &'z ZoneData,
     /// The names that exist without data (empty non-terminals, and the
     /// apex if it had none): with the zone's owners, every name that
     /// exists. Only these are kept because a set of every name was a
@@ -36,6 +39,8 @@ pub(super) struct Compiler<'z> {
     /// goes with its RRSIGs, negative answers with their proofs.
     pub(super) dnssec: bool,
     pub(super) chain: Arc<Chain>,
+    /// The zone's DNAMEs (see [`Compiler::dnames`]), which chains follow.
+    pub(super) dnames: BTreeMap<Name, Arc<Dname>>,
 }
 
 /// A zone is served signed when its apex has keys and signatures.
@@ -58,15 +63,18 @@ impl<'z> Compiler<'z> {
             soa_neg: zone.negative_soa(),
             dnssec: false,
             chain: Arc::new(Chain::None),
+            dnames: BTreeMap::new(),
         }
     }
 
     pub(super) fn new(zone: &'z ZoneData) -> Self {
-        Compiler::with_sets(
+        let mut c = Compiler::with_sets(
             zone,
             Arc::new(empty_non_terminals(zone)),
             Arc::new(zone.cuts()),
-        )
+        );
+        c.dnames = c.dnames();
+        c
     }
 
     /// Whether `name` exists in the zone (has data or names below it).
@@ -75,7 +83,12 @@ impl<'z> Compiler<'z> {
     }
 
     /// An RRset's records, and in DNSSEC mode the RRSIGs that cover it.
-    fn set<'a>(&'a self, owner: &'a Name, rtype: RecordType, set: &'a RRset) -> Vec<Rr<'a>> {
+    pub(super) fn set<'a>(
+        &'a self,
+        owner: &'a Name,
+        rtype: RecordType,
+        set: &'a RRset,
+    ) -> Vec<Rr<'a>> {
         let mut out: Vec<Rr> = rrs(owner, set).collect();
         if self.dnssec && rtype != RecordType::RRSIG {
             out.extend(self.sigs(owner, rtype));
@@ -144,9 +157,15 @@ impl<'z> Compiler<'z> {
         crate::proto::zone::cut_of(&self.zone.origin, &self.cuts, name)
     }
 
-    fn resolve(&self, name: &Name) -> Resolved<'z> {
+    pub(super) fn resolve(&self, name: &Name) -> Resolved<'z> {
         if !self.zone.origin.zone_of(name) || self.cut_of(name).is_some() {
             return Resolved::Elsewhere;
+        }
+        if let Some(owner) = super::aliases::dname_owner_above(&self.dnames, name) {
+            // The key of the zone's own map, so that it lives as long.
+            if let Some((o, _)) = self.zone.rrsets.get_key_value(owner) {
+                return Resolved::Below(o);
+            }
         }
         if let Some(types) = self.zone.rrsets.get(name) {
             return Resolved::Data(types);
@@ -288,7 +307,8 @@ impl<'z> Compiler<'z> {
                 name.clone(),
                 Arc::new(Dname {
                     rr: rr.into_boxed_slice(),
-                    owner_labels: name.num_labels() as usize,
+                    // Not num_labels(), which leaves out a wildcard's `*`.
+                    owner_labels: name.iter().count(),
                     target: target.into_boxed_slice(),
                     ttl: set.ttl,
                     sigs: sigs.body,
@@ -322,6 +342,77 @@ impl<'z> Compiler<'z> {
         }
     }
 
+    /// The answers of a CNAME's owner (other than for CNAME): the chain
+    /// followed inside the zone (see aliases.rs), then the data of the
+    /// name it ends at for each of its types, pushed to `answers`; the
+    /// answer for every other type is returned.
+    fn chain_answers(
+        &self,
+        name: &Name,
+        cname: &'z RRset,
+        mode: Mode,
+        answers: &mut Vec<(u16, Prepared)>,
+    ) -> Prepared {
+        let (links, end) = self.aliases(name, cname);
+        let chain = self.chain_records(&links);
+        let (end_name, end) = match end {
+            End::At(n, r) => (n, r),
+            End::TooLong => return encode(Some(name), mode, [&chain, &[], &[]], 2, true),
+            End::TooLongName => return encode(Some(name), mode, [&chain, &[], &[]], 6, true),
+        };
+        match end {
+            Resolved::Data(t) => {
+                for (rtype, set) in t {
+                    let mut ans = chain.clone();
+                    ans.extend(self.set(&end_name, *rtype, set));
+                    let add = self.additional_for(set, mode);
+                    answers.push((
+                        u16::from(*rtype),
+                        encode(Some(name), mode, [&ans, &[], &add], 0, true),
+                    ));
+                }
+                self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name))
+            }
+            Resolved::Empty => self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name)),
+            Resolved::NxDomain => self.neg_proving(Some(name), mode, &chain, 3, None),
+            Resolved::Elsewhere | Resolved::Below(_) => {
+                encode(Some(name), mode, [&chain, &[], &[]], 0, true)
+            }
+        }
+    }
+
+    /// The answer for each type `name` has, pushed to `answers`.
+    fn own_answers(
+        &self,
+        name: &Name,
+        types: &Types,
+        mode: Mode,
+        answers: &mut Vec<(u16, Prepared)>,
+    ) {
+        for (rtype, set) in types {
+            // The NSEC3 chain is outside the namespace (see hashed_only):
+            // as BIND, no NSEC3 or its RRSIGs here.
+            if *rtype == RecordType::NSEC3 {
+                continue;
+            }
+            let mut ans = self.set(name, *rtype, set);
+            if *rtype == RecordType::RRSIG {
+                ans.retain(|rr| rrsig_covers(rr.rdata) != Some(RecordType::NSEC3));
+                if ans.is_empty() {
+                    continue;
+                }
+            }
+            let add = match rtype {
+                &RecordType::CNAME => Vec::new(),
+                _ => self.additional_for(set, mode),
+            };
+            answers.push((
+                u16::from(*rtype),
+                encode(Some(name), mode, [&ans, &[], &add], 0, true),
+            ));
+        }
+    }
+
     /// Answers for a name that exists (or a wildcard owner, in independent mode).
     pub(super) fn node(&self, name: &Name, mode: Mode) -> Node {
         let empty = Types::new();
@@ -330,65 +421,14 @@ impl<'z> Compiler<'z> {
         let other;
         // RFC 8482: ANY gets one RRset rather than everything (see Node::any).
         let any;
+        // The name's own RRsets; beside a CNAME only those that may be
+        // there (RRSIG, NSEC, KEY), which a question of their type gets
+        // rather than the chain, as BIND and NSD answer.
+        self.own_answers(name, types, mode, &mut answers);
         if let Some(cname) = types.get(&RecordType::CNAME) {
-            // Follow the chain inside the zone (bounded, loop-safe).
-            let mut hops: Vec<(Name, &RRset)> = vec![(name.clone(), cname)];
-            let mut seen = BTreeSet::from([name.clone()]);
-            let mut end = Resolved::Elsewhere;
-            let mut end_name = Name::root();
-            for _ in 0..8 {
-                let target = match &hops[hops.len() - 1].1.rdatas[0] {
-                    RData::CNAME(c) => crate::proto::zone::fqdn_lower(&c.0),
-                    _ => unreachable!("a CNAME RRset holds CNAME data"),
-                };
-                if !seen.insert(target.clone()) {
-                    break;
-                }
-                match self.resolve(&target) {
-                    Resolved::Data(t) if t.contains_key(&RecordType::CNAME) => {
-                        hops.push((target, &t[&RecordType::CNAME]));
-                    }
-                    r => {
-                        end = r;
-                        end_name = target;
-                        break;
-                    }
-                }
-            }
-            let first = self.set(name, RecordType::CNAME, cname);
-            let cname_only = encode(Some(name), mode, [&first, &[], &[]], 0, true);
-            answers.push((u16::from(RecordType::CNAME), cname_only));
             any = Some(u16::from(RecordType::CNAME));
-            let chain: Vec<Rr> = hops
-                .iter()
-                .flat_map(|(o, s)| self.set(o, RecordType::CNAME, s))
-                .collect();
-            other = Some(match end {
-                Resolved::Data(t) => {
-                    for (rtype, set) in t {
-                        let mut ans = chain.clone();
-                        ans.extend(self.set(&end_name, *rtype, set));
-                        let add = self.additional_for(set, mode);
-                        answers.push((
-                            u16::from(*rtype),
-                            encode(Some(name), mode, [&ans, &[], &add], 0, true),
-                        ));
-                    }
-                    self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name))
-                }
-                Resolved::Empty => self.neg_proving(Some(name), mode, &chain, 0, Some(&end_name)),
-                Resolved::NxDomain => self.neg_proving(Some(name), mode, &chain, 3, None),
-                Resolved::Elsewhere => encode(Some(name), mode, [&chain, &[], &[]], 0, true),
-            });
+            other = Some(self.chain_answers(name, cname, mode, &mut answers));
         } else {
-            for (rtype, set) in types {
-                let ans = self.set(name, *rtype, set);
-                let add = self.additional_for(set, mode);
-                answers.push((
-                    u16::from(*rtype),
-                    encode(Some(name), mode, [&ans, &[], &add], 0, true),
-                ));
-            }
             // The first type's answer, unless the data has type 255 itself.
             any = match answers.first() {
                 Some((t, _)) if !types.contains_key(&RecordType::from(255)) => Some(*t),
@@ -399,6 +439,7 @@ impl<'z> Compiler<'z> {
             // so a new serial changes no node here.
             other = (mode == Mode::Independent).then(|| self.neg(Some(name), mode, &[], 0));
         }
+        // Stable: a type's own answer (pushed first) wins over a chain's.
         answers.sort_by_key(|(t, _)| *t);
         answers.dedup_by_key(|(t, _)| *t);
         Node {
@@ -416,12 +457,28 @@ impl<'z> Compiler<'z> {
     }
 }
 
+/// Whether an owner holds only the NSEC3 chain's data (NSEC3 and the
+/// RRSIGs over it): such names are no part of the zone's namespace
+/// (RFC 5155 7.2.8), so a question for one is answered as for a name that
+/// does not exist, as BIND and NSD answer (NXDOMAIN, or a wildcard's).
+pub(super) fn hashed_only(types: &Types) -> bool {
+    !types.is_empty()
+        && types.iter().all(|(t, set)| match *t {
+            RecordType::NSEC3 => true,
+            RecordType::RRSIG => set
+                .rdatas
+                .iter()
+                .all(|rd| rrsig_covers(rd) == Some(RecordType::NSEC3)),
+            _ => false,
+        })
+}
+
 /// The names of `zone` that exist but are not owners: the ancestors of
 /// owners up to the apex that have no data, and the apex if it has none.
 pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
     let mut ents = BTreeSet::new();
-    for owner in zone.rrsets.keys() {
-        if *owner == zone.origin || owner.is_root() {
+    for (owner, types) in zone.rrsets.iter() {
+        if *owner == zone.origin || owner.is_root() || hashed_only(types) {
             continue;
         }
         // Up to the apex (added below), an owner (its own turn adds its
@@ -440,19 +497,9 @@ pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
     ents
 }
 
-/// The DNAME owner strictly above `name`, if any.
+/// The DNAME strictly above `name`, if any.
 pub(super) fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<Dname>> {
-    if dnames.is_empty() {
-        return None;
-    }
-    let mut n = name.base_name();
-    while n.num_labels() > 0 {
-        if let Some(d) = dnames.get(&n) {
-            return Some(d.clone());
-        }
-        n = n.base_name();
-    }
-    dnames.get(&n).cloned()
+    super::aliases::dname_owner_above(dnames, name).map(|o| dnames[o].clone())
 }
 
 /// The answers of one name.
@@ -482,10 +529,13 @@ pub(super) fn node_for(
             below_dname: Some(d),
             ..Rare::default()
         })
-    } else if name.is_wildcard() {
-        c.node(name, Mode::Independent)
     } else {
-        let mut n = c.node(name, Mode::Relative);
+        let mode = match name.is_wildcard() {
+            true => Mode::Independent,
+            false => Mode::Relative,
+        };
+        let mut n = c.node(name, mode);
+        // A DNAME at a wildcard owner applies below the literal `*`.
         if let Some(d) = dnames.get(name) {
             n.rare_mut().dname = Some(d.clone());
         }

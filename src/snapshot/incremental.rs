@@ -27,7 +27,8 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::compile::{dname_above, is_signed, node_for, Compiler};
+use super::aliases::synthesized_targets;
+use super::compile::{dname_above, hashed_only, is_signed, node_for, Compiler};
 use super::denial::Chain;
 use super::encode::Mode;
 use super::nodes::NodeMap;
@@ -93,10 +94,16 @@ impl Index {
             }
             for rd in types.values().flat_map(|s| &s.rdatas) {
                 if let Some(t) = target_of(rd) {
-                    dependents
-                        .entry(fqdn_lower(t))
-                        .or_default()
-                        .push(owner.clone());
+                    let t = fqdn_lower(t);
+                    // A chain through a DNAME holds the data of the names
+                    // it synthesizes.
+                    let through = match rd {
+                        RData::CNAME(_) => synthesized_targets(zone, &dnames, &t),
+                        _ => Vec::new(),
+                    };
+                    for t in std::iter::once(t).chain(through) {
+                        dependents.entry(t).or_default().push(owner.clone());
+                    }
                 }
             }
         }
@@ -202,13 +209,15 @@ fn incremental(
     let signer = |data| {
         prev.signed.then(|| {
             let mut s = Compiler::with_sets(data, idx.ents.clone(), idx.cuts.clone());
+            s.dnames = idx.dnames.clone();
             s.dnssec = true;
             s.chain = prev.chain.clone();
             s
         })
     };
     {
-        let c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
+        let mut c = Compiler::with_sets(&data, idx.ents.clone(), idx.cuts.clone());
+        c.dnames = idx.dnames.clone();
         let s = signer(&*data);
         let mut todo: Vec<Name> = changed.iter().cloned().collect();
         todo.extend(idx.serial_deps.iter().cloned());
@@ -221,7 +230,10 @@ fn incremental(
             if let Some(deps) = idx.dependents.get(&n) {
                 todo.extend(deps.iter().filter(|d| !seen.contains(*d)).cloned());
             }
-            if !idx.exists(&prev.data, &n) || dname_above(&idx.dnames, &n).is_some() {
+            if !idx.exists(&prev.data, &n)
+                || dname_above(&idx.dnames, &n).is_some()
+                || data.rrsets.get(&n).is_some_and(hashed_only)
+            {
                 continue;
             }
             let key: Arc<[u8]> = Arc::from(name_wire(&n));
@@ -258,9 +270,12 @@ fn incremental(
 fn one_node(c: &Compiler<'_>, n: &Name, old: Option<&Node>, idx: &Index) -> Option<Node> {
     Some(match c.cut_of(n) {
         Some(_) => c.cut_apex(n, old?.referral()?.clone()),
-        None if n.is_wildcard() => c.node(n, Mode::Independent),
         None => {
-            let mut node = c.node(n, Mode::Relative);
+            let mode = match n.is_wildcard() {
+                true => Mode::Independent,
+                false => Mode::Relative,
+            };
+            let mut node = c.node(n, mode);
             if let Some(d) = idx.dnames.get(n) {
                 node.rare_mut().dname = Some(d.clone());
             }
@@ -292,7 +307,8 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
     let dnames = c.dnames();
     let mut plain_referrals = BTreeMap::new();
     let mut signed_referrals = BTreeMap::new();
-    for name in zone.rrsets.keys().chain(c.ents.iter()) {
+    let names = zone.rrsets.iter().filter(|(_, t)| !hashed_only(t));
+    for name in names.map(|(n, _)| n).chain(c.ents.iter()) {
         let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
         if let Some(s) = &s {
             if node.below_dname().is_none() {

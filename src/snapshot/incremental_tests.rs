@@ -17,8 +17,9 @@ const HOSTS: usize = 300;
 
 /// A zone with every kind of dependency on the service names s0..s19:
 /// CNAMEs and chains of CNAMEs to them, MX/SRV/NS/HTTPS targets, a wildcard,
-/// a delegation with glue and DS, a DNAME, an empty non-terminal, and CNAMEs
-/// ending out of zone, in NXDOMAIN and through the wildcard.
+/// a delegation with glue and DS, a DNAME, an empty non-terminal, CNAMEs
+/// ending out of zone, in NXDOMAIN and through the wildcard, and a CNAME
+/// whose chain goes through an in-zone DNAME to a service name.
 fn zone_text() -> String {
     let mut z = String::from(
         "@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 300\n\
@@ -30,7 +31,8 @@ fn zone_text() -> String {
          d 300 IN DNAME example.net.\nout 300 IN CNAME www.example.net.\n\
          dangling 300 IN CNAME nothere\nleaf.ent.b 300 IN TXT \"x\"\n\
          _x._tcp 300 IN SRV 0 0 80 s3\nweb 300 IN HTTPS 1 s5 alpn=h2\n\
-         loop1 300 IN CNAME loop2\nloop2 300 IN CNAME loop1\n",
+         loop1 300 IN CNAME loop2\nloop2 300 IN CNAME loop1\n\
+         in 300 IN DNAME ggon.test.\nviadname 300 IN CNAME s2.in\n",
     );
     for i in 0..SERVICES {
         z += &format!("s{i} 30 IN A 10.0.0.{i}\n");

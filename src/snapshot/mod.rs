@@ -281,6 +281,20 @@ impl Snapshot {
             None => Lookup::NotAuth,
         }
     }
+    /// The answer for `target`, the name a DNAME rewrote `from` to, when
+    /// it is in the zone of `from` (RFC 6672 3.4: the lookup goes on
+    /// there); None when another zone, or none of ours, holds it.
+    pub fn follow(
+        &self,
+        from: &QName,
+        target: &QName,
+        qtype: u16,
+        dnssec: bool,
+    ) -> Option<Lookup<'_>> {
+        let zone = self.find_zone(target)?;
+        let same = self.find_zone(from).is_some_and(|z| std::ptr::eq(z, zone));
+        same.then(|| zone.lookup(target, qtype, dnssec && zone.signed))
+    }
 }
 
 impl CompiledZone {
@@ -389,11 +403,13 @@ impl CompiledZone {
 
 pub use crate::proto::dnssec::name_wire;
 
+mod aliases;
 mod compile;
 pub mod denial;
 mod encode;
 
 mod incremental;
 
+pub use aliases::MAX_ALIASES;
 pub use incremental::compile;
 pub use incremental::recompile;

@@ -147,42 +147,30 @@ fn svc_key(k: &str) -> R<u16> {
     })
 }
 
-/// A comma-separated list; `\,` is a comma inside an item (RFC 9460 A.1).
+/// A comma-separated list (RFC 9460 A.1), read at two levels as BIND
+/// reads it: the value's escapes first (a character string), then, in
+/// what they give, `\,` is a comma inside an item and `\\` a backslash.
+/// So `h1\\,h2` is the one item `h1,h2`.
 fn svc_list(v: &str) -> R<Vec<Vec<u8>>> {
+    let bytes = unescape(v)?;
     let mut out = vec![Vec::new()];
-    for (byte, escaped) in unescape_flagged(v)? {
-        if byte == b',' && !escaped {
-            out.push(Vec::new());
-        } else {
-            out.last_mut().expect("one item at least").push(byte);
-        }
-    }
-    Ok(out)
-}
-
-/// Decode `\X` and `\DDD`, saying for each byte whether it was escaped.
-fn unescape_flagged(s: &str) -> R<Vec<(u8, bool)>> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            if i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-                let v: u16 = s[i + 1..i + 4].parse().unwrap_or(999);
-                if v > 255 {
-                    return Err(EscapeError::NotAByte(v).into());
-                }
-                out.push((v as u8, true));
-                i += 4;
-            } else if i + 1 < b.len() {
-                out.push((b[i + 1], true));
+    while i < bytes.len() {
+        let item = out.last_mut().expect("one item at least");
+        match bytes[i] {
+            b'\\' => {
+                let b = *bytes.get(i + 1).ok_or(EscapeError::LoneBackslash)?;
+                item.push(b);
                 i += 2;
-            } else {
-                return Err(EscapeError::LoneBackslash.into());
             }
-        } else {
-            out.push((b[i], false));
-            i += 1;
+            b',' => {
+                out.push(Vec::new());
+                i += 1;
+            }
+            b => {
+                item.push(b);
+                i += 1;
+            }
         }
     }
     Ok(out)
@@ -255,18 +243,11 @@ pub(super) fn wks(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
     out.push(proto);
     let mut bits: Vec<u8> = Vec::new();
     for t in f.rest() {
-        let port: u16 = match t.text.to_ascii_lowercase().as_str() {
-            "domain" => 53,
-            "smtp" => 25,
-            "http" | "www" => 80,
-            "ftp" => 21,
-            "telnet" => 23,
-            "ssh" => 22,
-            "pop3" => 110,
-            "imap" => 143,
-            "https" => 443,
-            "ntp" => 123,
-            n => n.parse().map_err(|_| unknown("service", &t.text))?,
+        let port: u16 = match t.text.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                super::services::port(proto, &t.text).ok_or_else(|| unknown("service", &t.text))?
+            }
         };
         let byte = port as usize / 8;
         if bits.len() <= byte {

@@ -24,6 +24,8 @@ mod fields;
 mod lexer;
 mod names;
 pub mod rdata;
+mod services;
+mod uncommon;
 
 use std::path::{Path, PathBuf};
 
@@ -178,6 +180,12 @@ impl State {
                     self.warn_ttl(&format!(
                         "no $TTL and no TTL given: using the SOA minimum ({t})"
                     ));
+                    // BIND: an SOA that takes its minimum this way sets the
+                    // default, as a `$TTL` would (later explicit TTLs do
+                    // not carry over to records without one).
+                    if rtype == RecordType::SOA {
+                        self.default_ttl = Some(t);
+                    }
                     t
                 }
                 (None, None, None) => return Err(SyntaxError::NoTtl),
@@ -315,6 +323,30 @@ pub fn bytes_to_text(bytes: &[u8]) -> String {
     s
 }
 
+/// BIND's nibble form (master.c `nibbles`): hex digits lowest first,
+/// dot-separated, until the value is used up and `width` characters (the
+/// dots counted) are written; it is not cut to `width`.
+fn nibbles(mut value: u32, mut width: usize, upper: bool) -> String {
+    let mut out = String::new();
+    loop {
+        let digit = char::from_digit(value & 0xF, 16).expect("a nibble");
+        out.push(if upper {
+            digit.to_ascii_uppercase()
+        } else {
+            digit
+        });
+        value >>= 4;
+        width = width.saturating_sub(1);
+        if width > 0 || value != 0 {
+            out.push('.');
+            width = width.saturating_sub(1);
+        }
+        if value == 0 && width == 0 {
+            return out;
+        }
+    }
+}
+
 /// `$` → the counter; `${offset,width,base}`; `\$` → a literal `$`.
 fn substitute(s: &str, n: u32) -> Result<String, GenerateError> {
     let b = s.as_bytes();
@@ -338,26 +370,17 @@ fn substitute(s: &str, n: u32) -> Result<String, GenerateError> {
                     .get(1)
                     .map_or(Ok(0), |x| x.parse())
                     .map_err(|_| GenerateError::BadNumber("width"))?;
-                let v = i64::from(n) + off;
+                // As BIND computes it: a C int, printed as unsigned but
+                // for `d`.
+                let v = (i64::from(n) + off) as i32;
+                let u = v as u32;
                 let text = match inner.get(2).copied().unwrap_or("d") {
                     "d" => format!("{v:0width$}"),
-                    "o" => format!("{v:0width$o}"),
-                    "x" => format!("{v:0width$x}"),
-                    "X" => format!("{v:0width$X}"),
+                    "o" => format!("{u:0width$o}"),
+                    "x" => format!("{u:0width$x}"),
+                    "X" => format!("{u:0width$X}"),
                     // Nibbles, lowest first, dot-separated (reverse zones).
-                    "n" | "N" => {
-                        let hex = format!("{v:0width$x}");
-                        let mut parts: Vec<String> = hex.chars().rev().map(String::from).collect();
-                        if width > 0 {
-                            parts.truncate(width);
-                        }
-                        let t = parts.join(".");
-                        if inner[2] == "N" {
-                            t.to_uppercase()
-                        } else {
-                            t
-                        }
-                    }
+                    m @ ("n" | "N") => nibbles(u, width, m == "N"),
                     other => return Err(GenerateError::Base(other.to_string())),
                 };
                 out.push_str(&text);
@@ -504,5 +527,31 @@ mod tests {
         )
         .unwrap();
         assert!(p.records[1].data.to_bytes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn generate_modifiers_compute_as_bind() {
+        // Nibbles until the value is used up and `width` characters
+        // (dots counted) are written; a negative value as a 32-bit one.
+        assert_eq!(substitute("${0,3,n}", 1024).unwrap(), "0.0.4");
+        assert_eq!(substitute("${0,1,n}", 1024).unwrap(), "0.0.4");
+        assert_eq!(substitute("${0,6,N}", 0xab).unwrap(), "B.A.0.");
+        assert_eq!(substitute("${-2000,0,n}", 1024).unwrap(), "0.3.c.f.f.f.f.f");
+        assert_eq!(substitute("${-2000,0,d}", 1024).unwrap(), "-976");
+        assert_eq!(substitute("${0,4,x}", 1024).unwrap(), "0400");
+    }
+
+    #[test]
+    fn without_ttl_the_soa_minimum_is_a_default_and_explicit_ttls_carry() {
+        let ttls = |text: &str| -> Vec<u32> {
+            let p = parse(text, None, &origin()).unwrap();
+            p.records.iter().map(|r| r.ttl).collect()
+        };
+        // SOA without TTL: its minimum (3) is the default from then on.
+        let t = ttls("@ SOA ns h 1 2 3 4 3\na TXT x\nb 2 TXT x\nc TXT x\n");
+        assert_eq!(t, [3, 3, 2, 3]);
+        // SOA with one: the last explicit TTL carries over (RFC 1035).
+        let t = ttls("@ 1 SOA ns h 1 2 3 4 3\na TXT x\nb 2 TXT x\nc TXT x\n");
+        assert_eq!(t, [1, 1, 2, 2]);
     }
 }

@@ -126,7 +126,10 @@ pub fn rtype(s: &str) -> Option<RecordType> {
             "L32" => Some(RecordType::from(105)),
             "L64" => Some(RecordType::from(106)),
             "LP" => Some(RecordType::from(107)),
-            _ => None,
+            u => super::uncommon::MNEMONICS
+                .iter()
+                .find(|(m, _)| *m == u)
+                .map(|(_, c)| RecordType::from(*c)),
         },
         Ok(t) => Some(t),
     }

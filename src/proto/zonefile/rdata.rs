@@ -117,7 +117,8 @@ pub fn encode(rt: RecordType, toks: &[Token], origin: &Name) -> R<Vec<u8>> {
         || strings_and_opaque(code, &mut f, &mut out)?
         || dnssec(code, &mut f, &mut out)?
         || keys_and_fingerprints(code, &mut f, &mut out, origin)?
-        || own_grammar(code, &mut f, &mut out)?;
+        || own_grammar(code, &mut f, &mut out)?
+        || super::uncommon::encode(code, &mut f, &mut out)?;
     if !known {
         return Err(SyntaxError::NoPresentationForm(rt));
     }
@@ -273,21 +274,40 @@ fn strings_and_opaque(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
         }
         108 | 109 => {
             let t = f.text("address")?;
-            let parts: Vec<&str> = t.split('-').collect();
             let want = if code == 108 { 6 } else { 8 };
-            if parts.len() != want || parts.iter().any(|p| p.is_empty() || p.len() > 2) {
-                return Err(SyntaxError::Eui {
-                    text: t.to_string(),
-                    pairs: want,
-                });
-            }
-            for p in parts {
-                out.push(u8::from_str_radix(p, 16).map_err(|_| bad("hex", p))?);
-            }
+            let octets = eui(t, want).ok_or_else(|| SyntaxError::Eui {
+                text: t.to_string(),
+                pairs: want,
+            })?;
+            out.extend(octets);
         }
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// An EUI48/EUI64 address read as BIND reads it (`sscanf("%2x-%2x-…")`):
+/// `pairs` groups of one or two hex digits separated by `-`; text after
+/// the last group is ignored, as BIND ignores it.
+fn eui(t: &str, pairs: usize) -> Option<Vec<u8>> {
+    let b = t.as_bytes();
+    let mut pos = 0;
+    let mut out = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        if i > 0 {
+            (b.get(pos) == Some(&b'-')).then_some(())?;
+            pos += 1;
+        }
+        let digits = b[pos..]
+            .iter()
+            .take(2)
+            .take_while(|c| c.is_ascii_hexdigit())
+            .count();
+        (digits > 0).then_some(())?;
+        out.push(u8::from_str_radix(&t[pos..pos + digits], 16).ok()?);
+        pos += digits;
+    }
+    Some(out)
 }
 
 /// DNSSEC: DS and its kin, DNSKEY/KEY, RRSIG/SIG, NSEC, NSEC3(PARAM), NXT,

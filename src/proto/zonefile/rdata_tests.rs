@@ -75,3 +75,63 @@ fn svcb_targets_are_absolute_and_params_sorted() {
     assert_eq!(w, out_of_order);
     assert!(w.windows(13).any(|x| x == b"\x03svc\x07example\x00"));
 }
+
+#[test]
+fn types_bind_9_18_reads_in_text() {
+    assert_eq!(enc("WALLET", "\"ab\" c").unwrap(), b"\x02ab\x01c");
+    assert_eq!(enc("HHIT", "AAAA").unwrap(), [0, 0, 0]);
+    assert_eq!(enc("BRID", "AAAA").unwrap(), [0, 0, 0]);
+    assert_eq!(enc("EID", "0123 ab").unwrap(), [1, 0x23, 0xab]);
+    assert_eq!(enc("ATMA", "+358").unwrap(), b"\x01358");
+    // A6: the 8 octets below a /64 prefix, then the prefix's name.
+    let a6 = enc("A6", "64 ::1:0:0:ff foo.").unwrap();
+    assert_eq!(a6, b"\x40\x00\x01\x00\x00\x00\x00\x00\xff\x03foo\x00");
+    assert_eq!(enc("A6", "0 ::1").unwrap().len(), 17);
+    assert_eq!(
+        enc("AMTRELAY", "10 1 1 192.0.2.1").unwrap(),
+        [10, 0x81, 192, 0, 2, 1]
+    );
+    assert_eq!(enc("AMTRELAY", "0 0 0 .").unwrap(), [0, 0]);
+    assert!(enc("AMTRELAY", "0 2 0 .").is_err());
+    assert!(enc("WALLET", "").is_err());
+}
+
+#[test]
+fn eui_and_wks_as_bind_reads_them() {
+    // Text after the last group is ignored, as BIND's sscanf does.
+    let eui = enc("EUI48", "01-23-45-67-89-abgarbage").unwrap();
+    assert_eq!(eui, [1, 0x23, 0x45, 0x67, 0x89, 0xab]);
+    assert_eq!(
+        enc("EUI64", "1-2-3-4-5-6-7-8").unwrap(),
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
+    assert!(enc("EUI48", "01-23-45-67-89").is_err());
+    assert!(enc("EUI48", "01:23:45:67:89:ab").is_err());
+    // Services by name, from the protocol's list (tcpmux is port 1).
+    assert_eq!(
+        enc("WKS", "10.0.0.1 tcp tcpmux").unwrap(),
+        [10, 0, 0, 1, 6, 0x40]
+    );
+    assert!(enc("WKS", "10.0.0.1 tcp no-such-service").is_err());
+}
+
+#[test]
+fn alpn_lists_are_read_at_two_levels_as_bind_reads_them() {
+    // `h1\\,h2`: the character string `h1\,h2`, then one id `h1,h2`.
+    let one = enc("SVCB", "1 . alpn=h1\\\\,h2").unwrap();
+    assert_eq!(&one[3..], b"\x00\x01\x00\x06\x05h1,h2");
+    // `a\\,`: the id `a,`; `\\\\`: a backslash.
+    assert_eq!(
+        &enc("SVCB", "1 . alpn=a\\\\,").unwrap()[3..],
+        b"\x00\x01\x00\x03\x02a,"
+    );
+    assert_eq!(
+        &enc("SVCB", "1 . alpn=\\\\\\\\").unwrap()[3..],
+        b"\x00\x01\x00\x02\x01\\"
+    );
+    assert_eq!(
+        &enc("SVCB", "1 . alpn=h2,h3").unwrap()[3..],
+        b"\x00\x01\x00\x06\x02h2\x02h3"
+    );
+    assert!(enc("SVCB", "1 . alpn=h2,,h3").is_err());
+}
