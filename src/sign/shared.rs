@@ -156,15 +156,7 @@ impl Signer {
             };
             keys.push((key, k.state));
         }
-        self.keys = keys;
-        self.roll = set.roll.clone().map(|mut r| {
-            r.new_file = dir.join(&r.new_file);
-            r
-        });
-        self.clocks = set.clocks.clone();
-        self.prev = None;
-        self.save()?;
-        self.save_clocks()?;
+        self.take(keys, &mark, &dir)?;
         Ok(true)
     }
 
@@ -185,12 +177,24 @@ impl Signer {
             };
             keys.push((key, *state));
         }
+        self.take(keys, to, &dir)
+    }
+
+    /// Sign with `keys` from now on, with the roll and clocks of `mark`
+    /// (the roll's new key placed in `dir`), signing everything again;
+    /// saved.
+    fn take(
+        &mut self,
+        keys: Vec<(ZoneKey, KeyState)>,
+        mark: &KeyMark,
+        dir: &Path,
+    ) -> Result<(), AdoptError> {
         self.keys = keys;
-        self.roll = to.roll.clone().map(|mut r| {
+        self.roll = mark.roll.clone().map(|mut r| {
             r.new_file = dir.join(&r.new_file);
             r
         });
-        self.clocks = to.clocks.clone();
+        self.clocks = mark.clocks.clone();
         self.prev = None;
         self.save()?;
         self.save_clocks()?;

@@ -287,14 +287,7 @@ fn a_cluster_rolls_its_ksk_against_the_parent_across_a_leader_kill() {
             nodes.logs()
         );
     }
-    let f: Vec<&str> = cds[0].split_whitespace().collect();
-    parent.set_ds(&[format!(
-        "ggon.org. 1 IN DS {} {} {} {}",
-        f[0],
-        f[1],
-        f[2],
-        f[3..].concat()
-    )]);
+    parent.set_ds_from_cds(&cds[0]);
     poll_keys(&nodes, &validates, secs(20), "the old KSK gone", |k| {
         role(k, "KSK") == [(new_ksk, true)]
     });

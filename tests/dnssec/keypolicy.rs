@@ -212,14 +212,7 @@ fn ksk_rolls_itself_and_waits_for_the_parents_ds() {
         status.text()
     );
     // The parent takes the DS from the child's CDS, as a registry would.
-    let f: Vec<&str> = published[0].split_whitespace().collect();
-    parent.set_ds(&[format!(
-        "ggon.org. 1 IN DS {} {} {} {}",
-        f[0],
-        f[1],
-        f[2],
-        f[3..].concat()
-    )]);
+    parent.set_ds_from_cds(&published[0]);
     assert_eq!(parent.ds_tags(), vec![new_ksk]);
     validate_until(&[&u], &g, secs(15), || {
         !keys(&g).iter().any(|k| k.1 == old_ksk)

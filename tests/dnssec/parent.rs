@@ -127,6 +127,19 @@ zone "org" {{
         );
     }
 
+    /// Take the child's DS from one of its CDS records (`tag alg type
+    /// digest`, as dig +short prints it), as a registry would.
+    pub fn set_ds_from_cds(&self, cds: &str) {
+        let f: Vec<&str> = cds.split_whitespace().collect();
+        self.set_ds(&[format!(
+            "ggon.org. 1 IN DS {} {} {} {}",
+            f[0],
+            f[1],
+            f[2],
+            f[3..].concat()
+        )]);
+    }
+
     pub fn log_tail(&self) -> String {
         format!(
             "named (parent) log:\n{}",
