@@ -320,6 +320,11 @@ impl Controller {
                     .into(),
             ));
         }
+        // A leader that has not yet written its key sets (just elected,
+        // its first tick still to come) writes them now.
+        if self.suspended() {
+            let _ = self.share_keys();
+        }
         if self.suspended() {
             return Err(CtlError::Unavailable(
                 "this leader's key sets are not yet the ones etcd holds (etcd unreachable, or \

@@ -257,6 +257,24 @@ mod tests {
     }
 
     #[test]
+    fn a_node_elected_leader_shares_its_key_sets_at_once() {
+        // A roll asked right after the election must not find the key sets
+        // unshared (it would be refused until the first tick).
+        let (mut r, _) = signed_rig();
+        let store = Store::default();
+        r.ctl.shared = Some(Box::new(store.clone()));
+        r.ctl.publisher.share_keys_first(true);
+        r.ctl.role = Role::Follower;
+        assert!(r.ctl.suspended());
+        r.ctl.set_role(Role::Leader, r.at(0));
+        assert!(
+            !r.ctl.suspended(),
+            "the new leader's key sets are not shared"
+        );
+        assert_eq!(store.sets.lock().unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_follower_takes_no_key_step_and_adopts_the_leaders_keys() {
         let (mut a, _) = signed_rig();
         let store = leader(&mut a);

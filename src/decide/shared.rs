@@ -126,6 +126,9 @@ impl Controller {
             if let Err(e) = self.persist() {
                 warn!(error = %e, "new leader could not write the shared state");
             }
+            // The key sets too (the first leader's own), so that a key roll
+            // asked right after the election is not refused.
+            let _ = self.share_keys();
             // Every service at once, published and written together: a
             // leader that takes over in the middle of a site failure moves
             // all the services its predecessor had not moved yet with one
