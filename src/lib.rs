@@ -34,6 +34,7 @@ pub mod decide;
 pub mod dns;
 pub mod geo;
 pub mod load;
+pub mod memory;
 pub mod monitor;
 pub mod ops;
 pub mod proto;

@@ -309,11 +309,7 @@ pub async fn run(
 /// Loading and compiling zones leaves large freed blocks in the allocator;
 /// hand them back to the system so RSS reflects what is really used.
 pub fn release_free_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory; it is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::memory::release_free_memory();
 }
 
 #[cfg(test)]
