@@ -464,49 +464,17 @@ impl Default for ServerConfig {
     }
 }
 
-/// A copy of `cfg` made by this thread (in its allocator arena); the
-/// original, made by the parsing thread, is freed.
-fn copied_here(cfg: Config) -> Config {
-    let copy = Config::clone(&cfg);
-    drop(cfg);
-    copy
-}
-
 impl Config {
-    /// Read and validate a config file.
-    ///
-    /// Parsed on a thread of its own, and what it gives back copied here:
-    /// the parse of a large config (toml's tables peak at about 2 KB per
-    /// checked target) leaves its garbage interleaved with what it keeps,
-    /// and the allocator cannot give back pages that hold both. Parsed in
-    /// another thread's arena and copied out, the parse's memory is all
-    /// free when the copy is made, and returned to the system (at 30,000
-    /// services ggond's RSS was about 150 MB larger without this).
+    /// Read and validate a config file, parsed apart
+    /// ([`crate::memory::made_apart`]): the parse of a large config (toml's
+    /// tables peak at about 2 KB per checked target) leaves garbage the
+    /// allocator could not give back (about 180 MB at 30,000 services).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = read_text(path)?;
-        let parsed = std::thread::scope(|s| {
-            std::thread::Builder::new()
-                .name("config-parse".into())
-                .spawn_scoped(s, || {
-                    let parsed = Config::parse(&text, path);
-                    // The parse's garbage is free now: give it back before
-                    // the copy is made, so the copy does not add to it.
-                    crate::memory::release_free_memory();
-                    parsed
-                })
-                .map(|h| h.join())
-        });
-        match parsed {
-            Ok(Ok(result)) => result.map(copied_here),
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            // No thread could be started: parse here.
-            Err(_) => Config::parse(&text, path),
-        }
+        crate::memory::made_apart(|| Config::parse(&text, path))
     }
 
     /// Parse and validate config text; `path` is only used in error messages.
-    /// (Parsed where it is needed: see [`Config::load`] for why ggond parses
-    /// on another thread.)
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut cfg: Config = from_toml(text, path)?;
         cfg.path = path.to_path_buf();
