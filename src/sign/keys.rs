@@ -174,7 +174,10 @@ impl ZoneKey {
         };
         let pair = match algorithm {
             ECDSAP256SHA256 => {
-                let scalar = field("PrivateKey")?;
+                // BIND writes the scalar as OpenSSL's minimal big-endian
+                // bytes: a scalar with leading zero bytes (1 key in 256)
+                // is shorter than 32, and ring wants exactly 32.
+                let scalar = fixed_width(field("PrivateKey")?, 32);
                 let mut point = vec![4u8];
                 point.extend_from_slice(&public);
                 let rng = SystemRandom::new();
@@ -499,9 +502,66 @@ fn write_pair(
     Ok(base)
 }
 
+/// A big-endian number as exactly `width` bytes: zeros added in front, or
+/// leading zeros taken off (a longer number is left as it is, and refused
+/// by the key's check).
+fn fixed_width(mut n: Vec<u8>, width: usize) -> Vec<u8> {
+    while n.len() > width && n[0] == 0 {
+        n.remove(0);
+    }
+    if n.len() < width {
+        let mut padded = vec![0; width - n.len()];
+        padded.extend_from_slice(&n);
+        return padded;
+    }
+    n
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// BIND writes an ECDSA scalar with leading zero bytes shorter than 32
+    /// bytes (OpenSSL's minimal form); such a key must load (it failed one
+    /// CI run in about 256 with "the private key does not match").
+    #[test]
+    fn an_ecdsa_key_whose_scalar_bind_wrote_short_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let rng = SystemRandom::new();
+        let (scalar, public) = (0..20_000)
+            .find_map(|_| {
+                let doc =
+                    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng)
+                        .unwrap();
+                let d = doc.as_ref();
+                let at = d.windows(5).position(|w| w == [2, 1, 1, 4, 32]).unwrap();
+                let scalar = d[at + 5..at + 37].to_vec();
+                (scalar[0] == 0).then(|| (scalar, pair.public_key().as_ref()[1..].to_vec()))
+            })
+            .expect("a scalar with a leading zero byte in 20,000 keys");
+        let short: Vec<u8> = scalar.iter().copied().skip_while(|b| *b == 0).collect();
+        assert!(short.len() < 32);
+        let base = write_pair(
+            "ggon.org",
+            ECDSAP256SHA256,
+            true,
+            dir.path(),
+            &public,
+            &[("PrivateKey", short)],
+        )
+        .unwrap();
+        let key = ZoneKey::load(&base, "ggon.org.").expect("the short scalar loads");
+        assert!(key.is_ksk());
+        assert_eq!(fixed_width(vec![0, 0, 1], 2), vec![0, 1]);
+        assert_eq!(fixed_width(vec![1], 3), vec![0, 0, 1]);
+    }
 }
