@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::support::bind::{dig, nsupdate, poll, run};
+use super::support::bind::{dig, named_options, nsupdate, poll, run};
 use super::support::process::{free_port, tail, term_and_reap};
 
 pub struct Parent {
@@ -36,19 +36,9 @@ impl Parent {
         let conf = dir.join("named.conf");
         fs::write(
             &conf,
-            format!(
-                r#"options {{
-  directory "{d}";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  pid-file "{d}/named.pid";
-  session-keyfile "{d}/session.key";
-  recursion no;
-  dnssec-validation no;
-  notify no;
-}};
-controls {{ }};
-zone "org" {{
+            named_options(&dir, port, "notify no;")
+                + &format!(
+                    r#"zone "org" {{
   type primary;
   file "{d}/org.db";
   key-directory "{d}";
@@ -56,7 +46,7 @@ zone "org" {{
   dnssec-policy default;
 }};
 "#
-            ),
+                ),
         )
         .expect("named.conf");
         let log = fs::File::create(dir.join("named.log")).expect("named.log");

@@ -275,31 +275,16 @@ impl Bind {
                 .collect();
             format!("notify explicit;\n  notify-delay 0;\n  also-notify {{ {targets}}};")
         };
-        conf += &format!(
-            r#"options {{
-  directory "{d}";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  pid-file "{d}/named.pid";
-  session-keyfile "{d}/session.key";
-  recursion no;
-  dnssec-validation no;
-  {notify}
-  {catalogs}
-}};
-controls {{ }};
-"#,
-            port = self.port,
-            catalogs = match &self.spec.zone {
-                BindZone::CatalogConsumer { primary, catalog } => format!(
-                    "catalog-zones {{ zone \"{catalog}\" default-primaries {{ {} port {}; }} \
+        let catalogs = match &self.spec.zone {
+            BindZone::CatalogConsumer { primary, catalog } => format!(
+                "catalog-zones {{ zone \"{catalog}\" default-primaries {{ {} port {}; }} \
                      in-memory yes; }};",
-                    primary.ip(),
-                    primary.port()
-                ),
-                _ => String::new(),
-            },
-        );
+                primary.ip(),
+                primary.port()
+            ),
+            _ => String::new(),
+        };
+        conf += &named_options(&self.dir, self.port, &format!("{notify}\n  {catalogs}"));
         conf += &self.zone_block();
         fs::write(&self.conf, conf).expect("write named.conf");
         let check = run(
@@ -582,4 +567,24 @@ impl Drop for Ggond {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// named's `options` (loopback `port`, files under `dir`, no recursion, no
+/// validation, then `extra` statements) and an empty `controls`.
+pub fn named_options(dir: &Path, port: u16, extra: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"options {{
+  directory "{d}";
+  listen-on port {port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  pid-file "{d}/named.pid";
+  session-keyfile "{d}/session.key";
+  recursion no;
+  dnssec-validation no;
+  {extra}
+}};
+controls {{ }};
+"#
+    )
 }

@@ -149,6 +149,31 @@ def free_port():
     raise RuntimeError("no free port on 127.0.0.1")
 
 
+def start_answering(name, cmd, d, logname, port, origin, more_logs):
+    """Start `cmd` in `d` (output to d/logname) and wait, bounded, until it
+    answers `origin`'s SOA on 127.0.0.1:port; ((server, addr), "") or
+    (None, why), why naming the first error line of its logs."""
+    log = open(os.path.join(d, logname), "wb")
+    proc = subprocess.Popen(
+        cmd, cwd=d, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+    )
+    srv = Server(proc, log.name)
+    addr = ("127.0.0.1", port)
+    probe = dns.message.make_query(origin, "SOA")
+    deadline = time.monotonic() + T_SERVER_START
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = read_text(log.name) + "".join(read_text(p) for p in more_logs)
+            return None, f"{name} exited at start-up: " + first_error_line(text)
+        try:
+            dns.query.udp(probe, addr[0], port=port, timeout=0.2)
+            return (srv, addr), ""
+        except Exception:
+            time.sleep(0.05)
+    srv.stop()
+    return None, f"{name} did not answer"
+
+
 def start_nsd(batch, tools, tmp, zonesdir):
     d = os.path.join(tmp, "nsd")
     shutil.rmtree(d, ignore_errors=True)
@@ -179,27 +204,8 @@ def start_nsd(batch, tools, tmp, zonesdir):
         )
         for e in batch:
             f.write(f'zone:\n    name: "{e["origin"]}"\n    zonefile: "{e["file"]}"\n')
-    log = open(os.path.join(d, "stderr.log"), "wb")
-    proc = subprocess.Popen(
-        [tools["nsd"], "-d", "-c", conf],
-        cwd=d, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
-    srv = Server(proc, log.name)
-    addr = ("127.0.0.1", port)
-    probe = dns.message.make_query(batch[0]["origin"], "SOA")
-    deadline = time.monotonic() + T_SERVER_START
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None, "nsd exited at start-up: " + first_error_line(
-                read_text(log.name) + read_text(os.path.join(d, "nsd.log"))
-            )
-        try:
-            dns.query.udp(probe, addr[0], port=port, timeout=0.2)
-            return (srv, addr), ""
-        except Exception:
-            time.sleep(0.05)
-    srv.stop()
-    return None, "nsd did not answer"
+    return start_answering("nsd", [tools["nsd"], "-d", "-c", conf], d, "stderr.log", port,
+                           batch[0]["origin"], [os.path.join(d, "nsd.log")])
 
 
 def start_named(batch, tools, tmp, cwd):
@@ -228,25 +234,8 @@ def start_named(batch, tools, tmp, cwd):
         )
         for e in batch:
             f.write(f'zone "{e["origin"]}" {{ type primary; file "{e["file"]}"; }};\n')
-    log = open(os.path.join(d, "named.log"), "wb")
-    proc = subprocess.Popen(
-        [tools["named"], "-g", "-n", "1", "-c", conf],
-        cwd=d, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
-    srv = Server(proc, log.name)
-    addr = ("127.0.0.1", port)
-    probe = dns.message.make_query(batch[0]["origin"], "SOA")
-    deadline = time.monotonic() + T_SERVER_START
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None, "named exited at start-up: " + first_error_line(read_text(log.name))
-        try:
-            dns.query.udp(probe, addr[0], port=port, timeout=0.2)
-            return (srv, addr), ""
-        except Exception:
-            time.sleep(0.05)
-    srv.stop()
-    return None, "named did not answer"
+    return start_answering("named", [tools["named"], "-g", "-n", "1", "-c", conf], d, "named.log",
+                           port, batch[0]["origin"], [])
 
 
 class LazyBind:
