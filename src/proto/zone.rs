@@ -116,18 +116,7 @@ impl ZoneData {
         for w in &parsed.warnings {
             tracing::warn!("{file}: {w}");
         }
-        let mut zone = ZoneData {
-            origin: origin.clone(),
-            rrsets: imbl::OrdMap::new(),
-        };
-        let mut outside = Vec::new();
-        for rec in &parsed.records {
-            if origin.zone_of(&fqdn_lower(&rec.name)) {
-                zone.add_record(rec)?;
-            } else {
-                outside.push(rec.name.to_string());
-            }
-        }
+        let (zone, mut outside) = Self::build(origin.clone(), parsed.records)?;
         if !outside.is_empty() {
             outside.dedup();
             tracing::warn!(
@@ -140,7 +129,44 @@ impl ZoneData {
         Ok(zone)
     }
 
-    /// Add one record (used by loading and by dynamic updates).
+    /// The zone of a master file's records, built in one pass: the owners
+    /// lowercased, the records sorted by owner in canonical order (each
+    /// owner's key computed once and compared as bytes, see
+    /// [`canonical_key`]), and each name's RRsets inserted into the map
+    /// once. Inserting record by record made every record pay two walks
+    /// down the ordered map with hickory's case-insensitive name compare:
+    /// 2.6 of the 6.2 s a million-record zone took to load (perf). Records
+    /// outside the zone are returned (their names), not loaded.
+    fn build(origin: Name, mut records: Vec<Record>) -> Result<(ZoneData, Vec<String>), ZoneError> {
+        let mut outside = Vec::new();
+        records.retain_mut(|rec| {
+            rec.name = fqdn_lower(&rec.name);
+            let inside = origin.zone_of(&rec.name);
+            if !inside {
+                outside.push(rec.name.to_string());
+            }
+            inside
+        });
+        if let Some(rec) = records.iter().find(|r| r.dns_class != DNSClass::IN) {
+            return Err(ZoneError::Class(rec.name.clone()));
+        }
+        // Stable: the records of a name keep their order in the file.
+        records.sort_by_cached_key(|r| canonical_key(&r.name));
+        let mut rrsets = imbl::OrdMap::new();
+        let mut records = records.into_iter().peekable();
+        while let Some(first) = records.next() {
+            let mut types = Types::new();
+            let name = first.name.clone();
+            add_to(&mut types, first);
+            while let Some(rec) = records.next_if(|r| r.name == name) {
+                add_to(&mut types, rec);
+            }
+            rrsets.insert(name, types);
+        }
+        Ok((ZoneData { origin, rrsets }, outside))
+    }
+
+    /// Add one record (used by dynamic updates and by the publisher).
     pub fn add_record(&mut self, rec: &Record) -> Result<(), ZoneError> {
         if rec.dns_class != DNSClass::IN {
             return Err(ZoneError::Class(rec.name.clone()));
@@ -152,25 +178,7 @@ impl ZoneData {
                 origin: Box::new(self.origin.clone()),
             });
         }
-        let set = self
-            .rrsets
-            .entry(name)
-            .or_default()
-            .get_or_insert_with(rec.record_type(), || RRset::new(rec.ttl, Vec::new()));
-        // RFC 2181 5.2: the TTLs of an RRset are equal; keep the lowest.
-        set.ttl = set.ttl.min(rec.ttl);
-        let data = normalized(&rec.data);
-        if !set.rdatas.iter().any(|x| same_rdata(x, &data)) {
-            if rec.record_type() == RecordType::RRSIG && set.ttls.len() == set.rdatas.len() {
-                set.ttls.push(rec.ttl);
-            }
-            if set.rdatas.len() < 4 {
-                // Most RRsets hold one or two records; the usual growth
-                // would reserve room for four RDATAs (184 bytes each).
-                set.rdatas.reserve_exact(1);
-            }
-            set.rdatas.push(data);
-        }
+        add_to(self.rrsets.entry(name).or_default(), rec.clone());
         Ok(())
     }
 
@@ -327,6 +335,45 @@ impl ZoneData {
     }
 }
 
+/// Add `rec` to the RRsets of its owner (the caller has checked its class
+/// and owner): RFC 2181 5.2, the TTLs of an RRset are equal, the lowest
+/// kept; a record already there is not added twice.
+fn add_to(types: &mut Types, rec: Record) {
+    let rtype = rec.record_type();
+    let set = types.get_or_insert_with(rtype, || RRset::new(rec.ttl, Vec::new()));
+    set.ttl = set.ttl.min(rec.ttl);
+    let data = normalized(rec.data);
+    if !set.rdatas.iter().any(|x| same_rdata(x, &data)) {
+        if rtype == RecordType::RRSIG && set.ttls.len() == set.rdatas.len() {
+            set.ttls.push(rec.ttl);
+        }
+        if set.rdatas.len() < 4 {
+            // Most RRsets hold one or two records; the usual growth
+            // would reserve room for four RDATAs (184 bytes each).
+            set.rdatas.reserve_exact(1);
+        }
+        set.rdatas.push(data);
+    }
+}
+
+/// A key whose byte order is DNSSEC's canonical order of names (RFC 4034
+/// 6.1) for a lowercase name: its labels from the root down, each ended
+/// by a 0 byte, with the label bytes 0 and 1 written as 1 1 and 1 2 so
+/// that the end of a label sorts before any byte of a longer one.
+pub fn canonical_key(name: &Name) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 2);
+    for label in name.iter().rev() {
+        for &b in label {
+            match b {
+                0 | 1 => key.extend_from_slice(&[1, b + 1]),
+                _ => key.push(b),
+            }
+        }
+        key.push(0);
+    }
+    key
+}
+
 /// SVCB/HTTPS parameters in increasing key order (RFC 9460 2.2): the wire
 /// form requires it, and hickory-proto refuses to write them otherwise, so
 /// an UPDATE or a file with another order must not reach the compiler.
@@ -342,19 +389,17 @@ fn same_rdata(a: &RData, b: &RData) -> bool {
     }
 }
 
-fn normalized(rd: &RData) -> RData {
+fn normalized(rd: RData) -> RData {
     match rd {
-        RData::SVCB(s) => {
-            let mut s = s.clone();
+        RData::SVCB(mut s) => {
             s.svc_params.sort_by_key(|(k, _)| u16::from(*k));
             RData::SVCB(s)
         }
-        RData::HTTPS(h) => {
-            let mut h = h.clone();
+        RData::HTTPS(mut h) => {
             h.0.svc_params.sort_by_key(|(k, _)| u16::from(*k));
             RData::HTTPS(h)
         }
-        other => other.clone(),
+        other => other,
     }
 }
 
@@ -362,6 +407,11 @@ fn normalized(rd: &RData) -> RData {
 /// and below the apex `origin`: set when the name is a delegation point or
 /// delegated away.
 pub fn cut_of<'c>(origin: &Name, cuts: &'c BTreeSet<Name>, name: &Name) -> Option<&'c Name> {
+    // Most zones have no delegation: no walk up the name (a copy of it
+    // per label) for each of a million names.
+    if cuts.is_empty() {
+        return None;
+    }
     let mut n = name.clone();
     let mut found = None;
     while n.num_labels() > origin.num_labels() {
@@ -400,6 +450,54 @@ pub fn fqdn_lower(name: &Name) -> Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_keys_sort_as_names_do() {
+        // Labels that are prefixes of others, the bytes 0 and 1 (escaped in
+        // the key), 2 and 255, and names of different depths.
+        let labels: [&[u8]; 8] = [
+            b"a", b"a\x00", b"a\x01", b"a\x02", b"ab", b"b", b"\x00", b"\xff",
+        ];
+        let mut names = vec![Name::root()];
+        for a in labels {
+            let one = Name::from_labels([a]).unwrap();
+            names.push(one.clone());
+            for b in labels {
+                names.push(Name::from_labels([b, a]).unwrap());
+            }
+        }
+        let mut by_name = names.clone();
+        by_name.sort();
+        let mut by_key = names;
+        by_key.sort_by_cached_key(canonical_key);
+        assert_eq!(by_name, by_key);
+        assert_eq!(
+            canonical_key(&Name::from_labels([&b"x\x00y"[..]]).unwrap()),
+            b"x\x01\x01y\x00"
+        );
+    }
+
+    #[test]
+    fn a_file_out_of_order_loads_as_in_order() {
+        let head = "$ORIGIN ggon.org.\n$TTL 300\n@ IN SOA ns1 hm 1 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 127.0.0.1\n";
+        let a = format!(
+            "{head}b A 127.0.0.2\nA.b A 127.0.0.3\nb AAAA ::1\nb A 127.0.0.4\nb 60 A 127.0.0.2\n"
+        );
+        let b = format!("{head}b 60 A 127.0.0.2\nb A 127.0.0.4\nb AAAA ::1\na.B A 127.0.0.3\n");
+        let (za, zb) = (
+            ZoneData::parse(&a, None, &origin()).unwrap(),
+            ZoneData::parse(&b, None, &origin()).unwrap(),
+        );
+        let b_a = &za.rrsets[&Name::from_ascii("b.ggon.org.").unwrap()][&RecordType::A];
+        // The lowest TTL, the records in file order, a duplicate once.
+        assert_eq!(b_a.ttl, 60);
+        assert_eq!(b_a.rdatas.len(), 2);
+        assert_eq!(za.records().count(), zb.records().count());
+        assert_eq!(
+            za.rrsets.keys().collect::<Vec<_>>(),
+            zb.rrsets.keys().collect::<Vec<_>>()
+        );
+    }
 
     const ZONE: &str = "$ORIGIN ggon.org.\n$TTL 3600\n\
         @ IN SOA ns1 hostmaster 1 3600 600 86400 300\n\

@@ -415,8 +415,14 @@ impl<'z> Compiler<'z> {
 
     /// Answers for a name that exists (or a wildcard owner, in independent mode).
     pub(super) fn node(&self, name: &Name, mode: Mode) -> Node {
+        self.node_of(name, self.zone.rrsets.get(name), mode)
+    }
+
+    /// [`Self::node`] with the name's RRsets already found (a whole-zone
+    /// compile walks the map: no lookup per name).
+    pub(super) fn node_of(&self, name: &Name, types: Option<&Types>, mode: Mode) -> Node {
         let empty = Types::new();
-        let types = self.zone.rrsets.get(name).unwrap_or(&empty);
+        let types = types.unwrap_or(&empty);
         let mut answers: Vec<(u16, Prepared)> = Vec::new();
         let other;
         // RFC 8482: ANY gets one RRset rather than everything (see Node::any).
@@ -477,8 +483,11 @@ pub(super) fn hashed_only(types: &Types) -> bool {
 /// owners up to the apex that have no data, and the apex if it has none.
 pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
     let mut ents = BTreeSet::new();
+    let child_labels = zone.origin.num_labels() + 1;
     for (owner, types) in zone.rrsets.iter() {
-        if *owner == zone.origin || owner.is_root() || hashed_only(types) {
+        // A child of the apex (most names of a large zone) has no name
+        // between it and the apex: no copy of its parent to look up.
+        if owner.num_labels() <= child_labels || hashed_only(types) {
             continue;
         }
         // Up to the apex (added below), an owner (its own turn adds its
@@ -499,6 +508,9 @@ pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
 
 /// The DNAME strictly above `name`, if any.
 pub(super) fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> Option<Arc<Dname>> {
+    if dnames.is_empty() {
+        return None;
+    }
     super::aliases::dname_owner_above(dnames, name).map(|o| dnames[o].clone())
 }
 
@@ -506,6 +518,7 @@ pub(super) fn dname_above(dnames: &BTreeMap<Name, Arc<Dname>>, name: &Name) -> O
 pub(super) fn node_for(
     c: &Compiler<'_>,
     name: &Name,
+    types: Option<&Types>,
     dnames: &BTreeMap<Name, Arc<Dname>>,
     referrals: &mut BTreeMap<Name, Arc<Prepared>>,
 ) -> Node {
@@ -534,7 +547,7 @@ pub(super) fn node_for(
             true => Mode::Independent,
             false => Mode::Relative,
         };
-        let mut n = c.node(name, mode);
+        let mut n = c.node_of(name, types, mode);
         // A DNAME at a wildcard owner applies below the literal `*`.
         if let Some(d) = dnames.get(name) {
             n.rare_mut().dname = Some(d.clone());

@@ -304,15 +304,18 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         s
     });
     let mut nodes = FxHashMap::default();
-    let dnames = c.dnames();
+    nodes.reserve(zone.rrsets.len() + c.ents.len());
+    let dnames = c.dnames.clone();
     let mut plain_referrals = BTreeMap::new();
     let mut signed_referrals = BTreeMap::new();
-    let names = zone.rrsets.iter().filter(|(_, t)| !hashed_only(t));
-    for name in names.map(|(n, _)| n).chain(c.ents.iter()) {
-        let mut node = node_for(&c, name, &dnames, &mut plain_referrals);
+    let owners = zone.rrsets.iter().filter(|(_, t)| !hashed_only(t));
+    let names = owners.map(|(n, t)| (n, Some(t)));
+    for (name, types) in names.chain(c.ents.iter().map(|n| (n, None))) {
+        let mut node = node_for(&c, name, types, &dnames, &mut plain_referrals);
         if let Some(s) = &s {
             if node.below_dname().is_none() {
-                node.dnssec = Some(Box::new(node_for(s, name, &dnames, &mut signed_referrals)));
+                let signed = node_for(s, name, types, &dnames, &mut signed_referrals);
+                node.dnssec = Some(Box::new(signed));
             }
         }
         nodes.insert(Arc::from(name_wire(name)), Arc::new(node));
