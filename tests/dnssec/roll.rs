@@ -71,7 +71,15 @@ pub fn validate_until(
             let nx = u.ask("nope.ggon.org", "A");
             assert!(
                 nx.ad && nx.rcode == "NXDOMAIN",
-                "denial not validated during the roll: {nx:?}"
+                "denial not validated during the roll: {nx:?}\nggond serves now:\n{}\n\
+                 keys now: {:?}\n{}\n{}",
+                dig(
+                    g.port(),
+                    &["+dnssec", "+norec", "+multi", "nope.ggon.org", "A"]
+                ),
+                keys(g),
+                u.log_tail(),
+                g.log_tail()
             );
         }
         done().then_some(())
