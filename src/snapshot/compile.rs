@@ -483,11 +483,12 @@ pub(super) fn hashed_only(types: &Types) -> bool {
 /// owners up to the apex that have no data, and the apex if it has none.
 pub(super) fn empty_non_terminals(zone: &ZoneData) -> BTreeSet<Name> {
     let mut ents = BTreeSet::new();
-    let child_labels = zone.origin.num_labels() + 1;
+    // Labels counted with a leading `*` (which `num_labels` leaves out).
+    let child_labels = zone.origin.iter().len() + 1;
     for (owner, types) in zone.rrsets.iter() {
         // A child of the apex (most names of a large zone) has no name
         // between it and the apex: no copy of its parent to look up.
-        if owner.num_labels() <= child_labels || hashed_only(types) {
+        if owner.iter().len() <= child_labels || hashed_only(types) {
             continue;
         }
         // Up to the apex (added below), an owner (its own turn adds its
@@ -553,5 +554,25 @@ pub(super) fn node_for(
             n.rare_mut().dname = Some(d.clone());
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_between_owners_and_the_apex_exist_even_above_a_wildcard() {
+        let origin = Name::from_ascii("ggon.org.").unwrap();
+        let text = "@ 300 IN SOA ns1 hm 1 3600 600 86400 300\n@ 300 IN NS ns1\n\
+                    ns1 300 IN A 192.0.2.1\n*.w 300 IN A 192.0.2.2\n\
+                    leaf.ent.b 300 IN TXT \"x\"\n* 300 IN A 192.0.2.3\nc 300 IN A 192.0.2.4\n";
+        let zone = ZoneData::parse(text, None, &origin).unwrap();
+        let want: BTreeSet<Name> = ["w.ggon.org.", "ent.b.ggon.org.", "b.ggon.org."]
+            .iter()
+            .map(|n| Name::from_ascii(n).unwrap())
+            .collect();
+        // `*.w` counts `*` as a label (hickory's num_labels does not).
+        assert_eq!(empty_non_terminals(&zone), want);
     }
 }
