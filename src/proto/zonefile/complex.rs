@@ -32,7 +32,7 @@ fn apl_part(what: &'static str, item: &str) -> SyntaxError {
 
 /// LOC (RFC 1876): "d [m [s]] N|S d [m [s]] E|W alt[m] [siz[m] [hp[m] [vp[m]]]]".
 pub(super) fn loc(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
-    let toks: Vec<&str> = f.rest().iter().map(|t| t.text.as_str()).collect();
+    let toks: Vec<&str> = f.rest().iter().map(|t| t.text.as_ref()).collect();
     let mut i = 0;
     let mut coord = |hemis: [&str; 2]| -> R<u32> {
         let mut parts = [0f64; 3];
@@ -107,11 +107,11 @@ pub(super) fn svcb(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
         i += 1;
         let (key, mut value) = match t.text.split_once('=') {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (t.text.clone(), None),
+            None => (t.text.to_string(), None),
         };
         // `key="value"` arrives as `key=` then a quoted token.
         if value.as_deref() == Some("") && toks.get(i).is_some_and(|n| n.quoted) {
-            value = Some(toks[i].text.clone());
+            value = Some(toks[i].text.to_string());
             i += 1;
         }
         let k = svc_key(&key)?;
@@ -264,7 +264,7 @@ pub(super) fn apl(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
     for t in f.rest() {
         let (neg, item) = match t.text.strip_prefix('!') {
             Some(x) => (true, x),
-            None => (false, t.text.as_str()),
+            None => (false, t.text.as_ref()),
         };
         let (afi, rest) = item.split_once(':').ok_or_else(|| bad("APL item", item))?;
         let (addr, prefix) = rest.split_once('/').ok_or_else(|| bad("APL item", item))?;

@@ -15,20 +15,20 @@ type R<T> = Result<T, SyntaxError>;
 
 /// A cursor over a record's RDATA tokens.
 pub struct Fields<'a> {
-    pub(super) toks: &'a [Token],
+    pub(super) toks: &'a [Token<'a>],
     pos: usize,
     origin: &'a Name,
 }
 
 impl<'a> Fields<'a> {
-    pub fn new(toks: &'a [Token], origin: &'a Name) -> Self {
+    pub fn new(toks: &'a [Token<'a>], origin: &'a Name) -> Self {
         Fields {
             toks,
             pos: 0,
             origin,
         }
     }
-    pub(super) fn next(&mut self, what: &'static str) -> R<&'a Token> {
+    pub(super) fn next(&mut self, what: &'static str) -> R<&'a Token<'a>> {
         let t = self.toks.get(self.pos).ok_or(SyntaxError::Missing(what))?;
         self.pos += 1;
         Ok(t)
@@ -36,7 +36,7 @@ impl<'a> Fields<'a> {
     pub(super) fn text(&mut self, what: &'static str) -> R<&'a str> {
         Ok(&self.next(what)?.text)
     }
-    pub(super) fn rest(&mut self) -> &'a [Token] {
+    pub(super) fn rest(&mut self) -> &'a [Token<'a>] {
         let r = &self.toks[self.pos..];
         self.pos = self.toks.len();
         r
@@ -44,7 +44,7 @@ impl<'a> Fields<'a> {
     pub(super) fn done(&self) -> R<()> {
         match self.toks.get(self.pos) {
             None => Ok(()),
-            Some(t) => Err(SyntaxError::Trailing(t.text.clone())),
+            Some(t) => Err(SyntaxError::Trailing(t.text.to_string())),
         }
     }
     pub(super) fn num<T: FromStr>(&mut self, what: &'static str) -> R<T> {
@@ -65,7 +65,7 @@ impl<'a> Fields<'a> {
     }
     /// The remaining tokens joined (base64/hex may be split by spaces).
     pub(super) fn joined(&mut self) -> String {
-        self.rest().iter().map(|t| t.text.as_str()).collect()
+        self.rest().iter().map(|t| t.text.as_ref()).collect()
     }
 }
 

@@ -7,22 +7,26 @@
 //! remembers whether its line began with blank space (the owner is then the
 //! previous one).
 
-/// One token as written.
+/// One token as written: a slice of the file's text (escapes kept), or
+/// text made by `$GENERATE`. Borrowed, so that a million-record file does
+/// not copy each of its four million tokens into a `String` of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub text: String,
+pub struct Token<'a> {
+    pub text: Cow<'a, str>,
     pub quoted: bool,
 }
 
 /// One record or directive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// 1-based line where the entry starts.
     pub line: usize,
     /// The line began with white space: no owner given.
     pub blank_owner: bool,
-    pub tokens: Vec<Token>,
+    pub tokens: Vec<Token<'a>>,
 }
+
+use std::borrow::Cow;
 
 use super::error::{EscapeError, LexProblem};
 
@@ -34,7 +38,7 @@ pub struct LexError {
 }
 
 /// Split master-file text into entries.
-pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
+pub fn entries(text: &str) -> Result<Vec<Entry<'_>>, LexError> {
     let mut out = Vec::new();
     let mut cur: Option<Entry> = None;
     let mut depth = 0usize;
@@ -93,7 +97,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
                 let (s, next) = quoted(text, i + 1, &mut line)?;
                 i = next;
                 cur.as_mut().expect("an entry").tokens.push(Token {
-                    text: s,
+                    text: Cow::Borrowed(s),
                     quoted: true,
                 });
             }
@@ -101,7 +105,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
                 let (s, next) = word(text, i);
                 i = next;
                 cur.as_mut().expect("an entry").tokens.push(Token {
-                    text: s,
+                    text: Cow::Borrowed(s),
                     quoted: false,
                 });
             }
@@ -122,11 +126,12 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, LexError> {
 }
 
 /// A quoted string whose text starts at `i` (after the `"`): its text,
-/// escapes kept, and where lexing goes on. Newlines inside it count in `line`.
-fn quoted(text: &str, mut i: usize, line: &mut usize) -> Result<(String, usize), LexError> {
+/// escapes kept (the slice between the quotes), and where lexing goes on.
+/// Newlines inside it count in `line`.
+fn quoted<'t>(text: &'t str, start: usize, line: &mut usize) -> Result<(&'t str, usize), LexError> {
     let bytes = text.as_bytes();
     let start_line = *line;
-    let mut s = String::new();
+    let mut i = start;
     loop {
         let Some(&b) = bytes.get(i) else {
             return Err(LexError {
@@ -135,11 +140,9 @@ fn quoted(text: &str, mut i: usize, line: &mut usize) -> Result<(String, usize),
             });
         };
         match b {
-            b'"' => return Ok((s, i + 1)),
+            b'"' => return Ok((&text[start..i], i + 1)),
             b'\\' => {
-                s.push('\\');
                 if let Some(&n) = bytes.get(i + 1) {
-                    push_byte(&mut s, text, i + 1);
                     if n == b'\n' {
                         *line += 1;
                     }
@@ -150,50 +153,36 @@ fn quoted(text: &str, mut i: usize, line: &mut usize) -> Result<(String, usize),
             }
             b'\n' => {
                 *line += 1;
-                s.push('\n');
                 i += 1;
             }
-            _ => {
-                push_byte(&mut s, text, i);
-                i += char_len(text, i);
-            }
+            _ => i += char_len(text, i),
         }
     }
 }
 
-/// A bare word starting at `i`, escapes kept, and where it ends.
-fn word(text: &str, mut i: usize) -> (String, usize) {
+/// A bare word starting at `start`, escapes kept (a slice of the text),
+/// and where it ends.
+fn word(text: &str, start: usize) -> (&str, usize) {
     let bytes = text.as_bytes();
-    let mut s = String::new();
+    let mut i = start;
     while let Some(&b) = bytes.get(i) {
         match b {
             b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"' => break,
             b'\\' => {
-                s.push('\\');
                 if bytes.get(i + 1).is_some() {
-                    push_byte(&mut s, text, i + 1);
                     i += char_len(text, i + 1) + 1;
                 } else {
                     i += 1;
                 }
             }
-            _ => {
-                push_byte(&mut s, text, i);
-                i += char_len(text, i);
-            }
+            _ => i += char_len(text, i),
         }
     }
-    (s, i)
+    (&text[start..i], i)
 }
 
 fn char_len(text: &str, i: usize) -> usize {
     text[i..].chars().next().map_or(1, char::len_utf8)
-}
-
-fn push_byte(s: &mut String, text: &str, i: usize) {
-    if let Some(c) = text[i..].chars().next() {
-        s.push(c);
-    }
 }
 
 /// Decode a character string's escapes (`\X` is X, `\DDD` is the byte DDD).
@@ -231,8 +220,8 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, EscapeError> {
 mod tests {
     use super::*;
 
-    fn texts(e: &Entry) -> Vec<&str> {
-        e.tokens.iter().map(|t| t.text.as_str()).collect()
+    fn texts<'e>(e: &'e Entry) -> Vec<&'e str> {
+        e.tokens.iter().map(|t| &*t.text).collect()
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod rdata;
 mod services;
 mod uncommon;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -141,7 +142,7 @@ impl State {
             if ttl.is_none() && t.text.starts_with(|c: char| c.is_ascii_digit()) {
                 ttl = Some(
                     hickory_proto::serialize::txt::parse_ttl(&t.text)
-                        .map_err(|_| SyntaxError::Ttl(t.text.clone()))?,
+                        .map_err(|_| SyntaxError::Ttl(t.text.to_string()))?,
                 );
                 continue;
             }
@@ -151,7 +152,8 @@ impl State {
                     continue;
                 }
             }
-            break rdata::rtype(&t.text).ok_or_else(|| SyntaxError::UnknownType(t.text.clone()))?;
+            break rdata::rtype(&t.text)
+                .ok_or_else(|| SyntaxError::UnknownType(t.text.to_string()))?;
         };
         let class = class.unwrap_or(DNSClass::IN);
         let wire =
@@ -211,7 +213,7 @@ impl State {
         dir: Option<&Path>,
         depth: usize,
     ) -> Result<(), SyntaxError> {
-        let args: Vec<&str> = e.tokens[1..].iter().map(|t| t.text.as_str()).collect();
+        let args: Vec<&str> = e.tokens[1..].iter().map(|t| t.text.as_ref()).collect();
         let needs = |directive, what| SyntaxError::DirectiveArgument { directive, what };
         match e.tokens[0].text.to_ascii_uppercase().as_str() {
             "$ORIGIN" => {
@@ -264,7 +266,7 @@ impl State {
         let range = toks.first().ok_or(needs("a range"))?;
         let (span, step) = match range.text.split_once('/') {
             Some((s, st)) => (s, st.parse::<u32>().map_err(|_| number("step"))?),
-            None => (range.text.as_str(), 1),
+            None => (range.text.as_ref(), 1),
         };
         let (a, b) = span.split_once('-').ok_or(GenerateError::NotARange)?;
         let (a, b): (u32, u32) = (
@@ -284,7 +286,7 @@ impl State {
                 .iter()
                 .map(|t| {
                     Ok(Token {
-                        text: substitute(&t.text, i)?,
+                        text: Cow::Owned(substitute(&t.text, i)?),
                         quoted: t.quoted,
                     })
                 })

@@ -64,7 +64,7 @@ fn type_code(s: &str) -> Option<u16> {
 fn bitmap(types: &[Token], out: &mut Vec<u8>) -> R<()> {
     let mut codes = Vec::new();
     for t in types {
-        codes.push(type_code(&t.text).ok_or_else(|| SyntaxError::BitmapType(t.text.clone()))?);
+        codes.push(type_code(&t.text).ok_or_else(|| SyntaxError::BitmapType(t.text.to_string()))?);
     }
     crate::proto::dnssec::write_type_bitmap(&mut codes, out);
     Ok(())
@@ -378,8 +378,8 @@ fn dnssec(code: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<bool> {
             let mut bits = [0u8; 16];
             let mut max = 0;
             for t in f.rest() {
-                let c =
-                    type_code(&t.text).ok_or_else(|| SyntaxError::UnknownType(t.text.clone()))?;
+                let c = type_code(&t.text)
+                    .ok_or_else(|| SyntaxError::UnknownType(t.text.to_string()))?;
                 if c >= 128 {
                     return Err(SyntaxError::NxtType);
                 }

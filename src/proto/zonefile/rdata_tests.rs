@@ -2,8 +2,14 @@
 
 use super::*;
 
-fn toks(s: &str) -> Vec<Token> {
-    super::super::lexer::entries(&format!("x {s}\n")).unwrap()[0].tokens[1..].to_vec()
+fn toks(s: &str) -> Vec<Token<'static>> {
+    let line = format!("x {s}\n");
+    let entries = super::super::lexer::entries(&line).unwrap();
+    let owned = |t: &Token| Token {
+        text: std::borrow::Cow::Owned(t.text.to_string()),
+        quoted: t.quoted,
+    };
+    entries[0].tokens[1..].iter().map(owned).collect()
 }
 
 fn enc(t: &str, s: &str) -> R<Vec<u8>> {
