@@ -154,11 +154,11 @@ impl StateStore {
 
     /// The state as a restart finds it: the file and its journal.
     pub fn load(&self) -> Loaded {
-        match read(&self.dir) {
+        match read_journal(&self.dir) {
             Ok(None) => Loaded::Fresh,
-            Ok(Some((state, generation, lines))) => {
+            Ok(Some((state, generation, found))) => {
                 *self.journal.lock().unwrap() =
-                    super::state_journal::Journal::loaded(&state, generation, lines);
+                    super::state_journal::Journal::loaded(&state, generation, found);
                 Loaded::Ok(state)
             }
             Err(error) => self.set_aside(error),
@@ -221,6 +221,13 @@ impl StateStore {
 /// Also returns the file's generation (the state's is left 0) and how many
 /// journal lines were applied.
 pub fn read(dir: &Path) -> Result<Option<(PersistedState, u64, usize)>, String> {
+    Ok(read_journal(dir)?.map(|(state, generation, found)| (state, generation, found.lines)))
+}
+
+/// [`read`], saying whether the journal may be appended to.
+fn read_journal(
+    dir: &Path,
+) -> Result<Option<(PersistedState, u64, super::state_journal::Replayed)>, String> {
     let path = dir.join("state.json");
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -229,9 +236,9 @@ pub fn read(dir: &Path) -> Result<Option<(PersistedState, u64, usize)>, String> 
     };
     let mut state: PersistedState =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let lines = super::state_journal::replay(dir, &mut state);
+    let found = super::state_journal::replay(dir, &mut state);
     let generation = std::mem::take(&mut state.generation);
-    Ok(Some((state, generation, lines)))
+    Ok(Some((state, generation, found)))
 }
 
 /// Replace `path` with `data` so that a crash leaves the old file or the

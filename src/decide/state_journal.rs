@@ -92,11 +92,29 @@ pub(super) struct Journal {
     lines: usize,
 }
 
+/// What a load found of the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Lines applied onto the state file's contents.
+    pub lines: usize,
+    /// The journal continues the file's generation and every line of it
+    /// was read: the next save may append to it. Otherwise (no journal, one
+    /// of another generation, a torn last line) the next save writes the
+    /// whole state and a fresh journal: a line appended after a torn one,
+    /// or to a journal of another generation, would be skipped by the next
+    /// restart's replay, and an acknowledged change lost.
+    pub appendable: bool,
+}
+
 /// Apply the journal in `dir` onto `state` (read from `state.json`) if it
-/// continues that file's generation; returns how many lines it applied.
-pub(super) fn replay(dir: &Path, state: &mut PersistedState) -> usize {
+/// continues that file's generation.
+pub(super) fn replay(dir: &Path, state: &mut PersistedState) -> Replayed {
+    let none = Replayed {
+        lines: 0,
+        appendable: false,
+    };
     let Ok(text) = std::fs::read_to_string(dir.join(FILE)) else {
-        return 0;
+        return none;
     };
     let mut lines = text.lines();
     let generation = lines
@@ -104,28 +122,34 @@ pub(super) fn replay(dir: &Path, state: &mut PersistedState) -> usize {
         .and_then(|l| serde_json::from_str::<Header>(l).ok())
         .map(|h| h.generation);
     if generation != Some(state.generation) {
-        return 0;
+        return none;
     }
     let mut n = 0;
     for line in lines {
         // A torn last line was never acknowledged.
         let Ok(d) = serde_json::from_str::<Delta>(line) else {
             tracing::warn!(line = n + 2, "skipping an unreadable state journal line");
-            break;
+            return Replayed {
+                lines: n,
+                appendable: false,
+            };
         };
         d.apply(state);
         n += 1;
     }
-    n
+    Replayed {
+        lines: n,
+        appendable: text.ends_with('\n'),
+    }
 }
 
 impl Journal {
     /// After a load: the state it gave and how many journal lines it took.
-    pub(super) fn loaded(state: &PersistedState, generation: u64, lines: usize) -> Journal {
+    pub(super) fn loaded(state: &PersistedState, generation: u64, found: Replayed) -> Journal {
         Journal {
-            last: Some(state.clone()),
+            last: found.appendable.then(|| state.clone()),
             generation,
-            lines,
+            lines: found.lines,
         }
     }
 
@@ -173,10 +197,19 @@ impl Journal {
         let mut line = serde_json::to_vec(&delta).map_err(std::io::Error::other)?;
         line.push(b'\n');
         // Opened for each line: a journal replaced or removed under a
-        // running ggond is noticed, not written to as an unlinked file.
-        let mut f = std::fs::OpenOptions::new()
+        // running ggond is noticed, not written to as an unlinked file;
+        // one removed is begun again with the whole state.
+        let opened = std::fs::OpenOptions::new()
             .append(true)
-            .open(dir.join(FILE))?;
+            .open(dir.join(FILE));
+        let mut f = match opened {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut whole = self.last.take().unwrap_or_default();
+                delta.apply(&mut whole);
+                return self.compact(dir, &whole);
+            }
+            other => other?,
+        };
         f.write_all(&line)?;
         f.sync_data()?;
         if let Some(last) = self.last.as_mut() {
@@ -303,6 +336,61 @@ mod tests {
             load(dir.path()).serials["ggon.org."],
             10 + COMPACT_AFTER as u32 + 4
         );
+    }
+
+    #[test]
+    fn a_save_after_a_load_survives_a_restart_whatever_journal_the_load_found() {
+        let journal = |d: &Path| d.join(FILE);
+        type Leave = fn(&Path);
+        let cases: [(&str, Leave); 4] = [
+            ("an intact journal", |_| {}),
+            (
+                "no journal (a state directory from before the journal)",
+                |d| std::fs::remove_file(d.join(FILE)).unwrap(),
+            ),
+            (
+                "a journal of an older generation (a crash inside a compaction)",
+                |d| {
+                    let old = "{\"generation\":0}\n{\"serials\":{\"ggon.org.\":99}}\n";
+                    std::fs::write(d.join(FILE), old).unwrap()
+                },
+            ),
+            ("a torn last line (a crash while it was written)", |d| {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(d.join(FILE))
+                    .unwrap();
+                f.write_all(b"{\"services\":{\"a\":{\"act").unwrap();
+            }),
+        ];
+        for (what, leave) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let store = StateStore::new(dir.path()).unwrap();
+            store.save(&with(&[("a", "primary")], 1)).unwrap();
+            store.save(&with(&[("a", "backup")], 2)).unwrap();
+            leave(dir.path());
+            // A restart, then an acknowledged save, then another restart.
+            let store = StateStore::new(dir.path()).unwrap();
+            let _ = store.load();
+            let s3 = with(&[("a", "backup2")], 3);
+            store.save(&s3).unwrap();
+            assert_eq!(load(dir.path()), s3, "{what}");
+            let s4 = with(&[("a", "primary")], 4);
+            store
+                .save_changed(vec![], &s4.serials, || s4.clone())
+                .unwrap();
+            assert_eq!(load(dir.path()).serials, s4.serials, "{what}");
+        }
+        // The journal removed under a running ggond: the next save writes
+        // the whole state and begins it again.
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path()).unwrap();
+        store.save(&with(&[("a", "primary")], 1)).unwrap();
+        std::fs::remove_file(journal(dir.path())).unwrap();
+        let s2 = with(&[("a", "backup")], 2);
+        store.save(&s2).unwrap();
+        assert!(journal(dir.path()).exists());
+        assert_eq!(load(dir.path()), s2);
     }
 
     #[test]
