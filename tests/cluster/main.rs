@@ -19,6 +19,7 @@ mod failures;
 mod harness;
 mod nemesis;
 mod nemesis_check;
+mod nemesis_io;
 mod quota;
 mod storm_crash;
 mod zone_updates;

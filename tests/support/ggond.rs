@@ -182,11 +182,49 @@ impl Ggond {
         ready: &Path,
         extra: &Extra,
     ) -> Ggond {
+        Ggond::spawn(config, state_dir, log, ready, extra, None)
+    }
+
+    /// Start in network namespace `netns` (`ip netns exec`, which execs:
+    /// the child's pid is ggond's), DNS and control on `ip` (ports chosen
+    /// by ggond).
+    pub fn start_in(
+        config: &Path,
+        state_dir: &Path,
+        log: &Path,
+        ready: &Path,
+        netns: &str,
+        ip: Ipv4Addr,
+    ) -> Ggond {
+        let listen = format!("{ip}:0");
+        let extra = Extra {
+            listen: &listen,
+            args: &["--user", "root"],
+            env: &[],
+        };
+        Ggond::spawn(config, state_dir, log, ready, &extra, Some((netns, ip)))
+    }
+
+    fn spawn(
+        config: &Path,
+        state_dir: &Path,
+        log: &Path,
+        ready: &Path,
+        extra: &Extra,
+        place: Option<(&str, Ipv4Addr)>,
+    ) -> Ggond {
         let listen = extra.listen;
         let _ = std::fs::remove_file(ready);
         let workdir = config.parent().expect("config has a parent").to_path_buf();
         let stderr = File::create(log).expect("create log file");
-        let mut cmd = Command::new(GGOND);
+        let (mut cmd, control) = match place {
+            Some((ns, ip)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, GGOND]);
+                (c, format!("{ip}:0"))
+            }
+            None => (Command::new(GGOND), "127.0.0.1:0".to_string()),
+        };
         // If the test process dies without unwinding (SIGKILL, Ctrl-C), the
         // daemon gets SIGTERM instead of living on. (The signal follows the
         // spawning *thread*: a test's own thread, which outlives its Ggond.)
@@ -203,7 +241,7 @@ impl Ggond {
         let mut child = cmd
             .arg("--config")
             .arg(config)
-            .args(["--listen", listen, "--control", "127.0.0.1:0"])
+            .args(["--listen", listen, "--control", &control])
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--workers", "1"])
