@@ -221,10 +221,12 @@ fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
     let (acked, refused, unknown) = outcomes(&remaps);
     eprintln!(
         "nemesis: seed {seed}, {step} steps, {} remaps ({acked} acknowledged, {refused} refused, {unknown} without answer), \
-         {} reads, {} acknowledged remaps checked for visibility, {} violations",
+         {} reads, {} acknowledged remaps checked for visibility, slowest catch-up after whole {} ms {}, {} violations",
         remaps.len(),
         report.reads,
         report.checked_visible,
+        report.slowest_catch_up.0,
+        report.slowest_catch_up.1,
         report.violations.len() + problems.len()
     );
     problems.extend(report.violations);

@@ -75,6 +75,10 @@ pub struct Report {
     pub reads: usize,
     /// How often web moved (health decisions seen in the answers).
     pub health_moves: usize,
+    /// The latest read after the cluster was whole again that still showed
+    /// a state before an acknowledged remap (ms after whole, and which):
+    /// what rule 3's AGREE_MS allowance is measured against.
+    pub slowest_catch_up: (u64, String),
 }
 
 fn whole_at(whole: &[Whole], t: u64) -> Option<Whole> {
@@ -95,7 +99,8 @@ pub fn check(remaps: &[Remap], reads: &[Read], whole: &[Whole], outages: &[Outag
     let mut v = Vec::new();
     one_answer_per_serial(reads, &mut v);
     never_undone(reads, &mut v);
-    let checked_visible = acknowledged_remaps_seen(remaps, reads, whole, &mut v);
+    let (checked_visible, slowest_catch_up) =
+        acknowledged_remaps_seen(remaps, reads, whole, &mut v);
     let first = first_seen(reads);
     let cic = |r: &Read| Some(r.target.clone());
     let web = |r: &Read| r.web.clone();
@@ -108,6 +113,7 @@ pub fn check(remaps: &[Remap], reads: &[Read], whole: &[Whole], outages: &[Outag
         checked_visible,
         reads: reads.len(),
         health_moves,
+        slowest_catch_up,
     }
 }
 
@@ -124,7 +130,10 @@ fn one_answer_per_serial(reads: &[Read], v: &mut Vec<String>) {
     let mut by_serial: BTreeMap<u32, &Read> = Default::default();
     for r in reads {
         match by_serial.get(&r.serial) {
-            Some(o) if o.target != r.target || (o.web.is_some() && r.web.is_some() && o.web != r.web) => {
+            Some(o)
+                if o.target != r.target
+                    || (o.web.is_some() && r.web.is_some() && o.web != r.web) =>
+            {
                 v.push(format!(
                     "serial {} answered as {} by node{} at {} ms and as {} by node{} at {} ms",
                     r.serial,
@@ -189,14 +198,16 @@ fn published_serial(r: &Remap, remaps: &[Remap], reads: &[Read]) -> Option<u32> 
 /// 3. Every acknowledged remap is seen, and then only it or later
 ///    decisions: reads that start at least AGREE_MS after the cluster is
 ///    whole (again) after its acknowledgement show its serial or a later
-///    one. Returns how many acknowledged remaps were checked so.
+///    one. Returns how many acknowledged remaps were checked so, and the
+///    latest read after whole that was still behind one.
 fn acknowledged_remaps_seen(
     remaps: &[Remap],
     reads: &[Read],
     whole: &[Whole],
     v: &mut Vec<String>,
-) -> usize {
+) -> (usize, (u64, String)) {
     let mut checked_visible = 0;
+    let mut slowest = (0, String::new());
     for (idx, r) in remaps.iter().enumerate() {
         if r.acked != Some(true) {
             continue;
@@ -226,6 +237,22 @@ fn acknowledged_remaps_seen(
             continue;
         };
         checked_visible += 1;
+        for x in reads
+            .iter()
+            .filter(|x| x.start >= w_at && x.start < w.until && x.serial < sigma)
+        {
+            if x.start - w_at > slowest.0 {
+                slowest = (
+                    x.start - w_at,
+                    format!(
+                        "node{} at {} ms (serial {} < {sigma} of remap #{idx}, whole since {w_at} ms)",
+                        x.node + 1,
+                        x.start,
+                        x.serial
+                    ),
+                );
+            }
+        }
         if let Some(x) = reads
             .iter()
             .find(|x| x.start >= due && x.start < w.until && x.serial < sigma)
@@ -243,7 +270,7 @@ fn acknowledged_remaps_seen(
             ));
         }
     }
-    checked_visible
+    (checked_visible, slowest)
 }
 
 /// When each serial was first answered by any node.
@@ -432,6 +459,7 @@ mod tests {
         let r = check(&remaps, &reads, &WHOLE, &[]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!(r.checked_visible, 1);
+        assert_eq!(r.slowest_catch_up.0, 0);
     }
 
     #[test]
@@ -446,6 +474,8 @@ mod tests {
         let r = check(&remaps, &reads, &WHOLE, &[]);
         assert!(r.violations.iter().any(|v| v.starts_with("stale read")));
         assert!(r.violations.iter().any(|v| v.starts_with("nodes disagree")));
+        // The last stale read (node2 at 3900 ms) is 2850 ms after whole (1050 ms).
+        assert_eq!(r.slowest_catch_up.0, 2850, "{:?}", r.slowest_catch_up);
         // Split brain on one serial, and a serial going back.
         let reads = [
             read(0, 100, "a", 7),
@@ -500,7 +530,11 @@ mod tests {
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         // Without the concurrent remap, b never answered is caught.
         let r = check(&[remaps[0].clone()], &reads[..36], &WHOLE, &[]);
-        assert!(r.violations.iter().any(|v| v.contains("never answered")), "{:?}", r.violations);
+        assert!(
+            r.violations.iter().any(|v| v.contains("never answered")),
+            "{:?}",
+            r.violations
+        );
     }
 
     /// web on w0 at serial 5 until `at`, then w1 at serial 6, on two nodes.
@@ -524,21 +558,49 @@ mod tests {
         // The same move with w0 never stopped (a node fooled by its own
         // vantage point), or only stopped long before.
         let r = check(&[], &reads, &WHOLE, &[]);
-        assert!(r.violations.iter().any(|v| v.contains("up for the")), "{:?}", r.violations);
+        assert!(
+            r.violations.iter().any(|v| v.contains("up for the")),
+            "{:?}",
+            r.violations
+        );
         let long_before = [outage("w0", 100, 200)];
         let r = check(&[], &web_move(CAUSE_MS + 1000), &WHOLE, &long_before);
-        assert!(r.violations.iter().any(|v| v.contains("up for the")), "{:?}", r.violations);
+        assert!(
+            r.violations.iter().any(|v| v.contains("up for the")),
+            "{:?}",
+            r.violations
+        );
         // w0 stopped at 3000 for 3 s while whole, web never moved.
         let reads = web_move(u64::MAX);
         let r = check(&[], &reads, &WHOLE, &[outage("w0", 3000, 6000)]);
-        assert!(r.violations.iter().any(|v| v.contains("no node answered another target")));
+        assert!(r
+            .violations
+            .iter()
+            .any(|v| v.contains("no node answered another target")));
         // ... but during a fault it is not judged.
-        let split = [Whole { from: 0, until: 4000 }, Whole { from: 9000, until: 10_000 }];
+        let split = [
+            Whole {
+                from: 0,
+                until: 4000,
+            },
+            Whole {
+                from: 9000,
+                until: 10_000,
+            },
+        ];
         let r = check(&[], &reads, &split, &[outage("w0", 3000, 6000)]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         // A moved too late (after FAILOVER_MS) is caught as well.
-        let r = check(&[], &web_move(3000 + FAILOVER_MS + 500), &WHOLE, &[outage("w0", 3000, 7000)]);
-        assert!(r.violations.iter().any(|v| v.contains("no node answered another target")));
+        let r = check(
+            &[],
+            &web_move(3000 + FAILOVER_MS + 500),
+            &WHOLE,
+            &[outage("w0", 3000, 7000)],
+        );
+        assert!(r
+            .violations
+            .iter()
+            .any(|v| v.contains("no node answered another target")));
     }
 
     #[test]
@@ -546,14 +608,29 @@ mod tests {
         // Serial 6 answered as w1 and w2.
         let reads = [read_web(0, 100, "w1", 6), read_web(1, 100, "w2", 6)];
         let r = check(&[], &reads, &WHOLE, &[outage("w0", 0, 50)]);
-        assert!(r.violations.iter().any(|v| v.contains("answered as")), "{:?}", r.violations);
+        assert!(
+            r.violations.iter().any(|v| v.contains("answered as")),
+            "{:?}",
+            r.violations
+        );
         // node2 stays on w0 (serial 5) for 3 s after node1 moved to w1.
         let mut reads = vec![];
         for t in (0..6000).step_by(100) {
-            reads.push(read_web(0, t, if t < 2000 { "w0" } else { "w1" }, if t < 2000 { 5 } else { 6 }));
+            reads.push(read_web(
+                0,
+                t,
+                if t < 2000 { "w0" } else { "w1" },
+                if t < 2000 { 5 } else { 6 },
+            ));
             reads.push(read_web(1, t, "w0", 5));
         }
         let r = check(&[], &reads, &WHOLE, &[outage("w0", 1500, 4000)]);
-        assert!(r.violations.iter().any(|v| v.starts_with("nodes disagree on web")), "{:?}", r.violations);
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.starts_with("nodes disagree on web")),
+            "{:?}",
+            r.violations
+        );
     }
 }

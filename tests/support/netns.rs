@@ -148,7 +148,15 @@ impl Mesh {
         if h == 0 {
             ip(&["addr", "add", &format!("{obs}/32"), "dev", &root])?;
         }
-        ip(&["route", "add", &format!("{own}/32"), "dev", &root, "src", &obs])?;
+        ip(&[
+            "route",
+            "add",
+            &format!("{own}/32"),
+            "dev",
+            &root,
+            "src",
+            &obs,
+        ])?;
         ip(&["-n", &ns, "link", "set", &inner, "up"])?;
         ip(&[
             "-n",
