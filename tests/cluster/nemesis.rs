@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use super::nemesis_check::{check, Read, Whole};
-use super::nemesis_io::{outcomes, read_node, spawn_clients, spawn_reader, Clock, Table};
+use super::nemesis_io::{
+    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table,
+};
 use crate::support::cluster::Nodes;
 use crate::support::etcd::EtcdCluster;
 
@@ -111,6 +113,62 @@ impl World {
     }
 }
 
+/// The schedule: a fault, held 1-3 s, healed; then the cluster must be
+/// whole again ([`wait_whole`]: etcd healthy, every node connected, one
+/// leader; bounded at 20 s) and stays so 2-4 s. Returns the steps, the
+/// intervals in which the cluster was whole and the problems found.
+fn schedule(
+    w: &mut World,
+    rng: &mut rand::rngs::StdRng,
+    clock: &Clock,
+    secs: u64,
+) -> (usize, Vec<Whole>, Vec<String>) {
+    let mut whole = vec![Whole {
+        from: 0,
+        until: u64::MAX,
+    }];
+    let mut problems = Vec::new();
+    let begin = Instant::now();
+    let mut step = 0;
+    while begin.elapsed() < Duration::from_secs(secs) && step < 1000 {
+        step += 1;
+        let fault = pick(rng);
+        let hold = rng.random_range(1000..3000);
+        let calm = rng.random_range(2000..4000);
+        whole.last_mut().unwrap().until = clock.ms();
+        eprintln!(
+            "nemesis {:>6} ms step {step}: {fault:?} for {hold} ms",
+            clock.ms()
+        );
+        w.inject(fault, true);
+        std::thread::sleep(Duration::from_millis(hold));
+        w.heal(fault);
+        let healed = clock.ms();
+        let Some((l, when)) = wait_whole(&w.nodes, &w.etcd, Duration::from_secs(20)) else {
+            problems.push(format!(
+                "step {step}: the cluster was not whole 20 s after healing {fault:?}"
+            ));
+            break;
+        };
+        let at = clock.ms();
+        eprintln!(
+            "nemesis {at:>6} ms healed; whole again after {} ms, leader node{} \
+             (etcd healthy +{} ms, nodes connected +{} ms, leader agreed +{} ms)",
+            at - healed,
+            l + 1,
+            when[0],
+            when[1],
+            when[2]
+        );
+        whole.push(Whole {
+            from: at,
+            until: u64::MAX,
+        });
+        std::thread::sleep(Duration::from_millis(calm));
+    }
+    (step, whole, problems)
+}
+
 #[test]
 fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
     let secs: u64 = std::env::var("GGON_NEMESIS_SECS")
@@ -136,61 +194,15 @@ fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
         w.publish(i);
     }
     assert!(
-        w.nodes.wait_leader(Duration::from_secs(15)).is_some(),
+        wait_whole(&w.nodes, &w.etcd, Duration::from_secs(15)).is_some(),
         "no leader at start:\n{}",
         w.nodes.logs()
     );
     let clock = Arc::new(Clock(Instant::now()));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut whole = vec![Whole {
-        from: 0,
-        until: u64::MAX,
-    }];
-
     let reader = spawn_reader(&w.table, &clock, &stop, false);
     let client = spawn_clients(1, (TARGETS, 3), &w.table, &clock, &stop, seed);
-
-    // The schedule: a fault, held 1-3 s, healed; then the cluster must be
-    // whole again (every node agrees on a leader) and stays so 2-4 s.
-    let mut problems = Vec::new();
-    let begin = Instant::now();
-    let mut step = 0;
-    while begin.elapsed() < Duration::from_secs(secs) && step < 1000 {
-        step += 1;
-        let fault = pick(&mut rng);
-        let hold = rng.random_range(1000..3000);
-        let calm = rng.random_range(2000..4000);
-        whole.last_mut().unwrap().until = clock.ms();
-        eprintln!(
-            "nemesis {:>6} ms step {step}: {fault:?} for {hold} ms",
-            clock.ms()
-        );
-        w.inject(fault, true);
-        std::thread::sleep(Duration::from_millis(hold));
-        w.heal(fault);
-        let healed = clock.ms();
-        match w.nodes.wait_leader(Duration::from_secs(20)) {
-            Some(l) => {
-                let at = clock.ms();
-                eprintln!(
-                    "nemesis {at:>6} ms healed; whole again after {} ms, leader node{}",
-                    at - healed,
-                    l + 1
-                );
-                whole.push(Whole {
-                    from: at,
-                    until: u64::MAX,
-                });
-            }
-            None => {
-                problems.push(format!(
-                    "step {step}: the cluster was not whole 20 s after healing {fault:?}"
-                ));
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(calm));
-    }
+    let (step, mut whole, mut problems) = schedule(&mut w, &mut rng, &clock, secs);
     // Quiet end: no more remaps, then a last look at every node.
     stop.store(true, Ordering::Relaxed);
     let remaps = client.join().unwrap();

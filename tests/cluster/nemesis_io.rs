@@ -16,7 +16,8 @@ use hickory_proto::serialize::binary::BinDecodable;
 use rand::{Rng, SeedableRng};
 
 use super::nemesis_check::{Read, Remap};
-use crate::support::cluster::TOKEN;
+use crate::support::cluster::{Nodes, TOKEN};
+use crate::support::etcd::EtcdCluster;
 use crate::support::ggond::query;
 
 /// Each node's addresses while it runs: (DNS, control, life).
@@ -201,4 +202,30 @@ pub fn spawn_clients(
 pub fn outcomes(remaps: &[Remap]) -> (usize, usize, usize) {
     let n = |a: Option<bool>| remaps.iter().filter(|r| r.acked == a).count();
     (n(Some(true)), n(Some(false)), n(None))
+}
+
+/// Wait (at most `limit`) until the cluster is *whole*: every etcd member
+/// healthy, every node connected to etcd (a lease and a watch), and a
+/// leader every node agrees on, which leads by its own account. Returns
+/// the leader and when (ms after the call) each of the three first held.
+pub fn wait_whole(nodes: &Nodes, etcd: &EtcdCluster, limit: Duration) -> Option<(usize, [u64; 3])> {
+    let t0 = Instant::now();
+    let mut first: [Option<u64>; 3] = [None; 3];
+    let leader = crate::support::ggond::poll(limit, || {
+        let healthy = (0..etcd.len()).all(|m| etcd.health(m, Duration::from_secs(1)) == Some(true));
+        let connected = nodes.live().iter().all(|i| {
+            nodes
+                .status(*i)
+                .is_some_and(|s| s["cluster"]["connected"] == true)
+        });
+        let leader = nodes.wait_leader(Duration::ZERO);
+        let now = t0.elapsed().as_millis() as u64;
+        for (f, ok) in first.iter_mut().zip([healthy, connected, leader.is_some()]) {
+            if ok {
+                f.get_or_insert(now);
+            }
+        }
+        leader.filter(|_| healthy && connected)
+    })?;
+    Some((leader, first.map(|f| f.unwrap_or(0))))
 }

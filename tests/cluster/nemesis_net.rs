@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 
 use super::nemesis_check::{check, Read, Whole};
-use super::nemesis_io::{outcomes, read_node, spawn_clients, spawn_reader, Clock, Table};
+use super::nemesis_io::{
+    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table,
+};
 use super::nemesis_net_faults::{pick, World, E0, HOSTS, N0, TG};
 use super::nemesis_targets::{address, spawn_outages, Listeners, WEB_TARGETS};
 use crate::support::cluster::Nodes;
@@ -96,9 +98,9 @@ fn start(mesh: Mesh) -> World {
     for i in 0..3 {
         w.publish(i);
     }
-    w.leader = w
-        .wait_whole(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("no leader at start:\n{}", w.nodes.logs()));
+    w.leader = wait_whole(&w.nodes, &w.etcd, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no leader at start:\n{}", w.nodes.logs()))
+        .0;
     w
 }
 
@@ -136,7 +138,7 @@ fn schedule(
         std::thread::sleep(Duration::from_millis(hold));
         w.heal(fault);
         let healed = clock.ms();
-        let Some(l) = w.wait_whole(Duration::from_secs(20)) else {
+        let Some((l, when)) = wait_whole(&w.nodes, &w.etcd, Duration::from_secs(20)) else {
             problems.push(format!(
                 "step {step}: the cluster was not whole 20 s after healing {what}"
             ));
@@ -145,9 +147,13 @@ fn schedule(
         w.leader = l;
         let at = clock.ms();
         eprintln!(
-            "nemesis {at:>6} ms healed; whole again after {} ms, leader node{}",
+            "nemesis {at:>6} ms healed; whole again after {} ms, leader node{} \
+             (etcd healthy +{} ms, nodes connected +{} ms, leader agreed +{} ms)",
             at - healed,
-            l + 1
+            l + 1,
+            when[0],
+            when[1],
+            when[2]
         );
         whole.push(Whole {
             from: at,

@@ -2,7 +2,6 @@
 //! and its faults: which links each cuts, and how each is healed.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -199,32 +198,6 @@ impl World {
                 }
             }
         }
-    }
-
-    /// Whole: every etcd member healthy, every node connected to etcd, and
-    /// a leader every node agrees on (which leads by its own account).
-    /// Returns the leader, or None after `limit`.
-    pub fn wait_whole(&mut self, limit: Duration) -> Option<usize> {
-        let deadline = Instant::now() + limit;
-        for m in 0..3 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !self.etcd.wait_healthy(m, left) {
-                return None;
-            }
-        }
-        let connected =
-            crate::support::ggond::poll(deadline.saturating_duration_since(Instant::now()), || {
-                (0..3)
-                    .all(|i| {
-                        self.nodes
-                            .status(i)
-                            .is_some_and(|s| s["cluster"]["connected"] == true)
-                    })
-                    .then_some(())
-            });
-        connected?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.nodes.wait_leader(left)
     }
 
     /// Copy the nodes' logs and state, and etcd's logs, to `keep`.
