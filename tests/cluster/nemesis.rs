@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use super::nemesis_check::{check, Read, Whole};
+use super::nemesis_check::{check, Read};
 use super::nemesis_io::{
-    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table,
+    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table, Wholes,
 };
 use crate::support::cluster::Nodes;
 use crate::support::etcd::EtcdCluster;
@@ -122,11 +122,8 @@ fn schedule(
     rng: &mut rand::rngs::StdRng,
     clock: &Clock,
     secs: u64,
-) -> (usize, Vec<Whole>, Vec<String>) {
-    let mut whole = vec![Whole {
-        from: 0,
-        until: u64::MAX,
-    }];
+) -> (usize, Wholes, Vec<String>) {
+    let mut whole = Wholes::new();
     let mut problems = Vec::new();
     let begin = Instant::now();
     let mut step = 0;
@@ -135,7 +132,7 @@ fn schedule(
         let fault = pick(rng);
         let hold = rng.random_range(1000..3000);
         let calm = rng.random_range(2000..4000);
-        whole.last_mut().unwrap().until = clock.ms();
+        whole.broken(clock.ms());
         eprintln!(
             "nemesis {:>6} ms step {step}: {fault:?} for {hold} ms",
             clock.ms()
@@ -160,10 +157,7 @@ fn schedule(
             when[1],
             when[2]
         );
-        whole.push(Whole {
-            from: at,
-            until: u64::MAX,
-        });
+        whole.again(healed, at, when);
         std::thread::sleep(Duration::from_millis(calm));
     }
     (step, whole, problems)
@@ -226,19 +220,22 @@ fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
             None => problems.push(format!("node{} does not answer at the end", i + 1)),
         }
     }
-    whole.last_mut().unwrap().until = clock.ms() + 1;
+    whole.end(clock.ms() + 1);
     let _ = settle;
 
-    let report = check(&remaps, &reads, &whole, &[]);
+    let report = check(&remaps, &reads, &whole.whole, &[]);
+    let agreed = check(&remaps, &reads, &whole.agreed, &[]).slowest_catch_up;
     let (acked, refused, unknown) = outcomes(&remaps);
     eprintln!(
         "nemesis: seed {seed}, {step} steps, {} remaps ({acked} acknowledged, {refused} refused, {unknown} without answer), \
-         {} reads, {} acknowledged remaps checked for visibility, slowest catch-up after whole {} ms {}, {} violations",
+         {} reads, {} acknowledged remaps checked for visibility, slowest catch-up after whole {} ms {} (after leader agreement alone {} ms {}), {} violations",
         remaps.len(),
         report.reads,
         report.checked_visible,
         report.slowest_catch_up.0,
         report.slowest_catch_up.1,
+        agreed.0,
+        agreed.1,
         report.violations.len() + problems.len()
     );
     problems.extend(report.violations);

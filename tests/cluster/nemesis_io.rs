@@ -15,7 +15,7 @@ use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
 use rand::{Rng, SeedableRng};
 
-use super::nemesis_check::{Read, Remap};
+use super::nemesis_check::{Read, Remap, Whole};
 use crate::support::cluster::{Nodes, TOKEN};
 use crate::support::etcd::EtcdCluster;
 use crate::support::ggond::query;
@@ -228,4 +228,47 @@ pub fn wait_whole(nodes: &Nodes, etcd: &EtcdCluster, limit: Duration) -> Option<
         leader.filter(|_| healthy && connected)
     })?;
     Some((leader, first.map(|f| f.unwrap_or(0))))
+}
+
+/// The intervals in which the cluster was whole, and (to compare, for the
+/// diagnostics) those in which the nodes only agreed on a leader: the
+/// loopback nemesis's first meaning of whole, which does not wait for a
+/// node to be connected to etcd again.
+pub struct Wholes {
+    pub whole: Vec<Whole>,
+    pub agreed: Vec<Whole>,
+}
+
+impl Wholes {
+    pub fn new() -> Wholes {
+        let all = Whole {
+            from: 0,
+            until: u64::MAX,
+        };
+        Wholes {
+            whole: vec![all],
+            agreed: vec![all],
+        }
+    }
+
+    /// A fault at `at` ends both.
+    pub fn broken(&mut self, at: u64) {
+        self.whole.last_mut().unwrap().until = at;
+        self.agreed.last_mut().unwrap().until = at;
+    }
+
+    /// Whole again at `at`, healed at `healed`, with [`wait_whole`]'s times.
+    pub fn again(&mut self, healed: u64, at: u64, when: [u64; 3]) {
+        let open = |from| Whole {
+            from,
+            until: u64::MAX,
+        };
+        self.whole.push(open(at));
+        self.agreed.push(open((healed + when[2]).min(at)));
+    }
+
+    /// The run ends at `at`.
+    pub fn end(&mut self, at: u64) {
+        self.broken(at);
+    }
 }

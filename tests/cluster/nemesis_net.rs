@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use super::nemesis_check::{check, Read, Whole};
+use super::nemesis_check::{check, Read};
 use super::nemesis_io::{
-    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table,
+    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table, Wholes,
 };
 use super::nemesis_net_faults::{pick, World, E0, HOSTS, N0, TG};
 use super::nemesis_targets::{address, spawn_outages, Listeners, WEB_TARGETS};
@@ -112,11 +112,8 @@ fn schedule(
     rng: &mut rand::rngs::StdRng,
     clock: &Clock,
     secs: u64,
-) -> (usize, Vec<Whole>, Vec<String>, Vec<(String, usize)>) {
-    let mut whole = vec![Whole {
-        from: 0,
-        until: u64::MAX,
-    }];
+) -> (usize, Wholes, Vec<String>, Vec<(String, usize)>) {
+    let mut whole = Wholes::new();
     let (mut problems, mut kinds) = (Vec::new(), Vec::<(String, usize)>::new());
     let begin = Instant::now();
     let mut step = 0;
@@ -124,7 +121,7 @@ fn schedule(
         step += 1;
         let fault = pick(rng);
         let (hold, calm) = (rng.random_range(1000..3000), rng.random_range(2000..5000));
-        whole.last_mut().unwrap().until = clock.ms();
+        whole.broken(clock.ms());
         let what = w.inject(fault);
         eprintln!(
             "nemesis {:>6} ms step {step}: {what} for {hold} ms",
@@ -155,10 +152,7 @@ fn schedule(
             when[1],
             when[2]
         );
-        whole.push(Whole {
-            from: at,
-            until: u64::MAX,
-        });
+        whole.again(healed, at, when);
         std::thread::sleep(Duration::from_millis(calm));
     }
     (step, whole, problems, kinds)
@@ -217,15 +211,16 @@ fn nemesis_partitions_remaps_and_failovers_stay_linearizable() {
     let mut reads = reader.join().unwrap();
     std::thread::sleep(Duration::from_millis(1200));
     final_reads(&w, &clock, &mut reads, &mut problems);
-    whole.last_mut().unwrap().until = clock.ms() + 1;
+    whole.end(clock.ms() + 1);
 
-    let report = check(&remaps, &reads, &whole, &outages);
+    let report = check(&remaps, &reads, &whole.whole, &outages);
+    let agreed = check(&remaps, &reads, &whole.agreed, &outages).slowest_catch_up;
     let (acked, refused, unknown) = outcomes(&remaps);
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     eprintln!(
         "nemesis (partitions): seed {seed}, {steps} steps ({}), {} remaps ({acked} acknowledged, {refused} refused, \
          {unknown} without answer), {} web outages, {} health moves, {} reads, {} acknowledged remaps checked \
-         for visibility, slowest catch-up after whole {} ms {}, {} violations, wall time {:.1} s",
+         for visibility, slowest catch-up after whole {} ms {} (after leader agreement alone {} ms {}), {} violations, wall time {:.1} s",
         kinds.join(", "),
         remaps.len(),
         outages.len(),
@@ -234,6 +229,8 @@ fn nemesis_partitions_remaps_and_failovers_stay_linearizable() {
         report.checked_visible,
         report.slowest_catch_up.0,
         report.slowest_catch_up.1,
+        agreed.0,
+        agreed.1,
         report.violations.len() + problems.len(),
         wall.elapsed().as_secs_f64()
     );
