@@ -16,6 +16,7 @@
 mod support;
 
 mod agreement;
+mod catch_up;
 mod control_tls;
 mod etcd_tls;
 mod failures;
