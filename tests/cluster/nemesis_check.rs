@@ -79,6 +79,9 @@ pub struct Report {
     /// a state before an acknowledged remap (ms after whole, and which):
     /// what rule 3's AGREE_MS allowance is measured against.
     pub slowest_catch_up: (u64, String),
+    /// The longest time from stopping web's target to a node answering
+    /// another, over the outages rule 6 judged (ms).
+    pub slowest_failover: u64,
 }
 
 fn whole_at(whole: &[Whole], t: u64) -> Option<Whole> {
@@ -107,13 +110,14 @@ pub fn check(remaps: &[Remap], reads: &[Read], whole: &[Whole], outages: &[Outag
     no_lasting_disagreement("cic", &cic, remaps, reads, whole, &first, &mut v);
     no_lasting_disagreement("web", &web, remaps, reads, whole, &first, &mut v);
     let health_moves = health_moves_have_a_cause(reads, outages, &first, &mut v);
-    failovers_happen(reads, whole, outages, &mut v);
+    let slowest_failover = failovers_happen(reads, whole, outages, &mut v);
     Report {
         violations: v,
         checked_visible,
         reads: reads.len(),
         health_moves,
         slowest_catch_up,
+        slowest_failover,
     }
 }
 
@@ -372,8 +376,14 @@ fn health_moves_have_a_cause(
 
 /// 6. Failovers happen: when web's active target stops for at least
 ///    FAILOVER_MS while the cluster is whole, some node answers another
-///    target within FAILOVER_MS.
-fn failovers_happen(reads: &[Read], whole: &[Whole], outages: &[Outage], v: &mut Vec<String>) {
+///    target within FAILOVER_MS. Returns the longest such failover (ms).
+fn failovers_happen(
+    reads: &[Read],
+    whole: &[Whole],
+    outages: &[Outage],
+    v: &mut Vec<String>,
+) -> u64 {
+    let mut slowest = 0;
     for o in outages {
         let end = o.from + FAILOVER_MS;
         let whole_through = whole_at(whole, o.from).is_some_and(|w| w.until > end);
@@ -387,10 +397,14 @@ fn failovers_happen(reads: &[Read], whole: &[Whole], outages: &[Outage], v: &mut
         if before.and_then(|r| r.web.as_deref()) != Some(o.target.as_str()) {
             continue;
         }
-        let moved = reads.iter().any(|r| {
-            r.start >= o.from && r.start <= end && r.web.as_ref().is_some_and(|w| *w != o.target)
-        });
-        if !moved {
+        let moved = reads
+            .iter()
+            .filter(|r| r.start >= o.from && r.start <= end)
+            .filter(|r| r.web.as_ref().is_some_and(|w| *w != o.target))
+            .map(|r| r.start - o.from)
+            .min();
+        slowest = slowest.max(moved.unwrap_or(0));
+        if moved.is_none() {
             v.push(format!(
                 "web's target {} stopped at {} ms for {} ms with the cluster whole, \
                  but no node answered another target within {FAILOVER_MS} ms",
@@ -400,6 +414,7 @@ fn failovers_happen(reads: &[Read], whole: &[Whole], outages: &[Outage], v: &mut
             ));
         }
     }
+    slowest
 }
 
 #[cfg(test)]
@@ -555,6 +570,7 @@ mod tests {
         let r = check(&[], &reads, &WHOLE, &[outage("w0", 3000, 6000)]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!(r.health_moves, 1);
+        assert_eq!(r.slowest_failover, 800);
         // The same move with w0 never stopped (a node fooled by its own
         // vantage point), or only stopped long before.
         let r = check(&[], &reads, &WHOLE, &[]);
