@@ -4,10 +4,11 @@
 
 use std::sync::atomic::Ordering;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::etcd::{Compare, EtcdError, Op};
 use super::node::Node;
+use crate::decide::state::PersistedState;
 use crate::decide::{Command, Role};
 
 impl Node {
@@ -55,6 +56,47 @@ impl Node {
                         .await?;
                     info!(node = %self.p.node, "removed its stale leader key; new election");
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The store dropped this leader's fence (a state write was refused, or
+    /// its outcome is unknown: it may land later) while the leader key is
+    /// still this node's: its own state may no longer be etcd's, and it
+    /// cannot write any more. It gives the leadership up: follower first,
+    /// answering the shared state as etcd holds it (not its own), then its
+    /// leader key removed, so that an election starts from etcd's state.
+    pub(super) async fn abdicate(&mut self) -> Result<(), EtcdError> {
+        if self.role != Role::Leader || self.p.fence.lock().unwrap().is_some() {
+            return Ok(());
+        }
+        warn!(node = %self.p.node,
+            "a state write was refused or its outcome is unknown while this node leads: \
+             giving the leadership up and answering etcd's state");
+        self.demote().await;
+        let state = PersistedState {
+            services: self.model.services.clone(),
+            serials: self.model.serials.clone(),
+            generation: 0,
+        };
+        let (reply, _applied) = tokio::sync::oneshot::channel();
+        let _ = self
+            .controller
+            .commands
+            .send(Command::ClusterApply {
+                state: Box::new(state),
+                reply,
+            })
+            .await;
+        let keys = self.p.keys.clone();
+        if let Some(kv) = self.model.leader.clone() {
+            if kv.value == self.p.node {
+                let cmp = [Compare::CreateRevision(keys.leader(), kv.create_revision)];
+                self.p
+                    .etcd
+                    .txn(&cmp, &[Op::Delete(keys.leader())], &[])
+                    .await?;
             }
         }
         Ok(())

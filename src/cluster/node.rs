@@ -368,6 +368,7 @@ impl Node {
             // A write of `applied/` that failed earlier.
             self.record_applied(self.served_rev).await?;
         }
+        self.abdicate().await?;
         if self.model.leader.is_none() {
             self.elect().await?;
         }

@@ -173,10 +173,22 @@ impl Store {
                 compare.push(Compare::ModRevision(key.clone(), *rev));
                 ops.push(op.clone());
             }
-            let Some(rev) = self.transact(&compare, &ops)? else {
-                *guard = None;
-                *self.fence.lock().unwrap() = None;
-                return Err(SharedError::Fenced);
+            let rev = match self.transact(&compare, &ops) {
+                Ok(Some(rev)) => rev,
+                // Refused (another leader, or the state moved under this
+                // one), or the outcome is unknown: an etcd call that failed
+                // after it was sent may still be applied, later. Either
+                // way what this leader last wrote is no longer known to be
+                // etcd's state: it stops writing, and gives the leadership
+                // up so that it follows etcd's state again (`Node::abdicate`).
+                refused_or_unknown => {
+                    *guard = None;
+                    *self.fence.lock().unwrap() = None;
+                    return Err(match refused_or_unknown {
+                        Err(e) => e,
+                        Ok(_) => SharedError::Fenced,
+                    });
+                }
             };
             for op in &ops {
                 match op {
@@ -235,11 +247,20 @@ impl Store {
         let mut compare = self.keys.fenced(fence, &self.node);
         compare.push(Compare::ModRevision(key, 0));
         compare.push(Compare::ModRevision(self.keys.serials(), w.serials.1));
-        let Some(rev) = self.transact(&compare, &ops)? else {
+        let rev = match self.transact(&compare, &ops) {
+            Ok(Some(rev)) => rev,
             // Another leader's entry at that position, or the leadership
             // is gone: start again from what etcd holds.
-            *guard = None;
-            return Err(SharedError::Fenced);
+            Ok(None) => {
+                *guard = None;
+                return Err(SharedError::Fenced);
+            }
+            // Unknown outcome (it may land later): as in `write`.
+            Err(e) => {
+                *guard = None;
+                *self.fence.lock().unwrap() = None;
+                return Err(e);
+            }
         };
         w.serials = (serials, rev);
         self.last_write.store(rev, Ordering::Release);
@@ -305,5 +326,61 @@ impl SharedState for Store {
 
     fn record(&self, e: &Event) {
         let _ = self.history.send(e.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::etcd::EtcdSettings;
+    use std::time::Duration;
+
+    /// A leader's state write whose outcome is unknown (etcd did not
+    /// answer: the request may still be applied later) leaves the store
+    /// without its fence and without its copy of what it wrote: it writes
+    /// nothing more, so the node gives the leadership up and follows etcd.
+    #[test]
+    fn a_write_with_an_unknown_outcome_gives_up_the_fence() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        // Nothing listens on port 9 of loopback: every call fails at once.
+        let etcd = Etcd::new(EtcdSettings {
+            endpoints: vec!["http://127.0.0.1:9".into()],
+            credentials: None,
+            ca_file: None,
+            identity: None,
+            timeout: Duration::from_millis(300),
+        })
+        .unwrap();
+        let (history, _rx) = mpsc::unbounded_channel();
+        let store = Arc::new(Store {
+            etcd: Arc::new(etcd),
+            keys: Keys {
+                prefix: "/ggon/".into(),
+            },
+            node: "node1".into(),
+            fence: Arc::new(Mutex::new(Some(7))),
+            written: Mutex::new(Some(Written {
+                fence: 7,
+                services: HashMap::new(),
+                serials: (BTreeMap::from([("ggon.org".to_string(), 1)]), 3),
+            })),
+            history,
+            rt: rt.handle().clone(),
+            last_write: Arc::default(),
+            stats: Arc::default(),
+        });
+        let mut state = PersistedState::default();
+        state.serials.insert("ggon.org".into(), 2);
+        let s = store.clone();
+        let r = rt
+            .block_on(rt.spawn(async move { s.save(&state) }))
+            .unwrap();
+        assert!(matches!(r, Err(SharedError::Store(_))), "{r:?}");
+        assert_eq!(*store.fence.lock().unwrap(), None);
+        assert!(store.written.lock().unwrap().is_none());
     }
 }
