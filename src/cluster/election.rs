@@ -62,18 +62,19 @@ impl Node {
     }
 
     /// The store dropped this leader's fence (a state write was refused, or
-    /// its outcome is unknown: it may land later) while the leader key is
-    /// still this node's: its own state may no longer be etcd's, and it
-    /// cannot write any more. It gives the leadership up: follower first,
-    /// answering the shared state as etcd holds it (not its own), then its
-    /// leader key removed, so that an election starts from etcd's state.
+    /// its outcome is unknown: it may land later) while this node still
+    /// leads: its own state may no longer be etcd's, and it cannot write.
+    /// It steps down, applies the shared state as etcd holds it (not its
+    /// own), then runs the election again: with the leader key still its
+    /// own it leads again from etcd's state (a new fence; the store reads
+    /// etcd again before its next write), otherwise it follows.
     pub(super) async fn abdicate(&mut self) -> Result<(), EtcdError> {
         if self.role != Role::Leader || self.p.fence.lock().unwrap().is_some() {
             return Ok(());
         }
         warn!(node = %self.p.node,
             "a state write was refused or its outcome is unknown while this node leads: \
-             giving the leadership up and answering etcd's state");
+             answering etcd's state again, then a new election");
         self.demote().await;
         let state = PersistedState {
             services: self.model.services.clone(),
@@ -89,17 +90,7 @@ impl Node {
                 reply,
             })
             .await;
-        let keys = self.p.keys.clone();
-        if let Some(kv) = self.model.leader.clone() {
-            if kv.value == self.p.node {
-                let cmp = [Compare::CreateRevision(keys.leader(), kv.create_revision)];
-                self.p
-                    .etcd
-                    .txn(&cmp, &[Op::Delete(keys.leader())], &[])
-                    .await?;
-            }
-        }
-        Ok(())
+        self.elect().await
     }
 
     pub(super) async fn promote(&mut self, fence: i64) {
