@@ -80,8 +80,9 @@ pub struct Report {
     /// what rule 3's AGREE_MS allowance is measured against.
     pub slowest_catch_up: (u64, String),
     /// The longest time from stopping web's target to a node answering
-    /// another, over the outages rule 6 judged (ms).
+    /// another, over the outages rule 6 judged (ms), and how many it judged.
     pub slowest_failover: u64,
+    pub failovers_judged: usize,
 }
 
 fn whole_at(whole: &[Whole], t: u64) -> Option<Whole> {
@@ -110,7 +111,7 @@ pub fn check(remaps: &[Remap], reads: &[Read], whole: &[Whole], outages: &[Outag
     no_lasting_disagreement("cic", &cic, remaps, reads, whole, &first, &mut v);
     no_lasting_disagreement("web", &web, remaps, reads, whole, &first, &mut v);
     let health_moves = health_moves_have_a_cause(reads, outages, &first, &mut v);
-    let slowest_failover = failovers_happen(reads, whole, outages, &mut v);
+    let (slowest_failover, failovers_judged) = failovers_happen(reads, whole, outages, &mut v);
     Report {
         violations: v,
         checked_visible,
@@ -118,6 +119,7 @@ pub fn check(remaps: &[Remap], reads: &[Read], whole: &[Whole], outages: &[Outag
         health_moves,
         slowest_catch_up,
         slowest_failover,
+        failovers_judged,
     }
 }
 
@@ -376,14 +378,15 @@ fn health_moves_have_a_cause(
 
 /// 6. Failovers happen: when web's active target stops for at least
 ///    FAILOVER_MS while the cluster is whole, some node answers another
-///    target within FAILOVER_MS. Returns the longest such failover (ms).
+///    target within FAILOVER_MS. Returns the longest such failover (ms) and
+///    how many outages were judged.
 fn failovers_happen(
     reads: &[Read],
     whole: &[Whole],
     outages: &[Outage],
     v: &mut Vec<String>,
-) -> u64 {
-    let mut slowest = 0;
+) -> (u64, usize) {
+    let (mut slowest, mut judged) = (0, 0);
     for o in outages {
         let end = o.from + FAILOVER_MS;
         let whole_through = whole_at(whole, o.from).is_some_and(|w| w.until > end);
@@ -403,6 +406,7 @@ fn failovers_happen(
             .filter(|r| r.web.as_ref().is_some_and(|w| *w != o.target))
             .map(|r| r.start - o.from)
             .min();
+        judged += 1;
         slowest = slowest.max(moved.unwrap_or(0));
         if moved.is_none() {
             v.push(format!(
@@ -414,7 +418,7 @@ fn failovers_happen(
             ));
         }
     }
-    slowest
+    (slowest, judged)
 }
 
 #[cfg(test)]
@@ -570,7 +574,7 @@ mod tests {
         let r = check(&[], &reads, &WHOLE, &[outage("w0", 3000, 6000)]);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!(r.health_moves, 1);
-        assert_eq!(r.slowest_failover, 800);
+        assert_eq!((r.slowest_failover, r.failovers_judged), (800, 1));
         // The same move with w0 never stopped (a node fooled by its own
         // vantage point), or only stopped long before.
         let r = check(&[], &reads, &WHOLE, &[]);

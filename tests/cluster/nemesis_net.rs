@@ -219,12 +219,13 @@ fn nemesis_partitions_remaps_and_failovers_stay_linearizable() {
     let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     eprintln!(
         "nemesis (partitions): seed {seed}, {steps} steps ({}), {} remaps ({acked} acknowledged, {refused} refused, \
-         {unknown} without answer), {} web outages, {} health moves (slowest failover {} ms), {} reads, {} acknowledged remaps checked \
+         {unknown} without answer), {} web outages, {} health moves ({} outages judged by rule 6, slowest failover {} ms), {} reads, {} acknowledged remaps checked \
          for visibility, slowest catch-up after whole {} ms {} (after leader agreement alone {} ms {}), {} violations, wall time {:.1} s",
         kinds.join(", "),
         remaps.len(),
         outages.len(),
         report.health_moves,
+        report.failovers_judged,
         report.slowest_failover,
         report.reads,
         report.checked_visible,
