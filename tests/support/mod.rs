@@ -26,6 +26,7 @@ pub mod dnstools;
 pub mod etcd;
 pub mod etcd_client;
 pub mod ggond;
+pub mod http_target;
 pub mod knot;
 pub mod mmdb;
 pub mod netns;
