@@ -54,8 +54,9 @@ apt-get (as root); the release binaries are built with cargo.
   --dnssec    the cost of online signing: DO=1 vs DO=0 floods, NSD on the
               same signed zone, remaps on a signed 10k-record zone, RSS of
               a signed 100k-record zone; saves DATE-HOST-dnssec.json
-  --nemesis   the cluster nemesis test (tests/cluster/nemesis.rs) with
-              SECONDS (300) of faults; seed and schedule are printed
+  --nemesis   the partition nemesis test (tests/cluster/nemesis_net.rs:
+              network namespaces, needs root) with SECONDS (300) of faults;
+              seed and schedule are printed
   --cluster-scale N
               3 etcd members and 3 ggond nodes with N services of 2
               TCP-checked targets, started together: time to a leader and

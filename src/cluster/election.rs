@@ -4,10 +4,11 @@
 
 use std::sync::atomic::Ordering;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::etcd::{Compare, EtcdError, Op};
 use super::node::Node;
+use crate::decide::state::PersistedState;
 use crate::decide::{Command, Role};
 
 impl Node {
@@ -58,6 +59,38 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// The store dropped this leader's fence (a state write was refused, or
+    /// its outcome is unknown: it may land later) while this node still
+    /// leads: its own state may no longer be etcd's, and it cannot write.
+    /// It steps down, applies the shared state as etcd holds it (not its
+    /// own), then runs the election again: with the leader key still its
+    /// own it leads again from etcd's state (a new fence; the store reads
+    /// etcd again before its next write), otherwise it follows.
+    pub(super) async fn abdicate(&mut self) -> Result<(), EtcdError> {
+        if self.role != Role::Leader || self.p.fence.lock().unwrap().is_some() {
+            return Ok(());
+        }
+        warn!(node = %self.p.node,
+            "a state write was refused or its outcome is unknown while this node leads: \
+             answering etcd's state again, then a new election");
+        self.demote().await;
+        let state = PersistedState {
+            services: self.model.services.clone(),
+            serials: self.model.serials.clone(),
+            generation: 0,
+        };
+        let (reply, _applied) = tokio::sync::oneshot::channel();
+        let _ = self
+            .controller
+            .commands
+            .send(Command::ClusterApply {
+                state: Box::new(state),
+                reply,
+            })
+            .await;
+        self.elect().await
     }
 
     pub(super) async fn promote(&mut self, fence: i64) {

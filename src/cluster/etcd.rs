@@ -43,6 +43,18 @@ impl EtcdError {
     pub fn is_nospace(&self) -> bool {
         matches!(self, EtcdError::Refused(m) if m.contains(NOSPACE_MESSAGE))
     }
+
+    /// A write that failed so may still be applied: no answer (the request
+    /// may have been delivered), or etcd's own "request timed out" or
+    /// "leader changed" (the proposal may still commit). A refusal for a
+    /// reason (NOSPACE, a bad request) is not.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            EtcdError::Unreachable(_) => true,
+            EtcdError::Refused(m) => m.contains("timed out") || m.contains("leader changed"),
+            EtcdError::Setup(_) => false,
+        }
+    }
 }
 
 impl From<etcd_client::Error> for EtcdError {

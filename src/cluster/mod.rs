@@ -135,6 +135,15 @@ impl Keys {
         ]
     }
 
+    /// The members (names of the nodes holding a `nodes/NODE` key, bound to
+    /// their leases), from the keys under [`Self::nodes`].
+    pub fn member_names(&self, kvs: &[etcd::Kv]) -> Vec<String> {
+        let nodes = self.nodes();
+        kvs.iter()
+            .filter_map(|kv| Some(kv.key.strip_prefix(&nodes)?.to_string()))
+            .collect()
+    }
+
     /// The revision each node serves, from the keys under [`Self::applied`]
     /// (a value that is not a number is left out: that node is behind).
     pub fn applied_revisions(&self, kvs: &[etcd::Kv]) -> BTreeMap<String, i64> {
@@ -264,23 +273,17 @@ impl ClusterHandle {
         if target == 0 {
             return Ok(Vec::new());
         }
-        let others: Vec<String> = {
-            let v = self.view.lock().unwrap();
-            v.members
-                .iter()
-                .map(|m| m.node.clone())
-                .filter(|n| *n != v.node)
-                .collect()
-        };
+        // The members as etcd holds them now, after the write: not this
+        // node's view of them, which is refreshed on its tick and would
+        // leave out a node that joined in the last half second.
+        let me = self.view.lock().unwrap().node.clone();
+        let (kvs, _) = self.etcd.get_prefix(&self.keys.nodes()).await?;
+        let members = self.keys.member_names(&kvs);
         let deadline = Instant::now() + self.confirm_within;
         loop {
             let (kvs, _) = self.etcd.get_prefix(&self.keys.applied()).await?;
             let revs = self.keys.applied_revisions(&kvs);
-            let behind: Vec<String> = others
-                .iter()
-                .filter(|n| revs.get(*n).is_none_or(|r| *r < target))
-                .cloned()
-                .collect();
+            let behind = behind(&members, &me, &revs, target);
             if behind.is_empty() || Instant::now() >= deadline {
                 return Ok(behind);
             }
@@ -298,6 +301,16 @@ impl ClusterHandle {
         let (kvs, _) = self.etcd.get_prefix(&self.keys.history()).await?;
         Ok(history_entries(&kvs, service, since, limit))
     }
+}
+
+/// The members other than `me` whose applied revision has not reached
+/// `target` (or who have none).
+fn behind(members: &[String], me: &str, revs: &BTreeMap<String, i64>, target: i64) -> Vec<String> {
+    members
+        .iter()
+        .filter(|n| *n != me && revs.get(*n).is_none_or(|r| *r < target))
+        .cloned()
+        .collect()
 }
 
 /// The entries of the shared history's keys (unreadable ones left out),
@@ -320,4 +333,50 @@ pub fn history_entries(
         out.drain(..out.len() - limit);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str) -> etcd::Kv {
+        etcd::Kv {
+            key: key.into(),
+            value: value.into(),
+            create_revision: 1,
+            mod_revision: 1,
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn the_leader_waits_for_every_member_in_etcd_but_itself() {
+        let keys = Keys {
+            prefix: "/ggon/".into(),
+        };
+        // node3 joined a moment ago: it is in etcd (the leader's view of the
+        // members, refreshed on its tick, may not list it yet) and has not
+        // applied the write at revision 40.
+        let nodes = [
+            kv("/ggon/nodes/node1", "{}"),
+            kv("/ggon/nodes/node2", "{}"),
+            kv("/ggon/nodes/node3", "{}"),
+        ];
+        let members = keys.member_names(&nodes);
+        assert_eq!(members, ["node1", "node2", "node3"]);
+        let applied = [
+            kv("/ggon/applied/node2", "40"),
+            kv("/ggon/applied/node4", "12"),
+        ];
+        let revs = keys.applied_revisions(&applied);
+        assert_eq!(behind(&members, "node1", &revs, 40), ["node3"]);
+        // Applied past the write: nobody behind; a member that left (node4,
+        // its key gone with its lease) is not waited for.
+        let applied = [
+            kv("/ggon/applied/node2", "41"),
+            kv("/ggon/applied/node3", "40"),
+        ];
+        let revs = keys.applied_revisions(&applied);
+        assert!(behind(&members, "node1", &revs, 40).is_empty());
+    }
 }

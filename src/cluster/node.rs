@@ -358,6 +358,9 @@ impl Node {
     }
 
     async fn tick_work(&mut self) -> Result<(), EtcdError> {
+        // First: a leader the store stopped must step down even while the
+        // rest of this work fails (etcd answering it slowly or not at all).
+        self.abdicate().await?;
         if self.lease.is_none() {
             self.join().await?;
         }

@@ -157,6 +157,18 @@ impl Store {
             *guard = Some(self.block(self.read(fence))?);
         }
         let w = guard.as_mut().expect("read");
+        // Never a serial below etcd's: this leader's state is behind etcd's
+        // (a write of its own whose outcome was unknown landed after all,
+        // and its watch has not brought it yet). It stops and follows.
+        let behind = state
+            .serials
+            .iter()
+            .any(|(zone, s)| w.serials.0.get(zone).is_some_and(|e| s < e));
+        if behind {
+            *guard = None;
+            *self.fence.lock().unwrap() = None;
+            return Err(SharedError::Fenced);
+        }
         let changes = self.changes(w, state);
         let mut bytes = 0;
         for chunk in changes.chunks(PER_TXN) {
@@ -173,10 +185,25 @@ impl Store {
                 compare.push(Compare::ModRevision(key.clone(), *rev));
                 ops.push(op.clone());
             }
-            let Some(rev) = self.transact(&compare, &ops)? else {
-                *guard = None;
-                *self.fence.lock().unwrap() = None;
-                return Err(SharedError::Fenced);
+            let rev = match self.transact(&compare, &ops) {
+                Ok(Some(rev)) => rev,
+                // Refused (another leader, or the state moved under this
+                // one), or the outcome is unknown: an etcd call that failed
+                // after it was sent may still be applied, later. Either
+                // way what this leader last wrote is no longer known to be
+                // etcd's state: it stops writing, and gives the leadership
+                // up so that it follows etcd's state again (`Node::abdicate`).
+                Ok(None) => {
+                    *guard = None;
+                    *self.fence.lock().unwrap() = None;
+                    return Err(SharedError::Fenced);
+                }
+                Err(e) if e.outcome_unknown() => {
+                    *guard = None;
+                    *self.fence.lock().unwrap() = None;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
             };
             for op in &ops {
                 match op {
@@ -235,11 +262,21 @@ impl Store {
         let mut compare = self.keys.fenced(fence, &self.node);
         compare.push(Compare::ModRevision(key, 0));
         compare.push(Compare::ModRevision(self.keys.serials(), w.serials.1));
-        let Some(rev) = self.transact(&compare, &ops)? else {
+        let rev = match self.transact(&compare, &ops) {
+            Ok(Some(rev)) => rev,
             // Another leader's entry at that position, or the leadership
             // is gone: start again from what etcd holds.
-            *guard = None;
-            return Err(SharedError::Fenced);
+            Ok(None) => {
+                *guard = None;
+                return Err(SharedError::Fenced);
+            }
+            // Unknown outcome (it may land later): as in `write`.
+            Err(e) if e.outcome_unknown() => {
+                *guard = None;
+                *self.fence.lock().unwrap() = None;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
         };
         w.serials = (serials, rev);
         self.last_write.store(rev, Ordering::Release);
@@ -266,10 +303,10 @@ impl Store {
     /// refused it. Refused may still mean written: the client may have
     /// retried this very request on another member after the first took
     /// it, so a refusal is checked against what etcd holds.
-    fn transact(&self, compare: &[Compare], ops: &[Op]) -> Result<Option<i64>, SharedError> {
+    fn transact(&self, compare: &[Compare], ops: &[Op]) -> Result<Option<i64>, EtcdError> {
         match self.block(self.etcd.txn(compare, ops, &[]))? {
             Some(rev) => Ok(Some(rev)),
-            None => Ok(self.block(self.landed(ops))?),
+            None => self.block(self.landed(ops)),
         }
     }
 
@@ -305,5 +342,106 @@ impl SharedState for Store {
 
     fn record(&self, e: &Event) {
         let _ = self.history.send(e.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::etcd::EtcdSettings;
+    use std::time::Duration;
+
+    /// A store whose etcd does not answer (nothing listens on port 9 of
+    /// loopback: every call fails at once), fenced at 7, which last wrote
+    /// serial 1 of ggon.org.
+    fn unreachable_store(rt: &tokio::runtime::Runtime) -> Store {
+        let etcd = Etcd::new(EtcdSettings {
+            endpoints: vec!["http://127.0.0.1:9".into()],
+            credentials: None,
+            ca_file: None,
+            identity: None,
+            timeout: Duration::from_millis(300),
+        })
+        .unwrap();
+        let (history, _rx) = mpsc::unbounded_channel();
+        Store {
+            etcd: Arc::new(etcd),
+            keys: Keys {
+                prefix: "/ggon/".into(),
+            },
+            node: "node1".into(),
+            fence: Arc::new(Mutex::new(Some(7))),
+            written: Mutex::new(Some(Written {
+                fence: 7,
+                services: HashMap::new(),
+                serials: (BTreeMap::from([("ggon.org".to_string(), 1)]), 3),
+            })),
+            history,
+            rt: rt.handle().clone(),
+            last_write: Arc::default(),
+            stats: Arc::default(),
+        }
+    }
+
+    /// A leader's state write whose outcome is unknown (etcd did not
+    /// answer: the request may still be applied later) leaves the store
+    /// without its fence and without its copy of what it wrote: it writes
+    /// nothing more, so the node gives the leadership up and follows etcd.
+    #[test]
+    fn a_write_with_an_unknown_outcome_gives_up_the_fence() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Arc::new(unreachable_store(&rt));
+        let mut state = PersistedState::default();
+        state.serials.insert("ggon.org".into(), 2);
+        let s = store.clone();
+        let r = rt
+            .block_on(rt.spawn(async move { s.save(&state) }))
+            .unwrap();
+        assert!(matches!(r, Err(SharedError::Store(_))), "{r:?}");
+        assert_eq!(*store.fence.lock().unwrap(), None);
+        assert!(store.written.lock().unwrap().is_none());
+    }
+
+    /// A leader whose state names a lower serial than etcd holds is behind
+    /// etcd: it writes nothing (it would take the serial back) and gives up
+    /// the fence.
+    #[test]
+    fn a_leader_behind_etcds_serial_does_not_write() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Arc::new(unreachable_store(&rt));
+        let mut state = PersistedState::default();
+        state.serials.insert("ggon.org".into(), 0);
+        let s = store.clone();
+        let r = rt
+            .block_on(rt.spawn(async move { s.save(&state) }))
+            .unwrap();
+        assert!(matches!(r, Err(SharedError::Fenced)), "{r:?}");
+        assert_eq!(*store.fence.lock().unwrap(), None);
+    }
+
+    #[test]
+    fn only_a_failure_that_may_still_land_counts_as_unknown() {
+        let unknown = |e: EtcdError| e.outcome_unknown();
+        assert!(unknown(EtcdError::Unreachable(
+            "no answer within 2s".into()
+        )));
+        assert!(unknown(EtcdError::Refused(
+            "etcdserver: request timed out".into()
+        )));
+        assert!(unknown(EtcdError::Refused(
+            "etcdserver: leader changed".into()
+        )));
+        // NOSPACE is a refusal: nothing was written, the leader keeps its fence.
+        assert!(!unknown(EtcdError::Refused(
+            "etcdserver: mvcc: database space exceeded".into()
+        )));
     }
 }

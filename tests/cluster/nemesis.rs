@@ -9,21 +9,18 @@
 //! short run; `scripts/bench --nemesis` runs 300 s); GGON_NEMESIS_KEEP=DIR
 //! keeps the nodes' logs and state of a failed run.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, RecordType};
-use hickory_proto::serialize::binary::BinDecodable;
 use rand::{Rng, SeedableRng};
 
-use super::nemesis_check::{check, Read, Remap, Whole};
-use crate::support::cluster::{Nodes, TOKEN};
+use super::nemesis_check::{check, Read};
+use super::nemesis_io::{
+    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table, Wholes,
+};
+use crate::support::cluster::Nodes;
 use crate::support::etcd::EtcdCluster;
-use crate::support::ggond::query;
 
 /// Targets of cic: remaps go to one not among the last few invoked, so a
 /// target's answer says which decision it is.
@@ -39,67 +36,6 @@ fn services() -> String {
         ));
     }
     s
-}
-
-/// Each node's addresses while it runs: (DNS, control, life).
-type Table = Arc<Mutex<Vec<Option<(SocketAddr, SocketAddr, u32)>>>>;
-
-struct Clock(Instant);
-impl Clock {
-    fn ms(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64
-    }
-}
-
-fn ask(addr: SocketAddr, name: &str, t: RecordType) -> Option<Message> {
-    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(150))).ok()?;
-    let q = query(name, t);
-    s.send_to(&q.to_vec().ok()?, addr).ok()?;
-    let mut buf = [0u8; 1500];
-    let (n, _) = s.recv_from(&mut buf).ok()?;
-    let m = Message::from_bytes(&buf[..n]).ok()?;
-    (m.metadata.id == q.metadata.id).then_some(m)
-}
-
-fn serial(addr: SocketAddr) -> Option<u32> {
-    ask(addr, "ggon.org.", RecordType::SOA)?
-        .answers
-        .iter()
-        .find_map(|r| match &r.data {
-            RData::SOA(s) => Some(s.serial),
-            _ => None,
-        })
-}
-
-/// (target, serial), when the SOA before and after the A record agree.
-fn read_node(addr: SocketAddr) -> Option<(String, u32)> {
-    let before = serial(addr)?;
-    let a = ask(addr, "cic.ggon.org.", RecordType::A)?;
-    let ip = a.answers.iter().find_map(|r| match &r.data {
-        RData::A(a) => Some(a.0),
-        _ => None,
-    })?;
-    let after = serial(addr)?;
-    let t = ip.octets()[3].checked_sub(11)?;
-    (before == after).then(|| (format!("t{t}"), before))
-}
-
-/// POST a remap; Some(true) on 200, Some(false) on another status, None
-/// without an answer.
-fn remap(control: SocketAddr, target: &str) -> Option<bool> {
-    let mut s = TcpStream::connect_timeout(&control, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    let body = format!("{{\"to\":\"{target}\",\"force\":true,\"reason\":\"nemesis\"}}");
-    let req = format!(
-        "POST /v1/services/cic/remap HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-         Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    Some(resp.starts_with("HTTP/1.1 200"))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +113,56 @@ impl World {
     }
 }
 
+/// The schedule: a fault, held 1-3 s, healed; then the cluster must be
+/// whole again ([`wait_whole`]: etcd healthy, every node connected, one
+/// leader; bounded at 20 s) and stays so 2-4 s. Returns the steps, the
+/// intervals in which the cluster was whole and the problems found.
+fn schedule(
+    w: &mut World,
+    rng: &mut rand::rngs::StdRng,
+    clock: &Clock,
+    secs: u64,
+) -> (usize, Wholes, Vec<String>) {
+    let mut whole = Wholes::new();
+    let mut problems = Vec::new();
+    let begin = Instant::now();
+    let mut step = 0;
+    while begin.elapsed() < Duration::from_secs(secs) && step < 1000 {
+        step += 1;
+        let fault = pick(rng);
+        let hold = rng.random_range(1000..3000);
+        let calm = rng.random_range(2000..4000);
+        whole.broken(clock.ms());
+        eprintln!(
+            "nemesis {:>6} ms step {step}: {fault:?} for {hold} ms",
+            clock.ms()
+        );
+        w.inject(fault, true);
+        std::thread::sleep(Duration::from_millis(hold));
+        w.heal(fault);
+        let healed = clock.ms();
+        let Some((l, when)) = wait_whole(&w.nodes, &w.etcd, Duration::from_secs(20)) else {
+            problems.push(format!(
+                "step {step}: the cluster was not whole 20 s after healing {fault:?}"
+            ));
+            break;
+        };
+        let at = clock.ms();
+        eprintln!(
+            "nemesis {at:>6} ms healed; whole again after {} ms, leader node{} \
+             (etcd healthy +{} ms, nodes connected +{} ms, leader agreed +{} ms)",
+            at - healed,
+            l + 1,
+            when[0],
+            when[1],
+            when[2]
+        );
+        whole.again(healed, at, when);
+        std::thread::sleep(Duration::from_millis(calm));
+    }
+    (step, whole, problems)
+}
+
 #[test]
 fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
     let secs: u64 = std::env::var("GGON_NEMESIS_SECS")
@@ -202,123 +188,15 @@ fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
         w.publish(i);
     }
     assert!(
-        w.nodes.wait_leader(Duration::from_secs(15)).is_some(),
+        wait_whole(&w.nodes, &w.etcd, Duration::from_secs(15)).is_some(),
         "no leader at start:\n{}",
         w.nodes.logs()
     );
     let clock = Arc::new(Clock(Instant::now()));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut whole = vec![Whole {
-        from: 0,
-        until: u64::MAX,
-    }];
-
-    let reader = {
-        let (table, clock, stop) = (w.table.clone(), clock.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut reads = Vec::new();
-            while !stop.load(Ordering::Relaxed) && reads.len() < 200_000 {
-                let nodes = table.lock().unwrap().clone();
-                for (i, n) in nodes.iter().enumerate() {
-                    let Some((dns, _, life)) = n else { continue };
-                    let start = clock.ms();
-                    if let Some((target, serial)) = read_node(*dns) {
-                        reads.push(Read {
-                            node: i,
-                            life: *life,
-                            start,
-                            end: clock.ms(),
-                            target,
-                            serial,
-                        });
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            reads
-        })
-    };
-    let client = {
-        let (table, clock, stop) = (w.table.clone(), clock.clone(), stop.clone());
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
-        std::thread::spawn(move || {
-            let mut remaps: Vec<Remap> = Vec::new();
-            let mut recent: Vec<usize> = vec![0];
-            while !stop.load(Ordering::Relaxed) && remaps.len() < 10_000 {
-                let live: Vec<(usize, SocketAddr)> = table
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, n)| n.map(|(_, c, _)| (i, c)))
-                    .collect();
-                if !live.is_empty() {
-                    let (node, control) = live[rng.random_range(0..live.len())];
-                    let choices: Vec<usize> =
-                        (0..TARGETS).filter(|t| !recent.contains(t)).collect();
-                    let t = choices[rng.random_range(0..choices.len())];
-                    recent.push(t);
-                    if recent.len() > 3 {
-                        recent.remove(0);
-                    }
-                    let target = format!("t{t}");
-                    let invoked = clock.ms();
-                    let acked = remap(control, &target);
-                    remaps.push(Remap {
-                        node,
-                        target,
-                        invoked,
-                        completed: clock.ms(),
-                        acked,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(rng.random_range(200..1200)));
-            }
-            remaps
-        })
-    };
-
-    // The schedule: a fault, held 1-3 s, healed; then the cluster must be
-    // whole again (every node agrees on a leader) and stays so 2-4 s.
-    let mut problems = Vec::new();
-    let begin = Instant::now();
-    let mut step = 0;
-    while begin.elapsed() < Duration::from_secs(secs) && step < 1000 {
-        step += 1;
-        let fault = pick(&mut rng);
-        let hold = rng.random_range(1000..3000);
-        let calm = rng.random_range(2000..4000);
-        whole.last_mut().unwrap().until = clock.ms();
-        eprintln!(
-            "nemesis {:>6} ms step {step}: {fault:?} for {hold} ms",
-            clock.ms()
-        );
-        w.inject(fault, true);
-        std::thread::sleep(Duration::from_millis(hold));
-        w.heal(fault);
-        let healed = clock.ms();
-        match w.nodes.wait_leader(Duration::from_secs(20)) {
-            Some(l) => {
-                let at = clock.ms();
-                eprintln!(
-                    "nemesis {at:>6} ms healed; whole again after {} ms, leader node{}",
-                    at - healed,
-                    l + 1
-                );
-                whole.push(Whole {
-                    from: at,
-                    until: u64::MAX,
-                });
-            }
-            None => {
-                problems.push(format!(
-                    "step {step}: the cluster was not whole 20 s after healing {fault:?}"
-                ));
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(calm));
-    }
+    let reader = spawn_reader(&w.table, &clock, &stop, false);
+    let client = spawn_clients(1, (TARGETS, 3), &w.table, &clock, &stop, seed);
+    let (step, mut whole, mut problems) = schedule(&mut w, &mut rng, &clock, secs);
     // Quiet end: no more remaps, then a last look at every node.
     stop.store(true, Ordering::Relaxed);
     let remaps = client.join().unwrap();
@@ -329,31 +207,35 @@ fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
     for (i, n) in table.iter().enumerate() {
         let (dns, _, life) = n.expect("all nodes up at the end");
         let start = clock.ms();
-        match read_node(dns) {
-            Some((target, serial)) => reads.push(Read {
+        match read_node(dns, false) {
+            Some((target, web, serial)) => reads.push(Read {
                 node: i,
                 life,
                 start,
                 end: clock.ms(),
                 target,
+                web,
                 serial,
             }),
             None => problems.push(format!("node{} does not answer at the end", i + 1)),
         }
     }
-    whole.last_mut().unwrap().until = clock.ms() + 1;
+    whole.end(clock.ms() + 1);
     let _ = settle;
 
-    let report = check(&remaps, &reads, &whole);
-    let acked = remaps.iter().filter(|r| r.acked == Some(true)).count();
-    let refused = remaps.iter().filter(|r| r.acked == Some(false)).count();
-    let unknown = remaps.iter().filter(|r| r.acked.is_none()).count();
+    let report = check(&remaps, &reads, &whole.whole, &[]);
+    let agreed = check(&remaps, &reads, &whole.agreed, &[]).slowest_catch_up;
+    let (acked, refused, unknown) = outcomes(&remaps);
     eprintln!(
         "nemesis: seed {seed}, {step} steps, {} remaps ({acked} acknowledged, {refused} refused, {unknown} without answer), \
-         {} reads, {} acknowledged remaps checked for visibility, {} violations",
+         {} reads, {} acknowledged remaps checked for visibility, slowest catch-up after whole {} ms {} (after leader agreement alone {} ms {}), {} violations",
         remaps.len(),
         report.reads,
         report.checked_visible,
+        report.slowest_catch_up.0,
+        report.slowest_catch_up.1,
+        agreed.0,
+        agreed.1,
         report.violations.len() + problems.len()
     );
     problems.extend(report.violations);

@@ -26,6 +26,8 @@ pub struct Nodes {
     starts: usize,
     /// Control TLS: the CA ggon-ctl trusts (see [`Nodes::start_tls`]).
     ctl_ca: Option<PathBuf>,
+    /// Each node's network namespace and address (see [`Nodes::start_placed`]).
+    places: Vec<(String, Ipv4Addr)>,
 }
 
 impl Nodes {
@@ -46,11 +48,31 @@ impl Nodes {
         Nodes::start_with_ca(etcd, DEMO_ZONE, services, Some(ca.to_path_buf()))
     }
 
+    /// Like [`Nodes::start`], node `i` in network namespace `places[i].0`
+    /// answering DNS and control on `places[i].1`.
+    pub fn start_placed(
+        etcd: &[Vec<String>],
+        services: &[String],
+        places: Vec<(String, Ipv4Addr)>,
+    ) -> Nodes {
+        Nodes::start_full(etcd, DEMO_ZONE, services, None, places)
+    }
+
     fn start_with_ca(
         etcd: &[Vec<String>],
         zone_text: &str,
         services: &[String],
         ctl_ca: Option<PathBuf>,
+    ) -> Nodes {
+        Nodes::start_full(etcd, zone_text, services, ctl_ca, Vec::new())
+    }
+
+    fn start_full(
+        etcd: &[Vec<String>],
+        zone_text: &str,
+        services: &[String],
+        ctl_ca: Option<PathBuf>,
+        places: Vec<(String, Ipv4Addr)>,
     ) -> Nodes {
         let dir = tempfile::Builder::new()
             .prefix("ggon-cluster-")
@@ -86,6 +108,7 @@ impl Nodes {
             configs,
             starts: 0,
             ctl_ca,
+            places,
         };
         for i in 0..etcd.len() {
             let g = n.launch(i);
@@ -97,12 +120,15 @@ impl Nodes {
     fn launch(&mut self, i: usize) -> Ggond {
         self.starts += 1;
         let ndir = self.configs[i].parent().unwrap().to_path_buf();
-        let mut g = Ggond::start(
-            &self.configs[i],
-            &ndir.join("state"),
-            &ndir.join(format!("ggond.{}.log", self.starts)),
-            &ndir.join(format!("ready.{}.json", self.starts)),
+        let (log, ready) = (
+            ndir.join(format!("ggond.{}.log", self.starts)),
+            ndir.join(format!("ready.{}.json", self.starts)),
         );
+        let state = ndir.join("state");
+        let mut g = match self.places.get(i) {
+            Some((ns, ip)) => Ggond::start_in(&self.configs[i], &state, &log, &ready, ns, *ip),
+            None => Ggond::start(&self.configs[i], &state, &log, &ready),
+        };
         g.ca_file = self.ctl_ca.clone();
         g
     }

@@ -8,7 +8,8 @@
 //! etcd 3.4's JSON gateway (`/v3/...` on the client URL) wants keys and
 //! values base64-encoded and encodes every int64 (revisions, ids, counts,
 //! lease TTLs) as a JSON string; empty fields (no `kvs`, `count` 0) are left
-//! out of the answer. Every wait here is bounded; only 127.0.0.1 is used.
+//! out of the answer. Every wait here is bounded; only 127.0.0.1 is used, or
+//! the addresses of a test's own network namespaces (`start_placed`).
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -57,15 +58,19 @@ struct Member {
     log: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// The address it listens on (127.0.0.1, or its own in a namespace).
+    host: String,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
 }
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
     }
 
     fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("http://{}:{}", self.host, self.peer_port)
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -126,6 +131,17 @@ impl EtcdCluster {
 
     /// Like [`EtcdCluster::start`], with `extra` flags for every member.
     pub fn start_with(n: usize, extra: &[&str]) -> EtcdCluster {
+        EtcdCluster::start_placed(n, extra, &[])
+    }
+
+    /// Like [`EtcdCluster::start_with`], member `i` in network namespace
+    /// `places[i].0` on address `places[i].1` (for `i < places.len()`),
+    /// started with `ip netns exec` (which execs: the child's pid is etcd's).
+    pub fn start_placed(
+        n: usize,
+        extra: &[&str],
+        places: &[(String, std::net::Ipv4Addr)],
+    ) -> EtcdCluster {
         assert!(n >= 1, "an etcd cluster needs at least one member");
         assert!(
             Path::new(ETCD).exists(),
@@ -157,6 +173,10 @@ impl EtcdCluster {
                     log,
                     child: None,
                     paused: false,
+                    host: places
+                        .get(i)
+                        .map_or("127.0.0.1".into(), |p| p.1.to_string()),
+                    netns: places.get(i).map(|p| p.0.clone()),
                 }
             })
             .collect();
@@ -227,7 +247,13 @@ impl EtcdCluster {
 
     /// Member `i`'s client address (what a [`TcpProxy`] forwards to).
     pub fn client_addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port))
+        let host: std::net::IpAddr = self.members[i].host.parse().expect("an IP");
+        SocketAddr::new(host, self.members[i].client_port)
+    }
+
+    /// Member `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
     }
 
     /// Member `i`'s name (`m0`, `m1`, ...) as in `--initial-cluster`.
@@ -430,7 +456,14 @@ impl EtcdCluster {
         let log2 = log.try_clone().expect("clone etcd log handle");
         let client = m.client_url();
         let peer = m.peer_url();
-        let mut cmd = Command::new(ETCD);
+        let mut cmd = match &m.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, ETCD]);
+                c
+            }
+            None => Command::new(ETCD),
+        };
         // Nothing from the environment (ETCD_*) may change the cluster.
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("ETCD") {

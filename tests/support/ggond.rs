@@ -7,12 +7,10 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
@@ -182,11 +180,49 @@ impl Ggond {
         ready: &Path,
         extra: &Extra,
     ) -> Ggond {
+        Ggond::spawn(config, state_dir, log, ready, extra, None)
+    }
+
+    /// Start in network namespace `netns` (`ip netns exec`, which execs:
+    /// the child's pid is ggond's), DNS and control on `ip` (ports chosen
+    /// by ggond).
+    pub fn start_in(
+        config: &Path,
+        state_dir: &Path,
+        log: &Path,
+        ready: &Path,
+        netns: &str,
+        ip: Ipv4Addr,
+    ) -> Ggond {
+        let listen = format!("{ip}:0");
+        let extra = Extra {
+            listen: &listen,
+            args: &["--user", "root"],
+            env: &[],
+        };
+        Ggond::spawn(config, state_dir, log, ready, &extra, Some((netns, ip)))
+    }
+
+    fn spawn(
+        config: &Path,
+        state_dir: &Path,
+        log: &Path,
+        ready: &Path,
+        extra: &Extra,
+        place: Option<(&str, Ipv4Addr)>,
+    ) -> Ggond {
         let listen = extra.listen;
         let _ = std::fs::remove_file(ready);
         let workdir = config.parent().expect("config has a parent").to_path_buf();
         let stderr = File::create(log).expect("create log file");
-        let mut cmd = Command::new(GGOND);
+        let (mut cmd, control) = match place {
+            Some((ns, ip)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, GGOND]);
+                (c, format!("{ip}:0"))
+            }
+            None => (Command::new(GGOND), "127.0.0.1:0".to_string()),
+        };
         // If the test process dies without unwinding (SIGKILL, Ctrl-C), the
         // daemon gets SIGTERM instead of living on. (The signal follows the
         // spawning *thread*: a test's own thread, which outlives its Ggond.)
@@ -203,7 +239,7 @@ impl Ggond {
         let mut child = cmd
             .arg("--config")
             .arg(config)
-            .args(["--listen", listen, "--control", "127.0.0.1:0"])
+            .args(["--listen", listen, "--control", &control])
             .arg("--state-dir")
             .arg(state_dir)
             .args(["--workers", "1"])
@@ -541,117 +577,9 @@ pub fn soa_serial(m: &Message) -> u32 {
         .expect("an SOA in the answer")
 }
 
-// ---------------------------------------------------------------------------
-// HTTP health target.
-
-/// A tiny HTTP server that answers every request `200 OK`. Stoppable and
-/// restartable on the same address and port (SO_REUSEADDR), so a target can
-/// "go down" and "come back".
-pub struct HttpTarget {
-    pub addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl HttpTarget {
-    /// Listen on `ip` with a kernel-chosen port.
-    pub fn start(ip: Ipv4Addr) -> HttpTarget {
-        HttpTarget::start_on(SocketAddr::from((ip, 0)))
-    }
-
-    /// Listen on exactly `addr` (port 0: any).
-    pub fn start_on(addr: SocketAddr) -> HttpTarget {
-        // A restart may race the kernel releasing the port: retry briefly.
-        let listener = wait_for(&format!("binding {addr}"), Duration::from_secs(5), || {
-            bind_reuse(addr).ok()
-        });
-        let addr = listener.local_addr().expect("local addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("http-{addr}"))
-            .spawn(move || serve_http(listener, flag))
-            .expect("spawn HTTP target");
-        HttpTarget {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    pub fn running(&self) -> bool {
-        self.thread.is_some()
-    }
-
-    /// Close the listener: connections are refused from now on.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.join().expect("HTTP target thread");
-        }
-    }
-
-    /// Listen again on the same address and port.
-    pub fn restart(&mut self) {
-        self.stop();
-        *self = HttpTarget::start_on(self.addr);
-    }
-}
-
-impl Drop for HttpTarget {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn bind_reuse(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    s.listen(64)?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
-}
-
-fn serve_http(listener: std::net::TcpListener, stop: Arc<AtomicBool>) {
-    while !stop.load(Ordering::SeqCst) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let _ = answer_http(stream);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
-    // The listener is dropped here: the port stops accepting.
-}
-
-fn answer_http(mut s: TcpStream) -> io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-    s.set_write_timeout(Some(Duration::from_secs(1)))?;
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16 * 1024 {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        req.extend_from_slice(&buf[..n]);
-    }
-    s.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\
-          Connection: close\r\n\r\nok\n",
-    )?;
-    s.flush()
-}
+// The HTTP health target lives in `http_target` (re-exported here).
+#[allow(unused_imports)]
+pub use super::http_target::HttpTarget;
 
 // ---------------------------------------------------------------------------
 // Raw HTTP to the control API.

@@ -11,9 +11,12 @@
 //! - [`etcd`], [`cluster`]: a real etcd cluster and ggond nodes in cluster mode;
 //! - [`bind`]: real BIND and a ggond for interop; [`dnstools`]: `dig`,
 //!   `nsupdate` and `tsig-keygen`; [`knot`]: real Knot DNS as a catalog
-//!   zone consumer.
+//!   zone consumer;
+//! - [`netns`]: a routed mesh of network namespaces whose links a test cuts
+//!   (partitions), with an observer link from the test to each namespace.
 //!
-//! Every wait is a bounded poll; only 127.0.0.0/8 is used.
+//! Every wait is a bounded poll; only 127.0.0.0/8 is used, and the
+//! addresses inside a test's own network namespaces ([`netns`]).
 // Each suite uses part of the support code; the rest is unused there.
 #![allow(dead_code)]
 
@@ -23,8 +26,10 @@ pub mod dnstools;
 pub mod etcd;
 pub mod etcd_client;
 pub mod ggond;
+pub mod http_target;
 pub mod knot;
 pub mod mmdb;
+pub mod netns;
 pub mod packets;
 pub mod process;
 pub mod proxy;
