@@ -199,8 +199,11 @@ fn nemesis_partitions_remaps_and_failovers_stay_linearizable() {
     let mut w = start(mesh);
     let clock = Arc::new(Clock(Instant::now()));
     let stop = Arc::new(AtomicBool::new(false));
+    // The reader stops after the outages: an outage begun just before the
+    // end runs on after `stop`, and rule 6 judges its failover on reads.
+    let stop_reading = Arc::new(AtomicBool::new(false));
     let table: Table = w.table.clone();
-    let reader = spawn_reader(&table, &clock, &stop, true);
+    let reader = spawn_reader(&table, &clock, &stop_reading, true);
     let clients = spawn_clients(3, (CIC_TARGETS, RECENT), &table, &clock, &stop, seed);
     let outages = spawn_outages(w.targets.clone(), &table, &clock, &stop, seed);
 
@@ -208,6 +211,7 @@ fn nemesis_partitions_remaps_and_failovers_stay_linearizable() {
     stop.store(true, Ordering::Relaxed);
     let remaps = clients.join().unwrap();
     let outages = outages.join().unwrap();
+    stop_reading.store(true, Ordering::Relaxed);
     let mut reads = reader.join().unwrap();
     std::thread::sleep(Duration::from_millis(1200));
     final_reads(&w, &clock, &mut reads, &mut problems);
