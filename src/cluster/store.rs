@@ -101,6 +101,22 @@ impl From<EtcdError> for SharedError {
     }
 }
 
+/// Why a state transaction gave no revision, and whether the writer must
+/// forget what it last wrote (see [`Store::settle`]).
+struct Unsettled {
+    forget: bool,
+    error: SharedError,
+}
+
+impl Unsettled {
+    fn forget_in(self, written: &mut Option<Written>) -> SharedError {
+        if self.forget {
+            *written = None;
+        }
+        self.error
+    }
+}
+
 impl Store {
     fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         // The controller is synchronous; it may block its thread for the
@@ -185,25 +201,12 @@ impl Store {
                 compare.push(Compare::ModRevision(key.clone(), *rev));
                 ops.push(op.clone());
             }
-            let rev = match self.transact(&compare, &ops) {
-                Ok(Some(rev)) => rev,
-                // Refused (another leader, or the state moved under this
-                // one), or the outcome is unknown: an etcd call that failed
-                // after it was sent may still be applied, later. Either
-                // way what this leader last wrote is no longer known to be
-                // etcd's state: it stops writing, and gives the leadership
-                // up so that it follows etcd's state again (`Node::abdicate`).
-                Ok(None) => {
-                    *guard = None;
-                    *self.fence.lock().unwrap() = None;
-                    return Err(SharedError::Fenced);
-                }
-                Err(e) if e.outcome_unknown() => {
-                    *guard = None;
-                    *self.fence.lock().unwrap() = None;
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
+            // Refused (another leader, or the state moved under this one):
+            // what this leader last wrote is no longer etcd's state, so it
+            // stops writing and gives the leadership up (`Node::abdicate`).
+            let rev = match self.settle(self.transact(&compare, &ops), true) {
+                Ok(rev) => rev,
+                Err(u) => return Err(u.forget_in(&mut guard)),
             };
             for op in &ops {
                 match op {
@@ -262,21 +265,12 @@ impl Store {
         let mut compare = self.keys.fenced(fence, &self.node);
         compare.push(Compare::ModRevision(key, 0));
         compare.push(Compare::ModRevision(self.keys.serials(), w.serials.1));
-        let rev = match self.transact(&compare, &ops) {
-            Ok(Some(rev)) => rev,
-            // Another leader's entry at that position, or the leadership
-            // is gone: start again from what etcd holds.
-            Ok(None) => {
-                *guard = None;
-                return Err(SharedError::Fenced);
-            }
-            // Unknown outcome (it may land later): as in `write`.
-            Err(e) if e.outcome_unknown() => {
-                *guard = None;
-                *self.fence.lock().unwrap() = None;
-                return Err(e.into());
-            }
-            Err(e) => return Err(e.into()),
+        // Another leader's entry at that position, or the leadership is
+        // gone: start again from what etcd holds (the fence stays: the
+        // position may simply have been taken).
+        let rev = match self.settle(self.transact(&compare, &ops), false) {
+            Ok(rev) => rev,
+            Err(u) => return Err(u.forget_in(&mut guard)),
         };
         w.serials = (serials, rev);
         self.last_write.store(rev, Ordering::Release);
@@ -303,6 +297,38 @@ impl Store {
     /// refused it. Refused may still mean written: the client may have
     /// retried this very request on another member after the first took
     /// it, so a refusal is checked against what etcd holds.
+    /// A state transaction's result as the caller acts on it. Refused
+    /// (None), or an unknown outcome (an etcd call that failed after it was
+    /// sent may still be applied, later): what this leader last wrote is no
+    /// longer known to be etcd's state, so the caller forgets it. An
+    /// unknown outcome also gives up the fence, and so does a refusal when
+    /// `refused_ends_fence`: the leader stops writing and follows etcd's
+    /// state again (`Node::abdicate`).
+    fn settle(
+        &self,
+        result: Result<Option<i64>, EtcdError>,
+        refused_ends_fence: bool,
+    ) -> Result<i64, Unsettled> {
+        let (ends_fence, error) = match result {
+            Ok(Some(rev)) => return Ok(rev),
+            Ok(None) => (refused_ends_fence, SharedError::Fenced),
+            Err(e) if e.outcome_unknown() => (true, e.into()),
+            Err(e) => {
+                return Err(Unsettled {
+                    forget: false,
+                    error: e.into(),
+                })
+            }
+        };
+        if ends_fence {
+            *self.fence.lock().unwrap() = None;
+        }
+        Err(Unsettled {
+            forget: true,
+            error,
+        })
+    }
+
     fn transact(&self, compare: &[Compare], ops: &[Op]) -> Result<Option<i64>, EtcdError> {
         match self.block(self.etcd.txn(compare, ops, &[]))? {
             Some(rev) => Ok(Some(rev)),

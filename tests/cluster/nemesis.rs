@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use super::nemesis_check::{check, Read};
+use super::nemesis_check::check;
 use super::nemesis_io::{
-    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table, Wholes,
+    final_reads, outcomes, spawn_clients, spawn_reader, wait_whole, Clock, Table, Wholes,
 };
 use crate::support::cluster::Nodes;
 use crate::support::etcd::EtcdCluster;
@@ -147,17 +147,7 @@ fn schedule(
             ));
             break;
         };
-        let at = clock.ms();
-        eprintln!(
-            "nemesis {at:>6} ms healed; whole again after {} ms, leader node{} \
-             (etcd healthy +{} ms, nodes connected +{} ms, leader agreed +{} ms)",
-            at - healed,
-            l + 1,
-            when[0],
-            when[1],
-            when[2]
-        );
-        whole.again(healed, at, when);
+        whole.again(healed, clock.ms(), when, l);
         std::thread::sleep(Duration::from_millis(calm));
     }
     (step, whole, problems)
@@ -201,27 +191,9 @@ fn nemesis_remaps_stay_linearizable_under_kills_pauses_and_etcd_faults() {
     stop.store(true, Ordering::Relaxed);
     let remaps = client.join().unwrap();
     let mut reads = reader.join().unwrap();
-    let settle = clock.ms() + 1000;
     std::thread::sleep(Duration::from_millis(1200));
-    let table = w.table.lock().unwrap().clone();
-    for (i, n) in table.iter().enumerate() {
-        let (dns, _, life) = n.expect("all nodes up at the end");
-        let start = clock.ms();
-        match read_node(dns, false) {
-            Some((target, web, serial)) => reads.push(Read {
-                node: i,
-                life,
-                start,
-                end: clock.ms(),
-                target,
-                web,
-                serial,
-            }),
-            None => problems.push(format!("node{} does not answer at the end", i + 1)),
-        }
-    }
+    final_reads(&w.table, &clock, false, &mut reads, &mut problems);
     whole.end(clock.ms() + 1);
-    let _ = settle;
 
     let report = check(&remaps, &reads, &whole.whole, &[]);
     let agreed = check(&remaps, &reads, &whole.agreed, &[]).slowest_catch_up;

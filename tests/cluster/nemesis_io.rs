@@ -198,6 +198,34 @@ pub fn spawn_clients(
     })
 }
 
+/// A last look at every node after the quiet end: one read each, or a
+/// problem for a node that does not answer.
+pub fn final_reads(
+    table: &Table,
+    clock: &Clock,
+    with_web: bool,
+    reads: &mut Vec<Read>,
+    problems: &mut Vec<String>,
+) {
+    let table = table.lock().unwrap().clone();
+    for (i, n) in table.iter().enumerate() {
+        let (dns, _, life) = n.expect("all nodes up at the end");
+        let start = clock.ms();
+        match read_node(dns, with_web) {
+            Some((target, web, serial)) => reads.push(Read {
+                node: i,
+                life,
+                start,
+                end: clock.ms(),
+                target,
+                web,
+                serial,
+            }),
+            None => problems.push(format!("node{} does not answer at the end", i + 1)),
+        }
+    }
+}
+
 /// Counts of the remaps by outcome: (acknowledged, refused, no answer).
 pub fn outcomes(remaps: &[Remap]) -> (usize, usize, usize) {
     let n = |a: Option<bool>| remaps.iter().filter(|r| r.acked == a).count();
@@ -257,8 +285,18 @@ impl Wholes {
         self.agreed.last_mut().unwrap().until = at;
     }
 
-    /// Whole again at `at`, healed at `healed`, with [`wait_whole`]'s times.
-    pub fn again(&mut self, healed: u64, at: u64, when: [u64; 3]) {
+    /// Whole again at `at` with node `leader` leading, healed at `healed`,
+    /// with [`wait_whole`]'s times; printed with the schedule.
+    pub fn again(&mut self, healed: u64, at: u64, when: [u64; 3], leader: usize) {
+        eprintln!(
+            "nemesis {at:>6} ms healed; whole again after {} ms, leader node{} \
+             (etcd healthy +{} ms, nodes connected +{} ms, leader agreed +{} ms)",
+            at - healed,
+            leader + 1,
+            when[0],
+            when[1],
+            when[2]
+        );
         let open = |from| Whole {
             from,
             until: u64::MAX,

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use super::nemesis_check::{check, Read};
+use super::nemesis_check::check;
 use super::nemesis_io::{
-    outcomes, read_node, spawn_clients, spawn_reader, wait_whole, Clock, Table, Wholes,
+    final_reads, outcomes, spawn_clients, spawn_reader, wait_whole, Clock, Table, Wholes,
 };
 use super::nemesis_net_faults::{pick, World, E0, HOSTS, N0, TG};
 use super::nemesis_targets::{address, spawn_outages, Listeners, WEB_TARGETS};
@@ -142,41 +142,10 @@ fn schedule(
             break;
         };
         w.leader = l;
-        let at = clock.ms();
-        eprintln!(
-            "nemesis {at:>6} ms healed; whole again after {} ms, leader node{} \
-             (etcd healthy +{} ms, nodes connected +{} ms, leader agreed +{} ms)",
-            at - healed,
-            l + 1,
-            when[0],
-            when[1],
-            when[2]
-        );
-        whole.again(healed, at, when);
+        whole.again(healed, clock.ms(), when, l);
         std::thread::sleep(Duration::from_millis(calm));
     }
     (step, whole, problems, kinds)
-}
-
-/// A last look at every node, after the quiet end.
-fn final_reads(w: &World, clock: &Clock, reads: &mut Vec<Read>, problems: &mut Vec<String>) {
-    let table = w.table.lock().unwrap().clone();
-    for (i, n) in table.iter().enumerate() {
-        let (dns, _, life) = n.expect("all nodes up at the end");
-        let start = clock.ms();
-        match read_node(dns, true) {
-            Some((target, web, serial)) => reads.push(Read {
-                node: i,
-                life,
-                start,
-                end: clock.ms(),
-                target,
-                web,
-                serial,
-            }),
-            None => problems.push(format!("node{} does not answer at the end", i + 1)),
-        }
-    }
 }
 
 #[test]
@@ -214,7 +183,7 @@ fn nemesis_partitions_remaps_and_failovers_stay_linearizable() {
     stop_reading.store(true, Ordering::Relaxed);
     let mut reads = reader.join().unwrap();
     std::thread::sleep(Duration::from_millis(1200));
-    final_reads(&w, &clock, &mut reads, &mut problems);
+    final_reads(&w.table, &clock, true, &mut reads, &mut problems);
     whole.end(clock.ms() + 1);
 
     let report = check(&remaps, &reads, &whole.whole, &outages);
