@@ -18,6 +18,10 @@ impl Node {
         let Some(lease) = self.lease.as_ref().map(|l| l.id) else {
             return Ok(());
         };
+        if self.resync {
+            // Not before etcd's state is read afresh (`abdicate`).
+            return Ok(());
+        }
         let keys = self.p.keys.clone();
         match self.model.leader.clone() {
             None => {
@@ -61,21 +65,40 @@ impl Node {
         Ok(())
     }
 
-    /// The store dropped this leader's fence (a state write was refused, or
-    /// its outcome is unknown: it may land later) while this node still
-    /// leads: its own state may no longer be etcd's, and it cannot write.
-    /// It steps down, applies the shared state as etcd holds it (not its
-    /// own), then runs the election again: with the leader key still its
-    /// own it leads again from etcd's state (a new fence; the store reads
-    /// etcd again before its next write), otherwise it follows.
+    /// What this node answers may not be etcd's state: the store gave up
+    /// the fence (a state write was refused, or its outcome is unknown: it
+    /// may land later), or the controller withdrew a decision it could not
+    /// write. The node steps down, reads etcd's whole state afresh (a
+    /// full read at etcd's current revision, and a new watch from there:
+    /// its own watch may not have brought its own landed write yet),
+    /// answers that, and only then runs the election again. Until the read
+    /// succeeds it decides nothing: it neither campaigns nor leads, even
+    /// with the leader key still its own (a leader elected again from a
+    /// watch behind etcd could publish another decision under a serial
+    /// etcd already holds). With the key still its own it then leads again
+    /// from etcd's state (a new fence; the store reads etcd again before
+    /// its next write); otherwise it follows.
     pub(super) async fn abdicate(&mut self) -> Result<(), EtcdError> {
-        if self.role != Role::Leader || self.p.fence.lock().unwrap().is_some() {
+        let stopped = self.role == Role::Leader && self.p.fence.lock().unwrap().is_none();
+        if self.p.resync.swap(false, Ordering::SeqCst) || stopped {
+            if !self.resync {
+                warn!(node = %self.p.node,
+                    "what this node answers may not be etcd's state (a state write was refused \
+                     or its outcome is unknown): stepping down, reading etcd's state afresh, \
+                     then a new election");
+            }
+            self.resync = true;
+        }
+        if !self.resync {
             return Ok(());
         }
-        warn!(node = %self.p.node,
-            "a state write was refused or its outcome is unknown while this node leads: \
-             answering etcd's state again, then a new election");
         self.demote().await;
+        if self.lease.is_none() {
+            // Joining comes first; the read follows at the next tick.
+            return Ok(());
+        }
+        self.watch = None;
+        self.sync().await?;
         let state = PersistedState {
             services: self.model.services.clone(),
             serials: self.model.serials.clone(),
@@ -90,6 +113,8 @@ impl Node {
                 reply,
             })
             .await;
+        self.resync = false;
+        info!(node = %self.p.node, revision = self.rev, "answering etcd's state again");
         self.elect().await
     }
 

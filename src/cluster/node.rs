@@ -80,6 +80,9 @@ pub struct Prepared {
     /// Digests of what must be the same on every node.
     digest: super::digest::Digest,
     pub(super) fence: Arc<Mutex<Option<i64>>>,
+    /// Shared with the store: etcd's whole state must be taken again
+    /// before this node decides anything (see `Node::abdicate`).
+    pub(super) resync: Arc<std::sync::atomic::AtomicBool>,
     view: Arc<Mutex<ClusterView>>,
     pub(super) stats: Arc<ClusterStats>,
     votes_rx: mpsc::UnboundedReceiver<Verdict>,
@@ -121,6 +124,7 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
     };
     let node = c.node.get_ref().clone();
     let fence = Arc::new(Mutex::new(None));
+    let resync = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let view = Arc::new(Mutex::new(ClusterView {
         node: node.clone(),
         role: Role::Follower,
@@ -135,6 +139,7 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
         keys: keys.clone(),
         node: node.clone(),
         fence: fence.clone(),
+        resync: resync.clone(),
         written: Mutex::new(None),
         history: history_tx,
         rt: tokio::runtime::Handle::current(),
@@ -162,6 +167,7 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
         services,
         digest,
         fence,
+        resync,
         view,
         stats,
         votes_rx,
@@ -209,6 +215,7 @@ impl Prepared {
             housekeeping: Instant::now(),
             space_checked: None,
             view_dirty: true,
+            resync: false,
         };
         tokio::spawn(node.run(shutdown))
     }
@@ -264,6 +271,9 @@ pub(super) struct Node {
     /// When etcd's alarms and size were last read (None: at the next tick).
     pub(super) space_checked: Option<Instant>,
     pub(super) view_dirty: bool,
+    /// Etcd's whole state must be read afresh before this node decides
+    /// anything again (`abdicate`).
+    pub(super) resync: bool,
 }
 
 impl Node {
@@ -441,7 +451,7 @@ impl Node {
     }
 
     /// A full read of ggon's prefix, then a watch from the next revision.
-    async fn sync(&mut self) -> Result<(), EtcdError> {
+    pub(super) async fn sync(&mut self) -> Result<(), EtcdError> {
         let (kvs, rev) = self.p.etcd.get_prefix(&self.p.keys.prefix).await?;
         let changed = self.model.reset(&self.p.keys, &kvs);
         self.watch = Some(

@@ -28,7 +28,7 @@
 //! starts again from what etcd holds.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -50,6 +50,11 @@ pub struct Store {
     pub(super) node: String,
     /// The leader key's create revision while this node leads.
     pub(super) fence: Arc<Mutex<Option<i64>>>,
+    /// Set when what this node answers may not be etcd's state (a write
+    /// with an unknown outcome, a refused one, a decision withdrawn): the
+    /// node takes etcd's whole state again before it decides anything
+    /// (`Node::abdicate`).
+    pub(super) resync: Arc<AtomicBool>,
     /// What this leader last wrote or read, for its current fence.
     pub(super) written: Mutex<Option<Written>>,
     pub(super) history: mpsc::UnboundedSender<Event>,
@@ -182,7 +187,7 @@ impl Store {
             .any(|(zone, s)| w.serials.0.get(zone).is_some_and(|e| s < e));
         if behind {
             *guard = None;
-            *self.fence.lock().unwrap() = None;
+            self.give_up();
             return Err(SharedError::Fenced);
         }
         let changes = self.changes(w, state);
@@ -293,6 +298,12 @@ impl Store {
         Ok(rev)
     }
 
+    /// Stop writing and have the node take etcd's whole state again.
+    fn give_up(&self) {
+        *self.fence.lock().unwrap() = None;
+        self.resync.store(true, Ordering::SeqCst);
+    }
+
     /// One fenced transaction; the revision it landed at, or None if etcd
     /// refused it. Refused may still mean written: the client may have
     /// retried this very request on another member after the first took
@@ -321,7 +332,7 @@ impl Store {
             }
         };
         if ends_fence {
-            *self.fence.lock().unwrap() = None;
+            self.give_up();
         }
         Err(Unsettled {
             forget: true,
@@ -354,6 +365,14 @@ impl Store {
 }
 
 impl SharedState for Store {
+    fn leads(&self) -> bool {
+        self.fence.lock().unwrap().is_some()
+    }
+
+    fn resync(&self) {
+        self.give_up();
+    }
+
     fn save(&self, state: &PersistedState) -> Result<(), SharedError> {
         self.write(state)
     }
@@ -397,6 +416,7 @@ mod tests {
             },
             node: "node1".into(),
             fence: Arc::new(Mutex::new(Some(7))),
+            resync: Arc::new(AtomicBool::new(false)),
             written: Mutex::new(Some(Written {
                 fence: 7,
                 services: HashMap::new(),
@@ -430,6 +450,8 @@ mod tests {
         assert!(matches!(r, Err(SharedError::Store(_))), "{r:?}");
         assert_eq!(*store.fence.lock().unwrap(), None);
         assert!(store.written.lock().unwrap().is_none());
+        // And the node is told to read etcd's whole state again.
+        assert!(store.resync.load(Ordering::SeqCst));
     }
 
     /// A leader whose state names a lower serial than etcd holds is behind
@@ -451,6 +473,7 @@ mod tests {
             .unwrap();
         assert!(matches!(r, Err(SharedError::Fenced)), "{r:?}");
         assert_eq!(*store.fence.lock().unwrap(), None);
+        assert!(store.resync.load(Ordering::SeqCst));
     }
 
     #[test]

@@ -100,12 +100,51 @@ impl Controller {
         let outer = self.deferred.replace(Some(super::Deferred::default()));
         let r = f(self);
         let done = self.deferred.replace(outer).unwrap_or_default();
+        let leads = self.cluster_mode() && self.role == Role::Leader;
+        if leads && !done.publish.is_empty() && self.deferred.borrow().is_none() {
+            self.written_then_published(done);
+            return r;
+        }
         self.publish_together(done.publish);
         if done.persist {
             self.persist_or_log();
         }
         self.record_all(done.events);
         r
+    }
+
+    /// A cluster leader's batch of health- and time-driven changes: written
+    /// to the shared store first, answered after. Why this order: answered
+    /// first, a decision whose write then failed was served under a serial
+    /// that etcd (and so the next leader) may give to other contents, and
+    /// withdrawn when this node took etcd's state again. If the write
+    /// fails and this node gave up its leadership (the outcome is unknown,
+    /// or etcd refused the fenced write), the decision is not answered: the
+    /// node takes etcd's state again and the next leader decides afresh.
+    /// If etcd refused it for a reason of its own (NOSPACE) this node still
+    /// leads; the decision is answered here and written with the next
+    /// write that etcd takes, as before.
+    fn written_then_published(&mut self, done: super::Deferred) {
+        let fqdns: Vec<&hickory_proto::rr::Name> = done.publish.iter().map(|c| &c.0).collect();
+        let serials = self.publisher.serials_after(&fqdns);
+        let mut state = self.persisted();
+        state.serials = serials.clone();
+        if let Err(e) = self.persist_state(state) {
+            let shared = self.shared.as_ref().expect("cluster mode");
+            if !shared.leads() {
+                error!(error = %e, answers = done.publish.len(),
+                    "cannot persist state: the decision is not answered; this node takes etcd's state again");
+                shared.resync();
+                return;
+            }
+            error!(error = %e, "cannot persist state: answered on this node only until etcd takes a write");
+        }
+        let n = done.publish.len();
+        self.publisher.publish_at(done.publish, &serials);
+        if n > 1 {
+            tracing::info!(answers = n, ?serials, "changes published together");
+        }
+        self.record_all(done.events);
     }
 
     /// Publish the zone answers a batch changed: one compile and one new

@@ -38,6 +38,8 @@
 mod batch;
 pub mod certs;
 pub mod checklog;
+#[cfg(test)]
+mod cluster_tests;
 mod commands;
 mod durable;
 pub mod events;
