@@ -323,7 +323,7 @@ impl Store {
         let (ends_fence, error) = match result {
             Ok(Some(rev)) => return Ok(rev),
             Ok(None) => (refused_ends_fence, SharedError::Fenced),
-            Err(e) if e.outcome_unknown() => (true, e.into()),
+            Err(e) if e.outcome_unknown() => (true, SharedError::Unknown(e.to_string())),
             Err(e) => {
                 return Err(Unsettled {
                     forget: false,
@@ -447,7 +447,7 @@ mod tests {
         let r = rt
             .block_on(rt.spawn(async move { s.save(&state) }))
             .unwrap();
-        assert!(matches!(r, Err(SharedError::Store(_))), "{r:?}");
+        assert!(matches!(r, Err(SharedError::Unknown(_))), "{r:?}");
         assert_eq!(*store.fence.lock().unwrap(), None);
         assert!(store.written.lock().unwrap().is_none());
         // And the node is told to read etcd's whole state again.

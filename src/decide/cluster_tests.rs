@@ -27,7 +27,7 @@ impl SharedState for Store {
     }
     fn save(&self, state: &PersistedState) -> Result<(), SharedError> {
         if self.refuse.load(Ordering::SeqCst) {
-            return Err(SharedError::Store("request timed out".into()));
+            return Err(SharedError::Unknown("request timed out".into()));
         }
         self.saved.lock().unwrap().push(state.clone());
         Ok(())

@@ -45,8 +45,20 @@ pub enum PersistError {
         "this node is not the cluster's leader (leadership may just have changed): nothing was changed; retry"
     )]
     NotLeader,
-    #[error("the cluster store did not take the change ({0}): nothing was changed")]
+    #[error("{}", shared_refusal(.0))]
     Shared(#[from] SharedError),
+}
+
+/// What an operator is told when the shared store did not take a change:
+/// "nothing was changed" only when that is known.
+fn shared_refusal(e: &SharedError) -> String {
+    match e {
+        SharedError::Unknown(_) => format!(
+            "{e}: the change may or may not have been made; this node steps down and reads \
+             etcd's state again. Check `ggon-ctl status` (or history) before retrying"
+        ),
+        _ => format!("the cluster store did not take the change ({e}): nothing was changed"),
+    }
 }
 
 /// Why the cluster's shared store did not take a write.
@@ -69,6 +81,11 @@ pub enum SharedError {
     /// The store could not be reached or refused the request (its words).
     #[error("{0}")]
     Store(String),
+    /// The write was sent but etcd did not say whether it took it (no
+    /// answer, or its own "request timed out"): it may land, or have
+    /// landed.
+    #[error("etcd did not say whether it took the change ({0})")]
+    Unknown(String),
 }
 
 /// The shared store of a cluster, as the leader writes it.

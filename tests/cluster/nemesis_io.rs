@@ -81,7 +81,8 @@ pub fn read_node(addr: SocketAddr, with_web: bool) -> Option<(String, Option<Str
 }
 
 /// POST a remap; Some(true) on 200, Some(false) on another status, None
-/// without an answer.
+/// without an answer or when ggond says the outcome is unknown (its write
+/// reached etcd without an answer: it may land).
 fn remap(control: SocketAddr, target: &str) -> Option<bool> {
     let mut s = TcpStream::connect_timeout(&control, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
@@ -94,6 +95,9 @@ fn remap(control: SocketAddr, target: &str) -> Option<bool> {
     s.write_all(req.as_bytes()).ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
+    if resp.contains("may or may not have been made") {
+        return None;
+    }
     Some(resp.starts_with("HTTP/1.1 200"))
 }
 
