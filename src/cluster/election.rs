@@ -18,8 +18,9 @@ impl Node {
         let Some(lease) = self.lease.as_ref().map(|l| l.id) else {
             return Ok(());
         };
-        if self.resync {
-            // Not before etcd's state is read afresh (`abdicate`).
+        if self.resync || self.p.resync.load(Ordering::SeqCst) {
+            // Not before etcd's state is read afresh (`abdicate`, at the
+            // next tick: the store may have given up the fence just now).
             return Ok(());
         }
         let keys = self.p.keys.clone();
