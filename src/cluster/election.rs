@@ -99,7 +99,16 @@ impl Node {
             return Ok(());
         }
         self.watch = None;
+        self.whole_due = None;
         self.sync().await?;
+        self.apply_whole().await;
+        self.resync = false;
+        info!(node = %self.p.node, revision = self.rev, "answering etcd's state again");
+        self.elect().await
+    }
+
+    /// Hand the controller the whole shared state as the watch has it.
+    pub(super) async fn apply_whole(&mut self) {
         let state = PersistedState {
             services: self.model.services.clone(),
             serials: self.model.serials.clone(),
@@ -114,9 +123,6 @@ impl Node {
                 reply,
             })
             .await;
-        self.resync = false;
-        info!(node = %self.p.node, revision = self.rev, "answering etcd's state again");
-        self.elect().await
     }
 
     pub(super) async fn promote(&mut self, fence: i64) {
@@ -149,6 +155,21 @@ impl Node {
                     role: Role::Follower,
                 })
                 .await;
+            // A leader skips the shared state its watch brings (its own
+            // writes); a deposed one may have skipped another leader's.
+            // As a follower it answers the whole state the watch has
+            // brought, not only what changes from now on: else a service
+            // the new leader moved stays as this node last had it until
+            // that service changes again (the partition nemesis found web
+            // answered two ways for 8 s this way). Not before the watch
+            // has brought this node's own last write: an older state would
+            // take its answers back to an older serial.
+            let due = self.p.last_write.load(Ordering::Acquire);
+            if self.rev >= due {
+                self.apply_whole().await;
+            } else {
+                self.whole_due = Some(due);
+            }
         }
         // Events of a leadership this node lost are not the cluster's.
         self.history.clear();

@@ -365,14 +365,6 @@ impl Store {
 }
 
 impl SharedState for Store {
-    fn leads(&self) -> bool {
-        self.fence.lock().unwrap().is_some()
-    }
-
-    fn resync(&self) {
-        self.give_up();
-    }
-
     fn save(&self, state: &PersistedState) -> Result<(), SharedError> {
         self.write(state)
     }

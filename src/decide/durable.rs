@@ -101,7 +101,7 @@ impl Controller {
         let r = f(self);
         let done = self.deferred.replace(outer).unwrap_or_default();
         let leads = self.cluster_mode() && self.role == Role::Leader;
-        if leads && !done.publish.is_empty() && self.deferred.borrow().is_none() {
+        if leads && !done.moved.is_empty() && self.deferred.borrow().is_none() {
             self.written_then_published(done);
             return r;
         }
@@ -117,27 +117,34 @@ impl Controller {
     /// to the shared store first, answered after. Why this order: answered
     /// first, a decision whose write then failed was served under a serial
     /// that etcd (and so the next leader) may give to other contents, and
-    /// withdrawn when this node took etcd's state again. If the write
-    /// fails and this node gave up its leadership (the outcome is unknown,
-    /// or etcd refused the fenced write), the decision is not answered: the
-    /// node takes etcd's state again and the next leader decides afresh.
-    /// If etcd refused it for a reason of its own (NOSPACE) this node still
-    /// leads; the decision is answered here and written with the next
-    /// write that etcd takes, as before.
+    /// a node that kept it (its state in memory) went on answering it as a
+    /// follower, beside nodes answering etcd's. If the write fails (etcd
+    /// unreachable, out of space, the fence gone) the switches are undone
+    /// and nothing is answered; the services are evaluated again at the
+    /// next tick, so the failover happens once etcd takes it. When the
+    /// outcome is unknown the store has also given up the leadership, and
+    /// the node reads etcd's state afresh before it decides again.
     fn written_then_published(&mut self, done: super::Deferred) {
         let fqdns: Vec<&hickory_proto::rr::Name> = done.publish.iter().map(|c| &c.0).collect();
         let serials = self.publisher.serials_after(&fqdns);
         let mut state = self.persisted();
         state.serials = serials.clone();
         if let Err(e) = self.persist_state(state) {
-            let shared = self.shared.as_ref().expect("cluster mode");
-            if !shared.leads() {
-                error!(error = %e, answers = done.publish.len(),
-                    "cannot persist state: the decision is not answered; this node takes etcd's state again");
-                shared.resync();
-                return;
+            let again: std::collections::BTreeSet<usize> = done.moved.iter().map(|m| m.0).collect();
+            error!(error = %e, services = again.len(),
+                "cannot persist state: the decision is undone and not answered; tried again at the next tick");
+            for &(si, ri, from) in done.moved.iter().rev() {
+                self.services[si].regions[ri].active = from;
             }
-            error!(error = %e, "cannot persist state: answered on this node only until etcd takes a write");
+            for &si in &again {
+                // A listed region's answer was handed on at the switch.
+                self.publish_regions(si);
+            }
+            self.retry.extend(again);
+            // The switches' events go with them (the retry records its own).
+            let kept = done.events.into_iter().filter(|e| e.to.is_none()).collect();
+            self.record_all(kept);
+            return;
         }
         let n = done.publish.len();
         self.publisher.publish_at(done.publish, &serials);

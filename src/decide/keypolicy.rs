@@ -164,10 +164,6 @@ mod tests {
     }
 
     impl crate::decide::SharedState for Store {
-        fn leads(&self) -> bool {
-            !self.refuse.load(std::sync::atomic::Ordering::Relaxed)
-        }
-        fn resync(&self) {}
         fn save(&self, _: &crate::decide::state::PersistedState) -> Result<(), SharedError> {
             Ok(())
         }

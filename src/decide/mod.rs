@@ -161,6 +161,9 @@ pub struct Controller {
     disagree: std::collections::BTreeMap<String, String>,
     /// The DNSSEC key policy's parent checks (single node).
     parent_checks: keypolicy::ParentChecks,
+    /// Cluster leader: services whose decision the shared store did not
+    /// take (undone, not answered); evaluated again at the next tick.
+    retry: std::collections::BTreeSet<usize>,
 }
 
 /// What a batch of health-driven changes has left to publish and write.
@@ -171,6 +174,10 @@ struct Deferred {
     /// Zone answers changed by the batch, published together at its end
     /// (one compile and one serial per zone, not one per service).
     publish: Vec<(hickory_proto::rr::Name, crate::publish::ServiceRecords)>,
+    /// The switches the batch made, (service, region, from), so that a
+    /// cluster leader can undo them when the shared store does not take
+    /// them.
+    moved: Vec<(usize, usize, usize)>,
 }
 
 impl Controller {
@@ -235,6 +242,7 @@ impl Controller {
             local_copy_due: Default::default(),
             disagree: Default::default(),
             parent_checks: Default::default(),
+            retry: Default::default(),
         };
         c.index();
         for si in 0..c.services.len() {
@@ -325,7 +333,12 @@ impl Controller {
     fn tick(&mut self, now: Now) {
         self.save_local_copy();
         if !self.decides() {
+            self.retry.clear();
             return;
+        }
+        // Decisions the shared store did not take, made afresh.
+        for si in std::mem::take(&mut self.retry) {
+            self.evaluate(si, now);
         }
         // Key steps (a cluster's leader shares each before serving it).
         let _ = self.share_keys();
@@ -527,6 +540,9 @@ impl Controller {
             return;
         }
         self.services[si].regions[ri].active = to;
+        if let Some(d) = self.deferred.borrow_mut().as_mut() {
+            d.moved.push((si, ri, from));
+        }
         let serial = self.publish(si, ri);
         let svc = &self.services[si];
         let (from_n, to_n) = (&svc.targets[from].name, &svc.targets[to].name);

@@ -90,14 +90,6 @@ pub enum SharedError {
 
 /// The shared store of a cluster, as the leader writes it.
 pub trait SharedState: Send + Sync {
-    /// Whether this node still holds the leadership it writes under (a
-    /// write refused for a reason of etcd's own, such as NOSPACE, keeps it;
-    /// a write with an unknown outcome gives it up).
-    fn leads(&self) -> bool;
-    /// This node may answer a state etcd does not hold (a decision it
-    /// could not write): stop writing, and take etcd's whole state again
-    /// before deciding anything.
-    fn resync(&self);
     /// Write the state if and only if this node still holds the leadership
     /// it was given (a deposed leader's write must fail).
     fn save(&self, state: &PersistedState) -> Result<(), SharedError>;
