@@ -25,6 +25,18 @@ pub(super) fn persist_refusal(e: PersistError) -> CtlError {
     }
 }
 
+/// How often a write the shared store keeps refusing is logged as an error.
+const RETRY_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The log line of each switch a batch made, once it is answered.
+fn log_remaps(events: &[Event]) {
+    for e in events.iter().filter(|e| e.to.is_some()) {
+        tracing::info!(service = e.service.as_deref(), region = e.region.as_deref(),
+            from = e.from.as_deref(), to = e.to.as_deref(), cause = e.cause.as_str(),
+            reason = %e.reason, who = %e.who, "remap");
+    }
+}
+
 impl Controller {
     pub(super) fn persisted(&self) -> PersistedState {
         PersistedState {
@@ -109,6 +121,7 @@ impl Controller {
         if done.persist {
             self.persist_or_log();
         }
+        log_remaps(&done.events);
         self.record_all(done.events);
         r
     }
@@ -131,8 +144,18 @@ impl Controller {
         state.serials = serials.clone();
         if let Err(e) = self.persist_state(state) {
             let again: std::collections::BTreeSet<usize> = done.moved.iter().map(|m| m.0).collect();
-            error!(error = %e, services = again.len(),
-                "cannot persist state: the decision is undone and not answered; tried again at the next tick");
+            let text = e.to_string();
+            let repeat = self
+                .retry_error
+                .as_ref()
+                .is_some_and(|(t, at)| *t == text && at.elapsed() < RETRY_LOG_EVERY);
+            if repeat {
+                tracing::debug!(error = %e, services = again.len(), "cannot persist state (again)");
+            } else {
+                error!(error = %e, services = again.len(),
+                    "cannot persist state: the decision is undone and not answered; tried again at every tick until etcd takes it");
+                self.retry_error = Some((text, std::time::Instant::now()));
+            }
             for &(si, ri, from) in done.moved.iter().rev() {
                 self.services[si].regions[ri].active = from;
             }
@@ -146,11 +169,17 @@ impl Controller {
             self.record_all(kept);
             return;
         }
+        if self.retry_error.take().is_some() {
+            tracing::info!(
+                "the shared store took the state again: decisions held back are answered"
+            );
+        }
         let n = done.publish.len();
         self.publisher.publish_at(done.publish, &serials);
         if n > 1 {
             tracing::info!(answers = n, ?serials, "changes published together");
         }
+        log_remaps(&done.events);
         self.record_all(done.events);
     }
 

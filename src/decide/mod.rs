@@ -164,6 +164,9 @@ pub struct Controller {
     /// Cluster leader: services whose decision the shared store did not
     /// take (undone, not answered); evaluated again at the next tick.
     retry: std::collections::BTreeSet<usize>,
+    /// The last error of such a write and when it was logged: while etcd
+    /// keeps refusing, the retry at every tick logs it once a minute.
+    retry_error: Option<(String, std::time::Instant)>,
 }
 
 /// What a batch of health-driven changes has left to publish and write.
@@ -243,6 +246,7 @@ impl Controller {
             disagree: Default::default(),
             parent_checks: Default::default(),
             retry: Default::default(),
+            retry_error: None,
         };
         c.index();
         for si in 0..c.services.len() {
@@ -546,8 +550,12 @@ impl Controller {
         let serial = self.publish(si, ri);
         let svc = &self.services[si];
         let (from_n, to_n) = (&svc.targets[from].name, &svc.targets[to].name);
-        info!(service = %svc.name, region = svc.regions[ri].listed(), from = %from_n, to = %to_n,
-            cause = cause.as_str(), reason, who, serial, "remap");
+        if self.deferred.borrow().is_none() {
+            // In a batch it is logged once the batch is answered
+            // (`Controller::in_one_write`): a cluster leader's may be undone.
+            info!(service = %svc.name, region = svc.regions[ri].listed(), from = %from_n, to = %to_n,
+                cause = cause.as_str(), reason, who, serial, "remap");
+        }
         let event = self
             .event((si, ri), now, kind, cause)
             .from_target(from_n)
