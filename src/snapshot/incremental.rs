@@ -308,7 +308,7 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
         .map(|(n, t)| (n, Some(t)))
         .chain(c.ents.iter().map(|n| (n, None)))
         .collect();
-    let nodes = compile_nodes(&c, s.as_ref(), &names);
+    let nodes = compile_nodes(&c, s.as_ref(), &names, SPLIT_FROM);
     drop(names);
     let index = Index::new(&zone, c.ents.clone(), c.cuts.clone(), c.dnames.clone());
     let mut z = finish(&c, &zone, nodes.into(), Arc::new(index));
@@ -319,7 +319,8 @@ pub fn compile(zone: Arc<ZoneData>) -> CompiledZone {
 }
 
 /// Below this many names a zone's nodes are compiled on one thread: a
-/// thread costs more than it saves.
+/// thread costs more than it saves. (A parameter of [`compile_nodes`],
+/// so that a test splits a small zone.)
 const SPLIT_FROM: usize = 20_000;
 
 /// The nodes of `names`, on two threads for a large zone. Why: the
@@ -334,10 +335,11 @@ fn compile_nodes(
     c: &Compiler<'_>,
     s: Option<&Compiler<'_>>,
     names: &[(&Name, Option<&Types>)],
+    split_from: usize,
 ) -> FxHashMap<Arc<[u8]>, Arc<Node>> {
     let mut nodes = FxHashMap::default();
     nodes.reserve(names.len());
-    let split = match names.len() >= SPLIT_FROM && two_cores() {
+    let split = match names.len() >= split_from && two_cores() {
         true => names.len() * 3 / 8,
         false => names.len(),
     };
