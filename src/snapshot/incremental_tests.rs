@@ -272,3 +272,27 @@ fn signed_zone_remaps_answer_like_a_full_compile() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The nodes compiled on two threads are those compiled on one, the
+/// split falling inside the delegation, below the wildcard and the DNAMEs
+/// (wherever it falls, every node is compared).
+#[test]
+fn nodes_compiled_on_two_threads_are_those_compiled_on_one() {
+    use super::super::compile::{hashed_only, Compiler};
+    use super::compile_nodes;
+    let origin = Name::from_ascii("ggon.test.").unwrap();
+    let zone = ZoneData::parse(&zone_text(), None, &origin).unwrap();
+    let c = Compiler::new(&zone);
+    let owners = zone.rrsets.iter().filter(|(_, t)| !hashed_only(t));
+    let names: Vec<_> = owners
+        .map(|(n, t)| (n, Some(t)))
+        .chain(c.ents.iter().map(|n| (n, None)))
+        .collect();
+    let one = compile_nodes(&c, None, &names, usize::MAX);
+    let two = compile_nodes(&c, None, &names, 0);
+    assert_eq!(one.len(), names.len());
+    assert_eq!(one.len(), two.len());
+    for (key, node) in &one {
+        assert_eq!(format!("{node:?}"), format!("{:?}", two[key]), "{key:?}");
+    }
+}
