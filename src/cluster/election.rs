@@ -99,7 +99,6 @@ impl Node {
             return Ok(());
         }
         self.watch = None;
-        self.whole_due = None;
         self.sync().await?;
         self.apply_whole().await;
         self.resync = false;
@@ -157,19 +156,16 @@ impl Node {
                 .await;
             // A leader skips the shared state its watch brings (its own
             // writes); a deposed one may have skipped another leader's.
-            // As a follower it answers the whole state the watch has
-            // brought, not only what changes from now on: else a service
-            // the new leader moved stays as this node last had it until
-            // that service changes again (the partition nemesis found web
-            // answered two ways for 8 s this way). Not before the watch
-            // has brought this node's own last write: an older state would
-            // take its answers back to an older serial.
-            let due = self.p.last_write.load(Ordering::Acquire);
-            if self.rev >= due {
-                self.apply_whole().await;
-            } else {
-                self.whole_due = Some(due);
-            }
+            // As a follower it must answer the whole shared state, not
+            // only what changes from now on: else a service the new leader
+            // moved stays as this node last had it until that service
+            // changes again (the partition nemesis found web answered two
+            // ways for 8 s this way). Not the state its watch has brought:
+            // that may be older than its own last write (the nemesis found
+            // it two writes behind although the watch's revision was past
+            // them, and the node answered a serial back). So, as after an
+            // unknown outcome, it reads etcd afresh before deciding again.
+            self.resync = true;
         }
         // Events of a leadership this node lost are not the cluster's.
         self.history.clear();

@@ -83,8 +83,6 @@ pub struct Prepared {
     /// Shared with the store: etcd's whole state must be taken again
     /// before this node decides anything (see `Node::abdicate`).
     pub(super) resync: Arc<std::sync::atomic::AtomicBool>,
-    /// The revision of the leader's last write (the store's).
-    pub(super) last_write: Arc<std::sync::atomic::AtomicI64>,
     view: Arc<Mutex<ClusterView>>,
     pub(super) stats: Arc<ClusterStats>,
     votes_rx: mpsc::UnboundedReceiver<Verdict>,
@@ -170,7 +168,6 @@ pub fn spawn(cfg: &Config) -> Result<(Prepared, Store, VoteSink, ClusterHandle),
         digest,
         fence,
         resync,
-        last_write: handle.last_write.clone(),
         view,
         stats,
         votes_rx,
@@ -219,7 +216,6 @@ impl Prepared {
             space_checked: None,
             view_dirty: true,
             resync: false,
-            whole_due: None,
         };
         tokio::spawn(node.run(shutdown))
     }
@@ -278,9 +274,6 @@ pub(super) struct Node {
     /// Etcd's whole state must be read afresh before this node decides
     /// anything again (`abdicate`).
     pub(super) resync: bool,
-    /// A deposed leader answers the whole shared state once its watch
-    /// has reached this revision (its own last write): see `demote`.
-    pub(super) whole_due: Option<i64>,
 }
 
 impl Node {
@@ -584,10 +577,6 @@ impl Node {
         }
         if changed.conf || changed.members || changed.leader {
             self.check_agreement().await;
-        }
-        if self.whole_due.is_some_and(|r| self.rev >= r) && self.role != Role::Leader {
-            self.whole_due = None;
-            self.apply_whole().await;
         }
         Ok(())
     }
