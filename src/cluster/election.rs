@@ -80,8 +80,8 @@ impl Node {
     /// from etcd's state (a new fence; the store reads etcd again before
     /// its next write); otherwise it follows.
     pub(super) async fn abdicate(&mut self) -> Result<(), EtcdError> {
-        let stopped = self.role == Role::Leader && self.p.fence.lock().unwrap().is_none();
-        if self.p.resync.swap(false, Ordering::SeqCst) || stopped {
+        // Raised by the store when it gives up the fence (`Store::give_up`).
+        if self.p.resync.swap(false, Ordering::SeqCst) {
             if !self.resync {
                 warn!(node = %self.p.node,
                     "what this node answers may not be etcd's state (a state write was refused \

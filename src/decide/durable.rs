@@ -138,35 +138,11 @@ impl Controller {
     /// outcome is unknown the store has also given up the leadership, and
     /// the node reads etcd's state afresh before it decides again.
     fn written_then_published(&mut self, done: super::Deferred) {
-        let fqdns: Vec<&hickory_proto::rr::Name> = done.publish.iter().map(|c| &c.0).collect();
-        let serials = self.publisher.serials_after(&fqdns);
+        let serials = self.serials_for(&done.publish);
         let mut state = self.persisted();
         state.serials = serials.clone();
         if let Err(e) = self.persist_state(state) {
-            let again: std::collections::BTreeSet<usize> = done.moved.iter().map(|m| m.0).collect();
-            let text = e.to_string();
-            let repeat = self
-                .retry_error
-                .as_ref()
-                .is_some_and(|(t, at)| *t == text && at.elapsed() < RETRY_LOG_EVERY);
-            if repeat {
-                tracing::debug!(error = %e, services = again.len(), "cannot persist state (again)");
-            } else {
-                error!(error = %e, services = again.len(),
-                    "cannot persist state: the decision is undone and not answered; tried again at every tick until etcd takes it");
-                self.retry_error = Some((text, std::time::Instant::now()));
-            }
-            for &(si, ri, from) in done.moved.iter().rev() {
-                self.services[si].regions[ri].active = from;
-            }
-            for &si in &again {
-                // A listed region's answer was handed on at the switch.
-                self.publish_regions(si);
-            }
-            self.retry.extend(again);
-            // The switches' events go with them (the retry records its own).
-            let kept = done.events.into_iter().filter(|e| e.to.is_none()).collect();
-            self.record_all(kept);
+            self.hold_back(done, e);
             return;
         }
         if self.retry_error.take().is_some() {
@@ -174,13 +150,61 @@ impl Controller {
                 "the shared store took the state again: decisions held back are answered"
             );
         }
-        let n = done.publish.len();
-        self.publisher.publish_at(done.publish, &serials);
+        self.publish_batch(done.publish, &serials);
+        log_remaps(&done.events);
+        self.record_all(done.events);
+    }
+
+    /// A batch the shared store did not take: its switches undone (a
+    /// listed region's answer, handed on at the switch, too), its services
+    /// evaluated again at the next tick, its switches' events dropped (the
+    /// retry records its own), and the error logged once a minute while it
+    /// stays the same.
+    fn hold_back(&mut self, done: super::Deferred, e: PersistError) {
+        let again: std::collections::BTreeSet<usize> = done.moved.iter().map(|m| m.0).collect();
+        let text = e.to_string();
+        let repeat = self
+            .retry_error
+            .as_ref()
+            .is_some_and(|(t, at)| *t == text && at.elapsed() < RETRY_LOG_EVERY);
+        if repeat {
+            tracing::debug!(error = %e, services = again.len(), "cannot persist state (again)");
+        } else {
+            error!(error = %e, services = again.len(),
+                "cannot persist state: the decision is undone and not answered; tried again at every tick until etcd takes it");
+            self.retry_error = Some((text, std::time::Instant::now()));
+        }
+        for &(si, ri, from) in done.moved.iter().rev() {
+            self.services[si].regions[ri].active = from;
+        }
+        for &si in &again {
+            self.publish_regions(si);
+        }
+        self.retry.extend(again);
+        let kept = done.events.into_iter().filter(|e| e.to.is_none()).collect();
+        self.record_all(kept);
+    }
+
+    /// The serials the zones of `changes` get when they are published.
+    fn serials_for(
+        &self,
+        changes: &[(hickory_proto::rr::Name, crate::publish::ServiceRecords)],
+    ) -> BTreeMap<String, u32> {
+        let fqdns: Vec<&hickory_proto::rr::Name> = changes.iter().map(|c| &c.0).collect();
+        self.publisher.serials_after(&fqdns)
+    }
+
+    /// Publish a batch's answers at `serials` (one compile per zone).
+    fn publish_batch(
+        &mut self,
+        changes: Vec<(hickory_proto::rr::Name, crate::publish::ServiceRecords)>,
+        serials: &BTreeMap<String, u32>,
+    ) {
+        let n = changes.len();
+        self.publisher.publish_at(changes, serials);
         if n > 1 {
             tracing::info!(answers = n, ?serials, "changes published together");
         }
-        log_remaps(&done.events);
-        self.record_all(done.events);
     }
 
     /// Publish the zone answers a batch changed: one compile and one new
@@ -196,13 +220,8 @@ impl Controller {
             d.publish.extend(changes);
             return;
         }
-        let fqdns: Vec<&hickory_proto::rr::Name> = changes.iter().map(|c| &c.0).collect();
-        let serials = self.publisher.serials_after(&fqdns);
-        let n = changes.len();
-        self.publisher.publish_at(changes, &serials);
-        if n > 1 {
-            tracing::info!(answers = n, ?serials, "changes published together");
-        }
+        let serials = self.serials_for(&changes);
+        self.publish_batch(changes, &serials);
     }
 
     pub(super) fn persist_or_log(&self) {

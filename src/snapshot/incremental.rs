@@ -353,41 +353,42 @@ fn compile_nodes(
             std::thread::Builder::new()
                 .name("compile".into())
                 .spawn_scoped(scope, || {
-                    let mut referrals = BTreeMap::new();
-                    let mut signed_referrals = BTreeMap::new();
-                    for &(name, types) in theirs {
-                        let refs = (&mut referrals, &mut signed_referrals);
-                        out.push(compiled(c, s, name, types, refs));
-                    }
+                    compile_each(c, s, theirs, |kn| out.push(kn));
                     out
                 })
         });
-        let mut referrals = BTreeMap::new();
-        let mut signed_referrals = BTreeMap::new();
-        for &(name, types) in mine {
-            let refs = (&mut referrals, &mut signed_referrals);
-            let (key, node) = compiled(c, s, name, types, refs);
-            nodes.insert(key, node);
-        }
+        compile_each(c, s, mine, |(k, n)| {
+            nodes.insert(k, n);
+        });
         other.map(|h| h.map(|h| h.join()))
     });
     match other {
         Some(Ok(Ok(theirs))) => nodes.extend(theirs),
         Some(Ok(Err(panic))) => std::panic::resume_unwind(panic),
         // No thread could be started: the rest here.
-        Some(Err(_)) => {
-            let (mut r, mut sr) = (BTreeMap::new(), BTreeMap::new());
-            for &(name, types) in theirs {
-                let (key, node) = compiled(c, s, name, types, (&mut r, &mut sr));
-                nodes.insert(key, node);
-            }
-        }
+        Some(Err(_)) => compile_each(c, s, theirs, |(k, n)| {
+            nodes.insert(k, n);
+        }),
         None => {}
     }
     nodes
 }
 
 type Referrals = BTreeMap<Name, Arc<super::Prepared>>;
+
+/// Each of `names`' nodes with its key, handed to `put`, sharing referral
+/// bodies among them.
+fn compile_each(
+    c: &Compiler<'_>,
+    s: Option<&Compiler<'_>>,
+    names: &[(&Name, Option<&Types>)],
+    mut put: impl FnMut((Arc<[u8]>, Arc<Node>)),
+) {
+    let (mut plain, mut signed) = (BTreeMap::new(), BTreeMap::new());
+    for &(name, types) in names {
+        put(compiled(c, s, name, types, (&mut plain, &mut signed)));
+    }
+}
 
 /// One name's node, with its DO answers in a signed zone, and its key.
 fn compiled(
