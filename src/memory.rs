@@ -15,6 +15,13 @@ pub fn release_free_memory() {
     }
 }
 
+/// Whether a second thread can run beside this one: the start's large
+/// steps (a zone's parse, sort and compile) split their work in two only
+/// then, and otherwise run as they always did.
+pub fn two_cores() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
 /// `make()`'s result, made on a thread of its own and copied to this one.
 ///
 /// Why: a parse that builds a large value (a config of 30,000 services)

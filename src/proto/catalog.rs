@@ -85,7 +85,7 @@ pub fn catalog_zone(origin: &Name, serial: u32, members: &[Member]) -> Result<Zo
     }
     let mut zone = ZoneData {
         origin: origin.clone(),
-        rrsets: imbl::OrdMap::new(),
+        rrsets: crate::proto::zone::ZoneMap::new(),
     };
     for r in &records {
         zone.add_record(r)?;

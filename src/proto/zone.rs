@@ -14,9 +14,11 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 pub use super::types::Types;
+pub use map::{DiffItem, ZoneMap};
 pub use order::canonical_key;
 use order::{canonical_order, SAME_OWNER};
 
+mod map;
 mod order;
 
 /// One RRset: the records of one type at one name share a TTL.
@@ -49,11 +51,11 @@ impl RRset {
 }
 
 /// A zone's contents. Names are stored lowercase and fully qualified; the
-/// BTreeMap keeps DNSSEC canonical order, which is also a sensible AXFR order.
+/// map keeps DNSSEC canonical order, which is also a sensible AXFR order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneData {
     pub origin: Name,
-    pub rrsets: imbl::OrdMap<Name, Types>,
+    pub rrsets: ZoneMap,
 }
 
 /// Why zone data cannot be loaded or served: the file, its syntax, or a
@@ -135,15 +137,20 @@ impl ZoneData {
 
     /// The zone of a master file's records, built in one pass: the owners
     /// lowercased, the records sorted by owner in canonical order (see
-    /// [`canonical_order`]), and each name's RRsets inserted into the map
-    /// once. Inserting record by record made every record pay two walks
-    /// down the ordered map with hickory's case-insensitive name compare:
-    /// 2.6 of the 6.2 s a million-record zone took to load (perf). Records
+    /// [`canonical_order`]), and each name's RRsets laid down in that order
+    /// as the map's array ([`ZoneMap::from_sorted`]): no name compared
+    /// again. Inserting record by record into an ordered map made every
+    /// record pay two walks down it with hickory's case-insensitive name
+    /// compare (2.6 of the 6.2 s a million-record zone took to load, perf),
+    /// and inserting each name once still cost 1.0 of 2.9 s. Records
     /// outside the zone are returned (their names), not loaded.
     fn build(origin: Name, mut records: Vec<Record>) -> Result<(ZoneData, Vec<String>), ZoneError> {
         let mut outside = Vec::new();
         records.retain_mut(|rec| {
-            rec.name = fqdn_lower(&rec.name);
+            // Most files are lowercase already: no new name for those.
+            if !rec.name.is_fqdn() || rec.name.iter().flatten().any(u8::is_ascii_uppercase) {
+                rec.name = fqdn_lower(&rec.name);
+            }
             let inside = origin.zone_of(&rec.name);
             if !inside {
                 outside.push(rec.name.to_string());
@@ -157,12 +164,8 @@ impl ZoneData {
         // Each record taken once, in order, a stand-in left in its place.
         let stand_in = Record::from_rdata(Name::root(), 0, RData::Update0(RecordType::A));
         let mut take = |i: u32| std::mem::replace(&mut records[i as usize], stand_in.clone());
-        let mut rrsets = imbl::OrdMap::new();
-        // Every other name first, then the rest: inserted in order alone,
-        // each leaf of imbl's B-tree would be split in two halves when full
-        // and never filled again (half its slots empty, ~100 MB at a
-        // million names); the second pass fills the gaps the first left.
-        let mut second = Vec::new();
+        let names = order.iter().filter(|&&i| i & SAME_OWNER == 0).count();
+        let mut entries = Vec::with_capacity(names);
         for group in order.chunk_by(|_, b| b & SAME_OWNER != 0) {
             let mut types = Types::new();
             let first = take(group[0]);
@@ -171,16 +174,9 @@ impl ZoneData {
             for &i in &group[1..] {
                 add_to(&mut types, take(i & !SAME_OWNER));
             }
-            if rrsets.len() > second.len() {
-                second.push((name, types));
-            } else {
-                rrsets.insert(name, types);
-            }
+            entries.push((name, types));
         }
-        drop((order, records));
-        for (name, types) in second {
-            rrsets.insert(name, types);
-        }
+        let rrsets = ZoneMap::from_sorted(entries);
         Ok((ZoneData { origin, rrsets }, outside))
     }
 
@@ -196,7 +192,7 @@ impl ZoneData {
                 origin: Box::new(self.origin.clone()),
             });
         }
-        add_to(self.rrsets.entry(name).or_default(), rec.clone());
+        add_to(self.rrsets.or_default(name), rec.clone());
         Ok(())
     }
 
@@ -324,7 +320,7 @@ impl ZoneData {
         let name = fqdn_lower(name);
         match set {
             Some(set) if !set.rdatas.is_empty() => {
-                self.rrsets.entry(name).or_default().insert(rtype, set);
+                self.rrsets.or_default(name).insert(rtype, set);
             }
             _ => {
                 if let Some(types) = self.rrsets.get_mut(&name) {

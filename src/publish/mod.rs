@@ -34,7 +34,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::sync::mpsc;
 
 use crate::proto::dnssec::rrsig_covers;
-use crate::proto::zone::{address_rrsets, fqdn_lower, RRset, Types, ZoneData};
+use crate::proto::zone::{address_rrsets, fqdn_lower, DiffItem, RRset, Types, ZoneData};
 use crate::sign::Signer;
 use crate::snapshot::{compile, recompile, Diff, Snapshot};
 pub use journal::{Entry as JournalEntry, JournalError};
@@ -535,15 +535,15 @@ impl Publisher {
             let old = prev.map(|c| c.data.clone());
             let old = old.as_deref().unwrap_or(&z.current);
             // The persistent map skips the parts both versions share.
-            changed =
-                old.rrsets
-                    .diff(&data.rrsets)
-                    .map(|d| match d {
-                        imbl::ordmap::DiffItem::Add(n, _)
-                        | imbl::ordmap::DiffItem::Remove(n, _) => n.clone(),
-                        imbl::ordmap::DiffItem::Update { new: (n, _), .. } => n.clone(),
-                    })
-                    .collect();
+            changed = old
+                .rrsets
+                .diff(&data.rrsets)
+                .into_iter()
+                .map(|d| match d {
+                    DiffItem::Add(n, _) | DiffItem::Remove(n, _) => n.clone(),
+                    DiffItem::Update { new: (n, _), .. } => n.clone(),
+                })
+                .collect();
             let ch = update::diff(old, &data, &changed);
             // The apex's SOA and its signature change with every serial;
             // the compiler recompiles the apex anyway.

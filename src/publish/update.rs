@@ -208,8 +208,7 @@ fn apply_record(zone: &mut ZoneData, rr: &Record) -> bool {
             }
             let set = zone
                 .rrsets
-                .entry(name.clone())
-                .or_default()
+                .or_default(name.clone())
                 .get_or_insert_with(rtype, || RRset {
                     ttl: rr.ttl,
                     rdatas: Vec::new(),

@@ -8,9 +8,8 @@
 use std::collections::BTreeSet;
 
 use hickory_proto::rr::{Name, RecordType};
-use imbl::ordmap::DiffItem;
 
-use crate::proto::zone::{cut_of, Types};
+use crate::proto::zone::{cut_of, DiffItem, Types};
 
 use super::{managed, Cache, KeyState, RRset, SignStats, Signer, ZoneData};
 

@@ -312,8 +312,7 @@ impl Signer {
             let (ttls, rdatas): (Vec<u32>, Vec<RData>) = list.into_iter().unzip();
             let ttl = ttls.iter().copied().min().unwrap_or(0);
             z.rrsets
-                .entry(name)
-                .or_default()
+                .or_default(name)
                 .insert(RecordType::RRSIG, RRset { ttl, rdatas, ttls });
         }
         self.cache = fresh;

@@ -33,6 +33,7 @@ use super::denial::Chain;
 use super::encode::Mode;
 use super::nodes::NodeMap;
 use super::{name_wire, CompiledZone, Dname, Node};
+use crate::memory::two_cores;
 use crate::proto::dnssec::rrsig_covers;
 use crate::proto::zone::{fqdn_lower, RRset, Types, ZoneData};
 
@@ -405,10 +406,6 @@ fn compiled(
         }
     }
     (Arc::from(name_wire(name)), Arc::new(node))
-}
-
-fn two_cores() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
 }
 
 /// The zone-wide parts (NXDOMAIN, NODATA) around compiled nodes.

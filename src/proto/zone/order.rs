@@ -47,7 +47,7 @@ pub(super) const SAME_OWNER: u32 = 1 << 31;
 pub(super) fn canonical_order(records: &[Record]) -> Vec<u32> {
     let n = records.len();
     assert!(n < SAME_OWNER as usize, "fewer than 2^31 records");
-    let two = std::thread::available_parallelism().is_ok_and(|c| c.get() >= 2);
+    let two = crate::memory::two_cores();
     let keyed = |from, to| Keys::room(records, from, to).sorted(records, from, to);
     let (a, b) = if n < SORT_SPLIT_FROM || !two {
         (keyed(0, n), keyed(n, n))

@@ -21,6 +21,7 @@
 mod complex;
 mod error;
 mod fields;
+mod halves;
 mod lexer;
 mod names;
 pub mod rdata;
@@ -102,11 +103,7 @@ impl State {
                 return;
             }
         };
-        for e in entries {
-            if let Err(error) = self.entry(&e, dir, depth) {
-                self.error(file, e.line, error);
-            }
-        }
+        self.entries(&entries, file, dir, depth);
     }
 
     fn error(&mut self, file: &str, line: usize, error: SyntaxError) {
