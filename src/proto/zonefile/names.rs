@@ -17,6 +17,37 @@ pub fn name(s: &str, origin: &Name) -> R<Name> {
     if s == "." {
         return Ok(Name::root());
     }
+    if !s.is_empty() && !s.contains('\\') {
+        return plain(s, origin);
+    }
+    escaped(s, origin)
+}
+
+/// [`name`] for text without escapes, nearly every name of a large file:
+/// the labels borrowed from the text and the origin's appended in the same
+/// construction. The general path's vector per label and second copy for
+/// the origin were a sixth of a million-record file's parse (perf).
+fn plain(s: &str, origin: &Name) -> R<Name> {
+    let body = s.strip_suffix('.');
+    let labels = || body.unwrap_or(s).split('.');
+    if labels().any(str::is_empty) {
+        return Err(SyntaxError::name(s, NameProblem::EmptyLabel));
+    }
+    if let Some(l) = labels().find(|l| l.len() > 63) {
+        return Err(SyntaxError::name(s, NameProblem::LongLabel(l.len())));
+    }
+    let own = labels().map(str::as_bytes);
+    let n = match body {
+        Some(_) => Name::from_labels(own),
+        None => Name::from_labels(own.chain(origin.iter())),
+    };
+    let mut n = n.map_err(|e| SyntaxError::name(s, e))?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+/// [`name`] in general: `\X` and `\DDD` escapes.
+fn escaped(s: &str, origin: &Name) -> R<Name> {
     let b = s.as_bytes();
     let mut labels: Vec<Vec<u8>> = Vec::new();
     let mut cur = Vec::new();
@@ -132,5 +163,44 @@ pub fn rtype(s: &str) -> Option<RecordType> {
                 .map(|(_, c)| RecordType::from(*c)),
         },
         Ok(t) => Some(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path gives what the general one gives, names and errors.
+    #[test]
+    fn plain_names_as_the_general_path_reads_them() {
+        let origin = Name::from_ascii("Example.ORG.").unwrap();
+        let long = "x".repeat(64);
+        let deep = vec!["abcdefghij"; 30].join(".");
+        for s in [
+            "a",
+            "A.b",
+            "a.b.",
+            "www.Example.com.",
+            "*",
+            "*.w",
+            "..",
+            "a..b",
+            ".a",
+            "a..",
+            "a.",
+            &long,
+            &deep,
+            "-._x",
+            "h999999.ggon",
+        ] {
+            let (p, e) = (plain(s, &origin), escaped(s, &origin));
+            match (&p, &e) {
+                (Ok(a), Ok(b)) => {
+                    assert!(a.eq_case(b) && a.is_fqdn() == b.is_fqdn(), "{s}: {a} {b}")
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{s}"),
+                _ => panic!("{s}: {p:?} against {e:?}"),
+            }
+        }
     }
 }
