@@ -292,7 +292,6 @@ fn read_public(path: &Path) -> Result<(String, u16, u8, Vec<u8>), KeyError> {
     let parsed = crate::proto::zonefile::parse_with_ttl(&text, Some(path), &root, Some(0))
         .map_err(|e| bad(KeyFormat::ZoneFile(e)))?;
     let rec = parsed
-        .records
         .iter()
         .find(|r| r.record_type() == hickory_proto::rr::RecordType::DNSKEY)
         .ok_or_else(|| bad(KeyFormat::NoDnskey))?;

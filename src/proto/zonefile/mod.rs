@@ -42,8 +42,20 @@ use lexer::{Entry, Token};
 /// What a master file holds, and what deserved a word.
 #[derive(Debug, Default)]
 pub struct Parsed {
+    /// The records in file order: these, then [`Self::rest`].
     pub records: Vec<Record>,
+    /// The records of the file's second half when it was parsed in two
+    /// (see [`halves`]), else none. Kept apart: appending them to
+    /// `records` moved 140 MB at a million records.
+    pub rest: Vec<Record>,
     pub warnings: Vec<String>,
+}
+
+impl Parsed {
+    /// Every record, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().chain(&self.rest)
+    }
 }
 
 /// Parse master-file `text` (from `path`, for messages and `$INCLUDE`).
