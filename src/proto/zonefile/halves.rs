@@ -66,19 +66,13 @@ impl State {
             return self.run(entries, file, dir, depth);
         };
         let second = || State {
-            origin: origin.clone(),
-            default_ttl: Some(ttl),
-            last_ttl: None,
-            soa_minimum: None,
-            last_owner: None,
             // Made here, filled there: a large block freed later goes back
             // to this thread's allocator arena, not to one left resident.
             out: Parsed {
                 records: Vec::with_capacity(entries.len() - at),
                 ..Parsed::default()
             },
-            errors: Vec::new(),
-            warned_ttl: false,
+            ..State::new(origin.clone(), Some(ttl))
         };
         self.out.records.reserve(at);
         let (first, rest) = entries.split_at(at);
@@ -155,16 +149,7 @@ mod tests {
         let origin = Name::from_ascii("example.").unwrap();
         let whole = format!("{text}$TTL 300\n");
         let entries = super::super::lexer::entries(&text).unwrap();
-        let state = State {
-            origin: origin.clone(),
-            default_ttl: None,
-            last_ttl: None,
-            soa_minimum: None,
-            last_owner: None,
-            out: Parsed::default(),
-            errors: Vec::new(),
-            warned_ttl: false,
-        };
+        let state = State::new(origin.clone(), None);
         assert!(state.cut(&entries, 0).is_some() || !crate::memory::two_cores());
         let whole_entries = super::super::lexer::entries(&whole).unwrap();
         assert!(state.cut(&whole_entries, 0).is_none());

@@ -72,16 +72,7 @@ pub fn parse_with_ttl(
     origin: &Name,
     ttl: Option<u32>,
 ) -> Result<Parsed, Vec<FileError>> {
-    let mut p = State {
-        origin: origin.clone(),
-        default_ttl: ttl,
-        last_ttl: None,
-        soa_minimum: None,
-        last_owner: None,
-        out: Parsed::default(),
-        errors: Vec::new(),
-        warned_ttl: false,
-    };
+    let mut p = State::new(origin.clone(), ttl);
     let file = path
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "zone".into());
@@ -107,6 +98,21 @@ struct State {
 const MAX_INCLUDE_DEPTH: usize = 8;
 
 impl State {
+    /// The state at a file's start, under `origin` and with `default_ttl`
+    /// as if `$TTL` had set it.
+    fn new(origin: Name, default_ttl: Option<u32>) -> State {
+        State {
+            origin,
+            default_ttl,
+            last_ttl: None,
+            soa_minimum: None,
+            last_owner: None,
+            out: Parsed::default(),
+            errors: Vec::new(),
+            warned_ttl: false,
+        }
+    }
+
     fn file(&mut self, text: &str, file: &str, dir: Option<&Path>, depth: usize) {
         let entries = match lexer::entries(text) {
             Ok(e) => e,
