@@ -534,7 +534,7 @@ impl Publisher {
             prev = now.zone(origin);
             let old = prev.map(|c| c.data.clone());
             let old = old.as_deref().unwrap_or(&z.current);
-            // The persistent map skips the parts both versions share.
+            // Two versions of one load: only their overlays are compared.
             changed = old
                 .rrsets
                 .diff(&data.rrsets)
