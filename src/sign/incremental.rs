@@ -104,7 +104,7 @@ impl Signer {
                     RecordType::RRSIG,
                     RRset {
                         ttl,
-                        rdatas: sigs,
+                        rdatas: sigs.into(),
                         ttls,
                     },
                 );

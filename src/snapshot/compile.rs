@@ -107,7 +107,7 @@ impl<'z> Compiler<'z> {
             return Vec::new();
         };
         rrs(owner, sigs)
-            .filter(|rr| rrsig_covers(rr.rdata) == Some(rtype))
+            .filter(|rr| rrsig_covers(&rr.rdata.get()) == Some(rtype))
             .collect()
     }
 
@@ -200,7 +200,7 @@ impl<'z> Compiler<'z> {
     fn additional<'a>(&'a self, set: &'a RRset) -> Vec<Rr<'a>> {
         let mut out = Vec::new();
         for rd in &set.rdatas {
-            let target = match rd {
+            let target = match &*rd {
                 RData::NS(ns) => &ns.0,
                 RData::MX(mx) => &mx.exchange,
                 RData::SRV(srv) => &srv.target,
@@ -397,7 +397,7 @@ impl<'z> Compiler<'z> {
             }
             let mut ans = self.set(name, *rtype, set);
             if *rtype == RecordType::RRSIG {
-                ans.retain(|rr| rrsig_covers(rr.rdata) != Some(RecordType::NSEC3));
+                ans.retain(|rr| rrsig_covers(&rr.rdata.get()) != Some(RecordType::NSEC3));
                 if ans.is_empty() {
                     continue;
                 }
@@ -474,7 +474,7 @@ pub(super) fn hashed_only(types: &Types) -> bool {
             RecordType::RRSIG => set
                 .rdatas
                 .iter()
-                .all(|rd| rrsig_covers(rd) == Some(RecordType::NSEC3)),
+                .all(|rd| rrsig_covers(&rd) == Some(RecordType::NSEC3)),
             _ => false,
         })
 }

@@ -21,6 +21,7 @@
 //! right for what it accepts, and the test in incremental_tests.rs checks
 //! it against full compiles.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -93,11 +94,11 @@ impl Index {
                 serial_deps.push(owner.clone());
             }
             for rd in types.values().flat_map(|s| &s.rdatas) {
-                if let Some(t) = target_of(rd) {
+                if let Some(t) = target_of(&rd) {
                     let t = fqdn_lower(t);
                     // A chain through a DNAME holds the data of the names
                     // it synthesizes.
-                    let through = match rd {
+                    let through = match &*rd {
                         RData::CNAME(_) => synthesized_targets(zone, &dnames, &t),
                         _ => Vec::new(),
                     };
@@ -167,7 +168,7 @@ fn chain_same(old: &ZoneData, data: &ZoneData, changed: &BTreeSet<Name>) -> bool
                 s.rdatas
                     .iter()
                     .filter(|r| rrsig_covers(r).is_some_and(denial))
-                    .cloned()
+                    .map(Cow::into_owned)
                     .collect()
             })
             .unwrap_or_default();
