@@ -98,87 +98,150 @@ impl fmt::Debug for Rd {
 }
 
 /// The RDATAs of an RRset, in order (see the module doc).
-#[derive(Clone, PartialEq, Default)]
-pub struct Rdatas(Vec<Rd>);
+///
+/// One RDATA, what most RRsets of a large zone hold, is kept in place:
+/// the type is 24 bytes, as a `Vec` is, and such an RRset allocates
+/// nothing (a `Vec<Rd>` took a 32-byte heap block for it, 31 MiB of a
+/// million-record zone). Two or more are in a boxed `Vec`, which keeps
+/// the type that small.
+#[derive(Clone, Default)]
+pub struct Rdatas(Store);
+
+#[derive(Clone, Default)]
+enum Store {
+    #[default]
+    Empty,
+    One(Rd),
+    // Boxed on purpose: a Vec here would make the type 32 bytes.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Rd>>),
+}
 
 /// What iterating over [`Rdatas`] yields.
 pub type Iter<'a> = std::iter::Map<std::slice::Iter<'a, Rd>, fn(&'a Rd) -> Cow<'a, RData>>;
 
 impl Rdatas {
     pub fn new() -> Rdatas {
-        Rdatas(Vec::new())
+        Rdatas(Store::Empty)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.stored().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.stored().is_empty()
     }
 
     /// The RDATAs as hickory's type (see [`Rd::get`]).
     pub fn iter(&self) -> Iter<'_> {
-        self.0.iter().map(Rd::get)
+        self.stored().iter().map(Rd::get)
     }
 
     /// The RDATAs as stored: for writing them without making `RData`s.
     pub fn stored(&self) -> &[Rd] {
-        &self.0
+        match &self.0 {
+            Store::Empty => &[],
+            Store::One(rd) => std::slice::from_ref(rd),
+            Store::Many(v) => v,
+        }
     }
 
     pub fn first(&self) -> Option<Cow<'_, RData>> {
-        self.0.first().map(Rd::get)
+        self.stored().first().map(Rd::get)
     }
 
     pub fn get(&self, i: usize) -> Option<Cow<'_, RData>> {
-        self.0.get(i).map(Rd::get)
+        self.stored().get(i).map(Rd::get)
     }
 
     /// The first RDATA to change in place, when it is a boxed one: None
     /// for an address (A, AAAA), which is not stored as an `RData`. For
     /// the SOA, which always is.
     pub fn first_mut(&mut self) -> Option<&mut RData> {
-        match self.0.first_mut().map(|rd| &mut rd.0) {
+        let first = match &mut self.0 {
+            Store::Empty => None,
+            Store::One(rd) => Some(rd),
+            Store::Many(v) => v.first_mut(),
+        };
+        match first.map(|rd| &mut rd.0) {
             Some(Repr::Other(rd)) => Some(rd),
             _ => None,
         }
     }
 
-    pub fn push(&mut self, rd: RData) {
-        self.0.push(rd.into());
+    /// The RDATAs in a `Vec` with room for `additional` more (one in
+    /// place moves there).
+    fn many(&mut self, additional: usize) -> &mut Vec<Rd> {
+        if !matches!(self.0, Store::Many(_)) {
+            let mut v = Vec::with_capacity(self.len() + additional);
+            if let Store::One(rd) = std::mem::take(&mut self.0) {
+                v.push(rd);
+            }
+            self.0 = Store::Many(Box::new(v));
+        }
+        match &mut self.0 {
+            Store::Many(v) => v,
+            _ => unreachable!("made just above"),
+        }
     }
 
+    pub fn push(&mut self, rd: RData) {
+        match self.0 {
+            Store::Empty => self.0 = Store::One(rd.into()),
+            _ => self.many(1).push(rd.into()),
+        }
+    }
+
+    /// Room for `additional` more, exactly (as `Vec::reserve_exact`);
+    /// none needed for the first, which is kept in place.
     pub fn reserve_exact(&mut self, additional: usize) {
-        self.0.reserve_exact(additional);
+        if !self.is_empty() {
+            self.many(additional).reserve_exact(additional);
+        }
     }
 
     pub fn retain(&mut self, mut keep: impl FnMut(&RData) -> bool) {
-        self.0.retain(|rd| keep(&rd.get()));
+        match &mut self.0 {
+            Store::Empty => {}
+            Store::One(rd) => {
+                if !keep(&rd.get()) {
+                    self.0 = Store::Empty;
+                }
+            }
+            Store::Many(v) => {
+                v.retain(|rd| keep(&rd.get()));
+                if v.len() < 2 {
+                    // Back in place (or nothing): no box for one.
+                    self.0 = v.pop().map_or(Store::Empty, Store::One);
+                }
+            }
+        }
     }
 
     pub fn contains(&self, rd: &RData) -> bool {
-        self.0.iter().any(|x| x.is(rd))
+        self.stored().iter().any(|x| x.is(rd))
     }
 
     pub fn to_vec(&self) -> Vec<RData> {
         self.iter().map(Cow::into_owned).collect()
     }
-
-    pub fn into_vec(self) -> Vec<RData> {
-        self.0.into_iter().map(Rd::into_rdata).collect()
-    }
 }
 
 impl From<Vec<RData>> for Rdatas {
     fn from(v: Vec<RData>) -> Rdatas {
-        Rdatas(v.into_iter().map(Rd::from).collect())
+        v.into_iter().collect()
     }
 }
 
 impl FromIterator<RData> for Rdatas {
     fn from_iter<I: IntoIterator<Item = RData>>(iter: I) -> Rdatas {
-        Rdatas(iter.into_iter().map(Rd::from).collect())
+        let mut v: Vec<Rd> = iter.into_iter().map(Rd::from).collect();
+        Rdatas(match v.len() {
+            0 => Store::Empty,
+            1 => Store::One(v.pop().expect("one")),
+            _ => Store::Many(Box::new(v)),
+        })
     }
 }
 
@@ -191,9 +254,16 @@ impl<'a> IntoIterator for &'a Rdatas {
     }
 }
 
+/// Element by element: one RDATA is the same in place or in a `Vec`.
+impl PartialEq for Rdatas {
+    fn eq(&self, other: &Rdatas) -> bool {
+        self.stored() == other.stored()
+    }
+}
+
 impl PartialEq<Vec<RData>> for Rdatas {
     fn eq(&self, other: &Vec<RData>) -> bool {
-        self.len() == other.len() && self.0.iter().zip(other).all(|(a, b)| a.is(b))
+        self.len() == other.len() && self.stored().iter().zip(other).all(|(a, b)| a.is(b))
     }
 }
 
@@ -223,8 +293,38 @@ mod tests {
 
     #[test]
     fn an_entry_is_small() {
-        // The point of the type: 24 bytes, not 192.
+        // The point of the types: 24 bytes an entry, not 192; one in place.
         assert_eq!(std::mem::size_of::<Rd>(), 24);
+        assert_eq!(std::mem::size_of::<Rdatas>(), 24);
+    }
+
+    #[test]
+    fn one_is_kept_in_place_and_more_grow_one_slot_at_a_time() {
+        let mut r = Rdatas::new();
+        r.reserve_exact(1);
+        r.push(RData::A(A::new(192, 0, 2, 1)));
+        assert!(matches!(r.0, Store::One(_)));
+        for n in 2..=4u8 {
+            r.reserve_exact(1);
+            r.push(RData::A(A::new(192, 0, 2, n)));
+            match &r.0 {
+                Store::Many(v) => assert_eq!(v.capacity(), usize::from(n)),
+                _ => panic!("{n} RDATAs not in a Vec"),
+            }
+        }
+        let one = Rdatas::from(vec![RData::A(A::new(192, 0, 2, 4))]);
+        assert_ne!(r, one);
+        r.retain(|d| d == &RData::A(A::new(192, 0, 2, 4)));
+        assert!(matches!(r.0, Store::One(_)));
+        assert_eq!(r, one);
+        // Equal however stored: one in place or in a Vec with room for more.
+        let mut roomy = one.clone();
+        roomy.reserve_exact(1);
+        assert!(matches!(roomy.0, Store::Many(_)));
+        assert_eq!(roomy, one);
+        assert_eq!(format!("{roomy:?}"), format!("{one:?}"));
+        roomy.retain(|_| false);
+        assert!(roomy.is_empty() && matches!(roomy.0, Store::Empty));
     }
 
     #[test]
@@ -233,7 +333,6 @@ mod tests {
         let r = Rdatas::from(v.clone());
         assert_eq!(r.len(), 3);
         assert_eq!(r.to_vec(), v);
-        assert_eq!(r.clone().into_vec(), v);
         assert_eq!(r, v);
         assert_eq!(r.first().as_deref(), Some(&v[0]));
         assert_eq!(r.get(2).as_deref(), Some(&v[2]));
