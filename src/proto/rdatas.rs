@@ -55,6 +55,16 @@ impl Rd {
         }
     }
 
+    /// The RDATA when it is kept as hickory's type: all but an address.
+    /// For a walk that looks for other types only (the names NS, MX,
+    /// CNAME... point to), so it makes no `RData` for every address.
+    pub fn boxed(&self) -> Option<&RData> {
+        match &self.0 {
+            Repr::Other(rd) => Some(rd),
+            _ => None,
+        }
+    }
+
     pub fn into_rdata(self) -> RData {
         match self.0 {
             Repr::A(a) => RData::A(A(a)),
@@ -339,6 +349,8 @@ mod tests {
         assert_eq!(format!("{r:?}"), format!("{v:?}"));
         let types: Vec<_> = r.stored().iter().map(Rd::record_type).collect();
         assert_eq!(types, [RecordType::A, RecordType::AAAA, RecordType::CNAME]);
+        let boxed: Vec<_> = r.stored().iter().filter_map(Rd::boxed).collect();
+        assert_eq!(boxed, [&v[2]]);
     }
 
     #[test]

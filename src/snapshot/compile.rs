@@ -11,6 +11,7 @@ use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, Dname, Node, Prepared, Rare};
 use crate::proto::dnssec::rrsig_covers;
+use crate::proto::rdatas::Rd;
 use crate::proto::zone::{RRset, Types, ZoneData};
 
 /// What a name resolves to inside the zone, at compile time.
@@ -199,8 +200,8 @@ impl<'z> Compiler<'z> {
     /// In-zone address records for names in NS/MX/SRV data.
     fn additional<'a>(&'a self, set: &'a RRset) -> Vec<Rr<'a>> {
         let mut out = Vec::new();
-        for rd in &set.rdatas {
-            let target = match &*rd {
+        for rd in set.rdatas.stored().iter().filter_map(Rd::boxed) {
+            let target = match rd {
                 RData::NS(ns) => &ns.0,
                 RData::MX(mx) => &mx.exchange,
                 RData::SRV(srv) => &srv.target,

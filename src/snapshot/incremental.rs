@@ -35,6 +35,7 @@ use super::encode::Mode;
 use super::nodes::NodeMap;
 use super::{name_wire, CompiledZone, Dname, Node};
 use crate::proto::dnssec::rrsig_covers;
+use crate::proto::rdatas::Rd;
 use crate::proto::zone::{fqdn_lower, RRset, Types, ZoneData};
 
 /// What a full compile learned that an incremental one reuses.
@@ -93,12 +94,13 @@ impl Index {
             {
                 serial_deps.push(owner.clone());
             }
-            for rd in types.values().flat_map(|s| &s.rdatas) {
-                if let Some(t) = target_of(&rd) {
+            let boxed = types.values().flat_map(|s| s.rdatas.stored());
+            for rd in boxed.filter_map(Rd::boxed) {
+                if let Some(t) = target_of(rd) {
                     let t = fqdn_lower(t);
                     // A chain through a DNAME holds the data of the names
                     // it synthesizes.
-                    let through = match &*rd {
+                    let through = match rd {
                         RData::CNAME(_) => synthesized_targets(zone, &dnames, &t),
                         _ => Vec::new(),
                     };
