@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod client;
 pub mod codes;
 pub mod dnssec;
+pub mod rdatas;
 pub mod tsig;
 pub mod types;
 pub mod zone;

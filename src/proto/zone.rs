@@ -7,12 +7,14 @@
 //! (replace one RRset). It must not encode answers or know about the wire path:
 //! [`crate::snapshot`] compiles a `ZoneData` into ready answers.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+pub use super::rdatas::Rdatas;
 pub use super::types::Types;
 pub use map::{DiffItem, ZoneMap};
 pub use order::canonical_key;
@@ -25,7 +27,8 @@ mod order;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RRset {
     pub ttl: u32,
-    pub rdatas: Vec<RData>,
+    /// Compact: an A record is not a 192-byte `RData` (see [`Rdatas`]).
+    pub rdatas: Rdatas,
     /// RRSIG only: each signature keeps the TTL of the RRset it covers
     /// (RFC 4034 3), one per entry of `rdatas`; empty for every other type.
     pub ttls: Vec<u32>,
@@ -35,7 +38,7 @@ impl RRset {
     pub fn new(ttl: u32, rdatas: Vec<RData>) -> RRset {
         RRset {
             ttl,
-            rdatas,
+            rdatas: rdatas.into(),
             ttls: Vec::new(),
         }
     }
@@ -222,7 +225,7 @@ impl ZoneData {
             // a record ggond cannot encode is refused at load (and by
             // --check-config), never met later by the query path's compiler.
             for (rtype, set) in types {
-                for rd in &set.rdatas {
+                for rd in set.rdatas.stored() {
                     buf.clear();
                     if let Err(e) = rd.emit(&mut BinEncoder::new(&mut buf)) {
                         return Err(ZoneError::Unencodable {
@@ -264,7 +267,7 @@ impl ZoneData {
             .and_then(|t| t.get(&RecordType::SOA))
             .and_then(|s| s.rdatas.first())
         {
-            Some(RData::SOA(soa)) => soa,
+            Some(Cow::Borrowed(RData::SOA(soa))) => soa,
             _ => unreachable!("ZoneData::check guarantees an SOA"),
         }
     }
@@ -292,10 +295,11 @@ impl ZoneData {
 
     /// The SOA RRset as negative answers carry it (with [`Self::negative_ttl`]).
     pub fn negative_soa(&self) -> RRset {
-        RRset::new(
-            self.negative_ttl(),
-            self.rrsets[&self.origin][&RecordType::SOA].rdatas.clone(),
-        )
+        RRset {
+            ttl: self.negative_ttl(),
+            rdatas: self.rrsets[&self.origin][&RecordType::SOA].rdatas.clone(),
+            ttls: Vec::new(),
+        }
     }
 
     /// Whether `other`'s SOA is this one's but for the serial (same TTL,
@@ -345,10 +349,9 @@ impl ZoneData {
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
         self.rrsets.iter().flat_map(|(name, types)| {
             types.values().flat_map(move |set| {
-                set.rdatas
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, rd)| Record::from_rdata(name.clone(), set.ttl_of(i), rd.clone()))
+                set.rdatas.iter().enumerate().map(move |(i, rd)| {
+                    Record::from_rdata(name.clone(), set.ttl_of(i), rd.into_owned())
+                })
             })
         })
     }
@@ -370,13 +373,13 @@ fn add_to(types: &mut Types, rec: Record) {
     let set = types.get_or_insert_with(rtype, || RRset::new(rec.ttl, Vec::new()));
     set.ttl = set.ttl.min(rec.ttl);
     let data = normalized(rec.data);
-    if !set.rdatas.iter().any(|x| same_rdata(x, &data)) {
+    if !set.rdatas.iter().any(|x| same_rdata(&x, &data)) {
         if rtype == RecordType::RRSIG && set.ttls.len() == set.rdatas.len() {
             set.ttls.push(rec.ttl);
         }
         if set.rdatas.len() < 4 {
             // Most RRsets hold one or two records; the usual growth
-            // would reserve room for four RDATAs (184 bytes each).
+            // would reserve room for four at once.
             set.rdatas.reserve_exact(1);
         }
         set.rdatas.push(data);
@@ -551,7 +554,7 @@ mod tests {
             RecordType::A,
             Some(RRset {
                 ttl: 30,
-                rdatas: vec![a("127.0.0.81")],
+                rdatas: vec![a("127.0.0.81")].into(),
                 ttls: Vec::new(),
             }),
         );

@@ -24,6 +24,7 @@ pub mod rfc2136;
 pub mod update;
 mod zone_update;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -665,7 +666,7 @@ fn serial_only(old: &ZoneData, new: &ZoneData) -> bool {
     let (Some(a), Some(b)) = (old.rrsets.get(&old.origin), new.rrsets.get(&new.origin)) else {
         return false;
     };
-    fn sigs(m: &Types) -> impl Iterator<Item = &RData> {
+    fn sigs(m: &Types) -> impl Iterator<Item = Cow<'_, RData>> {
         m.get(&RecordType::RRSIG)
             .into_iter()
             .flat_map(|s| &s.rdatas)

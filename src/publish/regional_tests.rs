@@ -140,7 +140,7 @@ impl Rig {
         data.rrsets[&self.origin][&RecordType::DNSKEY]
             .rdatas
             .iter()
-            .map(|rd| match rd {
+            .map(|rd| match &*rd {
                 RData::DNSSEC(DNSSECRData::DNSKEY(k)) => k.clone(),
                 other => panic!("not a DNSKEY: {other:?}"),
             })

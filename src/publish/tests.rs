@@ -50,10 +50,11 @@ fn publish_replaces_the_rrset_and_bumps_the_serial() {
     let s = snap.load();
     let data = &s.zone(&origin).unwrap().data;
     let a = &data.rrsets[&cic][&RecordType::A];
-    assert_eq!(a.rdatas.len(), 1);
     assert_eq!(
-        a.rdatas[0],
-        RData::A("127.0.0.12".parse::<std::net::Ipv4Addr>().unwrap().into())
+        a.rdatas,
+        vec![RData::A(
+            "127.0.0.12".parse::<std::net::Ipv4Addr>().unwrap().into()
+        )]
     );
     assert_eq!(data.serial(), 22);
 }
@@ -144,7 +145,7 @@ fn publish_at_takes_the_given_serial_even_a_lower_one() {
     assert_eq!(snap.load().zone(&origin).unwrap().serial, 20);
     let loaded = snap.load();
     let a = &loaded.zone(&origin).unwrap().data.rrsets[&cic][&RecordType::A];
-    assert_eq!(a.rdatas[0].to_string(), "127.0.0.12");
+    assert_eq!(a.rdatas.first().unwrap().to_string(), "127.0.0.12");
 }
 
 /// Records what an RFC 2136 remote would be told.

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordData, RecordType};
 
-use crate::proto::zone::{fqdn_lower, RRset, ZoneData};
+use crate::proto::zone::{fqdn_lower, RRset, Rdatas, ZoneData};
 
 pub use crate::proto::codes::rcode::{
     FORMERR, NOERROR, NOTZONE, NXDOMAIN, NXRRSET, REFUSED, YXDOMAIN, YXRRSET,
@@ -113,7 +113,7 @@ pub fn check_prerequisites(current: &ZoneData, msg: &Message) -> Result<(), Reje
             .rrsets
             .get(&name)
             .and_then(|t| t.get(&rtype))
-            .map(|s| s.rdatas.clone())
+            .map(|s| s.rdatas.to_vec())
             .unwrap_or_default();
         want.sort();
         want.dedup();
@@ -211,7 +211,7 @@ fn apply_record(zone: &mut ZoneData, rr: &Record) -> bool {
                 .or_default(name.clone())
                 .get_or_insert_with(rtype, || RRset {
                     ttl: rr.ttl,
-                    rdatas: Vec::new(),
+                    rdatas: Rdatas::new(),
                     ttls: Vec::new(),
                 });
             set.ttl = rr.ttl;
@@ -265,7 +265,7 @@ pub fn diff(old: &ZoneData, new: &ZoneData, names: &BTreeSet<Name>) -> Change {
             .flat_map(|(_, s)| {
                 s.rdatas
                     .iter()
-                    .map(|d| Record::from_rdata(n.clone(), s.ttl, d.clone()))
+                    .map(|d| Record::from_rdata(n.clone(), s.ttl, d.into_owned()))
             })
             .collect()
     };

@@ -364,7 +364,7 @@ fn apply_transfer(
         RecordType::SOA,
         Some(crate::proto::zone::RRset {
             ttl: recs[0].ttl,
-            rdatas: vec![recs[0].data.clone()],
+            rdatas: vec![recs[0].data.clone()].into(),
             ttls: Vec::new(),
         }),
     );

@@ -103,7 +103,7 @@ impl Signer {
                     RecordType::RRSIG,
                     RRset {
                         ttl,
-                        rdatas: sigs,
+                        rdatas: sigs.into(),
                         ttls,
                     },
                 );

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::proto::zone::{cut_of, RRset, ZoneData};
+use crate::proto::zone::{cut_of, RRset, Rdatas, ZoneData};
 use crate::proto::zonefile::decode;
 pub use keys::{KeyError, ZoneKey};
 use roll::{Roll, RollKind};
@@ -102,7 +102,7 @@ type Cache = HashMap<(Name, RecordType), Cached>;
 
 struct Cached {
     ttl: u32,
-    rdatas: Vec<RData>,
+    rdatas: Rdatas,
     tags: Vec<u16>,
     expiration: u32,
     sigs: Vec<RData>,
@@ -311,9 +311,14 @@ impl Signer {
         for (name, list) in sigs {
             let (ttls, rdatas): (Vec<u32>, Vec<RData>) = list.into_iter().unzip();
             let ttl = ttls.iter().copied().min().unwrap_or(0);
-            z.rrsets
-                .or_default(name)
-                .insert(RecordType::RRSIG, RRset { ttl, rdatas, ttls });
+            z.rrsets.or_default(name).insert(
+                RecordType::RRSIG,
+                RRset {
+                    ttl,
+                    rdatas: rdatas.into(),
+                    ttls,
+                },
+            );
         }
         self.cache = fresh;
         self.refresh_at = refresh_at;

@@ -52,7 +52,7 @@ fn cds_tags(z: &ZoneData) -> Vec<u16> {
             s.rdatas
                 .iter()
                 .map(|r| {
-                    let b = hickory_proto::serialize::binary::BinEncodable::to_bytes(r).unwrap();
+                    let b = hickory_proto::serialize::binary::BinEncodable::to_bytes(&*r).unwrap();
                     u16::from_be_bytes([b[0], b[1]])
                 })
                 .collect()

@@ -9,6 +9,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::keys::ZoneKey;
+use crate::proto::rdatas::Rdatas;
 
 pub use crate::proto::dnssec::{name_wire, nsec3_hash, timestamp};
 
@@ -40,7 +41,7 @@ pub struct SigParams<'a> {
 }
 
 /// An RRSIG RDATA (wire form) for the RRset `rdatas` made with `key`.
-pub fn sign_rrset(p: &SigParams<'_>, rdatas: &[RData], key: &ZoneKey) -> Vec<u8> {
+pub fn sign_rrset(p: &SigParams<'_>, rdatas: &Rdatas, key: &ZoneKey) -> Vec<u8> {
     let mut rdata = Vec::with_capacity(128);
     rdata.extend_from_slice(&u16::from(p.rtype).to_be_bytes());
     rdata.push(key.algorithm);
@@ -51,7 +52,7 @@ pub fn sign_rrset(p: &SigParams<'_>, rdatas: &[RData], key: &ZoneKey) -> Vec<u8>
     rdata.extend_from_slice(&key.tag.to_be_bytes());
     rdata.extend_from_slice(&name_wire(p.signer));
     let mut data = rdata.clone();
-    let mut rrs: Vec<Vec<u8>> = rdatas.iter().map(canonical_rdata).collect();
+    let mut rrs: Vec<Vec<u8>> = rdatas.iter().map(|rd| canonical_rdata(&rd)).collect();
     rrs.sort();
     rrs.dedup();
     let owner = name_wire(p.owner);

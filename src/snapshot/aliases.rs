@@ -14,6 +14,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable};
 use super::compile::{Compiler, Resolved};
 use super::encode::Rr;
 use super::Dname;
+use crate::proto::rdatas::Rd;
 use crate::proto::zone::{fqdn_lower, RRset};
 
 /// The aliases (CNAMEs, real or synthesized from a DNAME) one answer
@@ -33,7 +34,7 @@ pub(super) enum Link<'z> {
         owner: &'z Name,
         set: &'z RRset,
         from: Name,
-        cname: Option<RData>,
+        cname: Option<Rd>,
     },
 }
 
@@ -84,8 +85,8 @@ pub(super) fn dname_target(set: &RRset) -> Option<Name> {
 }
 
 fn cname_target(set: &RRset) -> Name {
-    match &set.rdatas[0] {
-        RData::CNAME(c) => fqdn_lower(&c.0),
+    match set.rdatas.first().as_deref() {
+        Some(RData::CNAME(c)) => fqdn_lower(&c.0),
         _ => unreachable!("a CNAME RRset holds CNAME data"),
     }
 }
@@ -112,7 +113,7 @@ impl<'z> Compiler<'z> {
                         return (links, End::At(target, Resolved::Elsewhere));
                     };
                     let next = substitute(&target, owner, &to);
-                    let cname = next.clone().map(|n| RData::CNAME(CNAME(n)));
+                    let cname = next.clone().map(|n| Rd::from(RData::CNAME(CNAME(n))));
                     links.push(Link::Dname {
                         owner,
                         set,

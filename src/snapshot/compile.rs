@@ -11,6 +11,7 @@ use super::denial::{Chain, Proof};
 use super::encode::{encode, rrs, Mode, Rr};
 use super::{name_wire, Dname, Node, Prepared, Rare};
 use crate::proto::dnssec::rrsig_covers;
+use crate::proto::rdatas::Rd;
 use crate::proto::zone::{RRset, Types, ZoneData};
 
 /// What a name resolves to inside the zone, at compile time.
@@ -107,7 +108,7 @@ impl<'z> Compiler<'z> {
             return Vec::new();
         };
         rrs(owner, sigs)
-            .filter(|rr| rrsig_covers(rr.rdata) == Some(rtype))
+            .filter(|rr| rrsig_covers(&rr.rdata.get()) == Some(rtype))
             .collect()
     }
 
@@ -199,7 +200,7 @@ impl<'z> Compiler<'z> {
     /// In-zone address records for names in NS/MX/SRV data.
     fn additional<'a>(&'a self, set: &'a RRset) -> Vec<Rr<'a>> {
         let mut out = Vec::new();
-        for rd in &set.rdatas {
+        for rd in set.rdatas.stored().iter().filter_map(Rd::boxed) {
             let target = match rd {
                 RData::NS(ns) => &ns.0,
                 RData::MX(mx) => &mx.exchange,
@@ -397,7 +398,7 @@ impl<'z> Compiler<'z> {
             }
             let mut ans = self.set(name, *rtype, set);
             if *rtype == RecordType::RRSIG {
-                ans.retain(|rr| rrsig_covers(rr.rdata) != Some(RecordType::NSEC3));
+                ans.retain(|rr| rrsig_covers(&rr.rdata.get()) != Some(RecordType::NSEC3));
                 if ans.is_empty() {
                     continue;
                 }
@@ -474,7 +475,7 @@ pub(super) fn hashed_only(types: &Types) -> bool {
             RecordType::RRSIG => set
                 .rdatas
                 .iter()
-                .all(|rd| rrsig_covers(rd) == Some(RecordType::NSEC3)),
+                .all(|rd| rrsig_covers(&rd) == Some(RecordType::NSEC3)),
             _ => false,
         })
 }

@@ -2,10 +2,11 @@
 //! answer goes through (see the module doc of [`super`] for the relative
 //! and independent forms).
 
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::Prepared;
+use crate::proto::rdatas::Rd;
 use crate::proto::zone::RRset;
 
 /// One resource record to encode.
@@ -13,15 +14,20 @@ use crate::proto::zone::RRset;
 pub(super) struct Rr<'a> {
     pub owner: &'a Name,
     pub ttl: u32,
-    pub rdata: &'a RData,
+    /// As stored: an address is written from its octets, no `RData` made.
+    pub rdata: &'a Rd,
 }
 
 pub(super) fn rrs<'a>(owner: &'a Name, set: &'a RRset) -> impl Iterator<Item = Rr<'a>> + 'a {
-    set.rdatas.iter().enumerate().map(move |(i, rdata)| Rr {
-        owner,
-        ttl: set.ttl_of(i),
-        rdata,
-    })
+    set.rdatas
+        .stored()
+        .iter()
+        .enumerate()
+        .map(move |(i, rdata)| Rr {
+            owner,
+            ttl: set.ttl_of(i),
+            rdata,
+        })
 }
 
 #[derive(Clone, Copy, PartialEq)]

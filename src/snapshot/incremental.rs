@@ -21,6 +21,7 @@
 //! right for what it accepts, and the test in incremental_tests.rs checks
 //! it against full compiles.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use super::nodes::NodeMap;
 use super::{name_wire, CompiledZone, Dname, Node};
 use crate::memory::two_cores;
 use crate::proto::dnssec::rrsig_covers;
+use crate::proto::rdatas::Rd;
 use crate::proto::zone::{fqdn_lower, RRset, Types, ZoneData};
 
 /// What a full compile learned that an incremental one reuses.
@@ -93,7 +95,8 @@ impl Index {
             {
                 serial_deps.push(owner.clone());
             }
-            for rd in types.values().flat_map(|s| &s.rdatas) {
+            let boxed = types.values().flat_map(|s| s.rdatas.stored());
+            for rd in boxed.filter_map(Rd::boxed) {
                 if let Some(t) = target_of(rd) {
                     let t = fqdn_lower(t);
                     // A chain through a DNAME holds the data of the names
@@ -168,7 +171,7 @@ fn chain_same(old: &ZoneData, data: &ZoneData, changed: &BTreeSet<Name>) -> bool
                 s.rdatas
                     .iter()
                     .filter(|r| rrsig_covers(r).is_some_and(denial))
-                    .cloned()
+                    .map(Cow::into_owned)
                     .collect()
             })
             .unwrap_or_default();
