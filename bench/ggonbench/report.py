@@ -108,10 +108,15 @@ def scale_table(scale):
     print("Scale: load = start to first NOERROR answer for the last name"
           " (probed every ~30 ms); RSS summed over the process tree (NSD's forked processes"
           " share pages, so it counts them more than once)")
-    print(f"{'server':<7} {'records':>8} {'load s':>8} {'RSS MiB':>9} {'qps':>10} {'lost %':>7}")
+    print("load s: pinned to one core, as for the flood; both cores: the same start again, not pinned"
+          " (ggond loads a large zone on two threads, NSD on one)")
+    print(f"{'server':<7} {'records':>8} {'load s':>8} {'RSS MiB':>9} {'both cores s':>12} {'RSS MiB':>8}"
+          f" {'qps':>10} {'lost %':>7}")
     for s in scale:
         rss = s["rss_kib"] / 1024 if s.get("rss_kib") else None
+        rss2 = s["rss_both_kib"] / 1024 if s.get("rss_both_kib") else None
         print(f"{s['server']:<7} {s['records']:>8} {fmt(s.get('load_s'), '8.2f')} {fmt(rss, '9.1f')}"
+              f" {fmt(s.get('load_both_s'), '12.2f')} {fmt(rss2, '8.1f')}"
               f" {fmt(s.get('qps'), '10.0f')} {fmt(s.get('lost_pct'), '7.3f')}")
 
 
