@@ -157,24 +157,18 @@ impl ZoneData {
             outside,
             not_in,
         } = canonical_order(&mut records, &mut rest, &origin);
-        let mid = records.len();
-        let at = |i: u32| match (i as usize).checked_sub(mid) {
-            None => &records[i as usize],
-            Some(j) => &rest[j],
-        };
         if let Some(i) = not_in {
-            return Err(ZoneError::Class(at(i).name.clone()));
+            let name = &record_at(&mut records, &mut rest, i).name;
+            return Err(ZoneError::Class(name.clone()));
         }
-        let outside = outside.iter().map(|&i| at(i).name.to_string()).collect();
+        let outside = outside
+            .iter()
+            .map(|&i| record_at(&mut records, &mut rest, i).name.to_string())
+            .collect();
         // Each record taken once, in order, a stand-in left in its place.
         let stand_in = Record::from_rdata(Name::root(), 0, RData::Update0(RecordType::A));
-        let mut take = |i: u32| {
-            let slot = match (i as usize).checked_sub(mid) {
-                None => &mut records[i as usize],
-                Some(j) => &mut rest[j],
-            };
-            std::mem::replace(slot, stand_in.clone())
-        };
+        let mut take =
+            |i: u32| std::mem::replace(record_at(&mut records, &mut rest, i), stand_in.clone());
         let names = order.iter().filter(|&&i| i & SAME_OWNER == 0).count();
         let mut entries = Vec::with_capacity(names);
         for group in order.chunk_by(|_, b| b & SAME_OWNER != 0) {
@@ -362,6 +356,14 @@ impl ZoneData {
             .flat_map(|t| t.values())
             .map(|s| s.rdatas.len())
             .sum()
+    }
+}
+
+/// A file's record by its index: `first`'s, then `rest`'s.
+fn record_at<'a>(first: &'a mut [Record], rest: &'a mut [Record], i: u32) -> &'a mut Record {
+    match (i as usize).checked_sub(first.len()) {
+        None => &mut first[i as usize],
+        Some(j) => &mut rest[j],
     }
 }
 
