@@ -1,4 +1,5 @@
-//! Giving freed memory back to the system.
+//! Giving freed memory back to the system, and the helper threads of
+//! start-up work (each thread's allocator arena keeps what it frees).
 //!
 //! Why: glibc's allocator keeps what a program frees for its next
 //! allocations; after a large transient peak (parsing a config of 30,000

@@ -154,10 +154,6 @@ impl Rdatas {
         self.stored().first().map(Rd::get)
     }
 
-    pub fn get(&self, i: usize) -> Option<Cow<'_, RData>> {
-        self.stored().get(i).map(Rd::get)
-    }
-
     /// The first RDATA to change in place, when it is a boxed one: None
     /// for an address (A, AAAA), which is not stored as an `RData`. For
     /// the SOA, which always is.
@@ -338,7 +334,7 @@ mod tests {
         assert_eq!(r.to_vec(), v);
         assert_eq!(r, v);
         assert_eq!(r.first().as_deref(), Some(&v[0]));
-        assert_eq!(r.get(2).as_deref(), Some(&v[2]));
+        assert_eq!(r.iter().nth(2).as_deref(), Some(&v[2]));
         assert_eq!(format!("{r:?}"), format!("{v:?}"));
         let types: Vec<_> = r.stored().iter().map(Rd::record_type).collect();
         assert_eq!(types, [RecordType::A, RecordType::AAAA, RecordType::CNAME]);

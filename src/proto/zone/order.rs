@@ -74,7 +74,7 @@ pub(super) fn canonical_order(
     let n = first.len() + second.len();
     assert!(n < SAME_OWNER as usize, "fewer than 2^31 records");
     let origin = canonical_key(origin);
-    let (a, b) = if n < SORT_SPLIT_FROM || !crate::memory::two_cores() {
+    let (mut a, mut b) = if n < SORT_SPLIT_FROM || !crate::memory::two_cores() {
         let mid = first.len();
         let a = Keys::room(first).sorted(first, 0, &origin);
         (a, Keys::room(second).sorted(second, mid, &origin))
@@ -110,8 +110,8 @@ pub(super) fn canonical_order(
             )
         })
     };
-    let mut outside = a.outside.clone();
-    outside.extend(&b.outside);
+    let mut outside = std::mem::take(&mut a.outside);
+    outside.append(&mut b.outside);
     Ordered {
         order: merged(&a, &b),
         outside,

@@ -19,14 +19,10 @@
 use hickory_proto::rr::Name;
 
 use super::lexer::Entry;
-use super::{rdata, Parsed, State};
+use super::{Parsed, State};
 
 /// Below this many entries a file is parsed on one thread.
 const SPLIT_FROM: usize = 20_000;
-
-fn is_directive(e: &Entry) -> bool {
-    !e.blank_owner && !e.tokens[0].quoted && e.tokens[0].text.starts_with('$')
-}
 
 impl State {
     /// Where `entries` can be cut, and the origin and `$TTL` in force
@@ -38,20 +34,20 @@ impl State {
             return None;
         }
         let at = (entries.len() / 2..entries.len())
-            .find(|&i| !entries[i].blank_owner && !is_directive(&entries[i]))?;
-        if entries[at..].iter().any(is_directive) {
+            .find(|&i| !entries[i].blank_owner && !entries[i].is_directive())?;
+        if entries[at..].iter().any(Entry::is_directive) {
             return None;
         }
-        let (mut origin, mut ttl) = (self.origin.clone(), self.default_ttl);
-        for e in entries[..at].iter().filter(|e| is_directive(e)) {
-            let arg = &e.tokens.get(1)?.text;
+        // The first half's `$ORIGIN`s and `$TTL`s, read ahead by the
+        // parse's own `directive` on a scratch state.
+        let mut ahead = State::new(self.origin.clone(), self.default_ttl);
+        for e in entries[..at].iter().filter(|e| e.is_directive()) {
             match e.tokens[0].text.to_ascii_uppercase().as_str() {
-                "$ORIGIN" => origin = rdata::name(arg, &origin).ok()?,
-                "$TTL" => ttl = Some(hickory_proto::serialize::txt::parse_ttl(arg).ok()?),
+                "$ORIGIN" | "$TTL" => ahead.directive(e, None, depth).ok()?,
                 _ => return None,
             }
         }
-        Some((at, origin, ttl?))
+        Some((at, ahead.origin, ahead.default_ttl?))
     }
 
     /// Parse `entries`, on two threads when [`Self::cut`] allows.

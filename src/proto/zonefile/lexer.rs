@@ -26,6 +26,14 @@ pub struct Entry<'a> {
     pub tokens: Vec<Token<'a>>,
 }
 
+impl Entry<'_> {
+    /// A directive (`$ORIGIN`, `$TTL`, `$INCLUDE`, `$GENERATE`, …): an
+    /// unquoted first field starting with `$` on a line that names one.
+    pub fn is_directive(&self) -> bool {
+        !self.blank_owner && !self.tokens[0].quoted && self.tokens[0].text.starts_with('$')
+    }
+}
+
 use std::borrow::Cow;
 
 use super::error::{EscapeError, LexProblem};

@@ -133,15 +133,17 @@ impl State {
     }
 
     fn entry(&mut self, e: &Entry, dir: Option<&Path>, depth: usize) -> Result<(), SyntaxError> {
-        let first = &e.tokens[0];
-        if !e.blank_owner && !first.quoted && first.text.starts_with('$') {
+        if e.is_directive() {
             return self.directive(e, dir, depth);
         }
         let (owner, rest) = if e.blank_owner {
             let owner = self.last_owner.clone().ok_or(SyntaxError::NoOwner)?;
             (owner, &e.tokens[..])
         } else {
-            (rdata::name(&first.text, &self.origin)?, &e.tokens[1..])
+            (
+                rdata::name(&e.tokens[0].text, &self.origin)?,
+                &e.tokens[1..],
+            )
         };
         self.last_owner = Some(owner.clone());
         self.record(owner, rest)
